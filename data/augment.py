@@ -1,0 +1,56 @@
+"""On-the-fly augmentation for the training branch only.
+
+Built from seeded Keras `Random*` layers, which work inside `tf.data` and are
+the identity at inference; they act on float pixels in [0, 255].
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+from keras import layers
+
+FLIP_MODES = ("none", "horizontal", "vertical", "horizontal_and_vertical")
+
+
+def build_augmenter(
+    flip: str = "horizontal",
+    rotation: float = 0.0,
+    zoom: float = 0.0,
+    translation: float = 0.0,
+    brightness: float = 0.0,
+    contrast: float = 0.0,
+    noise: float = 0.0,
+    seed: int = 0,
+) -> keras.Sequential | None:
+    """A Sequential of the enabled augmentations, or None when all are off.
+
+    rotation is a fraction of a full turn; zoom, translation, brightness and
+    contrast are fractions of the image (Keras conventions); noise is the
+    Gaussian standard deviation as a fraction of the pixel range.
+    """
+    if flip not in FLIP_MODES:
+        raise ValueError(f"`flip` must be one of {list(FLIP_MODES)}. Received: flip={flip!r}")
+    steps: list[keras.layers.Layer] = []
+    if flip != "none":
+        steps.append(layers.RandomFlip(flip, seed=seed))
+    if rotation:
+        steps.append(layers.RandomRotation(rotation, fill_mode="reflect", seed=seed + 1))
+    if zoom:
+        steps.append(layers.RandomZoom(zoom, fill_mode="reflect", seed=seed + 2))
+    if translation:
+        steps.append(layers.RandomTranslation(translation, translation, fill_mode="reflect", seed=seed + 3))
+    if brightness:
+        steps.append(layers.RandomBrightness(brightness, value_range=(0, 255), seed=seed + 4))
+    if contrast:
+        steps.append(layers.RandomContrast(contrast, value_range=(0, 255), seed=seed + 5))
+    if noise:
+        steps.append(layers.GaussianNoise(noise * 255.0, seed=seed + 6))
+    if not steps:
+        return None
+    return keras.Sequential(steps, name="augment")
+
+
+def augment_batch(augmenter: keras.Sequential, images: tf.Tensor) -> tf.Tensor:
+    """Apply the augmenter in training mode and keep pixels in [0, 255]."""
+    return tf.clip_by_value(augmenter(images, training=True), 0.0, 255.0)

@@ -1,0 +1,138 @@
+"""Decode, resize, colour-convert and filter one image: the single preprocessing path.
+
+Training, evaluation, export and `dlpipe predict` all call `load_image` /
+`preprocess_bytes`, so a deployed model sees exactly what it was trained on.
+Output is float32 RGB in [0, 255]; normalisation happens inside the model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+import tensorflow as tf
+
+RESIZE_MODES = ("stretch", "pad", "crop")
+COLOR_SPACES = ("rgb", "grayscale", "yuv")
+FILTERS = ("none", "gaussian", "median")
+
+
+@dataclass(frozen=True)
+class ImagePreprocessing:
+    """Everything that turns encoded bytes into the model's input tensor.
+
+    resize: "stretch" ignores the aspect ratio; "pad" keeps it and letterboxes;
+    "crop" resizes the shorter side to image_size / crop_fraction and takes the
+    centre (the ImageNet evaluation recipe: 256 -> 224 for crop_fraction 0.875).
+    """
+
+    image_size: int = 224
+    resize: str = "crop"
+    crop_fraction: float = 0.875
+    color_space: str = "rgb"
+    filter: str = "none"
+    filter_size: int = 3
+
+    def __post_init__(self) -> None:
+        _check_choice("resize", self.resize, RESIZE_MODES)
+        _check_choice("color_space", self.color_space, COLOR_SPACES)
+        _check_choice("filter", self.filter, FILTERS)
+        if self.image_size < 8:
+            raise ValueError(f"`image_size` must be at least 8. Received: image_size={self.image_size}")
+        if not 0.0 < self.crop_fraction <= 1.0:
+            raise ValueError(f"`crop_fraction` must be in (0, 1]. Received: crop_fraction={self.crop_fraction}")
+        if self.filter_size < 1 or self.filter_size % 2 == 0:
+            raise ValueError(f"`filter_size` must be a positive odd number. Received: filter_size={self.filter_size}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"`{name}` must be one of {list(choices)}. Received: {name}={value!r}")
+
+
+def decode_image(contents: tf.Tensor) -> tf.Tensor:
+    """JPEG/PNG/GIF/BMP bytes -> uint8 (H, W, 3).
+
+    Grayscale is replicated to three channels, alpha is dropped, palette images
+    are expanded, and an animated GIF gives its first frame. The format is read
+    from the bytes, so a GIF named .jpg still decodes.
+    """
+    image = tf.io.decode_image(contents, channels=3, expand_animations=False)
+    image.set_shape([None, None, 3])
+    return image
+
+
+def resize_image(image: tf.Tensor, size: int, mode: str = "stretch", crop_fraction: float = 0.875) -> tf.Tensor:
+    """uint8 or float (H, W, 3) -> float32 (size, size, 3) in [0, 255]."""
+    image = tf.cast(image, tf.float32)
+    if mode == "stretch":
+        out = tf.image.resize(image, [size, size], antialias=True)
+    elif mode == "pad":
+        out = tf.image.resize_with_pad(image, size, size, antialias=True)
+    elif mode == "crop":
+        shape = tf.cast(tf.shape(image)[:2], tf.float32)
+        scale = (size / crop_fraction) / tf.reduce_min(shape)
+        new_shape = tf.cast(tf.math.ceil(shape * scale), tf.int32)
+        new_shape = tf.maximum(new_shape, size)
+        out = tf.image.resize(image, new_shape, antialias=True)
+        top = (new_shape[0] - size) // 2
+        left = (new_shape[1] - size) // 2
+        out = out[top : top + size, left : left + size, :]
+    else:
+        _check_choice("resize", mode, RESIZE_MODES)
+    out = tf.clip_by_value(out, 0.0, 255.0)
+    out.set_shape([size, size, 3])
+    return out
+
+
+def convert_color(image: tf.Tensor, space: str) -> tf.Tensor:
+    """float32 RGB [0, 255] -> the chosen colour space, still 3 channels in [0, 255].
+
+    Grayscale keeps three identical channels so pretrained RGB backbones still fit.
+    """
+    if space == "rgb":
+        return image
+    if space == "grayscale":
+        return tf.image.grayscale_to_rgb(tf.image.rgb_to_grayscale(image))
+    if space == "yuv":
+        yuv = tf.image.rgb_to_yuv(image / 255.0)
+        shifted = yuv + tf.constant([0.0, 0.5, 0.5])
+        return tf.clip_by_value(shifted, 0.0, 1.0) * 255.0
+    _check_choice("color_space", space, COLOR_SPACES)
+    return image
+
+
+def _opencv_filter(image: np.ndarray, kind: bytes, size: int) -> np.ndarray:
+    pixels = np.clip(np.rint(image), 0, 255).astype(np.uint8)
+    if kind == b"gaussian":
+        pixels = cv2.GaussianBlur(pixels, (int(size), int(size)), 0)
+    else:
+        pixels = cv2.medianBlur(pixels, int(size))
+    return pixels.astype(np.float32)
+
+
+def apply_filter(image: tf.Tensor, kind: str, size: int = 3) -> tf.Tensor:
+    """Gaussian or median smoothing with OpenCV on a float32 (H, W, 3) image."""
+    if kind == "none":
+        return image
+    _check_choice("filter", kind, FILTERS)
+    out = tf.numpy_function(_opencv_filter, [image, kind, size], tf.float32, stateful=False)
+    out.set_shape(image.shape)
+    return out
+
+
+def preprocess_bytes(contents: tf.Tensor, prep: ImagePreprocessing) -> tf.Tensor:
+    """Encoded image bytes -> model input (image_size, image_size, 3) float32 in [0, 255]."""
+    image = resize_image(decode_image(contents), prep.image_size, prep.resize, prep.crop_fraction)
+    image = convert_color(image, prep.color_space)
+    return apply_filter(image, prep.filter, prep.filter_size)
+
+
+def load_image(path: tf.Tensor, prep: ImagePreprocessing) -> tf.Tensor:
+    """A file path -> model input; see `preprocess_bytes`."""
+    return preprocess_bytes(tf.io.read_file(path), prep)

@@ -1,0 +1,73 @@
+"""Write and read trained models as files, atomically, with their labels.
+
+Every artifact folder gets `labels.txt` (one class per line, in output order)
+and `preprocessing.json` (what the input pipeline did before the model), so a
+model file is never separated from what its outputs mean.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import keras
+
+from dlpipe import atomic
+from dlpipe.errors import DataError
+
+# importing the module registers the custom layers, so .keras files reload
+from dlpipe.models import layers as _layers  # noqa: F401
+
+LABELS_FILE = "labels.txt"
+PREPROCESSING_FILE = "preprocessing.json"
+
+
+def write_labels(folder: str | Path, class_names: list[str]) -> None:
+    atomic.write_text(Path(folder) / LABELS_FILE, "".join(f"{name}\n" for name in class_names))
+
+
+def read_labels(folder: str | Path) -> list[str]:
+    path = Path(folder) / LABELS_FILE
+    if not path.is_file():
+        raise DataError(str(path), "labels file missing; re-export the model with dlpipe")
+    return [line.rstrip("\n") for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def write_preprocessing(folder: str | Path, preprocessing: dict[str, Any]) -> None:
+    atomic.write_json(Path(folder) / PREPROCESSING_FILE, preprocessing)
+
+
+def read_preprocessing(folder: str | Path) -> dict[str, Any]:
+    path = Path(folder) / PREPROCESSING_FILE
+    if not path.is_file():
+        raise DataError(str(path), "preprocessing description missing; re-export the model with dlpipe")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def save_keras(model: keras.Model, path: str | Path) -> Path:
+    """Save a `.keras` file; a crash mid-write leaves any previous file intact."""
+    path = Path(path)
+    with atomic.replacing_file(path) as tmp:
+        model.save(tmp)
+    return path
+
+
+def load_keras(path: str | Path) -> keras.Model:
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(str(path), "model file does not exist")
+    try:
+        return keras.saving.load_model(path, compile=False)
+    except (ValueError, OSError) as error:
+        raise DataError(str(path), f"cannot load this .keras file ({error})") from None
+
+
+def export_savedmodel(model: keras.Model, folder: str | Path, class_names: list[str], preprocessing: dict[str, Any]) -> Path:
+    """Export a TF SavedModel (for TF Serving) with labels beside it, atomically."""
+    folder = Path(folder)
+    with atomic.replacing_dir(folder) as tmp:
+        model.export(str(tmp), format="tf_saved_model", verbose=False)
+        write_labels(tmp, class_names)
+        write_preprocessing(tmp, preprocessing)
+    return folder

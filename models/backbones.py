@@ -1,0 +1,115 @@
+"""The backbone table: every image feature extractor dlpipe can build.
+
+Each backbone is one `BackboneSpec` row (how to build it, its input size, the
+normalisation its weights expect, how to find its blocks for fine-tuning), so
+adding a backbone means adding a row. All builders return a functional model
+mapping *normalised* pixels to a pooled feature vector; the classifier puts the
+matching `ImagePreprocess` layer in front of it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import keras
+
+from dlpipe.errors import ConfigError, WeightsUnavailableError
+from dlpipe.models.small_cnn import small_cnn
+from dlpipe.registry import Registry
+
+# (input_shape, weights) -> pooled feature model; weights is None, "imagenet" or a file path
+BuildFn = Callable[[tuple[int, int, int], "str | None"], keras.Model]
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """What dlpipe needs to know about one backbone."""
+
+    name: str
+    build: BuildFn
+    input_size: int
+    normalization: str
+    feature_dim: int
+    pretrained: bool
+    description: str
+    resize: str = "crop"
+    # regex whose first group names the block a layer belongs to (for "unfreeze the top N blocks")
+    block_pattern: str = r"^(block_?\d+[a-z]?)_"
+    weights_help: str = field(default="")
+
+
+BACKBONES: Registry[BackboneSpec] = Registry("backbone")
+
+
+def get_backbone(name: str) -> BackboneSpec:
+    """Look a backbone up; a typo gets a 'did you mean' listing all names."""
+    if name.startswith("tfhub:"):
+        raise ConfigError("model.backbone", "TF-Hub backbones are not supported yet; choose a registered backbone")
+    return BACKBONES.get(name, key="model.backbone")
+
+
+def keras_cache_dir() -> Path:
+    """Where keras.utils.get_file keeps downloaded weights (honours KERAS_HOME)."""
+    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    return Path(home) / "models"
+
+
+def _keras_application(constructor: Callable[..., keras.Model], name: str) -> BuildFn:
+    """Wrap a keras.applications constructor so offline, uncached weights give a clear error."""
+
+    def build(input_shape: tuple[int, int, int], weights: str | None) -> keras.Model:
+        try:
+            return constructor(include_top=False, weights=weights, input_shape=input_shape, pooling="avg")
+        except Exception as error:  # keras raises a bare Exception for failed downloads
+            match = re.search(r"URL fetch failure on (\S+?):? ", str(error))
+            if weights != "imagenet" or not match:
+                raise
+            url = match.group(1)
+            file_name = url.rsplit("/", 1)[-1]
+            raise WeightsUnavailableError(
+                name,
+                f"no network and '{file_name}' is not in the Keras cache {keras_cache_dir()}; "
+                f"copy that file there (from {url} on a connected machine) or pass "
+                f"--set model.weights=PATH_TO_WEIGHTS.h5, or --set model.weights=none to train from scratch",
+            ) from None
+
+    return build
+
+
+def _small_cnn(input_shape: tuple[int, int, int], weights: str | None) -> keras.Model:
+    model = small_cnn(input_shape)
+    if weights:
+        model.load_weights(weights)
+    return model
+
+
+def _register_defaults() -> None:
+    apps = keras.applications
+    rows = [
+        BackboneSpec(
+            "mobilenet_v2", _keras_application(apps.MobileNetV2, "mobilenet_v2"), 224, "tf", 1280, True,
+            "keras.applications MobileNetV2 (ImageNet), 3.5M parameters",
+        ),
+        BackboneSpec(
+            "efficientnet_b0", _keras_application(apps.EfficientNetB0, "efficientnet_b0"), 224, "none", 1280, True,
+            "keras.applications EfficientNetB0 (ImageNet), normalises inside the graph",
+        ),
+        BackboneSpec(
+            "resnet50", _keras_application(apps.ResNet50, "resnet50"), 224, "caffe", 2048, True,
+            "keras.applications ResNet50 (ImageNet), 25M parameters", block_pattern=r"^(conv\d_block\d+)_",
+        ),
+        BackboneSpec(
+            "small_cnn", _small_cnn, 96, "unit", 256, False,
+            "small CNN trained from scratch (no pretrained weights)", resize="stretch",
+            block_pattern=r"^(stage\d+)_",
+        ),
+    ]
+    for row in rows:
+        BACKBONES.add(row.name, row)
+
+
+_register_defaults()

@@ -1,0 +1,51 @@
+"""Choose which backbone layers train during fine-tuning.
+
+"Unfreeze the top N blocks" needs a notion of block; each backbone row names
+its blocks with a regex over layer names, and everything after the last block
+(the head convolution) counts as part of the top.
+"""
+
+from __future__ import annotations
+
+import re
+
+import keras
+
+
+def block_names(backbone: keras.Model, block_pattern: str) -> list[str]:
+    """Block names in network order (e.g. ['block1a', 'block2a', ...])."""
+    seen: list[str] = []
+    for layer in backbone.layers:
+        match = re.match(block_pattern, layer.name)
+        if match and match.group(1) not in seen:
+            seen.append(match.group(1))
+    return seen
+
+
+def unfreeze_top_blocks(backbone: keras.Model, block_pattern: str, count: int) -> int:
+    """Make the last `count` blocks and the layers after them trainable; -1 means all.
+
+    Batch-norm layers stay frozen: their statistics were learnt on ImageNet and
+    the classifier calls the backbone in inference mode anyway. Returns the
+    number of trainable weights afterwards.
+    """
+    backbone.trainable = True
+    layers = backbone.layers
+    chosen: set[str] | None = None
+    if count >= 0:
+        names = block_names(backbone, block_pattern)
+        chosen = set(names[len(names) - count:]) if count else set()
+    block_positions = [i for i, layer in enumerate(layers) if re.match(block_pattern, layer.name)]
+    last_block = block_positions[-1] if block_positions else len(layers)
+    for position, layer in enumerate(layers):
+        match = re.match(block_pattern, layer.name)
+        if chosen is None:
+            trainable = True
+        elif match:
+            trainable = match.group(1) in chosen
+        else:  # stem layers stay frozen; the head after the last block trains with any block
+            trainable = position > last_block and bool(chosen)
+        if isinstance(layer, keras.layers.BatchNormalization):
+            trainable = False
+        layer.trainable = trainable
+    return len(backbone.trainable_weights)

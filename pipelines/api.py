@@ -1,0 +1,83 @@
+"""The Python entry point behind `dlpipe run`; tests and notebooks call it too."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import yaml
+
+from dlpipe.errors import RunStateError
+from dlpipe.pipelines.catalog import PIPELINES, PipelineSpec
+from dlpipe.pipelines.config import ResolvedConfig, load_yaml, parse_sets, resolve
+from dlpipe.pipelines.engine import CONFIG_FILE
+
+
+@dataclass
+class RunResult:
+    """Where a run wrote its outputs and what it measured."""
+
+    out_dir: Path
+    config: ResolvedConfig
+    metrics: dict[str, Any] = field(default_factory=dict)
+    artifacts: dict[str, str] = field(default_factory=dict)
+    report: dict[str, Any] = field(default_factory=dict)
+
+
+def resolve_config(
+    pipeline: str,
+    config_file: str | Path | None = None,
+    sets: Iterable[str] = (),
+    data: str | None = None,
+) -> ResolvedConfig:
+    """Embedded default < config file < --data < --set, checked against the stage configs."""
+    spec = PIPELINES.get(pipeline, key="pipeline")
+    layers: list[tuple[str, dict[str, Any]]] = [(f"default {spec.default_config}", yaml.safe_load(spec.default_config_text()))]
+    if config_file:
+        layers.append((str(config_file), load_yaml(config_file)))
+    if data is not None:
+        layers.append(("--data", {"load": {"path": str(data)}}))
+    layers.append(("--set", parse_sets(sets)))
+    return resolve(spec.name, spec.stage_configs(), layers)
+
+
+def run(
+    pipeline: str,
+    data: str | None = None,
+    out: str | Path | None = None,
+    config_file: str | Path | None = None,
+    sets: Iterable[str] = (),
+    resume: bool = False,
+    overwrite: bool = False,
+    echo: Callable[[str], None] = print,
+    callbacks: Iterable[Any] = (),
+) -> RunResult:
+    """Run a pipeline end to end and return its outputs.
+
+    A new run refuses an output folder that already holds a run, unless
+    `resume` (continue it with its saved config) or `overwrite` (start again).
+    """
+    from dlpipe.pipelines.engine import run_pipeline
+
+    spec: PipelineSpec = PIPELINES.get(pipeline, key="pipeline")
+    out_dir = Path(out) if out else Path("runs") / f"{pipeline}-{datetime.now():%Y%m%d-%H%M%S}"
+    saved = out_dir / CONFIG_FILE
+    if resume:
+        if not saved.is_file():
+            raise RunStateError(f"{out_dir}: no run to resume (no {CONFIG_FILE}); start one without --resume")
+        if config_file or list(sets) or data:
+            raise RunStateError("--resume continues with the run's saved config; drop --config, --set and --data")
+        config = resolve(spec.name, spec.stage_configs(), [(str(saved), load_yaml(saved))])
+    else:
+        if saved.is_file():
+            if not overwrite:
+                raise RunStateError(
+                    f"{out_dir} already holds a run; pass --resume to continue it, --overwrite to start again, or another --out"
+                )
+            shutil.rmtree(out_dir)
+        config = resolve_config(pipeline, config_file, sets, data)
+    ctx = run_pipeline(spec, config, out_dir, resume=resume, echo=echo, callbacks=callbacks)
+    return RunResult(out_dir=out_dir, config=config, metrics=ctx.metrics, artifacts=ctx.artifacts, report=ctx.report)

@@ -1,0 +1,134 @@
+"""`dlpipe` command line: a thin click shell over `dlpipe.pipelines.api`.
+
+TensorFlow is imported inside the commands that need it, so `--help` and
+`dlpipe pipelines` answer at once. Errors a user can fix print one line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import inspect
+import os
+import sys
+import traceback
+from typing import Any, Callable
+
+import click
+
+from dlpipe import __version__
+from dlpipe.errors import DlpipeError
+
+
+def _quiet_tensorflow() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
+
+
+def _friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn errors into one line on stderr and an exit code; --debug shows the traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, debug: bool = False, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except DlpipeError as error:
+            if debug:
+                traceback.print_exc()
+            click.echo(f"error: {error}", err=True)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            click.echo("interrupted; checkpoints are kept: rerun with --resume to continue", err=True)
+            sys.exit(130)
+        except Exception as error:  # noqa: BLE001 - the last line of defence before a traceback
+            if debug:
+                traceback.print_exc()
+            first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            click.echo(f"internal error: {type(error).__name__}: {first} (rerun with --debug for details)", err=True)
+            sys.exit(1)
+
+    return click.option("--debug", is_flag=True, help="Show the full traceback of an error.")(wrapper)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="dlpipe")
+def main() -> None:
+    """dlpipe: from a folder of images or a file of sentences to a fine-tuned, evaluated, exported model."""
+
+
+@main.command("run")
+@click.argument("pipeline")
+@click.option("--data", "data", metavar="PATH", help="Training data; shortcut for --set load.path=PATH.")
+@click.option("--out", "out", metavar="DIR", help="Output folder for checkpoints, metrics, plots and models "
+              "(default: runs/PIPELINE-TIMESTAMP).")
+@click.option("--config", "config_file", metavar="FILE", type=click.Path(dir_okay=False),
+              help="YAML file overriding the pipeline's embedded default config (see `dlpipe config PIPELINE`).")
+@click.option("--set", "sets", metavar="KEY=VALUE", multiple=True,
+              help="Override one config value, e.g. --set train.epochs=3; repeatable; applied after --config.")
+@click.option("--resume", is_flag=True, help="Continue a killed or interrupted run in --out from its last checkpoint.")
+@click.option("--overwrite", is_flag=True, help="Delete the run already in --out and start again.")
+@_friendly_errors
+def run_command(pipeline: str, data: str | None, out: str | None, config_file: str | None, sets: tuple[str, ...],
+                resume: bool, overwrite: bool) -> None:
+    """Run PIPELINE (see `dlpipe pipelines`) end to end: load, preprocess, augment, train, evaluate, export.
+
+    The resolved config is saved as DIR/config.yaml; metrics.json, report.json,
+    training_curves.png, confusion_matrix.png and the exported models land beside it.
+    """
+    _quiet_tensorflow()
+    from dlpipe.pipelines import api
+
+    result = api.run(pipeline, data=data, out=out, config_file=config_file, sets=sets, resume=resume,
+                     overwrite=overwrite, echo=click.echo)
+    click.echo(f"done: outputs in {result.out_dir}")
+
+
+@main.command("pipelines")
+def pipelines_command() -> None:
+    """List the pipelines and their stages."""
+    from dlpipe.pipelines.catalog import PIPELINES
+
+    for name in PIPELINES.names():
+        spec = PIPELINES.get(name)
+        click.echo(f"{name}: {spec.description}")
+        click.echo(f"  stages: {' -> '.join(stage.name for stage in spec.stages)}")
+
+
+@main.command("config")
+@click.argument("pipeline")
+@_friendly_errors
+def config_command(pipeline: str) -> None:
+    """Print PIPELINE's default config with every option explained (a starting point for --config)."""
+    from dlpipe.pipelines.api import resolve_config
+    from dlpipe.pipelines.catalog import PIPELINES
+
+    spec = PIPELINES.get(pipeline, key="pipeline")
+    config = resolve_config(pipeline)
+    click.echo(f"pipeline: {pipeline}\nseed: {config.seed}\nstages: [{', '.join(config.stages)}]")
+    for name, section in config.sections.items():
+        doc = inspect.getdoc(sys.modules[spec.stage_class(name).__module__]) or ""
+        click.echo(f"\n{name}:  # {doc.splitlines()[0] if doc else ''}".rstrip())
+        for item in dataclasses.fields(section):
+            value = getattr(section, item.name)
+            click.echo(f"  {item.name}: {_yaml_value(value)}  # {item.metadata.get('help', '')}")
+
+
+@main.command("backbones")
+def backbones_command() -> None:
+    """List the image backbones and what they need."""
+    _quiet_tensorflow()
+    from dlpipe.models.backbones import BACKBONES
+
+    for name in BACKBONES.names():
+        spec = BACKBONES.get(name)
+        click.echo(f"{name}: {spec.description} (input {spec.input_size}px, normalisation {spec.normalization})")
+
+
+def _yaml_value(value: Any) -> str:
+    import yaml
+
+    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
+
+
+if __name__ == "__main__":
+    main()

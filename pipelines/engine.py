@@ -1,0 +1,76 @@
+"""Run a pipeline's stages in order, keeping a report that survives failures.
+
+The resolved config is saved before anything runs, so any run can be repeated
+or resumed; `report.json` is rewritten after every stage.
+"""
+
+from __future__ import annotations
+
+import platform
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from dlpipe import __version__, atomic
+from dlpipe.errors import DlpipeError
+from dlpipe.pipelines.catalog import PipelineSpec
+from dlpipe.pipelines.config import ResolvedConfig
+from dlpipe.pipelines.stage import RunContext
+
+CONFIG_FILE = "config.yaml"
+REPORT_FILE = "report.json"
+
+
+def run_pipeline(
+    spec: PipelineSpec,
+    config: ResolvedConfig,
+    out_dir: Path,
+    resume: bool = False,
+    echo: Callable[[str], None] = print,
+    callbacks: Iterable[Any] = (),
+) -> RunContext:
+    """Run every stage of `config.stages`; returns the final context."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic.write_text(out_dir / CONFIG_FILE, config.to_yaml())
+    ctx = RunContext(out_dir=out_dir, seed=config.seed, config=config, resume=resume, echo=echo,
+                     extra_callbacks=list(callbacks))
+    ctx.report.update(
+        pipeline=spec.name,
+        started=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        resumed=resume,
+        versions=_versions(),
+        stages={},
+    )
+    _seed_everything(config.seed)
+    total = len(config.stages)
+    for number, name in enumerate(config.stages, start=1):
+        stage = spec.stage_class(name)(config[name])
+        echo(f"[{number}/{total}] {name} ...")
+        started = time.perf_counter()
+        try:
+            summary = stage.run(ctx)
+        except (DlpipeError, KeyboardInterrupt) as error:
+            ctx.report["stages"][name] = {"status": "failed", "error": str(error) or type(error).__name__}
+            atomic.write_json(out_dir / REPORT_FILE, ctx.report)
+            raise
+        seconds = time.perf_counter() - started
+        ctx.report["stages"][name] = {"status": "done", "seconds": round(seconds, 2), "summary": summary}
+        atomic.write_json(out_dir / REPORT_FILE, ctx.report)
+        echo(f"[{number}/{total}] {name}: {summary} ({seconds:.1f}s)")
+    ctx.report["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    atomic.write_json(out_dir / REPORT_FILE, ctx.report)
+    return ctx
+
+
+def _seed_everything(seed: int) -> None:
+    import keras
+
+    keras.utils.set_random_seed(seed)
+
+
+def _versions() -> dict[str, str]:
+    import keras
+    import tensorflow as tf
+
+    return {"dlpipe": __version__, "tensorflow": tf.__version__, "keras": keras.__version__, "python": platform.python_version()}

@@ -1,0 +1,45 @@
+"""Classification metrics from labels and predictions (plain numpy)."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+
+def confusion_matrix(y_true: Sequence[int], y_pred: Sequence[int], num_classes: int) -> np.ndarray:
+    """Rows are true classes, columns predicted classes."""
+    matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(matrix, (np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)), 1)
+    return matrix
+
+
+def classification_report(y_true: Sequence[int], y_pred: Sequence[int], class_names: list[str]) -> dict[str, Any]:
+    """Accuracy, per-class precision/recall/F1/support, macro averages and the confusion matrix."""
+    matrix = confusion_matrix(y_true, y_pred, len(class_names))
+    total = int(matrix.sum())
+    correct = int(np.trace(matrix))
+    per_class = {}
+    for index, name in enumerate(class_names):
+        tp = matrix[index, index]
+        predicted = matrix[:, index].sum()
+        actual = matrix[index, :].sum()
+        precision = tp / predicted if predicted else 0.0
+        recall = tp / actual if actual else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        per_class[name] = {
+            "precision": float(precision),
+            "recall": float(recall),
+            "f1": float(f1),
+            "support": int(actual),
+        }
+    return {
+        "accuracy": correct / total if total else 0.0,
+        "count": total,
+        "macro_precision": float(np.mean([c["precision"] for c in per_class.values()])),
+        "macro_recall": float(np.mean([c["recall"] for c in per_class.values()])),
+        "macro_f1": float(np.mean([c["f1"] for c in per_class.values()])),
+        "per_class": per_class,
+        "confusion_matrix": matrix.tolist(),
+        "class_names": list(class_names),
+    }

@@ -1,0 +1,78 @@
+"""PNG plots a person would rather look at than a JSON file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; no display on servers
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from dlpipe import atomic  # noqa: E402
+
+
+def plot_training_curves(phases: list[dict[str, Any]], path: str | Path) -> Path | None:
+    """Loss and accuracy per epoch, train and validation, with phase boundaries marked."""
+    keys = sorted({key for phase in phases for key in phase["history"]})
+    series: dict[str, list[float]] = {key: [] for key in keys}
+    boundaries = []
+    for phase in phases:
+        history = phase["history"]
+        length = len(history.get("loss", []))
+        if not length:
+            continue
+        for key in keys:
+            series[key].extend(history.get(key, [np.nan] * length)[:length])
+        boundaries.append((len(series["loss"]), phase["name"]))
+    if not series.get("loss"):
+        return None
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for axis, metric in zip(axes, ("loss", "accuracy")):
+        epochs = np.arange(1, len(series.get(metric, [])) + 1)
+        for key, style in ((metric, "-o"), (f"val_{metric}", "-s")):
+            if key in series:
+                axis.plot(epochs, series[key], style, markersize=3, label=key)
+        start = 0
+        for end, name in boundaries:
+            if len(boundaries) > 1:
+                axis.axvline(end + 0.5, color="grey", linestyle=":", linewidth=1)
+                axis.text((start + end) / 2 + 0.5, axis.get_ylim()[1], name, ha="center", va="bottom", fontsize=8)
+            start = end
+        axis.set_xlabel("epoch")
+        axis.set_title(metric)
+        axis.grid(alpha=0.3)
+        axis.legend()
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_confusion_matrix(matrix: list[list[int]], class_names: list[str], path: str | Path, title: str = "") -> Path:
+    """Counts per (true, predicted) cell, with row-normalised shading."""
+    counts = np.asarray(matrix)
+    rows = counts.sum(axis=1, keepdims=True)
+    shade = np.divide(counts, rows, out=np.zeros_like(counts, dtype=float), where=rows > 0)
+    size = max(4.0, 0.6 * len(class_names) + 2)
+    fig, axis = plt.subplots(figsize=(size, size))
+    axis.imshow(shade, cmap="Blues", vmin=0, vmax=1)
+    ticks = np.arange(len(class_names))
+    axis.set_xticks(ticks, class_names, rotation=45, ha="right")
+    axis.set_yticks(ticks, class_names)
+    axis.set_xlabel("predicted")
+    axis.set_ylabel("true")
+    for i in ticks:
+        for j in ticks:
+            axis.text(j, i, str(counts[i, j]), ha="center", va="center", color="white" if shade[i, j] > 0.5 else "black")
+    axis.set_title(title or "confusion matrix")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _save(fig: Any, path: str | Path) -> Path:
+    with atomic.replacing_file(path) as tmp:
+        fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    return Path(path)

@@ -1,0 +1,65 @@
+"""Stage `evaluate`: validation metrics, plots and the quality gate."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dlpipe.pipelines.config import option, require
+from dlpipe.pipelines.stage import RunContext, Stage
+
+METRICS_FILE = "metrics.json"
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    min_accuracy: float = option(0.0, "fail the run before export when validation accuracy is below this")
+    plots: bool = option(True, "write training_curves.png and confusion_matrix.png")
+    batch_size: int = option(32, "images per prediction step")
+
+    def __post_init__(self) -> None:
+        require(0.0 <= self.min_accuracy <= 1.0, "min_accuracy", f"must be in [0, 1]. Received: {self.min_accuracy}")
+        require(self.batch_size >= 1, "batch_size", "must be at least 1")
+
+
+class EvaluateStage(Stage):
+    name = "evaluate"
+    config_cls = EvaluateConfig
+
+    def run(self, ctx: RunContext) -> str:
+        import numpy as np
+
+        from dlpipe import atomic
+        from dlpipe.data.datasets import batched
+        from dlpipe.errors import DlpipeError
+        from dlpipe.pipelines.metrics import classification_report
+        from dlpipe.pipelines.plots import plot_confusion_matrix, plot_training_curves
+
+        cfg = self.config
+        model = ctx.need("model", "model")
+        paths, labels = ctx.val_files
+        if not paths:
+            raise DlpipeError("evaluate: no validation images; set load.val_split above 0 or give load.val_path")
+        probabilities = model.predict(batched(ctx.val_data, cfg.batch_size), verbose=0)
+        predicted = np.argmax(probabilities, axis=1)
+        report = classification_report(labels, predicted.tolist(), ctx.class_names)
+        report["split"] = "validation"
+        report["min_accuracy"] = cfg.min_accuracy
+        report["passed"] = report["accuracy"] >= cfg.min_accuracy
+        report["errors"] = [
+            {"path": path, "true": ctx.class_names[t], "predicted": ctx.class_names[p], "confidence": float(probabilities[i, p])}
+            for i, (path, t, p) in enumerate(zip(paths, labels, predicted))
+            if t != p
+        ]
+        ctx.metrics = report
+        atomic.write_json(ctx.out_dir / METRICS_FILE, report)
+        if cfg.plots:
+            plot_confusion_matrix(report["confusion_matrix"], ctx.class_names, ctx.out_dir / "confusion_matrix.png",
+                                  f"validation accuracy {report['accuracy']:.3f}")
+            if ctx.history.get("phases"):
+                plot_training_curves(ctx.history["phases"], ctx.out_dir / "training_curves.png")
+        summary = f"validation accuracy {report['accuracy']:.3f} on {report['count']} images, macro F1 {report['macro_f1']:.3f}"
+        if not report["passed"]:
+            raise DlpipeError(
+                f"{summary}: below evaluate.min_accuracy {cfg.min_accuracy}; nothing exported (see {ctx.out_dir / METRICS_FILE})"
+            )
+        return summary

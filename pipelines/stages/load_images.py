@@ -1,0 +1,68 @@
+"""Stage `load` (image-classify): index a class-per-folder dataset and split it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dlpipe.pipelines.config import option, require
+from dlpipe.pipelines.stage import RunContext, Stage
+
+
+@dataclass(frozen=True)
+class ImageLoadConfig:
+    path: str | None = option(None, "dataset folder with one sub-folder of images per class (--data)")
+    val_path: str | None = option(None, "separate validation folder; when set, val_split is not used")
+    val_split: float = option(0.2, "fraction of each class held out for validation (stratified, seeded)")
+    extensions: list[str] = option([".jpg", ".jpeg", ".png", ".gif", ".bmp"], "file suffixes to read")
+    verify: bool = option(True, "decode every file once up front so corrupt files are skipped, not fatal")
+    max_per_class: int | None = option(None, "use at most this many images per class (quick trials)")
+
+    def __post_init__(self) -> None:
+        require(0.0 < self.val_split < 1.0 or self.val_path is not None, "val_split",
+                f"must be in (0, 1) when no val_path is given. Received: {self.val_split}")
+        require(self.max_per_class is None or self.max_per_class > 0, "max_per_class", "must be positive")
+
+
+class ImageLoadStage(Stage):
+    name = "load"
+    config_cls = ImageLoadConfig
+
+    def run(self, ctx: RunContext) -> str:
+        from dlpipe.data.images import scan_image_folder
+        from dlpipe.data.split import stratified_split
+        from dlpipe.errors import ConfigError, DataError
+
+        cfg = self.config
+        if not cfg.path:
+            raise ConfigError("load.path", "no dataset given; pass --data DIR (one sub-folder of images per class)")
+        extensions = tuple(cfg.extensions)
+        folder = scan_image_folder(cfg.path, extensions, cfg.verify, cfg.max_per_class)
+        skipped, notes = list(folder.skipped), list(folder.notes)
+        ctx.class_names = folder.class_names
+        if cfg.val_path:
+            val = scan_image_folder(cfg.val_path, extensions, cfg.verify)
+            if val.class_names != folder.class_names:
+                raise DataError(cfg.val_path, f"validation classes {val.class_names} differ from training classes {folder.class_names}")
+            ctx.train_files = (folder.paths, folder.labels)
+            ctx.val_files = (val.paths, val.labels)
+            skipped += val.skipped
+            notes += val.notes
+        else:
+            train_idx, val_idx = stratified_split(folder.labels, cfg.val_split, ctx.seed)
+            ctx.train_files = ([folder.paths[i] for i in train_idx], [folder.labels[i] for i in train_idx])
+            ctx.val_files = ([folder.paths[i] for i in val_idx], [folder.labels[i] for i in val_idx])
+        for issue in skipped:
+            ctx.echo(f"  skipped {issue.path}: {issue.reason}")
+        for issue in notes:
+            ctx.echo(f"  note: {issue.path}: {issue.reason}")
+        ctx.report["data"] = {
+            "classes": folder.class_counts(),
+            "train_images": len(ctx.train_files[0]),
+            "val_images": len(ctx.val_files[0]),
+            "skipped": [{"path": i.path, "reason": i.reason} for i in skipped],
+            "notes": [{"path": i.path, "note": i.reason} for i in notes],
+        }
+        return (
+            f"{len(folder.paths)} images in {len(folder.class_names)} classes "
+            f"({len(ctx.train_files[0])} train / {len(ctx.val_files[0])} val), {len(skipped)} skipped"
+        )

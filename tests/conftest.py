@@ -1,0 +1,70 @@
+"""Shared fixtures: tiny generated image folders, so tests need no network and little time."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+HYMENOPTERA = SHARED_DATA / "hymenoptera" / "train"
+SENTENCES = SHARED_DATA / "sentiment_sentences"
+
+
+def write_color_images(folder: Path, hue: str, count: int, seed: int, size: int = 40, fmt: str = "JPEG") -> None:
+    """Noisy images dominated by one colour channel ('red' or 'blue'), varying in size and brightness."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    channel = {"red": 0, "green": 1, "blue": 2}[hue]
+    for index in range(count):
+        h, w = rng.integers(size - 8, size + 9, size=2)
+        pixels = rng.integers(0, 110, size=(h, w, 3))
+        pixels[..., channel] += rng.integers(90, 146)
+        suffix = ".jpg" if fmt == "JPEG" else ".png"
+        Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(folder / f"{hue}_{index:03d}{suffix}", fmt)
+
+
+@pytest.fixture
+def color_folder(tmp_path: Path) -> Path:
+    """A 2-class folder: 24 'red' JPEGs and 24 'blue' PNGs."""
+    root = tmp_path / "colors"
+    write_color_images(root / "red", "red", 24, seed=1)
+    write_color_images(root / "blue", "blue", 24, seed=2, fmt="PNG")
+    return root
+
+
+@pytest.fixture
+def messy_folder(color_folder: Path) -> Path:
+    """The colour folder plus the usual mess: a corrupt JPEG, a GIF named .jpg, an empty class, a text file."""
+    from PIL import Image
+
+    (color_folder / "red" / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"not really a jpeg" * 10)
+    (color_folder / "red" / "notes.txt").write_text("not an image")
+    gif = Image.fromarray(np.full((32, 32, 3), (220, 30, 30), np.uint8)).convert("P")
+    gif.save(color_folder / "red" / "really_a_gif.jpg", "GIF")
+    (color_folder / "empty_class").mkdir()
+    return color_folder
+
+
+@pytest.fixture
+def tiny_sets() -> list[str]:
+    """--set overrides that make an image-classify run take seconds."""
+    return [
+        "model.backbone=small_cnn",
+        "model.weights=none",
+        "preprocess.image_size=32",
+        "train.epochs=8",
+        "train.batch_size=8",
+        "train.learning_rate=0.003",
+        "train.tensorboard=false",
+        "train.progress=none",
+        "augment.rotation=0",
+        "augment.zoom=0",
+        "augment.translation=0",
+    ]
