@@ -45,7 +45,8 @@ def build_augmenter(
     if contrast:
         steps.append(layers.RandomContrast(contrast, value_range=(0, 255), seed=seed + 5))
     if noise:
-        steps.append(layers.GaussianNoise(noise * 255.0, seed=seed + 6))
+        # GaussianNoise takes a standard deviation in [0, 1]: apply it on the [0, 1] scale
+        steps += [layers.Rescaling(1 / 255.0), layers.GaussianNoise(noise, seed=seed + 6), layers.Rescaling(255.0)]
     if not steps:
         return None
     return keras.Sequential(steps, name="augment")

@@ -107,13 +107,18 @@ def convert_color(image: tf.Tensor, space: str) -> tf.Tensor:
     return image
 
 
-def _opencv_filter(image: np.ndarray, kind: bytes, size: int) -> np.ndarray:
-    pixels = np.clip(np.rint(image), 0, 255).astype(np.uint8)
-    if kind == b"gaussian":
-        pixels = cv2.GaussianBlur(pixels, (int(size), int(size)), 0)
-    else:
-        pixels = cv2.medianBlur(pixels, int(size))
-    return pixels.astype(np.float32)
+def _opencv_filter(kind: str, size: int):
+    """A numpy function (float32 image -> float32 image) running one OpenCV filter."""
+
+    def run(image: np.ndarray) -> np.ndarray:
+        pixels = np.clip(np.rint(image), 0, 255).astype(np.uint8)
+        if kind == "gaussian":
+            pixels = cv2.GaussianBlur(pixels, (size, size), 0)
+        else:
+            pixels = cv2.medianBlur(pixels, size)
+        return pixels.astype(np.float32)
+
+    return run
 
 
 def apply_filter(image: tf.Tensor, kind: str, size: int = 3) -> tf.Tensor:
@@ -121,7 +126,7 @@ def apply_filter(image: tf.Tensor, kind: str, size: int = 3) -> tf.Tensor:
     if kind == "none":
         return image
     _check_choice("filter", kind, FILTERS)
-    out = tf.numpy_function(_opencv_filter, [image, kind, size], tf.float32, stateful=False)
+    out = tf.numpy_function(_opencv_filter(kind, int(size)), [image], tf.float32, stateful=False)
     out.set_shape(image.shape)
     return out
 

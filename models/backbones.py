@@ -9,7 +9,6 @@ matching `ImagePreprocess` layer in front of it.
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,9 +52,10 @@ def get_backbone(name: str) -> BackboneSpec:
 
 
 def keras_cache_dir() -> Path:
-    """Where keras.utils.get_file keeps downloaded weights (honours KERAS_HOME)."""
-    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
-    return Path(home) / "models"
+    """Where keras.utils.get_file keeps downloaded weights: $KERAS_HOME/models, read when Keras is imported."""
+    from keras.src.backend.config import keras_home
+
+    return Path(keras_home()) / "models"
 
 
 def _keras_application(constructor: Callable[..., keras.Model], name: str) -> BuildFn:

@@ -1,0 +1,88 @@
+"""Decoding, resizing, colour conversion, OpenCV filters and augmentation on real tensors."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from dlpipe.data.augment import build_augmenter
+from dlpipe.data.datasets import batched, decoded_images
+from dlpipe.data.preprocess import ImagePreprocessing, apply_filter, convert_color, decode_image, resize_image
+
+
+def encode(image: Image.Image, fmt: str) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, fmt)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    "image, fmt",
+    [
+        (Image.new("L", (20, 10), 128), "PNG"),
+        (Image.new("RGBA", (20, 10), (10, 20, 30, 0)), "PNG"),
+        (Image.new("RGB", (20, 10), (200, 10, 10)).convert("P"), "PNG"),
+        (Image.new("RGB", (20, 10), (200, 10, 10)), "BMP"),
+        (Image.new("RGB", (20, 10), (200, 10, 10)), "GIF"),
+        (Image.new("L", (20, 10), 77), "JPEG"),
+    ],
+)
+def test_every_format_and_mode_decodes_to_rgb(image, fmt):
+    decoded = decode_image(tf.constant(encode(image, fmt))).numpy()
+    assert decoded.shape == (10, 20, 3) and decoded.dtype == np.uint8
+    reference = np.asarray(image.convert("RGB"))
+    assert np.abs(decoded.astype(int) - reference.astype(int)).max() <= 3
+
+
+def test_resize_modes():
+    wide = tf.ones((50, 100, 3), tf.uint8) * 200
+    assert resize_image(wide, 32, "stretch").shape == (32, 32, 3)
+    padded = resize_image(wide, 32, "pad").numpy()
+    assert padded[0].max() == 0 and padded[16].min() > 190  # letterbox bars keep the aspect ratio
+    stripes = np.zeros((50, 100, 3), np.uint8)
+    stripes[:, :16] = 255  # a white band at the left edge is cut off by the centre crop
+    cropped = resize_image(tf.constant(stripes), 32, "crop", crop_fraction=1.0).numpy()
+    assert cropped.shape == (32, 32, 3) and cropped.max() < 1
+
+
+def test_color_spaces_keep_three_channels_in_range():
+    image = tf.random.uniform((8, 8, 3), 0, 255, seed=1)
+    gray = convert_color(image, "grayscale").numpy()
+    assert np.allclose(gray[..., 0], gray[..., 2])
+    yuv = convert_color(image, "yuv").numpy()
+    assert yuv.shape == (8, 8, 3) and yuv.min() >= 0 and yuv.max() <= 255
+    assert not np.allclose(yuv, image.numpy())
+
+
+def test_median_filter_removes_salt_noise_and_gaussian_smooths():
+    image = np.full((16, 16, 3), 100, np.float32)
+    image[5, 5] = 255
+    median = apply_filter(tf.constant(image), "median", 3).numpy()
+    assert median[5, 5, 0] == 100
+    blurred = apply_filter(tf.constant(image), "gaussian", 3).numpy()
+    assert 100 < blurred[5, 5, 0] < 255 and blurred[5, 6, 0] > 100
+
+
+def test_preprocessing_rejects_bad_values():
+    with pytest.raises(ValueError, match="resize"):
+        ImagePreprocessing(resize="squash")
+    with pytest.raises(ValueError, match="filter_size"):
+        ImagePreprocessing(filter_size=2)
+
+
+def test_augmentation_only_in_the_training_branch(color_folder):
+    paths = sorted(str(p) for p in (color_folder / "red").iterdir())[:8]
+    prep = ImagePreprocessing(image_size=24, resize="stretch")
+    data = decoded_images(paths, [0] * 8, prep)
+    augmenter = build_augmenter(flip="horizontal", brightness=0.3, contrast=0.3, noise=0.05, seed=3)
+    evaluation = [x.numpy() for x, _ in batched(data, 8)]
+    again = [x.numpy() for x, _ in batched(data, 8, augmenter=augmenter)]  # not training: untouched
+    assert np.array_equal(evaluation[0], again[0])
+    trained = next(iter(batched(data, 8, training=True, augmenter=augmenter)))[0].numpy()
+    assert trained.min() >= 0 and trained.max() <= 255
+    assert not np.allclose(np.sort(trained.ravel()), np.sort(evaluation[0].ravel()))
+    assert build_augmenter(flip="none") is None
