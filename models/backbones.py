@@ -17,6 +17,7 @@ from typing import Callable
 import keras
 
 from dlpipe.errors import ConfigError, WeightsUnavailableError
+from dlpipe.models import tfhub
 from dlpipe.models.small_cnn import small_cnn
 from dlpipe.registry import Registry
 
@@ -45,10 +46,24 @@ BACKBONES: Registry[BackboneSpec] = Registry("backbone")
 
 
 def get_backbone(name: str) -> BackboneSpec:
-    """Look a backbone up; a typo gets a 'did you mean' listing all names."""
-    if name.startswith("tfhub:"):
-        raise ConfigError("model.backbone", "TF-Hub backbones are not supported yet; choose a registered backbone")
+    """Look a backbone up; `tfhub:<handle-or-path>` builds a row for a TF-Hub module on the fly."""
+    if name.startswith(tfhub.PREFIX):
+        return _tfhub_spec(name[len(tfhub.PREFIX):])
     return BACKBONES.get(name, key="model.backbone")
+
+
+def _tfhub_spec(handle: str) -> BackboneSpec:
+    if not handle:
+        raise ConfigError("model.backbone", "give a module after 'tfhub:', e.g. tfhub:/path/to/saved_model")
+
+    def build(input_shape: tuple[int, int, int], weights: str | None) -> keras.Model:
+        if weights != "imagenet":
+            raise ConfigError("model.weights", "a TF-Hub module brings its own weights; leave model.weights=imagenet")
+        return tfhub.tfhub_feature_extractor(handle, input_shape)
+
+    # TF-Hub image modules take pixels in [0, 1]; the module is one layer, so fine-tuning unfreezes all of it
+    return BackboneSpec(f"{tfhub.PREFIX}{handle}", build, 224, "unit", 0, True, f"TF-Hub module {handle}",
+                        resize="crop", block_pattern=r"^(?!)")
 
 
 def keras_cache_dir() -> Path:

@@ -6,6 +6,7 @@ class probabilities, so training, export and inference feed it the same thing.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import keras
@@ -72,4 +73,4 @@ def build_classifier(
     if dropout:
         x = layers.Dropout(dropout, name="head_dropout")(x)
     outputs = layers.Dense(num_classes, activation="softmax", kernel_regularizer=regularizer, name="probabilities")(x)
-    return keras.Model(inputs, outputs, name=f"{spec.name}_classifier")
+    return keras.Model(inputs, outputs, name=re.sub(r"\W+", "_", spec.name).strip("_")[-40:] + "_classifier")

@@ -36,6 +36,8 @@ def unfreeze_top_blocks(backbone: keras.Model, block_pattern: str, count: int) -
         names = block_names(backbone, block_pattern)
         chosen = set(names[len(names) - count:]) if count else set()
     block_positions = [i for i, layer in enumerate(layers) if re.match(block_pattern, layer.name)]
+    if not block_positions and count:
+        chosen = None  # no blocks to count (e.g. a TF-Hub module is one layer): unfreeze all of it
     last_block = block_positions[-1] if block_positions else len(layers)
     for position, layer in enumerate(layers):
         match = re.match(block_pattern, layer.name)
