@@ -12,7 +12,7 @@ from conftest import TINY_SETS
 from dlpipe.errors import RunStateError
 from dlpipe.pipelines import api
 
-EPOCHS = 6
+EPOCHS = 8
 
 
 class InterruptAfter(keras.callbacks.Callback):
@@ -52,7 +52,7 @@ def test_killed_run_resumes_from_its_last_checkpoint(color_folder, tmp_path):
     recorder = EpochRecorder()
     result = api.run("image-classify", out=out, resume=True, callbacks=[recorder], echo=lambda _: None)
     # epochs 0 and 1 were backed up before the interruption at the end of epoch 2, which is repeated
-    assert recorder.epochs == [2, 3, 4, 5]
+    assert recorder.epochs == list(range(2, EPOCHS))
     with open(out / "history_train.csv", newline="") as handle:
         logged = sorted({int(row["epoch"]) for row in csv.DictReader(handle)})
     assert logged == list(range(EPOCHS))
