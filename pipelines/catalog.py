@@ -14,8 +14,11 @@ from dlpipe.pipelines.stages.augment_images import ImageAugmentStage
 from dlpipe.pipelines.stages.build_model import ModelStage
 from dlpipe.pipelines.stages.evaluate import EvaluateStage
 from dlpipe.pipelines.stages.export import ExportStage
+from dlpipe.pipelines.stages.build_text_model import TextModelStage
 from dlpipe.pipelines.stages.load_images import ImageLoadStage
+from dlpipe.pipelines.stages.load_text import TextLoadStage
 from dlpipe.pipelines.stages.preprocess_images import ImagePreprocessStage
+from dlpipe.pipelines.stages.preprocess_text import TextPreprocessStage
 from dlpipe.pipelines.stages.train import TrainStage
 from dlpipe.registry import Registry
 
@@ -48,5 +51,15 @@ PIPELINES.add(
         description="transfer learning from a pretrained CNN on a folder of images, one sub-folder per class",
         stages=(ImageLoadStage, ImagePreprocessStage, ImageAugmentStage, ModelStage, TrainStage, EvaluateStage, ExportStage),
         default_config="image-classify.yaml",
+    ),
+)
+
+PIPELINES.add(
+    "sentiment",
+    PipelineSpec(
+        name="sentiment",
+        description="text classification (sentiment) with LSTM/GRU/BiLSTM or a small transformer, over raw strings",
+        stages=(TextLoadStage, TextPreprocessStage, TextModelStage, TrainStage, EvaluateStage, ExportStage),
+        default_config="sentiment.yaml",
     ),
 )

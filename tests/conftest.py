@@ -72,3 +72,27 @@ TINY_SETS = [
     "augment.zoom=0",
     "augment.translation=0",
 ]
+
+
+POSITIVE_WORDS = ["great", "love", "excellent", "good", "happy", "perfect", "nice", "wonderful"]
+NEGATIVE_WORDS = ["bad", "hate", "terrible", "awful", "poor", "broken", "worst", "sad"]
+FILLER = ["the", "phone", "food", "it", "was", "really", "this", "place", "service", "very"]
+
+
+def write_sentences(path: Path, count: int, seed: int) -> Path:
+    """`text<TAB>label` lines whose label follows from positive or negative words among filler."""
+    rng = np.random.default_rng(seed)
+    lines = []
+    for index in range(count):
+        label = index % 2
+        words = list(rng.choice(FILLER, size=rng.integers(3, 7)))
+        for _ in range(rng.integers(1, 3)):
+            words.insert(int(rng.integers(0, len(words) + 1)), str(rng.choice(POSITIVE_WORDS if label else NEGATIVE_WORDS)))
+        lines.append(f"{' '.join(words).capitalize()}.\t{label}")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def sentences_file(tmp_path: Path) -> Path:
+    return write_sentences(tmp_path / "sentences.txt", 160, seed=3)

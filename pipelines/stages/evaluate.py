@@ -38,7 +38,7 @@ class EvaluateStage(Stage):
         model = ctx.need("model", "model")
         paths, labels = ctx.val_files
         if not paths:
-            raise DlpipeError("evaluate: no validation images; set load.val_split above 0 or give load.val_path")
+            raise DlpipeError("evaluate: no validation data; set load.val_split above 0 or give load.val_path")
         probabilities = model.predict(batched(ctx.val_data, cfg.batch_size), verbose=0)
         predicted = np.argmax(probabilities, axis=1)
         report = classification_report(labels, predicted.tolist(), ctx.class_names)
@@ -46,7 +46,7 @@ class EvaluateStage(Stage):
         report["min_accuracy"] = cfg.min_accuracy
         report["passed"] = report["accuracy"] >= cfg.min_accuracy
         report["errors"] = [
-            {"path": path, "true": ctx.class_names[t], "predicted": ctx.class_names[p], "confidence": float(probabilities[i, p])}
+            {"input": path, "true": ctx.class_names[t], "predicted": ctx.class_names[p], "confidence": float(probabilities[i, p])}
             for i, (path, t, p) in enumerate(zip(paths, labels, predicted))
             if t != p
         ]
@@ -57,7 +57,7 @@ class EvaluateStage(Stage):
                                   f"validation accuracy {report['accuracy']:.3f}")
             if ctx.history.get("phases"):
                 plot_training_curves(ctx.history["phases"], ctx.out_dir / "training_curves.png")
-        summary = f"validation accuracy {report['accuracy']:.3f} on {report['count']} images, macro F1 {report['macro_f1']:.3f}"
+        summary = f"validation accuracy {report['accuracy']:.3f} on {report['count']} examples, macro F1 {report['macro_f1']:.3f}"
         if not report["passed"]:
             raise DlpipeError(
                 f"{summary}: below evaluate.min_accuracy {cfg.min_accuracy}; nothing exported (see {ctx.out_dir / METRICS_FILE})"

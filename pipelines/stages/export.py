@@ -28,7 +28,8 @@ class ExportStage(Stage):
         from dlpipe.models import artifacts
 
         model = ctx.need("model", "model")
-        preprocessing = {"kind": "image", **ctx.preprocessing.to_dict()} if ctx.preprocessing else {}
+        kind = "text" if ctx.config.pipeline == "sentiment" else "image"
+        preprocessing = {"kind": kind, **ctx.preprocessing.to_dict()} if ctx.preprocessing else {}
         artifacts.write_labels(ctx.out_dir, ctx.class_names)
         artifacts.write_preprocessing(ctx.out_dir, preprocessing)
         written = []

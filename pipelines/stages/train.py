@@ -79,10 +79,11 @@ class TrainStage(Stage):
 
     def phases(self, ctx: RunContext) -> list[Phase]:
         cfg = self.config
-        backbone = ctx.model.get_layer("backbone")
-        if backbone.trainable:  # random init: nothing to protect, train everything at once
+        names = {layer.name for layer in ctx.model.layers}
+        if "backbone" not in names or ctx.model.get_layer("backbone").trainable:
+            # no pretrained part to protect (random init, or a text model): train everything at once
             if cfg.finetune_epochs:
-                ctx.echo("  note: train.finetune_epochs is ignored: the backbone trains from scratch in one phase")
+                ctx.echo("  note: train.finetune_epochs is ignored: the whole model trains from scratch in one phase")
             return [Phase("train", cfg.epochs, cfg.learning_rate, None)]
         phases = [Phase("head", cfg.epochs, cfg.learning_rate, None)]
         if cfg.finetune_epochs:

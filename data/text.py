@@ -1,0 +1,133 @@
+"""Read labelled sentences from TSV/CSV files without ever crashing on a bad line.
+
+Invalid UTF-8, empty lines and rows without a label are skipped, counted and
+reported by file and line number; only a file with no usable rows is an error.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from dlpipe.errors import DataError
+
+
+@dataclass
+class TextTable:
+    """Usable (text, label string) rows of one or more files, and what was skipped."""
+
+    texts: list[str] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)
+    skipped: list[tuple[str, int, str]] = field(default_factory=list)  # (file, line number, reason)
+    empty_lines: int = 0
+
+    def skipped_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for _, _, reason in self.skipped:
+            counts[reason] = counts.get(reason, 0) + 1
+        return counts
+
+
+def detect_format(path: str | Path, fmt: str) -> str:
+    if fmt != "auto":
+        return fmt
+    return "csv" if Path(path).suffix.lower() == ".csv" else "tsv"
+
+
+def read_labelled_text(
+    paths: Sequence[str | Path],
+    fmt: str = "auto",
+    header: bool = False,
+    text_column: int | str = 0,
+    label_column: int | str = 1,
+) -> TextTable:
+    """Read every file into one table; columns are indices, or names when `header` is true."""
+    table = TextTable()
+    for path in paths:
+        _read_one(Path(path), detect_format(path, fmt), header, text_column, label_column, table)
+    if not table.texts:
+        where = ", ".join(str(p) for p in paths)
+        raise DataError(where, f"no usable labelled rows ({len(table.skipped)} skipped, {table.empty_lines} empty lines); "
+                        f"expected text and label columns ({'CSV' if fmt == 'csv' else 'tab-separated'})")
+    return table
+
+
+def _read_one(path: Path, fmt: str, header: bool, text_column: int | str, label_column: int | str, table: TextTable) -> None:
+    if not path.is_file():
+        raise DataError(str(path), "file does not exist; pass --data FILE with one text and one label per row")
+    raw_lines = path.read_bytes().splitlines()
+    delimiter = "," if fmt == "csv" else "\t"
+    text_index, label_index = text_column, label_column
+    first = 0
+    if header:
+        if not raw_lines:
+            raise DataError(str(path), "empty file")
+        names = next(csv.reader([raw_lines[0].decode("utf-8", "replace")], delimiter=delimiter))
+        text_index = _column_index(path, names, text_column, "text_column")
+        label_index = _column_index(path, names, label_column, "label_column")
+        first = 1
+    for number, raw in enumerate(raw_lines[first:], start=first + 1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            table.skipped.append((str(path), number, f"invalid UTF-8 byte at column {error.start + 1}"))
+            continue
+        if not line.strip():
+            table.empty_lines += 1
+            continue
+        quoting = csv.QUOTE_MINIMAL if fmt == "csv" else csv.QUOTE_NONE
+        row = next(csv.reader(io.StringIO(line), delimiter=delimiter, quoting=quoting))
+        if not isinstance(text_index, int) or not isinstance(label_index, int):
+            raise DataError(str(path), "column names need header: true; otherwise give column numbers")
+        if len(row) <= max(text_index, label_index) or not row[label_index].strip():
+            table.skipped.append((str(path), number, "missing label"))
+            continue
+        text = row[text_index].strip()
+        if not text:
+            table.skipped.append((str(path), number, "empty text"))
+            continue
+        table.texts.append(text)
+        table.labels.append(row[label_index].strip())
+
+
+def _column_index(path: Path, names: list[str], column: int | str, option: str) -> int:
+    if isinstance(column, int):
+        return column
+    if column not in names:
+        raise DataError(str(path), f"no column named '{column}' (load.{option}); the header has: {', '.join(names)}")
+    return names.index(column)
+
+
+@dataclass(frozen=True)
+class TextPreprocessing:
+    """How strings become token ids inside the model (TextVectorization settings)."""
+
+    max_tokens: int = 20000
+    sequence_length: int = 64
+    lowercase: bool = True
+    strip_punctuation: bool = True
+
+    @property
+    def standardize(self) -> str | None:
+        """The TextVectorization `standardize` mode for these options."""
+        if self.lowercase and self.strip_punctuation:
+            return "lower_and_strip_punctuation"
+        if self.lowercase:
+            return "lower"
+        if self.strip_punctuation:
+            return "strip_punctuation"
+        return None
+
+    def to_dict(self) -> dict[str, object]:
+        return {"max_tokens": self.max_tokens, "sequence_length": self.sequence_length,
+                "lowercase": self.lowercase, "strip_punctuation": self.strip_punctuation}
+
+
+def text_dataset(texts: Sequence[str], labels: Sequence[int]):
+    """Unbatched (string, label) pairs, the text counterpart of `datasets.decoded_images`."""
+    import tensorflow as tf
+
+    return tf.data.Dataset.from_tensor_slices((list(texts), list(labels)))

@@ -1,0 +1,76 @@
+"""Sentiment/text classifiers that take raw strings.
+
+The `TextVectorization` layer (adapted on the training texts) sits inside the
+model, so the trained, saved and exported model all take a batch of strings:
+no tokeniser to ship or keep in sync.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from dlpipe.models.text_layers import TokenAndPositionEmbedding, TransformerEncoder
+
+RECURRENT = ("lstm", "gru", "bilstm")
+ARCHITECTURES = (*RECURRENT, "transformer")
+
+
+def make_vectorizer(texts: list[str], max_tokens: int, sequence_length: int, standardize: str | None) -> layers.TextVectorization:
+    """A TextVectorization layer adapted on `texts` (vocabulary from the training split only)."""
+    vectorizer = layers.TextVectorization(
+        max_tokens=max_tokens, output_sequence_length=sequence_length, standardize=standardize, name="vectorize"
+    )
+    vectorizer.adapt(texts)
+    return vectorizer
+
+
+def recurrent_classifier(
+    vectorizer: layers.TextVectorization,
+    num_classes: int,
+    kind: str = "bilstm",
+    embedding_dim: int = 64,
+    units: int = 64,
+    num_layers: int = 1,
+    dropout: float = 0.3,
+    recurrent_dropout: float = 0.0,
+) -> keras.Model:
+    """strings -> embedding -> stacked LSTM/GRU/BiLSTM -> dropout -> softmax."""
+    if kind not in RECURRENT:
+        raise ValueError(f"`kind` must be one of {list(RECURRENT)}. Received: kind={kind!r}")
+    inputs = keras.Input(shape=(), dtype="string", name="text")
+    x = vectorizer(inputs)
+    x = layers.Embedding(vectorizer.vocabulary_size(), embedding_dim, mask_zero=True, name="embedding")(x)
+    for index in range(num_layers):
+        last = index == num_layers - 1
+        cell_cls = layers.GRU if kind == "gru" else layers.LSTM
+        cell = cell_cls(units, return_sequences=not last, dropout=dropout,
+                        recurrent_dropout=recurrent_dropout, name=f"{kind}_{index}")
+        x = layers.Bidirectional(cell, name=f"bidirectional_{index}")(x) if kind == "bilstm" else cell(x)
+    x = layers.Dropout(dropout, name="head_dropout")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name=f"{kind}_classifier")
+
+
+def transformer_classifier(
+    vectorizer: layers.TextVectorization,
+    num_classes: int,
+    sequence_length: int,
+    embed_dim: int = 64,
+    num_heads: int = 4,
+    ff_dim: int = 128,
+    num_layers: int = 2,
+    dropout: float = 0.1,
+) -> keras.Model:
+    """strings -> token + position embedding -> encoder blocks -> masked mean pooling -> softmax."""
+    if embed_dim % num_heads:
+        raise ValueError(f"`embed_dim` must be divisible by `num_heads`. Received: embed_dim={embed_dim}, num_heads={num_heads}")
+    inputs = keras.Input(shape=(), dtype="string", name="text")
+    token_ids = vectorizer(inputs)
+    x = TokenAndPositionEmbedding(sequence_length, vectorizer.vocabulary_size(), embed_dim, name="embedding")(token_ids)
+    for index in range(num_layers):
+        x = TransformerEncoder(embed_dim, num_heads, ff_dim, dropout, name=f"encoder_{index}")(x)
+    x = layers.GlobalAveragePooling1D(name="mean_pool")(x)
+    x = layers.Dropout(dropout, name="head_dropout")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name="transformer_classifier")

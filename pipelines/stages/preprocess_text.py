@@ -1,0 +1,37 @@
+"""Stage `preprocess` (sentiment): normalisation, vocabulary and padding, inside the model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dlpipe.pipelines.config import option, require
+from dlpipe.pipelines.stage import RunContext, Stage
+
+
+@dataclass(frozen=True)
+class TextPreprocessConfig:
+    lowercase: bool = option(True, "lower-case before tokenising")
+    strip_punctuation: bool = option(True, "drop punctuation before tokenising")
+    max_tokens: int = option(20000, "vocabulary size (most frequent training words; the rest map to [UNK])")
+    sequence_length: int = option(64, "tokens per text: longer texts are truncated, shorter padded")
+
+    def __post_init__(self) -> None:
+        require(self.max_tokens >= 10, "max_tokens", f"must be at least 10. Received: {self.max_tokens}")
+        require(self.sequence_length >= 2, "sequence_length", f"must be at least 2. Received: {self.sequence_length}")
+
+
+class TextPreprocessStage(Stage):
+    name = "preprocess"
+    config_cls = TextPreprocessConfig
+
+    def run(self, ctx: RunContext) -> str:
+        from dlpipe.data.text import TextPreprocessing, text_dataset
+
+        cfg = self.config
+        ctx.preprocessing = TextPreprocessing(cfg.max_tokens, cfg.sequence_length, cfg.lowercase, cfg.strip_punctuation)
+        ctx.train_data = text_dataset(*ctx.need("train_files", "load"))
+        ctx.val_data = text_dataset(*ctx.val_files)
+        lengths = sorted(len(text.split()) for text in ctx.train_files[0])
+        p95 = lengths[int(0.95 * (len(lengths) - 1))]
+        return (f"{ctx.preprocessing.standardize or 'no normalisation'}, {cfg.sequence_length} tokens "
+                f"(95% of training texts have <= {p95} words)")
