@@ -83,6 +83,40 @@ def run_command(pipeline: str, data: str | None, out: str | None, config_file: s
     click.echo(f"done: outputs in {result.out_dir}")
 
 
+@main.command("predict")
+@click.argument("inputs", nargs=-1, required=True, metavar="[MODEL] INPUT...")
+@click.option("--model", "model_name", metavar="MODEL",
+              help="A run folder, a .keras file, or a named model (efficientnet-lite0-imagenet). "
+                   "Without --model, the first argument is the model.")
+@click.option("--top-k", default=5, show_default=True, help="How many labels to show per input.")
+@click.option("--out", "out_file", type=click.Path(dir_okay=False), help="Also write one JSON object per input to this file.")
+@_friendly_errors
+def predict_command(inputs: tuple[str, ...], model_name: str | None, top_k: int, out_file: str | None) -> None:
+    """Classify images (files or folders, searched recursively) and print the top labels of each."""
+    _quiet_tensorflow()
+    from dlpipe.serving.predictor import ImagePredictor, expand_inputs
+
+    if model_name is None:
+        if len(inputs) < 2:
+            raise click.UsageError("give a MODEL and at least one INPUT, or use --model")
+        model_name, inputs = inputs[0], inputs[1:]
+    predictor = ImagePredictor.load(model_name)
+    results = predictor.predict_files(expand_inputs(inputs), top_k=top_k)
+    for result in results:
+        if result.error:
+            click.echo(f"{result.path}: error: {result.error}")
+        else:
+            click.echo(f"{result.path}: " + ", ".join(f"{label} {score:.3f}" for label, score in result.top))
+    if out_file:
+        import json
+
+        from dlpipe import atomic
+
+        atomic.write_text(out_file, "".join(json.dumps(r.to_dict()) + "\n" for r in results))
+    failed = sum(1 for r in results if r.error)
+    click.echo(f"{len(results) - failed} classified, {failed} failed", err=True)
+
+
 @main.command("pipelines")
 def pipelines_command() -> None:
     """List the pipelines and their stages."""

@@ -1,0 +1,49 @@
+"""`dlpipe predict` on a trained run: top-k labels per file, errors per file, JSONL output."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import TINY_SETS
+from dlpipe.pipelines import api
+from dlpipe.pipelines.cli import main
+from dlpipe.serving.predictor import ImagePredictor
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    from conftest import write_color_images
+
+    root = tmp_path_factory.mktemp("colors")
+    write_color_images(root / "blue", "blue", 24, seed=2)
+    write_color_images(root / "red", "red", 24, seed=1)
+    out = tmp_path_factory.mktemp("run") / "out"
+    api.run("image-classify", data=str(root), out=out, sets=[*TINY_SETS, "export.formats=[keras]"], echo=lambda _: None)
+    return root, out
+
+
+def test_predict_prints_top_labels_and_writes_jsonl(trained_run, tmp_path):
+    root, out = trained_run
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage")
+    result = CliRunner().invoke(main, ["predict", str(out), str(root / "blue"), str(tmp_path / "broken.png"),
+                                       "--top-k", "2", "--out", str(tmp_path / "preds.jsonl")], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in (tmp_path / "preds.jsonl").read_text().splitlines()]
+    assert len(rows) == 25
+    good = [row for row in rows if "error" not in row]
+    assert sum(row["label"] == "blue" for row in good) >= 20
+    assert all(len(row["top"]) == 2 for row in good)
+    assert rows[-1]["path"].endswith("broken.png") and "cannot be decoded" in rows[-1]["error"]
+    assert "24 classified, 1 failed" in result.output
+
+
+def test_predictor_accepts_the_model_file_and_rejects_junk(trained_run, tmp_path):
+    _, out = trained_run
+    predictor = ImagePredictor.load(str(out / "model.keras"))
+    assert predictor.class_names == ["blue", "red"]
+    result = CliRunner().invoke(main, ["predict", "--model", str(tmp_path / "nothing"), str(tmp_path)])
+    assert result.exit_code == 2
+    assert "no such model file or folder" in result.output and "efficientnet-lite0-imagenet" in result.output
