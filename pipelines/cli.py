@@ -88,12 +88,17 @@ def run_command(pipeline: str, data: str | None, out: str | None, config_file: s
 @click.option("--model", "model_name", metavar="MODEL",
               help="A run folder, a .keras file, or a named model (efficientnet-lite0-imagenet). "
                    "Without --model, the first argument is the model.")
-@click.option("--top-k", default=5, show_default=True, help="How many labels to show per input.")
-@click.option("--out", "out_file", type=click.Path(dir_okay=False), help="Also write one JSON object per input to this file.")
+@click.option("--top-k", default=5, show_default=True, help="How many labels to keep per input.")
+@click.option("--out", "out_file", type=click.Path(dir_okay=False),
+              help="Write one row per input to this .jsonl or .csv file instead of printing; a killed job "
+                   "restarted with the same command continues where it stopped.")
+@click.option("--batch-size", default=32, show_default=True, help="Inputs per inference batch.")
 @_friendly_errors
-def predict_command(inputs: tuple[str, ...], model_name: str | None, top_k: int, out_file: str | None) -> None:
-    """Classify images (files or folders, searched recursively) and print the top labels of each."""
+def predict_command(inputs: tuple[str, ...], model_name: str | None, top_k: int, out_file: str | None,
+                    batch_size: int) -> None:
+    """Classify images (files, folders searched recursively, or .txt lists of paths) and report the top labels."""
     _quiet_tensorflow()
+    from dlpipe.serving.batch_job import run_batch_job
     from dlpipe.serving.predictor import ImagePredictor, expand_inputs
 
     if model_name is None:
@@ -101,20 +106,27 @@ def predict_command(inputs: tuple[str, ...], model_name: str | None, top_k: int,
             raise click.UsageError("give a MODEL and at least one INPUT, or use --model")
         model_name, inputs = inputs[0], inputs[1:]
     predictor = ImagePredictor.load(model_name)
-    results = predictor.predict_files(expand_inputs(inputs), top_k=top_k)
-    for result in results:
-        if result.error:
-            click.echo(f"{result.path}: error: {result.error}")
-        else:
-            click.echo(f"{result.path}: " + ", ".join(f"{label} {score:.3f}" for label, score in result.top))
-    if out_file:
-        import json
+    paths = expand_inputs(inputs)
+    if out_file is None:
+        failed = 0
+        for row in predictor.predict_files(paths, top_k=top_k, batch_size=batch_size):
+            if row.get("error"):
+                failed += 1
+                click.echo(f"{row['input']}: error: {row['error']}")
+            else:
+                click.echo(f"{row['input']}: " + ", ".join(f"{t['label']} {t['score']:.3f}" for t in row["top"]))
+        click.echo(f"{len(paths) - failed} classified, {failed} failed", err=True)
+        return
 
-        from dlpipe import atomic
+    def progress(done: int, total: int, seconds: float) -> None:
+        rate = done / seconds if seconds else 0.0
+        click.echo(f"\r  {done}/{total} inputs, {rate:.1f} items/s", nl=False, err=True)
 
-        atomic.write_text(out_file, "".join(json.dumps(r.to_dict()) + "\n" for r in results))
-    failed = sum(1 for r in results if r.error)
-    click.echo(f"{len(results) - failed} classified, {failed} failed", err=True)
+    summary = run_batch_job(lambda todo: predictor.classify_rows(todo, top_k, batch_size), paths, out_file,
+                            progress=progress)
+    click.echo("", err=True)
+    click.echo(f"{summary.succeeded} classified, {summary.failed} failed, {summary.skipped_as_done} already done "
+               f"({summary.items_per_second:.1f} items/s); rows in {out_file}", err=True)
 
 
 @main.command("pipelines")

@@ -6,9 +6,8 @@ training images, so predictions match what evaluation measured.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -20,34 +19,22 @@ from dlpipe.models import artifacts
 
 
 def expand_inputs(inputs: Sequence[str]) -> list[str]:
-    """Files as given, folders searched recursively for image files (sorted); missing paths are errors."""
+    """Files as given, folders searched recursively for images (sorted), .txt files read as lists of paths."""
     from dlpipe.data.images import IMAGE_EXTENSIONS
 
     paths: list[str] = []
     for item in inputs:
         path = Path(item)
-        if path.is_dir():
+        if path.is_file() and path.suffix.lower() == ".txt":
+            lines = path.read_text(encoding="utf-8").splitlines()
+            paths.extend(line.strip().removeprefix("file://") for line in lines if line.strip())
+        elif path.is_dir():
             paths.extend(sorted(str(p) for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS))
         elif path.is_file():
             paths.append(str(path))
         else:
             raise DataError(item, "no such file or folder")
     return paths
-
-
-@dataclass
-class Prediction:
-    """Top-k labels for one input, or the reason it could not be read."""
-
-    path: str
-    top: list[tuple[str, float]] = field(default_factory=list)
-    error: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        if self.error:
-            return {"path": self.path, "error": self.error}
-        return {"path": self.path, "label": self.top[0][0], "score": self.top[0][1],
-                "top": [{"label": label, "score": score} for label, score in self.top]}
 
 
 class ImagePredictor:
@@ -80,26 +67,40 @@ class ImagePredictor:
             raise DataError(source, f"no such model file or folder; give a run folder, a .keras file or one of: {names}")
         raise DataError(source, "not a dlpipe model: expected a run folder with model.keras, or a .keras file")
 
-    def predict_files(self, paths: Sequence[str], top_k: int = 5, batch_size: int = 32) -> list[Prediction]:
-        """Predictions in input order; unreadable files get an error entry instead of stopping the job."""
-        results: list[Prediction] = []
-        readable: list[str] = []
-        for path in paths:
-            reason, _ = check_image_file(path, verify=True)
-            results.append(Prediction(path, error=reason))
-            if not reason:
-                readable.append(path)
-        if readable:
-            prep = self.preprocessing
-            ds = tf.data.Dataset.from_tensor_slices(readable).map(lambda p: load_image(p, prep)).batch(batch_size)
-            probabilities = self.model.predict(ds, verbose=0)
-            k = min(top_k, len(self.class_names))
-            ranked = np.argsort(-probabilities, axis=1)[:, :k]
-            by_path = {
-                path: [(self.class_names[i], float(row[i])) for i in order]
-                for path, row, order in zip(readable, probabilities, ranked)
-            }
-            for result in results:
-                if result.error is None:
-                    result.top = by_path[result.path]
-        return results
+    def predict_pixels(self, pixels: Any) -> np.ndarray:
+        """Probabilities for a batch of preprocessed images (N, S, S, 3), pixels in [0, 255]."""
+        return np.asarray(self.model.predict_on_batch(pixels))
+
+    def classify_rows(self, paths: Sequence[str], top_k: int = 5, batch_size: int = 32) -> Iterator[list[dict[str, Any]]]:
+        """Row batches in input order: decoding runs in parallel; unreadable files become error rows."""
+        prep = self.preprocessing
+        ds = tf.data.Dataset.from_tensor_slices((tf.range(len(paths), dtype=tf.int64), list(paths) or [""]))
+        if not paths:
+            return
+        ds = ds.map(lambda i, p: (i, load_image(p, prep)), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        ds = ds.ignore_errors().batch(batch_size).prefetch(2)
+        expected = 0
+        for indices, images in ds:
+            probabilities = self.predict_pixels(images)
+            rows: list[dict[str, Any]] = []
+            for index, row in zip(indices.numpy().tolist(), probabilities):
+                rows.extend(self._error_row(paths[i]) for i in range(expected, index))
+                rows.append(self._row(paths[index], row, top_k))
+                expected = index + 1
+            yield rows
+        if expected < len(paths):
+            yield [self._error_row(path) for path in paths[expected:]]
+
+    def predict_files(self, paths: Sequence[str], top_k: int = 5, batch_size: int = 32) -> list[dict[str, Any]]:
+        """All rows at once (small jobs); see `classify_rows`."""
+        return [row for rows in self.classify_rows(paths, top_k, batch_size) for row in rows]
+
+    def _row(self, path: str, probabilities: np.ndarray, top_k: int) -> dict[str, Any]:
+        order = np.argsort(-probabilities)[: min(top_k, len(self.class_names))]
+        top = [{"label": self.class_names[i], "score": round(float(probabilities[i]), 6)} for i in order]
+        return {"input": path, "label": top[0]["label"], "score": top[0]["score"], "top": top}
+
+    @staticmethod
+    def _error_row(path: str) -> dict[str, Any]:
+        reason, _ = check_image_file(path, verify=True)
+        return {"input": path, "error": reason or "could not be decoded"}

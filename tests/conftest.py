@@ -96,3 +96,16 @@ def write_sentences(path: Path, count: int, seed: int) -> Path:
 @pytest.fixture
 def sentences_file(tmp_path: Path) -> Path:
     return write_sentences(tmp_path / "sentences.txt", 160, seed=3)
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory):
+    """A tiny trained image-classify run (blue/red), trained once per session: (data folder, run folder)."""
+    from dlpipe.pipelines import api
+
+    root = tmp_path_factory.mktemp("colors")
+    write_color_images(root / "blue", "blue", 24, seed=2)
+    write_color_images(root / "red", "red", 24, seed=1)
+    out = tmp_path_factory.mktemp("run") / "out"
+    api.run("image-classify", data=str(root), out=out, sets=[*TINY_SETS, "export.formats=[keras]"], echo=lambda _: None)
+    return root, out

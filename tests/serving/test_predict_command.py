@@ -7,22 +7,8 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from conftest import TINY_SETS
-from dlpipe.pipelines import api
 from dlpipe.pipelines.cli import main
 from dlpipe.serving.predictor import ImagePredictor
-
-
-@pytest.fixture(scope="module")
-def trained_run(tmp_path_factory):
-    from conftest import write_color_images
-
-    root = tmp_path_factory.mktemp("colors")
-    write_color_images(root / "blue", "blue", 24, seed=2)
-    write_color_images(root / "red", "red", 24, seed=1)
-    out = tmp_path_factory.mktemp("run") / "out"
-    api.run("image-classify", data=str(root), out=out, sets=[*TINY_SETS, "export.formats=[keras]"], echo=lambda _: None)
-    return root, out
 
 
 def test_predict_prints_top_labels_and_writes_jsonl(trained_run, tmp_path):
@@ -36,8 +22,8 @@ def test_predict_prints_top_labels_and_writes_jsonl(trained_run, tmp_path):
     good = [row for row in rows if "error" not in row]
     assert sum(row["label"] == "blue" for row in good) >= 20
     assert all(len(row["top"]) == 2 for row in good)
-    assert rows[-1]["path"].endswith("broken.png") and "cannot be decoded" in rows[-1]["error"]
-    assert "24 classified, 1 failed" in result.output
+    assert rows[-1]["input"].endswith("broken.png") and "cannot be decoded" in rows[-1]["error"]
+    assert "24 classified, 1 failed, 0 already done" in result.output
 
 
 def test_predictor_accepts_the_model_file_and_rejects_junk(trained_run, tmp_path):

@@ -1,0 +1,115 @@
+"""Resumable batch inference: many inputs -> one JSONL or CSV file, streamed to disk.
+
+Inputs are decoded in parallel by tf.data and classified in batches. Each
+finished batch is appended and flushed, so a killed job loses at most the
+batch in flight; restarted with the same command it drops any half-written
+last row, skips the inputs already written and carries on. Unreadable inputs
+get a row with the error instead of stopping the job.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+from dlpipe.errors import DataError
+
+CSV_FIELDS = ("input", "label", "score", "top", "error")
+
+
+@dataclass
+class JobSummary:
+    total: int
+    succeeded: int
+    failed: int
+    skipped_as_done: int
+    seconds: float
+
+    @property
+    def items_per_second(self) -> float:
+        done = self.succeeded + self.failed
+        return done / self.seconds if self.seconds else 0.0
+
+
+def output_format(path: str | Path, fmt: str | None = None) -> str:
+    fmt = fmt or ("csv" if str(path).lower().endswith(".csv") else "jsonl")
+    if fmt not in ("jsonl", "csv"):
+        raise DataError(str(path), f"unknown output format '{fmt}'; use .jsonl or .csv")
+    return fmt
+
+
+def completed_inputs(path: str | Path, fmt: str) -> set[str]:
+    """Inputs already written by an earlier run; a torn last row is cut off first."""
+    path = Path(path)
+    if not path.is_file():
+        return set()
+    data = path.read_bytes()
+    end = data.rfind(b"\n") + 1
+    if end < len(data):  # the job died mid-row: drop the partial row
+        with path.open("r+b") as handle:
+            handle.truncate(end)
+        data = data[:end]
+    text = data.decode("utf-8")
+    if fmt == "jsonl":
+        return {json.loads(line)["input"] for line in text.splitlines() if line.strip()}
+    return {row["input"] for row in csv.DictReader(io.StringIO(text))}
+
+
+class RowWriter:
+    """Appends rows and flushes each batch to disk (fsync), writing a CSV header once."""
+
+    def __init__(self, path: str | Path, fmt: str):
+        self.path = Path(path)
+        self.fmt = fmt
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        new = not self.path.exists() or self.path.stat().st_size == 0
+        self.handle = self.path.open("a", encoding="utf-8", newline="")
+        self.csv = csv.DictWriter(self.handle, fieldnames=CSV_FIELDS) if fmt == "csv" else None
+        if self.csv and new:
+            self.csv.writeheader()
+
+    def write(self, rows: Sequence[dict[str, Any]]) -> None:
+        for row in rows:
+            if self.csv:
+                flat = dict(row)
+                flat["top"] = json.dumps(row.get("top", []))
+                self.csv.writerow({key: flat.get(key, "") for key in CSV_FIELDS})
+            else:
+                self.handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+        self.handle.flush()
+        os.fsync(self.handle.fileno())
+
+    def close(self) -> None:
+        self.handle.close()
+
+
+def run_batch_job(
+    classify: Callable[[Sequence[str]], Iterator[list[dict[str, Any]]]],
+    inputs: Sequence[str],
+    out_file: str | Path,
+    fmt: str | None = None,
+    progress: Callable[[int, int, float], None] | None = None,
+) -> JobSummary:
+    """Classify `inputs` with `classify` (yields row batches in input order) into `out_file`, resumably."""
+    fmt = output_format(out_file, fmt)
+    done = completed_inputs(out_file, fmt)
+    todo = [item for item in inputs if item not in done]
+    writer = RowWriter(out_file, fmt)
+    succeeded = failed = 0
+    started = time.perf_counter()
+    try:
+        for rows in classify(todo):
+            writer.write(rows)
+            failed += sum(1 for row in rows if row.get("error"))
+            succeeded += sum(1 for row in rows if not row.get("error"))
+            if progress:
+                progress(succeeded + failed, len(todo), time.perf_counter() - started)
+    finally:
+        writer.close()
+    return JobSummary(len(inputs), succeeded, failed, len(inputs) - len(todo), time.perf_counter() - started)
