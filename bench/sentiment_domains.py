@@ -34,7 +34,8 @@ SETTINGS = {
 MODELS = {
     "bilstm": ["model.architecture=bilstm"],
     "gru": ["model.architecture=gru"],
-    "transformer": ["model.architecture=transformer", "train.learning_rate=0.001", "model.num_layers=2"],
+    "transformer": ["model.architecture=transformer", "model.num_layers=2"],
+    "minilm (fine-tuned)": ["model.architecture=minilm", "train.epochs=3"],
 }
 
 

@@ -109,6 +109,8 @@ class TextPreprocessing:
     sequence_length: int = 64
     lowercase: bool = True
     strip_punctuation: bool = True
+    tokenizer: str = "vectorize"  # "vectorize": TextVectorization in the model; "wordpiece": ids fed to the model
+    vocab_file: str | None = None  # the WordPiece vocabulary, with tokenizer="wordpiece"
 
     @property
     def standardize(self) -> str | None:
@@ -123,7 +125,8 @@ class TextPreprocessing:
 
     def to_dict(self) -> dict[str, object]:
         return {"max_tokens": self.max_tokens, "sequence_length": self.sequence_length,
-                "lowercase": self.lowercase, "strip_punctuation": self.strip_punctuation}
+                "lowercase": self.lowercase, "strip_punctuation": self.strip_punctuation,
+                "tokenizer": self.tokenizer, "vocab_file": Path(self.vocab_file).name if self.vocab_file else None}
 
 
 def text_dataset(texts: Sequence[str], labels: Sequence[int]):
@@ -131,3 +134,12 @@ def text_dataset(texts: Sequence[str], labels: Sequence[int]):
     import tensorflow as tf
 
     return tf.data.Dataset.from_tensor_slices((list(texts), list(labels)))
+
+
+def wordpiece_dataset(tokenizer, texts: Sequence[str], labels: Sequence[int], sequence_length: int):
+    """Unbatched ({input_ids, attention_mask}, label) pairs for a pretrained BERT-style encoder."""
+    import tensorflow as tf
+
+    batch = tokenizer.encode(list(texts), max_length=sequence_length)
+    features = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+    return tf.data.Dataset.from_tensor_slices((features, list(labels)))

@@ -45,6 +45,14 @@ def read_preprocessing(folder: str | Path) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+def copy_beside(source: str | Path, folder: str | Path) -> Path:
+    """Copy a file the model needs (e.g. a tokenizer vocabulary) into an artifact folder, atomically."""
+    source, target = Path(source), Path(folder) / Path(source).name
+    with atomic.replacing_file(target) as tmp:
+        tmp.write_bytes(source.read_bytes())
+    return target
+
+
 def save_keras(model: keras.Model, path: str | Path) -> Path:
     """Save a `.keras` file; a crash mid-write leaves any previous file intact."""
     path = Path(path)

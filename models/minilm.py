@@ -123,7 +123,9 @@ def minilm_encoder(
             attention_dropout=dropout,
             name=f"layer_{i}",
         )(x, inputs["attention_mask"])
-    model = keras.Model(inputs, x, name=name)
+    # A list (not the dict) keeps the positional order input_ids, attention_mask[, token_type_ids];
+    # dicts keyed by these names are accepted too.
+    model = keras.Model(list(inputs.values()), x, name=name)
     if weights_path is not None:
         load_minilm_weights(model, weights_path)
     return model
@@ -145,10 +147,10 @@ def sentence_embedding_model(
     """
     encoder = minilm_encoder(weights, max_length, encoder_name, token_type_input=token_type_input, dropout=dropout)
     inputs = _inputs(max_length, token_type_input)
-    hidden = encoder(inputs)
+    hidden = encoder(list(inputs.values()))
     pooled = MeanPooling(name="mean_pooling")([hidden, inputs["attention_mask"]])
     embedding = keras.layers.UnitNormalization(axis=-1, name="l2_normalize")(pooled)
-    return keras.Model(inputs, embedding, name=name)
+    return keras.Model(list(inputs.values()), embedding, name=name)
 
 
 def _targets(model: keras.Model) -> dict[str, tuple[keras.Variable, bool]]:

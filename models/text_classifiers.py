@@ -74,3 +74,22 @@ def transformer_classifier(
     x = layers.Dropout(dropout, name="head_dropout")(x)
     outputs = layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
     return keras.Model(inputs, outputs, name="transformer_classifier")
+
+
+def minilm_classifier(num_classes: int, sequence_length: int, dropout: float = 0.1,
+                      weights: str | None = "pretrained") -> keras.Model:
+    """Pretrained all-MiniLM-L6-v2 -> masked mean pooling -> dropout -> softmax.
+
+    Inputs are WordPiece `input_ids` and `attention_mask` (int32, sequence_length);
+    `dlpipe.data.wordpiece` produces them. The encoder is the nested layer
+    "backbone" and trains whole (fine-tuning with a small learning rate).
+    """
+    from dlpipe.models.bert_layers import MeanPooling
+    from dlpipe.models.minilm import minilm_encoder
+
+    encoder = minilm_encoder(weights, sequence_length, name="backbone", dropout=dropout)
+    inputs = {name: keras.Input(shape=(sequence_length,), dtype="int32", name=name) for name in ("input_ids", "attention_mask")}
+    pooled = MeanPooling(name="mean_pooling")([encoder(inputs), inputs["attention_mask"]])
+    x = layers.Dropout(dropout, name="head_dropout")(pooled)
+    outputs = layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name="minilm_classifier")

@@ -35,6 +35,7 @@ class RunContext:
     val_data: Any = None
     augmenter: Any = None
     model: Any = None
+    training_defaults: dict[str, Any] = field(default_factory=dict)  # what the model stage recommends
     backbone_spec: Any = None
     history: dict[str, list[float]] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)

@@ -11,19 +11,21 @@ from dlpipe.pipelines.stage import RunContext, Stage
 
 @dataclass(frozen=True)
 class TextModelConfig:
-    architecture: Literal["lstm", "gru", "bilstm", "transformer"] = option(
-        "bilstm", "lstm, gru, bilstm (bidirectional LSTM) or transformer (small encoder from scratch)"
+    architecture: Literal["lstm", "gru", "bilstm", "transformer", "minilm"] = option(
+        "bilstm", "lstm, gru, bilstm (bidirectional LSTM), transformer (small encoder from scratch) "
+        "or minilm (pretrained all-MiniLM-L6-v2, fine-tuned)"
     )
     embedding_dim: int = option(64, "token embedding width (transformer: model width)")
     units: int = option(64, "recurrent units per direction")
     num_layers: int = option(1, "stacked recurrent layers or encoder blocks")
-    dropout: float = option(0.3, "dropout on inputs of the recurrent cells and before the classifier")
+    dropout: float | None = option(None, "dropout before the classifier and on recurrent inputs; default 0.3 for "
+                                         "recurrent models, 0.1 for transformer and minilm (inside the encoder too)")
     recurrent_dropout: float = option(0.0, "dropout on the recurrent state (slower: disables fused kernels)")
     num_heads: int = option(4, "transformer attention heads")
     ff_dim: int = option(128, "transformer feed-forward width")
 
     def __post_init__(self) -> None:
-        require(0.0 <= self.dropout < 1.0, "dropout", f"must be in [0, 1). Received: {self.dropout}")
+        require(self.dropout is None or 0.0 <= self.dropout < 1.0, "dropout", f"must be in [0, 1). Received: {self.dropout}")
         require(0.0 <= self.recurrent_dropout < 1.0, "recurrent_dropout", "must be in [0, 1)")
         require(self.num_layers >= 1, "num_layers", "must be at least 1")
         require(self.embedding_dim % self.num_heads == 0 or self.architecture != "transformer", "num_heads",
@@ -40,13 +42,37 @@ class TextModelStage(Stage):
         cfg = self.config
         prep = ctx.need("preprocessing", "preprocess")
         texts, _ = ctx.need("train_files", "load")
-        vectorizer = make_vectorizer(texts, prep.max_tokens, prep.sequence_length, prep.standardize)
         classes = len(ctx.need("class_names", "load"))
+        if cfg.architecture == "minilm":
+            return self._minilm(ctx, classes)
+        ctx.training_defaults["learning_rate"] = 1e-3 if cfg.architecture == "transformer" else 2e-3
+        vectorizer = make_vectorizer(texts, prep.max_tokens, prep.sequence_length, prep.standardize)
         if cfg.architecture == "transformer":
             ctx.model = transformer_classifier(vectorizer, classes, prep.sequence_length, cfg.embedding_dim,
-                                               cfg.num_heads, cfg.ff_dim, cfg.num_layers, cfg.dropout)
+                                               cfg.num_heads, cfg.ff_dim, cfg.num_layers, self._dropout(0.1))
         else:
             ctx.model = recurrent_classifier(vectorizer, classes, cfg.architecture, cfg.embedding_dim, cfg.units,
-                                             cfg.num_layers, cfg.dropout, cfg.recurrent_dropout)
+                                             cfg.num_layers, self._dropout(0.3), cfg.recurrent_dropout)
         return (f"{cfg.architecture}, vocabulary {vectorizer.vocabulary_size():,}, "
                 f"{ctx.model.count_params():,} parameters, {classes} classes")
+
+    def _minilm(self, ctx: RunContext, classes: int) -> str:
+        """The pretrained encoder reads WordPiece ids: tokenise the splits here, in the same code predict uses."""
+        import dataclasses
+
+        from dlpipe.data.text import wordpiece_dataset
+        from dlpipe.models.minilm import minilm_files, minilm_tokenizer
+        from dlpipe.models.text_classifiers import minilm_classifier
+
+        prep = dataclasses.replace(ctx.preprocessing, tokenizer="wordpiece", vocab_file=str(minilm_files()[1]))
+        ctx.preprocessing = prep
+        tokenizer = minilm_tokenizer()
+        ctx.train_data = wordpiece_dataset(tokenizer, *ctx.train_files, prep.sequence_length)
+        ctx.val_data = wordpiece_dataset(tokenizer, *ctx.val_files, prep.sequence_length)
+        ctx.model = minilm_classifier(classes, prep.sequence_length, dropout=self._dropout(0.1))
+        # fine-tuning recipe for a pretrained transformer: small rate, warm-up, then cosine decay
+        ctx.training_defaults.update(learning_rate=5e-5, warmup_fraction=0.1, optimizer="adamw")
+        return f"minilm (pretrained all-MiniLM-L6-v2), {ctx.model.count_params():,} parameters, {classes} classes"
+
+    def _dropout(self, default: float) -> float:
+        return self.config.dropout if self.config.dropout is not None else default

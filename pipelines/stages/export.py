@@ -31,6 +31,9 @@ class ExportStage(Stage):
         kind = "text" if ctx.config.pipeline == "sentiment" else "image"
         preprocessing = {"kind": kind, **ctx.preprocessing.to_dict()} if ctx.preprocessing else {}
         artifacts.write_labels(ctx.out_dir, ctx.class_names)
+        vocab = getattr(ctx.preprocessing, "vocab_file", None)
+        if vocab:  # a WordPiece model needs its vocabulary to tokenise new text
+            artifacts.copy_beside(vocab, ctx.out_dir)
         artifacts.write_preprocessing(ctx.out_dir, preprocessing)
         written = []
         if "keras" in self.config.formats:

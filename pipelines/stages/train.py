@@ -27,8 +27,12 @@ class TrainConfig:
     unfreeze_blocks: int = option(-1, "backbone blocks to unfreeze for fine-tuning, counted from the top (-1: all)")
     finetune_lr_factor: float = option(0.1, "fine-tuning learning rate = learning_rate * this")
     batch_size: int = option(32, "images per step; lower it if memory runs out")
-    optimizer: Literal["adam", "sgd", "rmsprop", "adamw"] = option("adam", "optimizer")
-    learning_rate: float = option(1e-3, "learning rate of the first phase")
+    optimizer: Literal["adam", "sgd", "rmsprop", "adamw"] | None = option(
+        None, "optimizer; default: what the model recommends (adam; adamw for minilm)")
+    learning_rate: float | None = option(
+        None, "learning rate of the first phase; default: what the model recommends (1e-3 images, 2e-3 recurrent, 5e-5 minilm)")
+    warmup_fraction: float | None = option(
+        None, "fraction of the steps spent warming the learning rate up from 0 (default: 0.1 for minilm, else 0)")
     momentum: float = option(0.9, "momentum for sgd and rmsprop")
     weight_decay: float = option(1e-4, "weight decay for adamw")
     lr_schedule: Literal["constant", "cosine", "plateau"] = option(
@@ -44,7 +48,8 @@ class TrainConfig:
         require(self.epochs >= 1, "epochs", f"must be at least 1. Received: {self.epochs}")
         require(self.finetune_epochs >= 0, "finetune_epochs", "must be >= 0")
         require(self.batch_size >= 1, "batch_size", "must be at least 1")
-        require(self.learning_rate > 0, "learning_rate", "must be > 0")
+        require(self.learning_rate is None or self.learning_rate > 0, "learning_rate", "must be > 0")
+        require(self.warmup_fraction is None or 0 <= self.warmup_fraction < 1, "warmup_fraction", "must be in [0, 1)")
         require(self.finetune_lr_factor > 0, "finetune_lr_factor", "must be > 0")
         require(self.early_stopping_patience >= 0, "early_stopping_patience", "must be >= 0")
 
@@ -77,17 +82,23 @@ class TrainStage(Stage):
         epochs = sum(len(p["history"].get("loss", [])) for p in ctx.history["phases"])
         return f"{epochs} epochs in {len(phases)} phase(s): " + ", ".join(p.name for p in phases)
 
+    def setting(self, ctx: RunContext, name: str, fallback: Any) -> Any:
+        """A train option: the config's value, else the model stage's recommendation, else the fallback."""
+        value = getattr(self.config, name)
+        return value if value is not None else ctx.training_defaults.get(name, fallback)
+
     def phases(self, ctx: RunContext) -> list[Phase]:
         cfg = self.config
+        rate = self.setting(ctx, "learning_rate", 1e-3)
         names = {layer.name for layer in ctx.model.layers}
         if "backbone" not in names or ctx.model.get_layer("backbone").trainable:
             # no pretrained part to protect (random init, or a text model): train everything at once
             if cfg.finetune_epochs:
                 ctx.echo("  note: train.finetune_epochs is ignored: the whole model trains from scratch in one phase")
-            return [Phase("train", cfg.epochs, cfg.learning_rate, None)]
-        phases = [Phase("head", cfg.epochs, cfg.learning_rate, None)]
+            return [Phase("train", cfg.epochs, rate, None)]
+        phases = [Phase("head", cfg.epochs, rate, None)]
         if cfg.finetune_epochs:
-            phases.append(Phase("finetune", cfg.finetune_epochs, cfg.learning_rate * cfg.finetune_lr_factor, cfg.unfreeze_blocks))
+            phases.append(Phase("finetune", cfg.finetune_epochs, rate * cfg.finetune_lr_factor, cfg.unfreeze_blocks))
         return phases
 
     def _run_phase(self, ctx: RunContext, model: Any, phase: Phase, train_ds: Any, val_ds: Any, checkpoints: Any) -> None:
@@ -107,7 +118,7 @@ class TrainStage(Stage):
             ctx.echo(f"  phase {phase.name}: {phase.epochs} epochs, lr {phase.learning_rate:g}, {trainable:,} trainable parameters")
             steps = max(int(train_ds.cardinality()), 1)
             model.compile(
-                optimizer=self._optimizer(phase, steps),
+                optimizer=self._optimizer(ctx, phase, steps),
                 loss="sparse_categorical_crossentropy",
                 metrics=["accuracy"],
             )
@@ -126,16 +137,24 @@ class TrainStage(Stage):
             _save_weights(model, finished)
         ctx.history["phases"].append({"name": phase.name, "history": read_history(history_file)})
 
-    def _optimizer(self, phase: Phase, steps_per_epoch: int) -> Any:
+    def _optimizer(self, ctx: RunContext, phase: Phase, steps_per_epoch: int) -> Any:
         import keras
 
         from dlpipe.pipelines.training import make_optimizer
 
         cfg = self.config
         rate: Any = phase.learning_rate
-        if cfg.lr_schedule == "cosine":
-            rate = keras.optimizers.schedules.CosineDecay(phase.learning_rate, decay_steps=phase.epochs * steps_per_epoch)
-        return make_optimizer(cfg.optimizer, rate, cfg.momentum, cfg.weight_decay)
+        total = phase.epochs * steps_per_epoch
+        warmup = int(self.setting(ctx, "warmup_fraction", 0.0) * total)
+        if cfg.lr_schedule == "cosine" or warmup:
+            # warm up linearly to the rate, then cosine decay (lr_schedule=cosine) or hold it (alpha=1)
+            rate = keras.optimizers.schedules.CosineDecay(
+                0.0 if warmup else phase.learning_rate, decay_steps=max(total - warmup, 1),
+                alpha=0.0 if cfg.lr_schedule == "cosine" else 1.0,
+                warmup_target=phase.learning_rate if warmup else None, warmup_steps=warmup,
+            )
+        optimizer = self.setting(ctx, "optimizer", "adam")
+        return make_optimizer(optimizer, rate, cfg.momentum, cfg.weight_decay)
 
     def _class_weights(self, ctx: RunContext) -> dict[int, float] | None:
         from dlpipe.pipelines.training import balanced_class_weights
