@@ -96,7 +96,7 @@ def _keras_application(constructor: Callable[..., keras.Model], name: str) -> Bu
 
 
 def _efficientnet_lite0(input_shape: tuple[int, int, int], weights: str | None) -> keras.Model:
-    from dlpipe.models.efficientnet_lite0 import efficientnet_lite0
+    from dlpipe.models.efficientnet_lite import efficientnet_lite0
 
     return efficientnet_lite0(include_top=False, weights=weights, input_shape=input_shape, pooling="avg")
 

@@ -31,7 +31,7 @@ NAMED_MODELS: Registry[Callable[[], NamedModel]] = Registry("named model")
 
 @NAMED_MODELS.register("efficientnet-lite0-imagenet")
 def efficientnet_lite0_imagenet() -> NamedModel:
-    from dlpipe.models import efficientnet_lite0 as lite
+    from dlpipe.models import efficientnet_lite as lite
 
     size = lite.DEFAULT_SIZE
     network = lite.efficientnet_lite0(include_top=True, weights="imagenet", input_shape=(size, size, 3))
