@@ -129,6 +129,42 @@ def predict_command(inputs: tuple[str, ...], model_name: str | None, top_k: int,
                f"({summary.items_per_second:.1f} items/s); rows in {out_file}", err=True)
 
 
+@main.command("serve")
+@click.argument("model_dir")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind; loopback unless you need others to reach it.")
+@click.option("--port", default=8501, show_default=True, help="TCP port (TF Serving's REST port by default).")
+@click.option("--max-batch-size", default=32, show_default=True, help="Most inputs run in one model call (1 turns batching off).")
+@click.option("--max-wait-ms", default=5.0, show_default=True, help="How long a batch waits to fill.")
+@click.option("--max-queue", default=256, show_default=True, help="Requests allowed to wait; more get 503.")
+@click.option("--max-body-mb", default=10.0, show_default=True, help="Largest request body; larger gets 413.")
+@click.option("--token-env", default="DLPIPE_TOKEN", show_default=True,
+              help="Environment variable holding a bearer token; when set, requests without it get 401.")
+@click.option("--watch-seconds", default=5.0, show_default=True, help="How often to look for new model versions (0: never).")
+@_friendly_errors
+def serve_command(model_dir: str, host: str, port: int, max_batch_size: int, max_wait_ms: float, max_queue: int,
+                  max_body_mb: float, token_env: str, watch_seconds: float) -> None:
+    """Serve the model(s) in MODEL_DIR (a run folder, or ROOT/NAME/VERSION/) over a TF-Serving-style REST API."""
+    _quiet_tensorflow()
+    import threading
+
+    import uvicorn
+
+    from dlpipe.serving.repository import ModelRepository
+    from dlpipe.serving.server import ServerSettings, create_app
+
+    repository = ModelRepository(model_dir)
+    settings = ServerSettings(max_batch_size, max_wait_ms, max_queue, int(max_body_mb * 1024 * 1024),
+                              os.environ.get(token_env) or None)
+    stop = threading.Event()
+    if watch_seconds > 0:
+        repository.watch(watch_seconds, stop)
+    click.echo(f"serving {', '.join(repository.names())} on http://{host}:{port}/v1/models/NAME:predict", err=True)
+    try:
+        uvicorn.run(create_app(repository, settings), host=host, port=port, log_level="warning")
+    finally:
+        stop.set()
+
+
 @main.command("pipelines")
 def pipelines_command() -> None:
     """List the pipelines and their stages."""

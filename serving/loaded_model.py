@@ -1,0 +1,96 @@
+"""A trained dlpipe model ready to serve: turns request inputs into model inputs and back.
+
+Image models get encoded image bytes and reuse `dlpipe.data.preprocess`
+(the training code) to make pixels; text models get strings, tokenised the
+way training did (inside the model, or WordPiece with the shipped vocabulary).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from dlpipe.errors import DataError
+from dlpipe.models import artifacts
+
+
+@dataclass
+class LoadedModel:
+    name: str
+    version: int
+    kind: str  # "image" or "text"
+    model: Any
+    class_names: list[str]
+    preprocessing: dict[str, Any]
+    tokenizer: Any = None
+
+    @classmethod
+    def load(cls, folder: str | Path, name: str, version: int) -> "LoadedModel":
+        """Load a run or export folder holding model.keras, labels.txt and preprocessing.json."""
+        folder = Path(folder)
+        model = artifacts.load_keras(folder / "model.keras")
+        prep = artifacts.read_preprocessing(folder)
+        kind = prep.get("kind", "image")
+        tokenizer = None
+        if kind == "text":
+            import dlpipe.models.bert_layers  # noqa: F401  (custom layers of saved text models)
+            import dlpipe.models.text_layers  # noqa: F401
+
+            if prep.get("tokenizer") == "wordpiece":
+                from dlpipe.data.wordpiece import WordPieceTokenizer
+
+                tokenizer = WordPieceTokenizer.from_vocab_file(folder / prep["vocab_file"])
+        return cls(name, version, kind, model, artifacts.read_labels(folder), prep, tokenizer)
+
+    def prepare(self, instance: Any) -> Any:
+        """One request instance -> one model input; raises DataError with a clear reason."""
+        if self.kind == "text":
+            if not isinstance(instance, str):
+                raise DataError("instances", f"model '{self.name}' takes text; send strings. Received: {type(instance).__name__}")
+            return instance
+        if not isinstance(instance, (bytes, bytearray)):
+            raise DataError("instances", f"model '{self.name}' takes images; send {{\"b64\": \"<base64 JPEG/PNG>\"}}")
+        return self._pixels(bytes(instance))
+
+    def _pixels(self, data: bytes) -> np.ndarray:
+        import tensorflow as tf
+
+        from dlpipe.data.images import sniff_format
+        from dlpipe.data.preprocess import ImagePreprocessing, preprocess_bytes
+
+        if sniff_format(data[:16]) is None:
+            raise DataError("image", "not a JPEG, PNG, GIF or BMP image")
+        fields = {k: v for k, v in self.preprocessing.items() if k in ImagePreprocessing.__dataclass_fields__}
+        try:
+            return preprocess_bytes(tf.constant(data), ImagePreprocessing(**fields)).numpy()
+        except tf.errors.OpError as error:
+            raise DataError("image", f"cannot be decoded ({str(error.message).splitlines()[0]})") from None
+
+    def predict(self, items: Sequence[Any]) -> np.ndarray:
+        """Probabilities (N, classes) for prepared items."""
+        import tensorflow as tf
+
+        if self.kind == "image":
+            return np.asarray(self.model.predict_on_batch(np.stack(items)))
+        if self.tokenizer is not None:
+            batch = self.tokenizer.encode(list(items), max_length=int(self.preprocessing["sequence_length"]))
+            features = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+            return np.asarray(self.model.predict_on_batch(features))
+        return np.asarray(self.model.predict_on_batch(tf.constant(list(items))))
+
+    def describe(self, probabilities: np.ndarray, top_k: int = 1) -> dict[str, Any]:
+        order = np.argsort(-probabilities)[: max(1, min(top_k, len(self.class_names)))]
+        return {
+            "label": self.class_names[order[0]],
+            "score": float(probabilities[order[0]]),
+            "probabilities": [float(p) for p in probabilities],
+            "top": [{"label": self.class_names[i], "score": float(probabilities[i])} for i in order],
+        }
+
+    def metadata(self) -> dict[str, Any]:
+        return {"name": self.name, "version": self.version, "kind": self.kind, "labels": self.class_names,
+                "preprocessing": json.loads(json.dumps(self.preprocessing))}

@@ -1,0 +1,199 @@
+"""HTTP serving: a TF-Serving-compatible REST API on FastAPI/uvicorn.
+
+Routes:
+  GET  /v1/models/NAME                       version status, like TF Serving
+  GET  /v1/models/NAME/metadata              labels, preprocessing, kind
+  POST /v1/models/NAME[/versions/V]:predict  {"instances": [...]} or {"inputs": [...]};
+                                             images as {"b64": "..."}; answers {"predictions": [...]}
+  POST /v1/models/NAME:classify              an uploaded image file (multipart field "file") or
+                                             {"text": "..."}; answers the top labels
+  GET  /healthz, GET /metrics                liveness; Prometheus text format
+Errors: 400 malformed JSON/inputs, 401 bad or missing bearer token (when one is set), 404 unknown
+model, 413 body over the limit, 503 queue full. Binds to loopback unless told otherwise.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+from dlpipe.errors import DataError
+from dlpipe.serving.batcher import DynamicBatcher, QueueFull
+from dlpipe.serving.repository import ModelRepository
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    max_batch_size: int = 32
+    max_wait_ms: float = 5.0
+    max_queue: int = 256
+    max_body_bytes: int = 10 * 1024 * 1024
+    token: str | None = None
+    top_k: int = 3
+
+
+class RequestError(Exception):
+    def __init__(self, status: int, message: str):
+        self.status = status
+        self.message = message
+
+
+def create_app(repository: ModelRepository, settings: ServerSettings = ServerSettings()) -> FastAPI:
+    """The FastAPI application serving every model of `repository`."""
+    app = FastAPI(title="dlpipe serving", docs_url=None, redoc_url=None)
+    batcher = DynamicBatcher(settings.max_batch_size, settings.max_wait_ms, settings.max_queue)
+    registry = CollectorRegistry()
+    requests_total = Counter("dlpipe_requests_total", "requests by route and status", ["route", "status"], registry=registry)
+    latency = Histogram("dlpipe_request_seconds", "request latency", ["route"], registry=registry)
+    batch_items = Counter("dlpipe_batched_items_total", "items run through the model", registry=registry)
+    app.state.batcher = batcher
+    app.state.repository = repository
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next):
+        route = request.url.path.rsplit(":", 1)[-1] if ":" in request.url.path else request.url.path.split("/")[1]
+        started = time.perf_counter()
+        if settings.token and request.url.path != "/healthz":
+            sent = request.headers.get("authorization", "")
+            if not secrets.compare_digest(sent.encode(), f"Bearer {settings.token}".encode()):
+                response = _error(401, "missing or wrong bearer token (Authorization: Bearer TOKEN)")
+                requests_total.labels(route, "401").inc()
+                return response
+        length = request.headers.get("content-length")
+        if length and length.isdigit() and int(length) > settings.max_body_bytes:
+            requests_total.labels(route, "413").inc()
+            return _error(413, f"request body of {length} bytes is over the limit of {settings.max_body_bytes}")
+        response = await call_next(request)
+        requests_total.labels(route, str(response.status_code)).inc()
+        latency.labels(route).observe(time.perf_counter() - started)
+        return response
+
+    @app.exception_handler(RequestError)
+    async def request_error(_: Request, error: RequestError):
+        return _error(error.status, error.message)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, Any]:
+        return {"status": "ok", "models": repository.names()}
+
+    @app.get("/metrics")
+    async def metrics() -> PlainTextResponse:
+        batch_items.inc(0)
+        return PlainTextResponse(generate_latest(registry).decode() + _batcher_metrics(batcher),
+                                 media_type="text/plain; version=0.0.4")
+
+    @app.get("/v1/models/{name}")
+    async def model_status(name: str) -> dict[str, Any]:
+        model = _model(repository, name)
+        return {"model_version_status": [{"version": str(model.version), "state": "AVAILABLE",
+                                          "status": {"error_code": "OK", "error_message": ""}}]}
+
+    @app.get("/v1/models/{name}/metadata")
+    async def model_metadata(name: str) -> dict[str, Any]:
+        return _model(repository, name).metadata()
+
+    @app.post("/v1/models/{name}:predict")
+    async def predict(name: str, request: Request) -> dict[str, Any]:
+        return await _predict(name, None, request)
+
+    @app.post("/v1/models/{name}/versions/{version}:predict")
+    async def predict_version(name: str, version: int, request: Request) -> dict[str, Any]:
+        return await _predict(name, version, request)
+
+    async def _predict(name: str, version: int | None, request: Request) -> dict[str, Any]:
+        model = _model(repository, name, version)
+        body = await _json_body(request, settings.max_body_bytes)
+        instances = body.get("instances", body.get("inputs")) if isinstance(body, dict) else None
+        if not isinstance(instances, list) or not instances:
+            raise RequestError(400, 'expected a JSON object with a non-empty list "instances" (or "inputs")')
+        items = [_prepare(model, _decode_instance(instance, index), index) for index, instance in enumerate(instances)]
+        probabilities = await _run(model, items)
+        return {"predictions": [model.describe(row, settings.top_k) for row in probabilities],
+                "model_version": str(model.version)}
+
+    @app.post("/v1/models/{name}:classify")
+    async def classify(name: str, request: Request) -> dict[str, Any]:
+        model = _model(repository, name)
+        content_type = request.headers.get("content-type", "")
+        if content_type.startswith("multipart/form-data"):
+            form = await request.form()
+            upload = form.get("file")
+            if upload is None or isinstance(upload, str):
+                raise RequestError(400, 'send the image as a multipart file field named "file"')
+            item: Any = await upload.read()
+        else:
+            body = await _json_body(request, settings.max_body_bytes)
+            if not isinstance(body, dict) or not isinstance(body.get("text"), str):
+                raise RequestError(400, 'send {"text": "..."} as JSON, or an image as multipart field "file"')
+            item = body["text"]
+        probabilities = await _run(model, [_prepare(model, item, 0)])
+        return {**model.describe(probabilities[0], settings.top_k), "model_version": str(model.version)}
+
+    async def _run(model: Any, items: list[Any]):
+        batch_items.inc(len(items))
+        try:
+            return await batcher.submit(model.predict, id(model), items)
+        except QueueFull as error:
+            raise RequestError(503, f"server busy: {error}; retry shortly") from None
+
+    @app.on_event("shutdown")
+    async def shutdown() -> None:
+        await batcher.close()
+
+    return app
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def _model(repository: ModelRepository, name: str, version: int | None = None):
+    try:
+        return repository.get(name, version)
+    except KeyError as error:
+        raise RequestError(404, str(error.args[0])) from None
+
+
+async def _json_body(request: Request, limit: int) -> Any:
+    raw = await request.body()
+    if len(raw) > limit:  # a chunked body has no content-length to check up front
+        raise RequestError(413, f"request body of {len(raw)} bytes is over the limit of {limit}")
+    try:
+        return json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise RequestError(400, f"malformed JSON: {error}") from None
+
+
+def _decode_instance(instance: Any, index: int) -> Any:
+    """TF Serving's conventions: {"b64": ...} (also nested as {"image_bytes": {"b64": ...}}) is binary."""
+    if isinstance(instance, dict) and len(instance) == 1 and isinstance(next(iter(instance.values())), dict):
+        instance = next(iter(instance.values()))
+    if isinstance(instance, dict):
+        if "b64" not in instance:
+            raise RequestError(400, f'instances[{index}]: expected {{"b64": "..."}} or a string')
+        try:
+            return base64.b64decode(instance["b64"], validate=True)
+        except (binascii.Error, TypeError, ValueError):
+            raise RequestError(400, f"instances[{index}]: b64 is not valid base64") from None
+    return instance
+
+
+def _prepare(model: Any, item: Any, index: int) -> Any:
+    try:
+        return model.prepare(item)
+    except DataError as error:
+        raise RequestError(400, f"instances[{index}]: {error.reason if error.path in ('image', 'instances') else error}") from None
+
+
+def _batcher_metrics(batcher: DynamicBatcher) -> str:
+    return ("# HELP dlpipe_batches_total model calls made by the batcher\n# TYPE dlpipe_batches_total counter\n"
+            f"dlpipe_batches_total {batcher.batches_run}\n")
