@@ -129,6 +129,47 @@ def predict_command(inputs: tuple[str, ...], model_name: str | None, top_k: int,
                f"({summary.items_per_second:.1f} items/s); rows in {out_file}", err=True)
 
 
+@main.command("export")
+@click.argument("run_dir")
+@click.option("--format", "fmt", type=click.Choice(["keras", "savedmodel", "tflite"]), default="tflite", show_default=True,
+              help="savedmodel: for TF Serving/GPU servers, takes encoded image bytes; tflite: for phones and boards.")
+@click.option("--quantize", type=click.Choice(["none", "float16", "dynamic", "int8"]), default="none", show_default=True,
+              help="TFLite weights: float32 (none), float16, dynamic-range int8, or full int8 with uint8 input/output "
+                   "(calibrated on the run's training images).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Folder to write into (default: RUN_DIR).")
+@_friendly_errors
+def export_command(run_dir: str, fmt: str, quantize: str, out_dir: str | None) -> None:
+    """Export a finished run's model; the new file replaces an old one only once it is complete."""
+    _quiet_tensorflow()
+    from dlpipe.pipelines.exporting import export_run
+
+    if quantize != "none" and fmt != "tflite":
+        raise click.UsageError("--quantize applies to --format tflite")
+    name = fmt if fmt != "tflite" or quantize == "none" else f"tflite-{quantize}"
+    path = export_run(run_dir, name, out_dir)
+    size = sum(p.stat().st_size for p in path.rglob("*")) if path.is_dir() else path.stat().st_size
+    click.echo(f"wrote {path} ({size / 1e6:.1f} MB) with labels.txt beside it")
+
+
+@main.command("evaluate")
+@click.argument("artifact")
+@click.option("--data", "data", required=True, metavar="DIR", help="Labelled folder, one sub-folder per class.")
+@click.option("--out", "out_file", type=click.Path(dir_okay=False), help="Also write the metrics to this JSON file.")
+@_friendly_errors
+def evaluate_command(artifact: str, data: str, out_file: str | None) -> None:
+    """Measure ARTIFACT (run folder, .keras, SavedModel folder or .tflite) on a labelled image folder."""
+    _quiet_tensorflow()
+    from dlpipe import atomic
+    from dlpipe.pipelines.evaluation import evaluate_artifact
+
+    report = evaluate_artifact(artifact, data)
+    click.echo(f"accuracy {report['accuracy']:.4f} on {report['count']} images, macro F1 {report['macro_f1']:.4f}")
+    for name, scores in report["per_class"].items():
+        click.echo(f"  {name}: precision {scores['precision']:.3f} recall {scores['recall']:.3f} f1 {scores['f1']:.3f}")
+    if out_file:
+        atomic.write_json(out_file, report)
+
+
 @main.command("serve")
 @click.argument("model_dir")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind; loopback unless you need others to reach it.")

@@ -8,12 +8,13 @@ from dlpipe.pipelines.config import option, require
 
 from dlpipe.pipelines.stage import RunContext, Stage
 
-FORMATS = ("keras", "savedmodel")
+from dlpipe.pipelines.exporting import FORMATS
 
 
 @dataclass(frozen=True)
 class ExportConfig:
-    formats: list[str] = option(list(FORMATS), "artifacts to write: keras (model.keras), savedmodel (savedmodel/)")
+    formats: list[str] = option(["keras", "savedmodel"], "artifacts to write: " + ", ".join(FORMATS)
+                                + " (images: SavedModel takes encoded image bytes; TFLite takes pixels)")
 
     def __post_init__(self) -> None:
         for name in self.formats:
@@ -26,22 +27,18 @@ class ExportStage(Stage):
 
     def run(self, ctx: RunContext) -> str:
         from dlpipe.models import artifacts
+        from dlpipe.pipelines.exporting import export_model
 
         model = ctx.need("model", "model")
         kind = "text" if ctx.config.pipeline == "sentiment" else "image"
-        preprocessing = {"kind": kind, **ctx.preprocessing.to_dict()} if ctx.preprocessing else {}
         artifacts.write_labels(ctx.out_dir, ctx.class_names)
+        artifacts.write_preprocessing(ctx.out_dir, {"kind": kind, **ctx.preprocessing.to_dict()})
         vocab = getattr(ctx.preprocessing, "vocab_file", None)
         if vocab:  # a WordPiece model needs its vocabulary to tokenise new text
             artifacts.copy_beside(vocab, ctx.out_dir)
-        artifacts.write_preprocessing(ctx.out_dir, preprocessing)
         written = []
-        if "keras" in self.config.formats:
-            ctx.artifacts["keras"] = str(artifacts.save_keras(model, ctx.out_dir / "model.keras"))
-            written.append("model.keras")
-        if "savedmodel" in self.config.formats:
-            ctx.artifacts["savedmodel"] = str(
-                artifacts.export_savedmodel(model, ctx.out_dir / "savedmodel", ctx.class_names, preprocessing)
-            )
-            written.append("savedmodel/")
+        for fmt in self.config.formats:
+            path = export_model(model, fmt, ctx.out_dir, ctx.class_names, ctx.preprocessing, kind, ctx.train_files[0])
+            ctx.artifacts[fmt] = str(path)
+            written.append(path.name + ("/" if path.is_dir() else ""))
         return "wrote " + ", ".join(written) if written else "nothing to write"

@@ -86,7 +86,7 @@ def test_exported_models_agree_with_each_other(finished_run):
     images = next(iter(batched(decoded_images(paths, [0] * 8, prep), 8)))[0]
     keras_probs = model.predict(images, verbose=0)
     served = tf.saved_model.load(str(out / "savedmodel"))
-    saved_probs = served.serve(images).numpy()
+    saved_probs = served.signatures["serving_pixels"](pixels=images)["probabilities"].numpy()
     np.testing.assert_allclose(saved_probs, keras_probs, atol=1e-5)
     assert (keras_probs.argmax(1) == [0, 0, 0, 0, 1, 1, 1, 1]).mean() >= 0.75
 

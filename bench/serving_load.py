@@ -1,0 +1,106 @@
+"""Benchmark: the HTTP server under a bounded loopback load, dynamic batching on and off.
+
+One command, from the repository root with the venv active, after the hymenoptera benchmark has
+trained a model (or give any image run folder):
+
+    python bench/serving_load.py [--run RUN_DIR] [--requests 192]
+
+For batching on (max batch 32, max wait 10 ms) and off (max batch 1), starts `dlpipe serve` on
+127.0.0.1 in a subprocess, then sends a fixed number of :predict requests (one photo each) from 1,
+8 and 32 concurrent clients and reports requests/s and p50/p99 latency. Only loopback traffic.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import os
+import socket
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+PHOTOS = ROOT.parent / "shared" / "data" / "hymenoptera" / "train"
+DEFAULT_RUN = ROOT / "bench" / "results" / "hymenoptera-efficientnet_lite0__ImageNet__2_phase_"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def load(url: str, bodies: list[dict], clients: int, total: int) -> tuple[float, list[float], int]:
+    latencies: list[float] = []
+    failures = 0
+    counter = iter(range(total))
+
+    async def client(session: httpx.AsyncClient) -> None:
+        nonlocal failures
+        for index in counter:
+            started = time.perf_counter()
+            response = await session.post(url, json=bodies[index % len(bodies)])
+            latencies.append(time.perf_counter() - started)
+            failures += response.status_code != 200
+
+    async with httpx.AsyncClient(timeout=120, limits=httpx.Limits(max_connections=clients)) as session:
+        started = time.perf_counter()
+        await asyncio.gather(*(client(session) for _ in range(clients)))
+        return time.perf_counter() - started, latencies, failures
+
+
+def serve(run: str, port: int, batch: int, wait_ms: float) -> subprocess.Popen:
+    command = [sys.executable, "-m", "dlpipe", "serve", run, "--port", str(port), "--max-batch-size", str(batch),
+               "--max-wait-ms", str(wait_ms), "--watch-seconds", "0"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(240):
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return process
+        except httpx.HTTPError:
+            time.sleep(0.5)
+    process.kill()
+    raise SystemExit("server did not start")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--run", default=str(DEFAULT_RUN))
+    parser.add_argument("--requests", type=int, default=192)
+    args = parser.parse_args()
+    photos = sorted(PHOTOS.glob("*/*.jpg"))[:32]
+    bodies = [{"instances": [{"b64": base64.b64encode(p.read_bytes()).decode()}]} for p in photos]
+    name = Path(args.run).resolve().name
+    rows = []
+    for label, batch, wait in (("on (32, 10 ms)", 32, 10.0), ("off (1)", 1, 0.0)):
+        port = free_port()
+        server = serve(args.run, port, batch, wait)
+        url = f"http://127.0.0.1:{port}/v1/models/{name}:predict"
+        try:
+            asyncio.run(load(url, bodies, 4, 8))  # warm up
+            for clients in (1, 8, 32):
+                seconds, latencies, failures = asyncio.run(load(url, bodies, clients, args.requests))
+                latencies.sort()
+                p50 = latencies[len(latencies) // 2] * 1000
+                p99 = latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))] * 1000
+                rows.append((label, clients, args.requests / seconds, p50, p99, failures))
+                print(rows[-1], flush=True)
+        finally:
+            server.terminate()
+            server.wait(30)
+    print(f"\n{date.today()} · `python bench/serving_load.py` · {args.requests} requests per row, one photo each · "
+          f"server and clients share {os.cpu_count()} CPU cores\n")
+    print("| batching | clients | requests/s | p50 ms | p99 ms | failed |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for label, clients, rate, p50, p99, failures in rows:
+        print(f"| {label} | {clients} | {rate:.1f} | {p50:.0f} | {p99:.0f} | {failures} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,60 @@
+"""Export a trained model to the deployable formats; used by the export stage and `dlpipe export`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+from dlpipe.errors import DlpipeError
+
+FORMATS = ("keras", "savedmodel", "tflite", "tflite-float16", "tflite-dynamic", "tflite-int8")
+
+
+def export_model(model: Any, fmt: str, out_dir: Path, class_names: list[str], preprocessing: Any, kind: str,
+                 train_paths: Sequence[str] = ()) -> Path:
+    """Write `model` in format `fmt` under `out_dir`; returns the file or folder written."""
+    from dlpipe.models import artifacts, export_formats
+
+    if fmt == "keras":
+        return artifacts.save_keras(model, out_dir / "model.keras")
+    if kind == "text":
+        if fmt != "savedmodel":
+            raise DlpipeError(f"export: format '{fmt}' is not available for text models yet; use keras or savedmodel")
+        return artifacts.export_savedmodel(model, out_dir / "savedmodel", class_names, {"kind": "text", **preprocessing.to_dict()})
+    if fmt == "savedmodel":
+        return export_formats.export_image_savedmodel(model, out_dir / "savedmodel", class_names, preprocessing)
+    quantize = fmt.partition("-")[2] or "none"
+    representative = None
+    if quantize == "int8":
+        if not train_paths:
+            raise DlpipeError("export: int8 needs training images for calibration; the run's load.path has none")
+        representative = export_formats.representative_images(list(train_paths), preprocessing)
+    return export_formats.export_image_tflite(model, out_dir / export_formats.tflite_name(quantize), class_names,
+                                              preprocessing, quantize, representative)
+
+
+def export_run(run_dir: str | Path, fmt: str, out_dir: str | Path | None = None) -> Path:
+    """`dlpipe export`: re-export a finished run's model.keras in another format."""
+    import yaml
+
+    from dlpipe.data.images import scan_image_folder
+    from dlpipe.data.preprocess import ImagePreprocessing
+    from dlpipe.data.text import TextPreprocessing
+    from dlpipe.models import artifacts
+
+    run_dir = Path(run_dir)
+    if fmt not in FORMATS:
+        raise DlpipeError(f"export: unknown format '{fmt}'; choose one of {', '.join(FORMATS)}")
+    model = artifacts.load_keras(run_dir / "model.keras")
+    prep = artifacts.read_preprocessing(run_dir)
+    kind = prep.pop("kind", "image")
+    cls = TextPreprocessing if kind == "text" else ImagePreprocessing
+    preprocessing = cls(**{k: v for k, v in prep.items() if k in cls.__dataclass_fields__})
+    train_paths: list[str] = []
+    config_file = run_dir / "config.yaml"
+    if kind == "image" and fmt == "tflite-int8" and config_file.is_file():
+        data = yaml.safe_load(config_file.read_text(encoding="utf-8")).get("load", {}).get("path")
+        if data:
+            train_paths = scan_image_folder(data, verify=False).paths
+    return export_model(model, fmt, Path(out_dir) if out_dir else run_dir, artifacts.read_labels(run_dir),
+                        preprocessing, kind, train_paths)
