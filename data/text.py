@@ -143,3 +143,40 @@ def wordpiece_dataset(tokenizer, texts: Sequence[str], labels: Sequence[int], se
     batch = tokenizer.encode(list(texts), max_length=sequence_length)
     features = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
     return tf.data.Dataset.from_tensor_slices((features, list(labels)))
+
+
+def read_unlabelled_texts(path: str | Path, text_column: int | str = 0) -> list[tuple[str, str | None, str | None]]:
+    """(id, text, error) per line of a .txt (one text a line), .tsv/.csv (a column) or .jsonl ("text") file.
+
+    The id is "file:line", so a resumed batch job can tell finished lines apart
+    even when texts repeat; unreadable lines keep their id with an error.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(str(path), "file does not exist")
+    suffix = path.suffix.lower()
+    rows: list[tuple[str, str | None, str | None]] = []
+    for number, raw in enumerate(path.read_bytes().splitlines(), start=1):
+        key = f"{path}:{number}"
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            rows.append((key, None, f"invalid UTF-8 byte at column {error.start + 1}"))
+            continue
+        if not line.strip():
+            continue
+        if suffix == ".jsonl":
+            import json
+
+            try:
+                text = json.loads(line).get("text")
+            except (ValueError, AttributeError):
+                text = None
+            rows.append((key, text, None) if isinstance(text, str) else (key, None, 'expected a JSON object with "text"'))
+        elif suffix in (".tsv", ".csv"):
+            row = next(csv.reader(io.StringIO(line), delimiter="," if suffix == ".csv" else "\t"))
+            index = text_column if isinstance(text_column, int) else 0
+            rows.append((key, row[index], None) if len(row) > index else (key, None, f"no column {index}"))
+        else:
+            rows.append((key, line.strip(), None))
+    return rows

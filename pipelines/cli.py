@@ -96,17 +96,22 @@ def run_command(pipeline: str, data: str | None, out: str | None, config_file: s
 @_friendly_errors
 def predict_command(inputs: tuple[str, ...], model_name: str | None, top_k: int, out_file: str | None,
                     batch_size: int) -> None:
-    """Classify images (files, folders searched recursively, or .txt lists of paths) and report the top labels."""
+    """Classify images (files, folders searched recursively, or .txt lists of paths) or, with a text model,
+    the lines of .txt/.tsv/.csv/.jsonl files, and report the top labels."""
     _quiet_tensorflow()
     from dlpipe.serving.batch_job import run_batch_job
-    from dlpipe.serving.predictor import ImagePredictor, expand_inputs
+    from dlpipe.serving.predictor import ImagePredictor, TextPredictor, expand_inputs, is_text_model
 
     if model_name is None:
         if len(inputs) < 2:
             raise click.UsageError("give a MODEL and at least one INPUT, or use --model")
         model_name, inputs = inputs[0], inputs[1:]
-    predictor = ImagePredictor.load(model_name)
-    paths = expand_inputs(inputs)
+    if is_text_model(model_name):
+        predictor: Any = TextPredictor.load(model_name)
+        paths = predictor.add_inputs(inputs)
+    else:
+        predictor = ImagePredictor.load(model_name)
+        paths = expand_inputs(inputs)
     if out_file is None:
         failed = 0
         for row in predictor.predict_files(paths, top_k=top_k, batch_size=batch_size):
@@ -114,7 +119,8 @@ def predict_command(inputs: tuple[str, ...], model_name: str | None, top_k: int,
                 failed += 1
                 click.echo(f"{row['input']}: error: {row['error']}")
             else:
-                click.echo(f"{row['input']}: " + ", ".join(f"{t['label']} {t['score']:.3f}" for t in row["top"]))
+                shown = f"{row['input']} {row['text']!r}" if "text" in row else row["input"]
+                click.echo(f"{shown}: " + ", ".join(f"{t['label']} {t['score']:.3f}" for t in row["top"]))
         click.echo(f"{len(paths) - failed} classified, {failed} failed", err=True)
         return
 

@@ -6,6 +6,7 @@ training images, so predictions match what evaluation measured.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -16,6 +17,16 @@ from dlpipe.data.images import check_image_file
 from dlpipe.data.preprocess import ImagePreprocessing, load_image
 from dlpipe.errors import DataError
 from dlpipe.models import artifacts
+
+
+def is_text_model(source: str) -> bool:
+    """True for a run or export folder whose preprocessing.json says kind: text."""
+    path = Path(source)
+    folder = path if path.is_dir() else path.parent
+    try:
+        return artifacts.read_preprocessing(folder).get("kind") == "text"
+    except DataError:
+        return False
 
 
 def expand_inputs(inputs: Sequence[str]) -> list[str]:
@@ -37,7 +48,19 @@ def expand_inputs(inputs: Sequence[str]) -> list[str]:
     return paths
 
 
-class ImagePredictor:
+class RowPredictor(ABC):
+    """Shared by image and text predictors: rows come from `classify_rows`, in input order."""
+
+    @abstractmethod
+    def classify_rows(self, ids: Sequence[str], top_k: int = 5, batch_size: int = 32) -> Iterator[list[dict[str, Any]]]:
+        """Batches of result rows ({"input", "label", "score", "top"} or {"input", "error"}) in input order."""
+
+    def predict_files(self, paths: Sequence[str], top_k: int = 5, batch_size: int = 32) -> list[dict[str, Any]]:
+        """All rows at once (small jobs); see `classify_rows`."""
+        return [row for rows in self.classify_rows(paths, top_k, batch_size) for row in rows]
+
+
+class ImagePredictor(RowPredictor):
     """A Keras image classifier with its labels and preprocessing."""
 
     def __init__(self, model: Any, class_names: list[str], preprocessing: ImagePreprocessing):
@@ -91,10 +114,6 @@ class ImagePredictor:
         if expected < len(paths):
             yield [self._error_row(path) for path in paths[expected:]]
 
-    def predict_files(self, paths: Sequence[str], top_k: int = 5, batch_size: int = 32) -> list[dict[str, Any]]:
-        """All rows at once (small jobs); see `classify_rows`."""
-        return [row for rows in self.classify_rows(paths, top_k, batch_size) for row in rows]
-
     def _row(self, path: str, probabilities: np.ndarray, top_k: int) -> dict[str, Any]:
         order = np.argsort(-probabilities)[: min(top_k, len(self.class_names))]
         top = [{"label": self.class_names[i], "score": round(float(probabilities[i]), 6)} for i in order]
@@ -104,3 +123,46 @@ class ImagePredictor:
     def _error_row(path: str) -> dict[str, Any]:
         reason, _ = check_image_file(path, verify=True)
         return {"input": path, "error": reason or "could not be decoded"}
+
+
+class TextPredictor(RowPredictor):
+    """A text run (sentiment) applied to lines of text files, in batches, with per-line errors."""
+
+    def __init__(self, loaded: Any):
+        self.loaded = loaded
+        self.class_names = loaded.class_names
+        self.texts: dict[str, tuple[str | None, str | None]] = {}
+
+    @classmethod
+    def load(cls, folder: str) -> "TextPredictor":
+        from dlpipe.serving.loaded_model import LoadedModel
+
+        return cls(LoadedModel.load(folder, Path(folder).name, 1))
+
+    def add_inputs(self, files: Sequence[str]) -> list[str]:
+        """Read the text files; returns the ids ("file:line") to classify."""
+        from dlpipe.data.text import read_unlabelled_texts
+
+        ids = []
+        for file in files:
+            for key, text, error in read_unlabelled_texts(file):
+                self.texts[key] = (text, error)
+                ids.append(key)
+        return ids
+
+    def classify_rows(self, ids: Sequence[str], top_k: int = 5, batch_size: int = 32) -> Iterator[list[dict[str, Any]]]:
+        for start in range(0, len(ids), batch_size):
+            chunk = ids[start:start + batch_size]
+            good = [key for key in chunk if self.texts[key][1] is None]
+            probabilities = self.loaded.predict([self.texts[key][0] for key in good]) if good else []
+            by_key = {key: self.loaded.describe(row, top_k) for key, row in zip(good, probabilities)}
+            rows = []
+            for key in chunk:
+                text, error = self.texts[key]
+                if error:
+                    rows.append({"input": key, "error": error})
+                else:
+                    described = by_key[key]
+                    rows.append({"input": key, "text": text, "label": described["label"],
+                                 "score": round(described["score"], 6), "top": described["top"]})
+            yield rows

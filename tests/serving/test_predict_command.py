@@ -33,3 +33,23 @@ def test_predictor_accepts_the_model_file_and_rejects_junk(trained_run, tmp_path
     result = CliRunner().invoke(main, ["predict", "--model", str(tmp_path / "nothing"), str(tmp_path)])
     assert result.exit_code == 2
     assert "no such model file or folder" in result.output and "efficientnet-lite0-imagenet" in result.output
+
+
+def test_text_model_predicts_lines_of_text_files(sentences_file, tmp_path):
+    from dlpipe.pipelines import api
+
+    out = tmp_path / "run"
+    sets = ["train.epochs=6", "train.batch_size=16", "train.progress=none", "train.learning_rate=0.01",
+            "preprocess.sequence_length=12", "model.architecture=gru", "model.embedding_dim=16", "model.units=16",
+            "export.formats=[keras]"]
+    api.run("sentiment", data=str(sentences_file), out=out, sets=sets, echo=lambda _: None)
+    texts = tmp_path / "texts.jsonl"
+    texts.write_bytes(b'{"text": "Really great and wonderful service."}\n{"txt": "wrong key"}\n'
+                      b'{"text": "The worst, terrible food."}\n')
+    result = CliRunner().invoke(main, ["predict", str(out), str(texts), "--out", str(tmp_path / "rows.jsonl")],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in (tmp_path / "rows.jsonl").read_text().splitlines()]
+    assert [row.get("label") for row in rows] == ["1", None, "0"]
+    assert rows[1]["input"].endswith("texts.jsonl:2") and '"text"' in rows[1]["error"]
+    assert "2 classified, 1 failed" in result.output
