@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -13,6 +15,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # Keras reads KERAS_HOME once, at import: point it at a throw-away folder before anything imports Keras,
 # so cache tests never touch the user's ~/.keras.
 os.environ["KERAS_HOME"] = tempfile.mkdtemp(prefix="dlpipe-test-keras-home-")
+atexit.register(shutil.rmtree, os.environ["KERAS_HOME"], ignore_errors=True)
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 HYMENOPTERA = SHARED_DATA / "hymenoptera" / "train"
