@@ -93,9 +93,12 @@ def run_command(pipeline: str, data: str | None, out: str | None, config_file: s
               help="Write one row per input to this .jsonl or .csv file instead of printing; a killed job "
                    "restarted with the same command continues where it stopped.")
 @click.option("--batch-size", default=32, show_default=True, help="Inputs per inference batch.")
+@click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="local: in this process; ray: Ray Data actors on a cluster (needs --out and `pip install ray[data]`).")
+@click.option("--address", default=None, help="Ray cluster address for --engine ray (default: start a local Ray).")
 @_friendly_errors
 def predict_command(inputs: tuple[str, ...], model_name: str | None, top_k: int, out_file: str | None,
-                    batch_size: int) -> None:
+                    batch_size: int, engine: str, address: str | None) -> None:
     """Classify images (files, folders searched recursively, or .txt lists of paths) or, with a text model,
     the lines of .txt/.tsv/.csv/.jsonl files, and report the top labels."""
     _quiet_tensorflow()
@@ -113,6 +116,8 @@ def predict_command(inputs: tuple[str, ...], model_name: str | None, top_k: int,
         predictor = ImagePredictor.load(model_name)
         paths = expand_inputs(inputs)
     if out_file is None:
+        if engine == "ray":
+            raise click.UsageError("--engine ray writes its rows to a file: add --out FILE")
         failed = 0
         for row in predictor.predict_files(paths, top_k=top_k, batch_size=batch_size):
             if row.get("error"):
@@ -128,8 +133,15 @@ def predict_command(inputs: tuple[str, ...], model_name: str | None, top_k: int,
         rate = done / seconds if seconds else 0.0
         click.echo(f"\r  {done}/{total} inputs, {rate:.1f} items/s", nl=False, err=True)
 
-    summary = run_batch_job(lambda todo: predictor.classify_rows(todo, top_k, batch_size), paths, out_file,
-                            progress=progress)
+    if engine == "ray":
+        from dlpipe.serving.ray_engine import ray_classifier
+
+        kind = "text" if isinstance(predictor, TextPredictor) else "image"
+        classify = ray_classifier(model_name, kind, address, top_k, batch_size, getattr(predictor, "texts", None))
+    else:
+        def classify(todo):
+            return predictor.classify_rows(todo, top_k, batch_size)
+    summary = run_batch_job(classify, paths, out_file, progress=progress)
     click.echo("", err=True)
     click.echo(f"{summary.succeeded} classified, {summary.failed} failed, {summary.skipped_as_done} already done "
                f"({summary.items_per_second:.1f} items/s); rows in {out_file}", err=True)
