@@ -49,6 +49,11 @@ class ImagePreprocessing:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "ImagePreprocessing":
+        """From a preprocessing.json, ignoring keys that are not ours (such as "kind")."""
+        return cls(**{key: value for key, value in values.items() if key in cls.__dataclass_fields__})
+
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:

@@ -123,6 +123,11 @@ class TextPreprocessing:
             return "strip_punctuation"
         return None
 
+    @classmethod
+    def from_dict(cls, values: dict[str, object]) -> "TextPreprocessing":
+        """From a preprocessing.json, ignoring keys that are not ours (such as "kind")."""
+        return cls(**{key: value for key, value in values.items() if key in cls.__dataclass_fields__})
+
     def to_dict(self) -> dict[str, object]:
         return {"max_tokens": self.max_tokens, "sequence_length": self.sequence_length,
                 "lowercase": self.lowercase, "strip_punctuation": self.strip_punctuation,

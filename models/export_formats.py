@@ -78,15 +78,47 @@ def export_image_tflite(model: keras.Model, path: str | Path, class_names: list[
             raise DataError(str(path), "no representative images for int8 calibration")
         converter.representative_dataset = _calibration(samples)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.inference_input_type = tf.uint8  # pixels are 0..255 already: scale 1, zero point 0
+        # uint8 in/out; the input scale comes from calibration (about 1 when the images reach 0 and 255):
+        # callers quantise with the input tensor's scale and zero point, as models/runtimes.py does
+        converter.inference_input_type = tf.uint8
         converter.inference_output_type = tf.uint8
-    flatbuffer = converter.convert()
+    flatbuffer = _with_label_metadata(converter.convert(), class_names)
     path = Path(path)
     with atomic.replacing_file(path) as tmp:
         tmp.write_bytes(flatbuffer)
     artifacts.write_labels(path.parent, class_names)
     artifacts.write_preprocessing(path.parent, {"kind": "image", **prep.to_dict()})
     return path
+
+
+LABELS_METADATA = "dlpipe_labels"
+
+
+def _with_label_metadata(flatbuffer: bytes, class_names: list[str]) -> bytes:
+    """Embed labels.txt as a named metadata buffer, so the .tflite file alone still knows its classes."""
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(flatbuffer))
+    buffer = schema.BufferT()
+    buffer.data = np.frombuffer("".join(f"{name}\n" for name in class_names).encode("utf-8"), np.uint8)
+    model.buffers.append(buffer)
+    entry = schema.MetadataT()
+    entry.name = LABELS_METADATA
+    entry.buffer = len(model.buffers) - 1
+    model.metadata = (model.metadata or []) + [entry]
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def labels_from_tflite(path: str | Path) -> list[str] | None:
+    """The class names embedded by `export_image_tflite`, or None for other files."""
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model(str(path))
+    for entry in model.metadata or []:
+        if entry.name in (LABELS_METADATA, LABELS_METADATA.encode()):
+            return bytes(model.buffers[entry.buffer].data).decode("utf-8").splitlines()
+    return None
 
 
 def _calibration(samples: list[np.ndarray]) -> Callable[[], Iterable[list[np.ndarray]]]:

@@ -24,7 +24,8 @@ class Runtime(ABC):
     def __init__(self, folder: Path):
         self.class_names = artifacts.read_labels(folder)
         prep = artifacts.read_preprocessing(folder)
-        self.preprocessing = ImagePreprocessing(**{k: v for k, v in prep.items() if k in ImagePreprocessing.__dataclass_fields__})
+        self.preprocessing = ImagePreprocessing.from_dict(prep)
+        self.image_size = self.preprocessing.image_size
 
     @abstractmethod
     def predict(self, pixels: np.ndarray) -> np.ndarray:
@@ -59,7 +60,7 @@ class SavedModelRuntime(Runtime):
     def predict_bytes(self, images: list[bytes]) -> dict[str, np.ndarray]:
         import tensorflow as tf
 
-        return {k: v.numpy() for k, v in self._bytes(image_bytes=tf.constant(images)).items()}
+        return {k: v.numpy() for k, v in self._bytes(image_bytes=tf.constant(images, dtype=tf.string)).items()}
 
 
 class TFLiteRuntime(Runtime):
@@ -96,7 +97,7 @@ class TFLiteRuntime(Runtime):
         return out
 
 
-def load_runtime(path: str | Path, num_threads: int | None = None) -> Any:
+def load_runtime(path: str | Path, num_threads: int | None = None) -> Runtime:
     """The runtime for a run folder, a .keras file, a SavedModel folder or a .tflite file."""
     path = Path(path)
     if path.is_dir() and (path / "model.keras").is_file():

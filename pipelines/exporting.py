@@ -49,7 +49,7 @@ def export_run(run_dir: str | Path, fmt: str, out_dir: str | Path | None = None)
     prep = artifacts.read_preprocessing(run_dir)
     kind = prep.pop("kind", "image")
     cls = TextPreprocessing if kind == "text" else ImagePreprocessing
-    preprocessing = cls(**{k: v for k, v in prep.items() if k in cls.__dataclass_fields__})
+    preprocessing = cls.from_dict(prep)
     train_paths: list[str] = []
     config_file = run_dir / "config.yaml"
     if kind == "image" and fmt == "tflite-int8" and config_file.is_file():

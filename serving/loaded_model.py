@@ -64,9 +64,8 @@ class LoadedModel:
 
         if sniff_format(data[:16]) is None:
             raise DataError("image", "not a JPEG, PNG, GIF or BMP image")
-        fields = {k: v for k, v in self.preprocessing.items() if k in ImagePreprocessing.__dataclass_fields__}
         try:
-            return preprocess_bytes(tf.constant(data), ImagePreprocessing(**fields)).numpy()
+            return preprocess_bytes(tf.constant(data), ImagePreprocessing.from_dict(self.preprocessing)).numpy()
         except tf.errors.OpError as error:
             raise DataError("image", f"cannot be decoded ({str(error.message).splitlines()[0]})") from None
 

@@ -82,9 +82,8 @@ class ImagePredictor(RowPredictor):
         if path.suffix == ".keras":
             folder = path.parent
             model = artifacts.load_keras(path)
-            prep = artifacts.read_preprocessing(folder)
-            fields = {k: v for k, v in prep.items() if k in ImagePreprocessing.__dataclass_fields__}
-            return cls(model, artifacts.read_labels(folder), ImagePreprocessing(**fields))
+            prep = ImagePreprocessing.from_dict(artifacts.read_preprocessing(folder))
+            return cls(model, artifacts.read_labels(folder), prep)
         if not path.exists():
             names = ", ".join(NAMED_MODELS.names())
             raise DataError(source, f"no such model file or folder; give a run folder, a .keras file or one of: {names}")

@@ -15,7 +15,12 @@ from PIL import Image
 from dlpipe.data.datasets import batched, decoded_images
 from dlpipe.errors import DataError
 from dlpipe.models import artifacts
-from dlpipe.models.export_formats import export_image_savedmodel, export_image_tflite, representative_images
+from dlpipe.models.export_formats import (
+    export_image_savedmodel,
+    export_image_tflite,
+    labels_from_tflite,
+    representative_images,
+)
 from dlpipe.models.runtimes import load_runtime
 from dlpipe.pipelines.cli import main
 from dlpipe.serving.predictor import ImagePredictor, expand_inputs
@@ -84,6 +89,23 @@ def test_labels_and_preprocessing_travel_with_every_artifact(trained, exports):
         runtime = load_runtime(path)
         assert runtime.class_names == predictor.class_names
         assert runtime.preprocessing == predictor.preprocessing
+        if path.suffix == ".tflite":  # inside the file too, as metadata
+            assert labels_from_tflite(path) == predictor.class_names
+
+
+def test_a_write_that_dies_midway_keeps_the_old_export(trained, exports, monkeypatch):
+    _, _, predictor, _, _ = trained
+    folder = exports["savedmodel"]
+    before = {p.name: p.stat().st_size for p in folder.rglob("*") if p.is_file()}
+
+    def disk_full(*args, **kwargs):
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(artifacts, "write_preprocessing", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        export_image_savedmodel(predictor.model, folder, predictor.class_names, predictor.preprocessing)
+    assert {p.name: p.stat().st_size for p in folder.rglob("*") if p.is_file()} == before
+    assert not [p for p in folder.parent.iterdir() if p.name.startswith(".savedmodel")]
 
 
 def test_failed_export_leaves_the_old_one_in_place(trained, exports):
