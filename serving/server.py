@@ -24,6 +24,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
+from starlette.concurrency import run_in_threadpool
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
 from dlpipe.errors import DataError
@@ -115,7 +116,9 @@ def create_app(repository: ModelRepository, settings: ServerSettings = ServerSet
         instances = body.get("instances", body.get("inputs")) if isinstance(body, dict) else None
         if not isinstance(instances, list) or not instances:
             raise RequestError(400, 'expected a JSON object with a non-empty list "instances" (or "inputs")')
-        items = [_prepare(model, _decode_instance(instance, index), index) for index, instance in enumerate(instances)]
+        decoded = [_decode_instance(instance, index) for index, instance in enumerate(instances)]
+        # image decoding is CPU work: keep it off the event loop so other requests are accepted meanwhile
+        items = await run_in_threadpool(lambda: [_prepare(model, item, index) for index, item in enumerate(decoded)])
         probabilities = await _run(model, items)
         return {"predictions": [model.describe(row, settings.top_k) for row in probabilities],
                 "model_version": str(model.version)}
@@ -135,7 +138,8 @@ def create_app(repository: ModelRepository, settings: ServerSettings = ServerSet
             if not isinstance(body, dict) or not isinstance(body.get("text"), str):
                 raise RequestError(400, 'send {"text": "..."} as JSON, or an image as multipart field "file"')
             item = body["text"]
-        probabilities = await _run(model, [_prepare(model, item, 0)])
+        prepared = await run_in_threadpool(_prepare, model, item, 0)
+        probabilities = await _run(model, [prepared])
         return {**model.describe(probabilities[0], settings.top_k), "model_version": str(model.version)}
 
     async def _run(model: Any, items: list[Any]):
