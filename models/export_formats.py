@@ -10,7 +10,7 @@ every file (and in the SavedModel graph). Every write is atomic.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Callable, Iterable
 
 import keras
 import numpy as np
@@ -140,7 +140,3 @@ def representative_images(paths: list[str], prep: ImagePreprocessing, count: int
     rng = np.random.default_rng(seed)
     chosen = rng.choice(len(paths), size=min(count, len(paths)), replace=False)
     return [load_image(tf.constant(paths[i]), prep).numpy() for i in sorted(chosen)]
-
-
-def describe(path: str | Path) -> dict[str, Any]:
-    return {"path": str(path), "bytes": Path(path).stat().st_size}

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any
-
 import numpy as np
 
 from dlpipe.data.preprocess import ImagePreprocessing

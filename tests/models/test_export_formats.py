@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 
 import numpy as np
 import pytest
 import tensorflow as tf
 from click.testing import CliRunner
-from PIL import Image
 
 from dlpipe.data.datasets import batched, decoded_images
 from dlpipe.errors import DataError
