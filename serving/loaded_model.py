@@ -18,6 +18,13 @@ from dlpipe.errors import DataError
 from dlpipe.models import artifacts
 
 
+def top_labels(probabilities: np.ndarray, class_names: list[str], top_k: int, digits: int | None = None) -> list[dict[str, Any]]:
+    """The `top_k` (at least 1) most likely classes as [{"label", "score"}], best first; scores rounded if `digits`."""
+    order = np.argsort(-probabilities)[: max(1, min(top_k, len(class_names)))]
+    scores = [float(probabilities[i]) for i in order]
+    return [{"label": class_names[i], "score": round(s, digits) if digits is not None else s} for i, s in zip(order, scores)]
+
+
 @dataclass
 class LoadedModel:
     name: str
@@ -82,13 +89,8 @@ class LoadedModel:
         return np.asarray(self.model.predict_on_batch(tf.constant(list(items))))
 
     def describe(self, probabilities: np.ndarray, top_k: int = 1) -> dict[str, Any]:
-        order = np.argsort(-probabilities)[: max(1, min(top_k, len(self.class_names)))]
-        return {
-            "label": self.class_names[order[0]],
-            "score": float(probabilities[order[0]]),
-            "probabilities": [float(p) for p in probabilities],
-            "top": [{"label": self.class_names[i], "score": float(probabilities[i])} for i in order],
-        }
+        top = top_labels(probabilities, self.class_names, top_k)
+        return {**top[0], "probabilities": [float(p) for p in probabilities], "top": top}
 
     def metadata(self) -> dict[str, Any]:
         return {"name": self.name, "version": self.version, "kind": self.kind, "labels": self.class_names,

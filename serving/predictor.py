@@ -17,6 +17,7 @@ from dlpipe.data.images import check_image_file
 from dlpipe.data.preprocess import ImagePreprocessing, load_image
 from dlpipe.errors import DataError
 from dlpipe.models import artifacts
+from dlpipe.serving.loaded_model import top_labels
 
 
 def is_text_model(source: str) -> bool:
@@ -58,6 +59,11 @@ class RowPredictor(ABC):
     def predict_files(self, paths: Sequence[str], top_k: int = 5, batch_size: int = 32) -> list[dict[str, Any]]:
         """All rows at once (small jobs); see `classify_rows`."""
         return [row for rows in self.classify_rows(paths, top_k, batch_size) for row in rows]
+
+    def _row(self, key: str, probabilities: np.ndarray, top_k: int, **extra: Any) -> dict[str, Any]:
+        """One result row: the input's id, any extra fields, the best label and score, and the top k."""
+        top = top_labels(probabilities, self.class_names, top_k, digits=6)
+        return {"input": key, **extra, **top[0], "top": top}
 
 
 class ImagePredictor(RowPredictor):
@@ -113,11 +119,6 @@ class ImagePredictor(RowPredictor):
         if expected < len(paths):
             yield [self._error_row(path) for path in paths[expected:]]
 
-    def _row(self, path: str, probabilities: np.ndarray, top_k: int) -> dict[str, Any]:
-        order = np.argsort(-probabilities)[: min(top_k, len(self.class_names))]
-        top = [{"label": self.class_names[i], "score": round(float(probabilities[i]), 6)} for i in order]
-        return {"input": path, "label": top[0]["label"], "score": top[0]["score"], "top": top}
-
     @staticmethod
     def _error_row(path: str) -> dict[str, Any]:
         reason, _ = check_image_file(path, verify=True)
@@ -154,14 +155,12 @@ class TextPredictor(RowPredictor):
             chunk = ids[start:start + batch_size]
             good = [key for key in chunk if self.texts[key][1] is None]
             probabilities = self.loaded.predict([self.texts[key][0] for key in good]) if good else []
-            by_key = {key: self.loaded.describe(row, top_k) for key, row in zip(good, probabilities)}
+            by_key = dict(zip(good, probabilities))
             rows = []
             for key in chunk:
                 text, error = self.texts[key]
                 if error:
                     rows.append({"input": key, "error": error})
                 else:
-                    described = by_key[key]
-                    rows.append({"input": key, "text": text, "label": described["label"],
-                                 "score": round(described["score"], 6), "top": described["top"]})
+                    rows.append(self._row(key, by_key[key], top_k, text=text))
             yield rows
