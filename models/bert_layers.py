@@ -186,6 +186,10 @@ class MeanPooling(keras.layers.Layer):
     def __init__(self, epsilon: float = 1e-9, **kwargs):
         super().__init__(**kwargs)
         self.epsilon = epsilon
+        self.supports_masking = True  # the mask arrives as an input; a Keras mask on `hidden` is consumed here
+
+    def compute_mask(self, inputs, mask=None):
+        return None
 
     def call(self, inputs):
         hidden, mask = inputs

@@ -10,6 +10,7 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from dlpipe.models.bert_layers import MeanPooling
 from dlpipe.models.text_layers import TokenAndPositionEmbedding, TransformerEncoder
 
 RECURRENT = ("lstm", "gru", "bilstm")
@@ -70,7 +71,8 @@ def transformer_classifier(
     x = TokenAndPositionEmbedding(sequence_length, vectorizer.vocabulary_size(), embed_dim, name="embedding")(token_ids)
     for index in range(num_layers):
         x = TransformerEncoder(embed_dim, num_heads, ff_dim, dropout, name=f"encoder_{index}")(x)
-    x = layers.GlobalAveragePooling1D(name="mean_pool")(x)
+    # a masked mean with an epsilon: a text with no known token (empty, punctuation only) must not divide 0 by 0
+    x = MeanPooling(name="mean_pool")([x, keras.ops.not_equal(token_ids, 0)])
     x = layers.Dropout(dropout, name="head_dropout")(x)
     outputs = layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
     return keras.Model(inputs, outputs, name="transformer_classifier")
@@ -84,7 +86,6 @@ def minilm_classifier(num_classes: int, sequence_length: int, dropout: float = 0
     `dlpipe.data.wordpiece` produces them. The encoder is the nested layer
     "backbone" and trains whole (fine-tuning with a small learning rate).
     """
-    from dlpipe.models.bert_layers import MeanPooling
     from dlpipe.models.minilm import minilm_encoder
 
     encoder = minilm_encoder(weights, sequence_length, name="backbone", dropout=dropout)
