@@ -10,7 +10,9 @@ import csv
 import io
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
+
+import numpy as np
 
 from dlpipe.errors import DataError
 
@@ -185,3 +187,68 @@ def read_unlabelled_texts(path: str | Path, text_column: int | str = 0) -> list[
         else:
             rows.append((key, line.strip(), None))
     return rows
+
+
+def make_text_encoder(prep: TextPreprocessing,
+                      vocabulary: Sequence[str] | str | Path) -> Callable[[Sequence[str]], dict[str, np.ndarray]]:
+    """A function texts -> the int32 id arrays a text .tflite takes, keyed by input name.
+
+    vocabulary: the tokens (id order) or the vocabulary file exported beside the
+    model. "vectorize": a `TextVectorization` layer rebuilt from the vocabulary
+    with the training settings (the same Keras code as inside the model, so the
+    ids are identical) -> {"token_ids"}; "wordpiece": the model's WordPiece
+    tokenizer -> {"input_ids", "attention_mask"}. Build it once and reuse it:
+    creating the layer costs far more than encoding a batch.
+    """
+    if prep.tokenizer == "wordpiece":
+        from dlpipe.data.wordpiece import WordPieceTokenizer
+
+        # uncased (the default), as in training (`minilm_tokenizer`) and serving
+        if isinstance(vocabulary, (str, Path)):
+            tokenizer = WordPieceTokenizer.from_vocab_file(vocabulary)
+        else:
+            vocab: dict[str, int] = {}
+            for index, token in enumerate(vocabulary):
+                vocab.setdefault(token, index)  # first occurrence wins, as in `from_vocab_file`
+            tokenizer = WordPieceTokenizer(vocab)
+
+        def encode_wordpiece(texts: Sequence[str]) -> dict[str, np.ndarray]:
+            batch = tokenizer.encode(list(texts), max_length=prep.sequence_length)
+            return {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+
+        return encode_wordpiece
+
+    import keras
+
+    tokens = read_vocabulary(vocabulary) if isinstance(vocabulary, (str, Path)) else [str(t) for t in vocabulary]
+    # get_vocabulary() starts with the padding "" and the OOV "[UNK]"; the layer adds both itself
+    if tokens[:2] != ["", "[UNK]"]:
+        raise DataError("<vocabulary>", 'a TextVectorization vocabulary starts with "" and "[UNK]" (ids 0 and 1); '
+                        "pass the vocabulary.txt exported with the model")
+    layer = keras.layers.TextVectorization(standardize=prep.standardize, output_sequence_length=prep.sequence_length,
+                                           vocabulary=tokens[2:])
+
+    def encode_vectorize(texts: Sequence[str]) -> dict[str, np.ndarray]:
+        if isinstance(texts, str):
+            raise TypeError("encode takes a list of texts, not one string")
+        ids = np.asarray(layer(list(texts)), dtype=np.int32) if len(texts) else np.zeros((0, prep.sequence_length), np.int32)
+        return {"token_ids": ids}
+
+    return encode_vectorize
+
+
+def encode_texts(texts: Sequence[str], prep: TextPreprocessing,
+                 vocabulary: Sequence[str] | str | Path) -> dict[str, np.ndarray]:
+    """One-off `make_text_encoder(prep, vocabulary)(texts)`: {input name: int32 ids [len(texts), sequence_length]}."""
+    return make_text_encoder(prep, vocabulary)(texts)
+
+
+def read_vocabulary(path: str | Path) -> list[str]:
+    """Tokens of a vocabulary file in id order, split on "\\n" only (tokens may hold other Unicode line breaks)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(str(path), "vocabulary file not found; it is exported beside the .tflite model")
+    tokens = path.read_bytes().decode("utf-8").split("\n")
+    if tokens and tokens[-1] == "":
+        tokens.pop()
+    return [token.removesuffix("\r") for token in tokens]

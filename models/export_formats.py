@@ -96,29 +96,44 @@ LABELS_METADATA = "dlpipe_labels"
 
 def _with_label_metadata(flatbuffer: bytes, class_names: list[str]) -> bytes:
     """Embed labels.txt as a named metadata buffer, so the .tflite file alone still knows its classes."""
+    return with_metadata(flatbuffer, {LABELS_METADATA: "".join(f"{name}\n" for name in class_names).encode("utf-8")})
+
+
+def with_metadata(flatbuffer: bytes, buffers: dict[str, bytes]) -> bytes:
+    """Embed named byte buffers (labels, vocabulary, ...) as TFLite metadata; the interpreter ignores them."""
     from tensorflow.lite.python import schema_py_generated as schema
     from tensorflow.lite.tools import flatbuffer_utils
 
     model = flatbuffer_utils.convert_bytearray_to_object(bytearray(flatbuffer))
-    buffer = schema.BufferT()
-    buffer.data = np.frombuffer("".join(f"{name}\n" for name in class_names).encode("utf-8"), np.uint8)
-    model.buffers.append(buffer)
-    entry = schema.MetadataT()
-    entry.name = LABELS_METADATA
-    entry.buffer = len(model.buffers) - 1
-    model.metadata = (model.metadata or []) + [entry]
+    entries = list(model.metadata or [])
+    for name, data in buffers.items():
+        buffer = schema.BufferT()
+        buffer.data = np.frombuffer(data, np.uint8)
+        model.buffers.append(buffer)
+        entry = schema.MetadataT()
+        entry.name = name
+        entry.buffer = len(model.buffers) - 1
+        entries.append(entry)
+    model.metadata = entries
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
-def labels_from_tflite(path: str | Path) -> list[str] | None:
-    """The class names embedded by `export_image_tflite`, or None for other files."""
+def metadata_from_tflite(path: str | Path, name: str) -> bytes | None:
+    """The metadata buffer `name` embedded by `with_metadata`, or None when the file has none."""
     from tensorflow.lite.tools import flatbuffer_utils
 
     model = flatbuffer_utils.read_model(str(path))
     for entry in model.metadata or []:
-        if entry.name in (LABELS_METADATA, LABELS_METADATA.encode()):
-            return bytes(model.buffers[entry.buffer].data).decode("utf-8").splitlines()
+        if entry.name in (name, name.encode()):
+            data = model.buffers[entry.buffer].data
+            return b"" if data is None else bytes(data)
     return None
+
+
+def labels_from_tflite(path: str | Path) -> list[str] | None:
+    """The class names embedded by `export_image_tflite` / `export_text_tflite`, or None for other files."""
+    data = metadata_from_tflite(path, LABELS_METADATA)
+    return None if data is None else data.decode("utf-8").splitlines()
 
 
 def _calibration(samples: list[np.ndarray]) -> Callable[[], Iterable[list[np.ndarray]]]:

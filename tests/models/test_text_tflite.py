@@ -1,0 +1,196 @@
+"""Text TFLite export: ids in, probabilities out, same numbers as Keras under the LiteRT interpreter."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from dlpipe.data.text import TextPreprocessing, encode_texts, make_text_encoder, read_vocabulary
+from dlpipe.data.wordpiece import WordPieceTokenizer
+from dlpipe.errors import DlpipeError
+from dlpipe.models import artifacts
+from dlpipe.models.export_formats import labels_from_tflite, metadata_from_tflite
+from dlpipe.models.text_classifiers import make_vectorizer, minilm_classifier, recurrent_classifier, transformer_classifier
+from dlpipe.models.text_tflite import PREPROCESSING_METADATA, VOCABULARY_METADATA, export_text_tflite
+
+LENGTH = 12
+CLASSES = ["negative", "neutral", "positive"]
+PREP = TextPreprocessing(max_tokens=64, sequence_length=LENGTH)
+TRAIN = [
+    "A great movie, truly great!", "terrible plot and awful acting", "I loved it", "worst film ever made",
+    "the actors were brilliant and the story moving", "boring, long and dull", "fine", "not good, not bad",
+]
+# short (mostly padding), unknown words ([UNK] = 1), all unknown, truncated at LENGTH tokens, punctuation and case
+TEXTS = [
+    "great movie", "zzz qqq great xyzzy", "blorp snarf", "AWFUL, awful... awful!",
+    "I loved the brilliant story and the actors were great fun to watch, really",
+    "dull", "",
+]
+
+
+@pytest.fixture(scope="module")
+def vectorizer() -> keras.layers.TextVectorization:
+    return make_vectorizer(TRAIN, PREP.max_tokens, LENGTH, PREP.standardize)
+
+
+def _spread(model: keras.Model, seed: int) -> keras.Model:
+    """Random weights with some spread, so the probabilities differ between texts (not all ~1/3)."""
+    rng = np.random.default_rng(seed)
+    for weight in model.trainable_weights:
+        weight.assign(weight.numpy() + rng.normal(0, 0.4, weight.shape).astype("float32"))
+    return model
+
+
+def _build(name: str, vectorizer) -> keras.Model:
+    keras.utils.set_random_seed(0)
+    if name == "transformer":
+        model = transformer_classifier(vectorizer, len(CLASSES), LENGTH, embed_dim=16, num_heads=2, ff_dim=16,
+                                       num_layers=2, dropout=0.1)
+    else:
+        kind, layers = name.split("-")
+        model = recurrent_classifier(vectorizer, len(CLASSES), kind, embedding_dim=16, units=16,
+                                     num_layers=int(layers), dropout=0.3)
+    return _spread(model, seed=len(name))
+
+
+def _run_tflite(path: Path, feeds: dict[str, np.ndarray]) -> np.ndarray:
+    """LiteRT with the inputs fed by name at the batch size of `feeds` (the file's batch is dynamic)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(path))
+    inputs = {detail["name"]: detail for detail in interpreter.get_input_details()}
+    assert set(inputs) == set(feeds)
+    batch = len(next(iter(feeds.values())))
+    for name, detail in inputs.items():
+        assert list(detail["shape_signature"]) == [-1, feeds[name].shape[1]] and detail["dtype"] == np.int32
+        interpreter.resize_tensor_input(detail["index"], [batch, feeds[name].shape[1]])
+    interpreter.allocate_tensors()
+    for name, detail in inputs.items():
+        interpreter.set_tensor(detail["index"], feeds[name])
+    interpreter.invoke()
+    return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+
+
+@pytest.mark.parametrize("name", ["lstm-1", "lstm-2", "gru-1", "gru-2", "bilstm-1", "bilstm-2", "transformer"])
+def test_float_tflite_matches_keras(name, vectorizer, tmp_path):
+    model = _build(name, vectorizer)
+    texts = TEXTS  # "" included: a text with no token at all must give finite probabilities
+    path = export_text_tflite(model, tmp_path / "model.tflite", CLASSES, PREP)
+
+    # the Python encoder, built from the exported vocabulary file, gives the in-model vectorizer's ids
+    feeds = make_text_encoder(PREP, tmp_path / "vocabulary.txt")(texts)
+    np.testing.assert_array_equal(feeds["token_ids"], np.asarray(vectorizer(tf.constant(texts))))
+    assert (feeds["token_ids"] == 0).any() and (feeds["token_ids"] == 1).any()  # padding and [UNK] are exercised
+
+    expected = model.predict(tf.constant(texts), verbose=0)
+    assert np.isfinite(expected).all()
+    np.testing.assert_allclose(_run_tflite(path, feeds), expected, rtol=0, atol=1e-4)
+    one = {key: value[3:4] for key, value in feeds.items()}  # batch size 1 from the same file
+    np.testing.assert_allclose(_run_tflite(path, one), expected[3:4], rtol=0, atol=1e-4)
+
+
+def test_labels_vocabulary_and_preprocessing_travel_with_the_file(vectorizer, tmp_path):
+    model = _build("gru-1", vectorizer)
+    path = export_text_tflite(model, tmp_path / "out" / "model.tflite", CLASSES, PREP)
+    vocabulary = [str(token) for token in vectorizer.get_vocabulary()]
+    assert vocabulary[:2] == ["", "[UNK]"]
+
+    assert labels_from_tflite(path) == CLASSES
+    assert metadata_from_tflite(path, VOCABULARY_METADATA).decode("utf-8").split("\n")[:-1] == vocabulary
+    embedded = json.loads(metadata_from_tflite(path, PREPROCESSING_METADATA))
+    assert embedded == {"kind": "text", **PREP.to_dict()}
+    assert metadata_from_tflite(path, "no_such_buffer") is None
+
+    folder = path.parent
+    assert sorted(p.name for p in folder.iterdir()) == ["labels.txt", "model.tflite", "preprocessing.json", "vocabulary.txt"]
+    assert artifacts.read_labels(folder) == CLASSES
+    assert artifacts.read_preprocessing(folder) == embedded
+    assert read_vocabulary(folder / "vocabulary.txt") == vocabulary
+    assert TextPreprocessing.from_dict(embedded) == PREP
+
+
+def test_encoder_reproduces_vectorizer_ids(vectorizer):
+    texts = TRAIN + TEXTS + ["Tab\tand\nnewline", "ÉCOLE école", "great " * 30, "   ", "!!!", "fine,fine;fine"]
+    expected = np.asarray(vectorizer(tf.constant(texts)))
+    vocabulary = vectorizer.get_vocabulary()
+    ids = encode_texts(texts, PREP, vocabulary)["token_ids"]
+    assert ids.dtype == np.int32 and ids.shape == (len(texts), LENGTH)
+    np.testing.assert_array_equal(ids, expected)
+    assert encode_texts([], PREP, vocabulary)["token_ids"].shape == (0, LENGTH)
+    with pytest.raises(DlpipeError, match="starts with"):
+        make_text_encoder(PREP, vocabulary[2:])
+
+
+def test_quantized_tflite_agree_on_top1(vectorizer, tmp_path):
+    """float16 and dynamic-range files give Keras' top class (max abs differences are printed with -s)."""
+    for name in ("bilstm-2", "transformer"):
+        model = _build(name, vectorizer)
+        # "" gives the softmax of the head's bias alone, where two classes can tie: top-1 is compared on real texts
+        texts = [text for text in TEXTS if text]
+        expected = model.predict(tf.constant(texts), verbose=0)
+        feeds = encode_texts(texts, PREP, vectorizer.get_vocabulary())
+        for quantize in ("float16", "dynamic"):
+            path = export_text_tflite(model, tmp_path / f"{name}_{quantize}.tflite", CLASSES, PREP, quantize)
+            probabilities = _run_tflite(path, feeds)
+            print(f"{name} {quantize}: {path.stat().st_size} bytes, max abs diff "
+                  f"{np.abs(probabilities - expected).max():.2e}")
+            np.testing.assert_array_equal(probabilities.argmax(1), expected.argmax(1))
+            np.testing.assert_allclose(probabilities, expected, rtol=0, atol=2e-2)
+            assert labels_from_tflite(path) == CLASSES
+
+
+def test_int8_and_unknown_quantisations_are_refused(vectorizer, tmp_path):
+    model = _build("lstm-1", vectorizer)
+    with pytest.raises(DlpipeError, match="image models.*tflite-dynamic"):
+        export_text_tflite(model, tmp_path / "model_int8.tflite", CLASSES, PREP, "int8", representative_texts=TRAIN)
+    with pytest.raises(ValueError, match="quantize"):
+        export_text_tflite(model, tmp_path / "model.tflite", CLASSES, PREP, "int4")
+    with pytest.raises(DlpipeError, match="disagrees with preprocessing"):
+        export_text_tflite(model, tmp_path / "model.tflite", CLASSES, TextPreprocessing(sequence_length=LENGTH + 1))
+    assert not list(tmp_path.iterdir())
+
+
+def test_reloaded_keras_file_exports(vectorizer, tmp_path):
+    """`dlpipe export` converts a model.keras loaded from a run folder, not the in-memory model."""
+    model = _build("bilstm-1", vectorizer)
+    loaded = artifacts.load_keras(artifacts.save_keras(model, tmp_path / "model.keras"))
+    path = export_text_tflite(loaded, tmp_path / "tflite" / "model.tflite", CLASSES, PREP)
+    feeds = encode_texts(TEXTS, PREP, tmp_path / "tflite" / "vocabulary.txt")
+    np.testing.assert_allclose(_run_tflite(path, feeds), model.predict(tf.constant(TEXTS), verbose=0), rtol=0, atol=1e-4)
+
+
+def _wordpiece_vocab(path: Path) -> Path:
+    words = ["the", "movie", "was", "great", "awful", "i", "loved", "it", "plot", "##s", "##ing", "act", ",", "!", "."]
+    path.write_text("".join(f"{token}\n" for token in ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]),
+                    encoding="utf-8")
+    return path
+
+
+def test_minilm_float_tflite_matches_keras(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    prep = TextPreprocessing(sequence_length=16, tokenizer="wordpiece", vocab_file=str(_wordpiece_vocab(run / "vocab.txt")))
+    keras.utils.set_random_seed(0)
+    model = minilm_classifier(2, prep.sequence_length, weights=None)
+    texts = ["The movie was great!", "I loved it, loved it, loved it", "awful acting plots", "unknown zzz words",
+             "the " * 20, ""]
+    path = export_text_tflite(model, tmp_path / "tflite" / "model.tflite", ["negative", "positive"], prep)
+
+    assert sorted(p.name for p in path.parent.iterdir()) == ["labels.txt", "model.tflite", "preprocessing.json", "vocab.txt"]
+    assert (path.parent / "vocab.txt").read_bytes() == (run / "vocab.txt").read_bytes()
+    assert labels_from_tflite(path) == ["negative", "positive"]
+    assert metadata_from_tflite(path, VOCABULARY_METADATA) == (run / "vocab.txt").read_bytes()
+
+    feeds = make_text_encoder(prep, path.parent / "vocab.txt")(texts)
+    reference = WordPieceTokenizer.from_vocab_file(run / "vocab.txt").encode(texts, max_length=16)
+    assert set(feeds) == {"input_ids", "attention_mask"}
+    for key in feeds:
+        np.testing.assert_array_equal(feeds[key], reference[key])
+    assert (feeds["input_ids"] == 1).any() and (feeds["attention_mask"] == 0).any()
+    expected = model.predict(feeds, verbose=0)
+    np.testing.assert_allclose(_run_tflite(path, feeds), expected, rtol=0, atol=1e-4)
