@@ -16,8 +16,10 @@ import keras
 from dlpipe import atomic
 from dlpipe.errors import DataError
 
-# importing the module registers the custom layers, so .keras files reload
+# importing the modules registers the custom layers, so .keras files of every kind reload
+from dlpipe.models import bert_layers as _bert_layers  # noqa: F401
 from dlpipe.models import layers as _layers  # noqa: F401
+from dlpipe.models import text_layers as _text_layers  # noqa: F401
 
 LABELS_FILE = "labels.txt"
 PREPROCESSING_FILE = "preprocessing.json"
@@ -69,13 +71,3 @@ def load_keras(path: str | Path) -> keras.Model:
         return keras.saving.load_model(path, compile=False)
     except (ValueError, OSError) as error:
         raise DataError(str(path), f"cannot load this .keras file ({error})") from None
-
-
-def export_savedmodel(model: keras.Model, folder: str | Path, class_names: list[str], preprocessing: dict[str, Any]) -> Path:
-    """Export a TF SavedModel (for TF Serving) with labels beside it, atomically."""
-    folder = Path(folder)
-    with atomic.replacing_dir(folder) as tmp:
-        model.export(str(tmp), format="tf_saved_model", verbose=False)
-        write_labels(tmp, class_names)
-        write_preprocessing(tmp, preprocessing)
-    return folder

@@ -1,42 +1,70 @@
-"""Run any exported image artifact the same way: .keras, SavedModel folder or .tflite.
+"""Run any exported artifact the same way: .keras, SavedModel folder or .tflite, image or text.
 
-Each runtime takes preprocessed pixels (float32 (N, S, S, 3) in [0, 255]) and
-returns probabilities (N, classes); labels and preprocessing come from the
-files beside the artifact.
+Each runtime's `predict(batch)` returns probabilities (N, classes). An image
+artifact takes preprocessed pixels (float32 (N, S, S, 3) in [0, 255]); a text
+artifact takes a list of strings, tokenised as in training: inside the model
+(.keras, SavedModel) or, for TFLite, by `dlpipe.data.text.make_text_encoder`
+with the vocabulary shipped beside the file. Labels and preprocessing come
+from the files beside the artifact.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from pathlib import Path
+from typing import Any, Callable, Sequence
+
 import numpy as np
 
 from dlpipe.data.preprocess import ImagePreprocessing
+from dlpipe.data.text import TextPreprocessing
 from dlpipe.errors import DataError
 from dlpipe.models import artifacts
 
 
 class Runtime(ABC):
-    """Labels, preprocessing and `predict(pixels) -> probabilities` of one artifact."""
+    """Labels, preprocessing and `predict(batch) -> probabilities` of one artifact."""
 
     def __init__(self, folder: Path):
+        self.folder = folder
         self.class_names = artifacts.read_labels(folder)
         prep = artifacts.read_preprocessing(folder)
-        self.preprocessing = ImagePreprocessing.from_dict(prep)
-        self.image_size = self.preprocessing.image_size
+        self.kind: str = prep.get("kind", "image")
+        self.preprocessing: Any
+        if self.kind == "text":
+            self.preprocessing = TextPreprocessing.from_dict(prep)
+        else:
+            self.preprocessing = ImagePreprocessing.from_dict(prep)
+            self.image_size = self.preprocessing.image_size
 
     @abstractmethod
-    def predict(self, pixels: np.ndarray) -> np.ndarray:
-        """Probabilities (N, classes) for float32 pixels (N, S, S, 3) in [0, 255]."""
+    def predict(self, batch: Any) -> np.ndarray:
+        """Probabilities (N, classes) for pixels (image artifacts) or a list of strings (text artifacts)."""
+
+    def _text_encoder(self, vocabulary_file: str) -> Callable[[Sequence[str]], dict[str, np.ndarray]]:
+        from dlpipe.data.text import make_text_encoder
+
+        return make_text_encoder(self.preprocessing, self.folder / vocabulary_file)
+
+    @property
+    def _wordpiece(self) -> bool:
+        return self.kind == "text" and self.preprocessing.tokenizer == "wordpiece"
 
 
 class KerasRuntime(Runtime):
     def __init__(self, path: Path):
         super().__init__(path.parent)
         self.model = artifacts.load_keras(path)
+        # a MiniLM model takes WordPiece ids; the vectorize models take the strings themselves
+        self._encode = self._text_encoder(self.preprocessing.vocab_file) if self._wordpiece else None
 
-    def predict(self, pixels: np.ndarray) -> np.ndarray:
-        return np.asarray(self.model.predict_on_batch(np.asarray(pixels, np.float32)))
+    def predict(self, batch: Any) -> np.ndarray:
+        import tensorflow as tf
+
+        if self.kind == "image":
+            return np.asarray(self.model.predict_on_batch(np.asarray(batch, np.float32)))
+        features = self._encode(list(batch)) if self._encode else tf.constant(list(batch), tf.string)
+        return np.asarray(self.model.predict_on_batch(features))
 
 
 class SavedModelRuntime(Runtime):
@@ -44,16 +72,21 @@ class SavedModelRuntime(Runtime):
         import tensorflow as tf
 
         super().__init__(folder)
+        if self._wordpiece:
+            import tensorflow_text  # noqa: F401  (registers the ops of the in-graph WordPiece tokenizer)
         self.loaded = tf.saved_model.load(str(folder))
-        if "serving_pixels" not in self.loaded.signatures:
-            raise DataError(str(folder), "SavedModel has no serving_pixels signature; export it with dlpipe export")
-        self._pixels = self.loaded.signatures["serving_pixels"]
-        self._bytes = self.loaded.signatures["serving_default"]
+        name = "serving_default" if self.kind == "text" else "serving_pixels"
+        if name not in self.loaded.signatures:
+            raise DataError(str(folder), f"SavedModel has no {name} signature; export it again with dlpipe export")
+        self._signature = self.loaded.signatures[name]
+        self._bytes = self.loaded.signatures.get("serving_default") if self.kind == "image" else None
 
-    def predict(self, pixels: np.ndarray) -> np.ndarray:
+    def predict(self, batch: Any) -> np.ndarray:
         import tensorflow as tf
 
-        return self._pixels(pixels=tf.constant(pixels, tf.float32))["probabilities"].numpy()
+        if self.kind == "text":
+            return self._signature(text=tf.constant(list(batch), tf.string))["probabilities"].numpy()
+        return self._signature(pixels=tf.constant(batch, tf.float32))["probabilities"].numpy()
 
     def predict_bytes(self, images: list[bytes]) -> dict[str, np.ndarray]:
         import tensorflow as tf
@@ -62,7 +95,7 @@ class SavedModelRuntime(Runtime):
 
 
 class TFLiteRuntime(Runtime):
-    """LiteRT interpreter; uint8 models get their inputs quantised and outputs dequantised here."""
+    """LiteRT interpreter: texts become token ids here; uint8 inputs are quantised and outputs dequantised here."""
 
     def __init__(self, path: Path, num_threads: int | None = None):
         from ai_edge_litert.interpreter import Interpreter
@@ -70,29 +103,52 @@ class TFLiteRuntime(Runtime):
         super().__init__(path.parent)
         self.interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
         self.interpreter.allocate_tensors()
-        self.input = self.interpreter.get_input_details()[0]
-        self.output = self.interpreter.get_output_details()[0]
-        self._batch = int(self.input["shape"][0])
+        self._encode = None
+        if self.kind == "text":
+            from dlpipe.models.text_tflite import VOCABULARY_FILE
 
-    def predict(self, pixels: np.ndarray) -> np.ndarray:
-        pixels = np.asarray(pixels, np.float32)
-        if len(pixels) != self._batch:
-            self.interpreter.resize_tensor_input(self.input["index"], [len(pixels), *self.input["shape"][1:]])
+            self._encode = self._text_encoder(self.preprocessing.vocab_file if self._wordpiece else VOCABULARY_FILE)
+        self._rows = int(self.interpreter.get_input_details()[0]["shape"][0])
+
+    def predict(self, batch: Any) -> np.ndarray:
+        details = self.interpreter.get_input_details()
+        arrays = self._input_arrays(batch, details)
+        if len(arrays[0]) != self._rows:
+            for detail, array in zip(details, arrays):
+                self.interpreter.resize_tensor_input(detail["index"], list(array.shape))
             self.interpreter.allocate_tensors()
-            self.input = self.interpreter.get_input_details()[0]
-            self.output = self.interpreter.get_output_details()[0]
-            self._batch = len(pixels)
-        scale, zero = self.input["quantization"]
-        if self.input["dtype"] != np.float32:
-            info = np.iinfo(self.input["dtype"])
-            pixels = np.clip(np.round(pixels / scale + zero), info.min, info.max).astype(self.input["dtype"])
-        self.interpreter.set_tensor(self.input["index"], pixels)
+            details = self.interpreter.get_input_details()
+            self._rows = len(arrays[0])
+        for detail, array in zip(details, arrays):
+            self.interpreter.set_tensor(detail["index"], _quantized(array, detail))
         self.interpreter.invoke()
-        out = self.interpreter.get_tensor(self.output["index"])
-        scale, zero = self.output["quantization"]
-        if self.output["dtype"] != np.float32:
-            out = (out.astype(np.float32) - zero) * scale
-        return out
+        output = self.interpreter.get_output_details()[0]
+        out = self.interpreter.get_tensor(output["index"])
+        scale, zero = output["quantization"]
+        return (out.astype(np.float32) - zero) * scale if scale else out
+
+    def _input_arrays(self, batch: Any, details: list[dict[str, Any]]) -> list[np.ndarray]:
+        """The arrays to feed, in the interpreter's input order (text inputs are matched by name)."""
+        if self._encode is None:
+            return [np.asarray(batch, np.float32)]
+        encoded = self._encode(list(batch))
+        by_detail = []
+        for detail in details:
+            names = [name for name in encoded if name in detail["name"]]
+            if len(names) != 1:
+                raise DataError(str(self.folder), f"the .tflite input '{detail['name']}' is none of {sorted(encoded)}; "
+                                                  "export the model again with dlpipe export")
+            by_detail.append(encoded[names[0]])
+        return by_detail
+
+
+def _quantized(array: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
+    """Float pixels -> the quantised integers a uint8/int8 input takes; other inputs as they are."""
+    scale, zero = detail["quantization"]
+    if not scale:
+        return array.astype(detail["dtype"], copy=False)
+    info = np.iinfo(detail["dtype"])
+    return np.clip(np.round(array / scale + zero), info.min, info.max).astype(detail["dtype"])
 
 
 def load_runtime(path: str | Path, num_threads: int | None = None) -> Runtime:

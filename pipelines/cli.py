@@ -150,10 +150,11 @@ def predict_command(inputs: tuple[str, ...], model_name: str | None, top_k: int,
 @main.command("export")
 @click.argument("run_dir")
 @click.option("--format", "fmt", type=click.Choice(["keras", "savedmodel", "tflite"]), default="tflite", show_default=True,
-              help="savedmodel: for TF Serving/GPU servers, takes encoded image bytes; tflite: for phones and boards.")
+              help="savedmodel: for TF Serving/GPU servers, takes encoded image bytes or raw strings; tflite: for "
+                   "phones and boards, takes pixels or token ids (the vocabulary is shipped with it).")
 @click.option("--quantize", type=click.Choice(["none", "float16", "dynamic", "int8"]), default="none", show_default=True,
               help="TFLite weights: float32 (none), float16, dynamic-range int8, or full int8 with uint8 input/output "
-                   "(calibrated on the run's training images).")
+                   "(image models only, calibrated on the run's training images).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Folder to write into (default: RUN_DIR).")
 @_friendly_errors
 def export_command(run_dir: str, fmt: str, quantize: str, out_dir: str | None) -> None:
@@ -171,17 +172,18 @@ def export_command(run_dir: str, fmt: str, quantize: str, out_dir: str | None) -
 
 @main.command("evaluate")
 @click.argument("artifact")
-@click.option("--data", "data", required=True, metavar="DIR", help="Labelled folder, one sub-folder per class.")
+@click.option("--data", "data", required=True, metavar="PATH",
+              help="Image model: a folder with one sub-folder per class. Text model: a text<TAB>label file (or .csv).")
 @click.option("--out", "out_file", type=click.Path(dir_okay=False), help="Also write the metrics to this JSON file.")
 @_friendly_errors
 def evaluate_command(artifact: str, data: str, out_file: str | None) -> None:
-    """Measure ARTIFACT (run folder, .keras, SavedModel folder or .tflite) on a labelled image folder."""
+    """Measure ARTIFACT (run folder, .keras, SavedModel folder or .tflite) on labelled images or texts."""
     _quiet_tensorflow()
     from dlpipe import atomic
     from dlpipe.pipelines.evaluation import evaluate_artifact
 
     report = evaluate_artifact(artifact, data)
-    click.echo(f"accuracy {report['accuracy']:.4f} on {report['count']} images, macro F1 {report['macro_f1']:.4f}")
+    click.echo(f"accuracy {report['accuracy']:.4f} on {report['count']} inputs, macro F1 {report['macro_f1']:.4f}")
     for name, scores in report["per_class"].items():
         click.echo(f"  {name}: precision {scores['precision']:.3f} recall {scores['recall']:.3f} f1 {scores['f1']:.3f}")
     if out_file:

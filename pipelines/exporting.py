@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -12,18 +13,26 @@ FORMATS = ("keras", "savedmodel", "tflite", "tflite-float16", "tflite-dynamic", 
 
 def export_model(model: Any, fmt: str, out_dir: Path, class_names: list[str], preprocessing: Any, kind: str,
                  train_paths: Sequence[str] = ()) -> Path:
-    """Write `model` in format `fmt` under `out_dir`; returns the file or folder written."""
+    """Write `model` in format `fmt` under `out_dir`; returns the file or folder written.
+
+    Text models take raw strings in .keras and SavedModel, token ids in TFLite
+    (the vocabulary is shipped with the file); `preprocessing.vocab_file` must be
+    a readable path for WordPiece models.
+    """
     from dlpipe.models import artifacts, export_formats
 
     if fmt == "keras":
         return artifacts.save_keras(model, out_dir / "model.keras")
+    quantize = fmt.partition("-")[2] or "none"
     if kind == "text":
-        if fmt != "savedmodel":
-            raise DlpipeError(f"export: format '{fmt}' is not available for text models yet; use keras or savedmodel")
-        return artifacts.export_savedmodel(model, out_dir / "savedmodel", class_names, {"kind": "text", **preprocessing.to_dict()})
+        from dlpipe.models.text_export import export_text_savedmodel
+        from dlpipe.models.text_tflite import export_text_tflite
+
+        if fmt == "savedmodel":
+            return export_text_savedmodel(model, out_dir / "savedmodel", class_names, preprocessing)
+        return export_text_tflite(model, out_dir / export_formats.tflite_name(quantize), class_names, preprocessing, quantize)
     if fmt == "savedmodel":
         return export_formats.export_image_savedmodel(model, out_dir / "savedmodel", class_names, preprocessing)
-    quantize = fmt.partition("-")[2] or "none"
     representative = None
     if quantize == "int8":
         if not train_paths:
@@ -48,8 +57,12 @@ def export_run(run_dir: str | Path, fmt: str, out_dir: str | Path | None = None)
     model = artifacts.load_keras(run_dir / "model.keras")
     prep = artifacts.read_preprocessing(run_dir)
     kind = prep.pop("kind", "image")
-    cls = TextPreprocessing if kind == "text" else ImagePreprocessing
-    preprocessing = cls.from_dict(prep)
+    if kind == "text":
+        preprocessing: Any = TextPreprocessing.from_dict(prep)
+        if preprocessing.vocab_file:  # preprocessing.json names the vocabulary the run folder holds
+            preprocessing = dataclasses.replace(preprocessing, vocab_file=str(run_dir / preprocessing.vocab_file))
+    else:
+        preprocessing = ImagePreprocessing.from_dict(prep)
     train_paths: list[str] = []
     config_file = run_dir / "config.yaml"
     if kind == "image" and fmt == "tflite-int8" and config_file.is_file():

@@ -33,7 +33,7 @@ class LoadedModel:
     model: Any
     class_names: list[str]
     preprocessing: dict[str, Any]
-    tokenizer: Any = None
+    text_encoder: Any = None  # texts -> model inputs, for models that do not tokenise inside
 
     @classmethod
     def load(cls, folder: str | Path, name: str, version: int) -> "LoadedModel":
@@ -42,16 +42,12 @@ class LoadedModel:
         model = artifacts.load_keras(folder / "model.keras")
         prep = artifacts.read_preprocessing(folder)
         kind = prep.get("kind", "image")
-        tokenizer = None
-        if kind == "text":
-            import dlpipe.models.bert_layers  # noqa: F401  (custom layers of saved text models)
-            import dlpipe.models.text_layers  # noqa: F401
+        encoder = None
+        if kind == "text" and prep.get("tokenizer") == "wordpiece":  # MiniLM takes WordPiece ids, not strings
+            from dlpipe.data.text import TextPreprocessing, make_text_encoder
 
-            if prep.get("tokenizer") == "wordpiece":
-                from dlpipe.data.wordpiece import WordPieceTokenizer
-
-                tokenizer = WordPieceTokenizer.from_vocab_file(folder / prep["vocab_file"])
-        return cls(name, version, kind, model, artifacts.read_labels(folder), prep, tokenizer)
+            encoder = make_text_encoder(TextPreprocessing.from_dict(prep), folder / prep["vocab_file"])
+        return cls(name, version, kind, model, artifacts.read_labels(folder), prep, encoder)
 
     def prepare(self, instance: Any) -> Any:
         """One request instance -> one model input; raises DataError with a clear reason."""
@@ -82,10 +78,8 @@ class LoadedModel:
 
         if self.kind == "image":
             return np.asarray(self.model.predict_on_batch(np.stack(items)))
-        if self.tokenizer is not None:
-            batch = self.tokenizer.encode(list(items), max_length=int(self.preprocessing["sequence_length"]))
-            features = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
-            return np.asarray(self.model.predict_on_batch(features))
+        if self.text_encoder is not None:
+            return np.asarray(self.model.predict_on_batch(self.text_encoder(list(items))))
         return np.asarray(self.model.predict_on_batch(tf.constant(list(items))))
 
     def describe(self, probabilities: np.ndarray, top_k: int = 1) -> dict[str, Any]:

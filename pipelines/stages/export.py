@@ -14,7 +14,8 @@ from dlpipe.pipelines.exporting import FORMATS
 @dataclass(frozen=True)
 class ExportConfig:
     formats: list[str] = option(["keras", "savedmodel"], "artifacts to write: " + ", ".join(FORMATS)
-                                + " (images: SavedModel takes encoded image bytes; TFLite takes pixels)")
+                                + " (SavedModel takes encoded image bytes or raw strings; TFLite takes pixels or "
+                                "token ids, with the vocabulary beside it; tflite-int8 is for image models)")
 
     def __post_init__(self) -> None:
         for name in self.formats:

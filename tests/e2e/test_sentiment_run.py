@@ -30,11 +30,13 @@ def test_cli_run_exports_a_model_that_takes_raw_strings(sentences_file, tmp_path
     assert result.exit_code == 0, result.output
     assert (out / "labels.txt").read_text().split() == ["0", "1"]
     assert json.loads((out / "preprocessing.json").read_text())["kind"] == "text"
-    served = tf.saved_model.load(str(out / "savedmodel"))
+    served = tf.saved_model.load(str(out / "savedmodel")).signatures["serving_default"]
     texts = tf.constant(["It was really great and wonderful.", "Terrible service, the worst.", "Love this phone"])
-    probabilities = served.serve(texts).numpy()
+    answer = served(text=texts)
+    probabilities = answer["probabilities"].numpy()
     assert probabilities.shape == (3, 2)
     assert list(np.argmax(probabilities, axis=1)) == [1, 0, 1]
+    assert [label.decode() for label in answer["label"].numpy()] == ["1", "0", "1"]
     import keras
 
     import dlpipe.models.text_layers  # noqa: F401  (registers the custom layers)
@@ -61,3 +63,42 @@ def test_pretrained_minilm_fine_tunes_and_ships_its_vocabulary(sentences_file, t
     assert result.metrics["accuracy"] >= 0.8
     preprocessing = json.loads((out / "preprocessing.json").read_text())
     assert preprocessing["tokenizer"] == "wordpiece" and (out / preprocessing["vocab_file"]).is_file()
+    # the SavedModel takes raw strings (WordPiece in the graph) and answers as the Keras model does
+    exported = CliRunner().invoke(main, ["export", str(out), "--format", "savedmodel"])
+    assert exported.exit_code == 0, exported.output
+    from dlpipe.models.runtimes import load_runtime
+
+    texts = ["Great food, lovely service!", "The worst phone I ever had.", "Naïve café — 10/10", ""]
+    keras_probabilities = load_runtime(out).predict(texts)
+    import tensorflow_text  # noqa: F401  (the SavedModel's tokenizer ops)
+
+    served = tf.saved_model.load(str(out / "savedmodel")).signatures["serving_default"](text=tf.constant(texts))
+    np.testing.assert_allclose(served["probabilities"].numpy(), keras_probabilities, atol=1e-5)
+
+
+def test_text_run_exports_to_tflite_and_every_artifact_evaluates_alike(sentences_file, tmp_path):
+    """`dlpipe export` a trained GRU run to TFLite; `dlpipe evaluate` scores .keras, SavedModel and .tflite the same."""
+    out = tmp_path / "gru"
+    sets = [*QUICK, "model.architecture=gru", "train.learning_rate=0.01", "export.formats=[keras, savedmodel]"]
+    result = api.run("sentiment", data=str(sentences_file), out=out, sets=sets, echo=lambda _: None)
+    runner = CliRunner()
+    for quantize in ("none", "dynamic"):
+        exported = runner.invoke(main, ["export", str(out), "--format", "tflite", "--quantize", quantize])
+        assert exported.exit_code == 0, exported.output
+    refused = runner.invoke(main, ["export", str(out), "--format", "tflite", "--quantize", "int8"])
+    assert refused.exit_code == 2 and "int8 TFLite is for image models" in refused.output
+    assert not (out / "model_int8.tflite").exists()
+    accuracies = {}
+    for artifact in ("model.keras", "savedmodel", "model.tflite", "model_dynamic.tflite"):
+        report_file = tmp_path / f"{artifact}.json"
+        evaluated = runner.invoke(main, ["evaluate", str(out / artifact), "--data", str(sentences_file),
+                                         "--out", str(report_file)])
+        assert evaluated.exit_code == 0, evaluated.output
+        report = json.loads(report_file.read_text())
+        assert report["count"] == 160
+        accuracies[artifact] = report["accuracy"]
+    assert accuracies["model.keras"] >= 0.8 and result.metrics["accuracy"] >= 0.8
+    assert accuracies["savedmodel"] == accuracies["model.tflite"] == accuracies["model.keras"]
+    assert abs(accuracies["model_dynamic.tflite"] - accuracies["model.keras"]) <= 0.02
+    wrong_data = runner.invoke(main, ["evaluate", str(out / "model.tflite"), "--data", str(tmp_path)])
+    assert wrong_data.exit_code == 2 and "text<TAB>label" in wrong_data.output

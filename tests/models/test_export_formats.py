@@ -60,7 +60,9 @@ def test_savedmodel_and_float_tflite_match_keras(trained, exports):
 def test_int8_agrees_on_top1_and_is_small(trained, exports):
     _, _, predictor, _, pixels = trained
     runtime = load_runtime(exports["int8"])
-    assert runtime.input["dtype"] == np.uint8 and runtime.output["dtype"] == np.uint8
+    interpreter = runtime.interpreter
+    assert interpreter.get_input_details()[0]["dtype"] == np.uint8
+    assert interpreter.get_output_details()[0]["dtype"] == np.uint8
     agreement = (runtime.predict(pixels).argmax(1) == predictor.predict_pixels(pixels).argmax(1)).mean()
     assert agreement >= 0.8
     assert exports["int8"].stat().st_size * 3 <= exports["none"].stat().st_size
