@@ -55,6 +55,23 @@ def copy_beside(source: str | Path, folder: str | Path) -> Path:
     return target
 
 
+def export_archive(model: keras.Model) -> keras.export.ExportArchive:
+    """A `keras.export.ExportArchive` tracking `model` that writes each weight once.
+
+    Keras 3's `track()` records the Keras Variable wrappers while `write_out()` also
+    records the raw tf.Variables its endpoints capture; TensorFlow dedupes by object,
+    so every weight was written twice: twice the disk and twice the memory wherever
+    the SavedModel is loaded (keras-team/keras#23553, open). Tracking the raw
+    tf.Variables makes both lists hold the same objects.
+    """
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    tracked = archive._tf_trackable  # the lists `track()` fills; Keras offers no public handle on them
+    for name in ("variables", "trainable_variables", "non_trainable_variables"):
+        setattr(tracked, name, [getattr(variable, "value", variable) for variable in getattr(tracked, name)])
+    return archive
+
+
 def save_keras(model: keras.Model, path: str | Path) -> Path:
     """Save a `.keras` file; a crash mid-write leaves any previous file intact."""
     path = Path(path)

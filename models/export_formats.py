@@ -44,8 +44,7 @@ def export_image_savedmodel(model: keras.Model, folder: str | Path, class_names:
                            fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32))
         return outputs(pixels)
 
-    archive = keras.export.ExportArchive()
-    archive.track(model)
+    archive = artifacts.export_archive(model)
     # TF Serving's REST API base64-decodes inputs whose name ends in "_bytes"
     archive.add_endpoint("serving_default", from_bytes, [tf.TensorSpec([None], tf.string, name="image_bytes")])
     archive.add_endpoint("serving_pixels", outputs, [tf.TensorSpec([None, size, size, 3], tf.float32, name="pixels")])

@@ -41,8 +41,7 @@ def export_text_savedmodel(model: keras.Model, folder: str | Path, class_names: 
                 "score": tf.reduce_max(probabilities, axis=1)}
 
     text_spec = tf.TensorSpec([None], tf.string, name="text")
-    archive = keras.export.ExportArchive()
-    archive.track(model)
+    archive = artifacts.export_archive(model)
     vocab = None
     if prep.tokenizer == "vectorize":
         archive.add_endpoint("serving_default", lambda text: outputs(model(text, training=False)), [text_spec])

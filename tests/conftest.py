@@ -101,6 +101,20 @@ def sentences_file(tmp_path: Path) -> Path:
     return write_sentences(tmp_path / "sentences.txt", 160, seed=3)
 
 
+def variable_values(model) -> int:
+    """How many numbers a model's variables hold (weights and the dropout layers' seed states)."""
+    return sum(int(np.prod(variable.shape)) for variable in model.variables)
+
+
+def stored_weight_values(savedmodel: Path) -> int:
+    """How many numbers a SavedModel's checkpoint stores: `variable_values(model)` when each is stored once."""
+    import tensorflow as tf
+
+    reader = tf.train.load_checkpoint(str(savedmodel / "variables" / "variables"))
+    return sum(int(np.prod(shape)) for name, shape in reader.get_variable_to_shape_map().items()
+               if name != "_CHECKPOINTABLE_OBJECT_GRAPH")
+
+
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory):
     """A tiny trained image-classify run (blue/red), trained once per session: (data folder, run folder)."""

@@ -68,6 +68,12 @@ def test_int8_agrees_on_top1_and_is_small(trained, exports):
     assert exports["int8"].stat().st_size * 3 <= exports["none"].stat().st_size
 
 
+def test_savedmodel_stores_each_weight_once(trained, exports):
+    from conftest import stored_weight_values, variable_values
+
+    assert stored_weight_values(exports["savedmodel"]) == variable_values(trained[2].model)
+
+
 def test_raw_bytes_signature_equals_the_pixel_path(trained, exports):
     _, _, predictor, paths, pixels = trained
     runtime = load_runtime(exports["savedmodel"])

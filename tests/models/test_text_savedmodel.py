@@ -66,6 +66,14 @@ def test_minilm_savedmodel_takes_strings_and_matches_keras(minilm_export):
 
 
 @needs_minilm
+def test_each_weight_is_stored_once(minilm_export):
+    from conftest import stored_weight_values, variable_values
+
+    assert stored_weight_values(minilm_export.folder) == variable_values(minilm_export.model)
+    assert len(minilm_export.loaded.variables) == len(minilm_export.model.variables)
+
+
+@needs_minilm
 def test_minilm_token_ids_signature(minilm_export):
     model, tokenizer, loaded = minilm_export.model, minilm_export.tokenizer, minilm_export.loaded
     batch = tokenizer.encode(SENTENCES[:2], max_length=LENGTH)
