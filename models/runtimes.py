@@ -108,23 +108,26 @@ class TFLiteRuntime(Runtime):
             from dlpipe.models.text_tflite import VOCABULARY_FILE
 
             self._encode = self._text_encoder(self.preprocessing.vocab_file if self._wordpiece else VOCABULARY_FILE)
-        self._rows = int(self.interpreter.get_input_details()[0]["shape"][0])
+        self._read_details()
+
+    def _read_details(self) -> None:
+        """Cache the tensor details (reading them costs more than a small model's invoke); redone after a resize."""
+        self._inputs = self.interpreter.get_input_details()
+        self._output = self.interpreter.get_output_details()[0]
+        self._rows = int(self._inputs[0]["shape"][0])
 
     def predict(self, batch: Any) -> np.ndarray:
-        details = self.interpreter.get_input_details()
-        arrays = self._input_arrays(batch, details)
+        arrays = self._input_arrays(batch, self._inputs)
         if len(arrays[0]) != self._rows:
-            for detail, array in zip(details, arrays):
+            for detail, array in zip(self._inputs, arrays):
                 self.interpreter.resize_tensor_input(detail["index"], list(array.shape))
             self.interpreter.allocate_tensors()
-            details = self.interpreter.get_input_details()
-            self._rows = len(arrays[0])
-        for detail, array in zip(details, arrays):
+            self._read_details()
+        for detail, array in zip(self._inputs, arrays):
             self.interpreter.set_tensor(detail["index"], _quantized(array, detail))
         self.interpreter.invoke()
-        output = self.interpreter.get_output_details()[0]
-        out = self.interpreter.get_tensor(output["index"])
-        scale, zero = output["quantization"]
+        out = self.interpreter.get_tensor(self._output["index"])
+        scale, zero = self._output["quantization"]
         return (out.astype(np.float32) - zero) * scale if scale else out
 
     def _input_arrays(self, batch: Any, details: list[dict[str, Any]]) -> list[np.ndarray]:
