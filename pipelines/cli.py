@@ -86,7 +86,8 @@ def run_command(pipeline: str, data: str | None, out: str | None, config_file: s
 @main.command("predict")
 @click.argument("inputs", nargs=-1, required=True, metavar="[MODEL] INPUT...")
 @click.option("--model", "model_name", metavar="MODEL",
-              help="A run folder, a .keras file, or a named model (efficientnet-lite0-imagenet). "
+              help="A run folder, a .keras file, an exported SavedModel folder or .tflite file, or a named model "
+                   "(efficientnet-lite0-imagenet). "
                    "Without --model, the first argument is the model.")
 @click.option("--top-k", default=5, show_default=True, help="How many labels to keep per input.")
 @click.option("--out", "out_file", type=click.Path(dir_okay=False),

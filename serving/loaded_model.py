@@ -7,7 +7,6 @@ way training did (inside the model, or WordPiece with the shipped vocabulary).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -15,7 +14,6 @@ from typing import Any, Sequence
 import numpy as np
 
 from dlpipe.errors import DataError
-from dlpipe.models import artifacts
 
 
 def top_labels(probabilities: np.ndarray, class_names: list[str], top_k: int, digits: int | None = None) -> list[dict[str, Any]]:
@@ -27,27 +25,26 @@ def top_labels(probabilities: np.ndarray, class_names: list[str], top_k: int, di
 
 @dataclass
 class LoadedModel:
+    """One served version: the model's runtime (`dlpipe.models.runtimes`) plus its name and version."""
+
     name: str
     version: int
-    kind: str  # "image" or "text"
-    model: Any
-    class_names: list[str]
-    preprocessing: dict[str, Any]
-    text_encoder: Any = None  # texts -> model inputs, for models that do not tokenise inside
+    runtime: Any  # a KerasRuntime: labels, preprocessing and predict(batch), tokenising text as training did
 
     @classmethod
     def load(cls, folder: str | Path, name: str, version: int) -> "LoadedModel":
         """Load a run or export folder holding model.keras, labels.txt and preprocessing.json."""
-        folder = Path(folder)
-        model = artifacts.load_keras(folder / "model.keras")
-        prep = artifacts.read_preprocessing(folder)
-        kind = prep.get("kind", "image")
-        encoder = None
-        if kind == "text" and prep.get("tokenizer") == "wordpiece":  # MiniLM takes WordPiece ids, not strings
-            from dlpipe.data.text import TextPreprocessing, make_text_encoder
+        from dlpipe.models.runtimes import KerasRuntime
 
-            encoder = make_text_encoder(TextPreprocessing.from_dict(prep), folder / prep["vocab_file"])
-        return cls(name, version, kind, model, artifacts.read_labels(folder), prep, encoder)
+        return cls(name, version, KerasRuntime(Path(folder) / "model.keras"))
+
+    @property
+    def kind(self) -> str:
+        return self.runtime.kind
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.runtime.class_names
 
     def prepare(self, instance: Any) -> Any:
         """One request instance -> one model input; raises DataError with a clear reason."""
@@ -63,24 +60,18 @@ class LoadedModel:
         import tensorflow as tf
 
         from dlpipe.data.images import sniff_format
-        from dlpipe.data.preprocess import ImagePreprocessing, preprocess_bytes
+        from dlpipe.data.preprocess import preprocess_bytes
 
         if sniff_format(data[:16]) is None:
             raise DataError("image", "not a JPEG, PNG, GIF or BMP image")
         try:
-            return preprocess_bytes(tf.constant(data), ImagePreprocessing.from_dict(self.preprocessing)).numpy()
+            return preprocess_bytes(tf.constant(data), self.runtime.preprocessing).numpy()
         except tf.errors.OpError as error:
             raise DataError("image", f"cannot be decoded ({str(error.message).splitlines()[0]})") from None
 
     def predict(self, items: Sequence[Any]) -> np.ndarray:
-        """Probabilities (N, classes) for prepared items."""
-        import tensorflow as tf
-
-        if self.kind == "image":
-            return np.asarray(self.model.predict_on_batch(np.stack(items)))
-        if self.text_encoder is not None:
-            return np.asarray(self.model.predict_on_batch(self.text_encoder(list(items))))
-        return np.asarray(self.model.predict_on_batch(tf.constant(list(items))))
+        """Probabilities (N, classes) for prepared items (pixel arrays, or strings)."""
+        return self.runtime.predict(np.stack(items) if self.kind == "image" else list(items))
 
     def describe(self, probabilities: np.ndarray, top_k: int = 1) -> dict[str, Any]:
         top = top_labels(probabilities, self.class_names, top_k)
@@ -88,4 +79,4 @@ class LoadedModel:
 
     def metadata(self) -> dict[str, Any]:
         return {"name": self.name, "version": self.version, "kind": self.kind, "labels": self.class_names,
-                "preprocessing": json.loads(json.dumps(self.preprocessing))}
+                "preprocessing": {"kind": self.kind, **self.runtime.preprocessing.to_dict()}}

@@ -67,7 +67,7 @@ class RowPredictor(ABC):
 
 
 class ImagePredictor(RowPredictor):
-    """A Keras image classifier with its labels and preprocessing."""
+    """An image classifier (a Keras model, or the runtime of an exported file) with its labels and preprocessing."""
 
     def __init__(self, model: Any, class_names: list[str], preprocessing: ImagePreprocessing):
         self.model = model
@@ -76,27 +76,29 @@ class ImagePredictor(RowPredictor):
 
     @classmethod
     def load(cls, source: str) -> "ImagePredictor":
-        """A run folder, a `.keras` file (labels.txt and preprocessing.json beside it) or a named model."""
+        """A run folder, a `.keras` file, a SavedModel folder or a `.tflite` file (labels.txt and
+        preprocessing.json beside it), or a named model."""
         from dlpipe.models.pretrained import NAMED_MODELS
+        from dlpipe.models.runtimes import Runtime, load_runtime
 
         path = Path(source)
         if not path.exists() and source in NAMED_MODELS:
             named = NAMED_MODELS.get(source)()
             return cls(named.model, named.class_names, named.preprocessing)
-        if path.is_dir() and (path / "model.keras").is_file():
-            path = path / "model.keras"
-        if path.suffix == ".keras":
-            folder = path.parent
-            model = artifacts.load_keras(path)
-            prep = ImagePreprocessing.from_dict(artifacts.read_preprocessing(folder))
-            return cls(model, artifacts.read_labels(folder), prep)
         if not path.exists():
             names = ", ".join(NAMED_MODELS.names())
-            raise DataError(source, f"no such model file or folder; give a run folder, a .keras file or one of: {names}")
-        raise DataError(source, "not a dlpipe model: expected a run folder with model.keras, or a .keras file")
+            raise DataError(source, f"no such model file or folder; give a run folder, a .keras file, an exported "
+                                    f"SavedModel or .tflite, or one of: {names}")
+        runtime: Runtime = load_runtime(path)
+        model = getattr(runtime, "model", runtime)  # a Keras model is used as it is (exports, tests reach it)
+        return cls(model, runtime.class_names, runtime.preprocessing)
 
     def predict_pixels(self, pixels: Any) -> np.ndarray:
         """Probabilities for a batch of preprocessed images (N, S, S, 3), pixels in [0, 255]."""
+        from dlpipe.models.runtimes import Runtime
+
+        if isinstance(self.model, Runtime):
+            return self.model.predict(np.asarray(pixels))
         return np.asarray(self.model.predict_on_batch(pixels))
 
     def classify_rows(self, paths: Sequence[str], top_k: int = 5, batch_size: int = 32) -> Iterator[list[dict[str, Any]]]:
@@ -126,18 +128,18 @@ class ImagePredictor(RowPredictor):
 
 
 class TextPredictor(RowPredictor):
-    """A text run (sentiment) applied to lines of text files, in batches, with per-line errors."""
+    """A text model (run folder, .keras, SavedModel or .tflite) applied to lines of text files, with per-line errors."""
 
-    def __init__(self, loaded: Any):
-        self.loaded = loaded
-        self.class_names = loaded.class_names
+    def __init__(self, runtime: Any):
+        self.runtime = runtime
+        self.class_names = runtime.class_names
         self.texts: dict[str, tuple[str | None, str | None]] = {}
 
     @classmethod
-    def load(cls, folder: str) -> "TextPredictor":
-        from dlpipe.serving.loaded_model import LoadedModel
+    def load(cls, source: str) -> "TextPredictor":
+        from dlpipe.models.runtimes import load_runtime
 
-        return cls(LoadedModel.load(folder, Path(folder).name, 1))
+        return cls(load_runtime(source))
 
     def add_inputs(self, files: Sequence[str]) -> list[str]:
         """Read the text files; returns the ids ("file:line") to classify."""
@@ -154,7 +156,7 @@ class TextPredictor(RowPredictor):
         for start in range(0, len(ids), batch_size):
             chunk = ids[start:start + batch_size]
             good = [key for key in chunk if self.texts[key][1] is None]
-            probabilities = self.loaded.predict([self.texts[key][0] for key in good]) if good else []
+            probabilities = self.runtime.predict([self.texts[key][0] for key in good]) if good else []
             by_key = dict(zip(good, probabilities))
             rows = []
             for key in chunk:

@@ -74,6 +74,16 @@ def test_savedmodel_stores_each_weight_once(trained, exports):
     assert stored_weight_values(exports["savedmodel"]) == variable_values(trained[2].model)
 
 
+def test_predictor_runs_exported_files(trained, exports):
+    """`dlpipe predict` on a SavedModel folder or a .tflite file gives the Keras model's labels and scores."""
+    root, _, predictor, paths, _ = trained
+    expected = predictor.predict_files(paths[:8], top_k=2)
+    for artifact in (exports["savedmodel"], exports["none"]):
+        rows = ImagePredictor.load(str(artifact)).predict_files(paths[:8], top_k=2)
+        assert [row["label"] for row in rows] == [row["label"] for row in expected]
+        np.testing.assert_allclose([row["score"] for row in rows], [row["score"] for row in expected], atol=1e-4)
+
+
 def test_raw_bytes_signature_equals_the_pixel_path(trained, exports):
     _, _, predictor, paths, pixels = trained
     runtime = load_runtime(exports["savedmodel"])

@@ -52,3 +52,15 @@ def test_text_model_predicts_lines_of_text_files(sentences_file, tmp_path):
     assert [row.get("label") for row in rows] == ["1", None, "0"]
     assert rows[1]["input"].endswith("texts.jsonl:2") and '"text"' in rows[1]["error"]
     assert "2 classified, 1 failed" in result.output
+    # the deployed files predict the same labels: a .tflite (tokenised with its shipped vocabulary) and a SavedModel
+    from dlpipe.pipelines.exporting import export_run
+
+    for artifact in (export_run(out, "tflite"), export_run(out, "savedmodel")):
+        deployed = CliRunner().invoke(main, ["predict", str(artifact), str(texts), "--out", str(tmp_path / f"{artifact.name}.jsonl")],
+                                      catch_exceptions=False)
+        assert deployed.exit_code == 0, deployed.output
+        again = [json.loads(line) for line in (tmp_path / f"{artifact.name}.jsonl").read_text().splitlines()]
+        assert [row.get("label") for row in again] == ["1", None, "0"]
+        for first, second in zip(rows, again):
+            if "score" in first:
+                assert abs(first["score"] - second["score"]) < 1e-4
