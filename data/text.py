@@ -143,13 +143,13 @@ def text_dataset(texts: Sequence[str], labels: Sequence[int]):
     return tf.data.Dataset.from_tensor_slices((list(texts), list(labels)))
 
 
-def wordpiece_dataset(tokenizer, texts: Sequence[str], labels: Sequence[int], sequence_length: int):
-    """Unbatched ({input_ids, attention_mask}, label) pairs for a pretrained BERT-style encoder."""
+def encoded_text_dataset(encode: Callable[[Sequence[str]], dict[str, np.ndarray]], texts: Sequence[str],
+                         labels: Sequence[int]):
+    """Unbatched (model inputs, label) pairs for a model fed token ids; `encode` is `make_text_encoder(...)`,
+    the same function that tokenises for exported TFLite files and for serving."""
     import tensorflow as tf
 
-    batch = tokenizer.encode(list(texts), max_length=sequence_length)
-    features = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
-    return tf.data.Dataset.from_tensor_slices((features, list(labels)))
+    return tf.data.Dataset.from_tensor_slices((encode(list(texts)), list(labels)))
 
 
 def read_unlabelled_texts(path: str | Path, text_column: int | str = 0) -> list[tuple[str, str | None, str | None]]:
@@ -219,14 +219,13 @@ def make_text_encoder(prep: TextPreprocessing,
         return encode_wordpiece
 
     import keras
+    import tensorflow as tf
 
     tokens = read_vocabulary(vocabulary) if isinstance(vocabulary, (str, Path)) else [str(t) for t in vocabulary]
     # get_vocabulary() starts with the padding "" and the OOV "[UNK]"; the layer adds both itself
     if tokens[:2] != ["", "[UNK]"]:
         raise DataError("<vocabulary>", 'a TextVectorization vocabulary starts with "" and "[UNK]" (ids 0 and 1); '
                         "pass the vocabulary.txt exported with the model")
-    import tensorflow as tf
-
     layer = keras.layers.TextVectorization(standardize=prep.standardize, output_sequence_length=prep.sequence_length,
                                            vocabulary=tokens[2:])
     # compiled once: an eager call of the layer costs ~2 ms, several times the .tflite model itself

@@ -60,15 +60,15 @@ class TextModelStage(Stage):
         """The pretrained encoder reads WordPiece ids: tokenise the splits here, in the same code predict uses."""
         import dataclasses
 
-        from dlpipe.data.text import wordpiece_dataset
-        from dlpipe.models.minilm import minilm_files, minilm_tokenizer
+        from dlpipe.data.text import encoded_text_dataset, make_text_encoder
+        from dlpipe.models.minilm import minilm_files
         from dlpipe.models.text_classifiers import minilm_classifier
 
         prep = dataclasses.replace(ctx.preprocessing, tokenizer="wordpiece", vocab_file=str(minilm_files()[1]))
         ctx.preprocessing = prep
-        tokenizer = minilm_tokenizer()
-        ctx.train_data = wordpiece_dataset(tokenizer, *ctx.train_files, prep.sequence_length)
-        ctx.val_data = wordpiece_dataset(tokenizer, *ctx.val_files, prep.sequence_length)
+        encode = make_text_encoder(prep, prep.vocab_file)  # the tokenisation predict, serving and TFLite use
+        ctx.train_data = encoded_text_dataset(encode, *ctx.train_files)
+        ctx.val_data = encoded_text_dataset(encode, *ctx.val_files)
         ctx.model = minilm_classifier(classes, prep.sequence_length, dropout=self._dropout(0.1))
         # fine-tuning recipe for a pretrained transformer: small rate, warm-up, then cosine decay
         ctx.training_defaults.update(learning_rate=5e-5, warmup_fraction=0.1, optimizer="adamw")
