@@ -19,7 +19,7 @@ from dlpipe.errors import DataError
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
 
 # magic bytes -> format name; what the decoder really sees, whatever the file is called
-_SIGNATURES = ((b"\xff\xd8\xff", "JPEG"), (b"\x89PNG\r\n\x1a\n", "PNG"), (b"GIF87a", "GIF"), (b"GIF89a", "GIF"), (b"BM", "BMP"))
+IMAGE_SIGNATURES = ((b"\xff\xd8\xff", "JPEG"), (b"\x89PNG\r\n\x1a\n", "PNG"), (b"GIF87a", "GIF"), (b"GIF89a", "GIF"), (b"BM", "BMP"))
 _EXTENSION_FORMAT = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".gif": "GIF", ".bmp": "BMP"}
 
 
@@ -51,7 +51,7 @@ class ImageFolder:
 
 def sniff_format(head: bytes) -> str | None:
     """The image format named by a file's first bytes, or None."""
-    for signature, name in _SIGNATURES:
+    for signature, name in IMAGE_SIGNATURES:
         if head.startswith(signature):
             return name
     return None

@@ -136,6 +136,15 @@ def apply_filter(image: tf.Tensor, kind: str, size: int = 3) -> tf.Tensor:
     return out
 
 
+def known_image_format(contents: tf.Tensor) -> tf.Tensor:
+    """In-graph twin of `images.sniff_format`: True where encoded bytes start like a JPEG, PNG, GIF or BMP."""
+    from dlpipe.data.images import IMAGE_SIGNATURES
+
+    contents = tf.convert_to_tensor(contents, tf.string)
+    starts = [tf.equal(tf.strings.substr(contents, 0, len(signature)), signature) for signature, _ in IMAGE_SIGNATURES]
+    return tf.reduce_any(tf.stack(starts), axis=0)
+
+
 def preprocess_bytes(contents: tf.Tensor, prep: ImagePreprocessing) -> tf.Tensor:
     """Encoded image bytes -> model input (image_size, image_size, 3) float32 in [0, 255]."""
     image = resize_image(decode_image(contents), prep.image_size, prep.resize, prep.crop_fraction)

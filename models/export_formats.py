@@ -17,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from dlpipe import atomic
-from dlpipe.data.preprocess import ImagePreprocessing, preprocess_bytes
+from dlpipe.data.preprocess import ImagePreprocessing, known_image_format, preprocess_bytes
 from dlpipe.errors import DataError
 from dlpipe.models import artifacts
 
@@ -40,8 +40,13 @@ def export_image_savedmodel(model: keras.Model, folder: str | Path, class_names:
                 "score": tf.reduce_max(probabilities, axis=1)}
 
     def from_bytes(image_bytes: tf.Tensor) -> dict[str, tf.Tensor]:
-        pixels = tf.map_fn(lambda data: preprocess_bytes(data, prep), image_bytes,
-                           fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32))
+        # name the bad elements of a batch: the decoder's own error does not say which one failed
+        known = known_image_format(image_bytes)
+        check = tf.debugging.Assert(tf.reduce_all(known), ["image_bytes: not a JPEG, PNG, GIF or BMP image at index",
+                                                           tf.where(tf.logical_not(known))[:, 0]])
+        with tf.control_dependencies([check]):
+            pixels = tf.map_fn(lambda data: preprocess_bytes(data, prep), image_bytes,
+                               fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32))
         return outputs(pixels)
 
     archive = artifacts.export_archive(model)

@@ -93,10 +93,15 @@ def test_raw_bytes_signature_equals_the_pixel_path(trained, exports):
     assert [label.decode() for label in result["label"]] == [predictor.class_names[i] for i in result["probabilities"].argmax(1)]
 
 
-def test_corrupt_bytes_fail_with_a_clear_message(exports):
+def test_corrupt_bytes_fail_with_a_clear_message(trained, exports):
+    paths = trained[3]
     runtime = load_runtime(exports["savedmodel"])
-    with pytest.raises(tf.errors.InvalidArgumentError, match="Unknown image file format. One of JPEG"):
-        runtime.predict_bytes([b"definitely not an image"])
+    good = open(paths[0], "rb").read()
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"not a JPEG, PNG, GIF or BMP image at index\] \[1 3\]"):
+        runtime.predict_bytes([good, b"definitely not an image", good, b""])
+    # a file that starts like a JPEG but breaks later still fails, with the decoder's reason
+    with pytest.raises(tf.errors.InvalidArgumentError, match="(?i)jpeg"):
+        runtime.predict_bytes([good[:200]])
 
 
 def test_labels_and_preprocessing_travel_with_every_artifact(trained, exports):
