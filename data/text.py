@@ -241,12 +241,6 @@ def make_text_encoder(prep: TextPreprocessing,
     return encode_vectorize
 
 
-def encode_texts(texts: Sequence[str], prep: TextPreprocessing,
-                 vocabulary: Sequence[str] | str | Path) -> dict[str, np.ndarray]:
-    """One-off `make_text_encoder(prep, vocabulary)(texts)`: {input name: int32 ids [len(texts), sequence_length]}."""
-    return make_text_encoder(prep, vocabulary)(texts)
-
-
 def read_vocabulary(path: str | Path) -> list[str]:
     """Tokens of a vocabulary file in id order, split on "\\n" only (tokens may hold other Unicode line breaks)."""
     path = Path(path)

@@ -31,13 +31,9 @@ def export_image_savedmodel(model: keras.Model, folder: str | Path, class_names:
         raise DataError(str(folder), f"preprocess.filter={prep.filter} runs OpenCV outside TensorFlow and cannot "
                                      "be saved in the graph; export with filter none, or preprocess on the client")
     size = prep.image_size
-    label_table = tf.constant(class_names)
 
     def outputs(pixels: tf.Tensor) -> dict[str, tf.Tensor]:
-        probabilities = model(pixels, training=False)
-        best = tf.argmax(probabilities, axis=1)
-        return {"probabilities": probabilities, "label": tf.gather(label_table, best),
-                "score": tf.reduce_max(probabilities, axis=1)}
+        return labelled_outputs(model(pixels, training=False), class_names)
 
     def from_bytes(image_bytes: tf.Tensor) -> dict[str, tf.Tensor]:
         # name the bad elements of a batch: the decoder's own error does not say which one failed
@@ -59,6 +55,13 @@ def export_image_savedmodel(model: keras.Model, folder: str | Path, class_names:
         artifacts.write_labels(tmp, class_names)
         artifacts.write_preprocessing(tmp, {"kind": "image", **prep.to_dict()})
     return folder
+
+
+def labelled_outputs(probabilities: tf.Tensor, class_names: list[str]) -> dict[str, tf.Tensor]:
+    """What every dlpipe SavedModel signature returns: the probabilities, the best label and its score."""
+    best = tf.argmax(probabilities, axis=1)
+    return {"probabilities": probabilities, "label": tf.gather(tf.constant(class_names), best),
+            "score": tf.reduce_max(probabilities, axis=1)}
 
 
 def export_image_tflite(model: keras.Model, path: str | Path, class_names: list[str], prep: ImagePreprocessing,

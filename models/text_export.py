@@ -22,6 +22,7 @@ from dlpipe import atomic
 from dlpipe.data.text import TextPreprocessing
 from dlpipe.errors import DataError
 from dlpipe.models import artifacts
+from dlpipe.models.export_formats import labelled_outputs
 
 
 def export_text_savedmodel(model: keras.Model, folder: str | Path, class_names: list[str], prep: TextPreprocessing,
@@ -33,12 +34,9 @@ def export_text_savedmodel(model: keras.Model, folder: str | Path, class_names: 
     (then pass the run folder's copy, e.g. `run_dir / prep.vocab_file`).
     """
     folder = Path(folder)
-    label_table = tf.constant(class_names)
 
     def outputs(probabilities: tf.Tensor) -> dict[str, tf.Tensor]:
-        best = tf.argmax(probabilities, axis=1)
-        return {"probabilities": probabilities, "label": tf.gather(label_table, best),
-                "score": tf.reduce_max(probabilities, axis=1)}
+        return labelled_outputs(probabilities, class_names)
 
     text_spec = tf.TensorSpec([None], tf.string, name="text")
     archive = artifacts.export_archive(model)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from dlpipe.data.text import TextPreprocessing, encode_texts, make_text_encoder, read_vocabulary
+from dlpipe.data.text import TextPreprocessing, make_text_encoder, read_vocabulary
 from dlpipe.data.wordpiece import WordPieceTokenizer
 from dlpipe.errors import DlpipeError
 from dlpipe.models import artifacts
@@ -118,10 +118,10 @@ def test_encoder_reproduces_vectorizer_ids(vectorizer):
     texts = TRAIN + TEXTS + ["Tab\tand\nnewline", "ÉCOLE école", "great " * 30, "   ", "!!!", "fine,fine;fine"]
     expected = np.asarray(vectorizer(tf.constant(texts)))
     vocabulary = vectorizer.get_vocabulary()
-    ids = encode_texts(texts, PREP, vocabulary)["token_ids"]
+    ids = make_text_encoder(PREP, vocabulary)(texts)["token_ids"]
     assert ids.dtype == np.int32 and ids.shape == (len(texts), LENGTH)
     np.testing.assert_array_equal(ids, expected)
-    assert encode_texts([], PREP, vocabulary)["token_ids"].shape == (0, LENGTH)
+    assert make_text_encoder(PREP, vocabulary)([])["token_ids"].shape == (0, LENGTH)
     with pytest.raises(DlpipeError, match="starts with"):
         make_text_encoder(PREP, vocabulary[2:])
 
@@ -133,7 +133,7 @@ def test_quantized_tflite_agree_on_top1(vectorizer, tmp_path):
         # "" gives the softmax of the head's bias alone, where two classes can tie: top-1 is compared on real texts
         texts = [text for text in TEXTS if text]
         expected = model.predict(tf.constant(texts), verbose=0)
-        feeds = encode_texts(texts, PREP, vectorizer.get_vocabulary())
+        feeds = make_text_encoder(PREP, vectorizer.get_vocabulary())(texts)
         for quantize in ("float16", "dynamic"):
             path = export_text_tflite(model, tmp_path / f"{name}_{quantize}.tflite", CLASSES, PREP, quantize)
             probabilities = _run_tflite(path, feeds)
@@ -160,7 +160,7 @@ def test_reloaded_keras_file_exports(vectorizer, tmp_path):
     model = _build("bilstm-1", vectorizer)
     loaded = artifacts.load_keras(artifacts.save_keras(model, tmp_path / "model.keras"))
     path = export_text_tflite(loaded, tmp_path / "tflite" / "model.tflite", CLASSES, PREP)
-    feeds = encode_texts(TEXTS, PREP, tmp_path / "tflite" / "vocabulary.txt")
+    feeds = make_text_encoder(PREP, tmp_path / "tflite" / "vocabulary.txt")(TEXTS)
     np.testing.assert_allclose(_run_tflite(path, feeds), model.predict(tf.constant(TEXTS), verbose=0), rtol=0, atol=1e-4)
 
 
