@@ -193,8 +193,8 @@ def make_text_encoder(prep: TextPreprocessing,
                       vocabulary: Sequence[str] | str | Path) -> Callable[[Sequence[str]], dict[str, np.ndarray]]:
     """A function texts -> the int32 id arrays a text .tflite takes, keyed by input name.
 
-    vocabulary: the tokens (id order) or the vocabulary file exported beside the
-    model. "vectorize": a `TextVectorization` layer rebuilt from the vocabulary
+    vocabulary: the vocabulary file exported beside the model (or, for "vectorize",
+    the tokens in id order). "vectorize": a `TextVectorization` layer rebuilt from the vocabulary
     with the training settings (the same Keras code as inside the model, so the
     ids are identical) -> {"token_ids"}; "wordpiece": the model's WordPiece
     tokenizer -> {"input_ids", "attention_mask"}. Build it once and reuse it:
@@ -203,14 +203,9 @@ def make_text_encoder(prep: TextPreprocessing,
     if prep.tokenizer == "wordpiece":
         from dlpipe.data.wordpiece import WordPieceTokenizer
 
-        # uncased (the default), as in training (`minilm_tokenizer`) and serving
-        if isinstance(vocabulary, (str, Path)):
-            tokenizer = WordPieceTokenizer.from_vocab_file(vocabulary)
-        else:
-            vocab: dict[str, int] = {}
-            for index, token in enumerate(vocabulary):
-                vocab.setdefault(token, index)  # first occurrence wins, as in `from_vocab_file`
-            tokenizer = WordPieceTokenizer(vocab)
+        if not isinstance(vocabulary, (str, Path)):
+            raise TypeError("a WordPiece encoder reads its vocab.txt: pass the file's path")
+        tokenizer = WordPieceTokenizer.from_vocab_file(vocabulary)  # uncased, as the pretrained model was trained
 
         def encode_wordpiece(texts: Sequence[str]) -> dict[str, np.ndarray]:
             batch = tokenizer.encode(list(texts), max_length=prep.sequence_length)
