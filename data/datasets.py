@@ -19,6 +19,9 @@ def decoded_images(
     Decoding runs in parallel; with `cache` the preprocessed images stay in
     memory after the first pass, so later epochs skip the decoding.
     """
+    from dlpipe.data.images import tf_path
+
+    paths = [tf_path(path) for path in paths]  # bytes: file names need not be valid UTF-8
     if labels is not None:
         ds = tf.data.Dataset.from_tensor_slices((list(paths), list(labels)))
         ds = ds.map(lambda p, y: (load_image(p, prep), y), num_parallel_calls=tf.data.AUTOTUNE)

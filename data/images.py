@@ -17,6 +17,8 @@ from dlpipe.data.preprocess import decode_image
 from dlpipe.errors import DataError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
+# images larger than this are refused before decoding: a 1.6 MB PNG can hold 20000x20000 pixels (1.6 GB decoded)
+DEFAULT_MAX_PIXELS = 50_000_000
 
 # magic bytes -> format name; what the decoder really sees, whatever the file is called
 IMAGE_SIGNATURES = ((b"\xff\xd8\xff", "JPEG"), (b"\x89PNG\r\n\x1a\n", "PNG"), (b"GIF87a", "GIF"), (b"GIF89a", "GIF"), (b"BM", "BMP"))
@@ -57,8 +59,47 @@ def sniff_format(head: bytes) -> str | None:
     return None
 
 
-def check_image_file(path: str, verify: bool = True) -> tuple[str | None, str | None]:
-    """(skip reason, note) for one file; both None for a clean file."""
+def display_name(path: str | os.PathLike) -> str:
+    """A path as text that can always be printed and written as UTF-8: undecodable bytes become \\xNN escapes."""
+    raw = os.fsencode(path)
+    return raw.decode("utf-8", "backslashreplace")
+
+
+def tf_path(path: str | os.PathLike) -> bytes:
+    """A path as the bytes TensorFlow ops take: any file name works, valid UTF-8 or not."""
+    return os.fsencode(path)
+
+
+def too_many_pixels(source: str | os.PathLike | bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> str | None:
+    """Why an image is refused before decoding (its header says it is over `max_pixels`), or None.
+
+    Pillow reads only the header here (`Image.open` is lazy), so checking costs no decoding.
+    """
+    import io
+    import warnings
+
+    from PIL import Image
+
+    handle = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else open(source, "rb")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(handle) as image:
+                width, height = image.size
+    except Image.DecompressionBombError:
+        return f"image is far over the {max_pixels:,}-pixel limit; resize it before use"
+    except Exception:  # noqa: BLE001 - unreadable headers are for the decoder to report
+        return None
+    finally:
+        handle.close()
+    if width * height > max_pixels:
+        return (f"{width}x{height} = {width * height:,} pixels is over the limit of {max_pixels:,}; "
+                "resize it (or raise max_pixels)")
+    return None
+
+
+def check_image_file(path: str, verify: bool = True, max_pixels: int = DEFAULT_MAX_PIXELS) -> tuple[str | None, str | None]:
+    """(skip reason, note) for one file; both None for a clean file. Too large images are refused before decoding."""
     try:
         with open(path, "rb") as handle:
             head = handle.read(16)
@@ -69,6 +110,9 @@ def check_image_file(path: str, verify: bool = True) -> tuple[str | None, str | 
     actual = sniff_format(head)
     if actual is None:
         return "not a JPEG, PNG, GIF or BMP image (unknown content); delete or convert it", None
+    oversized = too_many_pixels(path, max_pixels)
+    if oversized:
+        return oversized, None
     note = None
     expected = _EXTENSION_FORMAT.get(Path(path).suffix.lower())
     if expected and expected != actual:
@@ -77,7 +121,7 @@ def check_image_file(path: str, verify: bool = True) -> tuple[str | None, str | 
         )
     if verify:
         try:
-            decode_image(tf.io.read_file(path)).numpy()
+            decode_image(tf.io.read_file(tf_path(path))).numpy()
         except (tf.errors.InvalidArgumentError, tf.errors.DataLossError, tf.errors.UnknownError) as error:
             message = str(getattr(error, "message", error)).strip().splitlines()[0]
             return f"cannot be decoded as {actual} ({message}); delete or re-save it", None
@@ -89,6 +133,7 @@ def scan_image_folder(
     extensions: tuple[str, ...] = IMAGE_EXTENSIONS,
     verify: bool = True,
     max_per_class: int | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> ImageFolder:
     """Index `root/<class>/<image>` (recursively below each class folder).
 
@@ -111,12 +156,12 @@ def scan_image_folder(
         for path in files:
             if max_per_class is not None and len(good) >= max_per_class:
                 break
-            reason, note = check_image_file(path, verify)
+            reason, note = check_image_file(path, verify, max_pixels)
             if reason:
-                folder.skipped.append(FileIssue(path, reason))
+                folder.skipped.append(FileIssue(display_name(path), reason))
                 continue
             if note:
-                folder.notes.append(FileIssue(path, note))
+                folder.notes.append(FileIssue(display_name(path), note))
             good.append(path)
         if not good:
             folder.notes.append(FileIssue(str(class_dir), "class folder has no usable images; class left out"))

@@ -34,6 +34,7 @@ class ImagePreprocessing:
     color_space: str = "rgb"
     filter: str = "none"
     filter_size: int = 3
+    max_pixels: int = 50_000_000  # larger images are refused before decoding (see images.too_many_pixels)
 
     def __post_init__(self) -> None:
         _check_choice("resize", self.resize, RESIZE_MODES)

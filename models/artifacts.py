@@ -1,78 +1,236 @@
-"""Write and read trained models as files, atomically, with their labels.
+"""The artifact layer: a model file or folder plus the one bundle of side files that travels with it.
 
-Every artifact folder gets `labels.txt` (one class per line, in output order)
-and `preprocessing.json` (what the input pipeline did before the model), so a
-model file is never separated from what its outputs mean.
+Side files, written here and nowhere else:
+  labels.txt          one class per line, in output order
+  preprocessing.json  the task and what happened to an input before the model (`"task": "image"`, ...)
+  extra files         what the task needs to feed the model (a tokenizer vocabulary)
+  artifacts.json      one record per artifact: format, provenance (dlpipe version, source run, config
+                      hash) and the parity against the Keras model measured at export, with its speed
+A folder artifact (SavedModel) holds its side files inside, a file artifact (.keras, .tflite) beside
+it; a .tflite also carries them embedded as metadata buffers, so the file alone is enough.
+Every write is atomic (`dlpipe.atomic`).
 """
 
 from __future__ import annotations
 
 import json
+import tempfile
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import keras
-
-from dlpipe import atomic
+from dlpipe import __version__, atomic
 from dlpipe.errors import DataError
-
-# importing the modules registers the custom layers, so .keras files of every kind reload
-from dlpipe.models import bert_layers as _bert_layers  # noqa: F401
-from dlpipe.models import layers as _layers  # noqa: F401
-from dlpipe.models import text_layers as _text_layers  # noqa: F401
 
 LABELS_FILE = "labels.txt"
 PREPROCESSING_FILE = "preprocessing.json"
+MANIFEST_FILE = "artifacts.json"
+KERAS_FILE = "model.keras"
+SAVEDMODEL_DIR = "savedmodel"
+# names of the metadata buffers a dlpipe .tflite carries (the interpreter ignores them)
+EMBEDDED_LABELS = "dlpipe_labels"
+EMBEDDED_PREPROCESSING = "dlpipe_preprocessing"
+EMBEDDED_FILE_PREFIX = "dlpipe_file:"
+# artifact kinds `choose_artifact` knows, by what a user calls them (`--artifact`)
+TFLITE_VARIANTS = {"float32": "model.tflite", "float16": "model_float16.tflite", "dynamic": "model_dynamic.tflite",
+                   "int8": "model_int8.tflite"}
+CHOICES = ("auto", "keras", "savedmodel", *TFLITE_VARIANTS)
+PARITY_TOLERANCE = 0.01  # accuracy (or top-1 agreement) an export may lose against Keras and still be chosen by auto
 
 
-def write_labels(folder: str | Path, class_names: list[str]) -> None:
-    atomic.write_text(Path(folder) / LABELS_FILE, "".join(f"{name}\n" for name in class_names))
+@dataclass
+class Bundle:
+    """What travels with every artifact of one model."""
+
+    task: str
+    class_names: list[str]
+    preprocessing: Any  # the task's preprocessing dataclass (has to_dict)
+    extra_files: dict[str, Path] = field(default_factory=dict)  # file name -> source path (e.g. vocab.txt)
+    provenance: dict[str, Any] = field(default_factory=dict)  # source run, config hash, ...
+
+    def preprocessing_dict(self) -> dict[str, Any]:
+        return {"task": self.task, **self.preprocessing.to_dict()}
 
 
-def read_labels(folder: str | Path) -> list[str]:
-    path = Path(folder) / LABELS_FILE
-    if not path.is_file():
-        raise DataError(str(path), "labels file missing; re-export the model with dlpipe")
-    return [line.rstrip("\n") for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+@dataclass
+class SideFiles:
+    """The side files of one artifact as read back: from beside it, or embedded in a .tflite."""
+
+    folder: Path
+    task: str
+    class_names: list[str]
+    preprocessing: dict[str, Any]
+    embedded: dict[str, bytes] = field(default_factory=dict)
+
+    def file(self, name: str) -> Path:
+        """Path of an extra file (e.g. the vocabulary): beside the artifact, else extracted from the .tflite."""
+        path = self.folder / name
+        if path.is_file():
+            return path
+        if name in self.embedded:
+            cache = Path(tempfile.mkdtemp(prefix="dlpipe-artifact-"))
+            (cache / name).write_bytes(self.embedded[name])
+            return cache / name
+        raise DataError(str(path), f"{name} is missing beside the model; export the model again with dlpipe export")
 
 
-def write_preprocessing(folder: str | Path, preprocessing: dict[str, Any]) -> None:
-    atomic.write_json(Path(folder) / PREPROCESSING_FILE, preprocessing)
+def side_folder(artifact: str | Path) -> Path:
+    """Where an artifact's side files live: inside a folder artifact, beside a file artifact."""
+    artifact = Path(artifact)
+    return artifact if artifact.is_dir() else artifact.parent
 
 
-def read_preprocessing(folder: str | Path) -> dict[str, Any]:
-    path = Path(folder) / PREPROCESSING_FILE
-    if not path.is_file():
-        raise DataError(str(path), "preprocessing description missing; re-export the model with dlpipe")
-    return json.loads(path.read_text(encoding="utf-8"))
+def record_key(artifact: str | Path) -> str:
+    artifact = Path(artifact)
+    return "." if artifact.is_dir() else artifact.name
 
 
-def copy_beside(source: str | Path, folder: str | Path) -> Path:
-    """Copy a file the model needs (e.g. a tokenizer vocabulary) into an artifact folder, atomically."""
-    source, target = Path(source), Path(folder) / Path(source).name
-    with atomic.replacing_file(target) as tmp:
-        tmp.write_bytes(source.read_bytes())
-    return target
+def write_side_files(folder: str | Path, bundle: Bundle) -> None:
+    """labels.txt, preprocessing.json and the extra files into `folder` (before the artifact lands there)."""
+    folder = Path(folder)
+    atomic.write_text(folder / LABELS_FILE, "".join(f"{name}\n" for name in bundle.class_names))
+    atomic.write_json(folder / PREPROCESSING_FILE, bundle.preprocessing_dict())
+    for name, source in bundle.extra_files.items():
+        target = folder / name
+        if Path(source).resolve() != target.resolve():
+            with atomic.replacing_file(target) as tmp:
+                tmp.write_bytes(Path(source).read_bytes())
 
 
-def export_archive(model: keras.Model) -> keras.export.ExportArchive:
-    """A `keras.export.ExportArchive` tracking `model` that writes each weight once.
+def write_record(artifact: str | Path, fmt: str, bundle: Bundle, parity: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Add the artifact's record (format, provenance, parity) to artifacts.json beside or inside it."""
+    manifest_path = side_folder(artifact) / MANIFEST_FILE
+    manifest = _read_json(manifest_path) if manifest_path.is_file() else {}
+    record = {"format": fmt, "task": bundle.task, "dlpipe_version": __version__,
+              "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), **bundle.provenance}
+    if parity is not None:
+        record["parity"] = parity
+    manifest[record_key(artifact)] = record
+    atomic.write_json(manifest_path, manifest)
+    return record
 
-    Keras 3's `track()` records the Keras Variable wrappers while `write_out()` also
-    records the raw tf.Variables its endpoints capture; TensorFlow dedupes by object,
-    so every weight was written twice: twice the disk and twice the memory wherever
-    the SavedModel is loaded (keras-team/keras#23553, open). Tracking the raw
-    tf.Variables makes both lists hold the same objects.
+
+def read_record(artifact: str | Path) -> dict[str, Any] | None:
+    """The artifact's record in artifacts.json, or None (an artifact written before records existed)."""
+    manifest_path = side_folder(artifact) / MANIFEST_FILE
+    if not manifest_path.is_file():
+        return None
+    return _read_json(manifest_path).get(record_key(artifact))
+
+
+def embed_in_tflite(flatbuffer: bytes, bundle: Bundle) -> bytes:
+    """The .tflite bytes with labels, preprocessing and extra files embedded as named metadata buffers."""
+    buffers = {EMBEDDED_LABELS: "".join(f"{name}\n" for name in bundle.class_names).encode("utf-8"),
+               EMBEDDED_PREPROCESSING: json.dumps(bundle.preprocessing_dict()).encode("utf-8")}
+    for name, source in bundle.extra_files.items():
+        buffers[EMBEDDED_FILE_PREFIX + name] = Path(source).read_bytes()
+    return _with_metadata(flatbuffer, buffers)
+
+
+def embedded_in_tflite(path: str | Path) -> dict[str, bytes]:
+    """Every named metadata buffer of a .tflite file (name -> bytes)."""
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.read_model(str(path))
+    out = {}
+    for entry in model.metadata or []:
+        name = entry.name.decode() if isinstance(entry.name, bytes) else entry.name
+        data = model.buffers[entry.buffer].data
+        out[name] = b"" if data is None else bytes(data)
+    return out
+
+
+def read_side_files(artifact: str | Path) -> SideFiles:
+    """Labels, preprocessing and extra files of an artifact; a .tflite without files beside it uses its own."""
+    artifact = Path(artifact)
+    folder = side_folder(artifact)
+    labels, preprocessing = folder / LABELS_FILE, folder / PREPROCESSING_FILE
+    embedded: dict[str, bytes] = {}
+    if artifact.suffix == ".tflite" and artifact.is_file():
+        buffers = embedded_in_tflite(artifact)
+        embedded = {name[len(EMBEDDED_FILE_PREFIX):]: data for name, data in buffers.items()
+                    if name.startswith(EMBEDDED_FILE_PREFIX)}
+        if not (labels.is_file() and preprocessing.is_file()) and EMBEDDED_LABELS in buffers:
+            prep = json.loads(buffers.get(EMBEDDED_PREPROCESSING, b"{}").decode("utf-8"))
+            return SideFiles(folder, _task_name(prep), buffers[EMBEDDED_LABELS].decode("utf-8").splitlines(), prep, embedded)
+    if not labels.is_file():
+        raise DataError(str(labels), "labels file missing; export the model again with dlpipe export")
+    if not preprocessing.is_file():
+        raise DataError(str(preprocessing), "preprocessing description missing; export the model again with dlpipe export")
+    prep = _read_json(preprocessing)
+    names = [line for line in labels.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return SideFiles(folder, _task_name(prep), names, prep, embedded)
+
+
+def _task_name(preprocessing: dict[str, Any]) -> str:
+    # "kind" is what artifacts exported before task objects existed call it
+    return str(preprocessing.get("task", preprocessing.get("kind", "image")))
+
+
+def list_artifacts(folder: str | Path) -> dict[str, Path]:
+    """The artifacts in a run or export folder, by the name `--artifact` gives them."""
+    folder = Path(folder)
+    found: dict[str, Path] = {}
+    if (folder / KERAS_FILE).is_file():
+        found["keras"] = folder / KERAS_FILE
+    for candidate in (folder / SAVEDMODEL_DIR, folder):
+        if (candidate / "saved_model.pb").is_file():
+            found["savedmodel"] = candidate
+            break
+    for name, file_name in TFLITE_VARIANTS.items():
+        if (folder / file_name).is_file():
+            found[name] = folder / file_name
+    return found
+
+
+def choose_artifact(source: str | Path, preference: str = "auto") -> tuple[Path, str]:
+    """(artifact path, why it was chosen) for a run folder, an export folder or an artifact path.
+
+    auto: the fastest artifact whose parity measured at export is within
+    PARITY_TOLERANCE of the Keras model (accuracy on the labelled sample, or
+    top-1 agreement); the Keras model itself when nothing else qualifies.
     """
-    archive = keras.export.ExportArchive()
-    archive.track(model)
-    tracked = archive._tf_trackable  # the lists `track()` fills; Keras offers no public handle on them
-    for name in ("variables", "trainable_variables", "non_trainable_variables"):
-        setattr(tracked, name, [getattr(variable, "value", variable) for variable in getattr(tracked, name)])
-    return archive
+    source = Path(source)
+    if preference not in CHOICES:
+        raise DataError(str(source), f"unknown artifact '{preference}'; choose one of {', '.join(CHOICES)}")
+    if source.is_file() or (source.is_dir() and (source / "saved_model.pb").is_file()):
+        return source, "given"
+    if not source.exists():
+        raise DataError(str(source), "does not exist; give a run folder, a .keras file, a SavedModel folder or a .tflite file")
+    found = list_artifacts(source)
+    if not found:
+        raise DataError(str(source), "holds no model artifact (model.keras, savedmodel/ or model*.tflite); "
+                                     "train one with dlpipe run or export one with dlpipe export")
+    if preference != "auto":
+        if preference not in found:
+            raise DataError(str(source), f"has no {preference} artifact (it has: {', '.join(found)}); "
+                                         f"write it with dlpipe export or choose another --artifact")
+        return found[preference], preference
+    candidates = []
+    for name, path in found.items():
+        record = read_record(path) or {}
+        parity = record.get("parity") or {}
+        seconds = parity.get("seconds_per_item")
+        if name != "keras" and (seconds is None or not parity_ok(parity)):
+            continue
+        candidates.append((seconds if seconds is not None else float("inf"), name, path))
+    if not candidates:
+        name, path = next(iter(found.items()))
+        return path, f"{name} (no artifact with a parity record)"
+    seconds, name, path = min(candidates, key=lambda item: item[0])
+    speed = f", {seconds * 1000:.2f} ms per input at export" if seconds != float("inf") else ""
+    return path, f"{name} (fastest within {PARITY_TOLERANCE:.0%} of the Keras model{speed})"
 
 
-def save_keras(model: keras.Model, path: str | Path) -> Path:
+def parity_ok(parity: dict[str, Any]) -> bool:
+    """True when an export is as good as the Keras model on the export-time sample, within the tolerance."""
+    if "accuracy" in parity and "reference_accuracy" in parity:
+        return parity["reference_accuracy"] - parity["accuracy"] <= PARITY_TOLERANCE
+    return parity.get("top1_agreement", 0.0) >= 1.0 - PARITY_TOLERANCE
+
+
+def save_keras(model: Any, path: str | Path) -> Path:
     """Save a `.keras` file; a crash mid-write leaves any previous file intact."""
     path = Path(path)
     with atomic.replacing_file(path) as tmp:
@@ -80,7 +238,12 @@ def save_keras(model: keras.Model, path: str | Path) -> Path:
     return path
 
 
-def load_keras(path: str | Path) -> keras.Model:
+def load_keras(path: str | Path) -> Any:
+    """A `.keras` file of any dlpipe model (its custom layers are registered on import)."""
+    import keras
+
+    from dlpipe.models import bert_layers, layers, text_layers  # noqa: F401  (register the custom layers)
+
     path = Path(path)
     if not path.is_file():
         raise DataError(str(path), "model file does not exist")
@@ -88,3 +251,30 @@ def load_keras(path: str | Path) -> keras.Model:
         return keras.saving.load_model(path, compile=False)
     except (ValueError, OSError) as error:
         raise DataError(str(path), f"cannot load this .keras file ({error})") from None
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as error:
+        raise DataError(str(path), f"not valid JSON ({error}); export the model again with dlpipe export") from None
+
+
+def _with_metadata(flatbuffer: bytes, buffers: dict[str, bytes]) -> bytes:
+    """Add named byte buffers as TFLite metadata entries (the interpreter ignores them)."""
+    import numpy as np
+    from tensorflow.lite.python import schema_py_generated as schema
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(flatbuffer))
+    entries = list(model.metadata or [])
+    for name, data in buffers.items():
+        buffer = schema.BufferT()
+        buffer.data = np.frombuffer(data, np.uint8)
+        model.buffers.append(buffer)
+        entry = schema.MetadataT()
+        entry.name = name
+        entry.buffer = len(model.buffers) - 1
+        entries.append(entry)
+    model.metadata = entries
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))

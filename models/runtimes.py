@@ -1,113 +1,94 @@
-"""Run any exported artifact the same way: .keras, SavedModel folder or .tflite, image or text.
+"""One runtime for every artifact: `load_runtime(path)` for .keras, SavedModel, .tflite and named models.
 
-Each runtime's `predict(batch)` returns probabilities (N, classes). An image
-artifact takes preprocessed pixels (float32 (N, S, S, 3) in [0, 255]); a text
-artifact takes a list of strings, tokenised as in training: inside the model
-(.keras, SavedModel) or, for TFLite, by `dlpipe.data.text.make_text_encoder`
-with the vocabulary shipped beside the file. Labels and preprocessing come
-from the files beside the artifact.
+Every consumer (`dlpipe predict`, `dlpipe evaluate`, `dlpipe serve`, the Ray
+engine, export parity) loads models here. A runtime's `predict(batch)` takes
+a model batch as the artifact's task makes it (`task.batches`, `task.prepare`
++ `task.stack`) and returns the outputs (class probabilities (N, classes));
+how each format is fed is the task's business, so nothing here knows a
+modality. Labels and preprocessing come from the artifact's side files.
 """
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
-from dlpipe.data.preprocess import ImagePreprocessing
-from dlpipe.data.text import TextPreprocessing
 from dlpipe.errors import DataError
 from dlpipe.models import artifacts
+from dlpipe.models.tasks import Task, get_task
 
 
 class Runtime(ABC):
-    """Labels, preprocessing and `predict(batch) -> probabilities` of one artifact."""
+    """An artifact ready to run: its task, labels, preprocessing, and `predict(batch) -> outputs`."""
 
-    def __init__(self, folder: Path):
-        self.folder = folder
-        self.class_names = artifacts.read_labels(folder)
-        prep = artifacts.read_preprocessing(folder)
-        self.kind: str = prep.get("kind", "image")
-        self.preprocessing: Any
-        if self.kind == "text":
-            self.preprocessing = TextPreprocessing.from_dict(prep)
-        else:
-            self.preprocessing = ImagePreprocessing.from_dict(prep)
-            self.image_size = self.preprocessing.image_size
+    format: str = ""
+
+    def __init__(self, path: Path, side: artifacts.SideFiles):
+        self.path = path
+        self.side = side
+        self.task: Task = get_task(side.task)
+        self.class_names: list[str] = side.class_names
+        self.preprocessing: Any = self.task.preprocessing_from_dict(side.preprocessing)
+        self.chosen_because = "given"
 
     @abstractmethod
     def predict(self, batch: Any) -> np.ndarray:
-        """Probabilities (N, classes) for pixels (image artifacts) or a list of strings (text artifacts)."""
+        """Outputs (N, classes) for a model batch."""
 
-    def _text_encoder(self, vocabulary_file: str) -> Callable[[Sequence[str]], dict[str, np.ndarray]]:
-        from dlpipe.data.text import make_text_encoder
-
-        return make_text_encoder(self.preprocessing, self.folder / vocabulary_file)
-
-    @property
-    def _wordpiece(self) -> bool:
-        return self.kind == "text" and self.preprocessing.tokenizer == "wordpiece"
+    def describe(self) -> str:
+        return f"{self.path} ({self.format}, {self.task.name}, {len(self.class_names)} classes)"
 
 
 class KerasRuntime(Runtime):
-    def __init__(self, path: Path):
-        super().__init__(path.parent)
-        self.model = artifacts.load_keras(path)
-        # a MiniLM model takes WordPiece ids; the vectorize models take the strings themselves
-        self._encode = self._text_encoder(self.preprocessing.vocab_file) if self._wordpiece else None
+    format = "keras"
+
+    def __init__(self, path: Path, side: artifacts.SideFiles, model: Any = None):
+        super().__init__(path, side)
+        self.model = model if model is not None else artifacts.load_keras(path)
+        self._feed = self.task.keras_feed(self.preprocessing, side)
+
+    @classmethod
+    def from_model(cls, model: Any, side: artifacts.SideFiles, path: str | Path = "<memory>") -> "KerasRuntime":
+        """A runtime around a Keras model already in memory (export parity, named models)."""
+        return cls(Path(path), side, model)
 
     def predict(self, batch: Any) -> np.ndarray:
-        import tensorflow as tf
-
-        if self.kind == "image":
-            return np.asarray(self.model.predict_on_batch(np.asarray(batch, np.float32)))
-        features = self._encode(list(batch)) if self._encode else tf.constant(list(batch), tf.string)
-        return np.asarray(self.model.predict_on_batch(features))
+        return np.asarray(self.model.predict_on_batch(self._feed(batch)))
 
 
 class SavedModelRuntime(Runtime):
-    def __init__(self, folder: Path):
+    format = "savedmodel"
+
+    def __init__(self, path: Path, side: artifacts.SideFiles):
         import tensorflow as tf
 
-        super().__init__(folder)
-        if self._wordpiece:
-            import tensorflow_text  # noqa: F401  (registers the ops of the in-graph WordPiece tokenizer)
-        self.loaded = tf.saved_model.load(str(folder))
-        name = "serving_default" if self.kind == "text" else "serving_pixels"
-        if name not in self.loaded.signatures:
-            raise DataError(str(folder), f"SavedModel has no {name} signature; export it again with dlpipe export")
-        self._signature = self.loaded.signatures[name]
-        self._bytes = self.loaded.signatures.get("serving_default") if self.kind == "image" else None
+        super().__init__(path, side)
+        self.task.before_savedmodel_load(self.preprocessing)
+        self.loaded = tf.saved_model.load(str(path))
+        self._predict = self.task.savedmodel_predict(self.loaded, self.preprocessing, side)
 
     def predict(self, batch: Any) -> np.ndarray:
-        import tensorflow as tf
-
-        if self.kind == "text":
-            return self._signature(text=tf.constant(list(batch), tf.string))["probabilities"].numpy()
-        return self._signature(pixels=tf.constant(batch, tf.float32))["probabilities"].numpy()
-
-    def predict_bytes(self, images: list[bytes]) -> dict[str, np.ndarray]:
-        import tensorflow as tf
-
-        return {k: v.numpy() for k, v in self._bytes(image_bytes=tf.constant(images, dtype=tf.string)).items()}
+        return np.asarray(self._predict(batch))
 
 
 class TFLiteRuntime(Runtime):
-    """LiteRT interpreter: texts become token ids here; uint8 inputs are quantised and outputs dequantised here."""
+    """LiteRT interpreter; quantised (uint8/int8) inputs are quantised and outputs dequantised here."""
 
-    def __init__(self, path: Path, num_threads: int | None = None):
+    def __init__(self, path: Path, side: artifacts.SideFiles, num_threads: int | None = None):
         from ai_edge_litert.interpreter import Interpreter
 
-        super().__init__(path.parent)
-        self.interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
-        self.interpreter.allocate_tensors()
-        self._encode = None
-        if self.kind == "text":
-            from dlpipe.models.text_tflite import VOCABULARY_FILE
+        from dlpipe.quiet import captured_output
 
-            self._encode = self._text_encoder(self.preprocessing.vocab_file if self._wordpiece else VOCABULARY_FILE)
+        super().__init__(path, side)
+        self.format = (artifacts.read_record(path) or {}).get("format", "tflite")
+        with captured_output(stdout=False):  # "INFO: Created TensorFlow Lite XNNPACK delegate" on every load
+            self.interpreter = Interpreter(model_path=str(path), num_threads=num_threads or default_threads())
+            self.interpreter.allocate_tensors()
+        self._feed = self.task.tflite_feed(self.preprocessing, side)
         self._read_details()
 
     def _read_details(self) -> None:
@@ -117,7 +98,7 @@ class TFLiteRuntime(Runtime):
         self._rows = int(self._inputs[0]["shape"][0])
 
     def predict(self, batch: Any) -> np.ndarray:
-        arrays = self._input_arrays(batch, self._inputs)
+        arrays = self._feed(batch, self._inputs)
         if len(arrays[0]) != self._rows:
             for detail, array in zip(self._inputs, arrays):
                 self.interpreter.resize_tensor_input(detail["index"], list(array.shape))
@@ -130,23 +111,17 @@ class TFLiteRuntime(Runtime):
         scale, zero = self._output["quantization"]
         return (out.astype(np.float32) - zero) * scale if scale else out
 
-    def _input_arrays(self, batch: Any, details: list[dict[str, Any]]) -> list[np.ndarray]:
-        """The arrays to feed, in the interpreter's input order (text inputs are matched by name)."""
-        if self._encode is None:
-            return [np.asarray(batch, np.float32)]
-        encoded = self._encode(list(batch))
-        by_detail = []
-        for detail in details:
-            names = [name for name in encoded if name in detail["name"]]
-            if len(names) != 1:
-                raise DataError(str(self.folder), f"the .tflite input '{detail['name']}' is none of {sorted(encoded)}; "
-                                                  "export the model again with dlpipe export")
-            by_detail.append(encoded[names[0]])
-        return by_detail
+
+def default_threads() -> int:
+    """LiteRT threads: every core this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def _quantized(array: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
-    """Float pixels -> the quantised integers a uint8/int8 input takes; other inputs as they are."""
+    """Float inputs -> the quantised integers a uint8/int8 input takes; other inputs as they are."""
     scale, zero = detail["quantization"]
     if not scale:
         return array.astype(detail["dtype"], copy=False)
@@ -154,17 +129,29 @@ def _quantized(array: np.ndarray, detail: dict[str, Any]) -> np.ndarray:
     return np.clip(np.round(array / scale + zero), info.min, info.max).astype(detail["dtype"])
 
 
-def load_runtime(path: str | Path, num_threads: int | None = None) -> Runtime:
-    """The runtime for a run folder, a .keras file, a SavedModel folder or a .tflite file."""
-    path = Path(path)
-    if path.is_dir() and (path / "model.keras").is_file():
-        return KerasRuntime(path / "model.keras")
-    if path.is_dir() and (path / "saved_model.pb").is_file():
-        return SavedModelRuntime(path)
-    if path.is_file() and path.suffix == ".keras":
-        return KerasRuntime(path)
-    if path.is_file() and path.suffix == ".tflite":
-        return TFLiteRuntime(path, num_threads)
-    if not path.exists():
-        raise DataError(str(path), "does not exist; give a run folder, a .keras file, a SavedModel folder or a .tflite file")
-    raise DataError(str(path), "not a model artifact: expected a run folder, .keras, a SavedModel folder or .tflite")
+def load_runtime(source: str | Path, artifact: str = "auto", num_threads: int | None = None) -> Runtime:
+    """The runtime for a run or export folder, a .keras file, a SavedModel folder, a .tflite file or a named model.
+
+    For a folder holding several artifacts, `artifact` picks one (see
+    `artifacts.choose_artifact`; "auto" takes the fastest faithful one).
+    """
+    from dlpipe.models.pretrained import NAMED_MODELS
+
+    if not Path(source).exists() and str(source) in NAMED_MODELS:
+        return NAMED_MODELS.get(str(source))()
+    if not Path(source).exists():
+        raise DataError(str(source), "does not exist; give a run folder, a .keras file, an exported SavedModel or "
+                                     f".tflite, or a named model: {', '.join(NAMED_MODELS.names())}")
+    path, why = artifacts.choose_artifact(source, artifact)
+    side = artifacts.read_side_files(path)
+    runtime: Runtime
+    if path.is_dir():
+        runtime = SavedModelRuntime(path, side)
+    elif path.suffix == ".keras":
+        runtime = KerasRuntime(path, side)
+    elif path.suffix == ".tflite":
+        runtime = TFLiteRuntime(path, side, num_threads)
+    else:
+        raise DataError(str(path), "not a model artifact: expected a run folder, .keras, a SavedModel folder or .tflite")
+    runtime.chosen_because = why
+    return runtime

@@ -11,7 +11,7 @@ from typing import Any, Callable, Iterable
 import yaml
 
 from dlpipe.errors import RunStateError
-from dlpipe.pipelines.catalog import PIPELINES, PipelineSpec
+from dlpipe.pipelines.catalog import PipelineSpec, get_pipeline
 from dlpipe.pipelines.config import ResolvedConfig, load_yaml, parse_sets, resolve
 from dlpipe.pipelines.engine import CONFIG_FILE
 
@@ -34,14 +34,24 @@ def resolve_config(
     data: str | None = None,
 ) -> ResolvedConfig:
     """Embedded default < config file < --data < --set, checked against the stage configs."""
-    spec = PIPELINES.get(pipeline, key="pipeline")
+    spec = get_pipeline(pipeline)
     layers: list[tuple[str, dict[str, Any]]] = [(f"default {spec.default_config}", yaml.safe_load(spec.default_config_text()))]
     if config_file:
         layers.append((str(config_file), load_yaml(config_file)))
     if data is not None:
         layers.append(("--data", {"load": {"path": str(data)}}))
     layers.append(("--set", parse_sets(sets)))
-    return resolve(spec.name, spec.stage_configs(), layers)
+    return resolve(spec.name, spec.stage_configs(), layers, task=spec.task)
+
+
+def load_saved_config(run_dir: str | Path) -> ResolvedConfig:
+    """The resolved config a run saved (OUT/config.yaml), checked again against the stage configs."""
+    saved = Path(run_dir) / CONFIG_FILE
+    if not saved.is_file():
+        raise RunStateError(f"{run_dir}: no run here (no {CONFIG_FILE})")
+    data = load_yaml(saved)
+    spec = get_pipeline(str(data.get("pipeline", "")))
+    return resolve(spec.name, spec.stage_configs(), [(str(saved), data)], task=spec.task)
 
 
 def run(
@@ -62,7 +72,7 @@ def run(
     """
     from dlpipe.pipelines.engine import run_pipeline
 
-    spec: PipelineSpec = PIPELINES.get(pipeline, key="pipeline")
+    spec: PipelineSpec = get_pipeline(pipeline)
     out_dir = Path(out) if out else Path("runs") / f"{pipeline}-{datetime.now():%Y%m%d-%H%M%S}"
     saved = out_dir / CONFIG_FILE
     if resume:
@@ -70,8 +80,11 @@ def run(
             raise RunStateError(f"{out_dir}: no run to resume (no {CONFIG_FILE}); start one without --resume")
         if config_file or list(sets) or data:
             raise RunStateError("--resume continues with the run's saved config; drop --config, --set and --data")
-        config = resolve(spec.name, spec.stage_configs(), [(str(saved), load_yaml(saved))])
+        config = resolve(spec.name, spec.stage_configs(), [(str(saved), load_yaml(saved))], task=spec.task)
     else:
+        if saved.is_file() and not overwrite and _never_trained(out_dir):
+            echo(f"note: {out_dir} holds a run that stopped before training; starting it again")
+            overwrite = True
         if saved.is_file():
             if not overwrite:
                 raise RunStateError(
@@ -81,3 +94,10 @@ def run(
         config = resolve_config(pipeline, config_file, sets, data)
     ctx = run_pipeline(spec, config, out_dir, resume=resume, echo=echo, callbacks=callbacks)
     return RunResult(out_dir=out_dir, config=config, metrics=ctx.metrics, artifacts=ctx.artifacts, report=ctx.report)
+
+
+def _never_trained(out_dir: Path) -> bool:
+    """True for a run that failed before training began (e.g. a missing --data): nothing in it is worth keeping."""
+    from dlpipe.pipelines.stages.train import CHECKPOINT_DIR
+
+    return not (out_dir / CHECKPOINT_DIR).exists() and not any(out_dir.glob("model*"))

@@ -1,7 +1,8 @@
-"""`dlpipe` command line: a thin click shell over `dlpipe.pipelines.api`.
+"""`dlpipe` command line: a thin click shell over `dlpipe.pipelines.api`, the runtime and the server.
 
 TensorFlow is imported inside the commands that need it, so `--help` and
-`dlpipe pipelines` answer at once. Errors a user can fix print one line.
+`dlpipe pipelines` answer at once; its C++ logging is silenced before any
+import (`--verbose` shows it). Errors a user can fix print one line.
 """
 
 from __future__ import annotations
@@ -18,11 +19,11 @@ import click
 
 from dlpipe import __version__
 from dlpipe.errors import DlpipeError
+from dlpipe.quiet import VERBOSE_ENV, quiet_tensorflow
 
-
-def _quiet_tensorflow() -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
+if "--verbose" in sys.argv[1:]:  # read before TensorFlow is first imported, which is when it reads its log level
+    os.environ[VERBOSE_ENV] = "1"
+quiet_tensorflow()
 
 
 def _friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -47,7 +48,9 @@ def _friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
             click.echo(f"internal error: {type(error).__name__}: {first} (rerun with --debug for details)", err=True)
             sys.exit(1)
 
-    return click.option("--debug", is_flag=True, help="Show the full traceback of an error.")(wrapper)
+    wrapper = click.option("--debug", is_flag=True, help="Show the full traceback of an error.")(wrapper)
+    return click.option("--verbose", is_flag=True, expose_value=False,
+                        help="Show TensorFlow's own logs and the TFLite converter's output.")(wrapper)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -75,12 +78,15 @@ def run_command(pipeline: str, data: str | None, out: str | None, config_file: s
     The resolved config is saved as DIR/config.yaml; metrics.json, report.json,
     training_curves.png, confusion_matrix.png and the exported models land beside it.
     """
-    _quiet_tensorflow()
     from dlpipe.pipelines import api
 
     result = api.run(pipeline, data=data, out=out, config_file=config_file, sets=sets, resume=resume,
                      overwrite=overwrite, echo=click.echo)
     click.echo(f"done: outputs in {result.out_dir}")
+
+
+ARTIFACT_HELP = ("Which artifact of a run or export folder runs: auto (the fastest whose parity with the Keras model, "
+                 "measured at export, is within 1 point), keras, savedmodel, float32, float16, dynamic or int8.")
 
 
 @main.command("predict")
@@ -89,6 +95,7 @@ def run_command(pipeline: str, data: str | None, out: str | None, config_file: s
               help="A run folder, a .keras file, an exported SavedModel folder or .tflite file, or a named model "
                    "(efficientnet-lite0-imagenet). "
                    "Without --model, the first argument is the model.")
+@click.option("--artifact", default="auto", show_default=True, help=ARTIFACT_HELP)
 @click.option("--top-k", default=5, show_default=True, help="How many labels to keep per input.")
 @click.option("--out", "out_file", type=click.Path(dir_okay=False),
               help="Write one row per input to this .jsonl or .csv file instead of printing; a killed job "
@@ -98,51 +105,49 @@ def run_command(pipeline: str, data: str | None, out: str | None, config_file: s
               help="local: in this process; ray: Ray Data actors on a cluster (needs --out and `pip install ray[data]`).")
 @click.option("--address", default=None, help="Ray cluster address for --engine ray (default: start a local Ray).")
 @_friendly_errors
-def predict_command(inputs: tuple[str, ...], model_name: str | None, top_k: int, out_file: str | None,
+def predict_command(inputs: tuple[str, ...], model_name: str | None, artifact: str, top_k: int, out_file: str | None,
                     batch_size: int, engine: str, address: str | None) -> None:
-    """Classify images (files, folders searched recursively, or .txt lists of paths) or, with a text model,
-    the lines of .txt/.tsv/.csv/.jsonl files, and report the top labels."""
-    _quiet_tensorflow()
-    from dlpipe.serving.batch_job import run_batch_job
-    from dlpipe.serving.predictor import ImagePredictor, TextPredictor, expand_inputs, is_text_model
+    """Run a model on inputs: images (files, folders searched recursively, or .txt lists of paths) or, with a
+    text model, the lines of .txt/.tsv/.csv/.jsonl files, and report the top labels."""
+    from dlpipe.models.runtimes import load_runtime
+    from dlpipe.serving.batch_job import result_rows, run_batch_job
 
     if model_name is None:
         if len(inputs) < 2:
             raise click.UsageError("give a MODEL and at least one INPUT, or use --model")
         model_name, inputs = inputs[0], inputs[1:]
-    if is_text_model(model_name):
-        predictor: Any = TextPredictor.load(model_name)
-        paths = predictor.add_inputs(inputs)
-    else:
-        predictor = ImagePredictor.load(model_name)
-        paths = expand_inputs(inputs)
+    runtime = load_runtime(model_name, artifact)
+    click.echo(f"model: {runtime.describe()}" + (f", chosen: {runtime.chosen_because}"
+                                                  if runtime.chosen_because != "given" else ""), err=True)
+    todo = runtime.task.collect_inputs(inputs)
     if out_file is None:
         if engine == "ray":
             raise click.UsageError("--engine ray writes its rows to a file: add --out FILE")
         failed = 0
-        for row in predictor.predict_files(paths, top_k=top_k, batch_size=batch_size):
-            if row.get("error"):
-                failed += 1
-                click.echo(f"{row['input']}: error: {row['error']}")
-            else:
-                shown = f"{row['input']} {row['text']!r}" if "text" in row else row["input"]
-                click.echo(f"{shown}: " + ", ".join(f"{t['label']} {t['score']:.3f}" for t in row["top"]))
-        click.echo(f"{len(paths) - failed} classified, {failed} failed", err=True)
+        for rows in result_rows(runtime, todo, top_k, batch_size):
+            for row in rows:
+                if row.get("error"):
+                    failed += 1
+                    click.echo(f"{row['input']}: error: {row['error']}")
+                else:
+                    shown = f"{row['input']} {row['text']!r}" if "text" in row else row["input"]
+                    click.echo(f"{shown}: " + ", ".join(f"{t['label']} {t['score']:.3f}" for t in row["top"]))
+        click.echo(f"{len(todo.ids) - failed} classified, {failed} failed", err=True)
         return
 
     def progress(done: int, total: int, seconds: float) -> None:
         rate = done / seconds if seconds else 0.0
-        click.echo(f"\r  {done}/{total} inputs, {rate:.1f} items/s", nl=False, err=True)
+        eta = (total - done) / rate if rate else 0.0
+        click.echo(f"\r  {done}/{total} inputs, {rate:.1f} items/s, ETA {eta:.0f} s", nl=False, err=True)
 
     if engine == "ray":
         from dlpipe.serving.ray_engine import ray_classifier
 
-        kind = "text" if isinstance(predictor, TextPredictor) else "image"
-        classify = ray_classifier(model_name, kind, address, top_k, batch_size, getattr(predictor, "texts", None))
+        classify = ray_classifier(model_name, artifact, todo, address, top_k, batch_size)
     else:
-        def classify(todo):
-            return predictor.classify_rows(todo, top_k, batch_size)
-    summary = run_batch_job(classify, paths, out_file, progress=progress)
+        def classify(keys):
+            return result_rows(runtime, todo.subset(keys), top_k, batch_size)
+    summary = run_batch_job(classify, todo.ids, out_file, progress=progress)
     click.echo("", err=True)
     click.echo(f"{summary.succeeded} classified, {summary.failed} failed, {summary.skipped_as_done} already done "
                f"({summary.items_per_second:.1f} items/s); rows in {out_file}", err=True)
@@ -160,7 +165,7 @@ def predict_command(inputs: tuple[str, ...], model_name: str | None, top_k: int,
 @_friendly_errors
 def export_command(run_dir: str, fmt: str, quantize: str, out_dir: str | None) -> None:
     """Export a finished run's model; the new file replaces an old one only once it is complete."""
-    _quiet_tensorflow()
+    from dlpipe.models import artifacts
     from dlpipe.pipelines.exporting import export_run
 
     if quantize != "none" and fmt != "tflite":
@@ -168,7 +173,10 @@ def export_command(run_dir: str, fmt: str, quantize: str, out_dir: str | None) -
     name = fmt if fmt != "tflite" or quantize == "none" else f"tflite-{quantize}"
     path = export_run(run_dir, name, out_dir)
     size = sum(p.stat().st_size for p in path.rglob("*")) if path.is_dir() else path.stat().st_size
-    click.echo(f"wrote {path} ({size / 1e6:.1f} MB) with labels.txt beside it")
+    parity = (artifacts.read_record(path) or {}).get("parity")
+    check = (f"; agrees with the Keras model on {parity['top1_agreement']:.1%} of {parity['count']} validation inputs"
+             if parity else "; no parity check (the run's data is not readable)")
+    click.echo(f"wrote {path} ({size / 1e6:.1f} MB) with its labels and preprocessing{check}")
 
 
 @main.command("evaluate")
@@ -176,15 +184,17 @@ def export_command(run_dir: str, fmt: str, quantize: str, out_dir: str | None) -
 @click.option("--data", "data", required=True, metavar="PATH",
               help="Image model: a folder with one sub-folder per class. Text model: a text<TAB>label file (or .csv).")
 @click.option("--out", "out_file", type=click.Path(dir_okay=False), help="Also write the metrics to this JSON file.")
+@click.option("--artifact", "choice", default="auto", show_default=True, help=ARTIFACT_HELP)
 @_friendly_errors
-def evaluate_command(artifact: str, data: str, out_file: str | None) -> None:
+def evaluate_command(artifact: str, data: str, out_file: str | None, choice: str) -> None:
     """Measure ARTIFACT (run folder, .keras, SavedModel folder or .tflite) on labelled images or texts."""
-    _quiet_tensorflow()
     from dlpipe import atomic
     from dlpipe.pipelines.evaluation import evaluate_artifact
 
-    report = evaluate_artifact(artifact, data)
-    click.echo(f"accuracy {report['accuracy']:.4f} on {report['count']} inputs, macro F1 {report['macro_f1']:.4f}")
+    report = evaluate_artifact(artifact, data, choice=choice)
+    low, high = report["accuracy_interval"]
+    click.echo(f"{report['artifact']} ({report['artifact_format']}): accuracy {report['accuracy']:.4f} "
+               f"(95% interval {low:.3f}-{high:.3f}) on {report['count']} inputs, macro F1 {report['macro_f1']:.4f}")
     for name, scores in report["per_class"].items():
         click.echo(f"  {name}: precision {scores['precision']:.3f} recall {scores['recall']:.3f} f1 {scores['f1']:.3f}")
     if out_file:
@@ -192,21 +202,23 @@ def evaluate_command(artifact: str, data: str, out_file: str | None) -> None:
 
 
 @main.command("serve")
-@click.argument("model_dir")
+@click.argument("model_dir", metavar="MODEL")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind; loopback unless you need others to reach it.")
 @click.option("--port", default=8501, show_default=True, help="TCP port (TF Serving's REST port by default).")
 @click.option("--max-batch-size", default=32, show_default=True, help="Most inputs run in one model call (1 turns batching off).")
 @click.option("--max-wait-ms", default=5.0, show_default=True, help="How long a batch waits to fill.")
 @click.option("--max-queue", default=256, show_default=True, help="Requests allowed to wait; more get 503.")
 @click.option("--max-body-mb", default=10.0, show_default=True, help="Largest request body; larger gets 413.")
+@click.option("--max-instances", default=256, show_default=True, help="Most instances in one request; more gets 413.")
 @click.option("--token-env", default="DLPIPE_TOKEN", show_default=True,
               help="Environment variable holding a bearer token; when set, requests without it get 401.")
 @click.option("--watch-seconds", default=5.0, show_default=True, help="How often to look for new model versions (0: never).")
+@click.option("--artifact", default="auto", show_default=True, help=ARTIFACT_HELP)
 @_friendly_errors
 def serve_command(model_dir: str, host: str, port: int, max_batch_size: int, max_wait_ms: float, max_queue: int,
-                  max_body_mb: float, token_env: str, watch_seconds: float) -> None:
-    """Serve the model(s) in MODEL_DIR (a run folder, or ROOT/NAME/VERSION/) over a TF-Serving-style REST API."""
-    _quiet_tensorflow()
+                  max_body_mb: float, max_instances: int, token_env: str, watch_seconds: float, artifact: str) -> None:
+    """Serve the model(s) in MODEL_DIR (a run or export folder, an artifact file, or ROOT/NAME/VERSION/) over a
+    TF-Serving-style REST API."""
     import threading
 
     import uvicorn
@@ -214,9 +226,11 @@ def serve_command(model_dir: str, host: str, port: int, max_batch_size: int, max
     from dlpipe.serving.repository import ModelRepository
     from dlpipe.serving.server import ServerSettings, create_app
 
-    repository = ModelRepository(model_dir)
+    repository = ModelRepository(model_dir, artifact)
+    for model in repository.models():
+        click.echo(f"{model.name}: {model.runtime.describe()}, chosen: {model.runtime.chosen_because}", err=True)
     settings = ServerSettings(max_batch_size, max_wait_ms, max_queue, int(max_body_mb * 1024 * 1024),
-                              os.environ.get(token_env) or None)
+                              os.environ.get(token_env) or None, max_instances=max_instances)
     stop = threading.Event()
     if watch_seconds > 0:
         repository.watch(watch_seconds, stop)
@@ -229,38 +243,43 @@ def serve_command(model_dir: str, host: str, port: int, max_batch_size: int, max
 
 @main.command("pipelines")
 def pipelines_command() -> None:
-    """List the pipelines and their stages."""
-    from dlpipe.pipelines.catalog import PIPELINES
+    """List the pipelines, their tasks and their stages."""
+    from dlpipe.pipelines.catalog import pipelines
 
-    for name in PIPELINES.names():
-        spec = PIPELINES.get(name)
-        click.echo(f"{name}: {spec.description}")
-        click.echo(f"  stages: {' -> '.join(stage.name for stage in spec.stages)}")
+    for name in pipelines().names():
+        spec = pipelines().get(name)
+        click.echo(f"{name} (task {spec.task}): {spec.description}")
+        click.echo(f"  stages: {' -> '.join(spec.roles)}")
 
 
 @main.command("config")
 @click.argument("pipeline")
 @_friendly_errors
 def config_command(pipeline: str) -> None:
-    """Print PIPELINE's default config with every option explained (a starting point for --config)."""
+    """Print PIPELINE's default config, each stage's help and every option explained (a starting point for --config)."""
     from dlpipe.pipelines.api import resolve_config
-    from dlpipe.pipelines.catalog import PIPELINES
+    from dlpipe.pipelines.catalog import get_pipeline
 
-    spec = PIPELINES.get(pipeline, key="pipeline")
+    spec = get_pipeline(pipeline)
     config = resolve_config(pipeline)
-    click.echo(f"pipeline: {pipeline}\nseed: {config.seed}\nstages: [{', '.join(config.stages)}]")
+    click.echo(f"# {spec.description}")
+    click.echo(f"pipeline: {pipeline}\ntask: {spec.task}\nseed: {config.seed}\nstages: [{', '.join(config.stages)}]")
     for name, section in config.sections.items():
-        doc = inspect.getdoc(sys.modules[spec.stage_class(name).__module__]) or ""
-        click.echo(f"\n{name}:  # {doc.splitlines()[0] if doc else ''}".rstrip())
+        stage = spec.stage_class(name)
+        click.echo(f"\n# {name}: " + _comment(inspect.getdoc(stage) or ""))
+        click.echo(f"{name}:  # {(inspect.getdoc(stage.config_cls) or '').splitlines()[0]}".rstrip(" #"))
         for item in dataclasses.fields(section):
             value = getattr(section, item.name)
             click.echo(f"  {item.name}: {_yaml_value(value)}  # {item.metadata.get('help', '')}")
 
 
+def _comment(text: str) -> str:
+    return "\n#   ".join(line for line in text.splitlines() if line.strip())
+
+
 @main.command("backbones")
 def backbones_command() -> None:
     """List the image backbones and what they need."""
-    _quiet_tensorflow()
     from dlpipe.models.backbones import BACKBONES
 
     for name in BACKBONES.names():

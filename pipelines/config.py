@@ -22,7 +22,7 @@ import yaml
 
 from dlpipe.errors import ConfigError
 
-TOP_LEVEL_KEYS = ("pipeline", "seed", "stages")
+TOP_LEVEL_KEYS = ("pipeline", "description", "task", "seed", "stages")
 
 
 class InvalidValue(ValueError):
@@ -40,7 +40,7 @@ def require(condition: bool, key: str, message: str) -> None:
 
 
 def option(default: Any, help: str, **kwargs: Any) -> Any:
-    """A config field with its help text (shown by `dlpipe run --help-config`)."""
+    """A config field with its help text (shown by `dlpipe config PIPELINE`)."""
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: deepcopy(default), metadata={"help": help}, **kwargs)
     return field(default=default, metadata={"help": help}, **kwargs)
@@ -54,12 +54,16 @@ class ResolvedConfig:
     seed: int
     stages: tuple[str, ...]
     sections: dict[str, Any]
+    task: str | None = None
 
     def __getitem__(self, section: str) -> Any:
         return self.sections[section]
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"pipeline": self.pipeline, "seed": self.seed, "stages": list(self.stages)}
+        out: dict[str, Any] = {"pipeline": self.pipeline}
+        if self.task:
+            out["task"] = self.task
+        out.update(seed=self.seed, stages=list(self.stages))
         for name, section in self.sections.items():
             out[name] = dataclasses.asdict(section)
         return out
@@ -111,6 +115,7 @@ def resolve(
     pipeline: str,
     stage_configs: dict[str, type],
     layers: list[tuple[str, dict[str, Any]]],
+    task: str | None = None,
 ) -> ResolvedConfig:
     """Merge config layers (lowest first) and check them against the stage dataclasses.
 
@@ -124,6 +129,8 @@ def resolve(
         _merge(merged, layer, origins, source, prefix="")
     if merged.get("pipeline", pipeline) != pipeline:
         raise ConfigError("pipeline", f"this config is for '{merged['pipeline']}', not '{pipeline}'", origins.get("pipeline"))
+    if task is not None and merged.get("task", task) != task:
+        raise ConfigError("task", f"pipeline '{pipeline}' is for task '{task}'; a config cannot change it", origins.get("task"))
     seed = merged.get("seed", 42)
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise ConfigError("seed", f"expected an integer. Received: {seed!r}", origins.get("seed"))
@@ -136,7 +143,7 @@ def resolve(
     sections = {
         name: build_section(cls, merged.get(name) or {}, name, origins) for name, cls in stage_configs.items()
     }
-    return ResolvedConfig(pipeline=pipeline, seed=seed, stages=tuple(stages), sections=sections)
+    return ResolvedConfig(pipeline=pipeline, seed=seed, stages=tuple(stages), sections=sections, task=task)
 
 
 def build_section(cls: type, values: dict[str, Any], section: str, origins: dict[str, str] | None = None) -> Any:

@@ -33,10 +33,13 @@ def run_pipeline(
     """Run every stage of `config.stages`; returns the final context."""
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic.write_text(out_dir / CONFIG_FILE, config.to_yaml())
-    ctx = RunContext(out_dir=out_dir, seed=config.seed, config=config, resume=resume, echo=echo,
-                     extra_callbacks=list(callbacks))
+    from dlpipe.models.tasks import get_task
+
+    ctx = RunContext(out_dir=out_dir, seed=config.seed, config=config, task=get_task(spec.task), resume=resume,
+                     echo=echo, extra_callbacks=list(callbacks))
     ctx.report.update(
         pipeline=spec.name,
+        task=spec.task,
         started=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         resumed=resume,
         versions=_versions(),

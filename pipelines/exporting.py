@@ -1,73 +1,103 @@
-"""Export a trained model to the deployable formats; used by the export stage and `dlpipe export`."""
+"""Export a trained model to deployable artifacts: used by the export stage and by `dlpipe export RUN`."""
 
 from __future__ import annotations
 
-import dataclasses
+import hashlib
 from pathlib import Path
 from typing import Any, Sequence
 
 from dlpipe.errors import DlpipeError
+from dlpipe.pipelines.stage import Examples
 
-FORMATS = ("keras", "savedmodel", "tflite", "tflite-float16", "tflite-dynamic", "tflite-int8")
 
+def export_formats(model: Any, formats: Sequence[str], out_dir: Path, task: Any, class_names: list[str],
+                   preprocessing: Any, train: Examples, val: Examples, parity_sample: int = 100,
+                   source_run: Path | None = None, config_text: str = "") -> dict[str, Path]:
+    """Write every format in `formats` under `out_dir`; returns format -> artifact path.
 
-def export_model(model: Any, fmt: str, out_dir: Path, class_names: list[str], preprocessing: Any, kind: str,
-                 train_paths: Sequence[str] = ()) -> Path:
-    """Write `model` in format `fmt` under `out_dir`; returns the file or folder written.
-
-    Text models take raw strings in .keras and SavedModel, token ids in TFLite
-    (the vocabulary is shipped with the file); `preprocessing.vocab_file` must be
-    a readable path for WordPiece models.
+    Training inputs calibrate full-integer models; up to `parity_sample`
+    validation inputs check each written artifact against `model`.
     """
-    from dlpipe.models import artifacts, export_formats
+    from dlpipe.models import artifacts
+    from dlpipe.models.export import ExportRequest, export
 
-    if fmt == "keras":
-        return artifacts.save_keras(model, out_dir / "model.keras")
-    quantize = fmt.partition("-")[2] or "none"
-    if kind == "text":
-        from dlpipe.models.text_export import export_text_savedmodel
-        from dlpipe.models.text_tflite import export_text_tflite
+    provenance = {"source_run": str(Path(source_run).resolve()) if source_run else None,
+                  "config_sha256": hashlib.sha256(config_text.encode("utf-8")).hexdigest() if config_text else None}
+    bundle = artifacts.Bundle(task.name, list(class_names), preprocessing, task.side_files_for(model, preprocessing),
+                              provenance)
+    sample, sample_labels = _parity_sample(task, preprocessing, val, class_names, parity_sample)
+    request = ExportRequest(bundle, calibration=list(train.inputs), sample=sample, sample_labels=sample_labels)
+    return {fmt: export(model, fmt, out_dir, request) for fmt in formats}
 
-        if fmt == "savedmodel":
-            return export_text_savedmodel(model, out_dir / "savedmodel", class_names, preprocessing)
-        return export_text_tflite(model, out_dir / export_formats.tflite_name(quantize), class_names, preprocessing, quantize)
-    if fmt == "savedmodel":
-        return export_formats.export_image_savedmodel(model, out_dir / "savedmodel", class_names, preprocessing)
-    representative = None
-    if quantize == "int8":
-        if not train_paths:
-            raise DlpipeError("export: int8 needs training images for calibration; the run's load.path has none")
-        representative = export_formats.representative_images(list(train_paths), preprocessing)
-    return export_formats.export_image_tflite(model, out_dir / export_formats.tflite_name(quantize), class_names,
-                                              preprocessing, quantize, representative)
+
+def _parity_sample(task: Any, preprocessing: Any, val: Examples, class_names: list[str],
+                   count: int) -> tuple[Any, list[str] | None]:
+    """The first readable validation inputs (up to `count`) as one model batch, with their label names."""
+    from dlpipe.models.tasks import InputSet
+
+    if not count or not len(val):
+        return None, None
+    inputs, names = InputSet(), {}
+    for item, label in zip(val.inputs[:count], val.labels[:count]):
+        key = f"val:{len(inputs.ids)}"
+        inputs.add(key, item)
+        names[key] = class_names[label]
+    keys: list[str] = []
+    parts: list[Any] = []
+    for prepared in task.batches(inputs, preprocessing, count):
+        readable = prepared.readable
+        if readable:
+            keys += readable
+            parts.append(prepared.batch)
+    if not keys:
+        return None, None
+    batch = parts[0] if len(parts) == 1 else task.stack([item for part in parts for item in part])
+    return batch, [names[key] for key in keys]
 
 
 def export_run(run_dir: str | Path, fmt: str, out_dir: str | Path | None = None) -> Path:
-    """`dlpipe export`: re-export a finished run's model.keras in another format."""
-    import yaml
+    """`dlpipe export`: re-export a finished run's model.keras in another format.
 
-    from dlpipe.data.images import scan_image_folder
-    from dlpipe.data.preprocess import ImagePreprocessing
-    from dlpipe.data.text import TextPreprocessing
+    The run's own load stage re-reads its data (config.yaml) for int8
+    calibration and for the parity check; without the data, formats that need
+    no calibration are still written, without a parity record.
+    """
+    import dataclasses
+
     from dlpipe.models import artifacts
+    from dlpipe.models.export import FORMATS
+    from dlpipe.models.tasks import get_task
 
     run_dir = Path(run_dir)
     if fmt not in FORMATS:
         raise DlpipeError(f"export: unknown format '{fmt}'; choose one of {', '.join(FORMATS)}")
-    model = artifacts.load_keras(run_dir / "model.keras")
-    prep = artifacts.read_preprocessing(run_dir)
-    kind = prep.pop("kind", "image")
-    if kind == "text":
-        preprocessing: Any = TextPreprocessing.from_dict(prep)
-        if preprocessing.vocab_file:  # preprocessing.json names the vocabulary the run folder holds
-            preprocessing = dataclasses.replace(preprocessing, vocab_file=str(run_dir / preprocessing.vocab_file))
-    else:
-        preprocessing = ImagePreprocessing.from_dict(prep)
-    train_paths: list[str] = []
-    config_file = run_dir / "config.yaml"
-    if kind == "image" and fmt == "tflite-int8" and config_file.is_file():
-        data = yaml.safe_load(config_file.read_text(encoding="utf-8")).get("load", {}).get("path")
-        if data:
-            train_paths = scan_image_folder(data, verify=False).paths
-    return export_model(model, fmt, Path(out_dir) if out_dir else run_dir, artifacts.read_labels(run_dir),
-                        preprocessing, kind, train_paths)
+    model = artifacts.load_keras(run_dir / artifacts.KERAS_FILE)
+    side = artifacts.read_side_files(run_dir / artifacts.KERAS_FILE)
+    task = get_task(side.task)
+    preprocessing = task.preprocessing_from_dict(side.preprocessing)
+    vocab = getattr(preprocessing, "vocab_file", None)
+    if vocab:  # preprocessing.json names the vocabulary file the run folder holds
+        preprocessing = dataclasses.replace(preprocessing, vocab_file=str(run_dir / vocab))
+    train, val, config_text = _run_data(run_dir)
+    return export_formats(model, [fmt], Path(out_dir) if out_dir else run_dir, task, side.class_names, preprocessing,
+                          train, val, source_run=run_dir, config_text=config_text)[fmt]
+
+
+def _run_data(run_dir: Path) -> tuple[Examples, Examples, str]:
+    """The run's training and validation examples, re-read by its own load stage; empty when the data is gone."""
+    from dlpipe.pipelines.api import load_saved_config
+    from dlpipe.pipelines.catalog import get_pipeline
+    from dlpipe.pipelines.stage import RunContext
+    from dlpipe.models.tasks import get_task
+
+    try:
+        config = load_saved_config(run_dir)
+    except DlpipeError:
+        return Examples(), Examples(), ""
+    spec = get_pipeline(config.pipeline)
+    ctx = RunContext(out_dir=run_dir, seed=config.seed, config=config, task=get_task(spec.task), echo=lambda _: None)
+    try:
+        spec.stage_class("load")(config["load"]).run(ctx)
+    except DlpipeError:
+        return Examples(), Examples(), config.to_yaml()
+    return ctx.train, ctx.val, config.to_yaml()

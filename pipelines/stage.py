@@ -1,8 +1,11 @@
-"""The stage contract and the context that stages pass along.
+"""The stage contract, the stage registry and the run context through which stages hand each other data.
 
-A stage is a small object built from its own config dataclass; `run(ctx)`
-reads what earlier stages left in the context, adds its own products and
-returns a one-line summary for the progress log.
+A stage is a small object built from its own config dataclass (`config_cls`,
+registered beside it); `run(ctx)` reads the typed products earlier stages
+left in the context, adds its own and returns a one-line summary. Stages
+never read another stage's config. A stage is registered for a task and a
+role (`@register_stage("image", "load")`), or for every task (`task=None`);
+a pipeline's YAML names its task and its roles in order.
 """
 
 from __future__ import annotations
@@ -10,9 +13,53 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ClassVar
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
-from dlpipe.errors import DlpipeError
+from dlpipe.errors import ConfigError, DlpipeError
+from dlpipe.registry import Registry
+
+if TYPE_CHECKING:
+    import keras
+    import tensorflow as tf
+
+    from dlpipe.models.tasks import Task
+    from dlpipe.pipelines.config import ResolvedConfig
+
+
+@dataclass
+class Examples:
+    """Inputs (image paths, texts) and their label indices, in the same order."""
+
+    inputs: list[str] = field(default_factory=list)
+    labels: list[int] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.inputs)
+
+
+@dataclass(frozen=True)
+class ModelInput:
+    """What the model stage says the model takes: the square input size and the backbone's resize recipe."""
+
+    image_size: int
+    resize: str
+
+
+@dataclass(frozen=True)
+class FineTuning:
+    """The pretrained, frozen part of a model that the train stage may unfreeze block by block."""
+
+    layer: str
+    block_pattern: str
+
+
+@dataclass
+class TrainingDefaults:
+    """What the model stage recommends to the train stage when its config leaves a value unset (None: no advice)."""
+
+    optimizer: str | None = None
+    learning_rate: float | None = None
+    warmup_fraction: float | None = None
 
 
 @dataclass
@@ -21,30 +68,32 @@ class RunContext:
 
     out_dir: Path
     seed: int
-    config: Any  # ResolvedConfig
+    config: "ResolvedConfig"
+    task: "Task"
     resume: bool = False
     echo: Callable[[str], None] = print
-    extra_callbacks: list[Any] = field(default_factory=list)
+    extra_callbacks: list["keras.callbacks.Callback"] = field(default_factory=list)
     report: dict[str, Any] = field(default_factory=dict)
     # products of the stages, in pipeline order
     class_names: list[str] = field(default_factory=list)
-    train_files: tuple[list[str], list[int]] = field(default_factory=lambda: ([], []))
-    val_files: tuple[list[str], list[int]] = field(default_factory=lambda: ([], []))
-    preprocessing: Any = None
-    train_data: Any = None
-    val_data: Any = None
-    augmenter: Any = None
-    model: Any = None
-    training_defaults: dict[str, Any] = field(default_factory=dict)  # what the model stage recommends
-    backbone_spec: Any = None
-    history: dict[str, list[float]] = field(default_factory=dict)
+    train: Examples = field(default_factory=Examples)
+    val: Examples = field(default_factory=Examples)
+    model_input: ModelInput | None = None
+    preprocessing: Any = None  # the task's preprocessing dataclass (ImagePreprocessing, TextPreprocessing)
+    train_data: "tf.data.Dataset | None" = None
+    val_data: "tf.data.Dataset | None" = None
+    augmenter: "keras.Sequential | None" = None
+    model: "keras.Model | None" = None
+    fine_tuning: FineTuning | None = None
+    training_defaults: TrainingDefaults = field(default_factory=TrainingDefaults)
+    history: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     artifacts: dict[str, str] = field(default_factory=dict)
 
     def need(self, attribute: str, stage: str) -> Any:
         """A product of an earlier stage, or a clear error saying which stage is missing."""
         value = getattr(self, attribute)
-        if value is None or value == [] or value == {}:
+        if value is None or (isinstance(value, (list, dict, Examples)) and not len(value)):
             raise DlpipeError(f"stage needs '{attribute}', which the '{stage}' stage produces; add it to `stages`")
         return value
 
@@ -61,3 +110,31 @@ class Stage(ABC):
     @abstractmethod
     def run(self, ctx: RunContext) -> str:
         """Do the stage's work on `ctx`; return a one-line summary."""
+
+
+STAGES: Registry[type[Stage]] = Registry("stage")
+
+
+def register_stage(task: str | None, role: str) -> Callable[[type[Stage]], type[Stage]]:
+    """Decorator: register a stage class (with its `config_cls`) for `task` (None: any task) under `role`."""
+
+    def decorate(cls: type[Stage]) -> type[Stage]:
+        if not isinstance(getattr(cls, "config_cls", None), type):
+            raise TypeError(f"stage {cls.__name__} needs a config_cls dataclass")
+        cls.name = role
+        STAGES.add(_key(task, role), cls)
+        return cls
+
+    return decorate
+
+
+def stage_class(task: str, role: str) -> type[Stage]:
+    """The stage registered for `task` and `role`, else the one registered for every task."""
+    for key in (_key(task, role), _key(None, role)):
+        if key in STAGES:
+            return STAGES.get(key)
+    raise ConfigError("stages", f"no '{role}' stage for task '{task}'; registered: {', '.join(STAGES.names())}")
+
+
+def _key(task: str | None, role: str) -> str:
+    return f"{task}.{role}" if task else role

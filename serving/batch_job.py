@@ -1,10 +1,12 @@
 """Resumable batch inference: many inputs -> one JSONL or CSV file, streamed to disk.
 
-Inputs are decoded in parallel by tf.data and classified in batches. Each
-finished batch is appended and flushed, so a killed job loses at most the
-batch in flight; restarted with the same command it drops any half-written
-last row, skips the inputs already written and carries on. Unreadable inputs
-get a row with the error instead of stopping the job.
+The artifact's task reads and prepares the inputs (images decode in
+parallel while the model runs) and the runtime classifies them in batches;
+nothing here knows the modality. Each finished batch is appended and
+flushed, so a killed job loses at most the batch in flight; restarted with
+the same command it drops any half-written last row, skips the inputs
+already written and carries on. Unreadable inputs get a row with the error
+instead of stopping the job.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 from dlpipe.errors import DataError
+from dlpipe.models.tasks import InputSet
 
 CSV_FIELDS = ("input", "label", "score", "top", "error")
 
@@ -35,6 +38,27 @@ class JobSummary:
     def items_per_second(self) -> float:
         done = self.succeeded + self.failed
         return done / self.seconds if self.seconds else 0.0
+
+
+def result_rows(runtime: Any, inputs: InputSet, top_k: int = 5, batch_size: int = 32) -> Iterator[list[dict[str, Any]]]:
+    """Batches of result rows ({"input", ..., "label", "score", "top"} or {"input", "error"}) for `inputs`.
+
+    Inputs known to be unreadable come first; the others follow in input order.
+    """
+    task = runtime.task
+    known = [{"input": key, "error": inputs.errors[key]} for key in inputs.ids if key in inputs.errors]
+    if known:
+        yield known
+    for prepared in task.batches(inputs, runtime.preprocessing, batch_size):
+        outputs = iter(runtime.predict(prepared.batch)) if prepared.readable else iter(())
+        rows = []
+        for key in prepared.ids:
+            if key in prepared.errors:
+                rows.append({"input": key, "error": prepared.errors[key]})
+            else:
+                fields = task.describe(next(outputs), runtime.class_names, top_k, digits=6)
+                rows.append({"input": key, **task.row_fields(inputs.payloads[key]), **fields})
+        yield rows
 
 
 def output_format(path: str | Path, fmt: str | None = None) -> str:

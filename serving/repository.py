@@ -1,39 +1,85 @@
 """Models and versions found in a model folder, reloaded when a new version appears.
 
 Layout: `ROOT/NAME/VERSION/` (VERSION a number, the newest serves) holding
-what `dlpipe run` exports (model.keras, labels.txt, preprocessing.json);
-ROOT itself may also be a single run folder, served as NAME=folder name,
-version 1. A new version is loaded completely before it replaces the old
-one, so requests in flight finish on the model they started with.
+any artifact `dlpipe run` or `dlpipe export` writes (model.keras,
+savedmodel/, model*.tflite, or a SavedModel folder itself) with its side
+files; ROOT itself may also be a single run or export folder, or one
+artifact file, served as NAME = its name, version 1. Which artifact of a
+folder serves is `artifacts.choose_artifact`'s choice (`--artifact`). A new
+version is loaded completely before it replaces the old one, so requests in
+flight finish on the model they started with.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
 
 from dlpipe.errors import DataError
-from dlpipe.serving.loaded_model import LoadedModel
+from dlpipe.models import artifacts
 
 log = logging.getLogger("dlpipe.serving")
 
 
-def _is_model_folder(path: Path) -> bool:
-    return (path / "model.keras").is_file() and (path / "labels.txt").is_file()
+@dataclass
+class ServedModel:
+    """One served version: a runtime (any artifact format, any task) with its name and version."""
+
+    name: str
+    version: int
+    runtime: Any  # dlpipe.models.runtimes.Runtime
+
+    @classmethod
+    def load(cls, source: str | Path, name: str, version: int, artifact: str = "auto") -> "ServedModel":
+        from dlpipe.models.runtimes import load_runtime
+
+        return cls(name, version, load_runtime(source, artifact))
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.runtime.class_names
+
+    def prepare(self, instance: Any) -> Any:
+        """One request instance -> one model input; raises DataError with a clear reason."""
+        return self.runtime.task.prepare(instance, self.runtime.preprocessing)
+
+    def predict(self, items: Sequence[Any]) -> np.ndarray:
+        """Outputs for prepared items, as one model batch."""
+        return self.runtime.predict(self.runtime.task.stack(items))
+
+    def describe(self, output: np.ndarray, top_k: int = 1) -> dict[str, Any]:
+        fields = self.runtime.task.describe(output, self.class_names, top_k)
+        return {**fields, "probabilities": [float(p) for p in output]}
+
+    def metadata(self) -> dict[str, Any]:
+        return {"name": self.name, "version": self.version, "task": self.runtime.task.name,
+                "artifact": str(self.runtime.path), "format": self.runtime.format, "labels": self.class_names,
+                "preprocessing": {"task": self.runtime.task.name, **self.runtime.preprocessing.to_dict()}}
+
+
+def _is_model(path: Path) -> bool:
+    if path.is_file():
+        return path.suffix in (".tflite", ".keras")
+    return bool(artifacts.list_artifacts(path))
 
 
 def discover(root: Path) -> dict[str, dict[int, Path]]:
-    """NAME -> {version: folder} for every servable model under `root`."""
-    if _is_model_folder(root):
-        return {root.resolve().name: {1: root}}
+    """NAME -> {version: folder or file} for every servable model under `root`."""
+    if _is_model(root):
+        name = root.stem if root.is_file() else root.resolve().name
+        return {name: {1: root}}
     found: dict[str, dict[int, Path]] = {}
     for model_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        if _is_model_folder(model_dir):
+        if _is_model(model_dir):
             found.setdefault(model_dir.name, {})[1] = model_dir
             continue
         for version_dir in model_dir.iterdir():
-            if version_dir.is_dir() and version_dir.name.isdigit() and _is_model_folder(version_dir):
+            if version_dir.is_dir() and version_dir.name.isdigit() and _is_model(version_dir):
                 found.setdefault(model_dir.name, {})[int(version_dir.name)] = version_dir
     return found
 
@@ -41,35 +87,40 @@ def discover(root: Path) -> dict[str, dict[int, Path]]:
 class ModelRepository:
     """The newest version of every model under a folder, hot-reloaded by `refresh`."""
 
-    def __init__(self, root: str | Path):
+    def __init__(self, root: str | Path, artifact: str = "auto"):
         self.root = Path(root)
-        if not self.root.is_dir():
-            raise DataError(str(self.root), "model folder does not exist; give a run folder or ROOT/NAME/VERSION/")
-        self._models: dict[str, LoadedModel] = {}
+        self.artifact = artifact
+        if not self.root.exists():
+            raise DataError(str(self.root), "does not exist; give a run or export folder, ROOT/NAME/VERSION/, "
+                                            "or a .tflite/.keras file")
+        self._models: dict[str, ServedModel] = {}
         self._lock = threading.Lock()
-        self.refresh()
+        errors = self.refresh()
         if not self._models:
-            raise DataError(str(self.root), "no servable model (model.keras + labels.txt) found; export one with dlpipe run")
+            detail = f" ({errors[0]})" if errors else ""
+            raise DataError(str(self.root), "no servable model (model.keras, savedmodel/ or model*.tflite with "
+                                            f"labels.txt) found; export one with dlpipe run or dlpipe export{detail}")
 
     def refresh(self) -> list[str]:
-        """Load new or newer versions; returns 'name:version' of each model (re)loaded."""
-        loaded = []
+        """Load new or newer versions; returns the load errors (loaded ones are logged)."""
+        errors = []
         for name, versions in discover(self.root).items():
             newest = max(versions)
             current = self._models.get(name)
             if current is not None and current.version >= newest:
                 continue
             try:
-                model = LoadedModel.load(versions[newest], name, newest)
+                model = ServedModel.load(versions[newest], name, newest, self.artifact)
             except Exception as error:  # a half-copied version must not take the server down
                 log.warning("could not load %s version %s: %s", name, newest, error)
+                errors.append(f"{name} version {newest}: {error}")
                 continue
             with self._lock:
                 self._models[name] = model
-            loaded.append(f"{name}:{newest}")
-        return loaded
+            log.info("loaded %s version %s: %s, chosen: %s", name, newest, model.runtime.path, model.runtime.chosen_because)
+        return errors
 
-    def get(self, name: str, version: int | None = None) -> LoadedModel:
+    def get(self, name: str, version: int | None = None) -> ServedModel:
         with self._lock:
             model = self._models.get(name)
         if model is None:
@@ -82,13 +133,16 @@ class ModelRepository:
         with self._lock:
             return sorted(self._models)
 
+    def models(self) -> list[ServedModel]:
+        with self._lock:
+            return [self._models[name] for name in sorted(self._models)]
+
     def watch(self, interval_seconds: float, stop: threading.Event) -> threading.Thread:
         """Poll for new versions in a daemon thread until `stop` is set."""
 
         def loop() -> None:
             while not stop.wait(interval_seconds):
-                for item in self.refresh():
-                    log.info("loaded %s", item)
+                self.refresh()
 
         thread = threading.Thread(target=loop, name="model-watcher", daemon=True)
         thread.start()

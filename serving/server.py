@@ -2,18 +2,23 @@
 
 Routes:
   GET  /v1/models/NAME                       version status, like TF Serving
-  GET  /v1/models/NAME/metadata              labels, preprocessing, kind
+  GET  /v1/models/NAME/metadata              labels, preprocessing, task, the artifact served
   POST /v1/models/NAME[/versions/V]:predict  {"instances": [...]} or {"inputs": [...]};
                                              images as {"b64": "..."}; answers {"predictions": [...]}
   POST /v1/models/NAME:classify              an uploaded image file (multipart field "file") or
                                              {"text": "..."}; answers the top labels
   GET  /healthz, GET /metrics                liveness; Prometheus text format
 Errors: 400 malformed JSON/inputs, 401 bad or missing bearer token (when one is set), 404 unknown
-model, 413 body over the limit, 503 queue full. Binds to loopback unless told otherwise.
+model, 413 body or instance count over the limit, 503 queue full. Binds to loopback unless told otherwise.
+
+Memory per request is bounded: the body is counted while it streams in and reading stops past the
+limit (a chunked upload has no Content-Length to check first), a request holds at most
+`max_instances` instances, and they reach the model in batches of at most `max_batch_size`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
@@ -40,6 +45,7 @@ class ServerSettings:
     max_body_bytes: int = 10 * 1024 * 1024
     token: str | None = None
     top_k: int = 3
+    max_instances: int = 256
 
 
 class RequestError(Exception):
@@ -64,8 +70,7 @@ def create_app(repository: ModelRepository, settings: ServerSettings = ServerSet
         route = request.url.path.rsplit(":", 1)[-1] if ":" in request.url.path else request.url.path.split("/")[1]
         started = time.perf_counter()
         if settings.token and request.url.path != "/healthz":
-            sent = request.headers.get("authorization", "")
-            if not secrets.compare_digest(sent.encode(), f"Bearer {settings.token}".encode()):
+            if not _authorized(request, settings.token):
                 response = _error(401, "missing or wrong bearer token (Authorization: Bearer TOKEN)")
                 requests_total.labels(route, "401").inc()
                 return response
@@ -83,7 +88,10 @@ def create_app(repository: ModelRepository, settings: ServerSettings = ServerSet
         return _error(error.status, error.message)
 
     @app.get("/healthz")
-    async def healthz() -> dict[str, Any]:
+    async def healthz(request: Request) -> dict[str, Any]:
+        # liveness needs no token; which models are served is only told to a caller who has it
+        if settings.token and not _authorized(request, settings.token):
+            return {"status": "ok"}
         return {"status": "ok", "models": repository.names()}
 
     @app.get("/metrics")
@@ -116,6 +124,9 @@ def create_app(repository: ModelRepository, settings: ServerSettings = ServerSet
         instances = body.get("instances", body.get("inputs")) if isinstance(body, dict) else None
         if not isinstance(instances, list) or not instances:
             raise RequestError(400, 'expected a JSON object with a non-empty list "instances" (or "inputs")')
+        if len(instances) > settings.max_instances:
+            raise RequestError(413, f"{len(instances)} instances in one request; the limit is {settings.max_instances} "
+                                    "(split the request, or start the server with a higher --max-instances)")
         decoded = [_decode_instance(instance, index) for index, instance in enumerate(instances)]
         # image decoding is CPU work: keep it off the event loop so other requests are accepted meanwhile
         items = await run_in_threadpool(lambda: [_prepare(model, item, index) for index, item in enumerate(decoded)])
@@ -128,6 +139,7 @@ def create_app(repository: ModelRepository, settings: ServerSettings = ServerSet
         model = _model(repository, name)
         content_type = request.headers.get("content-type", "")
         if content_type.startswith("multipart/form-data"):
+            await _read_body(request, settings.max_body_bytes)  # bounded; the form parser then reads it from memory
             form = await request.form()
             upload = form.get("file")
             if upload is None or isinstance(upload, str):
@@ -144,10 +156,13 @@ def create_app(repository: ModelRepository, settings: ServerSettings = ServerSet
 
     async def _run(model: Any, items: list[Any]):
         batch_items.inc(len(items))
-        try:
-            return await batcher.submit(model.predict, id(model), items)
+        step = settings.max_batch_size
+        try:  # a large request reaches the model in pieces no larger than one batch
+            parts = await asyncio.gather(*(batcher.submit(model.predict, id(model), items[start:start + step])
+                                           for start in range(0, len(items), step)))
         except QueueFull as error:
             raise RequestError(503, f"server busy: {error}; retry shortly") from None
+        return [row for part in parts for row in part]
 
     @app.on_event("shutdown")
     async def shutdown() -> None:
@@ -167,10 +182,27 @@ def _model(repository: ModelRepository, name: str, version: int | None = None):
         raise RequestError(404, str(error.args[0])) from None
 
 
+def _authorized(request: Request, token: str) -> bool:
+    """RFC 6750: `Authorization: Bearer TOKEN`, the scheme name in any case."""
+    scheme, _, sent = request.headers.get("authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and secrets.compare_digest(sent.strip().encode(), token.encode())
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The body, counted while it streams in: reading stops as soon as it passes `limit`."""
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise RequestError(413, f"request body is over the limit of {limit} bytes")
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    request._body = raw  # Starlette's own cache: request.body() and request.form() read this, not the socket
+    return raw
+
+
 async def _json_body(request: Request, limit: int) -> Any:
-    raw = await request.body()
-    if len(raw) > limit:  # a chunked body has no content-length to check up front
-        raise RequestError(413, f"request body of {len(raw)} bytes is over the limit of {limit}")
+    raw = await _read_body(request, limit)
     try:
         return json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
@@ -195,7 +227,7 @@ def _prepare(model: Any, item: Any, index: int) -> Any:
     try:
         return model.prepare(item)
     except DataError as error:
-        raise RequestError(400, f"instances[{index}]: {error.reason if error.path in ('image', 'instances') else error}") from None
+        raise RequestError(400, f"instances[{index}]: {error.reason if error.path == 'instance' else error}") from None
 
 
 def _batcher_metrics(batcher: DynamicBatcher) -> str:

@@ -63,7 +63,7 @@ def messy_folder(color_folder: Path) -> Path:
 TINY_SETS = [
     "model.backbone=small_cnn",
     "model.weights=none",
-    "preprocess.image_size=32",
+    "model.image_size=32",
     "train.epochs=8",
     "train.batch_size=8",
     "train.learning_rate=0.001",

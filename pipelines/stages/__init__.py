@@ -1,1 +1,18 @@
-"""See the package docstring of dlpipe."""
+"""The stages, one module each; importing this package registers them all (none imports TensorFlow at import).
+
+image-classify: load_images, build_model, preprocess_images, augment_images; sentiment: load_text,
+preprocess_text, build_text_model; every task: train, evaluate, export.
+"""
+
+from dlpipe.pipelines.stages import (  # noqa: F401
+    augment_images,
+    build_model,
+    build_text_model,
+    evaluate,
+    export,
+    load_images,
+    load_text,
+    preprocess_images,
+    preprocess_text,
+    train,
+)

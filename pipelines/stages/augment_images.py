@@ -6,11 +6,13 @@ from dataclasses import dataclass
 from typing import Literal
 
 from dlpipe.pipelines.config import option, require
-from dlpipe.pipelines.stage import RunContext, Stage
+from dlpipe.pipelines.stage import RunContext, Stage, register_stage
 
 
 @dataclass(frozen=True)
 class ImageAugmentConfig:
+    """Random transforms and their magnitudes."""
+
     enabled: bool = option(True, "switch all augmentation off with false")
     flip: Literal["none", "horizontal", "vertical", "horizontal_and_vertical"] = option("horizontal", "random flips")
     rotation: float = option(0.05, "max rotation as a fraction of a full turn")
@@ -28,8 +30,10 @@ class ImageAugmentConfig:
         require(self.zoom * self.strength < 1, "zoom", "times strength must stay below 1")
 
 
+@register_stage("image", "augment")
 class ImageAugmentStage(Stage):
-    name = "augment"
+    """Random flips, rotations, zoom, shifts, brightness/contrast and noise on training batches only (Keras layers)."""
+
     config_cls = ImageAugmentConfig
 
     def run(self, ctx: RunContext) -> str:

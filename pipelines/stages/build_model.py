@@ -1,51 +1,69 @@
-"""Stage `model`: backbone + classification head for the loaded classes."""
+"""Stage `model` (image-classify): backbone + classification head for the loaded classes."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from dlpipe.pipelines.config import option, require
-from dlpipe.pipelines.stage import RunContext, Stage
+from dlpipe.pipelines.stage import FineTuning, ModelInput, RunContext, Stage, register_stage
+
+Normalize = Literal["backbone", "unit", "standardize", "tf", "caffe", "torch", "efficientnet_lite", "none"]
 
 
 @dataclass(frozen=True)
 class ModelConfig:
+    """The network: which backbone, its weights, its input size and normalisation, and the head on top."""
+
     backbone: str = option("efficientnet_lite0", "feature extractor; `dlpipe backbones` lists them")
     weights: str | None = option("imagenet", "imagenet (pretrained), none (from scratch) or a weights file path")
+    image_size: int | None = option(None, "square input size in pixels; default: the backbone's own")
+    normalize: Normalize = option(
+        "backbone", "pixel normalisation inside the model: backbone (what its weights expect), unit ([0,1]), "
+                    "standardize (per image and channel), or a named mode")
     dropout: float = option(0.2, "dropout before the classification layer")
     hidden_units: int = option(0, "optional dense layer in the head (0: none)")
     l1: float = option(0.0, "L1 regularisation of the head")
     l2: float = option(0.0, "L2 regularisation of the head")
 
     def __post_init__(self) -> None:
+        require(self.image_size is None or self.image_size >= 8, "image_size", f"must be at least 8. Received: {self.image_size}")
         require(0.0 <= self.dropout < 1.0, "dropout", f"must be in [0, 1). Received: {self.dropout}")
         require(self.hidden_units >= 0, "hidden_units", "must be >= 0")
         require(self.l1 >= 0 and self.l2 >= 0, "l1", "regularisation factors must be >= 0")
 
 
+@register_stage("image", "model")
 class ModelStage(Stage):
-    name = "model"
+    """Build the classifier: normalisation layer, backbone (frozen when pretrained) and a softmax head.
+
+    Tells later stages what the model takes (`ctx.model_input`: size and the
+    backbone's resize recipe) and which part may be fine-tuned (`ctx.fine_tuning`).
+    """
+
     config_cls = ModelConfig
 
     def run(self, ctx: RunContext) -> str:
         from dlpipe.models.backbones import get_backbone
-        from dlpipe.models.classifier import build_classifier
+        from dlpipe.models.classifier import BACKBONE_LAYER_NAME, build_classifier, resolve_weights
 
         cfg = self.config
-        spec = ctx.backbone_spec or get_backbone(cfg.backbone)
-        ctx.backbone_spec = spec
-        prep = ctx.need("preprocessing", "preprocess")
-        normalize = ctx.config["preprocess"].normalize
+        spec = get_backbone(cfg.backbone)
+        size = cfg.image_size or spec.input_size
+        ctx.model_input = ModelInput(size, spec.resize)
         ctx.model = build_classifier(
             spec,
             num_classes=len(ctx.need("class_names", "load")),
-            image_size=prep.image_size,
+            image_size=size,
             weights=cfg.weights,
-            normalization=None if normalize == "backbone" else normalize,
+            normalization=None if cfg.normalize == "backbone" else cfg.normalize,
             dropout=cfg.dropout,
             hidden_units=cfg.hidden_units,
             l1=cfg.l1,
             l2=cfg.l2,
         )
-        weights = "random init" if cfg.weights in (None, "none") else cfg.weights
-        return f"{spec.name} ({weights}), {ctx.model.count_params():,} parameters, {len(ctx.class_names)} classes"
+        pretrained = resolve_weights(spec, cfg.weights) is not None
+        ctx.fine_tuning = FineTuning(BACKBONE_LAYER_NAME, spec.block_pattern) if pretrained else None
+        weights = "random init" if not pretrained else cfg.weights
+        return (f"{spec.name} ({weights}), {size}x{size} input, {ctx.model.count_params():,} parameters, "
+                f"{len(ctx.class_names)} classes")

@@ -6,11 +6,13 @@ from dataclasses import dataclass
 from typing import Literal
 
 from dlpipe.pipelines.config import option, require
-from dlpipe.pipelines.stage import RunContext, Stage
+from dlpipe.pipelines.stage import RunContext, Stage, TrainingDefaults, register_stage
 
 
 @dataclass(frozen=True)
 class TextModelConfig:
+    """The text network: architecture and its sizes."""
+
     architecture: Literal["lstm", "gru", "bilstm", "transformer", "minilm"] = option(
         "bilstm", "lstm, gru, bilstm (bidirectional LSTM), transformer (small encoder from scratch) "
         "or minilm (pretrained all-MiniLM-L6-v2, fine-tuned)"
@@ -32,8 +34,14 @@ class TextModelConfig:
                 f"must divide embedding_dim ({self.embedding_dim}). Received: {self.num_heads}")
 
 
+@register_stage("text", "model")
 class TextModelStage(Stage):
-    name = "model"
+    """Build a classifier over raw strings (vectorizer inside the model) or fine-tune pretrained MiniLM.
+
+    Recommends training defaults to the train stage (`ctx.training_defaults`):
+    each architecture has its own learning rate, MiniLM warm-up and AdamW.
+    """
+
     config_cls = TextModelConfig
 
     def run(self, ctx: RunContext) -> str:
@@ -41,11 +49,11 @@ class TextModelStage(Stage):
 
         cfg = self.config
         prep = ctx.need("preprocessing", "preprocess")
-        texts, _ = ctx.need("train_files", "load")
+        texts = ctx.need("train", "load").inputs
         classes = len(ctx.need("class_names", "load"))
         if cfg.architecture == "minilm":
             return self._minilm(ctx, classes)
-        ctx.training_defaults["learning_rate"] = 1e-3 if cfg.architecture == "transformer" else 2e-3
+        ctx.training_defaults = TrainingDefaults(learning_rate=1e-3 if cfg.architecture == "transformer" else 2e-3)
         vectorizer = make_vectorizer(texts, prep.max_tokens, prep.sequence_length, prep.standardize)
         if cfg.architecture == "transformer":
             ctx.model = transformer_classifier(vectorizer, classes, prep.sequence_length, cfg.embedding_dim,
@@ -67,11 +75,11 @@ class TextModelStage(Stage):
         prep = dataclasses.replace(ctx.preprocessing, tokenizer="wordpiece", vocab_file=str(minilm_files()[1]))
         ctx.preprocessing = prep
         encode = make_text_encoder(prep, prep.vocab_file)  # the tokenisation predict, serving and TFLite use
-        ctx.train_data = encoded_text_dataset(encode, *ctx.train_files)
-        ctx.val_data = encoded_text_dataset(encode, *ctx.val_files)
+        ctx.train_data = encoded_text_dataset(encode, ctx.train.inputs, ctx.train.labels)
+        ctx.val_data = encoded_text_dataset(encode, ctx.val.inputs, ctx.val.labels)
         ctx.model = minilm_classifier(classes, prep.sequence_length, dropout=self._dropout(0.1))
         # fine-tuning recipe for a pretrained transformer: small rate, warm-up, then cosine decay
-        ctx.training_defaults.update(learning_rate=5e-5, warmup_fraction=0.1, optimizer="adamw")
+        ctx.training_defaults = TrainingDefaults(optimizer="adamw", learning_rate=5e-5, warmup_fraction=0.1)
         return f"minilm (pretrained all-MiniLM-L6-v2), {ctx.model.count_params():,} parameters, {classes} classes"
 
     def _dropout(self, default: float) -> float:

@@ -5,13 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dlpipe.pipelines.config import option, require
-from dlpipe.pipelines.stage import RunContext, Stage
+from dlpipe.pipelines.stage import RunContext, Stage, register_stage
 
 METRICS_FILE = "metrics.json"
 
 
 @dataclass(frozen=True)
 class EvaluateConfig:
+    """The quality gate and what to write."""
+
     min_accuracy: float = option(0.0, "fail the run before export when validation accuracy is below this")
     plots: bool = option(True, "write training_curves.png and confusion_matrix.png")
     batch_size: int = option(32, "images per prediction step")
@@ -21,8 +23,13 @@ class EvaluateConfig:
         require(self.batch_size >= 1, "batch_size", "must be at least 1")
 
 
+@register_stage(None, "evaluate")
 class EvaluateStage(Stage):
-    name = "evaluate"
+    """Score the trained model on the validation split: metrics.json, confusion matrix and training curves.
+
+    Stops the run before export when accuracy is below `min_accuracy`.
+    """
+
     config_cls = EvaluateConfig
 
     def run(self, ctx: RunContext) -> str:
@@ -31,12 +38,12 @@ class EvaluateStage(Stage):
         from dlpipe import atomic
         from dlpipe.data.datasets import batched
         from dlpipe.errors import DlpipeError
-        from dlpipe.pipelines.metrics import classification_report
+        from dlpipe.models.metrics import classification_report
         from dlpipe.pipelines.plots import plot_confusion_matrix, plot_training_curves
 
         cfg = self.config
         model = ctx.need("model", "model")
-        paths, labels = ctx.val_files
+        paths, labels = ctx.val.inputs, ctx.val.labels
         if not paths:
             raise DlpipeError("evaluate: no validation data; set load.val_split above 0 or give load.val_path")
         probabilities = model.predict(batched(ctx.val_data, cfg.batch_size), verbose=0)
@@ -57,7 +64,9 @@ class EvaluateStage(Stage):
                                   f"validation accuracy {report['accuracy']:.3f}")
             if ctx.history.get("phases"):
                 plot_training_curves(ctx.history["phases"], ctx.out_dir / "training_curves.png")
-        summary = f"validation accuracy {report['accuracy']:.3f} on {report['count']} examples, macro F1 {report['macro_f1']:.3f}"
+        low, high = report["accuracy_interval"]
+        summary = (f"validation accuracy {report['accuracy']:.3f} (95% interval {low:.3f}-{high:.3f}) on "
+                   f"{report['count']} examples, macro F1 {report['macro_f1']:.3f}")
         if not report["passed"]:
             raise DlpipeError(
                 f"{summary}: below evaluate.min_accuracy {cfg.min_accuracy}; nothing exported (see {ctx.out_dir / METRICS_FILE})"

@@ -1,45 +1,48 @@
-"""Stage `export`: write the trained model as deployable files, atomically."""
+"""Stage `export`: write the trained model as deployable artifacts, each with its side files and parity."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from dlpipe.models.export import FORMATS
 from dlpipe.pipelines.config import option, require
+from dlpipe.pipelines.stage import RunContext, Stage, register_stage
 
-from dlpipe.pipelines.stage import RunContext, Stage
-
-from dlpipe.pipelines.exporting import FORMATS
+FORMAT_NAMES = tuple(FORMATS)
 
 
 @dataclass(frozen=True)
 class ExportConfig:
-    formats: list[str] = option(["keras", "savedmodel"], "artifacts to write: " + ", ".join(FORMATS)
+    """Which artifacts to write (`dlpipe export RUN` adds more later)."""
+
+    formats: list[str] = option(["keras", "savedmodel"], "artifacts to write: " + ", ".join(FORMAT_NAMES)
                                 + " (SavedModel takes encoded image bytes or raw strings; TFLite takes pixels or "
-                                "token ids, with the vocabulary beside it; tflite-int8 is for image models)")
+                                "token ids, with the vocabulary in the file; tflite-int8 is for image models)")
+    parity_sample: int = option(100, "validation inputs each artifact is checked on against the Keras model (0: none)")
 
     def __post_init__(self) -> None:
         for name in self.formats:
-            require(name in FORMATS, "formats", f"unknown format {name!r}; choose from {list(FORMATS)}")
+            require(name in FORMAT_NAMES, "formats", f"unknown format {name!r}; choose from {list(FORMAT_NAMES)}")
+        require(self.parity_sample >= 0, "parity_sample", "must be >= 0")
 
 
+@register_stage(None, "export")
 class ExportStage(Stage):
-    name = "export"
+    """Write each format through the task's registered exporter; every write is atomic.
+
+    Each artifact's record in artifacts.json holds its provenance and its
+    agreement with the Keras model on validation inputs, measured by loading
+    the written file back, so `--artifact auto` can pick the fastest faithful one.
+    """
+
     config_cls = ExportConfig
 
     def run(self, ctx: RunContext) -> str:
-        from dlpipe.models import artifacts
-        from dlpipe.pipelines.exporting import export_model
+        from dlpipe.pipelines.exporting import export_formats
 
         model = ctx.need("model", "model")
-        kind = "text" if ctx.config.pipeline == "sentiment" else "image"
-        artifacts.write_labels(ctx.out_dir, ctx.class_names)
-        artifacts.write_preprocessing(ctx.out_dir, {"kind": kind, **ctx.preprocessing.to_dict()})
-        vocab = getattr(ctx.preprocessing, "vocab_file", None)
-        if vocab:  # a WordPiece model needs its vocabulary to tokenise new text
-            artifacts.copy_beside(vocab, ctx.out_dir)
-        written = []
-        for fmt in self.config.formats:
-            path = export_model(model, fmt, ctx.out_dir, ctx.class_names, ctx.preprocessing, kind, ctx.train_files[0])
-            ctx.artifacts[fmt] = str(path)
-            written.append(path.name + ("/" if path.is_dir() else ""))
-        return "wrote " + ", ".join(written) if written else "nothing to write"
+        written = export_formats(model, list(self.config.formats), ctx.out_dir, ctx.task, ctx.class_names,
+                                 ctx.preprocessing, ctx.train, ctx.val, self.config.parity_sample,
+                                 source_run=ctx.out_dir, config_text=ctx.config.to_yaml())
+        ctx.artifacts.update({fmt: str(path) for fmt, path in written.items()})
+        return "wrote " + ", ".join(p.name + ("/" if p.is_dir() else "") for p in written.values()) if written else "nothing to write"

@@ -5,26 +5,32 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dlpipe.pipelines.config import option, require
-from dlpipe.pipelines.stage import RunContext, Stage
+from dlpipe.pipelines.stage import Examples, RunContext, Stage, register_stage
 
 
 @dataclass(frozen=True)
 class ImageLoadConfig:
+    """Where the images are and how to split them."""
+
     path: str | None = option(None, "dataset folder with one sub-folder of images per class (--data)")
     val_path: str | None = option(None, "separate validation folder; when set, val_split is not used")
     val_split: float = option(0.2, "fraction of each class held out for validation (stratified, seeded)")
     extensions: list[str] = option([".jpg", ".jpeg", ".png", ".gif", ".bmp"], "file suffixes to read")
     verify: bool = option(True, "decode every file once up front so corrupt files are skipped, not fatal")
     max_per_class: int | None = option(None, "use at most this many images per class (quick trials)")
+    max_pixels: int = option(50_000_000, "skip images with more pixels than this, read from the header before decoding")
 
     def __post_init__(self) -> None:
         require(0.0 < self.val_split < 1.0 or self.val_path is not None, "val_split",
                 f"must be in (0, 1) when no val_path is given. Received: {self.val_split}")
         require(self.max_per_class is None or self.max_per_class > 0, "max_per_class", "must be positive")
+        require(self.max_pixels > 0, "max_pixels", "must be positive")
 
 
+@register_stage("image", "load")
 class ImageLoadStage(Stage):
-    name = "load"
+    """Index a class-per-folder dataset, set aside unreadable files with their reason, and split it (stratified)."""
+
     config_cls = ImageLoadConfig
 
     def run(self, ctx: RunContext) -> str:
@@ -36,33 +42,33 @@ class ImageLoadStage(Stage):
         if not cfg.path:
             raise ConfigError("load.path", "no dataset given; pass --data DIR (one sub-folder of images per class)")
         extensions = tuple(cfg.extensions)
-        folder = scan_image_folder(cfg.path, extensions, cfg.verify, cfg.max_per_class)
+        folder = scan_image_folder(cfg.path, extensions, cfg.verify, cfg.max_per_class, cfg.max_pixels)
         skipped, notes = list(folder.skipped), list(folder.notes)
         ctx.class_names = folder.class_names
         if cfg.val_path:
-            val = scan_image_folder(cfg.val_path, extensions, cfg.verify)
+            val = scan_image_folder(cfg.val_path, extensions, cfg.verify, max_pixels=cfg.max_pixels)
             if val.class_names != folder.class_names:
                 raise DataError(cfg.val_path, f"validation classes {val.class_names} differ from training classes {folder.class_names}")
-            ctx.train_files = (folder.paths, folder.labels)
-            ctx.val_files = (val.paths, val.labels)
+            ctx.train = Examples(folder.paths, folder.labels)
+            ctx.val = Examples(val.paths, val.labels)
             skipped += val.skipped
             notes += val.notes
         else:
             train_idx, val_idx = stratified_split(folder.labels, cfg.val_split, ctx.seed)
-            ctx.train_files = ([folder.paths[i] for i in train_idx], [folder.labels[i] for i in train_idx])
-            ctx.val_files = ([folder.paths[i] for i in val_idx], [folder.labels[i] for i in val_idx])
+            ctx.train = Examples([folder.paths[i] for i in train_idx], [folder.labels[i] for i in train_idx])
+            ctx.val = Examples([folder.paths[i] for i in val_idx], [folder.labels[i] for i in val_idx])
         for issue in skipped:
             ctx.echo(f"  skipped {issue.path}: {issue.reason}")
         for issue in notes:
             ctx.echo(f"  note: {issue.path}: {issue.reason}")
         ctx.report["data"] = {
             "classes": folder.class_counts(),
-            "train_images": len(ctx.train_files[0]),
-            "val_images": len(ctx.val_files[0]),
+            "train_images": len(ctx.train),
+            "val_images": len(ctx.val),
             "skipped": [{"path": i.path, "reason": i.reason} for i in skipped],
             "notes": [{"path": i.path, "note": i.reason} for i in notes],
         }
         return (
             f"{len(folder.paths)} images in {len(folder.class_names)} classes "
-            f"({len(ctx.train_files[0])} train / {len(ctx.val_files[0])} val), {len(skipped)} skipped"
+            f"({len(ctx.train)} train / {len(ctx.val)} val), {len(skipped)} skipped"
         )

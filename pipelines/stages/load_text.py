@@ -6,11 +6,13 @@ from dataclasses import dataclass
 from typing import Literal
 
 from dlpipe.pipelines.config import option, require
-from dlpipe.pipelines.stage import RunContext, Stage
+from dlpipe.pipelines.stage import Examples, RunContext, Stage, register_stage
 
 
 @dataclass(frozen=True)
 class TextLoadConfig:
+    """Which files hold the labelled texts, their columns, and how to split them."""
+
     path: str | list[str] | None = option(None, "TSV/CSV file(s) of text and label (--data)")
     val_path: str | list[str] | None = option(None, "separate validation file(s), e.g. another domain; then val_split is unused")
     val_split: float = option(0.2, "fraction of each label held out for validation (stratified, seeded)")
@@ -31,8 +33,10 @@ def _as_list(value: str | list[str] | None) -> list[str]:
     return [value] if isinstance(value, str) else list(value)
 
 
+@register_stage("text", "load")
 class TextLoadStage(Stage):
-    name = "load"
+    """Read labelled sentences (TSV/CSV), skipping bad lines with file and line number, and split them."""
+
     config_cls = TextLoadConfig
 
     def run(self, ctx: RunContext) -> str:
@@ -63,12 +67,12 @@ class TextLoadStage(Stage):
         ctx.class_names = names
         labels = [index[label] for label in table.labels]
         if val_table is not None:
-            ctx.train_files = (table.texts, labels)
-            ctx.val_files = (val_table.texts, [index[label] for label in val_table.labels])
+            ctx.train = Examples(table.texts, labels)
+            ctx.val = Examples(val_table.texts, [index[label] for label in val_table.labels])
         else:
             train_idx, val_idx = stratified_split(labels, cfg.val_split, ctx.seed)
-            ctx.train_files = ([table.texts[i] for i in train_idx], [labels[i] for i in train_idx])
-            ctx.val_files = ([table.texts[i] for i in val_idx], [labels[i] for i in val_idx])
+            ctx.train = Examples([table.texts[i] for i in train_idx], [labels[i] for i in train_idx])
+            ctx.val = Examples([table.texts[i] for i in val_idx], [labels[i] for i in val_idx])
         skipped = table.skipped + (val_table.skipped if val_table else [])
         for path, line, reason in skipped[:20]:
             ctx.echo(f"  skipped {path} line {line}: {reason}")
@@ -76,10 +80,10 @@ class TextLoadStage(Stage):
             ctx.echo(f"  ... and {len(skipped) - 20} more skipped lines (see report.json)")
         ctx.report["data"] = {
             "classes": {name: labels.count(i) for i, name in enumerate(names)},
-            "train_texts": len(ctx.train_files[0]),
-            "val_texts": len(ctx.val_files[0]),
+            "train_texts": len(ctx.train),
+            "val_texts": len(ctx.val),
             "empty_lines": table.empty_lines + (val_table.empty_lines if val_table else 0),
             "skipped": [{"path": p, "line": n, "reason": r} for p, n, r in skipped],
         }
-        return (f"{len(table.texts)} texts, labels {names} ({len(ctx.train_files[0])} train / "
-                f"{len(ctx.val_files[0])} val), {len(skipped)} lines skipped")
+        return (f"{len(table.texts)} texts, labels {names} ({len(ctx.train)} train / "
+                f"{len(ctx.val)} val), {len(skipped)} lines skipped")

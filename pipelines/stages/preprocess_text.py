@@ -5,11 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dlpipe.pipelines.config import option, require
-from dlpipe.pipelines.stage import RunContext, Stage
+from dlpipe.pipelines.stage import RunContext, Stage, register_stage
 
 
 @dataclass(frozen=True)
 class TextPreprocessConfig:
+    """Normalisation, vocabulary size and sequence length."""
+
     lowercase: bool = option(True, "lower-case before tokenising")
     strip_punctuation: bool = option(True, "drop punctuation before tokenising")
     max_tokens: int = option(20000, "vocabulary size (most frequent training words; the rest map to [UNK])")
@@ -20,8 +22,10 @@ class TextPreprocessConfig:
         require(self.sequence_length >= 2, "sequence_length", f"must be at least 2. Received: {self.sequence_length}")
 
 
+@register_stage("text", "preprocess")
 class TextPreprocessStage(Stage):
-    name = "preprocess"
+    """Fix the tokenisation spec (the vocabulary itself is learnt by the model's TextVectorization layer)."""
+
     config_cls = TextPreprocessConfig
 
     def run(self, ctx: RunContext) -> str:
@@ -29,9 +33,10 @@ class TextPreprocessStage(Stage):
 
         cfg = self.config
         ctx.preprocessing = TextPreprocessing(cfg.max_tokens, cfg.sequence_length, cfg.lowercase, cfg.strip_punctuation)
-        ctx.train_data = text_dataset(*ctx.need("train_files", "load"))
-        ctx.val_data = text_dataset(*ctx.val_files)
-        lengths = sorted(len(text.split()) for text in ctx.train_files[0])
+        train = ctx.need("train", "load")
+        ctx.train_data = text_dataset(train.inputs, train.labels)
+        ctx.val_data = text_dataset(ctx.val.inputs, ctx.val.labels)
+        lengths = sorted(len(text.split()) for text in train.inputs)
         p95 = lengths[int(0.95 * (len(lengths) - 1))]
         return (f"{ctx.preprocessing.standardize or 'no normalisation'}, {cfg.sequence_length} tokens "
                 f"(95% of training texts have <= {p95} words)")

@@ -15,13 +15,15 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from dlpipe.pipelines.config import option, require
-from dlpipe.pipelines.stage import RunContext, Stage
+from dlpipe.pipelines.stage import RunContext, Stage, register_stage
 
 CHECKPOINT_DIR = "checkpoints"
 
 
 @dataclass(frozen=True)
 class TrainConfig:
+    """Phases, optimizer, schedule, early stopping and progress output."""
+
     epochs: int = option(6, "epochs of the first phase (head only when the backbone is pretrained)")
     finetune_epochs: int = option(0, "epochs of the second phase, with the top backbone blocks unfrozen")
     unfreeze_blocks: int = option(-1, "backbone blocks to unfreeze for fine-tuning, counted from the top (-1: all)")
@@ -62,8 +64,15 @@ class Phase:
     unfreeze_blocks: int | None  # None: leave the backbone as built
 
 
+@register_stage(None, "train")
 class TrainStage(Stage):
-    name = "train"
+    """Fit the model in one or two phases (head, then fine-tuning), resumable after a kill.
+
+    A model whose pretrained part is frozen (`ctx.fine_tuning`) trains its head
+    first, then the top blocks; any other model trains whole in one phase.
+    Unset options take the model stage's advice (`ctx.training_defaults`).
+    """
+
     config_cls = TrainConfig
 
     def run(self, ctx: RunContext) -> str:
@@ -72,7 +81,7 @@ class TrainStage(Stage):
         cfg = self.config
         model = ctx.need("model", "model")
         train_ds = batched(ctx.need("train_data", "preprocess"), cfg.batch_size, True, ctx.augmenter, ctx.seed)
-        val_ds = batched(ctx.val_data, cfg.batch_size) if ctx.val_files[0] else None
+        val_ds = batched(ctx.val_data, cfg.batch_size) if len(ctx.val) else None
         checkpoints = ctx.out_dir / CHECKPOINT_DIR
         checkpoints.mkdir(parents=True, exist_ok=True)
         phases = self.phases(ctx)
@@ -85,13 +94,14 @@ class TrainStage(Stage):
     def setting(self, ctx: RunContext, name: str, fallback: Any) -> Any:
         """A train option: the config's value, else the model stage's recommendation, else the fallback."""
         value = getattr(self.config, name)
-        return value if value is not None else ctx.training_defaults.get(name, fallback)
+        if value is None:
+            value = getattr(ctx.training_defaults, name)
+        return value if value is not None else fallback
 
     def phases(self, ctx: RunContext) -> list[Phase]:
         cfg = self.config
         rate = self.setting(ctx, "learning_rate", 1e-3)
-        names = {layer.name for layer in ctx.model.layers}
-        if "backbone" not in names or ctx.model.get_layer("backbone").trainable:
+        if ctx.fine_tuning is None:
             # no pretrained part to protect (random init, or a text model): train everything at once
             if cfg.finetune_epochs:
                 ctx.echo("  note: train.finetune_epochs is ignored: the whole model trains from scratch in one phase")
@@ -109,7 +119,8 @@ class TrainStage(Stage):
         history_file = ctx.out_dir / f"history_{phase.name}.csv"
         finished = checkpoints / f"{phase.name}.weights.h5"
         if phase.unfreeze_blocks is not None:
-            unfreeze_top_blocks(model.get_layer("backbone"), ctx.backbone_spec.block_pattern, phase.unfreeze_blocks)
+            tuning = ctx.fine_tuning
+            unfreeze_top_blocks(model.get_layer(tuning.layer), tuning.block_pattern, phase.unfreeze_blocks)
         if finished.exists():
             model.load_weights(finished)
             ctx.echo(f"  phase {phase.name}: finished earlier, weights restored")
@@ -161,7 +172,7 @@ class TrainStage(Stage):
 
         if self.config.class_weight != "balanced":
             return None
-        return balanced_class_weights(ctx.train_files[1], len(ctx.class_names))
+        return balanced_class_weights(ctx.train.labels, len(ctx.class_names))
 
     def _callbacks(self, ctx: RunContext, phase: Phase, history_file: Any, checkpoints: Any, has_val: bool) -> list[Any]:
         import keras

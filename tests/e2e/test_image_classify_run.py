@@ -75,13 +75,13 @@ def test_saved_config_reproduces_the_run_settings(finished_run):
     saved = yaml.safe_load((out / "config.yaml").read_text())
     assert saved["model"]["backbone"] == "small_cnn"
     assert saved["train"]["epochs"] == 8
-    assert saved["preprocess"]["image_size"] == 32
+    assert saved["model"]["image_size"] == 32
 
 
 def test_exported_models_agree_with_each_other(finished_run):
     root, out, _ = finished_run
     model = keras.saving.load_model(out / "model.keras")
-    prep = ImagePreprocessing(**{k: v for k, v in json.loads((out / "preprocessing.json").read_text()).items() if k != "kind"})
+    prep = ImagePreprocessing(**{k: v for k, v in json.loads((out / "preprocessing.json").read_text()).items() if k != "task"})
     paths = sorted(str(p) for p in (root / "blue").iterdir())[:4] + sorted(str(p) for p in (root / "red").glob("red_*"))[:4]
     images = next(iter(batched(decoded_images(paths, [0] * 8, prep), 8)))[0]
     keras_probs = model.predict(images, verbose=0)
@@ -122,9 +122,17 @@ def test_single_class_folder_is_a_clear_error(tmp_path):
 
 def test_pipelines_and_config_commands_explain_themselves():
     listed = run_cli("pipelines")
-    assert "image-classify" in listed.output and "load -> preprocess -> augment" in listed.output
+    assert "image-classify (task image)" in listed.output and "load -> model -> preprocess -> augment" in listed.output
     config = run_cli("config", "image-classify")
     assert "finetune_epochs: 3  # epochs of the second phase" in config.output
+    # each stage's help is its class docstring, each section's the docstring of its config class
+    from dlpipe.pipelines.catalog import get_pipeline
+
+    spec = get_pipeline("image-classify")
+    for role in spec.roles:
+        stage = spec.stage_class(role)
+        assert f"# {role}: {stage.__doc__.strip().splitlines()[0]}" in config.output
+        assert f"{role}:  # {stage.config_cls.__doc__.strip().splitlines()[0]}" in config.output
     help_text = run_cli("run", "--help").output
     for option in ("--data", "--out", "--config", "--set", "--resume", "--overwrite"):
         assert option in help_text

@@ -29,7 +29,7 @@ def test_cli_run_exports_a_model_that_takes_raw_strings(sentences_file, tmp_path
     result = CliRunner().invoke(main, args + [arg for s in QUICK for arg in ("--set", s)], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert (out / "labels.txt").read_text().split() == ["0", "1"]
-    assert json.loads((out / "preprocessing.json").read_text())["kind"] == "text"
+    assert json.loads((out / "preprocessing.json").read_text())["task"] == "text"
     served = tf.saved_model.load(str(out / "savedmodel")).signatures["serving_default"]
     texts = tf.constant(["It was really great and wonderful.", "Terrible service, the worst.", "Love this phone"])
     answer = served(text=texts)
@@ -86,7 +86,7 @@ def test_text_run_exports_to_tflite_and_every_artifact_evaluates_alike(sentences
         exported = runner.invoke(main, ["export", str(out), "--format", "tflite", "--quantize", quantize])
         assert exported.exit_code == 0, exported.output
     refused = runner.invoke(main, ["export", str(out), "--format", "tflite", "--quantize", "int8"])
-    assert refused.exit_code == 2 and "int8 TFLite is for image models" in refused.output
+    assert refused.exit_code == 2 and "tflite-int8 is not available for text models" in refused.output
     assert not (out / "model_int8.tflite").exists()
     accuracies = {}
     for artifact in ("model.keras", "savedmodel", "model.tflite", "model_dynamic.tflite"):

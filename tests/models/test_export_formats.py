@@ -11,61 +11,67 @@ import tensorflow as tf
 from click.testing import CliRunner
 
 from dlpipe.data.datasets import batched, decoded_images
-from dlpipe.errors import DataError
+from dlpipe.errors import DataError, DlpipeError
 from dlpipe.models import artifacts
-from dlpipe.models.export_formats import (
-    export_image_savedmodel,
-    export_image_tflite,
-    labels_from_tflite,
-    representative_images,
-)
+from dlpipe.models.export import ExportRequest, export, support
 from dlpipe.models.runtimes import load_runtime
+from dlpipe.models.tasks import get_task
 from dlpipe.pipelines.cli import main
-from dlpipe.serving.predictor import ImagePredictor, expand_inputs
+from dlpipe.serving.batch_job import result_rows
 
 
 @pytest.fixture(scope="module")
 def trained(trained_run):
     root, run = trained_run
-    predictor = ImagePredictor.load(str(run))
-    paths = expand_inputs([str(root)])
-    pixels = next(iter(batched(decoded_images(paths, None, predictor.preprocessing), len(paths))))
-    if isinstance(pixels, tuple):
-        pixels = pixels[0]
-    return root, run, predictor, paths, pixels.numpy()
+    keras_runtime = load_runtime(run, "keras")
+    paths = get_task("image").collect_inputs([str(root)]).ids
+    pixels = next(iter(batched(decoded_images(paths, None, keras_runtime.preprocessing), len(paths))))
+    return root, run, keras_runtime, paths, pixels.numpy()
+
+
+def request_for(runtime, paths, sample=None):
+    bundle = artifacts.Bundle("image", runtime.class_names, runtime.preprocessing)
+    return ExportRequest(bundle, calibration=paths[:24], sample=sample)
 
 
 @pytest.fixture(scope="module")
 def exports(trained, tmp_path_factory):
-    root, run, predictor, paths, _ = trained
+    root, run, runtime, paths, pixels = trained
     out = tmp_path_factory.mktemp("exports")
-    files = {"savedmodel": export_image_savedmodel(predictor.model, out / "savedmodel", predictor.class_names,
-                                                   predictor.preprocessing)}
-    sample = representative_images(paths, predictor.preprocessing, count=24)
-    for quantize in ("none", "float16", "dynamic", "int8"):
-        files[quantize] = export_image_tflite(predictor.model, out / f"{quantize}.tflite", predictor.class_names,
-                                              predictor.preprocessing, quantize, sample if quantize == "int8" else None)
-    return files
+    request = request_for(runtime, paths, sample=pixels[:16])
+    return {fmt: export(runtime.model, fmt, out, request)
+            for fmt in ("savedmodel", "tflite", "tflite-float16", "tflite-dynamic", "tflite-int8")}
 
 
 def test_savedmodel_and_float_tflite_match_keras(trained, exports):
-    _, _, predictor, _, pixels = trained
-    expected = predictor.predict_pixels(pixels)
+    _, _, keras_runtime, _, pixels = trained
+    expected = keras_runtime.predict(pixels)
     np.testing.assert_allclose(load_runtime(exports["savedmodel"]).predict(pixels), expected, atol=1e-4)
-    np.testing.assert_allclose(load_runtime(exports["none"]).predict(pixels), expected, atol=1e-4)
-    np.testing.assert_allclose(load_runtime(exports["float16"]).predict(pixels), expected, atol=2e-2)
-    np.testing.assert_allclose(load_runtime(exports["dynamic"]).predict(pixels), expected, atol=5e-2)
+    np.testing.assert_allclose(load_runtime(exports["tflite"]).predict(pixels), expected, atol=1e-4)
+    np.testing.assert_allclose(load_runtime(exports["tflite-float16"]).predict(pixels), expected, atol=2e-2)
+    np.testing.assert_allclose(load_runtime(exports["tflite-dynamic"]).predict(pixels), expected, atol=5e-2)
 
 
 def test_int8_agrees_on_top1_and_is_small(trained, exports):
-    _, _, predictor, _, pixels = trained
-    runtime = load_runtime(exports["int8"])
+    _, _, keras_runtime, _, pixels = trained
+    runtime = load_runtime(exports["tflite-int8"])
     interpreter = runtime.interpreter
     assert interpreter.get_input_details()[0]["dtype"] == np.uint8
     assert interpreter.get_output_details()[0]["dtype"] == np.uint8
-    agreement = (runtime.predict(pixels).argmax(1) == predictor.predict_pixels(pixels).argmax(1)).mean()
+    agreement = (runtime.predict(pixels).argmax(1) == keras_runtime.predict(pixels).argmax(1)).mean()
     assert agreement >= 0.8
-    assert exports["int8"].stat().st_size * 3 <= exports["none"].stat().st_size
+    assert exports["tflite-int8"].stat().st_size * 3 <= exports["tflite"].stat().st_size
+
+
+def test_every_artifact_records_its_parity_and_provenance(exports):
+    """The record is measured by loading the written file back: a broken export could not show agreement 1."""
+    for fmt, path in exports.items():
+        record = artifacts.read_record(path)
+        assert record["format"] == fmt and record["task"] == "image" and record["dlpipe_version"]
+        parity = record["parity"]
+        assert parity["count"] == 16 and parity["seconds_per_item"] > 0
+        assert parity["top1_agreement"] >= (0.8 if fmt == "tflite-int8" else 1.0)
+        assert parity["max_abs_diff"] < (0.2 if "tflite-" in fmt else 1e-4)
 
 
 def test_savedmodel_stores_each_weight_once(trained, exports):
@@ -74,70 +80,91 @@ def test_savedmodel_stores_each_weight_once(trained, exports):
     assert stored_weight_values(exports["savedmodel"]) == variable_values(trained[2].model)
 
 
-def test_predictor_runs_exported_files(trained, exports):
+def test_batch_rows_of_exported_files_match_keras(trained, exports):
     """`dlpipe predict` on a SavedModel folder or a .tflite file gives the Keras model's labels and scores."""
-    root, _, predictor, paths, _ = trained
-    expected = predictor.predict_files(paths[:8], top_k=2)
-    for artifact in (exports["savedmodel"], exports["none"]):
-        rows = ImagePredictor.load(str(artifact)).predict_files(paths[:8], top_k=2)
+    root, _, keras_runtime, paths, _ = trained
+    inputs = keras_runtime.task.collect_inputs(paths[:8])
+    expected = [row for rows in result_rows(keras_runtime, inputs, top_k=2) for row in rows]
+    for artifact in (exports["savedmodel"], exports["tflite"]):
+        rows = [row for rows in result_rows(load_runtime(artifact), inputs, top_k=2) for row in rows]
         assert [row["label"] for row in rows] == [row["label"] for row in expected]
         np.testing.assert_allclose([row["score"] for row in rows], [row["score"] for row in expected], atol=1e-4)
 
 
+def raw_bytes(savedmodel, images):
+    signature = load_runtime(savedmodel).loaded.signatures["serving_default"]
+    return {k: v.numpy() for k, v in signature(image_bytes=tf.constant(images, dtype=tf.string)).items()}
+
+
 def test_raw_bytes_signature_equals_the_pixel_path(trained, exports):
-    _, _, predictor, paths, pixels = trained
-    runtime = load_runtime(exports["savedmodel"])
+    _, _, keras_runtime, paths, pixels = trained
     encoded = [open(path, "rb").read() for path in paths[:6]]
-    result = runtime.predict_bytes(encoded)
-    np.testing.assert_allclose(result["probabilities"], runtime.predict(pixels[:6]), atol=1e-5)
-    assert [label.decode() for label in result["label"]] == [predictor.class_names[i] for i in result["probabilities"].argmax(1)]
+    result = raw_bytes(exports["savedmodel"], encoded)
+    np.testing.assert_allclose(result["probabilities"], load_runtime(exports["savedmodel"]).predict(pixels[:6]), atol=1e-5)
+    assert [label.decode() for label in result["label"]] == [keras_runtime.class_names[i] for i in result["probabilities"].argmax(1)]
 
 
 def test_corrupt_bytes_fail_with_a_clear_message(trained, exports):
     paths = trained[3]
-    runtime = load_runtime(exports["savedmodel"])
     good = open(paths[0], "rb").read()
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"not a JPEG, PNG, GIF or BMP image at index\] \[1 3\]"):
-        runtime.predict_bytes([good, b"definitely not an image", good, b""])
+        raw_bytes(exports["savedmodel"], [good, b"definitely not an image", good, b""])
     # a file that starts like a JPEG but breaks later still fails, with the decoder's reason
     with pytest.raises(tf.errors.InvalidArgumentError, match="(?i)jpeg"):
-        runtime.predict_bytes([good[:200]])
+        raw_bytes(exports["savedmodel"], [good[:200]])
 
 
 def test_labels_and_preprocessing_travel_with_every_artifact(trained, exports):
-    _, _, predictor, _, _ = trained
+    _, _, keras_runtime, _, _ = trained
     for path in exports.values():
         runtime = load_runtime(path)
-        assert runtime.class_names == predictor.class_names
-        assert runtime.preprocessing == predictor.preprocessing
-        if path.suffix == ".tflite":  # inside the file too, as metadata
-            assert labels_from_tflite(path) == predictor.class_names
+        assert runtime.class_names == keras_runtime.class_names
+        assert runtime.preprocessing == keras_runtime.preprocessing
+
+
+def test_a_tflite_file_alone_carries_its_side_files(trained, exports, tmp_path):
+    _, _, keras_runtime, _, pixels = trained
+    alone = tmp_path / "model_int8.tflite"
+    alone.write_bytes(exports["tflite-int8"].read_bytes())
+    runtime = load_runtime(alone)
+    assert runtime.class_names == keras_runtime.class_names and runtime.preprocessing == keras_runtime.preprocessing
+    np.testing.assert_allclose(runtime.predict(pixels), load_runtime(exports["tflite-int8"]).predict(pixels))
 
 
 def test_a_write_that_dies_midway_keeps_the_old_export(trained, exports, monkeypatch):
-    _, _, predictor, _, _ = trained
+    _, _, keras_runtime, paths, _ = trained
     folder = exports["savedmodel"]
     before = {p.name: p.stat().st_size for p in folder.rglob("*") if p.is_file()}
 
     def disk_full(*args, **kwargs):
         raise OSError("No space left on device")
 
-    monkeypatch.setattr(artifacts, "write_preprocessing", disk_full)
+    monkeypatch.setattr(artifacts, "write_side_files", disk_full)
     with pytest.raises(OSError, match="No space left"):
-        export_image_savedmodel(predictor.model, folder, predictor.class_names, predictor.preprocessing)
+        export(keras_runtime.model, "savedmodel", folder.parent, request_for(keras_runtime, paths))
     assert {p.name: p.stat().st_size for p in folder.rglob("*") if p.is_file()} == before
     assert not [p for p in folder.parent.iterdir() if p.name.startswith(".savedmodel")]
 
 
 def test_failed_export_leaves_the_old_one_in_place(trained, exports):
-    _, _, predictor, _, _ = trained
+    _, _, keras_runtime, paths, _ = trained
     folder = exports["savedmodel"]
     before = sorted(p.name for p in folder.iterdir())
+    request = request_for(keras_runtime, paths)
+    request.bundle.preprocessing = dataclasses.replace(keras_runtime.preprocessing, filter="median")
     with pytest.raises(DataError, match="cannot be saved in the graph"):
-        export_image_savedmodel(predictor.model, folder, predictor.class_names,
-                                dataclasses.replace(predictor.preprocessing, filter="median"))
+        export(keras_runtime.model, "savedmodel", folder.parent, request)
     assert sorted(p.name for p in folder.iterdir()) == before
     assert not [p for p in folder.parent.iterdir() if p.name.startswith(".savedmodel")]
+
+
+def test_the_registry_states_what_each_task_supports():
+    assert set(support("image").values()) == {None}
+    text = support("text")
+    assert text["tflite-int8"] and "LiteRT" in text["tflite-int8"]
+    assert all(reason is None for fmt, reason in text.items() if fmt != "tflite-int8")
+    with pytest.raises(DlpipeError, match="tflite-int8 is not available for text models: full-integer"):
+        export(None, "tflite-int8", "/tmp", ExportRequest(artifacts.Bundle("text", ["a", "b"], None)))
 
 
 def test_export_and_evaluate_commands(trained, tmp_path):

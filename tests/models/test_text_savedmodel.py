@@ -17,7 +17,17 @@ import tensorflow as tf
 
 from dlpipe.data.text import TextPreprocessing
 from dlpipe.errors import DataError
-from dlpipe.models.text_export import export_text_savedmodel
+from dlpipe.models import artifacts
+from dlpipe.models.export import ExportRequest, export
+from dlpipe.models.tasks import get_task
+
+
+def export_text_savedmodel(model, folder: Path, class_names, prep: TextPreprocessing, vocab_file=None) -> Path:
+    """The text task's SavedModel export through the one export function; `folder` is the SavedModel's own path."""
+    extra = {"vocab.txt": Path(vocab_file)} if vocab_file else (
+        get_task("text").side_files_for(model, prep) if prep.tokenizer == "vectorize" else {})
+    written = export(model, "savedmodel", folder.parent, ExportRequest(artifacts.Bundle("text", class_names, prep, extra)))
+    return written.rename(folder) if written != folder else written
 
 CLASSES = ["negative", "positive"]
 LENGTH = 16
@@ -90,7 +100,7 @@ def test_minilm_export_files(minilm_export):
     assert minilm_export.copied_beside
     assert (folder / "labels.txt").read_text(encoding="utf-8").splitlines() == CLASSES
     prep = json.loads((folder / "preprocessing.json").read_text(encoding="utf-8"))
-    assert prep["kind"] == "text" and prep["tokenizer"] == "wordpiece" and prep["vocab_file"] == "vocab.txt"
+    assert prep["task"] == "text" and prep["tokenizer"] == "wordpiece" and prep["vocab_file"] == "vocab.txt"
 
 
 @needs_minilm
@@ -150,11 +160,14 @@ def test_bad_export_requests(tmp_path):
 
     inputs = {name: keras.Input(shape=(8,), dtype="int32", name=name) for name in ("input_ids", "attention_mask")}
     model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(keras.ops.cast(inputs["input_ids"], "float32")))
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\nword\n", encoding="utf-8")
     with pytest.raises(DataError, match="needs its vocab.txt"):
-        export_text_savedmodel(model, tmp_path / "a", CLASSES, TextPreprocessing(sequence_length=8, tokenizer="wordpiece"))
+        export_text_savedmodel(model, tmp_path / "a" / "savedmodel", CLASSES,
+                               TextPreprocessing(sequence_length=8, tokenizer="wordpiece"))
     with pytest.raises(DataError, match="takes 8 tokens"):
-        export_text_savedmodel(model, tmp_path / "b", CLASSES,
-                               TextPreprocessing(sequence_length=16, tokenizer="wordpiece", vocab_file="vocab.txt"))
+        export_text_savedmodel(model, tmp_path / "b" / "savedmodel", CLASSES,
+                               TextPreprocessing(sequence_length=16, tokenizer="wordpiece", vocab_file="vocab.txt"), vocab)
     with pytest.raises(DataError, match="unknown text tokenizer"):
-        export_text_savedmodel(model, tmp_path / "c", CLASSES, TextPreprocessing(tokenizer="sentencepiece"))
-    assert not any(tmp_path.iterdir())
+        export_text_savedmodel(model, tmp_path / "c" / "savedmodel", CLASSES, TextPreprocessing(tokenizer="sentencepiece"))
+    assert not list(tmp_path.rglob("saved_model.pb")) and not list(tmp_path.rglob(".savedmodel*"))

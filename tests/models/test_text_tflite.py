@@ -14,9 +14,9 @@ from dlpipe.data.text import TextPreprocessing, make_text_encoder, read_vocabula
 from dlpipe.data.wordpiece import WordPieceTokenizer
 from dlpipe.errors import DlpipeError
 from dlpipe.models import artifacts
-from dlpipe.models.export_formats import labels_from_tflite, metadata_from_tflite
+from dlpipe.models.export import ExportRequest, export
+from dlpipe.models.tasks import get_task
 from dlpipe.models.text_classifiers import make_vectorizer, minilm_classifier, recurrent_classifier, transformer_classifier
-from dlpipe.models.text_tflite import PREPROCESSING_METADATA, VOCABULARY_METADATA, export_text_tflite
 
 LENGTH = 12
 CLASSES = ["negative", "neutral", "positive"]
@@ -31,6 +31,18 @@ TEXTS = [
     "I loved the brilliant story and the actors were great fun to watch, really",
     "dull", "",
 ]
+
+
+def export_text_tflite(model: keras.Model, folder: Path, class_names: list[str], prep: TextPreprocessing,
+                       quantize: str = "none") -> Path:
+    """The text task's TFLite export through the one export function, as the export stage calls it."""
+    fmt = "tflite" if quantize == "none" else f"tflite-{quantize}"
+    bundle = artifacts.Bundle("text", class_names, prep, get_task("text").side_files_for(model, prep))
+    return export(model, fmt, folder, ExportRequest(bundle))
+
+
+def embedded(path: Path, name: str) -> bytes | None:
+    return artifacts.embedded_in_tflite(path).get(name)
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +92,7 @@ def _run_tflite(path: Path, feeds: dict[str, np.ndarray]) -> np.ndarray:
 def test_float_tflite_matches_keras(name, vectorizer, tmp_path):
     model = _build(name, vectorizer)
     texts = TEXTS  # "" included: a text with no token at all must give finite probabilities
-    path = export_text_tflite(model, tmp_path / "model.tflite", CLASSES, PREP)
+    path = export_text_tflite(model, tmp_path, CLASSES, PREP)
 
     # the Python encoder, built from the exported vocabulary file, gives the in-model vectorizer's ids
     feeds = make_text_encoder(PREP, tmp_path / "vocabulary.txt")(texts)
@@ -96,22 +108,23 @@ def test_float_tflite_matches_keras(name, vectorizer, tmp_path):
 
 def test_labels_vocabulary_and_preprocessing_travel_with_the_file(vectorizer, tmp_path):
     model = _build("gru-1", vectorizer)
-    path = export_text_tflite(model, tmp_path / "out" / "model.tflite", CLASSES, PREP)
+    path = export_text_tflite(model, tmp_path / "out", CLASSES, PREP)
     vocabulary = [str(token) for token in vectorizer.get_vocabulary()]
     assert vocabulary[:2] == ["", "[UNK]"]
 
-    assert labels_from_tflite(path) == CLASSES
-    assert metadata_from_tflite(path, VOCABULARY_METADATA).decode("utf-8").split("\n")[:-1] == vocabulary
-    embedded = json.loads(metadata_from_tflite(path, PREPROCESSING_METADATA))
-    assert embedded == {"kind": "text", **PREP.to_dict()}
-    assert metadata_from_tflite(path, "no_such_buffer") is None
+    assert embedded(path, artifacts.EMBEDDED_LABELS).decode("utf-8").splitlines() == CLASSES
+    assert embedded(path, artifacts.EMBEDDED_FILE_PREFIX + "vocabulary.txt").decode("utf-8").split("\n")[:-1] == vocabulary
+    inside = json.loads(embedded(path, artifacts.EMBEDDED_PREPROCESSING))
+    assert inside == {"task": "text", **PREP.to_dict()}
+    assert embedded(path, "no_such_buffer") is None
 
     folder = path.parent
-    assert sorted(p.name for p in folder.iterdir()) == ["labels.txt", "model.tflite", "preprocessing.json", "vocabulary.txt"]
-    assert artifacts.read_labels(folder) == CLASSES
-    assert artifacts.read_preprocessing(folder) == embedded
+    assert sorted(p.name for p in folder.iterdir()) == ["artifacts.json", "labels.txt", "model.tflite",
+                                                        "preprocessing.json", "vocabulary.txt"]
+    side = artifacts.read_side_files(path)
+    assert side.class_names == CLASSES and side.preprocessing == inside and side.task == "text"
     assert read_vocabulary(folder / "vocabulary.txt") == vocabulary
-    assert TextPreprocessing.from_dict(embedded) == PREP
+    assert TextPreprocessing.from_dict(inside) == PREP
 
 
 def test_encoder_reproduces_vectorizer_ids(vectorizer):
@@ -135,31 +148,31 @@ def test_quantized_tflite_agree_on_top1(vectorizer, tmp_path):
         expected = model.predict(tf.constant(texts), verbose=0)
         feeds = make_text_encoder(PREP, vectorizer.get_vocabulary())(texts)
         for quantize in ("float16", "dynamic"):
-            path = export_text_tflite(model, tmp_path / f"{name}_{quantize}.tflite", CLASSES, PREP, quantize)
+            path = export_text_tflite(model, tmp_path / name, CLASSES, PREP, quantize)
             probabilities = _run_tflite(path, feeds)
             print(f"{name} {quantize}: {path.stat().st_size} bytes, max abs diff "
                   f"{np.abs(probabilities - expected).max():.2e}")
             np.testing.assert_array_equal(probabilities.argmax(1), expected.argmax(1))
             np.testing.assert_allclose(probabilities, expected, rtol=0, atol=2e-2)
-            assert labels_from_tflite(path) == CLASSES
+            assert artifacts.read_side_files(path).class_names == CLASSES
 
 
 def test_int8_and_unknown_quantisations_are_refused(vectorizer, tmp_path):
     model = _build("lstm-1", vectorizer)
-    with pytest.raises(DlpipeError, match="image models.*tflite-dynamic"):
-        export_text_tflite(model, tmp_path / "model_int8.tflite", CLASSES, PREP, "int8", representative_texts=TRAIN)
-    with pytest.raises(ValueError, match="quantize"):
-        export_text_tflite(model, tmp_path / "model.tflite", CLASSES, PREP, "int4")
+    with pytest.raises(DlpipeError, match="not available for text models.*tflite-dynamic"):
+        export_text_tflite(model, tmp_path, CLASSES, PREP, "int8")
+    with pytest.raises(DlpipeError, match="unknown format"):
+        export_text_tflite(model, tmp_path, CLASSES, PREP, "int4")
     with pytest.raises(DlpipeError, match="disagrees with preprocessing"):
-        export_text_tflite(model, tmp_path / "model.tflite", CLASSES, TextPreprocessing(sequence_length=LENGTH + 1))
-    assert not list(tmp_path.iterdir())
+        export_text_tflite(model, tmp_path, CLASSES, TextPreprocessing(sequence_length=LENGTH + 1))
+    assert not [path for path in tmp_path.iterdir() if path.suffix == ".tflite" or path.name.startswith(".")]
 
 
 def test_reloaded_keras_file_exports(vectorizer, tmp_path):
     """`dlpipe export` converts a model.keras loaded from a run folder, not the in-memory model."""
     model = _build("bilstm-1", vectorizer)
     loaded = artifacts.load_keras(artifacts.save_keras(model, tmp_path / "model.keras"))
-    path = export_text_tflite(loaded, tmp_path / "tflite" / "model.tflite", CLASSES, PREP)
+    path = export_text_tflite(loaded, tmp_path / "tflite", CLASSES, PREP)
     feeds = make_text_encoder(PREP, tmp_path / "tflite" / "vocabulary.txt")(TEXTS)
     np.testing.assert_allclose(_run_tflite(path, feeds), model.predict(tf.constant(TEXTS), verbose=0), rtol=0, atol=1e-4)
 
@@ -179,12 +192,13 @@ def test_minilm_float_tflite_matches_keras(tmp_path):
     model = minilm_classifier(2, prep.sequence_length, weights=None)
     texts = ["The movie was great!", "I loved it, loved it, loved it", "awful acting plots", "unknown zzz words",
              "the " * 20, ""]
-    path = export_text_tflite(model, tmp_path / "tflite" / "model.tflite", ["negative", "positive"], prep)
+    path = export_text_tflite(model, tmp_path / "tflite", ["negative", "positive"], prep)
 
-    assert sorted(p.name for p in path.parent.iterdir()) == ["labels.txt", "model.tflite", "preprocessing.json", "vocab.txt"]
+    assert sorted(p.name for p in path.parent.iterdir()) == ["artifacts.json", "labels.txt", "model.tflite",
+                                                             "preprocessing.json", "vocab.txt"]
     assert (path.parent / "vocab.txt").read_bytes() == (run / "vocab.txt").read_bytes()
-    assert labels_from_tflite(path) == ["negative", "positive"]
-    assert metadata_from_tflite(path, VOCABULARY_METADATA) == (run / "vocab.txt").read_bytes()
+    assert artifacts.read_side_files(path).class_names == ["negative", "positive"]
+    assert embedded(path, artifacts.EMBEDDED_FILE_PREFIX + "vocab.txt") == (run / "vocab.txt").read_bytes()
 
     feeds = make_text_encoder(prep, path.parent / "vocab.txt")(texts)
     reference = WordPieceTokenizer.from_vocab_file(run / "vocab.txt").encode(texts, max_length=16)

@@ -8,7 +8,7 @@ import yaml
 from dlpipe.errors import ConfigError
 from dlpipe.pipelines.api import resolve_config
 from dlpipe.pipelines.config import parse_sets, resolve
-from dlpipe.pipelines.catalog import PIPELINES
+from dlpipe.pipelines.catalog import get_pipeline
 
 
 def test_embedded_default_resolves_with_every_stage():
@@ -80,8 +80,8 @@ def test_unknown_stage_and_pipeline_are_rejected():
 
 def test_resolved_config_round_trips_through_yaml():
     config = resolve_config("image-classify", sets=["train.epochs=3", "augment.flip=vertical"])
-    spec = PIPELINES.get("image-classify")
-    again = resolve(spec.name, spec.stage_configs(), [("saved", yaml.safe_load(config.to_yaml()))])
+    spec = get_pipeline("image-classify")
+    again = resolve(spec.name, spec.stage_configs(), [("saved", yaml.safe_load(config.to_yaml()))], task=spec.task)
     assert again == config
 
 

@@ -8,8 +8,18 @@ import json
 import pytest
 
 from dlpipe.errors import DataError
-from dlpipe.serving.batch_job import completed_inputs, run_batch_job
-from dlpipe.serving.predictor import ImagePredictor, expand_inputs
+from dlpipe.models.runtimes import load_runtime
+from dlpipe.models.tasks import get_task
+from dlpipe.serving.batch_job import completed_inputs, result_rows, run_batch_job
+
+
+def expand_inputs(sources):
+    return get_task("image").collect_inputs(sources).ids
+
+
+def classifier(runtime, top_k, batch_size):
+    """A `classify(todo)` over image paths, as `dlpipe predict --out` builds it."""
+    return lambda todo: result_rows(runtime, runtime.task.collect_inputs(todo), top_k, batch_size)
 
 
 class Killed(Exception):
@@ -18,14 +28,14 @@ class Killed(Exception):
 
 def test_killed_job_resumes_without_losing_or_repeating_rows(trained_run, tmp_path):
     root, out = trained_run
-    predictor = ImagePredictor.load(str(out))
+    runtime = load_runtime(out)
     paths = expand_inputs([str(root)])
     (tmp_path / "bad.jpg").write_bytes(b"\xff\xd8\xff" + b"x" * 40)
     paths.insert(5, str(tmp_path / "bad.jpg"))
     result_file = tmp_path / "rows.jsonl"
 
     def dies_after_two_batches(todo):
-        for number, rows in enumerate(predictor.classify_rows(todo, top_k=1, batch_size=8)):
+        for number, rows in enumerate(classifier(runtime, 1, 8)(todo)):
             if number == 2:
                 raise Killed
             yield rows
@@ -36,7 +46,7 @@ def test_killed_job_resumes_without_losing_or_repeating_rows(trained_run, tmp_pa
     assert len(written) == 17  # two batches of 8 images, plus the error row between them
     with result_file.open("a") as handle:
         handle.write('{"input": "torn", "lab')  # the kill hit mid-row
-    summary = run_batch_job(lambda todo: predictor.classify_rows(todo, 1, 8), paths, result_file)
+    summary = run_batch_job(classifier(runtime, 1, 8), paths, result_file)
     rows = [json.loads(line) for line in result_file.read_text().splitlines()]
     assert [row["input"] for row in rows] == paths  # every input once, in order
     assert summary.skipped_as_done == 17 and summary.succeeded + summary.failed == len(paths) - 17
@@ -46,12 +56,12 @@ def test_killed_job_resumes_without_losing_or_repeating_rows(trained_run, tmp_pa
 
 def test_csv_output_and_path_lists(trained_run, tmp_path):
     root, out = trained_run
-    predictor = ImagePredictor.load(str(out))
+    runtime = load_runtime(out)
     listing = tmp_path / "paths.txt"
     chosen = expand_inputs([str(root / "red")])[:3]
     listing.write_text("\n".join(chosen) + "\n")
     result_file = tmp_path / "rows.csv"
-    summary = run_batch_job(lambda todo: predictor.classify_rows(todo, 2, 8), expand_inputs([str(listing)]), result_file)
+    summary = run_batch_job(classifier(runtime, 2, 8), expand_inputs([str(listing)]), result_file)
     assert summary.succeeded == 3 and summary.failed == 0
     with result_file.open() as handle:
         rows = list(csv.DictReader(handle))

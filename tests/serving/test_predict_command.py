@@ -7,7 +7,7 @@ import json
 from click.testing import CliRunner
 
 from dlpipe.pipelines.cli import main
-from dlpipe.serving.predictor import ImagePredictor
+from dlpipe.models.runtimes import load_runtime
 
 
 def test_predict_prints_top_labels_and_writes_jsonl(trained_run, tmp_path):
@@ -27,11 +27,11 @@ def test_predict_prints_top_labels_and_writes_jsonl(trained_run, tmp_path):
 
 def test_predictor_accepts_the_model_file_and_rejects_junk(trained_run, tmp_path):
     _, out = trained_run
-    predictor = ImagePredictor.load(str(out / "model.keras"))
-    assert predictor.class_names == ["blue", "red"]
+    runtime = load_runtime(out / "model.keras")
+    assert runtime.class_names == ["blue", "red"] and runtime.format == "keras"
     result = CliRunner().invoke(main, ["predict", "--model", str(tmp_path / "nothing"), str(tmp_path)])
     assert result.exit_code == 2
-    assert "no such model file or folder" in result.output and "efficientnet-lite0-imagenet" in result.output
+    assert "does not exist" in result.output and "efficientnet-lite0-imagenet" in result.output
 
 
 def test_text_model_predicts_lines_of_text_files(sentences_file, tmp_path):

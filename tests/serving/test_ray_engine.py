@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from dlpipe.pipelines.cli import main
-from dlpipe.serving.predictor import expand_inputs
+from dlpipe.models.tasks import get_task
 
 ray = pytest.importorskip("ray")
 
@@ -22,7 +22,7 @@ def local_ray():
 
 def test_ray_engine_gives_the_local_engine_rows_and_resumes(trained_run, tmp_path, local_ray):
     root, run = trained_run
-    paths = expand_inputs([str(root)])[:20]
+    paths = get_task("image").collect_inputs([str(root)]).ids[:20]
     listing = tmp_path / "paths.txt"
     listing.write_text("\n".join(paths) + "\n")
     local_rows = tmp_path / "local.jsonl"

@@ -1,4 +1,4 @@
-"""TFLite export of the text classifiers: token ids in, probabilities out, builtin ops only.
+"""The ids-in inference twin of a text classifier that TFLite converts: builtin ops only.
 
 Why ids and not strings: LiteRT has no string ops without the Flex delegate, so
 the `TextVectorization` layer (or the WordPiece tokenizer) stays outside the
@@ -20,66 +20,19 @@ round-off, padding and [UNK] included.
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import keras
 import tensorflow as tf
 from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
-from dlpipe import atomic
-from dlpipe.data.text import TextPreprocessing, read_vocabulary
+from dlpipe.data.text import TextPreprocessing
 from dlpipe.errors import DlpipeError
-from dlpipe.models import artifacts
-from dlpipe.models.export_formats import LABELS_METADATA, QUANTIZATIONS, with_metadata
+from dlpipe.models.export.converters import convert
 
-VOCABULARY_FILE = "vocabulary.txt"
-VOCABULARY_METADATA = "dlpipe_vocabulary"
-PREPROCESSING_METADATA = "dlpipe_preprocessing"
 TOKEN_IDS = "token_ids"  # the input of a "vectorize" model's .tflite
 WORDPIECE_INPUTS = ("input_ids", "attention_mask")
 _RECURRENT = (keras.layers.LSTM, keras.layers.GRU, keras.layers.SimpleRNN, keras.layers.Bidirectional)
-
-
-def export_text_tflite(model: keras.Model, path: str | Path, class_names: list[str], prep: TextPreprocessing,
-                       quantize: str = "none", representative_texts: Sequence[str] | None = None) -> Path:
-    """Write a .tflite text classifier (int32 ids [N, L] in, probabilities out) and what it needs beside it.
-
-    Beside `path`: labels.txt, preprocessing.json and the vocabulary (vocabulary.txt,
-    or the WordPiece vocab file under its own name); labels, vocabulary and
-    preprocessing are also embedded in the file as metadata buffers. quantize:
-    "none" (float32), "float16" (half-size weights) or "dynamic" (int8 weights of
-    tensors with at least 1024 elements, float compute). "int8" (full-integer)
-    raises DlpipeError: the recurrent models convert but fail in LiteRT's
-    default (XNNPACK) interpreter and the transformer fails in a quantised DIV,
-    so it stays for image models. `representative_texts` keeps the signature of
-    the image exporter and is unused while int8 is refused.
-    """
-    if quantize not in QUANTIZATIONS:
-        raise ValueError(f"`quantize` must be one of {list(QUANTIZATIONS)}. Received: quantize={quantize!r}")
-    if quantize == "int8":
-        raise DlpipeError("export: full-integer int8 TFLite is for image models; text models do not run under it "
-                          "in LiteRT; use tflite-dynamic (int8 weights, about 4x smaller) or tflite-float16")
-    twin, input_names = inference_model(model, prep)
-    vocabulary = _vocabulary(model, prep)
-    path = Path(path)
-    metadata = {
-        LABELS_METADATA: "".join(f"{name}\n" for name in class_names).encode("utf-8"),
-        VOCABULARY_METADATA: "".join(f"{token}\n" for token in vocabulary).encode("utf-8"),
-        PREPROCESSING_METADATA: json.dumps({"kind": "text", **prep.to_dict()}).encode("utf-8"),
-    }
-    flatbuffer = with_metadata(_convert(twin, input_names, prep.sequence_length, quantize), metadata)
-    # what the model needs first, the model last: a .tflite on disk always has its files beside it
-    artifacts.write_labels(path.parent, class_names)
-    artifacts.write_preprocessing(path.parent, {"kind": "text", **prep.to_dict()})
-    if prep.tokenizer == "wordpiece":
-        artifacts.copy_beside(prep.vocab_file, path.parent)
-    else:
-        write_vocabulary(path.parent / VOCABULARY_FILE, vocabulary)
-    with atomic.replacing_file(path) as tmp:
-        tmp.write_bytes(flatbuffer)
-    return path
 
 
 def inference_model(model: keras.Model, prep: TextPreprocessing) -> tuple[keras.Model, tuple[str, ...]]:
@@ -158,7 +111,8 @@ def _unrolled(config: Any) -> Any:
     return config
 
 
-def _convert(twin: keras.Model, input_names: tuple[str, ...], sequence_length: int, quantize: str) -> bytes:
+def convert_twin(twin: keras.Model, input_names: tuple[str, ...], sequence_length: int, quantize: str) -> bytes:
+    """The ids-in twin as TFLite flatbuffer bytes, builtin ops only, any batch size."""
     specs = [tf.TensorSpec([None, sequence_length], tf.int32, name=name) for name in input_names]
 
     def serve(*inputs: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -171,22 +125,4 @@ def _convert(twin: keras.Model, input_names: tuple[str, ...], sequence_length: i
     frozen = convert_variables_to_constants_v2(concrete)
     converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen])
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    if quantize != "none":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    if quantize == "float16":
-        converter.target_spec.supported_types = [tf.float16]
-    return converter.convert()
-
-
-def _vocabulary(model: keras.Model, prep: TextPreprocessing) -> list[str]:
-    if prep.tokenizer == "wordpiece":
-        if not prep.vocab_file or not Path(prep.vocab_file).is_file():
-            raise DlpipeError(f"export: the WordPiece vocabulary {prep.vocab_file!r} is missing; "
-                              "it belongs beside the model in the run folder")
-        return read_vocabulary(prep.vocab_file)
-    return [str(token) for token in model.get_layer("vectorize").get_vocabulary()]
-
-
-def write_vocabulary(path: str | Path, tokens: Sequence[str]) -> None:
-    """One token a line, line number = id (line 1 is "" for padding, line 2 "[UNK]" for TextVectorization)."""
-    atomic.write_text(path, "".join(f"{token}\n" for token in tokens))
+    return convert(converter, quantize)

@@ -1,0 +1,158 @@
+"""Export formats, registered per task in one registry, and the one `export` function that writes them.
+
+A format is written by the exporter registered for (task, format), or
+refused with the reason registered for it (e.g. full-integer int8 for text).
+`export` writes the artifact and its side files atomically through
+`dlpipe.models.artifacts`, then loads the written artifact back with the
+runtime every consumer uses and records its parity against the Keras model
+(top-1 agreement, largest output difference, accuracy on a labelled sample,
+speed), which `choose_artifact` reads to pick the fastest faithful artifact.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from dlpipe import atomic
+from dlpipe.errors import DlpipeError
+from dlpipe.models import artifacts
+
+
+@dataclass(frozen=True)
+class ExportFormat:
+    """A deployable format: its name (config and CLI), the file or folder it writes, what it is for."""
+
+    name: str
+    target: str
+    description: str
+
+
+FORMATS: dict[str, ExportFormat] = {fmt.name: fmt for fmt in (
+    ExportFormat("keras", artifacts.KERAS_FILE, "Keras 3 model file: reload, fine-tune further, or serve"),
+    ExportFormat("savedmodel", artifacts.SAVEDMODEL_DIR, "TensorFlow SavedModel for TF Serving and GPU servers; "
+                 "takes raw inputs (encoded image bytes, strings)"),
+    ExportFormat("tflite", artifacts.TFLITE_VARIANTS["float32"], "TFLite float32 for phones and boards (LiteRT)"),
+    ExportFormat("tflite-float16", artifacts.TFLITE_VARIANTS["float16"], "TFLite with float16 weights: half the size"),
+    ExportFormat("tflite-dynamic", artifacts.TFLITE_VARIANTS["dynamic"],
+                 "TFLite with int8 weights and float compute: about a quarter of the size"),
+    ExportFormat("tflite-int8", artifacts.TFLITE_VARIANTS["int8"],
+                 "TFLite full-integer (uint8 in/out), calibrated on training inputs: smallest and fastest on CPUs"),
+)}
+
+
+@dataclass
+class ExportRequest:
+    """What an exporter gets besides the model: the side-file bundle and data to calibrate and check with."""
+
+    bundle: artifacts.Bundle
+    calibration: Sequence[Any] = ()  # raw training inputs (paths, texts) for full-integer calibration
+    sample: Any = None  # a model batch for the parity check (None: no check)
+    sample_labels: Sequence[str] | None = None  # its label names, to compare accuracies
+
+
+Exporter = Callable[[Any, Path, ExportRequest, str], None]  # (Keras model, temporary target path, request, format)
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A format a task cannot be exported to, and why."""
+
+    reason: str
+
+
+_EXPORTERS: dict[tuple[str, str], Exporter | Refusal] = {}
+
+
+def register(task: str, *formats: str) -> Callable[[Exporter], Exporter]:
+    """Decorator: `@register("image", "tflite", "tflite-int8")` above an exporter function."""
+
+    def decorate(exporter: Exporter) -> Exporter:
+        for fmt in formats:
+            _add(task, fmt, exporter)
+        return exporter
+
+    return decorate
+
+
+def refuse(task: str, fmt: str, reason: str) -> None:
+    """Record that `task` cannot be exported to `fmt`, and why (the error a user gets)."""
+    _add(task, fmt, Refusal(reason))
+
+
+def _add(task: str, fmt: str, entry: Exporter | Refusal) -> None:
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown export format '{fmt}'; known: {', '.join(FORMATS)}")
+    if (task, fmt) in _EXPORTERS:
+        raise ValueError(f"export format '{fmt}' is registered twice for task '{task}'")
+    _EXPORTERS[(task, fmt)] = entry
+
+
+def support(task: str) -> dict[str, str | None]:
+    """format -> None (supported) or the reason it is refused, for every format."""
+    _load_exporters(task)
+    out: dict[str, str | None] = {}
+    for fmt in FORMATS:
+        entry = _EXPORTERS.get((task, fmt))
+        out[fmt] = entry.reason if isinstance(entry, Refusal) else (None if entry else f"no {fmt} exporter for task '{task}'")
+    return out
+
+
+def export(model: Any, fmt: str, out_dir: str | Path, request: ExportRequest) -> Path:
+    """Write `model` in format `fmt` under `out_dir` with its side files; returns the artifact written."""
+    _load_exporters(request.bundle.task)
+    if fmt not in FORMATS:
+        raise DlpipeError(f"export: unknown format '{fmt}'; choose one of {', '.join(FORMATS)}")
+    entry = _EXPORTERS.get((request.bundle.task, fmt))
+    if entry is None or isinstance(entry, Refusal):
+        reason = entry.reason if entry else f"no exporter is registered for task '{request.bundle.task}'"
+        raise DlpipeError(f"export: {fmt} is not available for {request.bundle.task} models: {reason}")
+    target = Path(out_dir) / FORMATS[fmt].target
+    if fmt == "savedmodel":
+        with atomic.replacing_dir(target) as tmp:
+            entry(model, tmp, request, fmt)
+            artifacts.write_side_files(tmp, request.bundle)
+    else:
+        with atomic.replacing_file(target) as tmp:
+            entry(model, tmp, request, fmt)
+            artifacts.write_side_files(target.parent, request.bundle)
+    parity = measure_parity(model, target, request) if request.sample is not None else None
+    artifacts.write_record(target, fmt, request.bundle, parity)
+    return target
+
+
+def measure_parity(model: Any, artifact: Path, request: ExportRequest) -> dict[str, Any]:
+    """Outputs of the written artifact vs the Keras model on the request's sample, and its time per input."""
+    from dlpipe.models.runtimes import KerasRuntime, load_runtime
+
+    reference_runtime = KerasRuntime.from_model(model, artifacts.read_side_files(artifact), artifact)
+    runtime = load_runtime(artifact)
+    reference, _ = _timed(reference_runtime.predict, request.sample)
+    outputs, seconds = _timed(runtime.predict, request.sample)
+    task = runtime.task
+    parity: dict[str, Any] = {**task.parity(reference, outputs), "seconds_per_item": seconds / max(len(outputs), 1)}
+    if request.sample_labels is not None:
+        names = runtime.class_names
+        parity["accuracy"] = task.score(request.sample_labels, outputs, names)["accuracy"]
+        parity["reference_accuracy"] = task.score(request.sample_labels, reference, names)["accuracy"]
+    return parity
+
+
+def _timed(predict: Callable[[Any], np.ndarray], batch: Any) -> tuple[np.ndarray, float]:
+    predict(batch)  # warm up: the first call builds kernels and allocates tensors
+    started = time.perf_counter()
+    outputs = np.asarray(predict(batch))
+    return outputs, time.perf_counter() - started
+
+
+def _load_exporters(task: str) -> None:
+    """Import the module that registers the task's exporters (kept lazy: exporters import TensorFlow)."""
+    import importlib
+
+    from dlpipe.models.tasks import get_task
+
+    importlib.import_module(get_task(task).exporters_module)

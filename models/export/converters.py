@@ -1,0 +1,91 @@
+"""What every exporter shares: a SavedModel archive that stores each weight once, and TFLite conversion.
+
+TFLite quantisation, in one place for every task: "none" (float32), "float16"
+(half-size weights), "dynamic" (int8 weights, float compute) and "int8"
+(full-integer, uint8 in and out, calibrated on representative inputs).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
+
+
+def quantization_of(fmt: str) -> str:
+    """"tflite-int8" -> "int8"; "tflite" -> "none"."""
+    return fmt.partition("-")[2] or "none"
+
+
+def export_archive(model: keras.Model) -> keras.export.ExportArchive:
+    """A `keras.export.ExportArchive` tracking `model` that writes each weight once.
+
+    Keras 3's `track()` records the Keras Variable wrappers while `write_out()` also
+    records the raw tf.Variables its endpoints capture; TensorFlow dedupes by object,
+    so every weight was written twice: twice the disk and twice the memory wherever
+    the SavedModel is loaded (keras-team/keras#23553, open). Tracking the raw
+    tf.Variables makes both lists hold the same objects.
+    """
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    tracked = archive._tf_trackable  # the lists `track()` fills; Keras offers no public handle on them
+    for name in ("variables", "trainable_variables", "non_trainable_variables"):
+        setattr(tracked, name, [getattr(variable, "value", variable) for variable in getattr(tracked, name)])
+    return archive
+
+
+def write_keras(model: keras.Model, target: Any, request: Any, fmt: str) -> None:
+    """The `keras` exporter of every task: the model as a .keras file (custom layers registered by dlpipe)."""
+    model.save(target)
+
+
+def labelled_outputs(probabilities: tf.Tensor, class_names: list[str]) -> dict[str, tf.Tensor]:
+    """What every dlpipe SavedModel signature returns: the probabilities, the best label and its score."""
+    best = tf.argmax(probabilities, axis=1)
+    return {"probabilities": probabilities, "label": tf.gather(tf.constant(class_names), best),
+            "score": tf.reduce_max(probabilities, axis=1)}
+
+
+def convert(converter: tf.lite.TFLiteConverter, quantize: str,
+            representative: Iterable[np.ndarray] | None = None) -> bytes:
+    """Run `converter` with the quantisation settings of `quantize`; int8 needs `representative` inputs."""
+    if quantize not in QUANTIZATIONS:
+        raise ValueError(f"`quantize` must be one of {list(QUANTIZATIONS)}. Received: quantize={quantize!r}")
+    if quantize != "none":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quantize == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    if quantize == "int8":
+        samples = [np.asarray(item, np.float32)[None] for item in representative or ()]
+        if not samples:
+            raise ValueError("int8 quantisation needs representative inputs (a sample of the training data)")
+        converter.representative_dataset = _calibration(samples)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        # uint8 in/out; the input scale comes from calibration: callers quantise with the input
+        # tensor's scale and zero point, as dlpipe.models.runtimes does
+        converter.inference_input_type = tf.uint8
+        converter.inference_output_type = tf.uint8
+    return _quiet_convert(converter)
+
+
+def _quiet_convert(converter: tf.lite.TFLiteConverter) -> bytes:
+    """The converter prints hundreds of lines to stdout/stderr from C++: keep them out of the user's terminal."""
+    import warnings
+
+    from dlpipe.quiet import captured_output
+
+    with captured_output(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Statistics for quantized inputs")  # uint8 in/out is what we ask for
+        return converter.convert()
+
+
+def _calibration(samples: list[np.ndarray]) -> Callable[[], Iterable[list[np.ndarray]]]:
+    def generate() -> Iterable[list[np.ndarray]]:
+        for sample in samples:
+            yield [sample]
+
+    return generate

@@ -1,0 +1,77 @@
+"""Exporters of the image task: a SavedModel that takes encoded image bytes, and TFLite that takes pixels.
+
+The SavedModel's `serving_default` takes encoded JPEG/PNG/GIF/BMP bytes
+(`image_bytes`, string[N]; TF Serving's REST API base64-decodes inputs whose
+name ends in "_bytes") and runs dlpipe's own preprocessing in the graph;
+`serving_pixels` takes preprocessed pixels (float32 [N, S, S, 3] in [0, 255]).
+TFLite files take pixels (float32, or uint8 for full-integer int8).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from dlpipe.data.images import tf_path
+from dlpipe.data.preprocess import ImagePreprocessing, known_image_format, load_image, preprocess_bytes
+from dlpipe.errors import DataError, DlpipeError
+from dlpipe.models import artifacts
+from dlpipe.models.export import ExportRequest, register
+from dlpipe.models.export.converters import convert, export_archive, labelled_outputs, quantization_of, write_keras
+
+TASK = "image"
+
+
+register(TASK, "keras")(write_keras)
+
+
+@register(TASK, "savedmodel")
+def export_savedmodel(model: keras.Model, target: Path, request: ExportRequest, fmt: str) -> None:
+    """`serving_default` (image_bytes: string[N]) and `serving_pixels` (pixels: float32[N, S, S, 3])."""
+    prep: ImagePreprocessing = request.bundle.preprocessing
+    class_names = request.bundle.class_names
+    if prep.filter != "none":
+        raise DataError(str(target), f"preprocess.filter={prep.filter} runs OpenCV outside TensorFlow and cannot "
+                                     "be saved in the graph; export with filter none, or preprocess on the client")
+    size = prep.image_size
+
+    def outputs(pixels: tf.Tensor) -> dict[str, tf.Tensor]:
+        return labelled_outputs(model(pixels, training=False), class_names)
+
+    def from_bytes(image_bytes: tf.Tensor) -> dict[str, tf.Tensor]:
+        # name the bad elements of a batch: the decoder's own error does not say which one failed
+        known = known_image_format(image_bytes)
+        check = tf.debugging.Assert(tf.reduce_all(known), ["image_bytes: not a JPEG, PNG, GIF or BMP image at index",
+                                                           tf.where(tf.logical_not(known))[:, 0]])
+        with tf.control_dependencies([check]):
+            pixels = tf.map_fn(lambda data: preprocess_bytes(data, prep), image_bytes,
+                               fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32))
+        return outputs(pixels)
+
+    archive = export_archive(model)
+    archive.add_endpoint("serving_default", from_bytes, [tf.TensorSpec([None], tf.string, name="image_bytes")])
+    archive.add_endpoint("serving_pixels", outputs, [tf.TensorSpec([None, size, size, 3], tf.float32, name="pixels")])
+    archive.write_out(str(target), verbose=False)
+
+
+@register(TASK, "tflite", "tflite-float16", "tflite-dynamic", "tflite-int8")
+def export_tflite(model: keras.Model, target: Path, request: ExportRequest, fmt: str) -> None:
+    """A .tflite (float32, float16, dynamic-range or full-integer uint8 in/out) with its side files embedded."""
+    quantize = quantization_of(fmt)
+    representative = None
+    if quantize == "int8":
+        if not request.calibration:
+            raise DlpipeError("export: int8 needs training images for calibration; the run's load.path has none")
+        representative = representative_images(list(request.calibration), request.bundle.preprocessing)
+    flatbuffer = convert(tf.lite.TFLiteConverter.from_keras_model(model), quantize, representative)
+    target.write_bytes(artifacts.embed_in_tflite(flatbuffer, request.bundle))
+
+
+def representative_images(paths: list[str], prep: ImagePreprocessing, count: int = 100, seed: int = 0) -> list[np.ndarray]:
+    """A seeded sample of training images, preprocessed exactly as in training."""
+    rng = np.random.default_rng(seed)
+    chosen = rng.choice(len(paths), size=min(count, len(paths)), replace=False)
+    return [load_image(tf.constant(tf_path(paths[i])), prep).numpy() for i in sorted(chosen)]

@@ -1,0 +1,85 @@
+"""Exporters of the text task: a SavedModel that takes raw strings, and TFLite that takes token ids.
+
+`serving_default` takes `text` (string[N]) whatever the model: TextVectorization
+models (recurrent, transformer) already take strings; WordPiece models (MiniLM)
+get the in-graph tokenizer of `dlpipe.data.tf_wordpiece` in front, so clients
+send text and never need the vocabulary, plus `serving_token_ids` (input_ids,
+attention_mask) for callers that tokenise themselves. Outputs match the image
+SavedModel: probabilities, label, score. A WordPiece SavedModel uses
+TensorFlow Text ops: whatever loads it must `import tensorflow_text` first.
+
+A text .tflite takes int32 token ids (see `text_twin` for why, and how
+recurrent models convert); its vocabulary is one of its side files.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+from dlpipe.data.text import TextPreprocessing
+from dlpipe.errors import DataError
+from dlpipe.models import artifacts
+from dlpipe.models.export import ExportRequest, refuse, register
+from dlpipe.models.export.converters import export_archive, labelled_outputs, quantization_of, write_keras
+from dlpipe.models.export.text_twin import convert_twin, inference_model
+
+TASK = "text"
+
+register(TASK, "keras")(write_keras)
+refuse(TASK, "tflite-int8", "full-integer int8 text models convert but do not run in LiteRT (the recurrent models "
+                            "fail in the XNNPACK interpreter, the transformer in a quantised DIV); use tflite-dynamic "
+                            "(int8 weights, about 4x smaller) or tflite-float16")
+
+
+@register(TASK, "savedmodel")
+def export_savedmodel(model: keras.Model, target: Path, request: ExportRequest, fmt: str) -> None:
+    """`serving_default` (text: string[N]), plus `serving_token_ids` for WordPiece models."""
+    prep: TextPreprocessing = request.bundle.preprocessing
+    class_names = request.bundle.class_names
+
+    def outputs(probabilities: tf.Tensor) -> dict[str, tf.Tensor]:
+        return labelled_outputs(probabilities, class_names)
+
+    text_spec = tf.TensorSpec([None], tf.string, name="text")
+    archive = export_archive(model)
+    if prep.tokenizer == "vectorize":
+        archive.add_endpoint("serving_default", lambda text: outputs(model(text, training=False)), [text_spec])
+    elif prep.tokenizer == "wordpiece":
+        from dlpipe.data.tf_wordpiece import TFWordPieceTokenizer
+
+        vocab = request.bundle.extra_files.get(Path(prep.vocab_file or "").name)
+        if not vocab:
+            raise DataError(str(target), "a WordPiece model needs its vocab.txt to export; it belongs beside the model")
+        length = prep.sequence_length
+        _check_sequence_length(model, length, target)
+        tokenizer = TFWordPieceTokenizer(str(vocab), length)
+        archive.track(tokenizer)  # its lookup table (the vocabulary) is saved inside the SavedModel
+
+        def from_ids(input_ids: tf.Tensor, attention_mask: tf.Tensor) -> dict[str, tf.Tensor]:
+            return outputs(model({"input_ids": input_ids, "attention_mask": attention_mask}, training=False))
+
+        archive.add_endpoint("serving_default", lambda text: from_ids(**tokenizer(text)), [text_spec])
+        archive.add_endpoint("serving_token_ids", from_ids, [tf.TensorSpec([None, length], tf.int32, name="input_ids"),
+                                                             tf.TensorSpec([None, length], tf.int32, name="attention_mask")])
+    else:
+        raise DataError(str(target), f"unknown text tokenizer {prep.tokenizer!r}; expected 'vectorize' or 'wordpiece'")
+    archive.write_out(str(target), verbose=False)
+
+
+@register(TASK, "tflite", "tflite-float16", "tflite-dynamic")
+def export_tflite(model: keras.Model, target: Path, request: ExportRequest, fmt: str) -> None:
+    """int32 ids [N, L] in, probabilities out; float32, float16 weights or dynamic-range int8 weights."""
+    prep: TextPreprocessing = request.bundle.preprocessing
+    twin, input_names = inference_model(model, prep)
+    flatbuffer = convert_twin(twin, input_names, prep.sequence_length, quantization_of(fmt))
+    target.write_bytes(artifacts.embed_in_tflite(flatbuffer, request.bundle))
+
+
+def _check_sequence_length(model: keras.Model, length: int, folder: Path) -> None:
+    for tensor in model.inputs:
+        if len(tensor.shape) == 2 and tensor.shape[1] not in (None, length):
+            raise DataError(str(folder), f"the model takes {tensor.shape[1]} tokens but preprocessing.sequence_length "
+                                         f"is {length}; export with the sequence length it was trained with")

@@ -1,0 +1,167 @@
+"""The task contract: what a modality must say so that every consumer can stay modality-free.
+
+Consumers (the batch job, the server, `dlpipe evaluate`, export parity) only
+ever call these methods; a task never imports them back.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterator, Sequence
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from dlpipe.models.artifacts import SideFiles
+
+
+@dataclass
+class InputSet:
+    """The inputs of a batch job, in order: an id per input, what to read for it, or why it cannot be read.
+
+    Images: the id is the path and the payload the path; text: the id is
+    "file:line" and the payload the line's text.
+    """
+
+    ids: list[str] = field(default_factory=list)
+    payloads: dict[str, Any] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+
+    def add(self, key: str, payload: Any = None, error: str | None = None) -> None:
+        self.ids.append(key)
+        if error is not None:
+            self.errors[key] = error
+        else:
+            self.payloads[key] = payload
+
+    def subset(self, keys: Sequence[str]) -> "InputSet":
+        """The same inputs restricted to `keys` (e.g. what a resumed job still has to do)."""
+        out = InputSet()
+        for key in keys:
+            out.add(key, self.payloads.get(key), self.errors.get(key))
+        return out
+
+
+@dataclass
+class PreparedBatch:
+    """One chunk of a job: every id of the chunk in input order, the model batch of the readable ones, the errors."""
+
+    ids: list[str]
+    batch: Any
+    errors: dict[str, str]
+
+    @property
+    def readable(self) -> list[str]:
+        return [key for key in self.ids if key not in self.errors]
+
+
+@dataclass
+class LabelledData:
+    """Labelled examples to score an artifact on: the inputs, their label names, and what was skipped."""
+
+    inputs: InputSet
+    labels: list[str]
+    skipped: list[dict[str, str]]
+
+
+class Task(ABC):
+    """One modality. Instances are stateless; preprocessing specs are passed in."""
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    exporters_module: ClassVar[str]  # the module that registers this task's export formats (imported on first export)
+
+    # --- preprocessing spec -------------------------------------------------------------------
+    @abstractmethod
+    def preprocessing_from_dict(self, values: dict[str, Any]) -> Any:
+        """The task's preprocessing dataclass from a preprocessing.json mapping (unknown keys ignored)."""
+
+    def side_files_for(self, model: Any, prep: Any) -> dict[str, Path]:
+        """Extra files every artifact of `model` must carry (name -> path), e.g. a tokenizer vocabulary."""
+        return {}
+
+    # --- raw inputs ---------------------------------------------------------------------------
+    @abstractmethod
+    def collect_inputs(self, sources: Sequence[str]) -> InputSet:
+        """Expand command-line inputs (files, folders, lists) into the inputs of a batch job."""
+
+    @abstractmethod
+    def batches(self, inputs: InputSet, prep: Any, batch_size: int) -> Iterator[PreparedBatch]:
+        """The inputs as model batches, in input order, reading in parallel where that pays."""
+
+    @abstractmethod
+    def prepare(self, raw: Any, prep: Any) -> Any:
+        """One request instance (bytes, a string) -> one model input; DataError("instance", reason) if unusable."""
+
+    @abstractmethod
+    def stack(self, items: Sequence[Any]) -> Any:
+        """Prepared items -> one model batch."""
+
+    @abstractmethod
+    def labelled_data(self, path: Path) -> LabelledData:
+        """Labelled examples for `dlpipe evaluate` (a class-per-folder directory, a labelled text file, ...)."""
+
+    # --- how each artifact format is fed ------------------------------------------------------
+    @abstractmethod
+    def keras_feed(self, prep: Any, side: "SideFiles") -> Callable[[Any], Any]:
+        """A model batch -> what the Keras model's `predict_on_batch` takes."""
+
+    def before_savedmodel_load(self, prep: Any) -> None:
+        """Import what a SavedModel of this task needs registered before loading (custom ops); nothing by default."""
+
+    @abstractmethod
+    def savedmodel_predict(self, loaded: Any, prep: Any, side: "SideFiles") -> Callable[[Any], np.ndarray]:
+        """A function batch -> outputs through the SavedModel's signature for model batches."""
+
+    @abstractmethod
+    def tflite_feed(self, prep: Any, side: "SideFiles") -> Callable[[Any, list[dict[str, Any]]], list[np.ndarray]]:
+        """A function (batch, the interpreter's input details) -> arrays in the interpreter's input order."""
+
+    def row_fields(self, payload: Any) -> dict[str, Any]:
+        """Extra fields a batch-job row shows about its input (e.g. the text itself); none by default."""
+        return {}
+
+    # --- outputs ------------------------------------------------------------------------------
+    @abstractmethod
+    def describe(self, output: np.ndarray, class_names: list[str], top_k: int, digits: int | None = None) -> dict[str, Any]:
+        """One output row -> the fields of a result (batch-job row, HTTP answer)."""
+
+    @abstractmethod
+    def score(self, labels: Sequence[str], outputs: np.ndarray, class_names: list[str]) -> dict[str, Any]:
+        """Metrics of outputs against label names."""
+
+    @abstractmethod
+    def parity(self, reference: np.ndarray, outputs: np.ndarray) -> dict[str, float]:
+        """How closely an exported artifact's outputs follow the Keras model's on the same batch."""
+
+
+class ClassificationTask(Task):
+    """Outputs are class probabilities (N, classes): top-k answers, accuracy metrics, top-1 agreement."""
+
+    def describe(self, output: np.ndarray, class_names: list[str], top_k: int, digits: int | None = None) -> dict[str, Any]:
+        top = top_labels(output, class_names, top_k, digits)
+        return {**top[0], "top": top}
+
+    def score(self, labels: Sequence[str], outputs: np.ndarray, class_names: list[str]) -> dict[str, Any]:
+        from dlpipe.models.metrics import classification_report
+
+        index = {name: i for i, name in enumerate(class_names)}
+        return classification_report([index[name] for name in labels], np.asarray(outputs).argmax(axis=1).tolist(),
+                                     class_names)
+
+    def parity(self, reference: np.ndarray, outputs: np.ndarray) -> dict[str, float]:
+        reference, outputs = np.asarray(reference, np.float64), np.asarray(outputs, np.float64)
+        return {"top1_agreement": float(np.mean(reference.argmax(axis=1) == outputs.argmax(axis=1))),
+                "max_abs_diff": float(np.max(np.abs(reference - outputs))) if reference.size else 0.0,
+                "count": int(len(reference))}
+
+
+def top_labels(probabilities: np.ndarray, class_names: list[str], top_k: int, digits: int | None = None) -> list[dict[str, Any]]:
+    """The `top_k` (at least 1) most likely classes as [{"label", "score"}], best first; scores rounded if `digits`."""
+    order = np.argsort(-probabilities)[: max(1, min(top_k, len(class_names)))]
+    scores = [float(probabilities[i]) for i in order]
+    return [{"label": class_names[i], "score": round(s, digits) if digits is not None else s} for i, s in zip(order, scores)]
+
+

@@ -1,0 +1,153 @@
+"""The image task: encoded photos in, class probabilities out.
+
+Every path from a file to the model's input goes through
+`dlpipe.data.preprocess`, the code that prepared the training images.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
+
+import numpy as np
+
+from dlpipe.errors import DataError
+from dlpipe.models.tasks.base import ClassificationTask, InputSet, LabelledData, PreparedBatch
+
+if TYPE_CHECKING:
+    from dlpipe.data.preprocess import ImagePreprocessing
+    from dlpipe.models.artifacts import SideFiles
+
+
+class ImageTask(ClassificationTask):
+    """Images (JPEG, PNG, GIF, BMP) -> float32 RGB pixels (N, S, S, 3) in [0, 255]; normalisation is in the model."""
+
+    name = "image"
+    exporters_module = "dlpipe.models.export.image"
+    description = "image classification: a folder of photos, one sub-folder per class"
+
+    def preprocessing_from_dict(self, values: dict[str, Any]) -> "ImagePreprocessing":
+        from dlpipe.data.preprocess import ImagePreprocessing
+
+        return ImagePreprocessing.from_dict(values)
+
+    def collect_inputs(self, sources: Sequence[str]) -> InputSet:
+        """Files as given, folders searched recursively for images (sorted), .txt files read as lists of paths.
+
+        An input's id is its path as printable text (`display_name`: a name that is not valid UTF-8 gets
+        \\xNN escapes); the payload is the path itself, which the decoder opens whatever its bytes.
+        """
+        from dlpipe.data.images import IMAGE_EXTENSIONS, display_name
+
+        inputs = InputSet()
+        for item in sources:
+            path = Path(item)
+            if path.is_file() and path.suffix.lower() == ".txt":
+                for line in path.read_text(encoding="utf-8", errors="surrogateescape").splitlines():
+                    if line.strip():
+                        listed = line.strip().removeprefix("file://")
+                        inputs.add(display_name(listed), listed)
+            elif path.is_dir():
+                for found in sorted(str(p) for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS):
+                    inputs.add(display_name(found), found)
+            elif path.is_file():
+                inputs.add(display_name(path), str(path))
+            else:
+                raise DataError(display_name(item), "no such file or folder")
+        return inputs
+
+    def batches(self, inputs: InputSet, prep: "ImagePreprocessing", batch_size: int) -> Iterator[PreparedBatch]:
+        """Decoding runs in parallel (tf.data) while the caller runs the model; unreadable files become errors."""
+        import tensorflow as tf
+
+        from dlpipe.data.images import check_image_file, tf_path, too_many_pixels
+        from dlpipe.data.preprocess import load_image
+
+        oversized = {}
+        for key in inputs.ids:  # refused from the header, before anything is decoded
+            if key not in inputs.errors:
+                reason = too_many_pixels(inputs.payloads[key], prep.max_pixels)
+                if reason:
+                    oversized[key] = reason
+        if oversized:
+            yield PreparedBatch(list(oversized), np.zeros((0,), np.float32), oversized)
+        readable = [key for key in inputs.ids if key not in inputs.errors and key not in oversized]
+        position = {key: i for i, key in enumerate(readable)}
+        decoded: Iterator[tuple[Any, Any]] = iter(())
+        if readable:
+            ds = tf.data.Dataset.from_tensor_slices((tf.range(len(readable), dtype=tf.int64),
+                                                     [tf_path(inputs.payloads[key]) for key in readable]))
+            ds = ds.map(lambda i, p: (i, load_image(p, prep)), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+            decoded = iter(ds.ignore_errors().batch(batch_size).prefetch(2))
+        chunk: list[str] = []
+        errors: dict[str, str] = {}
+        next_readable = 0
+        for indices, images in decoded:
+            indices = indices.numpy().tolist()
+            last = indices[-1]
+            good = set(indices)
+            for key in readable[next_readable:last + 1]:
+                if position[key] not in good:
+                    reason, _ = check_image_file(inputs.payloads[key], verify=True)
+                    errors[key] = reason or "could not be decoded"
+            chunk = readable[next_readable:last + 1]
+            next_readable = last + 1
+            yield PreparedBatch(chunk, images.numpy(), errors)
+            errors = {}
+        tail = readable[next_readable:]
+        if tail:
+            yield PreparedBatch(tail, np.zeros((0,), np.float32),
+                                {key: check_image_file(inputs.payloads[key], verify=True)[0] or "could not be decoded"
+                                 for key in tail})
+
+    def prepare(self, raw: Any, prep: "ImagePreprocessing") -> np.ndarray:
+        import tensorflow as tf
+
+        from dlpipe.data.images import sniff_format, too_many_pixels
+        from dlpipe.data.preprocess import preprocess_bytes
+
+        if not isinstance(raw, (bytes, bytearray)):
+            raise DataError("instance", 'this model takes images; send {"b64": "<base64 JPEG/PNG>"}')
+        data = bytes(raw)
+        if sniff_format(data[:16]) is None:
+            raise DataError("instance", "not a JPEG, PNG, GIF or BMP image")
+        oversized = too_many_pixels(data, prep.max_pixels)
+        if oversized:
+            raise DataError("instance", oversized)
+        try:
+            return preprocess_bytes(tf.constant(data), prep).numpy()
+        except tf.errors.OpError as error:
+            raise DataError("instance", f"cannot be decoded ({str(error.message).splitlines()[0]})") from None
+
+    def stack(self, items: Sequence[Any]) -> np.ndarray:
+        return np.stack([np.asarray(item, np.float32) for item in items])
+
+    def labelled_data(self, path: Path) -> LabelledData:
+        from dlpipe.data.images import scan_image_folder
+
+        if not path.is_dir():
+            raise DataError(str(path), "an image model is evaluated on a folder with one sub-folder of images per class")
+        folder = scan_image_folder(path, verify=False)  # unreadable files become errors when `batches` reads them
+        inputs = InputSet()
+        for item in folder.paths:
+            inputs.add(item, item)
+        labels = [folder.class_names[label] for label in folder.labels]
+        return LabelledData(inputs, labels, [{"path": item.path, "reason": item.reason} for item in folder.skipped])
+
+    def keras_feed(self, prep: "ImagePreprocessing", side: "SideFiles") -> Callable[[Any], Any]:
+        return lambda batch: np.asarray(batch, np.float32)
+
+    def savedmodel_predict(self, loaded: Any, prep: "ImagePreprocessing", side: "SideFiles") -> Callable[[Any], np.ndarray]:
+        import tensorflow as tf
+
+        signature = _signature(loaded, "serving_pixels", side)
+        return lambda batch: signature(pixels=tf.constant(np.asarray(batch, np.float32)))["probabilities"].numpy()
+
+    def tflite_feed(self, prep: "ImagePreprocessing", side: "SideFiles") -> Callable[[Any, list[dict[str, Any]]], list[np.ndarray]]:
+        return lambda batch, details: [np.asarray(batch, np.float32)]
+
+
+def _signature(loaded: Any, name: str, side: "SideFiles") -> Any:
+    if name not in loaded.signatures:
+        raise DataError(str(side.folder), f"SavedModel has no {name} signature; export it again with dlpipe export")
+    return loaded.signatures[name]
