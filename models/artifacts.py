@@ -250,6 +250,10 @@ def load_keras(path: str | Path) -> Any:
     try:
         return keras.saving.load_model(path, compile=False)
     except (ValueError, OSError) as error:
+        if "safe_mode" in str(error) and read_record(path) is not None:
+            # a model dlpipe wrote itself around a TF-Hub SavedModel (TFSMLayer), which Keras will not
+            # reload in safe mode; its artifacts.json record says dlpipe exported it
+            return keras.saving.load_model(path, compile=False, safe_mode=False)
         raise DataError(str(path), f"cannot load this .keras file ({error})") from None
 
 

@@ -41,23 +41,36 @@ class JobSummary:
 
 
 def result_rows(runtime: Any, inputs: InputSet, top_k: int = 5, batch_size: int = 32) -> Iterator[list[dict[str, Any]]]:
-    """Batches of result rows ({"input", ..., "label", "score", "top"} or {"input", "error"}) for `inputs`.
+    """Batches of result rows ({"input", ..., "label", "score", "top"} or {"input", "error"}), in input order.
 
-    Inputs known to be unreadable come first; the others follow in input order.
+    The task may prepare inputs out of order (e.g. images refused from their header first); rows are
+    held back until every earlier input has its row.
     """
     task = runtime.task
-    known = [{"input": key, "error": inputs.errors[key]} for key in inputs.ids if key in inputs.errors]
-    if known:
-        yield known
+    done: dict[str, dict[str, Any]] = {key: {"input": key, "error": error} for key, error in inputs.errors.items()}
+    position = 0
+
+    def ready() -> list[dict[str, Any]]:
+        nonlocal position
+        rows = []
+        while position < len(inputs.ids) and inputs.ids[position] in done:
+            rows.append(done.pop(inputs.ids[position]))
+            position += 1
+        return rows
+
     for prepared in task.batches(inputs, runtime.preprocessing, batch_size):
         outputs = iter(runtime.predict(prepared.batch)) if prepared.readable else iter(())
-        rows = []
         for key in prepared.ids:
             if key in prepared.errors:
-                rows.append({"input": key, "error": prepared.errors[key]})
+                done[key] = {"input": key, "error": prepared.errors[key]}
             else:
                 fields = task.describe(next(outputs), runtime.class_names, top_k, digits=6)
-                rows.append({"input": key, **task.row_fields(inputs.payloads[key]), **fields})
+                done[key] = {"input": key, **task.row_fields(inputs.payloads[key]), **fields}
+        rows = ready()
+        if rows:
+            yield rows
+    rows = ready()
+    if rows:
         yield rows
 
 

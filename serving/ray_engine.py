@@ -29,7 +29,7 @@ class _Worker:
 
         inputs = InputSet()
         for key, payload, error in zip(batch["input"], batch["payload"], batch["error"]):
-            inputs.add(str(key), None if payload is None else str(payload), None if error is None else str(error))
+            inputs.add(str(key), str(payload), str(error) or None)  # "" is no error (Arrow makes None a NaN)
         rows = [row for chunk in result_rows(self.runtime, inputs, self.top_k, max(len(inputs.ids), 1)) for row in chunk]
         by_key = {row["input"]: row for row in rows}
         return {"row": [json.dumps(by_key[key]) for key in inputs.ids]}
@@ -47,7 +47,7 @@ def ray_classifier(model_source: str, artifact: str, inputs: InputSet, address: 
         if not ray.is_initialized():
             ray.init(address=address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
         ray.data.DataContext.get_current().execution_options.preserve_order = True
-        items = [{"input": key, "payload": inputs.payloads.get(key), "error": inputs.errors.get(key)} for key in todo]
+        items = [{"input": key, "payload": inputs.payloads.get(key, ""), "error": inputs.errors.get(key, "")} for key in todo]
         rows = ray.data.from_items(items).map_batches(
             _Worker, fn_constructor_args=(model_source, artifact, top_k), batch_size=batch_size, concurrency=actors,
             batch_format="numpy",

@@ -95,15 +95,16 @@ class ModelRepository:
                                             "or a .tflite/.keras file")
         self._models: dict[str, ServedModel] = {}
         self._lock = threading.Lock()
-        errors = self.refresh()
+        self.errors: list[str] = []  # why the last refresh could not load a model version
+        self.refresh()
         if not self._models:
-            detail = f" ({errors[0]})" if errors else ""
+            detail = f" ({self.errors[0]})" if self.errors else ""
             raise DataError(str(self.root), "no servable model (model.keras, savedmodel/ or model*.tflite with "
                                             f"labels.txt) found; export one with dlpipe run or dlpipe export{detail}")
 
     def refresh(self) -> list[str]:
-        """Load new or newer versions; returns the load errors (loaded ones are logged)."""
-        errors = []
+        """Load new or newer versions; returns 'name:version' of each model (re)loaded."""
+        errors, loaded = [], []
         for name, versions in discover(self.root).items():
             newest = max(versions)
             current = self._models.get(name)
@@ -118,7 +119,9 @@ class ModelRepository:
             with self._lock:
                 self._models[name] = model
             log.info("loaded %s version %s: %s, chosen: %s", name, newest, model.runtime.path, model.runtime.chosen_because)
-        return errors
+            loaded.append(f"{name}:{newest}")
+        self.errors = errors
+        return loaded
 
     def get(self, name: str, version: int | None = None) -> ServedModel:
         with self._lock:

@@ -120,8 +120,9 @@ def export(model: Any, fmt: str, out_dir: str | Path, request: ExportRequest) ->
         with atomic.replacing_file(target) as tmp:
             entry(model, tmp, request, fmt)
             artifacts.write_side_files(target.parent, request.bundle)
-    parity = measure_parity(model, target, request) if request.sample is not None else None
-    artifacts.write_record(target, fmt, request.bundle, parity)
+    artifacts.write_record(target, fmt, request.bundle)  # before loading it back: it says dlpipe wrote it
+    if request.sample is not None:
+        artifacts.write_record(target, fmt, request.bundle, measure_parity(model, target, request))
     return target
 
 

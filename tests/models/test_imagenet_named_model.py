@@ -63,6 +63,6 @@ def test_predict_command_prints_imagenet_labels(tmp_path):
     photo = sorted((HYMENOPTERA / "bees").glob("*.jpg"))[1]
     result = CliRunner().invoke(main, ["predict", "--model", "efficientnet-lite0-imagenet", str(photo)], catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    first_line = result.output.splitlines()[0]
+    first_line = [line for line in result.output.splitlines() if not line.startswith("model: ")][0]
     assert first_line.startswith(f"{photo}: ") and "bee" in first_line
     assert len(first_line.split(", ")) == 5  # top-5 labels

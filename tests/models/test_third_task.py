@@ -105,8 +105,8 @@ def test_predict_and_serve_run_a_task_they_have_never_heard_of(numbers_model, tm
     result = CliRunner().invoke(main, ["predict", str(run), str(data), "--out", str(out)], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in out.read_text().splitlines()]
-    assert [row.get("label") for row in rows] == [None, "big", "small", "big"]  # the unreadable line first
-    assert rows[0] == {"input": f"{data}:3", "error": "not numbers"}
+    assert [row.get("label") for row in rows] == ["big", "small", None, "big"]  # in input order
+    assert rows[2] == {"input": f"{data}:3", "error": "not numbers"}
     with TestClient(create_app(ModelRepository(run))) as client:
         answer = client.post("/v1/models/run:predict", json={"instances": [[3, 0, 0], [-3, 0, 0]]})
         assert answer.status_code == 200, answer.text
