@@ -23,6 +23,8 @@ uint8 in/out, calibrated on --calibration photos), its single-image latency with
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import os
 import statistics
@@ -122,9 +124,9 @@ def agreement_table(keras_logits: np.ndarray, torch_logits_: np.ndarray, targets
     return rows
 
 
-def int8_tflite(variant: str, pixels: np.ndarray, calibration: int, threads: int, runs: int,
-                keras_probabilities: np.ndarray) -> list[str]:
-    """Convert the ImageNet named model to int8 with dlpipe's exporter; size, latency and agreement rows."""
+def int8_tflite(variant: str, pixels: np.ndarray, targets: np.ndarray, calibration: int, threads: int, runs: int,
+                keras_logits: np.ndarray, save_to: Path | None = None) -> list[str]:
+    """Convert the ImageNet named model to int8 with dlpipe's exporter; a markdown table of size, latency, accuracy."""
     from ai_edge_litert.interpreter import Interpreter
 
     from dlpipe.models.export_formats import export_image_tflite
@@ -135,11 +137,15 @@ def int8_tflite(variant: str, pixels: np.ndarray, calibration: int, threads: int
     sample = pixels[::step][:calibration].astype(np.float32)  # spread over ants and bees
     with tempfile.TemporaryDirectory(prefix="lite-int8-") as folder:
         started = time.perf_counter()
-        path = export_image_tflite(named.model, Path(folder) / "model_int8.tflite", named.class_names,
-                                   named.preprocessing, "int8", representative=sample)
+        with contextlib.redirect_stdout(io.StringIO()):  # Keras prints every captured variable while exporting
+            path = export_image_tflite(named.model, Path(folder) / "model_int8.tflite", named.class_names,
+                                       named.preprocessing, "int8", representative=sample)
         convert_s = time.perf_counter() - started
         size = path.stat().st_size
         interpreter = Interpreter(model_path=str(path), num_threads=threads)
+        if save_to is not None:  # for bench/tflite_latency.py, which times several files under the same load
+            save_to.mkdir(parents=True, exist_ok=True)
+            (save_to / f"efficientnet_{variant}_imagenet_int8.tflite").write_bytes(path.read_bytes())
     interpreter.allocate_tensors()
     inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
     scale, zero = inp["quantization"]
@@ -158,12 +164,17 @@ def int8_tflite(variant: str, pixels: np.ndarray, calibration: int, threads: int
         run(image)
         times.append((time.perf_counter() - started) * 1000)
     p50, p90 = statistics.median(times), statistics.quantiles(times, n=10)[-1]
-    agree = float((tflite_top1 == keras_probabilities.argmax(axis=1)).mean())
-    return [f"| int8 .tflite (uint8 in/out, 1000 classes, calibrated on {len(sample)} photos) | "
-            f"{size / 1e6:.2f} MB ({size:,} bytes); converted in {convert_s:.0f} s |",
+    agree = float((tflite_top1 == keras_logits.argmax(axis=1)).mean())
+    count = len(pixels)
+    return ["", "| int8 TFLite of the ImageNet model (dlpipe `export_image_tflite`, uint8 in/out) | value |",
+            "| --- | --- |",
+            f"| file size | {size / 1e6:.2f} MB ({size:,} bytes); converted in {convert_s:.0f} s, "
+            f"calibrated on {len(sample)} photos |",
             f"| LiteRT latency per image, {threads} threads, batch 1, {runs} calls: p50 / p90 | "
             f"{p50:.1f} / {p90:.1f} ms |",
-            f"| int8 top-1 agreement with the float Keras model | {agree:.4f} ({agree * len(pixels):.0f}/{len(pixels)}) |"]
+            f"| top-1 agreement with the float Keras port | {agree:.4f} ({agree * count:.0f}/{count}) |",
+            f"| right ImageNet class top-1 (float Keras port) | {float((tflite_top1 == targets).mean()):.3f} "
+            f"({hit_rate(keras_logits, targets, 1):.3f}) |"]
 
 
 def main() -> None:
@@ -174,6 +185,7 @@ def main() -> None:
     parser.add_argument("--no-tflite", action="store_true", help="skip the int8 conversion and latency")
     parser.add_argument("--calibration", type=int, default=100, help="photos that calibrate the int8 ranges")
     parser.add_argument("--runs", type=int, default=200, help="timed single-image LiteRT calls")
+    parser.add_argument("--save-tflite", type=Path, metavar="DIR", help="keep the int8 file in DIR")
     args = parser.parse_args()
 
     from dlpipe.models import efficientnet_lite as lite
@@ -187,7 +199,8 @@ def main() -> None:
     gif = sum(path.suffix.lower() == ".gif" for path in paths)
     rows = agreement_table(keras_logits, reference, targets)
     if not args.no_tflite:
-        rows += int8_tflite(args.variant, pixels, args.calibration, args.threads, args.runs, softmax(keras_logits))
+        rows += int8_tflite(args.variant, pixels, targets, args.calibration, args.threads, args.runs, keras_logits,
+                            args.save_tflite)
 
     print(f"\n{spec.title} ({spec.input_size} px, crop from {spec.resize_size}), Keras port vs PyTorch "
           f"`efficientnet-lite-pytorch` (torch {info['torch']}), {date.today()}: {len(paths)} hymenoptera train photos "
