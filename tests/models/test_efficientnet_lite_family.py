@@ -176,7 +176,7 @@ def test_pipeline_preprocessing_follows_the_backbone(name, color_folder, tmp_pat
     """`--set model.backbone=efficientnet_lite1` resizes to 240 px (Lite2: 260) with no image_size given."""
     out = tmp_path / "run"
     args = ["run", "image-classify", "--data", str(color_folder), "--out", str(out),
-            "--set", f"model.backbone={name}", "--set", "stages=[load, preprocess]"]
+            "--set", f"model.backbone={name}", "--set", "stages=[load, model, preprocess]"]
     result = CliRunner().invoke(main, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     size = EXPECTED[name][0]
