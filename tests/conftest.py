@@ -77,6 +77,13 @@ TINY_SETS = [
 ]
 
 
+# --set overrides for a sentiment run of a few seconds: a tiny GRU on short sequences
+TINY_TEXT_SETS = [
+    "train.epochs=6", "train.batch_size=16", "train.progress=none", "train.learning_rate=0.01",
+    "preprocess.sequence_length=12", "model.architecture=gru", "model.embedding_dim=16", "model.units=16",
+]
+
+
 POSITIVE_WORDS = ["great", "love", "excellent", "good", "happy", "perfect", "nice", "wonderful"]
 NEGATIVE_WORDS = ["bad", "hate", "terrible", "awful", "poor", "broken", "worst", "sad"]
 FILLER = ["the", "phone", "food", "it", "was", "really", "this", "place", "service", "very"]

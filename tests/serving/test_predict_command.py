@@ -6,6 +6,8 @@ import json
 
 from click.testing import CliRunner
 
+from conftest import TINY_TEXT_SETS
+
 from dlpipe.pipelines.cli import main
 from dlpipe.models.runtimes import load_runtime
 
@@ -38,9 +40,7 @@ def test_text_model_predicts_lines_of_text_files(sentences_file, tmp_path):
     from dlpipe.pipelines import api
 
     out = tmp_path / "run"
-    sets = ["train.epochs=6", "train.batch_size=16", "train.progress=none", "train.learning_rate=0.01",
-            "preprocess.sequence_length=12", "model.architecture=gru", "model.embedding_dim=16", "model.units=16",
-            "export.formats=[keras]"]
+    sets = [*TINY_TEXT_SETS, "export.formats=[keras]"]
     api.run("sentiment", data=str(sentences_file), out=out, sets=sets, echo=lambda _: None)
     texts = tmp_path / "texts.jsonl"
     texts.write_bytes(b'{"text": "Really great and wonderful service."}\n{"txt": "wrong key"}\n'

@@ -10,6 +10,8 @@ import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
+from conftest import TINY_TEXT_SETS
+
 from dlpipe.models import artifacts
 from dlpipe.pipelines.cli import main
 from dlpipe.serving.repository import ModelRepository
@@ -64,9 +66,7 @@ def test_serve_answers_like_predict_on_a_text_tflite(sentences_file, tmp_path):
     from dlpipe.pipelines import api
 
     run = tmp_path / "run"
-    sets = ["train.epochs=6", "train.batch_size=16", "train.progress=none", "train.learning_rate=0.01",
-            "preprocess.sequence_length=12", "model.architecture=gru", "model.embedding_dim=16", "model.units=16",
-            "export.formats=[keras, tflite-dynamic]"]
+    sets = [*TINY_TEXT_SETS, "export.formats=[keras, tflite-dynamic]"]
     api.run("sentiment", data=str(sentences_file), out=run, sets=sets, echo=lambda _: None)
     alone = tmp_path / "alone"
     alone.mkdir()
