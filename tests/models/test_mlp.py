@@ -43,11 +43,11 @@ def test_mlp_is_a_from_scratch_backbone_row():
         build_classifier(spec, 10, 28, "imagenet")
 
 
-def _fit_and_score(backbone: str, epochs: int) -> float:
-    """Train the dlpipe classifier on 1,000 mnist-5k training digits; accuracy on 300 held-out digits."""
+def _fit_and_score(backbone: str, epochs: int, count: int) -> float:
+    """Train the dlpipe classifier on `count` mnist-5k training digits; accuracy on 300 held-out digits."""
     keras.utils.set_random_seed(0)
-    data = load_builtin("mnist-5k", limit=1000)
-    train = array_dataset(data.train_images, data.train_labels).cache().shuffle(1000, seed=0).batch(32)
+    data = load_builtin("mnist-5k", limit=count)
+    train = array_dataset(data.train_images, data.train_labels).cache().shuffle(count, seed=0).batch(32)
     test = array_dataset(data.test_images[:300], data.test_labels[:300]).batch(100)
     model = build_classifier(get_backbone(backbone), 10, 28, None)
     model.compile(optimizer=keras.optimizers.Adam(2e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
@@ -56,11 +56,11 @@ def _fit_and_score(backbone: str, epochs: int) -> float:
 
 
 def test_mlp_learns_real_digits_well_above_chance():
-    assert _fit_and_score("mlp", epochs=3) > 0.8  # chance is 0.1
+    assert _fit_and_score("mlp", epochs=3, count=1000) > 0.8  # chance is 0.1
 
 
 def test_small_cnn_learns_the_same_digits():
-    assert _fit_and_score("small_cnn", epochs=3) > 0.6  # batch-norm statistics settle slowly in 100 steps
+    assert _fit_and_score("small_cnn", epochs=3, count=600) > 0.7  # 0.94 measured; batch-norm statistics need the steps
 
 
 def test_image_classify_trains_and_exports_an_mlp(trained_mlp_run):
