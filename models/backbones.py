@@ -18,6 +18,7 @@ import keras
 
 from dlpipe.errors import ConfigError, WeightsUnavailableError
 from dlpipe.models import tfhub
+from dlpipe.models.mlp import mlp
 from dlpipe.models.small_cnn import small_cnn
 from dlpipe.registry import Registry
 
@@ -133,6 +134,13 @@ def _small_cnn(input_shape: tuple[int, int, int], weights: str | None) -> keras.
     return model
 
 
+def _mlp(input_shape: tuple[int, int, int], weights: str | None) -> keras.Model:
+    model = mlp(input_shape)
+    if weights:
+        model.load_weights(weights)
+    return model
+
+
 def _register_defaults() -> None:
     apps = keras.applications
     rows = [
@@ -153,6 +161,12 @@ def _register_defaults() -> None:
             "small_cnn", _small_cnn, 96, "unit", 256, False,
             "small CNN trained from scratch (no pretrained weights)", resize="stretch",
             block_pattern=r"^(stage\d+)_",
+        ),
+        BackboneSpec(
+            "mlp", _mlp, 32, "unit", 256, False,
+            "multi-layer perceptron trained from scratch: flatten, dense 512-256 with batch-norm and dropout "
+            "(a baseline for small images such as builtin:fashion-mnist)", resize="stretch",
+            block_pattern=r"^(dense\d+)",
         ),
     ]
     for row in rows:

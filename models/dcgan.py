@@ -1,0 +1,436 @@
+"""A DCGAN for small grayscale (or colour) images: models, training, samples and the Fréchet distance.
+
+The generator maps a Gaussian latent vector to an image in [-1, 1] (tanh)
+through a dense projection and stride-2 transposed convolutions (with
+batch-norm and ReLU, the DCGAN recipe); the discriminator mirrors it with
+stride-2 convolutions and LeakyReLU and returns one logit. `DCGAN` trains both
+with `fit()` through the Keras 3 `train_step` idiom (one discriminator step on
+real + generated images, then one generator step through the frozen
+discriminator), so Keras callbacks, `BackupAndRestore` and CSV logs just work.
+
+Quality is measured as a Fréchet distance (the FID recipe, with a feature
+model trained on the same data instead of Inception, which is neither offline
+nor suited to 28x28 grayscale): the 128-wide penultimate layer of a small CNN
+classifier trained on the real labelled images. Two disjoint halves of the
+real data give the floor a perfect generator would reach at that sample size.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Iterable
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import layers, ops
+
+from dlpipe.errors import DlpipeError
+
+FEATURE_LAYER = "features"
+
+
+# ---------------------------------------------------------------------------------------------- models
+
+
+def _check_size(image_size: int, steps: int, name: str) -> int:
+    if steps < 1:
+        raise ValueError(f"`{name}` must be at least 1. Received: {name}={steps}")
+    start = image_size // 2**steps
+    if start < 2 or start * 2**steps != image_size:
+        raise ValueError(
+            f"`image_size` must be a multiple of 2**{name} (= {2**steps}) and at least {2 * 2**steps}. "
+            f"Received: image_size={image_size}, {name}={steps}"
+        )
+    return start
+
+
+def build_generator(
+    latent_dim: int = 64,
+    image_size: int = 28,
+    channels: int = 1,
+    filters: int = 32,
+    upsamplings: int = 2,
+    name: str = "generator",
+) -> keras.Model:
+    """Latent (latent_dim,) -> image (image_size, image_size, channels) in [-1, 1].
+
+    The latent vector is projected to (image_size / 2**upsamplings)^2 positions
+    of filters * 2**upsamplings channels, then each stride-2 transposed
+    convolution doubles the size and halves the channels (28x28: 7 -> 14 -> 28).
+    """
+    start = _check_size(image_size, upsamplings, "upsamplings")
+    width = filters * 2**upsamplings
+    inputs = keras.Input(shape=(latent_dim,), name="latent")
+    x = layers.Dense(start * start * width, use_bias=False, name="project")(inputs)
+    x = layers.BatchNormalization(name="project_bn")(x)
+    x = layers.ReLU(name="project_relu")(x)
+    x = layers.Reshape((start, start, width), name="reshape")(x)
+    for step in range(upsamplings):
+        width //= 2
+        x = layers.Conv2DTranspose(width, 4, strides=2, padding="same", use_bias=False, name=f"up{step}")(x)
+        x = layers.BatchNormalization(name=f"up{step}_bn")(x)
+        x = layers.ReLU(name=f"up{step}_relu")(x)
+    outputs = layers.Conv2D(channels, 5, padding="same", activation="tanh", name="image")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def build_discriminator(
+    image_size: int = 28,
+    channels: int = 1,
+    filters: int = 32,
+    downsamplings: int = 2,
+    dropout: float = 0.3,
+    name: str = "discriminator",
+) -> keras.Model:
+    """Image in [-1, 1] -> one logit (real > 0). No batch-norm, so real and fake batches never mix statistics."""
+    _check_size(image_size, downsamplings, "downsamplings")
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={dropout}")
+    inputs = keras.Input(shape=(image_size, image_size, channels), name="image")
+    x = inputs
+    for step in range(downsamplings):
+        x = layers.Conv2D(filters * 2**step, 4, strides=2, padding="same", name=f"down{step}")(x)
+        x = layers.LeakyReLU(0.2, name=f"down{step}_lrelu")(x)
+        if dropout:
+            x = layers.Dropout(dropout, name=f"down{step}_dropout")(x)
+    x = layers.Flatten(name="flatten")(x)
+    outputs = layers.Dense(1, name="logit")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+class DCGAN(keras.Model):
+    """Generator + discriminator trained adversarially with `fit(images)`.
+
+    `fit` takes batches of real images in [-1, 1] (`to_gan_range`), alone or as
+    (images, labels) pairs whose labels are ignored. Losses are the standard
+    non-saturating ones on logits; real targets are smoothed to
+    1 - label_smoothing, which keeps the discriminator from saturating early.
+
+    Args:
+        generator, discriminator: from `build_generator` / `build_discriminator`.
+        label_smoothing: in [0, 0.5).
+        seed: seeds the latent draws (their state is saved with the weights).
+    """
+
+    def __init__(self, generator: keras.Model, discriminator: keras.Model, label_smoothing: float = 0.1,
+                 seed: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        if not 0.0 <= label_smoothing < 0.5:
+            raise ValueError(f"`label_smoothing` must be in [0, 0.5). Received: label_smoothing={label_smoothing}")
+        if generator.output_shape[1:] != discriminator.input_shape[1:]:
+            raise ValueError(f"generator makes {generator.output_shape[1:]} images, the discriminator takes "
+                             f"{discriminator.input_shape[1:]}")
+        self.generator = generator
+        self.discriminator = discriminator
+        self.latent_dim = int(generator.input_shape[-1])
+        self.label_smoothing = label_smoothing
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.d_loss_tracker = keras.metrics.Mean(name="d_loss")
+        self.g_loss_tracker = keras.metrics.Mean(name="g_loss")
+        self.built = True  # both parts are functional models, built already (BackupAndRestore checks this)
+
+    def compile(self, d_optimizer: keras.optimizers.Optimizer | None = None,
+                g_optimizer: keras.optimizers.Optimizer | None = None, **kwargs) -> None:
+        """Adam(2e-4, beta_1=0.5) for both by default (the DCGAN paper's setting)."""
+        super().compile(**kwargs)
+        self.d_optimizer = d_optimizer or keras.optimizers.Adam(2e-4, beta_1=0.5)
+        self.g_optimizer = g_optimizer or keras.optimizers.Adam(2e-4, beta_1=0.5)
+        # built now, so restoring a backup (before the first step) finds their slots and restores them too;
+        # Keras's own `optimizer` (unused by train_step) as well, or fit() builds it later and the backup mismatches
+        self.d_optimizer.build(self.discriminator.trainable_variables)
+        self.g_optimizer.build(self.generator.trainable_variables)
+        self.optimizer.build(self.trainable_variables)
+
+    @property
+    def metrics(self) -> list[keras.metrics.Metric]:
+        return [self.d_loss_tracker, self.g_loss_tracker]
+
+    def call(self, latent, training: bool = False):
+        return self.generator(latent, training=training)
+
+    def _bce(self, target: float, logits):
+        return ops.mean(ops.binary_crossentropy(ops.full(ops.shape(logits), target), logits, from_logits=True))
+
+    def train_step(self, data):
+        real = data[0] if isinstance(data, (tuple, list)) else data
+        batch = ops.shape(real)[0]
+        latent = keras.random.normal((batch, self.latent_dim), seed=self.seed_generator)
+        fake = self.generator(latent, training=True)
+        with tf.GradientTape() as tape:
+            real_logits = self.discriminator(real, training=True)
+            fake_logits = self.discriminator(fake, training=True)
+            d_loss = self._bce(1.0 - self.label_smoothing, real_logits) + self._bce(0.0, fake_logits)
+        grads = tape.gradient(d_loss, self.discriminator.trainable_variables)
+        self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_variables))
+
+        latent = keras.random.normal((batch, self.latent_dim), seed=self.seed_generator)
+        with tf.GradientTape() as tape:
+            # the generator wins when the discriminator calls its images real; only its weights move
+            g_loss = self._bce(1.0, self.discriminator(self.generator(latent, training=True), training=True))
+        grads = tape.gradient(g_loss, self.generator.trainable_variables)
+        self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_variables))
+        self.d_loss_tracker.update_state(d_loss)
+        self.g_loss_tracker.update_state(g_loss)
+        return {m.name: m.result() for m in self.metrics}
+
+    def generate(self, count: int, seed: int = 0, batch_size: int = 256) -> np.ndarray:
+        """`count` generated images as uint8 (N, H, W, C), from a fixed seed (independent of training draws)."""
+        latent = np.random.default_rng(seed).standard_normal((count, self.latent_dim)).astype(np.float32)
+        images = self.generator.predict(latent, batch_size=batch_size, verbose=0)
+        return to_pixels(images)
+
+
+def make_dcgan(image_size: int = 28, channels: int = 1, latent_dim: int = 64, filters: int = 32,
+               steps: int = 2, seed: int = 0) -> DCGAN:
+    """A compiled DCGAN for image_size x image_size x channels (steps = stride-2 layers each side)."""
+    keras.utils.set_random_seed(seed)
+    gan = DCGAN(build_generator(latent_dim, image_size, channels, filters, steps),
+                build_discriminator(image_size, channels, filters, steps), seed=seed)
+    gan.compile()
+    return gan
+
+
+# ---------------------------------------------------------------------------------------------- data
+
+
+def to_gan_range(images: np.ndarray) -> np.ndarray:
+    """uint8 pixels (N, H, W) or (N, H, W, C) -> float32 (N, H, W, C) in [-1, 1], the generator's range."""
+    images = np.asarray(images)
+    if images.ndim == 3:
+        images = images[..., None]
+    return images.astype(np.float32) / 127.5 - 1.0
+
+
+def to_pixels(images) -> np.ndarray:
+    """Generator output in [-1, 1] -> uint8 pixels (rounded, clipped)."""
+    return np.clip(np.rint((np.asarray(images) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def gan_dataset(images: np.ndarray, batch_size: int = 64, seed: int = 0, shuffle: bool = True) -> tf.data.Dataset:
+    """uint8 images -> batches in [-1, 1]; the last, partial batch is dropped (full batches keep D and G balanced)."""
+    ds = tf.data.Dataset.from_tensor_slices(to_gan_range(images))
+    if shuffle:
+        ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+    return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+
+
+# ---------------------------------------------------------------------------------------------- training
+
+
+def train_gan(
+    gan: DCGAN,
+    dataset: tf.data.Dataset,
+    epochs: int,
+    checkpoint_dir: str | Path,
+    callbacks: Iterable[keras.callbacks.Callback] = (),
+    verbose: int = 0,
+) -> dict[str, list[float]]:
+    """Train to `epochs` in total, resuming from `checkpoint_dir` if an earlier call got part of the way.
+
+    Every epoch backs up both networks, both optimizers and the latent seed
+    state (Keras `BackupAndRestore`, kept after training), and appends the
+    losses to `checkpoint_dir/history.csv`. A killed run restarted with the
+    same call continues after its last finished epoch; calling again with a
+    larger `epochs` trains further. Returns the whole history read back from the CSV.
+    """
+    if epochs < 1:
+        raise DlpipeError(f"train_gan: epochs must be at least 1. Received: epochs={epochs}")
+    if not hasattr(gan, "d_optimizer"):
+        gan.compile()
+    folder = Path(checkpoint_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    history_file = folder / "history.csv"
+    # the caller's callbacks first (their logs, e.g. 'fid', reach the CSV); logged before the backup, so a kill
+    # in between repeats the epoch (the later row wins) rather than losing it
+    steps = [*callbacks, keras.callbacks.CSVLogger(str(history_file), append=True), _SeedStates(folder),
+             keras.callbacks.BackupAndRestore(str(folder / "backup"), delete_checkpoint=False)]
+    gan.fit(dataset, epochs=epochs, callbacks=steps, verbose=verbose)
+    return read_gan_history(history_file)
+
+
+class _SeedStates(keras.callbacks.Callback):
+    """Back up the random-seed states (latent draws, dropout masks), which Keras weight files leave out.
+
+    Without them a resumed epoch would repeat the random draws of the first
+    epoch. Saved per epoch with its number, restored only when it matches the
+    epoch the weights backup holds.
+    """
+
+    def __init__(self, folder: Path):
+        super().__init__()
+        self.path = folder / "seed_states.npz"
+        self.metadata = folder / "backup" / "training_metadata.json"
+
+    def _states(self) -> list:
+        return [v for v in self.model.variables if v.path.endswith("seed_generator_state")]
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        import json
+
+        if not (self.path.is_file() and self.metadata.is_file()):
+            return
+        with np.load(self.path) as saved:
+            if int(saved["epoch"]) != json.loads(self.metadata.read_text())["epoch"]:
+                return
+            for index, variable in enumerate(self._states()):
+                variable.assign(saved[f"state{index}"])
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        from dlpipe import atomic
+
+        states = {f"state{i}": np.asarray(v.numpy()) for i, v in enumerate(self._states())}
+        with atomic.replacing_file(self.path) as tmp:
+            np.savez(tmp, epoch=epoch + 1, **states)
+
+
+def read_gan_history(path: str | Path) -> dict[str, list[float]]:
+    """A `train_gan` history.csv -> {metric: [value per epoch]}; for a repeated epoch the later row wins."""
+    import csv
+
+    rows: dict[int, dict[str, str]] = {}
+    path = Path(path)
+    if path.is_file():
+        with path.open(newline="", encoding="utf-8") as handle:
+            for row in csv.DictReader(handle):
+                if row.get("epoch", "").isdigit():
+                    rows[int(row["epoch"])] = row
+    history: dict[str, list[float]] = {}
+    for epoch in sorted(rows):
+        for key, value in rows[epoch].items():
+            if key != "epoch":
+                try:
+                    history.setdefault(key, []).append(float(value))
+                except (TypeError, ValueError):  # CSVLogger writes NA for the val_ columns of a fit without validation
+                    history.setdefault(key, []).append(math.nan)
+    return {key: values for key, values in history.items() if not all(math.isnan(v) for v in values)}
+
+
+# ---------------------------------------------------------------------------------------------- samples
+
+
+def image_grid(images: np.ndarray, columns: int = 8, padding: int = 2) -> np.ndarray:
+    """uint8 images (N, H, W[, C]) -> one uint8 picture, `columns` wide, with black padding between tiles."""
+    images = np.asarray(images)
+    if images.ndim == 4 and images.shape[-1] == 1:
+        images = images[..., 0]
+    count, height, width = images.shape[:3]
+    rows = math.ceil(count / columns)
+    shape = (rows * (height + padding) + padding, columns * (width + padding) + padding) + images.shape[3:]
+    grid = np.zeros(shape, np.uint8)
+    for index, image in enumerate(images):
+        top = padding + (index // columns) * (height + padding)
+        left = padding + (index % columns) * (width + padding)
+        grid[top:top + height, left:left + width] = image
+    return grid
+
+
+def save_sample_grid(gan_or_images: DCGAN | np.ndarray, path: str | Path, count: int = 64, columns: int = 8,
+                     seed: int = 0, scale: int = 2) -> Path:
+    """Write a PNG grid of `count` samples from a DCGAN (fixed seed, so epochs compare) or of given uint8 images."""
+    from PIL import Image
+
+    from dlpipe import atomic
+
+    images = gan_or_images.generate(count, seed) if isinstance(gan_or_images, DCGAN) else np.asarray(gan_or_images)
+    picture = Image.fromarray(image_grid(images[:count], columns))
+    if scale > 1:
+        picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic.replacing_file(path) as tmp:
+        picture.save(tmp, format="PNG")
+    return path
+
+
+# ---------------------------------------------------------------------------------------------- Fréchet distance
+
+
+def build_feature_classifier(image_shape: tuple[int, int, int], num_classes: int, width: int = 128) -> keras.Model:
+    """Small CNN on images in [-1, 1]: conv32-pool-conv64-pool-dense(width, named 'features')-softmax."""
+    inputs = keras.Input(shape=image_shape, name="image")
+    x = layers.Conv2D(32, 3, padding="same", activation="relu")(inputs)
+    x = layers.MaxPooling2D()(x)
+    x = layers.Conv2D(64, 3, padding="same", activation="relu")(x)
+    x = layers.MaxPooling2D()(x)
+    x = layers.Flatten()(x)
+    x = layers.Dense(width, activation="relu", name=FEATURE_LAYER)(x)
+    x = layers.Dropout(0.3)(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name="fid_classifier")
+
+
+def train_feature_model(images: np.ndarray, labels: np.ndarray, epochs: int = 3, batch_size: int = 64,
+                        seed: int = 0) -> keras.Model:
+    """Train the feature classifier on real labelled uint8 images; return the model up to its 'features' layer."""
+    keras.utils.set_random_seed(seed)
+    x = to_gan_range(images)
+    classifier = build_feature_classifier(x.shape[1:], int(np.max(labels)) + 1)
+    classifier.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy",
+                       metrics=["accuracy"])
+    classifier.fit(x, np.asarray(labels), epochs=epochs, batch_size=batch_size, verbose=0)
+    return feature_model(classifier)
+
+
+def feature_model(classifier: keras.Model) -> keras.Model:
+    """The classifier cut at its penultimate ('features') layer."""
+    return keras.Model(classifier.inputs, classifier.get_layer(FEATURE_LAYER).output, name="fid_features")
+
+
+def frechet_distance(features_a: np.ndarray, features_b: np.ndarray) -> float:
+    """Fréchet distance between Gaussians fitted to two (N, D) feature sets.
+
+    d² = |mu_a - mu_b|² + tr(S_a + S_b - 2 (S_a^½ S_b S_a^½)^½); the matrix
+    square roots come from symmetric eigendecompositions, which stay real and
+    stable where a general `sqrtm` can return complex noise.
+    """
+    a = np.asarray(features_a, np.float64)
+    b = np.asarray(features_b, np.float64)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[1] or min(len(a), len(b)) < 2:
+        raise ValueError(f"need two (N, D) feature sets with the same D and N >= 2. Received: {a.shape}, {b.shape}")
+    mu_a, mu_b = a.mean(0), b.mean(0)
+    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    values, vectors = np.linalg.eigh(cov_a)
+    root_a = (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
+    cross = np.linalg.eigvalsh(root_a @ cov_b @ root_a)
+    trace_root = np.sqrt(np.clip(cross, 0, None)).sum()
+    return float(((mu_a - mu_b) ** 2).sum() + np.trace(cov_a) + np.trace(cov_b) - 2.0 * trace_root)
+
+
+def image_frechet_distance(features: keras.Model, images_a: np.ndarray, images_b: np.ndarray) -> float:
+    """Fréchet distance between two sets of uint8 images in the feature model's space."""
+    embed = lambda images: features.predict(to_gan_range(images), batch_size=256, verbose=0)  # noqa: E731
+    return frechet_distance(embed(images_a), embed(images_b))
+
+
+def real_floor(features: keras.Model, images: np.ndarray, seed: int = 0) -> float:
+    """The distance between two disjoint random halves of real images: the floor at that sample size."""
+    order = np.random.default_rng(seed).permutation(len(images))
+    half = len(images) // 2
+    return image_frechet_distance(features, images[order[:half]], images[order[half:2 * half]])
+
+
+class FrechetMonitor(keras.callbacks.Callback):
+    """After each epoch: the Fréchet distance of `count` generated images to real ones, into the logs as 'fid'.
+
+    The generated images come from a fixed seed, so epochs compare; an optional
+    `grid_dir` gets a sample grid per epoch (epoch_001.png, ...).
+    """
+
+    def __init__(self, features: keras.Model, real_images: np.ndarray, count: int = 1000,
+                 grid_dir: str | Path | None = None, seed: int = 1):
+        super().__init__()
+        self.features = features
+        self.real_images = np.asarray(real_images)[:count]
+        self.count = min(count, len(self.real_images))
+        self.grid_dir = Path(grid_dir) if grid_dir else None
+        self.seed = seed
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        generated = self.model.generate(self.count, self.seed)
+        fid = image_frechet_distance(self.features, self.real_images, generated)
+        if logs is not None:
+            logs["fid"] = fid
+        if self.grid_dir is not None:
+            save_sample_grid(generated, self.grid_dir / f"epoch_{epoch + 1:03d}.png")
