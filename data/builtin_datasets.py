@@ -326,3 +326,50 @@ def array_dataset(
         raise DataError("labels", f"{len(labels)} labels for {len(images)} images")
     ds = tf.data.Dataset.from_tensor_slices((images, labels.astype(np.int32)))
     return ds.map(lambda x, y: (convert(x), y), num_parallel_calls=tf.data.AUTOTUNE)
+
+
+@dataclass(frozen=True)
+class BuiltinFolders:
+    """A built-in dataset written out as class-per-folder PNGs, so every image-folder path (the load stage,
+    `dlpipe evaluate`, `dlpipe predict`, int8 calibration) reads it unchanged."""
+
+    train: Path
+    test: Path
+    class_names: tuple[str, ...]  # in label order; folder names are `NN_<name>` so sorting keeps that order
+    split: str
+
+
+def cache_dir() -> Path:
+    """Where built-in datasets are written as files: $DLPIPE_CACHE, else ~/.cache/dlpipe."""
+    return Path(os.environ.get("DLPIPE_CACHE") or Path.home() / ".cache" / "dlpipe")
+
+
+def builtin_folders(name: str, limit: int | None = None) -> BuiltinFolders:
+    """The dataset as `train/` and `test/` image folders under `cache_dir()`, written once (atomically)."""
+    from dlpipe import atomic
+
+    data = load_builtin(name, limit)
+    root = cache_dir() / "builtin" / (data.name + (f"-limit{limit}" if limit else ""))
+    folders = [f"{index:02d}_{_safe(label)}" for index, label in enumerate(data.class_names)]
+    for split, images, labels in (("train", data.train_images, data.train_labels),
+                                  ("test", data.test_images, data.test_labels)):
+        target = root / split
+        if (target / ".complete").is_file():
+            continue
+        with atomic.replacing_dir(target) as tmp:
+            _write_pngs(tmp, images, labels, folders)
+            (tmp / ".complete").write_text(f"{len(images)}\n")
+    return BuiltinFolders(root / "train", root / "test", tuple(data.class_names), data.split)
+
+
+def _safe(label: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_" else "-" for ch in label)
+
+
+def _write_pngs(folder: Path, images: np.ndarray, labels: np.ndarray, folders: list[str]) -> None:
+    from PIL import Image
+
+    for name in folders:
+        (folder / name).mkdir()
+    for index, (image, label) in enumerate(zip(images, labels)):
+        Image.fromarray(image).save(folder / folders[int(label)] / f"{index:05d}.png", compress_level=1)

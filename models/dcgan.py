@@ -177,9 +177,14 @@ class DCGAN(keras.Model):
 
     def generate(self, count: int, seed: int = 0, batch_size: int = 256) -> np.ndarray:
         """`count` generated images as uint8 (N, H, W, C), from a fixed seed (independent of training draws)."""
-        latent = np.random.default_rng(seed).standard_normal((count, self.latent_dim)).astype(np.float32)
-        images = self.generator.predict(latent, batch_size=batch_size, verbose=0)
-        return to_pixels(images)
+        return generate_images(self.generator, count, seed, batch_size)
+
+
+def generate_images(generator: keras.Model, count: int, seed: int = 0, batch_size: int = 256) -> np.ndarray:
+    """`count` images from a generator alone (e.g. a run's generator.keras) as uint8 (N, H, W, C)."""
+    latent_dim = int(generator.input_shape[-1])
+    latent = np.random.default_rng(seed).standard_normal((count, latent_dim)).astype(np.float32)
+    return to_pixels(generator.predict(latent, batch_size=batch_size, verbose=0))
 
 
 def make_dcgan(image_size: int = 28, channels: int = 1, latent_dim: int = 64, filters: int = 32,

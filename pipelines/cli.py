@@ -241,6 +241,25 @@ def serve_command(model_dir: str, host: str, port: int, max_batch_size: int, max
         stop.set()
 
 
+@main.command("generate")
+@click.argument("run_dir")
+@click.option("--n", "count", default=64, show_default=True, help="How many images to generate.")
+@click.option("--out", "out_file", required=True, type=click.Path(dir_okay=False), help="The PNG grid to write.")
+@click.option("--columns", default=8, show_default=True, help="Images per row of the grid.")
+@click.option("--seed", default=0, show_default=True, help="Seed of the latent draws (same seed, same images).")
+@_friendly_errors
+def generate_command(run_dir: str, count: int, out_file: str, columns: int, seed: int) -> None:
+    """Sample a trained `gan` run's generator (RUN_DIR/generator.keras) into a PNG grid."""
+    from pathlib import Path
+
+    from dlpipe.models import artifacts
+    from dlpipe.models.dcgan import generate_images, save_sample_grid
+
+    generator = artifacts.load_keras(Path(run_dir) / "generator.keras")
+    path = save_sample_grid(generate_images(generator, count, seed), out_file, count=count, columns=columns)
+    click.echo(f"wrote {path}: {count} generated images")
+
+
 @main.command("pipelines")
 def pipelines_command() -> None:
     """List the pipelines, their tasks and their stages."""

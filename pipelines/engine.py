@@ -33,9 +33,10 @@ def run_pipeline(
     """Run every stage of `config.stages`; returns the final context."""
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic.write_text(out_dir / CONFIG_FILE, config.to_yaml())
-    from dlpipe.models.tasks import get_task
+    from dlpipe.models.tasks import TASKS
 
-    ctx = RunContext(out_dir=out_dir, seed=config.seed, config=config, task=get_task(spec.task), resume=resume,
+    task = TASKS.get(spec.task) if spec.task in TASKS else None
+    ctx = RunContext(out_dir=out_dir, seed=config.seed, config=config, task=task, resume=resume,
                      echo=echo, extra_callbacks=list(callbacks))
     ctx.report.update(
         pipeline=spec.name,

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     import keras
     import tensorflow as tf
 
+    from dlpipe.data.builtin_datasets import ArrayDataset
     from dlpipe.models.tasks import Task
     from dlpipe.pipelines.config import ResolvedConfig
 
@@ -69,7 +70,7 @@ class RunContext:
     out_dir: Path
     seed: int
     config: "ResolvedConfig"
-    task: "Task"
+    task: "Task | None"  # None for a pipeline whose artifact no runtime serves (the GAN's generator)
     resume: bool = False
     echo: Callable[[str], None] = print
     extra_callbacks: list["keras.callbacks.Callback"] = field(default_factory=list)
@@ -78,6 +79,7 @@ class RunContext:
     class_names: list[str] = field(default_factory=list)
     train: Examples = field(default_factory=Examples)
     val: Examples = field(default_factory=Examples)
+    arrays: "ArrayDataset | None" = None  # in-memory images of a built-in dataset, with its fixed split
     model_input: ModelInput | None = None
     preprocessing: Any = None  # the task's preprocessing dataclass (ImagePreprocessing, TextPreprocessing)
     train_data: "tf.data.Dataset | None" = None

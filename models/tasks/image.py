@@ -123,15 +123,21 @@ class ImageTask(ClassificationTask):
         return np.stack([np.asarray(item, np.float32) for item in items])
 
     def labelled_data(self, path: Path) -> LabelledData:
-        from dlpipe.data.images import scan_image_folder
+        """A class-per-folder directory, or `builtin:NAME` (its fixed test split)."""
+        from dlpipe.data.builtin_datasets import builtin_folders, is_builtin
+        from dlpipe.data.images import display_name, scan_image_folder
 
+        names = None
+        if is_builtin(str(path)):
+            builtin = builtin_folders(str(path))
+            path, names = builtin.test, list(builtin.class_names)
         if not path.is_dir():
             raise DataError(str(path), "an image model is evaluated on a folder with one sub-folder of images per class")
         folder = scan_image_folder(path, verify=False)  # unreadable files become errors when `batches` reads them
         inputs = InputSet()
         for item in folder.paths:
-            inputs.add(item, item)
-        labels = [folder.class_names[label] for label in folder.labels]
+            inputs.add(display_name(item), item)
+        labels = [(names or folder.class_names)[label] for label in folder.labels]
         return LabelledData(inputs, labels, [{"path": item.path, "reason": item.reason} for item in folder.skipped])
 
     def keras_feed(self, prep: "ImagePreprocessing", side: "SideFiles") -> Callable[[Any], Any]:

@@ -1,7 +1,6 @@
 """Stages of the `gan` pipeline: load a built-in dataset, build a DCGAN, train it (resumable), export samples.
 
-Not registered in the catalog yet: `PipelineSpec("gan", ..., stages=GAN_STAGES, default_config="gan.yaml")`
-wires it in. Training is measured by the Fréchet distance of generated to
+Registered for task "gan"; the pipeline is `defaults/gan.yaml`. Training is measured by the Fréchet distance of generated to
 real test images in a small classifier's feature space, against the floor of
 two disjoint real halves (see `dlpipe.models.dcgan`).
 """
@@ -12,13 +11,15 @@ from dataclasses import dataclass
 from typing import Literal
 
 from dlpipe.pipelines.config import option, require
-from dlpipe.pipelines.stage import RunContext, Stage
+from dlpipe.pipelines.stage import RunContext, Stage, register_stage
 
 CHECKPOINT_DIR = "checkpoints"
 
 
 @dataclass(frozen=True)
 class GanLoadConfig:
+    """Which built-in dataset, and how much of it."""
+
     path: str | None = option(None, "a built-in dataset, builtin:NAME (fashion-mnist, mnist-5k, digits, mnist) (--data)")
     limit: int | None = option(None, "use at most this many images per split (quick trials)")
 
@@ -26,10 +27,10 @@ class GanLoadConfig:
         require(self.limit is None or self.limit > 1, "limit", f"must be at least 2. Received: {self.limit}")
 
 
+@register_stage("gan", "load")
 class GanLoadStage(Stage):
     """Load the images of a built-in dataset with its fixed split; labels only train the Fréchet feature model."""
 
-    name = "load"
     config_cls = GanLoadConfig
 
     def run(self, ctx: RunContext) -> str:
@@ -42,8 +43,7 @@ class GanLoadStage(Stage):
                                            f"Received: {cfg.path!r}")
         data = load_builtin(cfg.path, cfg.limit)
         ctx.class_names = list(data.class_names)
-        ctx.train_data = (data.train_images, data.train_labels)
-        ctx.val_data = (data.test_images, data.test_labels)
+        ctx.arrays = data
         ctx.report["data"] = {"dataset": data.name, "split": data.split, "train_images": len(data.train_images),
                               "test_images": len(data.test_images), "image_shape": list(data.image_shape)}
         return f"{data.name}: {len(data.train_images)} train / {len(data.test_images)} test images {data.image_shape}"
@@ -51,6 +51,8 @@ class GanLoadStage(Stage):
 
 @dataclass(frozen=True)
 class GanModelConfig:
+    """The generator and discriminator sizes."""
+
     latent_dim: int = option(64, "size of the generator's Gaussian input")
     filters: int = option(32, "channels of the discriminator's first conv (the generator mirrors it)")
     steps: int = option(2, "stride-2 layers each side; the image size must be a multiple of 2**steps")
@@ -63,10 +65,10 @@ class GanModelConfig:
         require(self.image_size is None or self.image_size >= 8, "image_size", "must be at least 8")
 
 
+@register_stage("gan", "model")
 class GanModelStage(Stage):
     """Build a compiled DCGAN for the loaded images' size."""
 
-    name = "model"
     config_cls = GanModelConfig
 
     def run(self, ctx: RunContext) -> str:
@@ -74,7 +76,7 @@ class GanModelStage(Stage):
         from dlpipe.models.dcgan import make_dcgan
 
         cfg = self.config
-        images = ctx.need("train_data", "load")[0]
+        images = ctx.need("arrays", "load").train_images
         size = cfg.image_size or images.shape[1]
         try:
             ctx.model = make_dcgan(size, 1, cfg.latent_dim, cfg.filters, cfg.steps, seed=ctx.seed)
@@ -87,6 +89,8 @@ class GanModelStage(Stage):
 
 @dataclass(frozen=True)
 class GanTrainConfig:
+    """Adversarial training and its Fréchet-distance measurement."""
+
     epochs: int = option(5, "training epochs in total (a resumed run continues to this many)")
     batch_size: int = option(64, "real images per step (each step also generates as many)")
     learning_rate: float = option(2e-4, "Adam learning rate of both networks (beta_1 0.5)")
@@ -102,10 +106,10 @@ class GanTrainConfig:
         require(self.fid_samples >= 10, "fid_samples", "must be at least 10")
 
 
+@register_stage("gan", "train")
 class GanTrainStage(Stage):
     """Train adversarially; every epoch is backed up, so `--resume` continues a killed run."""
 
-    name = "train"
     config_cls = GanTrainConfig
 
     def run(self, ctx: RunContext) -> str:
@@ -117,8 +121,8 @@ class GanTrainStage(Stage):
 
         cfg = self.config
         gan = ctx.need("model", "model")
-        images, labels = ctx.need("train_data", "load")
-        test_images = ctx.val_data[0]
+        data = ctx.need("arrays", "load")
+        images, labels, test_images = data.train_images, data.train_labels, data.test_images
         gan.compile(keras.optimizers.Adam(cfg.learning_rate, beta_1=0.5),
                     keras.optimizers.Adam(cfg.learning_rate, beta_1=0.5))
         size = gan.generator.output_shape[1]
@@ -152,6 +156,8 @@ def _resized(images, size: int):
 
 @dataclass(frozen=True)
 class GanExportConfig:
+    """What to write."""
+
     samples: int = option(64, "images in the sample grid")
     formats: list[str] = option(["keras"], "generator artifacts: keras (generator.keras), savedmodel (generator/)")
 
@@ -161,10 +167,10 @@ class GanExportConfig:
             require(name in ("keras", "savedmodel"), "formats", f"unknown format {name!r}; choose from keras, savedmodel")
 
 
+@register_stage("gan", "export")
 class GanExportStage(Stage):
     """Write the generator, a sample grid (samples.png) and metrics.json, atomically."""
 
-    name = "export"
     config_cls = GanExportConfig
 
     def run(self, ctx: RunContext) -> str:

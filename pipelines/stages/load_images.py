@@ -12,7 +12,8 @@ from dlpipe.pipelines.stage import Examples, RunContext, Stage, register_stage
 class ImageLoadConfig:
     """Where the images are and how to split them."""
 
-    path: str | None = option(None, "dataset folder with one sub-folder of images per class (--data)")
+    path: str | None = option(None, "dataset folder with one sub-folder of images per class, or builtin:NAME "
+                                    "(fashion-mnist, mnist-5k, digits, mnist: their fixed train/test split) (--data)")
     val_path: str | None = option(None, "separate validation folder; when set, val_split is not used")
     val_split: float = option(0.2, "fraction of each class held out for validation (stratified, seeded)")
     extensions: list[str] = option([".jpg", ".jpeg", ".png", ".gif", ".bmp"], "file suffixes to read")
@@ -34,6 +35,7 @@ class ImageLoadStage(Stage):
     config_cls = ImageLoadConfig
 
     def run(self, ctx: RunContext) -> str:
+        from dlpipe.data.builtin_datasets import builtin_folders, is_builtin
         from dlpipe.data.images import scan_image_folder
         from dlpipe.data.split import stratified_split
         from dlpipe.errors import ConfigError, DataError
@@ -42,13 +44,18 @@ class ImageLoadStage(Stage):
         if not cfg.path:
             raise ConfigError("load.path", "no dataset given; pass --data DIR (one sub-folder of images per class)")
         extensions = tuple(cfg.extensions)
-        folder = scan_image_folder(cfg.path, extensions, cfg.verify, cfg.max_per_class, cfg.max_pixels)
+        path, val_path, verify, names = cfg.path, cfg.val_path, cfg.verify, None
+        if is_builtin(cfg.path):  # its own test split validates; the files are ours, so no need to verify them
+            builtin = builtin_folders(cfg.path)
+            path, val_path, verify, names = str(builtin.train), str(builtin.test), False, list(builtin.class_names)
+            ctx.report["split"] = builtin.split
+        folder = scan_image_folder(path, extensions, verify, cfg.max_per_class, cfg.max_pixels)
         skipped, notes = list(folder.skipped), list(folder.notes)
-        ctx.class_names = folder.class_names
-        if cfg.val_path:
-            val = scan_image_folder(cfg.val_path, extensions, cfg.verify, max_pixels=cfg.max_pixels)
+        ctx.class_names = names or folder.class_names
+        if val_path:
+            val = scan_image_folder(val_path, extensions, verify, max_pixels=cfg.max_pixels)
             if val.class_names != folder.class_names:
-                raise DataError(cfg.val_path, f"validation classes {val.class_names} differ from training classes {folder.class_names}")
+                raise DataError(val_path, f"validation classes {val.class_names} differ from training classes {folder.class_names}")
             ctx.train = Examples(folder.paths, folder.labels)
             ctx.val = Examples(val.paths, val.labels)
             skipped += val.skipped

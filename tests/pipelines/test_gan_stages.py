@@ -1,4 +1,4 @@
-"""The gan stages through the real engine (not yet in the catalog): a tiny run, then a resumed, longer one."""
+"""The gan pipeline through the real engine and the CLI: a tiny run, a resumed longer one, `dlpipe generate`."""
 
 from __future__ import annotations
 
@@ -8,12 +8,11 @@ import pytest
 import yaml
 
 from dlpipe.errors import ConfigError
-from dlpipe.pipelines.catalog import PipelineSpec
+from dlpipe.pipelines.catalog import get_pipeline
 from dlpipe.pipelines.config import resolve
 from dlpipe.pipelines.engine import run_pipeline
-from dlpipe.pipelines.stages.gan import GAN_STAGES
 
-SPEC = PipelineSpec("gan", "DCGAN on a built-in dataset", GAN_STAGES, "gan.yaml")
+SPEC = get_pipeline("gan")
 TINY = {"load": {"path": "builtin:mnist-5k", "limit": 300}, "model": {"latent_dim": 16, "filters": 8},
         "train": {"epochs": 1, "batch_size": 32, "feature_epochs": 1, "fid_samples": 100, "progress": "none"},
         "export": {"samples": 16}}
@@ -22,7 +21,7 @@ TINY = {"load": {"path": "builtin:mnist-5k", "limit": 300}, "model": {"latent_di
 def config(**train):
     layers = [("gan.yaml", yaml.safe_load(SPEC.default_config_text())),
               ("test", {**TINY, "train": {**TINY["train"], **train}})]
-    return resolve("gan", SPEC.stage_configs(), layers)
+    return resolve("gan", SPEC.stage_configs(), layers, task="gan")
 
 
 def test_a_tiny_gan_run_writes_samples_metrics_and_resumes_to_more_epochs(tmp_path):
@@ -53,3 +52,19 @@ def test_the_gan_pipeline_wants_a_builtin_dataset(tmp_path):
                                                  ("test", {**TINY, "load": {"path": str(tmp_path)}})])
     with pytest.raises(ConfigError, match="builtin:NAME"):
         run_pipeline(SPEC, bad, tmp_path / "out", echo=lambda _: None)
+
+
+def test_generate_samples_a_trained_generator(tmp_path):
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from dlpipe.pipelines.cli import main
+
+    run_pipeline(SPEC, config(), tmp_path / "run", echo=lambda _: None)
+    result = CliRunner().invoke(main, ["generate", str(tmp_path / "run"), "--n", "12", "--out", str(tmp_path / "g.png"),
+                                       "--columns", "4"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    with Image.open(tmp_path / "g.png") as grid:  # 3 rows of 4 28-px tiles, 2 px apart, shown at twice the size
+        assert grid.size == ((4 * 30 + 2) * 2, (3 * 30 + 2) * 2)
+    missing = CliRunner().invoke(main, ["generate", str(tmp_path), "--out", str(tmp_path / "x.png")])
+    assert missing.exit_code == 2 and "generator.keras" in missing.output
