@@ -67,16 +67,14 @@ def test_image_classify_trains_and_exports_an_mlp(trained_mlp_run):
     """The existing pipeline, unchanged: train on a folder, then SavedModel and full-integer TFLite agree with Keras."""
     from dlpipe.data.datasets import decoded_images
     from dlpipe.models.runtimes import load_runtime
-    from dlpipe.serving.predictor import ImagePredictor, expand_inputs
-
     root, out, result = trained_mlp_run
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["accuracy"] >= 0.8  # chance is 0.5
     assert "mlp" in result.report["stages"]["model"]["summary"]
-    predictor = ImagePredictor.load(str(out))
-    paths = expand_inputs([str(root)])
-    pixels = np.stack([x.numpy() for x in decoded_images(paths, None, predictor.preprocessing)])
-    expected = predictor.model.predict(pixels, verbose=0)
+    keras_runtime = load_runtime(out, "keras")
+    paths = keras_runtime.task.collect_inputs([str(root)]).ids
+    pixels = np.stack([x.numpy() for x in decoded_images(paths, None, keras_runtime.preprocessing)])
+    expected = keras_runtime.model.predict(pixels, verbose=0)
     saved = load_runtime(out / "savedmodel").predict(pixels)
     np.testing.assert_allclose(saved, expected, atol=1e-5)
     int8 = load_runtime(out / "model_int8.tflite").predict(pixels)
