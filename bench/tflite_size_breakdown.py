@@ -6,7 +6,8 @@ One command, from the repository root with the venv active:
 
 Without --model it builds what the pipeline builds by default (EfficientNet-Lite0, ImageNet weights,
 untrained 2-class head, whose zero bias the converter drops: 8 bytes less). Both files come from the project's own
-TFLite exporter (`dlpipe.models.export.export`), int8 calibrated on `representative_images` of the hymenoptera training photos.
+TFLite exporter (`dlpipe.models.export.export`), int8 calibrated on `representative_images` of the hymenoptera
+training photos.
 Each flatbuffer is parsed and its bytes are counted by category: weight and bias tensors by dtype, other
 constants, quantisation parameters (float32 scales, int64 zero points), metadata, and the rest (graph
 structure, tensor names, flatbuffer tables and padding). Then the floor: the bytes no int8 file of this
