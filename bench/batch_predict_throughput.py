@@ -31,36 +31,40 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--run", default=str(DEFAULT_RUN))
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--limit", type=int, default=0, help="use only the first N photos (0: all)")
     args = parser.parse_args()
     import numpy as np
     import tensorflow as tf
 
     from dlpipe.data.preprocess import load_image
-    from dlpipe.serving.batch_job import run_batch_job
-    from dlpipe.serving.predictor import ImagePredictor, expand_inputs
+    from dlpipe.models.runtimes import load_runtime
+    from dlpipe.serving.batch_job import result_rows, run_batch_job
 
-    predictor = ImagePredictor.load(args.run)
-    paths = expand_inputs([str(PHOTOS)])
-    prep = predictor.preprocessing
-    predictor.predict_pixels(np.zeros((1, prep.image_size, prep.image_size, 3), np.float32))  # warm up
+    runtime = load_runtime(args.run, "keras")  # Keras, as before; the default (auto) may pick another artifact
+    inputs = runtime.task.collect_inputs([str(PHOTOS)])
+    if args.limit:
+        inputs = inputs.subset(inputs.ids[:args.limit])
+    paths = [inputs.payloads[key] for key in inputs.ids]
+    prep = runtime.preprocessing
+    runtime.predict(np.zeros((1, prep.image_size, prep.image_size, 3), np.float32))  # warm up
 
     started = time.perf_counter()
     for path in paths:
         pixels = load_image(tf.constant(path), prep).numpy()[None]
-        predictor.model.predict(pixels, verbose=0)
+        runtime.model.predict(pixels, verbose=0)
     naive = len(paths) / (time.perf_counter() - started)
 
     with tempfile.TemporaryDirectory() as folder:
         started = time.perf_counter()
-        summary = run_batch_job(lambda todo: predictor.classify_rows(todo, 5, args.batch_size), paths,
-                                Path(folder) / "rows.jsonl")
+        summary = run_batch_job(lambda todo: result_rows(runtime, inputs.subset(todo), 5, args.batch_size),
+                                inputs.ids, Path(folder) / "rows.jsonl")
         job = len(paths) / (time.perf_counter() - started)
     assert summary.succeeded + summary.failed == len(paths)
 
     decoded = np.stack([load_image(tf.constant(p), prep).numpy() for p in paths])
     started = time.perf_counter()
     for start in range(0, len(decoded), args.batch_size):
-        predictor.predict_pixels(decoded[start:start + args.batch_size])
+        runtime.predict(decoded[start:start + args.batch_size])
     ceiling = len(paths) / (time.perf_counter() - started)
 
     print(f"\n{date.today()} · `python bench/batch_predict_throughput.py` · {len(paths)} photos · "

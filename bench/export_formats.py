@@ -42,28 +42,56 @@ def latencies(predict, image, runs: int) -> tuple[float, float]:
     return statistics.median(times), times[int(0.9 * (len(times) - 1))]
 
 
+def validation_split(run: Path, class_names: list[str]):
+    """The run's validation photos (an InputSet) and label indices, re-read by the run's own load stage."""
+    import numpy as np
+
+    from dlpipe.models.tasks import InputSet, get_task
+    from dlpipe.pipelines.api import load_saved_config
+    from dlpipe.pipelines.catalog import get_pipeline
+    from dlpipe.pipelines.stage import RunContext
+
+    config = load_saved_config(run)
+    spec = get_pipeline(config.pipeline)
+    ctx = RunContext(out_dir=run, seed=config.seed, config=config, task=get_task(spec.task), echo=lambda _: None)
+    spec.stage_class("load")(config["load"]).run(ctx)
+    assert ctx.class_names == class_names, (ctx.class_names, class_names)
+    inputs = InputSet()
+    for path in ctx.val.inputs:
+        inputs.add(path, path)
+    return inputs, np.array(ctx.val.labels)
+
+
+def recorded_parity(path: Path) -> str:
+    """The parity the export recorded in artifacts.json: top-1 agreement / accuracy / ms per input."""
+    from dlpipe.models import artifacts
+
+    parity = (artifacts.read_record(path) or {}).get("parity")
+    if not parity:
+        return "–"
+    accuracy = f"{parity['accuracy']:.3f}" if "accuracy" in parity else "–"
+    return (f"{parity['top1_agreement']:.3f} / {accuracy} / {parity['seconds_per_item'] * 1000:.1f} "
+            f"({parity['count']} images)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--run", default=str(DEFAULT_RUN))
     parser.add_argument("--runs", type=int, default=200)
     args = parser.parse_args()
     import numpy as np
-    import yaml
 
-    from dlpipe.data.datasets import batched, decoded_images
-    from dlpipe.data.images import scan_image_folder
-    from dlpipe.data.split import stratified_split
-    from dlpipe.models.runtimes import KerasRuntime, load_runtime
+    from dlpipe.models.runtimes import load_runtime
     from dlpipe.pipelines.exporting import export_run
 
     run = Path(args.run)
-    config = yaml.safe_load((run / "config.yaml").read_text())
-    folder = scan_image_folder(config["load"]["path"])
-    _, val = stratified_split(folder.labels, config["load"]["val_split"], config["seed"])
-    keras_runtime = KerasRuntime(run / "model.keras")
-    val_pixels = next(iter(batched(decoded_images([folder.paths[i] for i in val], None, keras_runtime.preprocessing), 1000)))
-    val_pixels = val_pixels.numpy()
-    val_labels = np.array([folder.labels[i] for i in val])
+    keras_runtime = load_runtime(run / "model.keras")
+    val_inputs, val_labels = validation_split(run, keras_runtime.class_names)
+    # decode the validation photos once, exactly as `dlpipe predict` does (the task's own batches)
+    task, prep = keras_runtime.task, keras_runtime.preprocessing
+    parts = [prepared.batch for prepared in task.batches(val_inputs, prep, 1000) if prepared.readable]
+    val_pixels = np.concatenate(parts)
+    assert len(val_pixels) == len(val_labels), "some validation photos could not be decoded"
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -79,17 +107,20 @@ def main() -> None:
                 runtime = load_runtime(path, num_threads=threads) if path.suffix == ".tflite" else load_runtime(path)
                 timings.append(latencies(runtime.predict, val_pixels[:1], args.runs))
             accuracy = float((runtime.predict(val_pixels).argmax(1) == val_labels).mean())
-            rows.append((name, size_of(path), timings, accuracy))
+            rows.append((name, size_of(path), timings, accuracy, recorded_parity(path)))
             print(rows[-1], flush=True)
     base_size, base_latency = rows[0][1], rows[0][2][0][0]
-    print(f"\n{date.today()} · `python bench/export_formats.py` · {len(val)} validation images · "
+    print(f"\n{date.today()} · `python bench/export_formats.py` · {len(val_labels)} validation images · "
           f"{args.runs} single-image calls per latency · {os.cpu_count()} CPU cores\n")
     print("| artifact | size (MB) | vs Keras size | latency 1 thread p50 / p90 (ms) | 2 threads p50 / p90 (ms) "
-          "| speed-up vs Keras (1 thread p50) | val accuracy |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
-    for name, size, ((p50a, p90a), (p50b, p90b)), accuracy in rows:
+          "| speed-up vs Keras (1 thread p50) | val accuracy | recorded parity: top-1 agreement / accuracy "
+          "/ ms per input |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for name, size, ((p50a, p90a), (p50b, p90b)), accuracy, parity in rows:
         print(f"| {name} | {size / 1e6:.2f} | {size / base_size:.2f} | {p50a:.1f} / {p90a:.1f} | {p50b:.1f} / {p90b:.1f} "
-              f"| {base_latency / p50a:.1f}x | {accuracy:.3f} |")
+              f"| {base_latency / p50a:.1f}x | {accuracy:.3f} | {parity} |")
+    print("\nRecorded parity: what the export wrote into artifacts.json (the written artifact loaded back and run "
+          "on the run's first validation inputs against the Keras model, one batch; ms per input of that batch).")
     print("\nKeras and SavedModel run through TensorFlow, whose thread pools are fixed at start-up, so their "
           "1- and 2-thread rows use the same (default) pools; TFLite rows set num_threads.")
 

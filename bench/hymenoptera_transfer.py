@@ -33,7 +33,7 @@ CONFIGS: dict[str, list[str]] = {
     "efficientnet_lite0 (ImageNet, 2-phase)": [],
     "efficientnet_lite0 (random init)": ["model.weights=none", "train.epochs=8", "train.finetune_epochs=0"],
     "small_cnn (from scratch)": [
-        "model.backbone=small_cnn", "model.weights=none", "preprocess.image_size=128", "train.epochs=20",
+        "model.backbone=small_cnn", "model.weights=none", "model.image_size=128", "train.epochs=20",
         "train.early_stopping_patience=6", "train.monitor=val_accuracy",
     ],
 }

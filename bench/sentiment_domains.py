@@ -52,16 +52,20 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", help="model names to run (default: all)")
     args = parser.parse_args()
     from dlpipe.pipelines import api
-    from dlpipe.pipelines.catalog import PIPELINES
+    from dlpipe.models.tasks import get_task
+    from dlpipe.pipelines.catalog import get_pipeline
     from dlpipe.pipelines.stage import RunContext
+
+    spec = get_pipeline("sentiment")
 
     table: dict[str, dict[str, str]] = {}
     for setting, data_sets in SETTINGS.items():
         # VADER scores exactly the validation texts that the pipeline's load stage picks for this setting
         config = api.resolve_config("sentiment", sets=data_sets)
-        ctx = RunContext(out_dir=ROOT / "bench" / "results", seed=config.seed, config=config, echo=lambda _: None)
-        PIPELINES.get("sentiment").stage_class("load")(config["load"]).run(ctx)
-        texts, labels = ctx.val_files
+        ctx = RunContext(out_dir=ROOT / "bench" / "results", seed=config.seed, config=config,
+                         task=get_task(spec.task), echo=lambda _: None)
+        spec.stage_class("load")(config["load"]).run(ctx)
+        texts, labels = ctx.val.inputs, ctx.val.labels
         positive = ctx.class_names.index("1")
         vader = vader_accuracy(texts, [int(label == positive) for label in labels])
         table.setdefault("VADER (lexicon)", {})[setting] = f"{vader:.3f}"

@@ -57,7 +57,8 @@ async def load(url: str, bodies: list[dict], clients: int, total: int) -> tuple[
 
 def serve(run: str, port: int, batch: int, wait_ms: float) -> subprocess.Popen:
     command = [sys.executable, "-m", "dlpipe", "serve", run, "--port", str(port), "--max-batch-size", str(batch),
-               "--max-wait-ms", str(wait_ms), "--watch-seconds", "0"]
+               "--max-wait-ms", str(wait_ms), "--watch-seconds", "0",
+               "--artifact", "keras"]  # Keras, as before; the default (auto) may pick another artifact
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     for _ in range(240):
         try:

@@ -63,14 +63,16 @@ def latencies(predict, text: str, runs: int) -> tuple[float, float]:
 def validation_texts() -> tuple[list[str], list[str]]:
     """The validation texts and label names the pipeline's load stage picks for DATA_SETS."""
     from dlpipe.pipelines import api
-    from dlpipe.pipelines.catalog import PIPELINES
+    from dlpipe.models.tasks import get_task
+    from dlpipe.pipelines.catalog import get_pipeline
     from dlpipe.pipelines.stage import RunContext
 
+    spec = get_pipeline("sentiment")
     config = api.resolve_config("sentiment", sets=DATA_SETS)
-    ctx = RunContext(out_dir=ROOT / "bench" / "results", seed=config.seed, config=config, echo=lambda _: None)
-    PIPELINES.get("sentiment").stage_class("load")(config["load"]).run(ctx)
-    texts, labels = ctx.val_files
-    return texts, [ctx.class_names[label] for label in labels]
+    ctx = RunContext(out_dir=ROOT / "bench" / "results", seed=config.seed, config=config, task=get_task(spec.task),
+                     echo=lambda _: None)
+    spec.stage_class("load")(config["load"]).run(ctx)
+    return list(ctx.val.inputs), [ctx.class_names[label] for label in ctx.val.labels]
 
 
 def main() -> None:

@@ -6,7 +6,8 @@ One command, from the repository root with the venv active:
 
 Without --model it builds what the pipeline builds by default (EfficientNet-Lite0, ImageNet weights,
 untrained 2-class head, whose zero bias the converter drops: 8 bytes less). Both files come from the project's own
-`export_image_tflite`, int8 calibrated on `representative_images` of the hymenoptera training photos.
+TFLite exporter (`dlpipe.models.export.export`), int8 calibrated on `representative_images` of the hymenoptera
+training photos.
 Each flatbuffer is parsed and its bytes are counted by category: weight and bias tensors by dtype, other
 constants, quantisation parameters (float32 scales, int64 zero points), metadata, and the rest (graph
 structure, tensor names, flatbuffer tables and padding). Then the floor: the bytes no int8 file of this
@@ -105,11 +106,19 @@ def converter_settings(settings: dict):
         tf.lite.TFLiteConverter.from_keras_model = original
 
 
-def export(model, path: Path, class_names, prep, quantize: str, representative, settings: dict | None = None) -> Path:
-    from dlpipe.models.export_formats import export_image_tflite
+FORMAT_OF = {"none": "tflite", "float16": "tflite-float16", "dynamic": "tflite-dynamic", "int8": "tflite-int8"}
 
+
+def export(model, out_dir: Path, class_names, prep, quantize: str, calibration, settings: dict | None = None) -> Path:
+    """The project's own TFLite export of `model` into `out_dir`; int8 calibrates on `representative_images`
+    of the `calibration` photo paths, as the export stage does. No parity check (nothing to compare here)."""
+    from dlpipe.models.artifacts import Bundle
+    from dlpipe.models.export import ExportRequest
+    from dlpipe.models.export import export as export_artifact
+
+    request = ExportRequest(Bundle("image", list(class_names), prep), calibration=list(calibration or ()))
     with quiet(), converter_settings(settings or {}):
-        return export_image_tflite(model, path, class_names, prep, quantize, representative)
+        return export_artifact(model, FORMAT_OF[quantize], out_dir, request)
 
 
 def _length(values) -> int:
@@ -206,20 +215,18 @@ def evaluation_photos(prep):
 
 
 def run_variants(model, class_names, prep, out: Path) -> None:
-    from dlpipe.models.export_formats import representative_images
     from dlpipe.models.pretrained import NAMED_MODELS
     from dlpipe.models.runtimes import load_runtime
 
     imagenet = NAMED_MODELS.get("efficientnet-lite0-imagenet")()
     paths, pixels, targets = evaluation_photos(imagenet.preprocessing)
-    calibration = representative_images(paths, imagenet.preprocessing)
-    small_calibration = representative_images(paths, prep)
+    calibration = small_calibration = paths  # the exporter preprocesses its sample for each model
 
     def predict(path: Path):
         return load_runtime(path, num_threads=2).predict(pixels).argmax(1)
 
-    base = export(model, out / "v_f32" / "model.tflite", class_names, prep, "none", None)
-    base_imagenet = export(imagenet.model, out / "v_in_f32" / "model.tflite", imagenet.class_names,
+    base = export(model, out / "v_f32", class_names, prep, "none", None)
+    base_imagenet = export(imagenet.model, out / "v_in_f32", imagenet.class_names,
                            imagenet.preprocessing, "none", None)
     reference = predict(base_imagenet)
     print(f"\n{len(paths)} photos · float32 TFLite: 2-class {base.stat().st_size:,} bytes, 1000-class "
@@ -229,9 +236,9 @@ def run_variants(model, class_names, prep, out: Path) -> None:
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for index, (name, quantize, settings) in enumerate(VARIANTS):
         started = time.perf_counter()
-        small = export(model, out / f"v{index}" / "model.tflite", class_names, prep, quantize,
+        small = export(model, out / f"v{index}", class_names, prep, quantize,
                        small_calibration, settings)
-        large = export(imagenet.model, out / f"v{index}_in" / "model.tflite", imagenet.class_names,
+        large = export(imagenet.model, out / f"v{index}_in", imagenet.class_names,
                        imagenet.preprocessing, quantize, calibration, settings)
         top1 = predict(large)
         agree = int((top1 == reference).sum())
@@ -245,9 +252,9 @@ def run_variants(model, class_names, prep, out: Path) -> None:
 def load_model(path: str | None):
     """(model, class names, preprocessing): a saved .keras run model, or the pipeline's default build."""
     if path:
-        from dlpipe.models.runtimes import KerasRuntime
+        from dlpipe.models.runtimes import load_runtime
 
-        runtime = KerasRuntime(Path(path))
+        runtime = load_runtime(Path(path))
         return runtime.model, runtime.class_names, runtime.preprocessing
     from dlpipe.data.preprocess import ImagePreprocessing
     from dlpipe.models.backbones import get_backbone
@@ -264,18 +271,17 @@ def main() -> None:
     parser.add_argument("--variants", action="store_true", help="also try converter settings (several minutes)")
     args = parser.parse_args()
     from dlpipe.data.images import scan_image_folder
-    from dlpipe.models.export_formats import representative_images
 
     started = time.perf_counter()
     model, class_names, prep = load_model(args.model)
-    representative = representative_images(scan_image_folder(PHOTOS, verify=False).paths, prep)
+    photos = scan_image_folder(PHOTOS, verify=False).paths
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp)
-        f32 = export(model, out / "f32" / "model.tflite", class_names, prep, "none", None)
-        i8 = export(model, out / "i8" / "model_int8.tflite", class_names, prep, "int8", representative)
+        f32 = export(model, out / "f32", class_names, prep, "none", None)
+        i8 = export(model, out / "i8", class_names, prep, "int8", photos)
         print(f"\n{date.today()} · `python bench/tflite_size_breakdown.py{' --variants' if args.variants else ''}` · "
               f"{args.model or 'EfficientNet-Lite0, ImageNet weights, 2-class head'} · int8 calibrated on "
-              f"{len(representative)} training photos\n")
+              f"{min(100, len(photos))} training photos (representative_images: 100 by default)\n")
         print_breakdown(f32, i8)
         if args.variants:
             run_variants(model, class_names, prep, out)
