@@ -205,11 +205,14 @@ def text_vectorization_vocabulary(vocabulary: Sequence[str], texts: Iterable[str
 
     Why more than the tokens: MediaPipe's RegexTokenizer neither lower-cases nor
     deletes punctuation inside a word, so each id is listed under the spellings
-    that Keras maps to it: the token, its ASCII Capitalised and UPPER forms, and
-    every piece of `texts` (split with KERAS_DELIMITER_REGEX) whose Keras form is
-    in the vocabulary ("Don't" -> the id of "dont"). Pass the training texts:
-    then those texts tokenise exactly as in Keras; other text differs only where
-    a word is spelt in a way the vocabulary has not seen (e.g. "gOOd", "e-mail").
+    that Keras maps to it: the token, its English contractions ("well" ->
+    "we'll", "friends" -> "friend's"), their ASCII Capitalised and UPPER forms,
+    and every piece of `texts` (split with KERAS_DELIMITER_REGEX) whose Keras
+    form is in the vocabulary. Every spelling listed is one Keras maps to that
+    id, so extra spellings never change an id, they only turn <UNKNOWN> into
+    the right one. Pass the training texts: then those texts tokenise exactly
+    as in Keras; other text differs only where a word is spelt in a way not
+    listed (e.g. "gOOd", "e-mail").
 
     Args:
         vocabulary: `TextVectorization.get_vocabulary()`: "" (padding, id 0), "[UNK]" (id 1), tokens.
@@ -221,8 +224,9 @@ def text_vectorization_vocabulary(vocabulary: Sequence[str], texts: Iterable[str
     ids = {token: index for index, token in enumerate(tokens) if index >= 2}
     spellings: dict[str, int] = {}
     for token, index in ids.items():
-        for form in (token, _ascii_capitalize(token), _ascii_upper(token)):
-            spellings.setdefault(form, index)
+        for spelling in (token, *_contractions(token)):
+            for form in (spelling, _ascii_capitalize(spelling), _ascii_upper(spelling)):
+                spellings.setdefault(form, index)
     for text in texts:
         for piece in _pieces(text):
             index = ids.get(_keras_standardize(piece))
@@ -613,6 +617,19 @@ def _ascii_lower(text: str) -> str:
 
 def _ascii_upper(text: str) -> str:
     return text.translate(_UPPER)
+
+
+_CONTRACTION_ENDINGS = ("n't", "'ll", "'re", "'ve", "'s", "'d", "'m")
+
+
+def _contractions(token: str) -> list[str]:
+    """Spellings of `token` with an English contraction's apostrophe, which Keras strips ("dont" -> "don't")."""
+    out = []
+    for ending in _CONTRACTION_ENDINGS:
+        letters = ending.replace("'", "")
+        if len(token) > len(letters) and token.endswith(letters):
+            out.append(token[:-len(letters)] + ending)
+    return out
 
 
 def _ascii_capitalize(text: str) -> str:
