@@ -28,8 +28,13 @@ check them first and say what to change):
   batch becomes a stored shape of [1, H, W, 3] with signature [-1, H, W, 3]).
   `mean`/`std` describe the float input: MediaPipe feeds (pixel - mean) / std,
   so a dlpipe model (pixels in [0, 255], normalisation inside) takes mean 0,
-  std 1. For a uint8 model MediaPipe feeds the raw bytes and the options are
-  documentation, as in tflite-support's image_classifier writer.
+  std 1. For a uint8 model MediaPipe feeds the raw bytes and the options only
+  describe the float input, as in tflite-support's image_classifier writer; the
+  bytes mean what the model expects only when the input's scale is about
+  1 / std and its zero point the mean (a warning says when not).
+- conversion: freeze the variables (convert_variables_to_constants_v2) when
+  converting from a concrete function; given the Keras model as trackable
+  object, the converter keeps variables that LiteRT reads uninitialised.
 - BERT text classifiers: three int32 inputs [1, L] (ids, mask, segment_ids, in
   any order: they are told apart by the metadata names "ids", "mask",
   "segment_ids" written here). MediaPipe lower-cases ASCII, splits on
@@ -47,6 +52,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -106,6 +112,7 @@ def image_classifier_metadata(flatbuffer: bytes, labels: Sequence[str], mean: Se
     _check_image_input(image)
     _check_scores(scores, labels)
     mean, std = _normalization(mean, std)
+    _warn_raw_bytes_mismatch(image, mean, std)
     tensor = _tensor_metadata("image", "Input image to be classified (RGB).", schema.ContentProperties.ImageProperties)
     tensor.content.contentProperties.colorSpace = schema.ColorSpaceType.RGB
     unit = schema.ProcessUnitT()
@@ -460,9 +467,13 @@ def _graph(flatbuffer: bytes) -> dict[str, list[dict[str, Any]]]:
 
     def describe(index: int) -> dict[str, Any]:
         tensor = graph.Tensors(index)
+        quantization = tensor.Quantization()
+        scale = float(quantization.Scale(0)) if quantization is not None and quantization.ScaleLength() else None
+        zero = int(quantization.ZeroPoint(0)) if quantization is not None and quantization.ZeroPointLength() else 0
         return {"name": _text(tensor.Name()), "type": types.get(tensor.Type(), str(tensor.Type())),
                 "shape": [int(d) for d in tensor.ShapeAsNumpy()] if tensor.ShapeLength() else [],
-                "signature": [int(d) for d in tensor.ShapeSignatureAsNumpy()] if tensor.ShapeSignatureLength() else None}
+                "signature": [int(d) for d in tensor.ShapeSignatureAsNumpy()] if tensor.ShapeSignatureLength() else None,
+                "scale": scale, "zero_point": zero}
 
     return {"inputs": [describe(graph.Inputs(i)) for i in range(graph.InputsLength())],
             "outputs": [describe(graph.Outputs(i)) for i in range(graph.OutputsLength())]}
@@ -483,6 +494,22 @@ def _check_image_input(image: dict[str, Any]) -> None:
     if image["type"] not in ("FLOAT32", "UINT8"):
         raise DlpipeError(f"TFLite metadata: MediaPipe's ImageClassifier takes float32 or uint8 images; the "
                           f"model's input is {image['type']}")
+
+
+def _warn_raw_bytes_mismatch(image: dict[str, Any], mean: list[float], std: list[float]) -> None:
+    """MediaPipe feeds a uint8 input the image bytes as they are: the model must read them as (pixel - mean) / std.
+
+    That holds when the input's zero point is the mean and its scale 1 / std (a
+    dlpipe model: 0 and 1, from calibration images that reach 0 and 255); LiteRT
+    callers that quantise with the tensor's own parameters do not depend on it.
+    """
+    if image["type"] != "UINT8" or image["scale"] is None or len(set(mean)) != 1 or len(set(std)) != 1:
+        return
+    if abs(image["scale"] * std[0] - 1.0) > 0.01 or abs(image["zero_point"] - mean[0]) > 1.0:
+        warnings.warn(f"TFLite metadata: the uint8 input has scale {image['scale']:.4g} and zero point "
+                      f"{image['zero_point']}; MediaPipe feeds raw pixel bytes, which this model reads as "
+                      f"(pixel - mean) / std only with scale {1 / std[0]:.4g} and zero point {mean[0]:g}: "
+                      "scores in MediaPipe will differ from LiteRT's", stacklevel=3)
 
 
 def _check_scores(scores: dict[str, Any], labels: Sequence[str]) -> None:

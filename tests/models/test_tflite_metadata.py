@@ -136,6 +136,10 @@ def test_image_writer_names_what_mediapipe_would_reject():
         md.image_classifier_metadata(flatbuffer, COLOURS)
     with pytest.raises(DlpipeError, match=r"expected \[1, 2\] for 2 labels"):
         md.image_classifier_metadata(batch_one_tflite(model), COLOURS[:2])
+    # calibrated on dark images only, the uint8 input's scale is far from 1: MediaPipe's raw bytes would be misread
+    dark = [np.random.default_rng(i).uniform(0, 100, (SIZE, SIZE, 3)).astype(np.float32) for i in range(4)]
+    with pytest.warns(UserWarning, match="MediaPipe feeds raw pixel bytes"):
+        md.image_classifier_metadata(batch_one_tflite(model, dark), COLOURS)
 
 
 # ----------------------------------------------------------------------------------- readers
