@@ -59,6 +59,7 @@ def batch_one_tflite(model: keras.Model, representative: list[np.ndarray] | None
 def photos(tmp_path: Path, count: int = 6) -> list[Path]:
     """Real photos, resized to the model's input and saved losslessly: MediaPipe and LiteRT see the same pixels."""
     sources = sorted((HYMENOPTERA / "ants").glob("*.jpg"))[:count // 2] + sorted((HYMENOPTERA / "bees").glob("*.jpg"))[:count // 2]
+    assert len(sources) == count, f"expected {count} photos under {HYMENOPTERA}, found {len(sources)}"
     out = []
     for index, source in enumerate(sources):
         target = tmp_path / f"photo_{index}.png"
