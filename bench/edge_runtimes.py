@@ -94,6 +94,14 @@ def share(a: list, b: list) -> float:
     return sum(x == y for x, y in zip(a, b)) / max(len(a), 1)
 
 
+def _architecture(run: Path) -> str:
+    """The run's model.architecture (config.yaml), as the table names it."""
+    import yaml
+
+    architecture = (yaml.safe_load((run / "config.yaml").read_text()).get("model") or {}).get("architecture", "?")
+    return {"minilm": "MiniLM-L6", "bilstm": "BiLSTM", "gru": "GRU", "lstm": "LSTM"}.get(architecture, architecture)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--image-run")
@@ -161,8 +169,7 @@ def main() -> None:
         keras = load_runtime(run / "model.keras")
         keras_labels = predictions(keras, texts)
         for fmt in formats:
-            measure("text", "MiniLM-L6" if name == "minilm" else keras.preprocessing.tokenizer, run, fmt, texts,
-                    truth, keras_labels)
+            measure("text", _architecture(run), run, fmt, texts, truth, keras_labels)
 
     print()
     print("| model | format | size (MB) | inputs | Keras acc | dlpipe runtime acc | MediaPipe acc (raw) | "

@@ -80,7 +80,7 @@ def export_tflite(model: keras.Model, target: Path, request: ExportRequest, fmt:
         try:
             data = artifacts.tflite_bytes(flatbuffer, request.bundle, standard, _description(request, fmt))
         except UserWarning as problem:
-            raise DlpipeError(f"export: {target.name}: {problem}") from None
+            raise DlpipeError(f"export: {target.name.removeprefix('.partial-')}: {problem}") from None
     target.write_bytes(data)
 
 

@@ -111,7 +111,7 @@ def _standard_metadata(request: ExportRequest, target: Path) -> tuple[artifacts.
                 f"segment ids of {length} tokens ([CLS] text [SEP], lower-cased); MediaPipe's BertTokenizer "
                 "makes them from the packed vocab.txt exactly as dlpipe does.")
     if prep.standardize != "lower_and_strip_punctuation" or VOCABULARY_FILE not in files:
-        warnings.warn(f"export: {target.name}: standardize={prep.standardize!r} has no MediaPipe RegexTokenizer "
+        warnings.warn(f"export: {target.name.removeprefix('.partial-')}: standardize={prep.standardize!r} has no MediaPipe RegexTokenizer "
                       "equivalent; the file runs in dlpipe (and LiteRT with dlpipe's ids) but not in MediaPipe's "
                       "TextClassifier", stacklevel=2)
         return None, ""

@@ -125,6 +125,24 @@ def test_labels_vocabulary_and_preprocessing_travel_with_the_file(vectorizer, tm
     assert side.class_names == CLASSES and side.preprocessing == inside and side.task == "text"
     assert read_vocabulary(folder / "vocabulary.txt") == vocabulary
     assert TextPreprocessing.from_dict(inside) == PREP
+    # the standard metadata MediaPipe reads: labels, a RegexTokenizer with its vocabulary, preprocessing.json
+    assert tflite_metadata.read_labels(path) == CLASSES
+    unit = tflite_metadata.read_metadata(path)["subgraphMetadata"][0]["inputTensorMetadata"][0]["processUnits"][0]
+    assert unit["optionsType"] == "RegexTokenizerOptions"
+    packed = tflite_metadata.associated_files(path)
+    assert b"<UNKNOWN> 1\n" in packed["vocab.txt"] and json.loads(packed["preprocessing.json"]) == inside
+
+
+def test_standardize_without_a_regex_equivalent_keeps_dlpipe_metadata_only(tmp_path):
+    prep = TextPreprocessing(max_tokens=64, sequence_length=LENGTH, strip_punctuation=False)
+    model = _build("gru-1", make_vectorizer(TRAIN, prep.max_tokens, LENGTH, prep.standardize))
+    with pytest.warns(UserWarning, match="model.tflite: standardize='lower' has no MediaPipe RegexTokenizer"):
+        path = export_text_tflite(model, tmp_path, CLASSES, prep)
+    assert tflite_metadata.read_metadata(path) is None
+    expected = model.predict(tf.constant(TEXTS), verbose=0)
+    from dlpipe.models.runtimes import load_runtime
+
+    np.testing.assert_allclose(load_runtime(path).predict(TEXTS), expected, rtol=0, atol=1e-4)
 
 
 def test_encoder_reproduces_vectorizer_ids(vectorizer):
