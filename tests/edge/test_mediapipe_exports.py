@@ -157,3 +157,89 @@ def test_dlpipe_evaluates_a_text_tflite_from_the_file_alone(text_run, tmp_path):
                                 catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert "on 1000 inputs" in result.output
+
+
+# ----------------------------------------------------------------------------------- the browser (--format web)
+
+
+def browser_rows(site: Path, query: str, timeout: float = 180) -> list:
+    """Serve `site` on 127.0.0.1, open index.html?QUERY&report=1 in headless Chromium, return the rows it POSTs."""
+    import functools
+    import http.server
+    import subprocess
+    import threading
+    import time
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not chromium:
+        pytest.skip("no chromium on PATH (Debian: apt-get install chromium)")
+    posted: dict[str, bytes] = {}
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def do_POST(self) -> None:  # the page reports its rows here
+            posted["body"] = self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(site)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}/index.html?{query}&report=1"
+    browser = subprocess.Popen([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                                f"--user-data-dir={site.parent / 'chromium-profile'}", url],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        started = time.monotonic()
+        while "body" not in posted and time.monotonic() - started < timeout and browser.poll() is None:
+            time.sleep(0.2)
+    finally:
+        browser.terminate()
+        browser.wait(timeout=30)
+        server.shutdown()
+    assert "body" in posted, f"the page posted nothing within {timeout} s ({url})"
+    rows = json.loads(posted["body"])
+    assert not isinstance(rows, dict), rows  # {"error": ...}
+    return rows
+
+
+def web_site(run: Path, tmp_path: Path, fmt_dir: str = "web") -> Path:
+    from dlpipe.pipelines.exporting import export_run
+
+    folder = export_run(run, "web", tmp_path / "export")
+    assert folder.name == fmt_dir and (folder / "index.html").is_file() and (folder / "model.tflite").is_file()
+    site = tmp_path / "site"
+    shutil.copytree(folder, site)
+    return site
+
+
+def test_web_export_classifies_images_in_the_browser_like_dlpipe_predict(image_run, tmp_path):
+    from dlpipe.models.runtimes import load_runtime
+
+    site = web_site(image_run, tmp_path)
+    assert md.read_labels(site / "model.tflite") == ["ants", "bees"]
+    chosen = photos()
+    ours = dlpipe_labels(site / "model.tflite", [str(p) for p in chosen], tmp_path / "rows.jsonl")
+    (site / "inputs").mkdir()
+    staged = [as_dlpipe_prepares(p, load_runtime(site / "model.tflite").preprocessing, site / "inputs") for p in chosen]
+    rows = browser_rows(site, "inputs=" + ",".join(f"inputs/{p.name}" for p in staged))
+    theirs = top_names([row["categories"] for row in rows])
+    agreement = np.mean([a == b for a, b in zip(ours, theirs)])
+    print(f"web: MediaPipe in Chromium agrees with dlpipe predict on {agreement:.1%} of {len(chosen)} prepared photos")
+    assert len(rows) == len(chosen) and set(theirs) <= {"ants", "bees"} and agreement >= 0.99
+
+
+def test_web_export_classifies_texts_in_the_browser_like_dlpipe_predict(text_run, tmp_path):
+    from dlpipe.data.text import read_labelled_text
+
+    site = web_site(text_run, tmp_path)
+    texts = [" ".join(text.split()) for text in read_labelled_text([SENTENCES / "yelp_labelled.txt"]).texts[:300]]
+    (site / "texts.json").write_text(json.dumps(texts), encoding="utf-8")
+    listing = tmp_path / "texts.txt"
+    listing.write_text("".join(f"{text}\n" for text in texts), encoding="utf-8")
+    ours = dlpipe_labels(site / "model.tflite", [str(listing)], tmp_path / "rows.jsonl")
+    theirs = top_names([row["categories"] for row in browser_rows(site, "inputs=texts.json")])
+    agreement = np.mean([a == b for a, b in zip(ours, theirs)])
+    print(f"web: MediaPipe in Chromium agrees with dlpipe predict on {agreement:.1%} of {len(texts)} yelp sentences")
+    assert len(theirs) == len(texts) and set(theirs) <= {"0", "1"} and agreement >= 0.99
