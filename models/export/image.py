@@ -77,7 +77,7 @@ def export_tflite(model: keras.Model, target: Path, request: ExportRequest, fmt:
     standard = functools.partial(tflite_metadata.image_classifier_metadata, mean=[0.0], std=[1.0])
     with warnings.catch_warnings():
         # a uint8 input whose scale is not 1 (representative_images prevents it): MediaPipe would misread it
-        warnings.simplefilter("error", UserWarning)
+        warnings.filterwarnings("error", message="TFLite metadata: the uint8 input", category=UserWarning)
         try:
             data = artifacts.tflite_bytes(flatbuffer, request.bundle, standard, _description(request, fmt))
         except UserWarning as problem:
