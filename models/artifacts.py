@@ -7,7 +7,8 @@ Side files, written here and nowhere else:
   artifacts.json      one record per artifact: format, provenance (dlpipe version, source run, config
                       hash) and the parity against the Keras model measured at export, with its speed
 A folder artifact (SavedModel) holds its side files inside, a file artifact (.keras, .tflite) beside
-it; a .tflite also carries them embedded as metadata buffers, so the file alone is enough.
+it; a .tflite also carries them embedded as metadata buffers, so the file alone is enough, and the
+standard TFLite Metadata that MediaPipe Tasks read (`tflite_bytes`: labels, tokenizer, preprocessing.json).
 Every write is atomic (`dlpipe.atomic`).
 """
 
@@ -18,7 +19,7 @@ import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from dlpipe import __version__, atomic
 from dlpipe.errors import DataError
@@ -36,6 +37,8 @@ EMBEDDED_FILE_PREFIX = "dlpipe_file:"
 TFLITE_VARIANTS = {"float32": "model.tflite", "float16": "model_float16.tflite", "dynamic": "model_dynamic.tflite",
                    "int8": "model_int8.tflite"}
 CHOICES = ("auto", "keras", "savedmodel", *TFLITE_VARIANTS)
+# the licence field of a .tflite's standard metadata: the model's, which dlpipe cannot know
+METADATA_LICENSE = "Not set by dlpipe: the terms of the training data and of the pretrained weights apply"
 PARITY_TOLERANCE = 0.01  # accuracy (or top-1 agreement) an export may lose against Keras and still be chosen by auto
 
 
@@ -126,6 +129,31 @@ def embed_in_tflite(flatbuffer: bytes, bundle: Bundle) -> bytes:
     for name, source in bundle.extra_files.items():
         buffers[EMBEDDED_FILE_PREFIX + name] = Path(source).read_bytes()
     return _with_metadata(flatbuffer, buffers)
+
+
+StandardMetadata = Callable[..., bytes]  # a models.tflite_metadata writer with its task's arguments bound
+
+
+def tflite_bytes(flatbuffer: bytes, bundle: Bundle, standard: StandardMetadata | None = None,
+                 description: str | None = None) -> bytes:
+    """Everything a dlpipe .tflite carries, assembled in this one place.
+
+    dlpipe's own named buffers (`embed_in_tflite`, what dlpipe's runtime reads), then, given
+    `standard` (e.g. `functools.partial(tflite_metadata.image_classifier_metadata, mean=[0], std=[1])`,
+    chosen by the task's exporter), the standard TFLite Metadata MediaPipe Tasks read: name,
+    description, version, author and licence, the labels, and preprocessing.json as an extra
+    associated file. `standard` is called as standard(flatbuffer, labels, name=..., ..., extra_files=...).
+    """
+    embedded = embed_in_tflite(flatbuffer, bundle)
+    if standard is None:
+        return embedded
+    run = bundle.provenance.get("source_run")
+    info: dict[str, Any] = {"name": f"dlpipe {bundle.task} classifier" + (f" ({Path(run).name})" if run else ""),
+                            "version": f"dlpipe {__version__}", "author": "dlpipe", "license": METADATA_LICENSE,
+                            "extra_files": {PREPROCESSING_FILE: json.dumps(bundle.preprocessing_dict()).encode("utf-8")}}
+    if description:
+        info["description"] = description
+    return standard(embedded, list(bundle.class_names), **info)
 
 
 def embedded_in_tflite(path: str | Path) -> dict[str, bytes]:

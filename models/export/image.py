@@ -4,11 +4,17 @@ The SavedModel's `serving_default` takes encoded JPEG/PNG/GIF/BMP bytes
 (`image_bytes`, string[N]; TF Serving's REST API base64-decodes inputs whose
 name ends in "_bytes") and runs dlpipe's own preprocessing in the graph;
 `serving_pixels` takes preprocessed pixels (float32 [N, S, S, 3] in [0, 255]).
-TFLite files take pixels (float32, or uint8 for full-integer int8).
+TFLite files take pixels (float32, or uint8 for full-integer int8) and carry the standard
+image-classifier metadata, so MediaPipe Tasks' ImageClassifier runs them with label names: RGB,
+NormalizationOptions mean 0 / std 1 (the model normalises inside, pixels in [0, 255]), labels.
+The input keeps a dynamic batch: the converter stores its shape as [1, S, S, 3] (what MediaPipe
+reads) with signature [-1, S, S, 3] (what dlpipe's runtime resizes for batches).
 """
 
 from __future__ import annotations
 
+import functools
+import warnings
 from pathlib import Path
 
 import keras
@@ -18,9 +24,10 @@ import tensorflow as tf
 from dlpipe.data.images import tf_path
 from dlpipe.data.preprocess import ImagePreprocessing, known_image_format, load_image, preprocess_bytes
 from dlpipe.errors import DataError, DlpipeError
-from dlpipe.models import artifacts
+from dlpipe.models import artifacts, tflite_metadata
 from dlpipe.models.export import ExportRequest, register
 from dlpipe.models.export.converters import convert, export_archive, labelled_outputs, quantization_of, write_keras
+from dlpipe.models.export.web import WEB_MODEL, WebPage, write_web_folder
 
 TASK = "image"
 
@@ -67,11 +74,51 @@ def export_tflite(model: keras.Model, target: Path, request: ExportRequest, fmt:
             raise DlpipeError("export: int8 needs training images for calibration; the run's load.path has none")
         representative = representative_images(list(request.calibration), request.bundle.preprocessing)
     flatbuffer = convert(tf.lite.TFLiteConverter.from_keras_model(model), quantize, representative)
-    target.write_bytes(artifacts.embed_in_tflite(flatbuffer, request.bundle))
+    standard = functools.partial(tflite_metadata.image_classifier_metadata, mean=[0.0], std=[1.0])
+    with warnings.catch_warnings():
+        # a uint8 input whose scale is not 1 (representative_images prevents it): MediaPipe would misread it
+        warnings.filterwarnings("error", message="TFLite metadata: the uint8 input", category=UserWarning)
+        try:
+            data = artifacts.tflite_bytes(flatbuffer, request.bundle, standard, _description(request, fmt))
+        except UserWarning as problem:
+            raise DlpipeError(f"export: {target.name.removeprefix('.partial-')}: {problem}") from None
+    target.write_bytes(data)
+
+
+def _description(request: ExportRequest, fmt: str) -> str:
+    size = request.bundle.preprocessing.image_size
+    kind = {"tflite": "float32", "tflite-int8": "full-integer (uint8 in/out)"}.get(fmt, fmt.removeprefix("tflite-"))
+    return (f"Classifies an RGB image into {len(request.bundle.class_names)} classes ({kind}). Input: "
+            f"{size}x{size} RGB pixels in [0, 255] (normalisation is inside the model); dlpipe itself resizes "
+            f"as preprocessing.json says ({request.bundle.preprocessing.resize}).")
+
+
+WEB_PAGE = WebPage(
+    package="tasks-vision", bundle="vision_bundle.mjs", resolver="forVisionTasks", classifier="ImageClassifier",
+    title="dlpipe image classifier",
+    input_html='<p><input type="file" id="files" accept="image/*" multiple> <button id="go">Classify</button></p>',
+    read_inputs_js='inputs = given.split(",");',
+    read_user_js='inputs = Array.from(document.getElementById("files").files);',
+    prepare_js=("const value = new Image(); value.src = typeof item === 'string' ? item : URL.createObjectURL(item); "
+                "await value.decode();"))
+
+
+@register(TASK, "web")
+def export_web(model: keras.Model, target: Path, request: ExportRequest, fmt: str) -> None:
+    """A folder with the float32 .tflite (standard metadata included), a page and MediaPipe's web files."""
+    target.mkdir(parents=True, exist_ok=True)
+    export_tflite(model, target / WEB_MODEL, request, "tflite")
+    write_web_folder(target, WEB_PAGE)
 
 
 def representative_images(paths: list[str], prep: ImagePreprocessing, count: int = 100, seed: int = 0) -> list[np.ndarray]:
     """A seeded sample of training images, preprocessed exactly as in training."""
     rng = np.random.default_rng(seed)
     chosen = rng.choice(len(paths), size=min(count, len(paths)), replace=False)
-    return [load_image(tf.constant(tf_path(paths[i])), prep).numpy() for i in sorted(chosen)]
+    images = [load_image(tf.constant(tf_path(paths[i])), prep).numpy() for i in sorted(chosen)]
+    # One black and one white pixel: the input's calibrated range is then exactly [0, 255], so its
+    # uint8 scale is 1 and zero point 0 and the raw bytes MediaPipe feeds mean what LiteRT's quantised
+    # pixels mean. (Photos alone may stop at 254 or start at 3.) One pixel barely moves later ranges.
+    images[0] = images[0].copy()
+    images[0][0, 0], images[0][0, 1] = 0.0, 255.0
+    return images

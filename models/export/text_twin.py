@@ -16,6 +16,12 @@ recurrent layers rebuilt with dropout 0 and `unroll=True` over the fixed
 sequence length (plain FULLY_CONNECTED/LOGISTIC/TANH/SELECT ops, any batch
 size), with every variable frozen to a constant. It matches Keras to float32
 round-off, padding and [UNK] included.
+
+Why WordPiece twins take ids, mask and segment_ids: that is MediaPipe's BERT
+convention (its TextClassifier finds the three int32 inputs by these metadata
+names). The twin maps them onto the model's input_ids and attention_mask, and
+onto token_type_ids when the model takes them; MiniLM as dlpipe builds it
+fixes the token types to 0, so there segment_ids is an input it ignores.
 """
 
 from __future__ import annotations
@@ -32,6 +38,8 @@ from dlpipe.models.export.converters import convert
 
 TOKEN_IDS = "token_ids"  # the input of a "vectorize" model's .tflite
 WORDPIECE_INPUTS = ("input_ids", "attention_mask")
+# the .tflite inputs of a WordPiece model (MediaPipe's BERT names) -> the Keras model's inputs
+BERT_TFLITE_INPUTS = {"ids": "input_ids", "mask": "attention_mask", "segment_ids": "token_type_ids"}
 _RECURRENT = (keras.layers.LSTM, keras.layers.GRU, keras.layers.SimpleRNN, keras.layers.Bidirectional)
 
 
@@ -45,13 +53,13 @@ def inference_model(model: keras.Model, prep: TextPreprocessing) -> tuple[keras.
     """
     if prep.tokenizer == "wordpiece":
         names = tuple(tensor.name for tensor in model.inputs)
-        if set(names) != set(WORDPIECE_INPUTS):
+        if not set(WORDPIECE_INPUTS) <= set(names) <= set(BERT_TFLITE_INPUTS.values()):
             raise DlpipeError(f"export: a wordpiece model must take inputs {list(WORDPIECE_INPUTS)}, not {list(names)}")
         lengths = {tensor.shape[1] for tensor in model.inputs} - {None}
         if lengths - {prep.sequence_length}:
             raise DlpipeError(f"export: the model takes sequences of {sorted(lengths)} tokens but preprocessing.json "
                               f"says sequence_length={prep.sequence_length}")
-        return model, WORDPIECE_INPUTS
+        return model, tuple(BERT_TFLITE_INPUTS)
     try:
         vectorize = model.get_layer("vectorize")
     except ValueError:
@@ -116,8 +124,13 @@ def convert_twin(twin: keras.Model, input_names: tuple[str, ...], sequence_lengt
     specs = [tf.TensorSpec([None, sequence_length], tf.int32, name=name) for name in input_names]
 
     def serve(*inputs: tf.Tensor) -> dict[str, tf.Tensor]:
-        features = inputs[0] if len(inputs) == 1 else dict(zip(input_names, inputs))
-        return {"probabilities": twin(features, training=False)}
+        if len(inputs) == 1:
+            return {"probabilities": twin(inputs[0], training=False)}
+        taken = {tensor.name for tensor in twin.inputs}
+        features = {BERT_TFLITE_INPUTS.get(name, name): tensor for name, tensor in zip(input_names, inputs)}
+        # an input the model ignores (segment_ids) stays an input of the converted graph
+        return {"probabilities": twin({name: tensor for name, tensor in features.items() if name in taken},
+                                      training=False)}
 
     concrete = tf.function(serve, input_signature=specs).get_concrete_function()
     # Frozen, and no trackable object given: with one, the converter keeps VAR_HANDLE/READ_VARIABLE

@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 
 # the vocabulary file a TextVectorization model's .tflite ships with (WordPiece models ship their vocab.txt)
 VOCABULARY_FILE = "vocabulary.txt"
+# .tflite input names (MediaPipe's BERT convention) -> the encoder's arrays; None: zeros (one segment)
+TFLITE_ALIASES = {"ids": "input_ids", "mask": "attention_mask", "segment_ids": None}
 
 
 class TextTask(ClassificationTask):
@@ -117,14 +119,7 @@ class TextTask(ClassificationTask):
 
         def feed(batch: Any, details: list[dict[str, Any]]) -> list[np.ndarray]:
             encoded = encode(list(batch))
-            arrays = []
-            for detail in details:  # match the interpreter's inputs by name
-                names = [name for name in encoded if name in detail["name"]]
-                if len(names) != 1:
-                    raise DataError(str(side.folder), f"the .tflite input '{detail['name']}' is none of {sorted(encoded)}; "
-                                                      "export the model again with dlpipe export")
-                arrays.append(encoded[names[0]])
-            return arrays
+            return [_input_for(detail["name"], encoded, side) for detail in details]  # matched by name
 
         return feed
 
@@ -134,3 +129,23 @@ class TextTask(ClassificationTask):
 
         name = prep.vocab_file if prep.tokenizer == "wordpiece" else VOCABULARY_FILE
         return make_text_encoder(prep, side.file(name))
+
+
+def _input_for(tensor_name: str, encoded: dict[str, np.ndarray], side: "SideFiles") -> np.ndarray:
+    """The encoder's array for one .tflite input: its name as exported ("serving_default_ids:0" -> "ids").
+
+    Names of MediaPipe's BERT convention map to the WordPiece encoder's arrays (segment_ids: all zeros,
+    one segment); files exported before it (input_ids / attention_mask, token_ids) match as they are.
+    """
+    name = tensor_name.rsplit(":", 1)[0].removeprefix("serving_default_")
+    if name in encoded:
+        return encoded[name]
+    if name in TFLITE_ALIASES and "input_ids" in encoded:
+        alias = TFLITE_ALIASES[name]
+        return np.zeros_like(encoded["input_ids"]) if alias is None else encoded[alias]
+    matches = [key for key in encoded if key in tensor_name]
+    if len(matches) != 1:
+        raise DataError(str(side.folder), f"the .tflite input '{tensor_name}' is none of "
+                                          f"{sorted(set(encoded) | set(TFLITE_ALIASES))}; export the model again "
+                                          "with dlpipe export")
+    return encoded[matches[0]]

@@ -13,7 +13,7 @@ import tensorflow as tf
 from dlpipe.data.text import TextPreprocessing, make_text_encoder, read_vocabulary
 from dlpipe.data.wordpiece import WordPieceTokenizer
 from dlpipe.errors import DlpipeError
-from dlpipe.models import artifacts
+from dlpipe.models import artifacts, tflite_metadata
 from dlpipe.models.export import ExportRequest, export
 from dlpipe.models.tasks import get_task
 from dlpipe.models.text_classifiers import make_vectorizer, minilm_classifier, recurrent_classifier, transformer_classifier
@@ -125,6 +125,24 @@ def test_labels_vocabulary_and_preprocessing_travel_with_the_file(vectorizer, tm
     assert side.class_names == CLASSES and side.preprocessing == inside and side.task == "text"
     assert read_vocabulary(folder / "vocabulary.txt") == vocabulary
     assert TextPreprocessing.from_dict(inside) == PREP
+    # the standard metadata MediaPipe reads: labels, a RegexTokenizer with its vocabulary, preprocessing.json
+    assert tflite_metadata.read_labels(path) == CLASSES
+    unit = tflite_metadata.read_metadata(path)["subgraphMetadata"][0]["inputTensorMetadata"][0]["processUnits"][0]
+    assert unit["optionsType"] == "RegexTokenizerOptions"
+    packed = tflite_metadata.associated_files(path)
+    assert b"<UNKNOWN> 1\n" in packed["vocab.txt"] and json.loads(packed["preprocessing.json"]) == inside
+
+
+def test_standardize_without_a_regex_equivalent_keeps_dlpipe_metadata_only(tmp_path):
+    prep = TextPreprocessing(max_tokens=64, sequence_length=LENGTH, strip_punctuation=False)
+    model = _build("gru-1", make_vectorizer(TRAIN, prep.max_tokens, LENGTH, prep.standardize))
+    with pytest.warns(UserWarning, match="model.tflite: standardize='lower' has no MediaPipe RegexTokenizer"):
+        path = export_text_tflite(model, tmp_path, CLASSES, prep)
+    assert tflite_metadata.read_metadata(path) is None
+    expected = model.predict(tf.constant(TEXTS), verbose=0)
+    from dlpipe.models.runtimes import load_runtime
+
+    np.testing.assert_allclose(load_runtime(path).predict(TEXTS), expected, rtol=0, atol=1e-4)
 
 
 def test_encoder_reproduces_vectorizer_ids(vectorizer):
@@ -207,4 +225,14 @@ def test_minilm_float_tflite_matches_keras(tmp_path):
         np.testing.assert_array_equal(feeds[key], reference[key])
     assert (feeds["input_ids"] == 1).any() and (feeds["attention_mask"] == 0).any()
     expected = model.predict(feeds, verbose=0)
-    np.testing.assert_allclose(_run_tflite(path, feeds), expected, rtol=0, atol=1e-4)
+    # MediaPipe's BERT convention: ids, mask and segment_ids (one segment: zeros, which MiniLM ignores)
+    bert_feeds = {"ids": feeds["input_ids"], "mask": feeds["attention_mask"],
+                  "segment_ids": np.zeros_like(feeds["input_ids"])}
+    np.testing.assert_allclose(_run_tflite(path, bert_feeds), expected, rtol=0, atol=1e-4)
+    units = tflite_metadata.read_metadata(path)["subgraphMetadata"][0]["inputProcessUnits"]
+    assert units[0]["optionsType"] == "BertTokenizerOptions"
+    assert tflite_metadata.associated_files(path)["vocab.txt"] == (run / "vocab.txt").read_bytes()
+    # dlpipe's runtime maps ids/mask/segment_ids back onto its encoder's arrays
+    from dlpipe.models.runtimes import load_runtime
+
+    np.testing.assert_allclose(load_runtime(path).predict(texts), expected, rtol=0, atol=1e-4)

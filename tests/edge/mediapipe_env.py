@@ -1,0 +1,46 @@
+"""Drive tests/edge/mediapipe_runner.py in the .venv-mediapipe environment from pytest.
+
+Why a second environment: the real `mediapipe` package brings opencv-contrib-python
+(a second `cv2`, clashing with dlpipe's opencv-python-headless) and pins its own
+numpy and protobuf, so scripts/setup.sh installs it into .venv-mediapipe and the
+tests talk to it through a subprocess, JSON in and out.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+RUNNER = Path(__file__).resolve().parent / "mediapipe_runner.py"
+
+
+def mediapipe_python() -> Path:
+    """The .venv-mediapipe interpreter ($DLPIPE_MEDIAPIPE_PYTHON overrides)."""
+    return Path(os.environ.get("DLPIPE_MEDIAPIPE_PYTHON", ROOT / ".venv-mediapipe" / "bin" / "python"))
+
+
+def require_mediapipe() -> Path:
+    """The interpreter, or a pytest skip saying why there is none."""
+    python = mediapipe_python()
+    if not python.is_file():
+        pytest.skip(f"no MediaPipe environment at {python}: scripts/setup.sh creates .venv-mediapipe "
+                    "(pip install mediapipe); it failed or was not run")
+    probe = subprocess.run([str(python), "-c", "import mediapipe.tasks.python.vision"], capture_output=True, text=True)
+    if probe.returncode:
+        pytest.skip(f"mediapipe does not import in {python}: {probe.stderr.strip().splitlines()[-1:]}")
+    return python
+
+
+def run_mediapipe(job: dict, timeout: float = 300) -> dict:
+    """Send one job to the runner; returns its JSON answer (raises with its stderr when it fails)."""
+    python = require_mediapipe()
+    done = subprocess.run([str(python), str(RUNNER)], input=json.dumps(job), capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, "GLOG_minloglevel": "2", "TF_CPP_MIN_LOG_LEVEL": "2"})
+    if done.returncode:
+        raise RuntimeError(f"mediapipe runner failed ({done.returncode}): {done.stderr[-2000:]}")
+    return json.loads(done.stdout)

@@ -1,0 +1,245 @@
+"""Files that `dlpipe run` / `dlpipe export` write run unchanged in the real MediaPipe Tasks, with label names.
+
+A short EfficientNet-Lite0 run (96 px, one head epoch) on the shared hymenoptera photos and a small
+GRU sentiment run on the amazon sentences; MediaPipe runs in .venv-mediapipe (edge/mediapipe_env.py).
+Every comparison is against `dlpipe predict` on the same .tflite, copied alone into an empty folder
+(so dlpipe reads labels, preprocessing and vocabulary from the file itself).
+
+Images: MediaPipe's ImageClassifier resizes the whole photo to the input size by sampling (no
+antialiasing, no centre crop), dlpipe centre-crops and resizes with antialiasing as in training, so on
+raw photos they see different pixels. The assertion feeds MediaPipe each photo as dlpipe prepares it
+(decoded, cropped, resized, saved as PNG at the input size, which MediaPipe leaves as it is); the
+agreement on the raw photos is printed (BENCHMARKS.md records it for all 245).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from conftest import HYMENOPTERA, SENTENCES
+from dlpipe.models import tflite_metadata as md
+from dlpipe.pipelines.cli import main
+from edge.mediapipe_env import require_mediapipe, run_mediapipe
+
+IMAGE_SETS = ["model.image_size=96", "train.epochs=1", "train.finetune_epochs=0", "train.tensorboard=false",
+              "train.progress=none", "evaluate.plots=false", "augment.enabled=false",
+              "export.formats=[keras,tflite,tflite-int8]"]
+TEXT_SETS = ["model.architecture=gru", "model.embedding_dim=32", "model.units=32", "train.epochs=4",
+             "train.progress=none", "train.learning_rate=0.005", "preprocess.sequence_length=32",
+             "export.formats=[keras,tflite,tflite-dynamic]"]
+PHOTO_STEP = 6  # every 6th of the 245 photos (41): the suite's subset; bench/edge_runtimes.py uses all
+
+
+def photos() -> list[Path]:
+    found = sorted(p for p in HYMENOPTERA.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    assert len(found) >= 200, f"expected the 245 hymenoptera photos under {HYMENOPTERA}, found {len(found)}"
+    return found[::PHOTO_STEP]
+
+
+@pytest.fixture(scope="module")
+def image_run(tmp_path_factory) -> Path:
+    from dlpipe.pipelines import api
+
+    require_mediapipe()
+    photos()
+    out = tmp_path_factory.mktemp("edge-image") / "run"
+    api.run("image-classify", data=str(HYMENOPTERA), out=out, sets=IMAGE_SETS, echo=lambda _: None)
+    return out
+
+
+@pytest.fixture(scope="module")
+def text_run(tmp_path_factory) -> Path:
+    from dlpipe.pipelines import api
+
+    require_mediapipe()
+    out = tmp_path_factory.mktemp("edge-text") / "run"
+    api.run("sentiment", data=str(SENTENCES / "amazon_cells_labelled.txt"), out=out, sets=TEXT_SETS,
+            echo=lambda _: None)
+    return out
+
+
+def alone(artifact: Path, folder: Path) -> Path:
+    """The .tflite copied into an empty folder: nothing beside it to read."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return Path(shutil.copy(artifact, folder / artifact.name))
+
+
+def dlpipe_labels(artifact: Path, inputs: list[str], out: Path) -> list[str]:
+    result = CliRunner().invoke(main, ["predict", str(artifact), *inputs, "--top-k", "1", "--out", str(out)],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return [json.loads(line)["label"] for line in out.read_text().splitlines()]
+
+
+def top_names(answer: list | dict) -> list[str]:
+    assert not isinstance(answer, dict), answer  # {"error": ...}: MediaPipe refused the file
+    return [max(categories, key=lambda c: c["score"])["category_name"] for categories in answer]
+
+
+def as_dlpipe_prepares(photo: Path, prep, folder: Path) -> Path:
+    """The photo as dlpipe's preprocessing makes it, saved losslessly at the model's input size."""
+    import tensorflow as tf
+
+    from dlpipe.data.images import tf_path
+    from dlpipe.data.preprocess import load_image
+
+    pixels = load_image(tf.constant(tf_path(str(photo))), prep).numpy()
+    target = folder / f"{photo.parent.name}_{photo.stem}.png"
+    Image.fromarray(np.clip(np.rint(pixels), 0, 255).astype(np.uint8)).save(target)
+    return target
+
+
+@pytest.mark.parametrize("file_name", ["model.tflite", "model_int8.tflite"], ids=["float32", "int8"])
+def test_mediapipe_image_classifier_agrees_with_dlpipe_predict(image_run, file_name, tmp_path):
+    from dlpipe.models.runtimes import load_runtime
+
+    artifact = alone(image_run / file_name, tmp_path / "alone")
+    runtime = load_runtime(artifact)
+    assert md.read_labels(artifact) == runtime.class_names == ["ants", "bees"]
+    assert json.loads(md.associated_files(artifact)["preprocessing.json"])["image_size"] == 96
+    chosen = photos()
+    ours = dlpipe_labels(artifact, [str(p) for p in chosen], tmp_path / "rows.jsonl")
+    staged_dir = tmp_path / "staged"
+    staged_dir.mkdir()
+    staged = [as_dlpipe_prepares(p, runtime.preprocessing, staged_dir) for p in chosen]
+    prepared, raw = run_mediapipe({"image": [{"model": str(artifact), "images": [str(p) for p in staged]},
+                                             {"model": str(artifact), "images": [str(p) for p in chosen]}]})["image"]
+    theirs, theirs_raw = top_names(prepared), top_names(raw)
+    assert set(theirs) <= {"ants", "bees"} and len(set(ours)) == 2
+    agreement = np.mean([a == b for a, b in zip(ours, theirs)])
+    truth = [p.parent.name for p in chosen]
+    print(f"{file_name}: MediaPipe agrees with dlpipe predict on {agreement:.1%} of {len(chosen)} photos as "
+          f"dlpipe prepares them, {np.mean([a == b for a, b in zip(ours, theirs_raw)]):.1%} on the raw photos; "
+          f"accuracy dlpipe {np.mean([a == b for a, b in zip(ours, truth)]):.1%}, "
+          f"MediaPipe on raw photos {np.mean([a == b for a, b in zip(theirs_raw, truth)]):.1%}")
+    assert agreement >= 0.99
+
+
+def test_dlpipe_evaluates_an_image_tflite_from_the_file_alone(image_run, tmp_path):
+    artifact = alone(image_run / "model_int8.tflite", tmp_path / "alone")
+    result = CliRunner().invoke(main, ["evaluate", str(artifact), "--data", str(HYMENOPTERA)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "on 245 inputs" in result.output and "ants: precision" in result.output
+
+
+@pytest.mark.parametrize("file_name", ["model.tflite", "model_dynamic.tflite"], ids=["float32", "dynamic"])
+def test_mediapipe_text_classifier_agrees_with_dlpipe_predict(text_run, file_name, tmp_path):
+    from dlpipe.data.text import read_labelled_text
+
+    artifact = alone(text_run / file_name, tmp_path / "alone")
+    metadata = md.read_metadata(artifact)
+    assert metadata["subgraphMetadata"][0]["inputTensorMetadata"][0]["processUnits"][0]["optionsType"] == \
+        "RegexTokenizerOptions"
+    texts = read_labelled_text([SENTENCES / "yelp_labelled.txt"]).texts + \
+        read_labelled_text([SENTENCES / "amazon_cells_labelled.txt"]).texts
+    texts = [" ".join(text.split()) for text in texts]  # one line each for the .txt that dlpipe predict reads
+    listing = tmp_path / "texts.txt"
+    listing.write_text("".join(f"{text}\n" for text in texts), encoding="utf-8")
+    ours = dlpipe_labels(artifact, [str(listing)], tmp_path / "rows.jsonl")
+    theirs = top_names(run_mediapipe({"text": [{"model": str(artifact), "texts": texts}]})["text"][0])
+    assert len(ours) == len(theirs) == len(texts) and set(theirs) == {"0", "1"}
+    agreement = np.mean([a == b for a, b in zip(ours, theirs)])
+    print(f"{file_name}: MediaPipe agrees with dlpipe predict on {agreement:.2%} of {len(texts)} sentences "
+          "(yelp unseen, amazon trained on)")
+    assert agreement >= 0.99
+
+
+def test_dlpipe_evaluates_a_text_tflite_from_the_file_alone(text_run, tmp_path):
+    artifact = alone(text_run / "model_dynamic.tflite", tmp_path / "alone")
+    result = CliRunner().invoke(main, ["evaluate", str(artifact), "--data", str(SENTENCES / "yelp_labelled.txt")],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "on 1000 inputs" in result.output
+
+
+# ----------------------------------------------------------------------------------- the browser (--format web)
+
+
+def browser_rows(site: Path, query: str, timeout: float = 180) -> list:
+    """Serve `site` on 127.0.0.1, open index.html?QUERY&report=1 in headless Chromium, return the rows it POSTs."""
+    import functools
+    import http.server
+    import subprocess
+    import threading
+    import time
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not chromium:
+        pytest.skip("no chromium on PATH (Debian: apt-get install chromium)")
+    posted: dict[str, bytes] = {}
+
+    class Handler(http.server.SimpleHTTPRequestHandler):
+        def do_POST(self) -> None:  # the page reports its rows here
+            posted["body"] = self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(site)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}/index.html?{query}&report=1"
+    browser = subprocess.Popen([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                                f"--user-data-dir={site.parent / 'chromium-profile'}", url],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        started = time.monotonic()
+        while "body" not in posted and time.monotonic() - started < timeout and browser.poll() is None:
+            time.sleep(0.2)
+    finally:
+        browser.terminate()
+        browser.wait(timeout=30)
+        server.shutdown()
+    assert "body" in posted, f"the page posted nothing within {timeout} s ({url})"
+    rows = json.loads(posted["body"])
+    assert not isinstance(rows, dict), rows  # {"error": ...}
+    return rows
+
+
+def web_site(run: Path, tmp_path: Path, fmt_dir: str = "web") -> Path:
+    from dlpipe.pipelines.exporting import export_run
+
+    folder = export_run(run, "web", tmp_path / "export")
+    assert folder.name == fmt_dir and (folder / "index.html").is_file() and (folder / "model.tflite").is_file()
+    site = tmp_path / "site"
+    shutil.copytree(folder, site)
+    return site
+
+
+def test_web_export_classifies_images_in_the_browser_like_dlpipe_predict(image_run, tmp_path):
+    from dlpipe.models.runtimes import load_runtime
+
+    site = web_site(image_run, tmp_path)
+    assert md.read_labels(site / "model.tflite") == ["ants", "bees"]
+    chosen = photos()
+    ours = dlpipe_labels(site / "model.tflite", [str(p) for p in chosen], tmp_path / "rows.jsonl")
+    (site / "inputs").mkdir()
+    staged = [as_dlpipe_prepares(p, load_runtime(site / "model.tflite").preprocessing, site / "inputs") for p in chosen]
+    rows = browser_rows(site, "inputs=" + ",".join(f"inputs/{p.name}" for p in staged))
+    theirs = top_names([row["categories"] for row in rows])
+    agreement = np.mean([a == b for a, b in zip(ours, theirs)])
+    print(f"web: MediaPipe in Chromium agrees with dlpipe predict on {agreement:.1%} of {len(chosen)} prepared photos")
+    assert len(rows) == len(chosen) and set(theirs) <= {"ants", "bees"} and agreement >= 0.99
+
+
+def test_web_export_classifies_texts_in_the_browser_like_dlpipe_predict(text_run, tmp_path):
+    from dlpipe.data.text import read_labelled_text
+
+    site = web_site(text_run, tmp_path)
+    texts = [" ".join(text.split()) for text in read_labelled_text([SENTENCES / "yelp_labelled.txt"]).texts[:300]]
+    (site / "texts.json").write_text(json.dumps(texts), encoding="utf-8")
+    listing = tmp_path / "texts.txt"
+    listing.write_text("".join(f"{text}\n" for text in texts), encoding="utf-8")
+    ours = dlpipe_labels(site / "model.tflite", [str(listing)], tmp_path / "rows.jsonl")
+    theirs = top_names([row["categories"] for row in browser_rows(site, "inputs=texts.json")])
+    agreement = np.mean([a == b for a, b in zip(ours, theirs)])
+    print(f"web: MediaPipe in Chromium agrees with dlpipe predict on {agreement:.1%} of {len(texts)} yelp sentences")
+    assert len(theirs) == len(texts) and set(theirs) <= {"0", "1"} and agreement >= 0.99
