@@ -122,14 +122,20 @@ def stored_weight_values(savedmodel: Path) -> int:
                if name != "_CHECKPOINTABLE_OBJECT_GRAPH")
 
 
-@pytest.fixture(scope="session")
-def trained_run(tmp_path_factory):
-    """A tiny trained image-classify run (blue/red), trained once per session: (data folder, run folder)."""
+def tiny_image_run(tmp_path_factory, sets: list[str]):
+    """Train image-classify on a fresh blue/red folder with `sets`: (data folder, run folder, RunResult)."""
     from dlpipe.pipelines import api
 
     root = tmp_path_factory.mktemp("colors")
     write_color_images(root / "blue", "blue", 24, seed=2)
     write_color_images(root / "red", "red", 24, seed=1)
     out = tmp_path_factory.mktemp("run") / "out"
-    api.run("image-classify", data=str(root), out=out, sets=[*TINY_SETS, "export.formats=[keras]"], echo=lambda _: None)
+    result = api.run("image-classify", data=str(root), out=out, sets=sets, echo=lambda _: None)
+    return root, out, result
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory):
+    """A tiny trained image-classify run (blue/red), trained once per session: (data folder, run folder)."""
+    root, out, _ = tiny_image_run(tmp_path_factory, [*TINY_SETS, "export.formats=[keras]"])
     return root, out

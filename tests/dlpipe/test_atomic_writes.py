@@ -66,3 +66,16 @@ def test_replacing_dir_swaps_whole_folders(tmp_path):
         (tmp / "c").write_text("3")
     assert sorted(p.name for p in target.iterdir()) == ["c"]
     assert [p.name for p in tmp_path.iterdir()] == ["savedmodel"]  # neither the old copy nor a partial one is left
+
+
+def test_written_files_and_folders_get_the_usual_permissions(tmp_path):
+    """mkstemp/mkdtemp create owner-only entries; the result must be as readable as an ordinary write."""
+    previous = os.umask(0o022)
+    try:
+        atomic.write_text(tmp_path / "labels.txt", "ant\n")
+        with atomic.replacing_dir(tmp_path / "savedmodel") as tmp:
+            (tmp / "saved_model.pb").write_bytes(b"x")
+    finally:
+        os.umask(previous)
+    assert (tmp_path / "labels.txt").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "savedmodel").stat().st_mode & 0o777 == 0o755

@@ -84,14 +84,7 @@ def test_image_classify_trains_and_exports_an_mlp(trained_mlp_run):
 
 @pytest.fixture(scope="module")
 def trained_mlp_run(tmp_path_factory):
-    from conftest import write_color_images
-    from dlpipe.pipelines import api
+    from conftest import tiny_image_run
 
-    root = tmp_path_factory.mktemp("colors")
-    write_color_images(root / "blue", "blue", 24, seed=2)
-    write_color_images(root / "red", "red", 24, seed=1)
-    out = tmp_path_factory.mktemp("run") / "out"
     sets = [s for s in TINY_SETS if not s.startswith("model.backbone")]
-    result = api.run("image-classify", data=str(root), out=out, echo=lambda _: None,
-                     sets=[*sets, "model.backbone=mlp", "export.formats=[keras,savedmodel,tflite-int8]"])
-    return root, out, result
+    return tiny_image_run(tmp_path_factory, [*sets, "model.backbone=mlp", "export.formats=[keras,savedmodel,tflite-int8]"])
