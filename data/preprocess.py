@@ -146,6 +146,32 @@ def known_image_format(contents: tf.Tensor) -> tf.Tensor:
     return tf.reduce_any(tf.stack(starts), axis=0)
 
 
+def header_pixels(contents: tf.Tensor) -> tf.Tensor:
+    """In-graph twin of `images.too_many_pixels`: width x height (int64) read from one image's header, no decoding.
+
+    JPEG through `tf.image.extract_jpeg_shape`; PNG (IHDR), GIF (logical screen) and BMP (DIB header) from
+    their fixed header fields; 0 for anything else (the decoder then says what is wrong).
+    """
+    padded = tf.strings.join([contents, b"\0" * 32])  # a truncated header reads as zeros, not out of range
+
+    def field(offset: int, length: int, little_endian: bool) -> tf.Tensor:
+        raw = tf.cast(tf.io.decode_raw(tf.strings.substr(padded, offset, length), tf.uint8), tf.int64)
+        weights = tf.constant([256 ** i for i in (range(length) if little_endian else reversed(range(length)))], tf.int64)
+        return tf.reduce_sum(raw * weights)
+
+    def signed32(value: tf.Tensor) -> tf.Tensor:  # BMP heights are negative for top-down images
+        return tf.abs(tf.where(value >= 2 ** 31, value - 2 ** 32, value))
+
+    head = tf.strings.substr(contents, 0, 8)
+    return tf.case([
+        (tf.equal(tf.strings.substr(head, 0, 3), b"\xff\xd8\xff"),
+         lambda: tf.reduce_prod(tf.cast(tf.image.extract_jpeg_shape(contents)[:2], tf.int64))),
+        (tf.equal(head, b"\x89PNG\r\n\x1a\n"), lambda: field(16, 4, False) * field(20, 4, False)),
+        (tf.equal(tf.strings.substr(head, 0, 3), b"GIF"), lambda: field(6, 2, True) * field(8, 2, True)),
+        (tf.equal(tf.strings.substr(head, 0, 2), b"BM"), lambda: signed32(field(18, 4, True)) * signed32(field(22, 4, True))),
+    ], default=lambda: tf.constant(0, tf.int64), exclusive=False)
+
+
 def preprocess_bytes(contents: tf.Tensor, prep: ImagePreprocessing) -> tf.Tensor:
     """Encoded image bytes -> model input (image_size, image_size, 3) float32 in [0, 255]."""
     image = resize_image(decode_image(contents), prep.image_size, prep.resize, prep.crop_fraction)

@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from dlpipe.data.images import tf_path
-from dlpipe.data.preprocess import ImagePreprocessing, known_image_format, load_image, preprocess_bytes
+from dlpipe.data.preprocess import ImagePreprocessing, header_pixels, known_image_format, load_image, preprocess_bytes
 from dlpipe.errors import DataError, DlpipeError
 from dlpipe.models import artifacts, tflite_metadata
 from dlpipe.models.export import ExportRequest, register
@@ -53,7 +53,12 @@ def export_savedmodel(model: keras.Model, target: Path, request: ExportRequest, 
         known = known_image_format(image_bytes)
         check = tf.debugging.Assert(tf.reduce_all(known), ["image_bytes: not a JPEG, PNG, GIF or BMP image at index",
                                                            tf.where(tf.logical_not(known))[:, 0]])
-        with tf.control_dependencies([check]):
+        with tf.control_dependencies([check]):  # refuse decompression bombs from their headers, before decoding
+            pixels = tf.map_fn(header_pixels, image_bytes, fn_output_signature=tf.int64)
+            small = pixels <= prep.max_pixels
+            size_check = tf.debugging.Assert(tf.reduce_all(small), [
+                f"image_bytes: over the limit of {prep.max_pixels} pixels at index", tf.where(tf.logical_not(small))[:, 0]])
+        with tf.control_dependencies([size_check]):
             pixels = tf.map_fn(lambda data: preprocess_bytes(data, prep), image_bytes,
                                fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32))
         return outputs(pixels)

@@ -86,3 +86,22 @@ def test_augmentation_only_in_the_training_branch(color_folder):
     assert trained.min() >= 0 and trained.max() <= 255
     assert not np.allclose(np.sort(trained.ravel()), np.sort(evaluation[0].ravel()))
     assert build_augmenter(flip="none") is None
+
+
+def test_header_pixels_reads_every_format_without_decoding():
+    import io
+
+    import tensorflow as tf
+    from PIL import Image
+
+    from dlpipe.data.images import too_many_pixels
+    from dlpipe.data.preprocess import header_pixels
+
+    for fmt, (width, height) in (("JPEG", (37, 21)), ("PNG", (300, 7)), ("GIF", (65, 300)), ("BMP", (33, 44))):
+        encoded = io.BytesIO()
+        Image.fromarray(np.zeros((height, width, 3), np.uint8)).save(encoded, fmt)
+        assert int(header_pixels(tf.constant(encoded.getvalue()))) == width * height, fmt
+        assert too_many_pixels(encoded.getvalue(), width * height) is None
+        assert "over the limit" in too_many_pixels(encoded.getvalue(), width * height - 1)
+    assert int(header_pixels(tf.constant(b"not an image"))) == 0
+    assert int(header_pixels(tf.constant(b"\x89PNG\r\n\x1a\n"))) == 0  # truncated: zeros, not an error

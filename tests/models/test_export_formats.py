@@ -179,3 +179,16 @@ def test_export_and_evaluate_commands(trained, tmp_path):
     assert json.loads((tmp_path / "metrics.json").read_text())["accuracy"] >= 0.8
     bad = CliRunner().invoke(main, ["evaluate", str(tmp_path / "missing.tflite"), "--data", str(root)])
     assert bad.exit_code == 2 and "does not exist" in bad.output
+
+
+def test_savedmodel_refuses_decompression_bombs_from_their_headers(trained, exports):
+    """The raw-bytes signature checks width x height before decoding: a 12 kB PNG of 100 megapixels is refused."""
+    import io
+
+    from PIL import Image
+
+    good = open(trained[3][0], "rb").read()
+    bomb = io.BytesIO()
+    Image.new("1", (10000, 10000)).save(bomb, "PNG")
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"over the limit of 50000000 pixels at index\] \[1\]"):
+        raw_bytes(exports["savedmodel"], [good, bomb.getvalue()])
