@@ -11,10 +11,14 @@ speed), which `choose_artifact` reads to pick the fastest faithful artifact.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -115,18 +119,65 @@ def export(model: Any, fmt: str, out_dir: str | Path, request: ExportRequest) ->
         reason = entry.reason if entry else f"no exporter is registered for task '{request.bundle.task}'"
         raise DlpipeError(f"export: {fmt} is not available for {request.bundle.task} models: {reason}")
     target = Path(out_dir) / FORMATS[fmt].target
-    if FORMATS[fmt].folder:
-        with atomic.replacing_dir(target) as tmp:
-            entry(model, tmp, request, fmt)
-            artifacts.write_side_files(tmp, request.bundle)
-    else:
-        with atomic.replacing_file(target) as tmp:
-            entry(model, tmp, request, fmt)
-            artifacts.write_side_files(target.parent, request.bundle)
+    with scratch_space(target.parent):
+        if FORMATS[fmt].folder:
+            with atomic.replacing_dir(target) as tmp:
+                entry(model, tmp, request, fmt)
+                artifacts.write_side_files(tmp, request.bundle)
+        else:
+            with atomic.replacing_file(target) as tmp:
+                entry(model, tmp, request, fmt)
+                artifacts.write_side_files(target.parent, request.bundle)
     artifacts.write_record(target, fmt, request.bundle)  # before loading it back: it says dlpipe wrote it
     if request.sample is not None:
         artifacts.write_record(target, fmt, request.bundle, measure_parity(model, target, request))
     return target
+
+
+SCRATCH_DIR = ".dlpipe-scratch"
+
+
+@contextlib.contextmanager
+def scratch_space(folder: Path) -> Iterator[Path]:
+    """Point Python's temp files (the TFLite converter saves a whole SavedModel there) at OUT/.dlpipe-scratch/PID.
+
+    A killed export used to leave up to tens of MB in the system temp folder; here what a dead
+    process left is removed by the next export into the same folder, and this one's on the way out.
+    """
+    root = folder / SCRATCH_DIR
+    if root.is_dir():
+        for leftover in root.iterdir():
+            if not (leftover.name.isdigit() and _alive(int(leftover.name))):
+                shutil.rmtree(leftover, ignore_errors=True)
+    mine = root / str(os.getpid())
+    mine.mkdir(parents=True, exist_ok=True)
+    previous = tempfile.tempdir
+    tempfile.tempdir = str(mine)
+    try:
+        yield mine
+    finally:
+        tempfile.tempdir = previous
+        shutil.rmtree(mine, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            root.rmdir()
+
+
+def _alive(pid: int) -> bool:
+    """True when `pid` is a running process (on Linux not merely a thread id, which shares the numbers)."""
+    status = Path(f"/proc/{pid}/status")
+    if Path("/proc/self/status").exists():
+        try:
+            fields = dict(line.split(":", 1) for line in status.read_text().splitlines() if ":" in line)
+        except OSError:
+            return False
+        return fields.get("Tgid", "").strip() == str(pid)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def measure_parity(model: Any, artifact: Path, request: ExportRequest) -> dict[str, Any]:

@@ -192,3 +192,21 @@ def test_savedmodel_refuses_decompression_bombs_from_their_headers(trained, expo
     Image.new("1", (10000, 10000)).save(bomb, "PNG")
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"over the limit of 50000000 pixels at index\] \[1\]"):
         raw_bytes(exports["savedmodel"], [good, bomb.getvalue()])
+
+
+def test_export_scratch_space_is_cleaned_even_after_a_killed_export(trained, tmp_path):
+    """A dead process's converter files under OUT/.dlpipe-scratch go at the next export; nothing stays behind."""
+    import subprocess
+    import tempfile
+
+    _, _, keras_runtime, paths, _ = trained
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    leftover = tmp_path / ".dlpipe-scratch" / str(dead.pid) / "tmpsaved"
+    leftover.mkdir(parents=True)
+    (leftover / "saved_model.pb").write_bytes(b"x" * 1000)
+    before = tempfile.gettempdir()
+    export(keras_runtime.model, "tflite", tmp_path, request_for(keras_runtime, paths))
+    assert not (tmp_path / ".dlpipe-scratch").exists(), list((tmp_path / ".dlpipe-scratch").rglob("*"))
+    assert tempfile.gettempdir() == before
+    assert (tmp_path / "model.tflite").is_file()
