@@ -3,12 +3,15 @@
 One command, from the repository root with the venv active, after the hymenoptera benchmark has
 trained a model (or give any run folder):
 
-    python bench/batch_predict_throughput.py [--run bench/results/hymenoptera-efficientnet_lite0__ImageNet__2_phase_]
+    python bench/batch_predict_throughput.py [--run RUN] [--artifact keras|int8|auto|...]
 
 Compares, in one process on the same photos:
-  naive    a loop that reads, preprocesses and calls model.predict on one image at a time,
-  dlpipe   `dlpipe predict --out` (the resumable batch job: parallel tf.data decoding, batches),
-  ceiling  the bare model on images decoded beforehand (no I/O, no decoding in the timing).
+  naive    a loop that reads, preprocesses and calls the Keras model on one image at a time,
+  dlpipe   `dlpipe predict --out` on the chosen artifact (the resumable batch job: parallel tf.data
+           decoding overlapped with inference, batches),
+  model    the bare artifact on images decoded beforehand (no I/O, no decoding in the timing),
+  decode   reading and preprocessing alone, in parallel (tf.data), as the batch job decodes,
+  ceiling  decode and model sharing the machine: 1 / (1/decode + 1/model).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ def main() -> None:
     parser.add_argument("--run", default=str(DEFAULT_RUN))
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--limit", type=int, default=0, help="use only the first N photos (0: all)")
+    parser.add_argument("--artifact", default="keras", help="which artifact the batch job runs (see dlpipe predict)")
     args = parser.parse_args()
     import numpy as np
     import tensorflow as tf
@@ -40,7 +44,8 @@ def main() -> None:
     from dlpipe.models.runtimes import load_runtime
     from dlpipe.serving.batch_job import result_rows, run_batch_job
 
-    runtime = load_runtime(args.run, "keras")  # Keras, as before; the default (auto) may pick another artifact
+    keras_runtime = load_runtime(args.run, "keras")
+    runtime = load_runtime(args.run, args.artifact)
     inputs = runtime.task.collect_inputs([str(PHOTOS)])
     if args.limit:
         inputs = inputs.subset(inputs.ids[:args.limit])
@@ -51,7 +56,7 @@ def main() -> None:
     started = time.perf_counter()
     for path in paths:
         pixels = load_image(tf.constant(path), prep).numpy()[None]
-        runtime.model.predict(pixels, verbose=0)
+        keras_runtime.model.predict(pixels, verbose=0)
     naive = len(paths) / (time.perf_counter() - started)
 
     with tempfile.TemporaryDirectory() as folder:
@@ -61,18 +66,27 @@ def main() -> None:
         job = len(paths) / (time.perf_counter() - started)
     assert summary.succeeded + summary.failed == len(paths)
 
-    decoded = np.stack([load_image(tf.constant(p), prep).numpy() for p in paths])
-    started = time.perf_counter()
-    for start in range(0, len(decoded), args.batch_size):
-        runtime.predict(decoded[start:start + args.batch_size])
-    ceiling = len(paths) / (time.perf_counter() - started)
+    from dlpipe.data.datasets import decoded_images
 
-    print(f"\n{date.today()} · `python bench/batch_predict_throughput.py` · {len(paths)} photos · "
-          f"batch {args.batch_size} · {os.cpu_count()} CPU cores\n")
+    started = time.perf_counter()  # decoding as the batch job does it: tf.data, in parallel on every core
+    decoded = np.stack([image.numpy() for image in decoded_images(paths, None, prep, cache=False)])
+    decode = len(paths) / (time.perf_counter() - started)
+    started = time.perf_counter()
+    outputs = [runtime.predict(decoded[start:start + args.batch_size]) for start in range(0, len(decoded), args.batch_size)]
+    model = len(paths) / (time.perf_counter() - started)
+    ceiling = 1 / (1 / decode + 1 / model)
+    reference = np.concatenate([keras_runtime.predict(decoded[start:start + args.batch_size])
+                                for start in range(0, len(decoded), args.batch_size)])
+    agreement = float(np.mean(np.concatenate(outputs).argmax(1) == reference.argmax(1)))
+
+    print(f"\n{date.today()} · `python bench/batch_predict_throughput.py --artifact {args.artifact}` · "
+          f"{len(paths)} photos · batch {args.batch_size} · {os.cpu_count()} CPU cores · artifact "
+          f"{runtime.path.name} ({runtime.chosen_because}) · top-1 agreement with Keras {agreement:.3f}\n")
     print("| method | images/s | vs naive loop | vs ceiling |")
     print("| --- | --- | --- | --- |")
-    for name, rate in (("naive loop (model.predict per image)", naive), ("dlpipe predict --out (batch job)", job),
-                       ("ceiling (bare model, pre-decoded)", ceiling)):
+    for name, rate in (("naive loop (Keras per image)", naive), (f"dlpipe predict --out ({runtime.format})", job),
+                       (f"model only ({runtime.format}, pre-decoded)", model), ("decode only", decode),
+                       ("ceiling 1/(1/decode + 1/model)", ceiling)):
         print(f"| {name} | {rate:.1f} | {rate / naive:.1f}x | {rate / ceiling:.0%} |")
 
 
