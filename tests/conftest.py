@@ -74,6 +74,7 @@ TINY_SETS = [
     "augment.rotation=0",
     "augment.zoom=0",
     "augment.translation=0",
+    "export.parity_sample=16",  # each export is still loaded back and checked, on fewer images
 ]
 
 
@@ -81,6 +82,7 @@ TINY_SETS = [
 TINY_TEXT_SETS = [
     "train.epochs=6", "train.batch_size=16", "train.progress=none", "train.learning_rate=0.01",
     "preprocess.sequence_length=12", "model.architecture=gru", "model.embedding_dim=16", "model.units=16",
+    "export.parity_sample=16",
 ]
 
 
