@@ -60,7 +60,7 @@ class ImageTask(ClassificationTask):
         """Decoding runs in parallel (tf.data) while the caller runs the model; unreadable files become errors."""
         import tensorflow as tf
 
-        from dlpipe.data.images import check_image_file, tf_path, too_many_pixels
+        from dlpipe.data.images import tf_path, too_many_pixels
         from dlpipe.data.preprocess import load_image
 
         oversized = {}
@@ -72,33 +72,22 @@ class ImageTask(ClassificationTask):
         if oversized:
             yield PreparedBatch(list(oversized), np.zeros((0,), np.float32), oversized)
         readable = [key for key in inputs.ids if key not in inputs.errors and key not in oversized]
-        position = {key: i for i, key in enumerate(readable)}
         decoded: Iterator[tuple[Any, Any]] = iter(())
         if readable:
             ds = tf.data.Dataset.from_tensor_slices((tf.range(len(readable), dtype=tf.int64),
                                                      [tf_path(inputs.payloads[key]) for key in readable]))
             ds = ds.map(lambda i, p: (i, load_image(p, prep)), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
             decoded = iter(ds.ignore_errors().batch(batch_size).prefetch(2))
-        chunk: list[str] = []
-        errors: dict[str, str] = {}
-        next_readable = 0
+        done = 0  # readable[:done] have been yielded; a batch's indices are positions in `readable`
         for indices, images in decoded:
-            indices = indices.numpy().tolist()
-            last = indices[-1]
-            good = set(indices)
-            for key in readable[next_readable:last + 1]:
-                if position[key] not in good:
-                    reason, _ = check_image_file(inputs.payloads[key], verify=True)
-                    errors[key] = reason or "could not be decoded"
-            chunk = readable[next_readable:last + 1]
-            next_readable = last + 1
+            good = set(indices.numpy().tolist())
+            chunk = readable[done:max(good) + 1]  # the files the decoder dropped in between are errors
+            errors = {key: _decode_error(inputs.payloads[key]) for i, key in enumerate(chunk, start=done) if i not in good}
+            done += len(chunk)
             yield PreparedBatch(chunk, images.numpy(), errors)
-            errors = {}
-        tail = readable[next_readable:]
-        if tail:
-            yield PreparedBatch(tail, np.zeros((0,), np.float32),
-                                {key: check_image_file(inputs.payloads[key], verify=True)[0] or "could not be decoded"
-                                 for key in tail})
+        if done < len(readable):
+            tail = readable[done:]
+            yield PreparedBatch(tail, np.zeros((0,), np.float32), {key: _decode_error(inputs.payloads[key]) for key in tail})
 
     def prepare(self, raw: Any, prep: "ImagePreprocessing") -> np.ndarray:
         import tensorflow as tf
@@ -151,6 +140,13 @@ class ImageTask(ClassificationTask):
 
     def tflite_feed(self, prep: "ImagePreprocessing", side: "SideFiles") -> Callable[[Any, list[dict[str, Any]]], list[np.ndarray]]:
         return lambda batch, details: [np.asarray(batch, np.float32)]
+
+
+def _decode_error(path: str) -> str:
+    """Why the decoder dropped a file, in the words the load stage uses."""
+    from dlpipe.data.images import check_image_file
+
+    return check_image_file(path, verify=True)[0] or "could not be decoded"
 
 
 def _signature(loaded: Any, name: str, side: "SideFiles") -> Any:
