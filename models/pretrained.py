@@ -4,7 +4,9 @@
 EfficientNet-Lite variants with their 1000-class ImageNet heads: each takes raw
 RGB pixels in [0, 255] at its own size (224, 240, 260), like every dlpipe
 classifier, and returns class probabilities. A named model loads as a
-runtime, like any exported artifact.
+runtime, like any exported artifact. `coco-detector` is the offline COCO
+detector of `dlpipe.models.coco_detector` (the detect task: boxes, labels,
+scores), set up once by scripts/fetch_coco_detector.sh.
 """
 
 from __future__ import annotations
@@ -53,3 +55,12 @@ def _register_lite_models() -> None:
 
 
 _register_lite_models()
+
+
+def _coco_detector() -> "KerasRuntime":
+    from dlpipe.models.coco_detector import coco_detector_runtime
+
+    return coco_detector_runtime()
+
+
+NAMED_MODELS.add("coco-detector", _coco_detector)

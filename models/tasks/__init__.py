@@ -11,6 +11,7 @@ task is one module that subclasses `Task` and registers itself here with
 from __future__ import annotations
 
 from dlpipe.models.tasks.base import ClassificationTask, InputSet, LabelledData, PreparedBatch, Task
+from dlpipe.models.tasks.detect import DetectTask
 from dlpipe.models.tasks.image import ImageTask
 from dlpipe.models.tasks.text import TextTask
 from dlpipe.registry import Registry
@@ -18,6 +19,7 @@ from dlpipe.registry import Registry
 TASKS: Registry[Task] = Registry("task")
 TASKS.add(ImageTask.name, ImageTask())
 TASKS.add(TextTask.name, TextTask())
+TASKS.add(DetectTask.name, DetectTask())
 
 
 def get_task(name: str) -> Task:
