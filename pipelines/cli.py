@@ -13,6 +13,7 @@ import inspect
 import os
 import sys
 import traceback
+from pathlib import Path
 from typing import Any, Callable
 
 import click
@@ -104,11 +105,21 @@ ARTIFACT_HELP = ("Which artifact of a run or export folder runs: auto (the faste
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="local: in this process; ray: Ray Data actors on a cluster (needs --out and `pip install ray[data]`).")
 @click.option("--address", default=None, help="Ray cluster address for --engine ray (default: start a local Ray).")
+@click.option("--min-score", type=float, default=None,
+              help="Detection models: keep boxes scoring at least this (default 0.3).")
+@click.option("--nms-iou", type=float, default=None,
+              help="Detection models: drop a box overlapping a better one of its label by more than this IoU "
+                   "(default 0.5; 1 keeps all).")
+@click.option("--max-boxes", type=int, default=None, help="Detection models: most boxes kept per image (default 100).")
+@click.option("--draw", "draw_dir", type=click.Path(file_okay=False), default=None,
+              help="Detection models: also write each photo with its boxes and labels drawn into this folder.")
 @_friendly_errors
 def predict_command(inputs: tuple[str, ...], model_name: str | None, artifact: str, top_k: int, out_file: str | None,
-                    batch_size: int, engine: str, address: str | None) -> None:
+                    batch_size: int, engine: str, address: str | None, min_score: float | None,
+                    nms_iou: float | None, max_boxes: int | None, draw_dir: str | None) -> None:
     """Run a model on inputs: images (files, folders searched recursively, or .txt lists of paths) or, with a
-    text model, the lines of .txt/.tsv/.csv/.jsonl files, and report the top labels."""
+    text model, the lines of .txt/.tsv/.csv/.jsonl files, and report the top labels; a detection model
+    (coco-detector) reports labelled boxes in each photo's own pixels (x1, y1, x2, y2)."""
     from dlpipe.models.runtimes import load_runtime
     from dlpipe.serving.batch_job import result_rows, run_batch_job
 
@@ -117,14 +128,23 @@ def predict_command(inputs: tuple[str, ...], model_name: str | None, artifact: s
             raise click.UsageError("give a MODEL and at least one INPUT, or use --model")
         model_name, inputs = inputs[0], inputs[1:]
     runtime = load_runtime(model_name, artifact)
+    runtime.task = runtime.task.with_options(min_score=min_score, nms_iou=nms_iou, max_boxes=max_boxes)
+    if draw_dir and not runtime.task.can_draw:
+        runtime.task.draw({}, None, Path(draw_dir))  # refuses, saying what --draw is for
+    if draw_dir and engine == "ray":
+        raise click.UsageError("--draw runs with --engine local")
     click.echo(f"model: {runtime.describe()}" + (f", chosen: {runtime.chosen_because}"
                                                   if runtime.chosen_because != "given" else ""), err=True)
     todo = runtime.task.collect_inputs(inputs)
+
+    def rows_of(keys):
+        rows = result_rows(runtime, todo.subset(keys), top_k, batch_size)
+        return _drawing(rows, runtime.task, todo, Path(draw_dir)) if draw_dir else rows
     if out_file is None:
         if engine == "ray":
             raise click.UsageError("--engine ray writes its rows to a file: add --out FILE")
         failed = 0
-        for rows in result_rows(runtime, todo, top_k, batch_size):
+        for rows in rows_of(todo.ids):
             for row in rows:
                 if row.get("error"):
                     failed += 1
@@ -145,12 +165,20 @@ def predict_command(inputs: tuple[str, ...], model_name: str | None, artifact: s
 
         classify = ray_classifier(model_name, artifact, todo, address, top_k, batch_size)
     else:
-        def classify(keys):
-            return result_rows(runtime, todo.subset(keys), top_k, batch_size)
+        classify = rows_of
     summary = run_batch_job(classify, todo.ids, out_file, progress=progress)
     click.echo("", err=True)
     click.echo(f"{summary.succeeded} classified, {summary.failed} failed, {summary.skipped_as_done} already done "
                f"({summary.items_per_second:.1f} items/s); rows in {out_file}", err=True)
+
+
+def _drawing(batches: Any, task: Any, todo: Any, folder: Path) -> Any:
+    """Pass row batches through, drawing each answered row's picture into `folder` on the way."""
+    for rows in batches:
+        for row in rows:
+            if not row.get("error"):
+                task.draw(row, todo.payloads[row["input"]], folder)
+        yield rows
 
 
 @main.command("export")
@@ -163,21 +191,34 @@ def predict_command(inputs: tuple[str, ...], model_name: str | None, artifact: s
 @click.option("--quantize", type=click.Choice(["none", "float16", "dynamic", "int8"]), default="none", show_default=True,
               help="TFLite weights: float32 (none), float16, dynamic-range int8, or full int8 with uint8 input/output "
                    "(image models only, calibrated on the run's training images).")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Folder to write into (default: RUN_DIR).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False),
+              help="Folder to write into (default: RUN_DIR; required for a named model).")
+@click.option("--sample", "samples", multiple=True, metavar="PATH",
+              help="Named models (coco-detector): photos (files or folders) to check the export against the model "
+                   "with and to calibrate int8 on; repeatable.")
 @_friendly_errors
-def export_command(run_dir: str, fmt: str, quantize: str, out_dir: str | None) -> None:
-    """Export a finished run's model; the new file replaces an old one only once it is complete."""
+def export_command(run_dir: str, fmt: str, quantize: str, out_dir: str | None, samples: tuple[str, ...]) -> None:
+    """Export a finished run's model, or a named model (coco-detector) with --out; the new file replaces an old one
+    only once it is complete."""
     from dlpipe.models import artifacts
-    from dlpipe.pipelines.exporting import export_run
+    from dlpipe.models.pretrained import NAMED_MODELS
+    from dlpipe.pipelines.exporting import export_named, export_run
 
     if quantize != "none" and fmt != "tflite":
         raise click.UsageError("--quantize applies to --format tflite")
     name = fmt if fmt != "tflite" or quantize == "none" else f"tflite-{quantize}"
-    path = export_run(run_dir, name, out_dir)
+    if not Path(run_dir).exists() and run_dir in NAMED_MODELS:
+        path = export_named(run_dir, name, out_dir, samples)
+    elif samples:
+        raise click.UsageError("--sample is for named models; a run is checked on its own validation data")
+    else:
+        path = export_run(run_dir, name, out_dir)
     size = sum(p.stat().st_size for p in path.rglob("*")) if path.is_dir() else path.stat().st_size
     parity = (artifacts.read_record(path) or {}).get("parity")
-    check = (f"; agrees with the Keras model on {parity['top1_agreement']:.1%} of {parity['count']} validation inputs"
-             if parity else "; no parity check (the run's data is not readable)")
+    checked = (f"{parity['boxes']} boxes of {parity['count']} sample photos" if parity and "boxes" in parity
+               else f"{parity['count']} validation inputs" if parity else "")
+    check = (f"; agrees with the Keras model on {parity['top1_agreement']:.1%} of {checked}" if parity
+             else "; no parity check (the run's data is not readable, or no --sample)")
     click.echo(f"wrote {path} ({size / 1e6:.1f} MB) with its labels and preprocessing{check}")
 
 

@@ -55,6 +55,29 @@ def _parity_sample(task: Any, preprocessing: Any, val: Examples, class_names: li
     return batch, [names[key] for key in keys]
 
 
+def export_named(name: str, fmt: str, out_dir: str | Path | None, sample: Sequence[str] = ()) -> Path:
+    """`dlpipe export NAMED-MODEL`: a named model (e.g. coco-detector) written as `fmt` into `out_dir`.
+
+    `sample` (files or folders of inputs) calibrates full-integer files and is the parity check's batch.
+    """
+    from dlpipe.models import artifacts
+    from dlpipe.models.export import ExportRequest, export
+    from dlpipe.models.runtimes import load_runtime
+
+    if out_dir is None:
+        raise DlpipeError(f"export: {name} is a named model; say where to write it with --out DIR")
+    runtime = load_runtime(name)
+    task, prep = runtime.task, runtime.preprocessing
+    bundle = artifacts.Bundle(task.name, list(runtime.class_names), prep, {}, {"source_model": name})
+    inputs = task.collect_inputs(list(sample)) if sample else None
+    batch = None
+    if inputs is not None and inputs.ids:
+        parts = [prepared.batch for prepared in task.batches(inputs, prep, max(1, len(inputs.ids))) if prepared.readable]
+        batch = parts[0] if parts else None
+    calibration = [inputs.payloads[key] for key in inputs.ids if key in inputs.payloads] if inputs else []
+    return export(runtime.model, fmt, out_dir, ExportRequest(bundle, calibration=calibration, sample=batch))
+
+
 def export_run(run_dir: str | Path, fmt: str, out_dir: str | Path | None = None) -> Path:
     """`dlpipe export`: re-export a finished run's model.keras in another format.
 
