@@ -19,6 +19,7 @@ so a batch is run one image at a time.
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 from typing import Any
@@ -64,8 +65,9 @@ def missing_reason() -> str | None:
     return f"the COCO detector is not converted yet: {savedmodel_dir()} is missing; run {SETUP_STEP}"
 
 
+@functools.lru_cache(maxsize=1)
 def load_graph() -> Any:
-    """The converted graph's signature function: {input: float32[1, 512, 512, 3]} -> {..detections: [1, 100, 6]}."""
+    """The converted SavedModel (loaded once per process: it is read-only, and loading it is most of the start-up)."""
     import tensorflow as tf
 
     from dlpipe.errors import DataError
@@ -73,8 +75,7 @@ def load_graph() -> Any:
     reason = missing_reason()
     if reason:
         raise DataError("coco-detector", reason)
-    loaded = tf.saved_model.load(str(savedmodel_dir()))
-    return loaded
+    return tf.saved_model.load(str(savedmodel_dir()))
 
 
 class GraphDetector:

@@ -194,8 +194,8 @@ def _drawing(batches: Any, task: Any, todo: Any, folder: Path) -> Any:
 @click.option("--out", "out_dir", type=click.Path(file_okay=False),
               help="Folder to write into (default: RUN_DIR; required for a named model).")
 @click.option("--sample", "samples", multiple=True, metavar="PATH",
-              help="Named models (coco-detector): photos (files or folders) to check the export against the model "
-                   "with and to calibrate int8 on; repeatable.")
+              help="Named models (coco-detector): inputs (files or folders) to check the export against the model "
+                   "with (the parity record) and to calibrate full-integer files on; repeatable.")
 @_friendly_errors
 def export_command(run_dir: str, fmt: str, quantize: str, out_dir: str | None, samples: tuple[str, ...]) -> None:
     """Export a finished run's model, or a named model (coco-detector) with --out; the new file replaces an old one
@@ -260,8 +260,8 @@ def evaluate_command(artifact: str, data: str, out_file: str | None, choice: str
 @_friendly_errors
 def serve_command(model_dir: str, host: str, port: int, max_batch_size: int, max_wait_ms: float, max_queue: int,
                   max_body_mb: float, max_instances: int, token_env: str, watch_seconds: float, artifact: str) -> None:
-    """Serve the model(s) in MODEL_DIR (a run or export folder, an artifact file, or ROOT/NAME/VERSION/) over a
-    TF-Serving-style REST API."""
+    """Serve the model(s) in MODEL_DIR (a run or export folder, an artifact file, ROOT/NAME/VERSION/, or a named
+    model such as coco-detector) over a TF-Serving-style REST API."""
     import threading
 
     import uvicorn
