@@ -94,10 +94,11 @@ ARTIFACT_HELP = ("Which artifact of a run or export folder runs: auto (the faste
 @click.argument("inputs", nargs=-1, required=True, metavar="[MODEL] INPUT...")
 @click.option("--model", "model_name", metavar="MODEL",
               help="A run folder, a .keras file, an exported SavedModel folder or .tflite file, or a named model "
-                   "(efficientnet-lite0-imagenet). "
+                   "(efficientnet-lite0-imagenet, or coco-detector for COCO boxes). "
                    "Without --model, the first argument is the model.")
 @click.option("--artifact", default="auto", show_default=True, help=ARTIFACT_HELP)
-@click.option("--top-k", default=5, show_default=True, help="How many labels to keep per input.")
+@click.option("--top-k", default=5, show_default=True,
+              help="How many labels to keep per input (classifiers; detection models take --max-boxes).")
 @click.option("--out", "out_file", type=click.Path(dir_okay=False),
               help="Write one row per input to this .jsonl or .csv file instead of printing; a killed job "
                    "restarted with the same command continues where it stopped.")
@@ -151,7 +152,7 @@ def predict_command(inputs: tuple[str, ...], model_name: str | None, artifact: s
                     click.echo(f"{row['input']}: error: {row['error']}")
                 else:
                     shown = f"{row['input']} {row['text']!r}" if "text" in row else row["input"]
-                    click.echo(f"{shown}: " + ", ".join(f"{t['label']} {t['score']:.3f}" for t in row["top"]))
+                    click.echo(f"{shown}: " + ", ".join(f"{t['label']} {t['score']:.3f}" + _box_text(t) for t in row["top"]))
         click.echo(f"{len(todo.ids) - failed} classified, {failed} failed", err=True)
         return
 
@@ -172,6 +173,11 @@ def predict_command(inputs: tuple[str, ...], model_name: str | None, artifact: s
                f"({summary.items_per_second:.1f} items/s); rows in {out_file}", err=True)
 
 
+def _box_text(item: dict[str, Any]) -> str:
+    """" at (x1, y1, x2, y2)" for an answer that locates its label (a detection), else nothing."""
+    return " at (" + ", ".join(f"{value:.0f}" for value in item["box"]) + ")" if "box" in item else ""
+
+
 def _drawing(batches: Any, task: Any, todo: Any, folder: Path) -> Any:
     """Pass row batches through, drawing each answered row's picture into `folder` on the way."""
     for rows in batches:
@@ -182,7 +188,7 @@ def _drawing(batches: Any, task: Any, todo: Any, folder: Path) -> Any:
 
 
 @main.command("export")
-@click.argument("run_dir")
+@click.argument("run_dir", metavar="RUN_DIR|NAMED_MODEL")
 @click.option("--format", "fmt", type=click.Choice(["keras", "savedmodel", "tflite", "web"]), default="tflite",
               show_default=True,
               help="web: a static folder that runs the float32 .tflite in the browser with MediaPipe Tasks; "

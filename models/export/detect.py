@@ -111,8 +111,6 @@ def mediapipe_function(model: Any, size: int = INPUT_SIZE) -> Any:
 @register(TASK, "tflite", "tflite-float16", "tflite-dynamic")
 def export_tflite(model: Any, target: Path, request: ExportRequest, fmt: str) -> None:
     """A .tflite that MediaPipe's ObjectDetector loads (float input, standard detector metadata)."""
-    import functools
-
     from dlpipe.models.tflite_detector_metadata import object_detector_metadata
 
     quantize = quantization_of(fmt)
@@ -122,10 +120,14 @@ def export_tflite(model: Any, target: Path, request: ExportRequest, fmt: str) ->
     if quantize == "float16":
         converter.target_spec.supported_types = [tf.float16]
     flatbuffer = _named_outputs(_quiet_convert(converter))
-    standard = functools.partial(object_detector_metadata, mean=[0.0], std=[1.0])
+    def standard(flatbuffer: bytes, labels: list[str], **info: Any) -> bytes:
+        # the model card: what the model is and whose terms apply (the shared writer's defaults say "classifier")
+        info.update(name="dlpipe COCO object detector (CenterNet-MobileNetV3)", license=_licence())
+        return object_detector_metadata(flatbuffer, labels, mean=[0.0], std=[1.0], **info)
+
     description = (f"Finds the 80 COCO object classes in an RGB image ({fmt}). Input: {INPUT_SIZE}x{INPUT_SIZE} RGB "
                    "pixels in [0, 255] (the photo stretched); outputs locations (ymin, xmin, ymax, xmax as fractions "
-                   "of the image), classes, scores, count. " + _licence())
+                   "of the image), classes, scores, count.")
     target.write_bytes(artifacts.tflite_bytes(flatbuffer, request.bundle, standard, description))
 
 

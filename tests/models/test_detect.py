@@ -116,3 +116,22 @@ def test_mediapipe_object_detector_runs_the_exported_tflite(photos, exported):
     found = answer["detections"][0]
     dog = np.array([d["box"] for d in found if d["label"] == "dog"]).reshape(-1, 4)
     assert box_iou(np.array([DOG_BOX]), dog).max() >= 0.7
+
+
+def test_thresholds_nms_and_scaling_to_the_photo_need_no_model():
+    from dlpipe.errors import DataError
+    from dlpipe.models.tasks import get_task
+    from dlpipe.models.tasks.detect import select_detections
+
+    task = get_task("detect")
+    rows = np.array([[0.1, 0.1, 0.5, 0.5, 0.9, 16], [0.12, 0.1, 0.5, 0.52, 0.8, 16],  # a duplicate dog
+                     [0.1, 0.1, 0.5, 0.5, 0.7, 2], [0.6, 0.6, 0.9, 0.9, 0.2, 0]], np.float32)
+    kept = select_detections(rows, 0.3, 0.5, 100)
+    assert kept[:, 5].tolist() == [16, 2]  # the duplicate is suppressed, another label at the same place is not
+    assert len(select_detections(rows, 0.3, 1.0, 100)) == 3 and len(select_detections(rows, 0.0, 0.5, 1)) == 1
+    scaled = task.finish({"sizes": np.array([[200, 400]])}, rows[None])  # height 200, width 400
+    assert scaled[0, 0, :4].tolist() == pytest.approx([40, 20, 200, 100])
+    described = task.with_options(min_score=0.75).describe(scaled[0], [str(i) for i in range(80)], 5)
+    assert [b["label"] for b in described["top"]] == ["16"] and described["count"] == 1
+    with pytest.raises(DataError, match="does not apply to image models"):
+        get_task("image").with_options(min_score=0.5)
