@@ -132,8 +132,8 @@ def predict_command(inputs: tuple[str, ...], model_name: str | None, artifact: s
     runtime.task = runtime.task.with_options(min_score=min_score, nms_iou=nms_iou, max_boxes=max_boxes)
     if draw_dir and not runtime.task.can_draw:
         runtime.task.draw({}, None, Path(draw_dir))  # refuses, saying what --draw is for
-    if draw_dir and engine == "ray":
-        raise click.UsageError("--draw runs with --engine local")
+    if engine == "ray" and (draw_dir or min_score is not None or nms_iou is not None or max_boxes is not None):
+        raise click.UsageError("--draw, --min-score, --nms-iou and --max-boxes run with --engine local")
     click.echo(f"model: {runtime.describe()}" + (f", chosen: {runtime.chosen_because}"
                                                   if runtime.chosen_because != "given" else ""), err=True)
     todo = runtime.task.collect_inputs(inputs)
