@@ -53,8 +53,7 @@ class ServedModel:
         return self.runtime.predict(self.runtime.task.stack(items))
 
     def describe(self, output: np.ndarray, top_k: int = 1) -> dict[str, Any]:
-        fields = self.runtime.task.describe(output, self.class_names, top_k)
-        return {**fields, "probabilities": [float(p) for p in output]}
+        return self.runtime.task.answer(output, self.class_names, top_k)
 
     def metadata(self) -> dict[str, Any]:
         return {"name": self.name, "version": self.version, "task": self.runtime.task.name,
