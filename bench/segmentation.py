@@ -15,8 +15,10 @@ One command, from the repository root with the venv active (after scripts/setup.
    from every border, 4 iterations, on a copy at most 200 px wide), the largest connected region
    kept and holes filled; a mask is kept only if that region covers 3-60% of the photo and does
    not touch more than half of the border (GrabCut grabbed the background). Class = the photo's
-   folder (1 ant, 2 bee), 0 background. A contact sheet of overlays (contact_sheet.png) is written
-   for checking by eye.
+   folder (1 ant, 2 bee), 0 background. Only the first PER_CLASS photos of each folder are cut.
+   Every candidate was then checked by eye on contact sheets of overlays, and those whose cut is
+   mostly background, misses most of the insect or merges it with a flower or leaf are listed in
+   HAND_REJECTED; the rest form the set. The masks are GrabCut's outlines, not hand-drawn ones.
 3. Transfer learning on that set: `dlpipe run segment` with the EfficientNet-Lite0 encoder
    (ImageNet, frozen then top 4 blocks fine-tuned) vs the same U-Net from scratch (weights none,
    one phase with the same total epochs): mean IoU with its 95% bootstrap interval over images.
@@ -77,7 +79,25 @@ def grabcut_mask(photo, max_width: int = 200):
 
 # Candidates rejected by eye (contact sheets of every candidate, 2026-12-01): the cut is mostly background
 # (a flower, a leaf, a stone), misses most of the insect, or merges it with what it sits on.
-HAND_REJECTED: set[str] = set()
+HAND_REJECTED: set[str] = {
+    "ant_1099452230_d1949d3250", "ant_1225872729_6f0856588f", "ant_1269756697_0bce92cdab",
+    "ant_1286984635_5119e80de1", "ant_1473187633_63ccaacea6", "ant_148715752_302c84f5a4",
+    "ant_1693954099_46d4c20605", "ant_178538489_bec7649292", "ant_1917341202_d00a7f9af5",
+    "ant_1924473702_daa9aacdbe", "ant_201558278_fe4caecc76", "ant_2019439677_2db655d361", "ant_20935278_9190345f6b",
+    "ant_24335309_c5ea483bb8", "ant_245647475_9523dfd13e", "ant_334167043_cbd1adaeb9", "ant_342438950_a3da61deab",
+    "ant_36439863_0bec9f554f", "ant_374435068_7eee412ec4", "ant_386190770_672743c9a7", "ant_408393566_b5b694119b",
+    "ant_424119020_6d57481dab", "ant_460372577_f2f6a8c9fc", "bee_1092977343_cb42b38d62",
+    "bee_1097045929_1753d1c765", "bee_1232245714_f862fbe385", "bee_1295655112_7813f37d21",
+    "bee_150013791_969d9a968b", "bee_154600396_53e1252e52", "bee_174142798_e5ad6d76e0", "bee_196658222_3fffd79c67",
+    "bee_2031225713_50ed499635", "bee_2037437624_2d7bce461f", "bee_2053200300_8911ef438a",
+    "bee_208702903_42fb4d9748", "bee_2467959963_a7831e9ff0", "bee_2477349551_e75c97cf4d",
+    "bee_2486729079_62df0920be", "bee_2486746709_c43cec0e42", "bee_2493379287_4100e1dacc",
+    "bee_2538361678_9da84b77e3", "bee_2551813042_8a070aeb2b", "bee_2580598377_a4caecdb54",
+    "bee_2610833167_79bf0bcae5", "bee_2617161745_fa3ebe85b4", "bee_2625499656_e3415e374d",
+    "bee_2651621464_a2fa8722eb", "bee_266644509_d30bb16a1b", "bee_2683605182_9d2a0c66cf",
+    "bee_2728759455_ce9bb8cd7a", "bee_2765347790_da6cf6cb40", "bee_2781170484_5d61835d63",
+    "bee_279113587_b4843db199"
+}
 
 
 def checked_mask_set(candidates: Path, target: Path) -> dict:
@@ -193,7 +213,7 @@ def person_segmenter_bench(work: Path) -> dict:
 def transfer_runs(data: Path, work: Path, args: argparse.Namespace) -> dict:
     from dlpipe.pipelines import api
 
-    common = [f"model.image_size={args.image_size}", "train.batch_size=8", "train.tensorboard=false",
+    common = [f"model.image_size={args.image_size}", "train.batch_size=8", "load.val_split=0.3", "train.tensorboard=false",
               "train.progress=epochs", "train.early_stopping_patience=0", "export.formats=[keras,tflite]",
               "export.parity_sample=16"]
     runs = {
@@ -203,6 +223,8 @@ def transfer_runs(data: Path, work: Path, args: argparse.Namespace) -> dict:
     }
     out = {}
     for name, sets in runs.items():
+        if args.runs and name not in args.runs:
+            continue
         started = time.perf_counter()
         run_dir = work / name
         api.run("segment", data=str(data), out=run_dir, sets=sets, overwrite=True, echo=print)
@@ -210,6 +232,7 @@ def transfer_runs(data: Path, work: Path, args: argparse.Namespace) -> dict:
         record = json.loads((run_dir / "artifacts.json").read_text()).get("model.tflite", {})
         out[name] = {"mean_iou": metrics["mean_iou"], "mean_iou_interval": metrics["mean_iou_interval"],
                      "per_class_iou": {k: v["iou"] for k, v in metrics["per_class"].items()},
+                     "per_class_iou_interval": {k: v["iou_interval"] for k, v in metrics["per_class"].items()},
                      "pixel_accuracy": metrics["pixel_accuracy"], "val_images": metrics["count"],
                      "tflite_parity": record.get("parity"), "seconds": round(time.perf_counter() - started, 1),
                      "sets": sets}
@@ -225,19 +248,26 @@ def main() -> None:
     parser.add_argument("--finetune-epochs", type=int, default=3)
     parser.add_argument("--image-size", type=int, default=128)
     parser.add_argument("--skip-training", action="store_true")
+    parser.add_argument("--runs", nargs="*", default=[], help="only these transfer runs (lite0_imagenet, lite0_scratch); "
+                                                               "the others keep their results from the last run")
+    parser.add_argument("--skip-person", action="store_true", help="keep the person segmenter's results from the last run")
     args = parser.parse_args()
     from dlpipe.data.builtin_datasets import cache_dir
 
-    results: dict = {"date": date.today().isoformat(), "command": "python bench/segmentation.py", "args": vars(args)}
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    previous = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+    results: dict = {**previous, "date": date.today().isoformat(), "command": "python bench/segmentation.py",
+                     "args": vars(args)}
     with tempfile.TemporaryDirectory(prefix="dlpipe-segbench-") as tmp:
-        results["person_segmenter"] = person_segmenter_bench(Path(tmp) / "person")
-        print(json.dumps(results["person_segmenter"], indent=2))
+        if not args.skip_person:
+            results["person_segmenter"] = person_segmenter_bench(Path(tmp) / "person")
+        print(json.dumps(results.get("person_segmenter"), indent=2))
         candidates = cache_dir() / "segment-bench" / "hymenoptera-masks-candidates"
         data = cache_dir() / "segment-bench" / "hymenoptera-masks"
         results["mask_set"] = {**make_mask_set(candidates), **checked_mask_set(candidates, data), "folder": str(data)}
         print(json.dumps(results["mask_set"], indent=2))
         if not args.skip_training:
-            results["transfer"] = transfer_runs(data, Path(tmp) / "runs", args)
+            results["transfer"] = {**results.get("transfer", {}), **transfer_runs(data, Path(tmp) / "runs", args)}
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))

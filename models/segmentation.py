@@ -66,6 +66,10 @@ def build_encoder(name: str, image_size: int, weights: str | None) -> tuple[kera
 
         base = efficientnet_lite("efficientnet_lite0", include_top=False, weights=weights,
                                  input_shape=(image_size, image_size, 3))
+        if weights is None:  # trained from scratch: its statistics must follow the data as fast as the decoder's
+            for layer in base.layers:
+                if isinstance(layer, layers.BatchNormalization):
+                    layer.momentum = BN_MOMENTUM
         normalization, pattern = "efficientnet_lite", LITE_BLOCK_PATTERN
     elif name == "small":
         if weights is not None:
