@@ -94,14 +94,15 @@ ARTIFACT_HELP = ("Which artifact of a run or export folder runs: auto (the faste
 @click.argument("inputs", nargs=-1, required=True, metavar="[MODEL] INPUT...")
 @click.option("--model", "model_name", metavar="MODEL",
               help="A run folder, a .keras file, an exported SavedModel folder or .tflite file, or a named model "
-                   "(efficientnet-lite0-imagenet, or coco-detector for COCO boxes). "
+                   "(efficientnet-lite0-imagenet, coco-detector for COCO boxes, person-segmenter for person masks). "
                    "Without --model, the first argument is the model.")
 @click.option("--artifact", default="auto", show_default=True, help=ARTIFACT_HELP)
 @click.option("--top-k", default=5, show_default=True,
               help="How many labels to keep per input (classifiers; detection models take --max-boxes).")
-@click.option("--out", "out_file", type=click.Path(dir_okay=False),
+@click.option("--out", "out_file", type=click.Path(),
               help="Write one row per input to this .jsonl or .csv file instead of printing; a killed job "
-                   "restarted with the same command continues where it stopped.")
+                   "restarted with the same command continues where it stopped. A segmentation model takes a "
+                   "folder: a mask PNG and an overlay per image, rows in FOLDER/masks.jsonl.")
 @click.option("--batch-size", default=32, show_default=True, help="Inputs per inference batch.")
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="local: in this process; ray: Ray Data actors on a cluster (needs --out and `pip install ray[data]`).")
@@ -138,8 +139,10 @@ def predict_command(inputs: tuple[str, ...], model_name: str | None, artifact: s
                                                   if runtime.chosen_because != "given" else ""), err=True)
     todo = runtime.task.collect_inputs(inputs)
 
+    writer = None  # with --out: the task's writer of per-input files (e.g. a segmenter's mask PNGs), if it has one
+
     def rows_of(keys):
-        rows = result_rows(runtime, todo.subset(keys), top_k, batch_size)
+        rows = result_rows(runtime, todo.subset(keys), top_k, batch_size, writer)
         return _drawing(rows, runtime.task, todo, Path(draw_dir)) if draw_dir else rows
     if out_file is None:
         if engine == "ray":
@@ -161,16 +164,21 @@ def predict_command(inputs: tuple[str, ...], model_name: str | None, artifact: s
         eta = (total - done) / rate if rate else 0.0
         click.echo(f"\r  {done}/{total} inputs, {rate:.1f} items/s, ETA {eta:.0f} s", nl=False, err=True)
 
+    writer = runtime.task.output_writer(Path(out_file), todo)
+    rows_file = writer.rows_file if writer is not None else out_file
     if engine == "ray":
+        if writer is not None:
+            raise click.UsageError("--engine ray writes rows only; this model also writes files per input: "
+                                   "use --engine local")
         from dlpipe.serving.ray_engine import ray_classifier
 
         classify = ray_classifier(model_name, artifact, todo, address, top_k, batch_size)
     else:
         classify = rows_of
-    summary = run_batch_job(classify, todo.ids, out_file, progress=progress)
+    summary = run_batch_job(classify, todo.ids, rows_file, progress=progress)
     click.echo("", err=True)
     click.echo(f"{summary.succeeded} classified, {summary.failed} failed, {summary.skipped_as_done} already done "
-               f"({summary.items_per_second:.1f} items/s); rows in {out_file}", err=True)
+               f"({summary.items_per_second:.1f} items/s); rows in {rows_file}", err=True)
 
 
 def _box_text(item: dict[str, Any]) -> str:

@@ -38,10 +38,11 @@ def _parity_sample(task: Any, preprocessing: Any, val: Examples, class_names: li
     if not count or not len(val):
         return None, None
     inputs, names = InputSet(), {}
-    for item, label in zip(val.inputs[:count], val.labels[:count]):
+    labels: list[int | None] = list(val.labels[:count]) if val.labels else [None] * min(count, len(val))
+    for item, label in zip(val.inputs[:count], labels):  # no labels (masks as targets): agreement only
         key = f"val:{len(inputs.ids)}"
         inputs.add(key, item)
-        names[key] = class_names[label]
+        names[key] = class_names[label] if label is not None else None
     keys: list[str] = []
     parts: list[Any] = []
     for prepared in task.batches(inputs, preprocessing, count):
@@ -52,7 +53,7 @@ def _parity_sample(task: Any, preprocessing: Any, val: Examples, class_names: li
     if not keys:
         return None, None
     batch = parts[0] if len(parts) == 1 else task.stack([item for part in parts for item in part])
-    return batch, [names[key] for key in keys]
+    return batch, ([names[key] for key in keys] if val.labels else None)
 
 
 def export_named(name: str, fmt: str, out_dir: str | Path | None, sample: Sequence[str] = ()) -> Path:

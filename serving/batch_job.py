@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 from dlpipe.errors import DataError
-from dlpipe.models.tasks import InputSet
+from dlpipe.models.tasks import InputSet, OutputWriter
 
 CSV_FIELDS = ("input", "label", "score", "top", "error")
 
@@ -40,11 +40,14 @@ class JobSummary:
         return done / self.seconds if self.seconds else 0.0
 
 
-def result_rows(runtime: Any, inputs: InputSet, top_k: int = 5, batch_size: int = 32) -> Iterator[list[dict[str, Any]]]:
+def result_rows(runtime: Any, inputs: InputSet, top_k: int = 5, batch_size: int = 32,
+                writer: OutputWriter | None = None) -> Iterator[list[dict[str, Any]]]:
     """Batches of result rows ({"input", ..., "label", "score", "top"} or {"input", "error"}), in input order.
 
     The task may prepare inputs out of order (e.g. images refused from their header first); rows are
-    held back until every earlier input has its row.
+    held back until every earlier input has its row. With a `writer` (the task's `output_writer`),
+    each input's files (e.g. its mask PNG) are written before its row, so a row on disk means its
+    files are complete.
     """
     task = runtime.task
     done: dict[str, dict[str, Any]] = {key: {"input": key, "error": error} for key, error in inputs.errors.items()}
@@ -64,7 +67,10 @@ def result_rows(runtime: Any, inputs: InputSet, top_k: int = 5, batch_size: int 
             if key in prepared.errors:
                 done[key] = {"input": key, "error": prepared.errors[key]}
             else:
-                fields = task.describe(next(outputs), runtime.class_names, top_k, digits=6)
+                output = next(outputs)
+                fields = task.describe(output, runtime.class_names, top_k, digits=6)
+                if writer is not None:
+                    fields.update(writer.write(key, inputs.payloads[key], output, runtime.class_names))
                 done[key] = {"input": key, **task.row_fields(inputs.payloads[key]), **fields}
         rows = ready()
         if rows:
@@ -75,6 +81,8 @@ def result_rows(runtime: Any, inputs: InputSet, top_k: int = 5, batch_size: int 
 
 
 def output_format(path: str | Path, fmt: str | None = None) -> str:
+    if Path(path).is_dir():
+        raise DataError(str(path), "is a folder; this model writes its rows to a file: give --out NAME.jsonl or NAME.csv")
     fmt = fmt or ("csv" if str(path).lower().endswith(".csv") else "jsonl")
     if fmt not in ("jsonl", "csv"):
         raise DataError(str(path), f"unknown output format '{fmt}'; use .jsonl or .csv")

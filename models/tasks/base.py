@@ -9,7 +9,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterator, Protocol, Sequence
 
 import numpy as np
 
@@ -145,6 +145,13 @@ class Task(ABC):
         """Extra fields a batch-job row shows about its input (e.g. the text itself); none by default."""
         return {}
 
+    def output_writer(self, out: Path, inputs: InputSet) -> "OutputWriter | None":
+        """Files a batch job writes per input besides its rows (e.g. mask PNGs), or None: rows only (the default).
+
+        `out` is the user's `--out`; the writer says where the rows go (`rows_file`).
+        """
+        return None
+
     # --- outputs ------------------------------------------------------------------------------
     @abstractmethod
     def describe(self, output: np.ndarray, class_names: list[str], top_k: int, digits: int | None = None) -> dict[str, Any]:
@@ -167,6 +174,19 @@ class Task(ABC):
     @abstractmethod
     def parity(self, reference: np.ndarray, outputs: np.ndarray) -> dict[str, float]:
         """How closely an exported artifact's outputs follow the Keras model's on the same batch."""
+
+    def answer(self, output: np.ndarray, class_names: list[str], top_k: int) -> dict[str, Any]:
+        """One output row as an HTTP answer: `describe`'s fields plus the raw class probabilities."""
+        return {**self.describe(output, class_names, top_k), "probabilities": [float(p) for p in output]}
+
+
+class OutputWriter(Protocol):
+    """Writes the files of one input of a batch job (after its outputs exist) and names them in its row."""
+
+    rows_file: Path
+
+    def write(self, key: str, payload: Any, output: np.ndarray, class_names: list[str]) -> dict[str, Any]:
+        """Write the input's files (atomically) and return the row fields that name them."""
 
 
 class ClassificationTask(Task):
