@@ -49,6 +49,7 @@ class SegmentPreprocessing:
     filter: str = "none"
     filter_size: int = 3
     crop_fraction: float = 1.0
+    sampling: str = "antialias"  # data.preprocess's resampling (this duck-types its ImagePreprocessing)
     max_pixels: int = 50_000_000
 
     def __post_init__(self) -> None:
