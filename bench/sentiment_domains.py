@@ -38,7 +38,7 @@ MODELS = {
     **{f"{kind} (no pretrained)": [f"model.architecture={kind}", "model.embeddings=none", *extra, *SMALL_EXPORT]
        for kind, extra in (("lstm", []), ("gru", []), ("bilstm", []), ("transformer", ["model.num_layers=2"]))},
     **{f"{kind} + {source}": [f"model.architecture={kind}", f"model.embeddings={source}", *extra, *SMALL_EXPORT]
-       for source in ("minilm", "minilm-context")
+       for source in ("minilm",)
        for kind, extra in (("lstm", []), ("gru", []), ("bilstm", []), ("transformer", ["model.num_layers=2"]))},
     "minilm (fine-tuned)": ["model.architecture=minilm", "train.epochs=3"],  # the recipe of 2026-11-23
     "minilm (head first, then fine-tuned)": ["model.architecture=minilm", "preprocess.sequence_length=32",

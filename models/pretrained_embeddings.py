@@ -116,57 +116,9 @@ def minilm_embedding_matrix(vocabulary: list[str], dim: int, weights: str | Path
     return np.concatenate([np.zeros((1, dim), np.float32), projected]).astype(np.float32)
 
 
-def minilm_context_matrix(vocabulary: list[str], dim: int, cache: Path | None = None) -> np.ndarray:
-    """Like `minilm_embedding_matrix`, from `minilm_context_vectors`, computed once per word and cached.
-
-    The cache (`$DLPIPE_CACHE/minilm/context_vectors.npz`, float16) grows with the words asked
-    for, so a second run with the same vocabulary costs a file read instead of an encoder pass.
-    """
-    from dlpipe.atomic import replacing_file
-    from dlpipe.data.builtin_datasets import cache_dir
-
-    cache = cache or cache_dir() / "minilm" / "context_vectors.npz"
-    known: dict[str, np.ndarray] = {}
-    if cache.is_file():
-        with np.load(cache) as stored:
-            known = dict(zip(stored["words"].tolist(), stored["vectors"].astype(np.float32)))
-    words = ["[UNK]" if i == 1 else str(w) for i, w in enumerate(vocabulary)][1:]
-    missing = [w for w in dict.fromkeys(words) if w not in known]
-    if missing:
-        known.update(zip(missing, minilm_context_vectors(missing)))
-        with replacing_file(cache) as tmp:
-            with open(tmp, "wb") as handle:
-                np.savez(handle, words=np.array(list(known)), vectors=np.stack(list(known.values())).astype(np.float16))
-    vectors = np.stack([known[w] for w in words])
-    return np.concatenate([np.zeros((1, dim), np.float32), pca_project(vectors, dim)]).astype(np.float32)
-
-
 def minilm_wordpiece_tokens() -> list[str]:
     """MiniLM's vocab.txt tokens in id order."""
     from dlpipe.models.minilm import minilm_files
 
     return minilm_files()[1].read_text(encoding="utf-8").splitlines()
 
-
-def minilm_context_vectors(words: list[str], batch_size: int = 512, max_length: int = 8) -> np.ndarray:
-    """(len(words), 384): MiniLM's encoder output for each word alone ([CLS] word [SEP]), mean over its pieces.
-
-    Why: the input embedding table holds the word before any attention; the last layer's output of
-    the word on its own carries what the sentence encoder learnt about it (sentiment included), and
-    such "static" vectors from a contextual model beat its input rows on word-similarity tasks.
-    """
-    from dlpipe.models.minilm import minilm_encoder, minilm_tokenizer
-
-    tokenizer = minilm_tokenizer()
-    encoder = minilm_encoder("pretrained", max_length, dropout=0.0)
-    vectors = np.empty((len(words), 384), dtype=np.float32)
-    for start in range(0, len(words), batch_size):
-        chunk = words[start:start + batch_size]
-        encoded = tokenizer.encode(chunk, max_length)
-        hidden = np.asarray(encoder.predict_on_batch([encoded["input_ids"], encoded["attention_mask"]]))
-        mask = encoded["attention_mask"].astype(np.float32)
-        mask[:, 0] = 0  # [CLS]
-        mask[np.arange(len(chunk)), mask.sum(axis=1).astype(int)] = 0  # [SEP]: the last real position
-        counts = np.maximum(mask.sum(axis=1, keepdims=True), 1.0)
-        vectors[start:start + len(chunk)] = (hidden * mask[..., None]).sum(axis=1) / counts
-    return vectors

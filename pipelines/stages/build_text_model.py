@@ -29,10 +29,9 @@ class TextModelConfig:
     recurrent_dropout: float = option(0.0, "dropout on the recurrent state (slower: disables fused kernels)")
     num_heads: int = option(4, "transformer attention heads")
     ff_dim: int = option(128, "transformer feed-forward width")
-    embeddings: Literal["minilm", "minilm-context", "none"] = option(
+    embeddings: Literal["minilm", "none"] = option(
         "minilm", "word vectors the lstm/gru/bilstm/transformer start from: minilm (all-MiniLM-L6-v2's WordPiece "
-                  "embedding table, a word = the mean of its pieces), minilm-context (MiniLM's encoder output for "
-                  "each word alone; computed once, cached under $DLPIPE_CACHE) or none (learnt from scratch). "
+                  "embedding table, a word = the mean of its pieces) or none (learnt from scratch). "
                   "Pretrained vectors are PCA-projected to embedding_dim, the vocabulary is MiniLM's whole words "
                   "+ the training words (preprocess.max_tokens in all), frozen during train.epochs and "
                   "fine-tuned during train.finetune_epochs (see freeze_pretrained)")
@@ -108,15 +107,13 @@ class TextModelStage(Stage):
         cfg = self.config
         if cfg.embeddings == "none":
             return make_vectorizer(texts, prep.max_tokens, prep.sequence_length, prep.standardize), None
-        from dlpipe.models.pretrained_embeddings import (
-            minilm_context_matrix, minilm_embedding_matrix, minilm_vocabulary, minilm_wordpiece_tokens)
+        from dlpipe.models.pretrained_embeddings import minilm_embedding_matrix, minilm_vocabulary, minilm_wordpiece_tokens
 
         words = minilm_vocabulary(training_words(texts, prep.max_tokens, prep.standardize), minilm_wordpiece_tokens(),
                                   prep.max_tokens, prep.lowercase, prep.strip_punctuation)
         vectorizer = make_vectorizer(texts, prep.max_tokens, prep.sequence_length, prep.standardize, vocabulary=words)
         vocabulary = [str(word) for word in vectorizer.get_vocabulary()]
-        matrix = minilm_context_matrix if cfg.embeddings == "minilm-context" else minilm_embedding_matrix
-        return vectorizer, matrix(vocabulary, cfg.embedding_dim)
+        return vectorizer, minilm_embedding_matrix(vocabulary, cfg.embedding_dim)
 
     def _minilm(self, ctx: RunContext, classes: int) -> str:
         """The pretrained encoder reads WordPiece ids: tokenise the splits here, in the same code predict uses."""
