@@ -2,12 +2,14 @@
 
 One command, from the repository root with the venv active (VADER is a benchmark-only dependency):
 
-    pip install vaderSentiment && python bench/sentiment_domains.py [--only bilstm gru ...]
+    pip install vaderSentiment && python bench/sentiment_domains.py [--only bilstm gru ...] [--settings amazon→yelp ...]
 
 Settings on ../shared/data/sentiment_sentences: train on amazon and validate on yelp, the reverse,
 and a seeded stratified 80/20 split of both files together. For each, every model in MODELS is
 trained with `dlpipe run sentiment` and scored on the validation texts; VADER (compound >= 0 is
-positive) is scored on the same texts. Prints a markdown table of accuracy and training time.
+positive) is scored on the same texts. Prints a markdown table of accuracy (and points above VADER),
+training time and, for the small models, the size of their dynamic-range .tflite (issue 15's target:
+at most a tenth of MiniLM's). Raw rows go to bench/results/sentiment_domains.json.
 """
 
 from __future__ import annotations
@@ -31,11 +33,19 @@ SETTINGS = {
     "yelp→amazon": [f"load.path={YELP}", f"load.val_path={AMAZON}"],
     "both 80/20": [f"load.path=[{AMAZON}, {YELP}]", "load.val_split=0.2"],
 }
+SMALL_EXPORT = ["export.formats=[keras, tflite-dynamic]"]
 MODELS = {
-    "bilstm": ["model.architecture=bilstm"],
-    "gru": ["model.architecture=gru"],
-    "transformer": ["model.architecture=transformer", "model.num_layers=2"],
-    "minilm (fine-tuned)": ["model.architecture=minilm", "train.epochs=3"],
+    # the recipe of 2026-11-23 (learnt 64-wide embeddings, 20,000 words, one phase)
+    **{f"{kind} (no pretrained)": [f"model.architecture={kind}", "model.embeddings=none", "model.embedding_dim=64",
+                                   "preprocess.max_tokens=20000", "train.finetune_epochs=0", *extra, *SMALL_EXPORT]
+       for kind, extra in (("lstm", []), ("gru", []), ("bilstm", []), ("transformer", ["model.num_layers=2"]))},
+    # the shipped defaults (frozen MiniLM rows, 128 wide, 16,000 words, then fine-tuned) for each architecture
+    **{f"{kind} + minilm": [f"model.architecture={kind}", "model.embeddings=minilm", *extra, *SMALL_EXPORT]
+       for kind, extra in (("lstm", []), ("gru", []), ("bilstm", []), ("transformer", ["model.num_layers=2"]))},
+    "minilm (fine-tuned)": ["model.architecture=minilm", "train.epochs=3"],  # the recipe of 2026-11-23
+    "minilm (head first, then fine-tuned)": ["model.architecture=minilm", "preprocess.sequence_length=32",
+                                             "model.freeze_pretrained=true", "train.epochs=1",
+                                             "train.finetune_epochs=3"],
 }
 
 
@@ -48,9 +58,13 @@ def vader_accuracy(texts: list[str], labels: list[int]) -> float:
 
 
 def main() -> None:
+    from dlpipe import atomic
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--only", nargs="*", help="model names to run (default: all)")
+    parser.add_argument("--settings", nargs="*", choices=list(SETTINGS), help="settings to run (default: all)")
     args = parser.parse_args()
+    settings = {name: sets for name, sets in SETTINGS.items() if not args.settings or name in args.settings}
     from dlpipe.pipelines import api
     from dlpipe.models.tasks import get_task
     from dlpipe.pipelines.catalog import get_pipeline
@@ -59,7 +73,8 @@ def main() -> None:
     spec = get_pipeline("sentiment")
 
     table: dict[str, dict[str, str]] = {}
-    for setting, data_sets in SETTINGS.items():
+    raw: list[dict] = []
+    for setting, data_sets in settings.items():
         # VADER scores exactly the validation texts that the pipeline's load stage picks for this setting
         config = api.resolve_config("sentiment", sets=data_sets)
         ctx = RunContext(out_dir=ROOT / "bench" / "results", seed=config.seed, config=config,
@@ -79,16 +94,22 @@ def main() -> None:
                              overwrite=True, echo=lambda line: None)
             seconds = time.perf_counter() - started
             train_seconds = result.report["stages"]["train"]["seconds"]
-            table.setdefault(name, {})[setting] = f"{result.metrics['accuracy']:.3f} ({train_seconds:.0f} s)"
-            print(f"{setting} {name}: {result.metrics['accuracy']:.3f}, train {train_seconds:.0f} s, run {seconds:.0f} s",
-                  flush=True)
+            accuracy = result.metrics["accuracy"]
+            tflite = out / "model_dynamic.tflite"
+            size = f", {tflite.stat().st_size / 1e6:.2f} MB" if tflite.is_file() else ""
+            table.setdefault(name, {})[setting] = (f"{accuracy:.3f} ({100 * (accuracy - vader):+.1f}; "
+                                                   f"{train_seconds:.0f} s{size})")
+            raw.append({"setting": setting, "model": name, "accuracy": accuracy, "vader": vader,
+                        "train_seconds": train_seconds, "dynamic_tflite_bytes": tflite.stat().st_size if tflite.is_file() else None})
+            print(f"{setting} {name}: {accuracy:.3f}, train {train_seconds:.0f} s, run {seconds:.0f} s{size}", flush=True)
+            atomic.write_json(ROOT / "bench" / "results" / "sentiment_domains.json", raw)
     print(f"\n{date.today()} · `python bench/sentiment_domains.py` · {os.cpu_count()} CPU cores · "
           f"Python {platform.python_version()}\n")
-    print("| model | " + " | ".join(SETTINGS) + " |")
-    print("| --- |" + " --- |" * len(SETTINGS))
+    print("| model | " + " | ".join(settings) + " |")
+    print("| --- |" + " --- |" * len(settings))
     for name, cells in table.items():
-        print(f"| {name} | " + " | ".join(cells.get(s, "–") for s in SETTINGS) + " |")
-    print("\nCells: validation accuracy (training-stage seconds).")
+        print(f"| {name} | " + " | ".join(cells.get(s, "–") for s in settings) + " |")
+    print("\nCells: validation accuracy (points above VADER; training-stage seconds, dynamic-range .tflite size).")
 
 
 if __name__ == "__main__":

@@ -30,6 +30,8 @@ def unfreeze_top_blocks(backbone: keras.Model, block_pattern: str, count: int) -
     number of trainable weights afterwards.
     """
     backbone.trainable = True
+    if not isinstance(backbone, keras.Model):
+        return len(backbone.trainable_weights)  # one layer (a pretrained embedding): no blocks, all of it trains
     layers = backbone.layers
     chosen: set[str] | None = None
     if count >= 0:

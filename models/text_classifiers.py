@@ -8,6 +8,7 @@ no tokeniser to ship or keep in sync.
 from __future__ import annotations
 
 import keras
+import numpy as np
 from keras import layers
 
 from dlpipe.models.bert_layers import MeanPooling
@@ -17,13 +18,28 @@ RECURRENT = ("lstm", "gru", "bilstm")
 ARCHITECTURES = (*RECURRENT, "transformer")
 
 
-def make_vectorizer(texts: list[str], max_tokens: int, sequence_length: int, standardize: str | None) -> layers.TextVectorization:
-    """A TextVectorization layer adapted on `texts` (vocabulary from the training split only)."""
+def make_vectorizer(texts: list[str], max_tokens: int, sequence_length: int, standardize: str | None,
+                    vocabulary: list[str] | None = None) -> layers.TextVectorization:
+    """A TextVectorization layer adapted on `texts` (vocabulary from the training split only),
+    or holding a given `vocabulary` (words only: "" and [UNK] come first by themselves)."""
+    if vocabulary is not None:
+        return layers.TextVectorization(vocabulary=vocabulary, output_sequence_length=sequence_length,
+                                        standardize=standardize, name="vectorize")
     vectorizer = layers.TextVectorization(
         max_tokens=max_tokens, output_sequence_length=sequence_length, standardize=standardize, name="vectorize"
     )
     vectorizer.adapt(texts)
     return vectorizer
+
+
+def training_words(texts: list[str], max_tokens: int, standardize: str | None) -> list[str]:
+    """The training split's words, most frequent first, as TextVectorization would pick them."""
+    vectorizer = make_vectorizer(texts, max_tokens, 1, standardize)
+    return [str(word) for word in vectorizer.get_vocabulary()[2:]]
+
+
+def _constant(weights: np.ndarray | None) -> str | keras.initializers.Initializer:
+    return "uniform" if weights is None else keras.initializers.Constant(weights)
 
 
 def recurrent_classifier(
@@ -35,13 +51,18 @@ def recurrent_classifier(
     num_layers: int = 1,
     dropout: float = 0.3,
     recurrent_dropout: float = 0.0,
+    embedding_weights: np.ndarray | None = None,
 ) -> keras.Model:
-    """strings -> embedding -> stacked LSTM/GRU/BiLSTM -> dropout -> softmax."""
+    """strings -> embedding -> stacked LSTM/GRU/BiLSTM -> dropout -> softmax.
+
+    embedding_weights: (vocabulary size, embedding_dim) initial rows (pretrained vectors), else random.
+    """
     if kind not in RECURRENT:
         raise ValueError(f"`kind` must be one of {list(RECURRENT)}. Received: kind={kind!r}")
     inputs = keras.Input(shape=(), dtype="string", name="text")
     x = vectorizer(inputs)
-    x = layers.Embedding(vectorizer.vocabulary_size(), embedding_dim, mask_zero=True, name="embedding")(x)
+    x = layers.Embedding(vectorizer.vocabulary_size(), embedding_dim, mask_zero=True, name="embedding",
+                         embeddings_initializer=_constant(embedding_weights))(x)
     for index in range(num_layers):
         last = index == num_layers - 1
         cell_cls = layers.GRU if kind == "gru" else layers.LSTM
@@ -62,13 +83,20 @@ def transformer_classifier(
     ff_dim: int = 128,
     num_layers: int = 2,
     dropout: float = 0.1,
+    embedding_weights: np.ndarray | None = None,
 ) -> keras.Model:
-    """strings -> token + position embedding -> encoder blocks -> masked mean pooling -> softmax."""
+    """strings -> token + position embedding -> encoder blocks -> masked mean pooling -> softmax.
+
+    embedding_weights: (vocabulary size, embed_dim) initial token rows (pretrained vectors), else random.
+    """
     if embed_dim % num_heads:
         raise ValueError(f"`embed_dim` must be divisible by `num_heads`. Received: embed_dim={embed_dim}, num_heads={num_heads}")
     inputs = keras.Input(shape=(), dtype="string", name="text")
     token_ids = vectorizer(inputs)
-    x = TokenAndPositionEmbedding(sequence_length, vectorizer.vocabulary_size(), embed_dim, name="embedding")(token_ids)
+    embedding = TokenAndPositionEmbedding(sequence_length, vectorizer.vocabulary_size(), embed_dim, name="embedding")
+    x = embedding(token_ids)
+    if embedding_weights is not None:
+        embedding.tokens.embeddings.assign(embedding_weights)
     for index in range(num_layers):
         x = TransformerEncoder(embed_dim, num_heads, ff_dim, dropout, name=f"encoder_{index}")(x)
     # a masked mean with an epsilon: a text with no known token (empty, punctuation only) must not divide 0 by 0

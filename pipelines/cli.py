@@ -347,6 +347,8 @@ def config_command(pipeline: str) -> None:
         for item in dataclasses.fields(section):
             value = getattr(section, item.name)
             click.echo(f"  {item.name}: {_yaml_value(value)}  # {item.metadata.get('help', '')}")
+        for line in stage.option_notes(config.sections):
+            click.echo(f"  # {line}")
 
 
 def _comment(text: str) -> str:

@@ -114,6 +114,11 @@ class Stage(ABC):
     def run(self, ctx: RunContext) -> str:
         """Do the stage's work on `ctx`; return a one-line summary."""
 
+    @classmethod
+    def option_notes(cls, config: Any) -> list[str]:
+        """Extra lines `dlpipe config` prints under the stage's options (e.g. what each choice costs)."""
+        return []
+
 
 STAGES: Registry[type[Stage]] = Registry("stage")
 

@@ -83,6 +83,7 @@ TINY_TEXT_SETS = [
     "train.epochs=6", "train.batch_size=16", "train.progress=none", "train.learning_rate=0.01",
     "preprocess.sequence_length=12", "model.architecture=gru", "model.embedding_dim=16", "model.units=16",
     "export.parity_sample=16",
+    "model.embeddings=none",  # these runs test the architectures; tests/models/test_pretrained_embeddings.py: minilm
 ]
 
 

@@ -6,7 +6,11 @@ from dataclasses import dataclass
 from typing import Literal
 
 from dlpipe.pipelines.config import option, require
-from dlpipe.pipelines.stage import RunContext, Stage, TrainingDefaults, register_stage
+from dlpipe.pipelines.stage import FineTuning, RunContext, Stage, TrainingDefaults, register_stage
+
+# the pretrained embedding is one layer, no blocks: unfreezing it unfreezes all of it
+EMBEDDING_BLOCKS = r"^(embedding)$"
+MINILM_BLOCKS = r"^(layer_\d+)$"  # the encoder's transformer blocks (its embeddings count as the stem)
 
 
 @dataclass(frozen=True)
@@ -25,6 +29,17 @@ class TextModelConfig:
     recurrent_dropout: float = option(0.0, "dropout on the recurrent state (slower: disables fused kernels)")
     num_heads: int = option(4, "transformer attention heads")
     ff_dim: int = option(128, "transformer feed-forward width")
+    embeddings: Literal["minilm", "none"] = option(
+        "minilm", "word vectors the lstm/gru/bilstm/transformer start from: minilm (all-MiniLM-L6-v2's WordPiece "
+                  "embedding table, a word = the mean of its pieces) or none (learnt from scratch). "
+                  "Pretrained vectors are PCA-projected to embedding_dim, the vocabulary is MiniLM's whole words "
+                  "+ the training words (preprocess.max_tokens in all), frozen during train.epochs and "
+                  "fine-tuned during train.finetune_epochs (see freeze_pretrained)")
+    freeze_pretrained: bool | None = option(
+        None, "train the head first with the pretrained part frozen (MiniLM's encoder, or the pretrained embedding "
+              "table) for train.epochs at train.learning_rate, then all of it for train.finetune_epochs at "
+              "learning_rate * finetune_lr_factor; false trains everything from the start. Default: true for the "
+              "pretrained embeddings, false for minilm")
 
     def __post_init__(self) -> None:
         require(self.dropout is None or 0.0 <= self.dropout < 1.0, "dropout", f"must be in [0, 1). Received: {self.dropout}")
@@ -32,6 +47,8 @@ class TextModelConfig:
         require(self.num_layers >= 1, "num_layers", "must be at least 1")
         require(self.embedding_dim % self.num_heads == 0 or self.architecture != "transformer", "num_heads",
                 f"must divide embedding_dim ({self.embedding_dim}). Received: {self.num_heads}")
+        require(self.embedding_dim <= 384 or self.embeddings == "none" or self.architecture == "minilm",
+                "embedding_dim", f"must be at most 384 (MiniLM's width) with embeddings=minilm. Received: {self.embedding_dim}")
 
 
 @register_stage("text", "model")
@@ -44,8 +61,19 @@ class TextModelStage(Stage):
 
     config_cls = TextModelConfig
 
+    @classmethod
+    def option_notes(cls, config) -> list[str]:
+        """Each architecture's size with these options, and where its weights come from."""
+        from dlpipe.models.text_catalog import architecture_catalog
+
+        model, prep = config["model"], config["preprocess"]
+        rows = architecture_catalog(prep.max_tokens, model.embedding_dim, model.units, model.num_layers, model.ff_dim,
+                                    prep.sequence_length, model.embeddings)
+        return ["architectures with these options (vocabulary preprocess.max_tokens; measured files in BENCHMARKS.md):",
+                *(f"  {row.line()}" for row in rows)]
+
     def run(self, ctx: RunContext) -> str:
-        from dlpipe.models.text_classifiers import make_vectorizer, recurrent_classifier, transformer_classifier
+        from dlpipe.models.text_classifiers import recurrent_classifier, transformer_classifier
 
         cfg = self.config
         prep = ctx.need("preprocessing", "preprocess")
@@ -54,15 +82,38 @@ class TextModelStage(Stage):
         if cfg.architecture == "minilm":
             return self._minilm(ctx, classes)
         ctx.training_defaults = TrainingDefaults(learning_rate=1e-3 if cfg.architecture == "transformer" else 2e-3)
-        vectorizer = make_vectorizer(texts, prep.max_tokens, prep.sequence_length, prep.standardize)
+        vectorizer, weights = self._vocabulary(texts, prep)
         if cfg.architecture == "transformer":
             ctx.model = transformer_classifier(vectorizer, classes, prep.sequence_length, cfg.embedding_dim,
-                                               cfg.num_heads, cfg.ff_dim, cfg.num_layers, self._dropout(0.1))
+                                               cfg.num_heads, cfg.ff_dim, cfg.num_layers, self._dropout(0.1), weights)
         else:
             ctx.model = recurrent_classifier(vectorizer, classes, cfg.architecture, cfg.embedding_dim, cfg.units,
-                                             cfg.num_layers, self._dropout(0.3), cfg.recurrent_dropout)
-        return (f"{cfg.architecture}, vocabulary {vectorizer.vocabulary_size():,}, "
+                                             cfg.num_layers, self._dropout(0.3), cfg.recurrent_dropout, weights)
+        source = "random embeddings"
+        if weights is not None:
+            source = f"{cfg.embeddings} embeddings"
+            if self._freeze(True):
+                # pretrained rows: the train stage's first phase keeps them frozen, `finetune_epochs` unfreezes them
+                ctx.model.get_layer("embedding").trainable = False
+                ctx.fine_tuning = FineTuning("embedding", EMBEDDING_BLOCKS)
+                source += " (frozen first)"
+        return (f"{cfg.architecture}, vocabulary {vectorizer.vocabulary_size():,}, {source}, "
                 f"{ctx.model.count_params():,} parameters, {classes} classes")
+
+    def _vocabulary(self, texts: list[str], prep) -> tuple[object, object]:
+        """The TextVectorization layer and, with `embeddings: minilm`, its pretrained initial rows."""
+        from dlpipe.models.text_classifiers import make_vectorizer, training_words
+
+        cfg = self.config
+        if cfg.embeddings == "none":
+            return make_vectorizer(texts, prep.max_tokens, prep.sequence_length, prep.standardize), None
+        from dlpipe.models.pretrained_embeddings import minilm_embedding_matrix, minilm_vocabulary, minilm_wordpiece_tokens
+
+        words = minilm_vocabulary(training_words(texts, prep.max_tokens, prep.standardize), minilm_wordpiece_tokens(),
+                                  prep.max_tokens, prep.lowercase, prep.strip_punctuation)
+        vectorizer = make_vectorizer(texts, prep.max_tokens, prep.sequence_length, prep.standardize, vocabulary=words)
+        vocabulary = [str(word) for word in vectorizer.get_vocabulary()]
+        return vectorizer, minilm_embedding_matrix(vocabulary, cfg.embedding_dim)
 
     def _minilm(self, ctx: RunContext, classes: int) -> str:
         """The pretrained encoder reads WordPiece ids: tokenise the splits here, in the same code predict uses."""
@@ -80,7 +131,19 @@ class TextModelStage(Stage):
         ctx.model = minilm_classifier(classes, prep.sequence_length, dropout=self._dropout(0.1))
         # fine-tuning recipe for a pretrained transformer: small rate, warm-up, then cosine decay
         ctx.training_defaults = TrainingDefaults(optimizer="adamw", learning_rate=5e-5, warmup_fraction=0.1)
-        return f"minilm (pretrained all-MiniLM-L6-v2), {ctx.model.count_params():,} parameters, {classes} classes"
+        recipe = "fine-tuned whole"
+        if self._freeze(False):
+            # linear probe, then fine-tuning (LP-FT): a trained head before the encoder moves keeps more of
+            # what pretraining learnt, which is what text from another domain needs
+            ctx.model.get_layer("backbone").trainable = False
+            ctx.fine_tuning = FineTuning("backbone", MINILM_BLOCKS)
+            ctx.training_defaults = TrainingDefaults(optimizer="adamw", learning_rate=5e-4, warmup_fraction=0.1)
+            recipe = "head first, then fine-tuned"
+        return (f"minilm (pretrained all-MiniLM-L6-v2, {recipe}), {ctx.model.count_params():,} parameters, "
+                f"{classes} classes")
+
+    def _freeze(self, default: bool) -> bool:
+        return self.config.freeze_pretrained if self.config.freeze_pretrained is not None else default
 
     def _dropout(self, default: float) -> float:
         return self.config.dropout if self.config.dropout is not None else default

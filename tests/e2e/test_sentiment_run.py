@@ -14,7 +14,7 @@ from dlpipe.pipelines.cli import main
 
 QUICK = ["train.epochs=6", "train.batch_size=16", "train.progress=none", "train.early_stopping_patience=0",
          "preprocess.sequence_length=12", "model.embedding_dim=16", "model.units=16", "model.ff_dim=32",
-         "export.parity_sample=16"]
+         "export.parity_sample=16", "model.embeddings=none"]  # pretrained rows: tests/models/test_pretrained_embeddings.py
 
 
 @pytest.mark.parametrize("architecture", ["lstm", "gru", "bilstm", "transformer"])

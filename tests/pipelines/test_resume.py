@@ -91,7 +91,7 @@ def test_killed_sentiment_run_resumes_with_the_same_vocabulary(sentences_file, t
     out = tmp_path / "reviews"
     sets = ["model.architecture=gru", "train.epochs=6", "train.batch_size=16", "train.learning_rate=0.01",
             "train.progress=none", "train.early_stopping_patience=0", "preprocess.sequence_length=12",
-            "model.embedding_dim=16", "model.units=16", "export.formats=[keras]"]
+            "model.embedding_dim=16", "model.units=16", "export.formats=[keras]", "model.embeddings=none"]
     with pytest.raises(KeyboardInterrupt):
         api.run("sentiment", data=str(sentences_file), out=out, sets=sets, callbacks=[InterruptAfter(2)],
                 echo=lambda _: None)
