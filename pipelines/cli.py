@@ -85,6 +85,30 @@ def run_command(pipeline: str, data: str | None, out: str | None, config_file: s
     click.echo(f"done: outputs in {result.out_dir}")
 
 
+@main.command("lr-find")
+@click.argument("pipeline")
+@click.option("--data", "data", metavar="PATH", help="Training data; shortcut for --set load.path=PATH.")
+@click.option("--out", "out", metavar="DIR", help="Folder for lr_find.png, lr_find.json and config.yaml "
+              "(default: runs/lr-find-PIPELINE-TIMESTAMP).")
+@click.option("--config", "config_file", metavar="FILE", type=click.Path(dir_okay=False),
+              help="YAML file overriding the pipeline's embedded default config.")
+@click.option("--set", "sets", metavar="KEY=VALUE", multiple=True,
+              help="Override one config value, e.g. --set train.lr_find_steps=100; repeatable.")
+@_friendly_errors
+def lr_find_command(pipeline: str, data: str | None, out: str | None, config_file: str | None,
+                    sets: tuple[str, ...]) -> None:
+    """Find a learning rate for PIPELINE: an exponential sweep over train.lr_find_steps steps (fastai's lr_find).
+
+    Writes the loss-vs-rate plot (lr_find.png), the sweep (lr_find.json) and the resolved config with the chosen
+    rate (config.yaml, for `dlpipe run --config`). `--set train.learning_rate=auto` does the same inside a run.
+    """
+    from dlpipe.pipelines import api
+
+    result = api.lr_find(pipeline, data=data, out=out, config_file=config_file, sets=sets, echo=click.echo)
+    click.echo(f"learning rate: {result['chosen']:.3g} (steepest descent {result['steepest']:.3g}, "
+               f"loss minimum {result['minimum']:.3g}); plot and config.yaml in {out or 'runs/'}")
+
+
 ARTIFACT_HELP = ("Which artifact of a run or export folder runs: auto (the fastest whose parity with the Keras model, "
                  "measured at export, is within 1 point), keras, savedmodel, float32, float16, dynamic or int8.")
 

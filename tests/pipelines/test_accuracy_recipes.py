@@ -1,0 +1,111 @@
+"""Issue 14, image side: cross-validation (resumable per fold), the linear probe, the lr finder, label smoothing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import TINY_SETS, write_color_images
+
+FAST = [*TINY_SETS, "export.formats=[]", "train.epochs=2"]
+
+
+@pytest.fixture(scope="module")
+def colours(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("colours")
+    write_color_images(root / "blue", "blue", 12, seed=2)
+    write_color_images(root / "red", "red", 12, seed=1)
+    return root
+
+
+def test_cross_validation_writes_each_fold_and_resumes_skipping_finished_folds(colours, tmp_path):
+    from dlpipe.pipelines import api
+
+    out = tmp_path / "cv"
+    result = api.run("image-classify", data=str(colours), out=out, sets=[*FAST, "train.cv_folds=2"], echo=lambda _: None)
+    cv = result.metrics["cross_validation"]
+    assert cv["folds"] == 2 and len(cv["per_fold"]) == 2
+    assert cv["pooled"]["count"] == 24  # every image validated exactly once
+    low, high = cv["pooled"]["accuracy_interval"]
+    assert low <= cv["pooled"]["accuracy"] <= high
+    for fold in (0, 1):
+        metrics = json.loads((out / "folds" / str(fold) / "metrics.json").read_text())
+        assert metrics["count"] == 12
+    assert json.loads((out / "metrics.json").read_text())["cross_validation"]["folds"] == 2
+    assert (out / "cross_validation.png").stat().st_size > 0
+
+    # a kill during fold 2: its run never finished; resuming skips fold 1 and completes fold 2
+    fold0_written = (out / "folds" / "0" / "metrics.json").stat().st_mtime_ns
+    report = json.loads((out / "folds" / "1" / "report.json").read_text())
+    report.pop("finished")
+    (out / "folds" / "1" / "report.json").write_text(json.dumps(report))
+    (out / "folds" / "1" / "metrics.json").unlink()
+    lines: list[str] = []
+    api.run("image-classify", out=out, resume=True, echo=lines.append)
+    assert "fold 1/2: finished earlier, skipped" in lines
+    assert any(line.startswith("fold 2/2: training") for line in lines)
+    assert (out / "folds" / "0" / "metrics.json").stat().st_mtime_ns == fold0_written
+    assert (out / "folds" / "1" / "metrics.json").is_file()
+
+
+def test_probe_mode_fits_a_head_that_beats_chance_and_exports(colours, tmp_path):
+    import keras
+    import numpy as np
+
+    from dlpipe.models.small_cnn import small_cnn
+    from dlpipe.pipelines import api
+
+    weights = tmp_path / "frozen.weights.h5"  # a fixed (random) backbone stands in for pretrained weights
+    keras.utils.set_random_seed(0)
+    small_cnn((32, 32, 3)).save_weights(weights)
+    out = tmp_path / "probe"
+    result = api.run("image-classify", data=str(colours), out=out, echo=lambda _: None,
+                     sets=[*TINY_SETS, f"model.weights={weights}", "model.mode=probe", "train.refit=true",
+                           "export.formats=[keras]", "load.val_split=0.5"])
+    assert result.metrics["accuracy"] > 0.75  # chance is 0.5
+    assert result.metrics["refit"]["images"] == 24
+    assert not list((out).glob("history_*.csv"))  # no epochs: the head is fitted on cached features
+    assert list((out / "features").glob("*.npz"))
+    from dlpipe.models.runtimes import load_runtime
+
+    runtime = load_runtime(out / "model.keras", "keras")
+    assert runtime.class_names == ["blue", "red"]
+    pixels = np.stack([np.full((32, 32, 3), (30, 40, 220), np.float32), np.full((32, 32, 3), (220, 40, 30), np.float32)])
+    assert runtime.predict(pixels).argmax(axis=1).tolist() == [0, 1]
+
+
+def test_lr_find_writes_a_plot_and_a_rate_within_the_sweep(colours, tmp_path):
+    import yaml
+
+    from dlpipe.pipelines import api
+
+    out = tmp_path / "lr"
+    result = api.lr_find("image-classify", data=str(colours), out=out, echo=lambda _: None,
+                         sets=[*TINY_SETS, "train.lr_find_steps=30"])
+    assert (out / "lr_find.png").stat().st_size > 0
+    assert result["min_lr"] <= result["chosen"] <= result["max_lr"]
+    assert min(result["rates"]) <= result["chosen"] <= max(result["rates"])
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    assert saved["train"]["learning_rate"] == pytest.approx(result["chosen"])
+
+
+@pytest.mark.parametrize("value", [-0.1, 1.0])
+def test_label_smoothing_outside_0_1_is_a_clear_config_error(value):
+    from dlpipe.errors import ConfigError
+    from dlpipe.pipelines.api import resolve_config
+
+    with pytest.raises(ConfigError, match=r"train\.label_smoothing.*\[0, 1\)"):
+        resolve_config("image-classify", sets=[f"train.label_smoothing={value}"])
+
+
+def test_label_smoothing_loss_matches_its_definition():
+    import numpy as np
+
+    from dlpipe.models.losses import SmoothedSparseCrossentropy
+
+    probabilities = np.array([[0.7, 0.2, 0.1]], np.float32)
+    loss = float(SmoothedSparseCrossentropy(0.3)(np.array([0]), probabilities))
+    target = np.array([0.7 + 0.1, 0.1, 0.1])  # 1 - s on the class, s / k everywhere
+    assert loss == pytest.approx(-np.sum(target * np.log(probabilities[0])), rel=1e-5)
