@@ -33,10 +33,16 @@ RESULTS = ROOT / "bench" / "results" / "recipes"
 BEFORE = ["train.epochs=5", "train.finetune_epochs=3", "train.unfreeze_blocks=3", "train.learning_rate=0.001",
           "train.finetune_lr_factor=0.1", "train.label_smoothing=0", "train.refit=false", "evaluate.tta=none",
           "model.mode=finetune"]
+LITE2_PROBE = ["model.backbone=efficientnet_lite2", "model.mode=probe", "train.refit=true", "evaluate.tta=none"]
+LITE2_LPFT = ["model.backbone=efficientnet_lite2", "model.mode=finetune", "train.head=probe", "train.finetune_epochs=3",
+              "train.unfreeze_blocks=2", "train.learning_rate=0.001", "train.finetune_lr_factor=0.1",
+              "train.label_smoothing=0.1", "train.refit=true", "evaluate.tta=none"]
 RECIPES: dict[str, list[str]] = {
-    "linear probe": ["model.mode=probe", "train.refit=true", "evaluate.tta=none"],
-    "default before issue 14": BEFORE,
-    "new default": [],
+    "linear probe (efficientnet_lite0)": ["model.backbone=efficientnet_lite0", "model.mode=probe", "train.refit=true",
+                                          "evaluate.tta=none"],
+    "default before issue 14 (efficientnet_lite0)": ["model.backbone=efficientnet_lite0", *BEFORE],
+    "linear probe (efficientnet_lite2)": LITE2_PROBE,
+    "LP-FT (efficientnet_lite2)": LITE2_LPFT,
 }
 
 

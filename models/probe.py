@@ -40,20 +40,33 @@ def extract_features(extractor: keras.Model, batches: Any) -> np.ndarray:
 
 
 def cached_features(path: Path, keys: Sequence[str], compute: Any) -> np.ndarray:
-    """Features for `keys` (e.g. image paths) from `path` when it holds exactly those keys, else `compute()`, saved."""
+    """Features for `keys` (e.g. image paths), rows in that order, from the store at `path`.
+
+    Keys the store lacks are computed with `compute(missing_keys)` and added, so
+    runs over overlapping sets of images (the folds of a cross-validation) pay for
+    each image's forward pass once.
+    """
     from dlpipe import atomic
 
     keys = [str(key) for key in keys]
+    stored_keys: list[str] = []
+    stored = np.zeros((0, 0), np.float32)
     if path.is_file():
-        with np.load(path, allow_pickle=False) as stored:
-            if list(stored["keys"]) == keys:
-                return stored["features"]
-    features = np.asarray(compute(), np.float32)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic.replacing_file(path) as tmp:
-        with open(tmp, "wb") as handle:
-            np.savez(handle, keys=np.asarray(keys), features=features)
-    return features
+        with np.load(path, allow_pickle=False) as data:
+            stored_keys, stored = [str(k) for k in data["keys"]], data["features"]
+    row = {key: i for i, key in enumerate(stored_keys)}
+    missing = [key for key in dict.fromkeys(keys) if key not in row]
+    if missing:
+        fresh = np.asarray(compute(missing), np.float32)
+        stored = fresh if not len(stored_keys) else np.concatenate([stored, fresh])
+        for key in missing:
+            row[key] = len(row)
+        stored_keys += missing
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic.replacing_file(path) as tmp:
+            with open(tmp, "wb") as handle:
+                np.savez(handle, keys=np.asarray(stored_keys), features=stored)
+    return stored[[row[key] for key in keys]]
 
 
 def fit_logistic(features: np.ndarray, labels: Sequence[int], num_classes: int, c: float = 1.0,

@@ -25,6 +25,7 @@ from dlpipe.pipelines.config import option, require
 from dlpipe.pipelines.stage import RunContext, Stage, register_stage
 
 CHECKPOINT_DIR = "checkpoints"
+REFIT_AUTO_LIMIT = 2000  # refit=auto refits below this many images: where every fifth photo left out costs most
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,10 @@ class TrainConfig:
     """Phases, optimizer, schedule, early stopping and progress output."""
 
     epochs: int = option(6, "epochs of the first phase (head only when the backbone is pretrained)")
+    head: Literal["epochs", "probe"] = option(
+        "epochs", "how a pretrained backbone's head is first trained: epochs (train.epochs of head training on "
+                  "augmented images) or probe (fit it as a logistic regression on cached features, in seconds, "
+                  "then fine-tune from there: linear probing then fine-tuning, LP-FT)")
     finetune_epochs: int = option(0, "epochs of the second phase, with the top backbone blocks unfrozen")
     unfreeze_blocks: int = option(-1, "backbone blocks to unfreeze for fine-tuning, counted from the top (-1: all)")
     finetune_lr_factor: float = option(0.1, "fine-tuning learning rate = learning_rate * this")
@@ -47,8 +52,10 @@ class TrainConfig:
     lr_find_pick: Literal["min10", "steepest"] = option(
         "min10", "finder's choice: min10 (a tenth of the rate at the smoothed loss minimum) or steepest (steepest descent)")
     label_smoothing: float = option(0.0, "label smoothing of the cross-entropy (0: off; 0.1 is usual)")
-    refit: bool = option(False, "after model selection on the validation split, retrain from the start on train + "
-                                "validation for the chosen epoch counts (small data: no photo is left out)")
+    refit: bool | Literal["auto"] = option(
+        False, "after model selection on the validation split, retrain from the start on train + validation for the "
+               "chosen epoch counts (no photo is left out); auto: refit a pretrained backbone's run on small data "
+               f"(under {REFIT_AUTO_LIMIT:,} images)")
     cv_folds: int = option(0, "stratified K-fold cross-validation before the final run (OUT/folds/K/, resumable per "
                               "fold): mean, sd, per-fold and pooled accuracy in metrics.json (0: off)")
     probe_c: float = option(0.1, "linear probe: inverse L2 strength of the logistic regression (standardised features)")
@@ -88,6 +95,7 @@ class Phase:
     learning_rate: float
     unfreeze_blocks: int | None  # None: leave the backbone as built
     refit: bool = False  # trains on train + validation for a fixed number of epochs: no selection, no early stop
+    probe: bool = False  # the head is fitted as a logistic regression on cached features instead of epochs
 
 
 @register_stage(None, "train")
@@ -116,7 +124,7 @@ class TrainStage(Stage):
             ctx.history["probe"] = probe["report"]
             if tuning.probe:
                 return self._finish_probe(ctx, model, probe, checkpoints)
-        refit = cfg.refit and len(ctx.val) > 0
+        refit = self.refits(ctx)
         initial = checkpoints / "initial.weights.h5"
         if refit and not initial.exists():
             _save_weights(model, initial)
@@ -134,6 +142,14 @@ class TrainStage(Stage):
             summary += f"; linear probe: validation accuracy {probe['report']['accuracy']:.3f}"
         return summary
 
+    def refits(self, ctx: RunContext) -> bool:
+        """Whether this run refits on train + validation after model selection (train.refit, auto resolved)."""
+        if not len(ctx.val):
+            return False
+        if self.config.refit == "auto":
+            return ctx.fine_tuning is not None and len(ctx.train) + len(ctx.val) < REFIT_AUTO_LIMIT
+        return bool(self.config.refit)
+
     def _refit(self, ctx: RunContext, model: Any, phases: list[Phase], checkpoints: Any, initial: Any) -> str:
         """Keep the selected model's weights for evaluation, then train again from the start on every photo."""
         from dlpipe.data.datasets import batched
@@ -143,9 +159,9 @@ class TrainStage(Stage):
         if not selected.exists():
             _save_weights(model, selected)
         ctx.selected_weights = selected
-        chosen = [Phase(f"refit_{p.name}", n, p.learning_rate, p.unfreeze_blocks, refit=True)
+        chosen = [Phase(f"refit_{p.name}", n, p.learning_rate, p.unfreeze_blocks, refit=True, probe=p.probe)
                   for p, n in zip(phases, self.chosen_epochs(ctx, phases))]
-        chosen = [p for p in chosen if p.epochs > 0]
+        chosen = [p for p in chosen if p.epochs > 0 or p.probe]
         model.load_weights(initial)
         if ctx.fine_tuning is not None:
             model.get_layer(ctx.fine_tuning.layer).trainable = False
@@ -185,11 +201,8 @@ class TrainStage(Stage):
         cfg = self.config
         extractor = feature_model(model, ctx.fine_tuning.layer)
 
-        def features(examples: Any, data: Any) -> Any:
-            return self.cached_features(ctx, examples.inputs, lambda: extract_features(extractor, batched(data, cfg.batch_size)))
-
-        train_x = features(ctx.train, ctx.need("train_data", "preprocess"))
-        val_x = features(ctx.val, ctx.val_data) if len(ctx.val) else None
+        train_x = self.features(ctx, extractor, ctx.train.inputs)
+        val_x = self.features(ctx, extractor, ctx.val.inputs) if len(ctx.val) else None
         kernel, bias = fit_logistic(train_x, ctx.train.labels, len(ctx.class_names), cfg.probe_c, ctx.seed)
         report: dict[str, Any] = {"model": "logistic regression on frozen backbone features", "c": cfg.probe_c,
                                   "features": int(train_x.shape[1]), "train_images": len(ctx.train)}
@@ -200,23 +213,28 @@ class TrainStage(Stage):
                           accuracy_interval=list(wilson_interval(correct, len(ctx.val))))
         return {"kernel": kernel, "bias": bias, "train": train_x, "val": val_x, "report": report}
 
-    def cached_features(self, ctx: RunContext, keys: list[str], compute: Any) -> Any:
-        """Backbone features of these inputs, computed once per run (or per cross-validation, for every fold)."""
+    def features(self, ctx: RunContext, extractor: Any, paths: list[str]) -> Any:
+        """Backbone features of these images, each computed once per run (or per cross-validation, for every fold)."""
         import hashlib
 
         import yaml
 
-        from dlpipe.models.probe import cached_features
+        from dlpipe.data.datasets import batched, decoded_images
+        from dlpipe.models.probe import cached_features, extract_features
 
-        recipe = {name: ctx.config.to_dict().get(name) for name in ("model", "preprocess")}
-        recipe.pop("mode", None)
-        for section in recipe.values():
-            if isinstance(section, dict):
-                for key in ("mode", "dropout", "l1", "l2", "hidden_units"):  # the head's settings, not the features'
-                    section.pop(key, None)
-        digest = hashlib.sha256((yaml.safe_dump(recipe) + "\n".join(keys)).encode()).hexdigest()[:16]
+        recipe = {name: dict(ctx.config.to_dict().get(name) or {}) for name in ("model", "preprocess")}
+        for key in ("mode", "dropout", "l1", "l2", "hidden_units"):  # the head's settings, not the features'
+            recipe["model"].pop(key, None)
+        recipe["preprocess"].pop("cache", None)
+        digest = hashlib.sha256(yaml.safe_dump(recipe).encode()).hexdigest()[:16]
         folder = ctx.cache_dir or (ctx.out_dir / "features")
-        return cached_features(folder / f"{digest}.npz", keys, compute)
+
+        def compute(missing: list[str]) -> Any:
+            ctx.echo(f"  backbone features of {len(missing)} images (cached in {folder})")
+            images = decoded_images(missing, None, ctx.preprocessing, cache=False)
+            return extract_features(extractor, images.batch(self.config.batch_size))
+
+        return cached_features(folder / f"{digest}.npz", paths, compute)
 
     def _finish_probe(self, ctx: RunContext, model: Any, probe: dict[str, Any], checkpoints: Any) -> str:
         import numpy as np
@@ -228,7 +246,7 @@ class TrainStage(Stage):
         summary = f"linear probe on {probe['report']['features']} frozen features of {len(ctx.train)} images"
         if probe["val"] is not None:
             summary += f": validation accuracy {probe['report']['accuracy']:.3f}"
-        if cfg.refit and probe["val"] is not None:
+        if self.refits(ctx):
             selected = checkpoints / "selected.weights.h5"
             _save_weights(model, selected)
             ctx.selected_weights = selected
@@ -283,8 +301,7 @@ class TrainStage(Stage):
             from dlpipe.models.probe import extract_features, feature_model
 
             extractor = feature_model(model, ctx.fine_tuning.layer)
-            x = self.cached_features(ctx, ctx.train.inputs, lambda: extract_features(
-                extractor, batched(ctx.need("train_data", "preprocess"), cfg.batch_size)))
+            x = self.features(ctx, extractor, ctx.train.inputs)
             y = np.asarray(ctx.train.labels)
             rng = np.random.default_rng(ctx.seed)
 
@@ -325,7 +342,10 @@ class TrainStage(Stage):
             if cfg.finetune_epochs:
                 ctx.echo("  note: train.finetune_epochs is ignored: the whole model trains from scratch in one phase")
             return [Phase("train", cfg.epochs, rate, None)]
-        phases = [Phase("head", cfg.epochs, rate, None)]
+        if cfg.head == "probe":
+            phases = [Phase("head", 0, rate, None, probe=True)]
+        else:
+            phases = [Phase("head", cfg.epochs, rate, None)]
         if cfg.finetune_epochs:
             phases.append(Phase("finetune", cfg.finetune_epochs, rate * cfg.finetune_lr_factor, cfg.unfreeze_blocks))
         return phases
@@ -335,6 +355,9 @@ class TrainStage(Stage):
         from dlpipe.pipelines.training import fit_verbosity, read_history
 
         cfg = self.config
+        if phase.probe:
+            self._probe_phase(ctx, model, phase)
+            return
         history_file = ctx.out_dir / f"history_{phase.name}.csv"
         finished = checkpoints / f"{phase.name}.weights.h5"
         if phase.unfreeze_blocks is not None:
@@ -369,6 +392,22 @@ class TrainStage(Stage):
                 model.load_weights(best)
             _save_weights(model, finished)
         ctx.history["phases"].append({"name": phase.name, "history": read_history(history_file)})
+
+    def _probe_phase(self, ctx: RunContext, model: Any, phase: Phase) -> None:
+        """The head as a logistic regression on cached features of the phase's images (LP-FT's first step)."""
+        import numpy as np
+
+        from dlpipe.data.datasets import batched
+        from dlpipe.models.probe import extract_features, feature_model, fit_logistic, set_head
+
+        cfg = self.config
+        extractor = feature_model(model, ctx.fine_tuning.layer)
+        sets = [(ctx.train, ctx.train_data)] + ([(ctx.val, ctx.val_data)] if phase.refit else [])
+        x = np.concatenate([self.features(ctx, extractor, examples.inputs) for examples, _ in sets])
+        y = [label for examples, _ in sets for label in examples.labels]
+        set_head(model, *fit_logistic(x, y, len(ctx.class_names), cfg.probe_c, ctx.seed))
+        ctx.echo(f"  phase {phase.name}: head fitted as a logistic regression on {len(y)} images' cached features")
+        ctx.history["phases"].append({"name": phase.name, "history": {}})
 
     def _optimizer(self, ctx: RunContext, phase: Phase, steps_per_epoch: int) -> Any:
         import keras
