@@ -70,6 +70,9 @@ def run_cross_validation(spec: PipelineSpec, config: ResolvedConfig, out_dir: Pa
         label = f"fold {fold + 1}/{folds}"
         if fold_finished(fold_dir):
             metrics = json.loads((fold_dir / "metrics.json").read_text(encoding="utf-8"))
+            if "train_cpu_seconds" not in metrics:
+                stages = json.loads((fold_dir / REPORT_FILE).read_text(encoding="utf-8")).get("stages", {})
+                metrics["train_cpu_seconds"] = stages.get("train", {}).get("cpu_seconds")
             echo(f"{label}: finished earlier, skipped")
         else:
             echo(f"{label}: training on the other {folds - 1} folds ({fold_dir})")
@@ -79,6 +82,7 @@ def run_cross_validation(spec: PipelineSpec, config: ResolvedConfig, out_dir: Pa
                                callbacks=callbacks, cache_dir=out_dir / FEATURES_DIR)
             metrics = ctx.metrics
             metrics["seconds"] = round(time.perf_counter() - started, 1)
+            metrics["train_cpu_seconds"] = ctx.report["stages"].get("train", {}).get("cpu_seconds")
             atomic.write_json(fold_dir / "metrics.json", metrics)
         results.append(metrics)
         echo(f"{label}: {fold_line(metrics)}")
@@ -107,7 +111,7 @@ def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
     summary: dict[str, Any] = {"folds": len(results), **_aggregate([_counts(m) for m in results])}
     summary["per_fold"] = [
         {"fold": i, "accuracy": m["accuracy"], "count": m["count"], "accuracy_interval": m["accuracy_interval"],
-         "macro_f1": m.get("macro_f1"), "seconds": m.get("seconds"),
+         "macro_f1": m.get("macro_f1"), "seconds": m.get("seconds"), "cpu_seconds": m.get("train_cpu_seconds"),
          "probe_accuracy": m.get("probe_baseline", {}).get("accuracy")}
         for i, m in enumerate(results)
     ]

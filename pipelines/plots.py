@@ -124,3 +124,20 @@ def plot_cross_validation(summary: dict[str, Any], path: str | Path) -> Path:
     axis.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     return _save(fig, path)
+
+
+def plot_trials(trials: list[tuple[int, float]], path: str | Path, metric: str = "score") -> Path:
+    """Each finished trial's score in order, with the best so far."""
+    trials = sorted(trials)
+    numbers = [n for n, _ in trials]
+    values = [v for _, v in trials]
+    fig, axis = plt.subplots(figsize=(7, 4))
+    axis.plot(numbers, values, "o", label="trial")
+    axis.step(numbers, np.maximum.accumulate(values), where="post", color="C1", label="best so far")
+    axis.set_xlabel("trial")
+    axis.set_ylabel(metric)
+    axis.set_title(f"dlpipe tune: {len(trials)} trials")
+    axis.grid(alpha=0.3)
+    axis.legend()
+    fig.tight_layout()
+    return _save(fig, path)

@@ -9,7 +9,7 @@ import pytest
 
 from tests.conftest import TINY_SETS, write_color_images
 
-FAST = [*TINY_SETS, "export.formats=[]", "train.epochs=2"]
+FAST = [*TINY_SETS, "export.formats=[]", "train.epochs=1"]
 
 
 @pytest.fixture(scope="module")
@@ -37,13 +37,19 @@ def test_cross_validation_writes_each_fold_and_resumes_skipping_finished_folds(c
     assert (out / "cross_validation.png").stat().st_size > 0
 
     # a kill during fold 2: its run never finished; resuming skips fold 1 and completes fold 2
+    # (the folds alone, as `dlpipe run --resume` does before it resumes the final run)
+    from dlpipe.pipelines.catalog import get_pipeline
+    from dlpipe.pipelines.crossval import run_cross_validation
+
     fold0_written = (out / "folds" / "0" / "metrics.json").stat().st_mtime_ns
     report = json.loads((out / "folds" / "1" / "report.json").read_text())
     report.pop("finished")
     (out / "folds" / "1" / "report.json").write_text(json.dumps(report))
     (out / "folds" / "1" / "metrics.json").unlink()
     lines: list[str] = []
-    api.run("image-classify", out=out, resume=True, echo=lines.append)
+    again = run_cross_validation(get_pipeline("image-classify"), api.load_saved_config(out), out, resume=True,
+                                 echo=lines.append)
+    assert again["pooled"]["count"] == 24
     assert "fold 1/2: finished earlier, skipped" in lines
     assert any(line.startswith("fold 2/2: training") for line in lines)
     assert (out / "folds" / "0" / "metrics.json").stat().st_mtime_ns == fold0_written
@@ -109,3 +115,24 @@ def test_label_smoothing_loss_matches_its_definition():
     loss = float(SmoothedSparseCrossentropy(0.3)(np.array([0]), probabilities))
     target = np.array([0.7 + 0.1, 0.1, 0.1])  # 1 - s on the class, s / k everywhere
     assert loss == pytest.approx(-np.sum(target * np.log(probabilities[0])), rel=1e-5)
+
+
+def test_tune_writes_a_best_config_that_run_accepts_and_keeps_its_study(colours, tmp_path):
+    from dlpipe.pipelines import api
+    from dlpipe.pipelines.tuning import parse_space, tune
+
+    out = tmp_path / "tune"
+    lines: list[str] = []
+    space = parse_space(["train.learning_rate=0.0005..0.005"])
+    result = tune("image-classify", str(colours), out, budget_minutes=10, folds=2, sets=FAST, space=space,
+                  max_trials=1, echo=lines.append)
+    assert result["trials"] == 1
+    assert sum(line.startswith("trial 0: 2-fold CV accuracy") for line in lines) == 1
+    assert (out / "trials.png").stat().st_size > 0
+    config = api.resolve_config("image-classify", out / "best.yaml")
+    assert config["train"].learning_rate == pytest.approx(result["best_params"]["train.learning_rate"])
+    assert config["train"].cv_folds == 0
+    again = tune("image-classify", str(colours), out, budget_minutes=10, folds=2, sets=FAST, space=space,
+                 max_trials=1, echo=lines.append)
+    assert again["trials"] == 1  # the stored study already holds the trial: nothing new runs
+    assert sum(line.startswith("trial ") for line in lines) == 1
