@@ -136,3 +136,21 @@ def test_tune_writes_a_best_config_that_run_accepts_and_keeps_its_study(colours,
                  max_trials=1, echo=lines.append)
     assert again["trials"] == 1  # the stored study already holds the trial: nothing new runs
     assert sum(line.startswith("trial ") for line in lines) == 1
+
+
+def test_flip_tta_is_inside_the_exported_model(colours, tmp_path):
+    import numpy as np
+
+    from dlpipe.models.runtimes import load_runtime
+    from dlpipe.pipelines import api
+
+    out = tmp_path / "tta"
+    api.run("image-classify", data=str(colours), out=out, echo=lambda _: None,
+            sets=[*TINY_SETS, "train.epochs=2", "evaluate.tta=flip", "export.formats=[keras,savedmodel]"])
+    runtime = load_runtime(out / "model.keras", "keras")
+    pixels = np.random.default_rng(0).uniform(0, 255, (3, 32, 32, 3)).astype(np.float32)
+    both = runtime.predict(pixels)
+    mirrored = runtime.predict(pixels[:, :, ::-1].copy())
+    np.testing.assert_allclose(both, mirrored, atol=1e-5)  # mean of an image and its mirror: mirror-invariant
+    saved = load_runtime(out, "savedmodel")
+    np.testing.assert_allclose(saved.predict(pixels), both, atol=1e-5)
