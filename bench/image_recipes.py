@@ -102,6 +102,8 @@ def main() -> None:
             "resumed": resume,
         }
         results_file.parent.mkdir(parents=True, exist_ok=True)
+        latest = json.loads(results_file.read_text()) if results_file.is_file() else {}  # rows another run wrote
+        results = {**latest, name: results[name]}
         results_file.write_text(json.dumps(results, indent=2))
     print(table(results))
 
