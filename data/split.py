@@ -29,3 +29,23 @@ def stratified_split(labels: Sequence[int], val_fraction: float, seed: int) -> t
         val.extend(members[:n_val].tolist())
         train.extend(members[n_val:].tolist())
     return sorted(train), sorted(val)
+
+
+def stratified_folds(labels: Sequence[int], folds: int, seed: int) -> list[int]:
+    """The fold (0 .. folds-1) of each item: each class dealt round-robin over the folds after a seeded shuffle.
+
+    Every fold gets each class in nearly the same proportion; the same labels,
+    fold count and seed always give the same assignment.
+    """
+    if folds < 2:
+        raise ValueError(f"`folds` must be at least 2. Received: folds={folds}")
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    assignment = np.zeros(len(labels), dtype=np.int64)
+    offset = 0
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)
+        rng.shuffle(members)
+        assignment[members] = (np.arange(len(members)) + offset) % folds
+        offset += len(members)  # the next class starts where this one ended, so fold sizes stay even
+    return assignment.tolist()

@@ -70,3 +70,18 @@ class ImagePreprocess(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "mode": self.mode}
+
+
+@keras.saving.register_keras_serializable(package="dlpipe")
+class HorizontalFlip(keras.layers.Layer):
+    """Mirror images left to right (test-time augmentation: the model averages a photo and its mirror).
+
+    Call arguments:
+        inputs: tensor (batch, height, width, channels).
+    """
+
+    def call(self, inputs):
+        return ops.flip(inputs, axis=2)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape

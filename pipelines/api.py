@@ -92,12 +92,64 @@ def run(
                 )
             shutil.rmtree(out_dir)
         config = resolve_config(pipeline, config_file, sets, data)
-    ctx = run_pipeline(spec, config, out_dir, resume=resume, echo=echo, callbacks=callbacks)
+    from dlpipe.pipelines import crossval
+
+    cv = None
+    if crossval.check_cross_validation(config):
+        cv = crossval.run_cross_validation(spec, config, out_dir, resume=resume, echo=echo, callbacks=callbacks)
+        echo("final run on the whole folder, as configured:")
+    ctx = run_pipeline(spec, config, out_dir, resume=resume and (out_dir / "report.json").is_file(), echo=echo,
+                       callbacks=callbacks, cache_dir=out_dir / crossval.FEATURES_DIR if cv else None)
+    if cv is not None:
+        from dlpipe import atomic
+        from dlpipe.pipelines.stages.evaluate import METRICS_FILE
+
+        ctx.metrics["cross_validation"] = cv
+        if (out_dir / METRICS_FILE).is_file():
+            atomic.write_json(out_dir / METRICS_FILE, ctx.metrics)
+        echo(crossval.summary_line(cv) + " <- the estimate to trust")
     return RunResult(out_dir=out_dir, config=config, metrics=ctx.metrics, artifacts=ctx.artifacts, report=ctx.report)
+
+
+def lr_find(
+    pipeline: str,
+    data: str | None = None,
+    out: str | Path | None = None,
+    config_file: str | Path | None = None,
+    sets: Iterable[str] = (),
+    echo: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """`dlpipe lr-find`: run the stages before `train`, sweep the learning rate, write lr_find.png and lr_find.json.
+
+    OUT/config.yaml is the resolved config with the chosen rate, ready for `dlpipe run --config`.
+    """
+    import dataclasses
+
+    from dlpipe import atomic
+    from dlpipe.errors import ConfigError
+    from dlpipe.pipelines.engine import run_pipeline
+
+    spec = get_pipeline(pipeline)
+    config = resolve_config(pipeline, config_file, sets, data)
+    if "train" not in config.stages:
+        raise ConfigError("stages", f"pipeline '{pipeline}' has no train stage to find a learning rate for")
+    out_dir = Path(out) if out else Path("runs") / f"lr-find-{pipeline}-{datetime.now():%Y%m%d-%H%M%S}"
+    before = config.stages[: config.stages.index("train")]
+    ctx = run_pipeline(spec, dataclasses.replace(config, stages=before), out_dir, echo=echo)
+    stage = spec.stage_class("train")(config["train"])
+    if not hasattr(stage, "find_learning_rate"):
+        raise ConfigError("pipeline", f"the {pipeline} pipeline's train stage has no learning-rate finder")
+    result = stage.find_learning_rate(ctx, ctx.need("model", "model"), out_dir)
+    chosen = dataclasses.replace(config["train"], learning_rate=result["chosen"])
+    atomic.write_text(out_dir / CONFIG_FILE, dataclasses.replace(config, sections={**config.sections, "train": chosen}).to_yaml())
+    return result
 
 
 def _never_trained(out_dir: Path) -> bool:
     """True for a run that failed before training began (e.g. a missing --data): nothing in it is worth keeping."""
     from dlpipe.pipelines.stages.train import CHECKPOINT_DIR
 
-    return not (out_dir / CHECKPOINT_DIR).exists() and not any(out_dir.glob("model*"))
+    from dlpipe.pipelines.crossval import FOLDS_DIR
+
+    return (not (out_dir / CHECKPOINT_DIR).exists() and not any(out_dir.glob("model*"))
+            and not (out_dir / FOLDS_DIR).exists())

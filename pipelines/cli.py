@@ -86,6 +86,58 @@ def run_command(pipeline: str, data: str | None, out: str | None, config_file: s
     click.echo(f"done: outputs in {result.out_dir}")
 
 
+@main.command("lr-find")
+@click.argument("pipeline")
+@click.option("--data", "data", metavar="PATH", help="Training data; shortcut for --set load.path=PATH.")
+@click.option("--out", "out", metavar="DIR", help="Folder for lr_find.png, lr_find.json and config.yaml "
+              "(default: runs/lr-find-PIPELINE-TIMESTAMP).")
+@click.option("--config", "config_file", metavar="FILE", type=click.Path(dir_okay=False),
+              help="YAML file overriding the pipeline's embedded default config.")
+@click.option("--set", "sets", metavar="KEY=VALUE", multiple=True,
+              help="Override one config value, e.g. --set train.lr_find_steps=100; repeatable.")
+@_friendly_errors
+def lr_find_command(pipeline: str, data: str | None, out: str | None, config_file: str | None,
+                    sets: tuple[str, ...]) -> None:
+    """Find a learning rate for PIPELINE: an exponential sweep over train.lr_find_steps steps (fastai's lr_find).
+
+    Writes the loss-vs-rate plot (lr_find.png), the sweep (lr_find.json) and the resolved config with the chosen
+    rate (config.yaml, for `dlpipe run --config`). `--set train.learning_rate=auto` does the same inside a run.
+    """
+    from dlpipe.pipelines import api
+
+    result = api.lr_find(pipeline, data=data, out=out, config_file=config_file, sets=sets, echo=click.echo)
+    click.echo(f"learning rate: {result['chosen']:.3g} (steepest descent {result['steepest']:.3g}, "
+               f"loss minimum {result['minimum']:.3g}); plot and config.yaml in {out or 'runs/'}")
+
+
+@main.command("tune")
+@click.argument("pipeline")
+@click.option("--data", "data", required=True, metavar="PATH", help="Training data (one folder of class sub-folders).")
+@click.option("--out", "out", required=True, metavar="DIR",
+              help="Study folder: study.db (resumable), trials/, trials.png, best.yaml.")
+@click.option("--budget-minutes", type=float, required=True, help="Stop starting trials after this many minutes.")
+@click.option("--folds", default=3, show_default=True, help="Cross-validation folds per trial.")
+@click.option("--max-trials", type=int, default=None, help="Stop after this many finished trials.")
+@click.option("--space", "space_items", metavar="KEY=a,b|LOW..HIGH", multiple=True,
+              help="Search this instead of the built-in space, e.g. --space train.probe_c=0.01..10; repeatable.")
+@click.option("--config", "config_file", metavar="FILE", type=click.Path(dir_okay=False), help="Base config YAML.")
+@click.option("--set", "sets", metavar="KEY=VALUE", multiple=True, help="Fixed overrides for every trial.")
+@_friendly_errors
+def tune_command(pipeline: str, data: str, out: str, budget_minutes: float, folds: int, max_trials: int | None,
+                 space_items: tuple[str, ...], config_file: str | None, sets: tuple[str, ...]) -> None:
+    """Search hyperparameters of PIPELINE within a time budget, each trial scored by K-fold cross-validation.
+
+    Optuna's TPE sampler; the study is stored in DIR/study.db, so the same command resumes after a kill.
+    One line per finished trial; DIR/best.yaml repeats the best with `dlpipe run PIPELINE --config DIR/best.yaml`.
+    """
+    from dlpipe.pipelines.tuning import parse_space, tune
+
+    space = parse_space(space_items) if space_items else None
+    result = tune(pipeline, data, out, budget_minutes, folds, config_file, sets, space, max_trials, echo=click.echo)
+    click.echo(f"best: {folds}-fold CV accuracy {result['best_value']:.3f} after {result['trials']} trials; "
+               f"config: {result['best_config']} (dlpipe run {pipeline} --config {result['best_config']})")
+
+
 ARTIFACT_HELP = ("Which artifact of a run or export folder runs: auto (the fastest whose parity with the Keras model, "
                  "measured at export, is within 1 point), keras, savedmodel, float32, float16, dynamic or int8.")
 

@@ -29,6 +29,7 @@ def run_pipeline(
     resume: bool = False,
     echo: Callable[[str], None] = print,
     callbacks: Iterable[Any] = (),
+    cache_dir: Path | None = None,
 ) -> RunContext:
     """Run every stage of `config.stages`; returns the final context."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -37,7 +38,7 @@ def run_pipeline(
 
     task = TASKS.get(spec.task) if spec.task in TASKS else None
     ctx = RunContext(out_dir=out_dir, seed=config.seed, config=config, task=task, resume=resume,
-                     echo=echo, extra_callbacks=list(callbacks))
+                     echo=echo, extra_callbacks=list(callbacks), cache_dir=cache_dir)
     ctx.report.update(
         pipeline=spec.name,
         task=spec.task,
@@ -51,7 +52,7 @@ def run_pipeline(
     for number, name in enumerate(config.stages, start=1):
         stage = spec.stage_class(name)(config[name])
         echo(f"[{number}/{total}] {name} ...")
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         try:
             summary = stage.run(ctx)
         except (DlpipeError, KeyboardInterrupt) as error:
@@ -59,7 +60,8 @@ def run_pipeline(
             atomic.write_json(out_dir / REPORT_FILE, ctx.report)
             raise
         seconds = time.perf_counter() - started
-        ctx.report["stages"][name] = {"status": "done", "seconds": round(seconds, 2), "summary": summary}
+        ctx.report["stages"][name] = {"status": "done", "seconds": round(seconds, 2),
+                                      "cpu_seconds": round(time.process_time() - cpu_started, 2), "summary": summary}
         atomic.write_json(out_dir / REPORT_FILE, ctx.report)
         echo(f"[{number}/{total}] {name}: {summary} ({seconds:.1f}s)")
     ctx.report["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")

@@ -76,3 +76,68 @@ def _save(fig: Any, path: str | Path) -> Path:
         fig.savefig(tmp, dpi=100)
     plt.close(fig)
     return Path(path)
+
+
+def plot_lr_find(result: dict[str, Any], path: str | Path) -> Path:
+    """Loss against learning rate (log scale) of a finder sweep, with its suggestions marked."""
+    fig, axis = plt.subplots(figsize=(7, 4))
+    axis.plot(result["rates"], result["losses"], color="0.75", linewidth=0.8, label="loss per step")
+    axis.plot(result["rates"], result["smoothed"], color="C0", label="smoothed loss")
+    marks = (("minimum", "loss minimum", "C2"), ("steepest", "steepest descent", "C1"), ("chosen", "chosen", "C3"))
+    for key, label, colour in marks:
+        axis.axvline(result[key], color=colour, linestyle="--", linewidth=1, label=f"{label}: {result[key]:.2g}")
+    axis.set_xscale("log")
+    low, high = np.nanmin(result["smoothed"]), np.nanmax(result["smoothed"][: max(3, len(result["smoothed"]) * 9 // 10)])
+    axis.set_ylim(low - 0.05 * (high - low + 1e-9), high + 0.1 * (high - low + 1e-9))
+    axis.set_xlabel("learning rate")
+    axis.set_ylabel("training loss")
+    axis.set_title(f"learning-rate finder ({result['steps']} steps, {result.get('trains', 'model')})")
+    axis.legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    with atomic.replacing_file(path) as tmp:
+        fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def plot_cross_validation(summary: dict[str, Any], path: str | Path) -> Path:
+    """Accuracy per fold with its 95% interval, the pooled estimate's band and the linear probe's folds."""
+    folds = summary["per_fold"]
+    fig, axis = plt.subplots(figsize=(max(5, 1.0 * len(folds) + 3), 4))
+    x = np.arange(1, len(folds) + 1)
+    accuracy = np.asarray([f["accuracy"] for f in folds])
+    errors = np.abs(np.asarray([f["accuracy_interval"] for f in folds]).T - accuracy)
+    axis.errorbar(x, accuracy, yerr=errors, fmt="o", capsize=4, label="run (fold accuracy, 95% interval)")
+    probes = [f.get("probe_accuracy") for f in folds]
+    if all(p is not None for p in probes):
+        axis.plot(x + 0.15, probes, "s", color="C1", label="linear probe")
+    pooled = summary["pooled"]
+    low, high = pooled["accuracy_interval"]
+    axis.axhspan(low, high, color="C0", alpha=0.12, label=f"pooled {pooled['accuracy']:.3f} ({low:.3f}-{high:.3f})")
+    axis.axhline(pooled["accuracy"], color="C0", linewidth=1)
+    axis.set_xticks(x)
+    axis.set_xlabel("fold")
+    axis.set_ylabel("validation accuracy")
+    axis.set_title(f"{len(folds)}-fold cross-validation")
+    axis.set_ylim(max(0.0, min(accuracy.min(), low) - 0.1), 1.01)
+    axis.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_trials(trials: list[tuple[int, float]], path: str | Path, metric: str = "score") -> Path:
+    """Each finished trial's score in order, with the best so far."""
+    trials = sorted(trials)
+    numbers = [n for n, _ in trials]
+    values = [v for _, v in trials]
+    fig, axis = plt.subplots(figsize=(7, 4))
+    axis.plot(numbers, values, "o", label="trial")
+    axis.step(numbers, np.maximum.accumulate(values), where="post", color="C1", label="best so far")
+    axis.set_xlabel("trial")
+    axis.set_ylabel(metric)
+    axis.set_title(f"dlpipe tune: {len(trials)} trials")
+    axis.grid(alpha=0.3)
+    axis.legend()
+    fig.tight_layout()
+    return _save(fig, path)

@@ -53,6 +53,7 @@ class FineTuning:
 
     layer: str
     block_pattern: str
+    probe: bool = False  # model.mode=probe: keep it frozen and fit a logistic-regression head on its features
 
 
 @dataclass
@@ -90,6 +91,8 @@ class RunContext:
     fine_tuning: FineTuning | None = None
     training_defaults: TrainingDefaults = field(default_factory=TrainingDefaults)
     history: dict[str, Any] = field(default_factory=dict)
+    selected_weights: Path | None = None  # train.refit: the model chosen on the validation split, before the refit
+    cache_dir: Path | None = None  # where backbone features are cached (shared by the folds of a cross-validation)
     metrics: dict[str, Any] = field(default_factory=dict)
     artifacts: dict[str, str] = field(default_factory=dict)
 

@@ -21,6 +21,9 @@ class ModelConfig:
     normalize: Normalize = option(
         "backbone", "pixel normalisation inside the model: backbone (what its weights expect), unit ([0,1]), "
                     "standardize (per image and channel), or a named mode")
+    mode: Literal["finetune", "probe"] = option(
+        "finetune", "finetune: train the head, then unfreeze top blocks (train.*); probe: keep the pretrained "
+                    "backbone frozen and fit a logistic-regression head on its features (seconds; train.probe_c)")
     dropout: float = option(0.2, "dropout before the classification layer")
     hidden_units: int = option(0, "optional dense layer in the head (0: none)")
     l1: float = option(0.0, "L1 regularisation of the head")
@@ -70,7 +73,16 @@ class ModelStage(Stage):
             scratch=ScratchOptions(cfg.width, cfg.batch_norm, cfg.initializer),
         )
         pretrained = resolve_weights(spec, cfg.weights) is not None
-        ctx.fine_tuning = FineTuning(BACKBONE_LAYER_NAME, spec.block_pattern) if pretrained else None
+        if cfg.mode == "probe" and not pretrained:
+            from dlpipe.errors import ConfigError
+
+            raise ConfigError("model.mode", "probe needs a pretrained backbone (model.weights=imagenet or a file)")
+        if cfg.mode == "probe" and cfg.hidden_units:
+            from dlpipe.errors import ConfigError
+
+            raise ConfigError("model.mode", "probe fits a linear head; set model.hidden_units=0")
+        ctx.fine_tuning = (FineTuning(BACKBONE_LAYER_NAME, spec.block_pattern, probe=cfg.mode == "probe")
+                           if pretrained else None)
         weights = "random init" if not pretrained else cfg.weights
         return (f"{spec.name} ({weights}), {size}x{size} input, {ctx.model.count_params():,} parameters, "
                 f"{len(ctx.class_names)} classes")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Literal
 
 from dlpipe.pipelines.config import option, require
 from dlpipe.pipelines.stage import RunContext, Stage, register_stage
@@ -17,6 +18,9 @@ class EvaluateConfig:
     min_accuracy: float = option(0.0, "fail the run before export when validation accuracy is below this")
     plots: bool = option(True, "write training_curves.png and confusion_matrix.png")
     batch_size: int = option(32, "images per prediction step")
+    tta: Literal["none", "flip"] = option(
+        "none", "test-time augmentation: flip averages each image's probabilities with its mirror's; the model "
+                "itself does it, so every export does too (twice the inference cost; image models)")
 
     def __post_init__(self) -> None:
         require(0.0 <= self.min_accuracy <= 1.0, "min_accuracy", f"must be in [0, 1]. Received: {self.min_accuracy}")
@@ -46,10 +50,23 @@ class EvaluateStage(Stage):
         paths, labels = ctx.val.inputs, ctx.val.labels
         if not paths:
             raise DlpipeError("evaluate: no validation data; set load.val_split above 0 or give load.val_path")
-        probabilities = model.predict(batched(ctx.val_data, cfg.batch_size), verbose=0)
+        if cfg.tta == "flip":
+            from dlpipe.models.tta import with_flip_tta
+
+            if ctx.task is not None and ctx.task.name != "image":
+                raise DlpipeError("evaluate.tta=flip is for image models; set evaluate.tta=none")
+            ctx.model = with_flip_tta(model)
+        probabilities = self._predict(ctx, model, batched(ctx.val_data, cfg.batch_size))
         predicted = np.argmax(probabilities, axis=1)
         report = classification_report(labels, predicted.tolist(), ctx.class_names)
         report["split"] = "validation"
+        report["tta"] = cfg.tta
+        if ctx.selected_weights is not None:
+            report["refit"] = {**ctx.history.get("refit", {}), "note": (
+                "the exported model was retrained on train + validation; this accuracy is the model that validation "
+                "selected before the refit, on photos it never trained on (the refit model trained on them)")}
+        if "probe" in ctx.history:
+            report["probe_baseline"] = ctx.history["probe"]
         report["min_accuracy"] = cfg.min_accuracy
         report["passed"] = report["accuracy"] >= cfg.min_accuracy
         report["errors"] = [
@@ -67,8 +84,27 @@ class EvaluateStage(Stage):
         low, high = report["accuracy_interval"]
         summary = (f"validation accuracy {report['accuracy']:.3f} (95% interval {low:.3f}-{high:.3f}) on "
                    f"{report['count']} examples, macro F1 {report['macro_f1']:.3f}")
+        probe = report.get("probe_baseline", {})
+        if probe.get("accuracy") is not None and ctx.fine_tuning is not None and not ctx.fine_tuning.probe:
+            summary += f"; linear probe {probe['accuracy']:.3f}"
+        if ctx.selected_weights is not None:
+            summary += " (before the refit on all images)"
         if not report["passed"]:
             raise DlpipeError(
                 f"{summary}: below evaluate.min_accuracy {cfg.min_accuracy}; nothing exported (see {ctx.out_dir / METRICS_FILE})"
             )
         return summary
+
+    def _predict(self, ctx: RunContext, base: Any, batches: Any) -> Any:
+        """Probabilities on the validation split; after a refit, of the model selected before it.
+
+        The TTA wrapper (ctx.model) shares `base`'s layers, so loading weights into base changes the wrapper too.
+        """
+        if ctx.selected_weights is None:
+            return ctx.model.predict(batches, verbose=0)
+        final = base.get_weights()
+        base.load_weights(ctx.selected_weights)
+        try:
+            return ctx.model.predict(batches, verbose=0)
+        finally:
+            base.set_weights(final)

@@ -20,12 +20,17 @@ class ImageLoadConfig:
     verify: bool = option(True, "decode every file once up front so corrupt files are skipped, not fatal")
     max_per_class: int | None = option(None, "use at most this many images per class (quick trials)")
     max_pixels: int = option(50_000_000, "skip images with more pixels than this, read from the header before decoding")
+    folds: int = option(0, "hold out one of this many stratified folds instead of val_split (set by train.cv_folds "
+                           "for each fold's run; 0: off)")
+    fold: int = option(0, "with folds: which fold (0 .. folds-1) is the validation set")
 
     def __post_init__(self) -> None:
         require(0.0 < self.val_split < 1.0 or self.val_path is not None, "val_split",
                 f"must be in (0, 1) when no val_path is given. Received: {self.val_split}")
         require(self.max_per_class is None or self.max_per_class > 0, "max_per_class", "must be positive")
         require(self.max_pixels > 0, "max_pixels", "must be positive")
+        require(self.folds == 0 or self.folds >= 2, "folds", f"must be 0 (off) or at least 2. Received: {self.folds}")
+        require(0 <= self.fold < max(self.folds, 1), "fold", f"must be in 0 .. folds-1. Received: {self.fold}")
 
 
 @register_stage("image", "load")
@@ -37,7 +42,7 @@ class ImageLoadStage(Stage):
     def run(self, ctx: RunContext) -> str:
         from dlpipe.data.builtin_datasets import builtin_folders, is_builtin
         from dlpipe.data.images import scan_image_folder
-        from dlpipe.data.split import stratified_split
+        from dlpipe.data.split import stratified_folds, stratified_split
         from dlpipe.errors import ConfigError, DataError
 
         cfg = self.config
@@ -61,7 +66,12 @@ class ImageLoadStage(Stage):
             skipped += val.skipped
             notes += val.notes
         else:
-            train_idx, val_idx = stratified_split(folder.labels, cfg.val_split, ctx.seed)
+            if cfg.folds:
+                fold_of = stratified_folds(folder.labels, cfg.folds, ctx.seed)
+                train_idx = [i for i, f in enumerate(fold_of) if f != cfg.fold]
+                val_idx = [i for i, f in enumerate(fold_of) if f == cfg.fold]
+            else:
+                train_idx, val_idx = stratified_split(folder.labels, cfg.val_split, ctx.seed)
             ctx.train = Examples([folder.paths[i] for i in train_idx], [folder.labels[i] for i in train_idx])
             ctx.val = Examples([folder.paths[i] for i in val_idx], [folder.labels[i] for i in val_idx])
         for issue in skipped:

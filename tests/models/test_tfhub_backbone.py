@@ -87,7 +87,7 @@ def test_image_classify_trains_on_a_hub_module(hub_module, color_folder, tmp_pat
             "train.finetune_epochs=2", "train.learning_rate=0.05", "preprocess.resize=stretch"]
     result = api.run("image-classify", data=str(color_folder), out=tmp_path / "run", sets=sets, echo=lambda _: None)
     summary = json.loads((tmp_path / "run" / "report.json").read_text())["stages"]["train"]["summary"]
-    assert summary.endswith("2 phase(s): head, finetune")
+    assert "2 phase(s): head, finetune" in summary  # then the refit and the linear probe, on small data
     assert result.metrics["accuracy"] >= 0.7
     assert (tmp_path / "run" / "history_finetune.csv").is_file()
     assert (tmp_path / "run" / "savedmodel" / "saved_model.pb").is_file()

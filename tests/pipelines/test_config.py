@@ -14,7 +14,7 @@ from dlpipe.pipelines.catalog import get_pipeline
 def test_embedded_default_resolves_with_every_stage():
     config = resolve_config("image-classify")
     assert config.stages == ("load", "model", "preprocess", "augment", "train", "evaluate", "export")
-    assert config["model"].backbone == "efficientnet_lite0"
+    assert config["model"].backbone == "efficientnet_lite2"
     assert config["load"].val_split == 0.2
 
 
