@@ -57,4 +57,7 @@ def wilson_interval(successes: int, total: int, z: float = 1.959964) -> tuple[fl
     denominator = 1 + z * z / total
     centre = (p + z * z / (2 * total)) / denominator
     half = z * np.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / denominator
-    return (float(max(0.0, centre - half)), float(min(1.0, centre + half)))
+    # at 0 or all successes the bound is exactly 0 or 1; the formula's rounding would put the rate outside it
+    low = 0.0 if successes <= 0 else max(0.0, centre - half)
+    high = 1.0 if successes >= total else min(1.0, centre + half)
+    return (float(low), float(high))

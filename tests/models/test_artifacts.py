@@ -90,3 +90,4 @@ def test_a_file_packed_in_a_tflite_is_extracted_once_per_content(tmp_path):
     assert first == again and first.read_bytes() == b"a\nb\n"  # loading a model again writes no new copy
     other = artifacts.SideFiles(tmp_path, "text", ["neg", "pos"], {}, embedded={"vocab.txt": b"c\n"})
     assert other.file("vocab.txt") != first and first.read_bytes() == b"a\nb\n"
+
