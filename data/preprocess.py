@@ -7,8 +7,9 @@ Output is float32 RGB in [0, 255]; normalisation happens inside the model.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Callable
 
 import cv2
 import numpy as np
@@ -26,6 +27,8 @@ class ImagePreprocessing:
     resize: "stretch" ignores the aspect ratio; "pad" keeps it and letterboxes;
     "crop" resizes the shorter side to image_size / crop_fraction and takes the
     centre (the ImageNet evaluation recipe: 256 -> 224 for crop_fraction 0.875).
+    reduced_decode: a JPEG at least twice as large as the resize needs is decoded
+    at 1/2, 1/4 or 1/8 scale by libjpeg's DCT scaling (see `decode_image`).
     """
 
     image_size: int = 224
@@ -35,6 +38,13 @@ class ImagePreprocessing:
     filter: str = "none"
     filter_size: int = 3
     max_pixels: int = 50_000_000  # larger images are refused before decoding (see images.too_many_pixels)
+    reduced_decode: bool = True
+
+    def decode_side(self) -> int:
+        """The shorter side the resize needs from the decoder: larger JPEGs may be decoded at reduced scale."""
+        if not self.reduced_decode:
+            return 0
+        return int(np.ceil(self.image_size / self.crop_fraction)) if self.resize == "crop" else self.image_size
 
     def __post_init__(self) -> None:
         _check_choice("resize", self.resize, RESIZE_MODES)
@@ -61,14 +71,35 @@ def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
         raise ValueError(f"`{name}` must be one of {list(choices)}. Received: {name}={value!r}")
 
 
-def decode_image(contents: tf.Tensor) -> tf.Tensor:
+def decode_image(contents: tf.Tensor, min_side: int = 0) -> tf.Tensor:
     """JPEG/PNG/GIF/BMP bytes -> uint8 (H, W, 3).
 
     Grayscale is replicated to three channels, alpha is dropped, palette images
     are expanded, and an animated GIF gives its first frame. The format is read
     from the bytes, so a GIF named .jpg still decodes.
+
+    With `min_side`, a JPEG whose shorter side is at least twice `min_side` is
+    decoded at reduced scale (1/2, 1/4 or 1/8, the smallest that keeps the
+    shorter side >= min_side): libjpeg's DCT scaling, the mechanism behind
+    Pillow's `Image.draft()`, skips most of the inverse DCT and the full-size
+    buffer. It runs inside the graph (`tf.io.decode_jpeg(ratio=...)`), so the
+    tf.data pipelines of training and the batch job use it as well.
     """
-    image = tf.io.decode_image(contents, channels=3, expand_animations=False)
+
+    def full() -> tf.Tensor:
+        return tf.io.decode_image(contents, channels=3, expand_animations=False)
+
+    if min_side > 0:
+        def reduced() -> tf.Tensor:
+            short = tf.reduce_min(tf.image.extract_jpeg_shape(contents)[:2])
+            scaled = [(short >= ratio * min_side, lambda r=ratio: tf.io.decode_jpeg(contents, channels=3, ratio=r))
+                      for ratio in (8, 4, 2)]
+            return tf.case(scaled, default=full, exclusive=False)
+
+        is_jpeg = tf.equal(tf.strings.substr(contents, 0, 3), b"\xff\xd8\xff")
+        image = tf.cond(is_jpeg, reduced, full)
+    else:
+        image = full()
     image.set_shape([None, None, 3])
     return image
 
@@ -174,7 +205,7 @@ def header_pixels(contents: tf.Tensor) -> tf.Tensor:
 
 def preprocess_bytes(contents: tf.Tensor, prep: ImagePreprocessing) -> tf.Tensor:
     """Encoded image bytes -> model input (image_size, image_size, 3) float32 in [0, 255]."""
-    image = resize_image(decode_image(contents), prep.image_size, prep.resize, prep.crop_fraction)
+    image = resize_image(decode_image(contents, prep.decode_side()), prep.image_size, prep.resize, prep.crop_fraction)
     image = convert_color(image, prep.color_space)
     return apply_filter(image, prep.filter, prep.filter_size)
 
@@ -182,3 +213,24 @@ def preprocess_bytes(contents: tf.Tensor, prep: ImagePreprocessing) -> tf.Tensor
 def load_image(path: tf.Tensor, prep: ImagePreprocessing) -> tf.Tensor:
     """A file path -> model input; see `preprocess_bytes`."""
     return preprocess_bytes(tf.io.read_file(path), prep)
+
+
+@functools.lru_cache(maxsize=16)
+def bytes_preprocessor(prep: ImagePreprocessing) -> Callable[[bytes], np.ndarray]:
+    """`preprocess_bytes` as one compiled graph, for one image at a time (the server, the naive loop).
+
+    Eager execution pays Python overhead for each of its ~20 ops; the graph runs them in one call and
+    any number of threads may call it at once. A failure is redone eagerly, whose error message names
+    the problem without the graph's node and function names.
+    """
+    graph = tf.function(lambda contents: preprocess_bytes(contents, prep),
+                        input_signature=[tf.TensorSpec([], tf.string)])
+
+    def run(data: bytes) -> np.ndarray:
+        contents = tf.constant(data)
+        try:
+            return graph(contents).numpy()
+        except tf.errors.OpError:
+            return preprocess_bytes(contents, prep).numpy()
+
+    return run

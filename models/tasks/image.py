@@ -93,7 +93,7 @@ class ImageTask(ClassificationTask):
         import tensorflow as tf
 
         from dlpipe.data.images import sniff_format, too_many_pixels
-        from dlpipe.data.preprocess import preprocess_bytes
+        from dlpipe.data.preprocess import bytes_preprocessor
 
         if not isinstance(raw, (bytes, bytearray)):
             raise DataError("instance", 'this model takes images; send {"b64": "<base64 JPEG/PNG>"}')
@@ -104,7 +104,7 @@ class ImageTask(ClassificationTask):
         if oversized:
             raise DataError("instance", oversized)
         try:
-            return preprocess_bytes(tf.constant(data), prep).numpy()
+            return bytes_preprocessor(prep)(data)
         except tf.errors.OpError as error:
             raise DataError("instance", f"cannot be decoded ({str(error.message).splitlines()[0]})") from None
 
