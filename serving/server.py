@@ -8,6 +8,7 @@ Routes:
   POST /v1/models/NAME:classify              an uploaded image file (multipart field "file") or
                                              {"text": "..."}; answers the top labels
   GET  /healthz, GET /metrics                liveness; Prometheus text format
+  GET  /openapi.json                         the OpenAPI description of these routes
 Errors: 400 malformed JSON/inputs, 401 bad or missing bearer token (when one is set), 404 unknown
 model, 413 body or instance count over the limit, 503 queue full. Binds to loopback unless told otherwise.
 
@@ -60,6 +61,20 @@ class ServerSettings:
     @property
     def policy(self) -> BatchPolicy:
         return BatchPolicy(self.max_batch_size, self.max_wait_ms, self.num_batch_threads or default_threads())
+
+
+_INSTANCE = {"oneOf": [{"type": "string", "description": "a sentence, for text models"},
+                       {"type": "object", "properties": {"b64": {"type": "string", "format": "byte"}}, "required": ["b64"],
+                        "description": "an encoded image (JPEG, PNG, GIF, BMP), base64"}]}
+# the request bodies, for the OpenAPI description at /openapi.json (the handlers read the raw body themselves,
+# to count its bytes as they arrive, so FastAPI cannot derive these)
+PREDICT_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
+    "type": "object", "properties": {"instances": {"type": "array", "minItems": 1, "items": _INSTANCE},
+                                     "inputs": {"type": "array", "minItems": 1, "items": _INSTANCE}}}}}}}
+CLASSIFY_BODY = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]}},
+    "multipart/form-data": {"schema": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}},
+                                       "required": ["file"]}}}}}
 
 
 class RequestError(Exception):
@@ -131,11 +146,11 @@ def create_app(repository: ModelRepository, settings: ServerSettings = ServerSet
     async def model_metadata(name: str) -> dict[str, Any]:
         return _model(repository, name).metadata()
 
-    @app.post("/v1/models/{name}:predict")
+    @app.post("/v1/models/{name}:predict", openapi_extra=PREDICT_BODY)
     async def predict(name: str, request: Request) -> dict[str, Any]:
         return await _predict(name, None, request)
 
-    @app.post("/v1/models/{name}/versions/{version}:predict")
+    @app.post("/v1/models/{name}/versions/{version}:predict", openapi_extra=PREDICT_BODY)
     async def predict_version(name: str, version: int, request: Request) -> dict[str, Any]:
         return await _predict(name, version, request)
 
@@ -155,7 +170,7 @@ def create_app(repository: ModelRepository, settings: ServerSettings = ServerSet
         return {"predictions": [model.describe(row, settings.top_k) for row in probabilities],
                 "model_version": str(model.version)}
 
-    @app.post("/v1/models/{name}:classify")
+    @app.post("/v1/models/{name}:classify", openapi_extra=CLASSIFY_BODY)
     async def classify(name: str, request: Request) -> dict[str, Any]:
         model = _model(repository, name)
         content_type = request.headers.get("content-type", "")

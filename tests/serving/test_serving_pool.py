@@ -17,27 +17,10 @@ from dlpipe.serving.repository import ModelRepository
 from dlpipe.serving.server import ServerSettings, create_app
 
 
-@pytest.fixture(scope="module")
-def tflite_folder(tmp_path_factory):
-    """A tiny image model as model.tflite with its side files (built here: no training needed)."""
-    import keras
-    import tensorflow as tf
-
-    from dlpipe.data.preprocess import ImagePreprocessing
-
-    folder = tmp_path_factory.mktemp("tflite")
-    keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Conv2D(4, 3), keras.layers.GlobalAveragePooling2D(),
-                              keras.layers.Dense(2, activation="softmax")])
-    (folder / "model.tflite").write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
-    artifacts.write_side_files(folder, artifacts.Bundle("image", ["blue", "red"], ImagePreprocessing(image_size=16)))
-    return folder
-
-
-def test_a_pool_gives_each_thread_its_own_interpreter_with_the_same_answers(tflite_folder):
+def test_a_pool_gives_each_thread_its_own_interpreter_with_the_same_answers(tiny_tflite):
     from dlpipe.models.runtimes import RuntimePool, load_runtime
 
-    runtime = load_runtime(tflite_folder / "model.tflite")
+    runtime = load_runtime(tiny_tflite / "model.tflite")
     pool = RuntimePool(runtime, 2, cores=2)
     assert len({id(r.interpreter) for r in pool.replicas}) == 2 and pool.threads_each == 1
     batches = [np.random.default_rng(i).uniform(0, 255, (i % 3 + 1, 16, 16, 3)).astype(np.float32) for i in range(8)]
@@ -52,19 +35,25 @@ def test_a_pool_gives_each_thread_its_own_interpreter_with_the_same_answers(tfli
         np.testing.assert_allclose(results[i], want, atol=1e-6)
 
 
-def test_serving_json_sets_one_models_batching(tflite_folder, tmp_path, trained_run):
+def test_serving_json_sets_one_models_batching(tiny_tflite, tmp_path):
     import shutil
 
     folder = tmp_path / "model"
-    shutil.copytree(tflite_folder, folder)
+    shutil.copytree(tiny_tflite, folder)
     artifacts.write_serving_config(folder, max_batch_size=3, max_wait_ms=0, num_batch_threads=2)
     repository = ModelRepository(folder)
     model = repository.models()[0]
     calls: list[int] = []
     original = model.predict
     model.predict = lambda items: (calls.append(len(items)), original(items))[1]
-    image = sorted((trained_run[0] / "blue").iterdir())[0].read_bytes()
     import base64
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (20, 20), (10, 20, 200)).save(buffer, "JPEG")
+    image = buffer.getvalue()
 
     instance = {"b64": base64.b64encode(image).decode()}
     with TestClient(create_app(repository, ServerSettings(max_batch_size=32, num_batch_threads=1))) as client:
@@ -79,12 +68,12 @@ def test_serving_json_sets_one_models_batching(tflite_folder, tmp_path, trained_
 @pytest.mark.parametrize("config, says", [({"max_batch_size": 0}, "max_batch_size must be at least 1"),
                                           ({"max_wait": 1}, "unknown key(s) max_wait"),
                                           ({"num_batch_threads": "4"}, "num_batch_threads must be an integer")])
-def test_a_bad_serving_json_gets_a_one_line_reason(tflite_folder, tmp_path, config, says):
+def test_a_bad_serving_json_gets_a_one_line_reason(tiny_tflite, tmp_path, config, says):
     import json
     import shutil
 
     folder = tmp_path / "model"
-    shutil.copytree(tflite_folder, folder)
+    shutil.copytree(tiny_tflite, folder)
     (folder / "serving.json").write_text(json.dumps(config))
     with pytest.raises(DataError, match="serving.json") as error:
         artifacts.read_serving_config(folder / "model.tflite")
