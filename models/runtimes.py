@@ -150,6 +150,14 @@ class RuntimePool:
             self._idle.put(replica)
 
 
+def pooled(runtime: Runtime, size: int) -> RuntimePool:
+    """The runtime's pool of `size` replicas, made once per runtime (a batch job asks for it per chunk)."""
+    pools = runtime.__dict__.setdefault("_pools", {})
+    if size not in pools:
+        pools[size] = RuntimePool(runtime, size)
+    return pools[size]
+
+
 def default_threads() -> int:
     """LiteRT threads: every core this process may use."""
     try:

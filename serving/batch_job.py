@@ -40,13 +40,22 @@ class JobSummary:
         return done / self.seconds if self.seconds else 0.0
 
 
-def result_rows(runtime: Any, inputs: InputSet, top_k: int = 5, batch_size: int = 32) -> Iterator[list[dict[str, Any]]]:
+def result_rows(runtime: Any, inputs: InputSet, top_k: int = 5, batch_size: int = 32,
+                in_flight: int = 2) -> Iterator[list[dict[str, Any]]]:
     """Batches of result rows ({"input", ..., "label", "score", "top"} or {"input", "error"}), in input order.
 
     The task may prepare inputs out of order (e.g. images refused from their header first); rows are
-    held back until every earlier input has its row.
+    held back until every earlier input has its row. `in_flight` batches run at once, each on its own
+    runtime of a `RuntimePool` (the cores split between them): what a runtime does in Python before
+    its model runs (a text model's tokenisation) overlaps with the other batch's inference.
     """
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    from dlpipe.models.runtimes import pooled
+
     task = runtime.task
+    model = pooled(runtime, in_flight) if in_flight > 1 else runtime
     done: dict[str, dict[str, Any]] = {key: {"input": key, "error": error} for key, error in inputs.errors.items()}
     position = 0
 
@@ -58,17 +67,28 @@ def result_rows(runtime: Any, inputs: InputSet, top_k: int = 5, batch_size: int 
             position += 1
         return rows
 
-    for prepared in task.batches(inputs, runtime.preprocessing, batch_size):
-        outputs = iter(runtime.predict(prepared.batch)) if prepared.readable else iter(())
+    def finish(prepared: Any, running: Any) -> list[dict[str, Any]]:
+        outputs = iter(running.result()) if running is not None else iter(())
         for key in prepared.ids:
             if key in prepared.errors:
                 done[key] = {"input": key, "error": prepared.errors[key]}
             else:
                 fields = task.describe(next(outputs), runtime.class_names, top_k, digits=6)
                 done[key] = {"input": key, **task.row_fields(inputs.payloads[key]), **fields}
-        rows = ready()
-        if rows:
-            yield rows
+        return ready()
+
+    pending: deque = deque()
+    with ThreadPoolExecutor(max(1, in_flight), thread_name_prefix="dlpipe-batch") as workers:
+        for prepared in task.batches(inputs, runtime.preprocessing, batch_size):
+            pending.append((prepared, workers.submit(model.predict, prepared.batch) if prepared.readable else None))
+            if len(pending) >= max(1, in_flight):
+                rows = finish(*pending.popleft())
+                if rows:
+                    yield rows
+        while pending:
+            rows = finish(*pending.popleft())
+            if rows:
+                yield rows
     rows = ready()
     if rows:
         yield rows
