@@ -27,7 +27,7 @@ import time
 from datetime import date
 from pathlib import Path
 
-import httpx
+import httpx  # only to wait for the server to come up
 
 ROOT = Path(__file__).resolve().parents[1]
 PHOTOS = ROOT.parent / "shared" / "data" / "hymenoptera" / "train"
@@ -41,23 +41,40 @@ def free_port() -> int:
 
 
 async def load(url: str, bodies: list[bytes], clients: int, total: int) -> tuple[float, list[float], int]:
+    """(seconds, latencies, failures) for `total` requests from `clients` concurrent keep-alive connections.
+
+    aiohttp, not httpx: the clients share the server's cores, and aiohttp spends about a third of the CPU
+    per request.
+    """
+    import aiohttp
+
     latencies: list[float] = []
     failures = 0
     counter = iter(range(total))
+    headers = {"content-type": "application/json"}
 
-    async def client(session: httpx.AsyncClient) -> None:
+    async def client(session: "aiohttp.ClientSession") -> None:
         nonlocal failures
         for index in counter:
             started = time.perf_counter()
-            response = await session.post(url, content=bodies[index % len(bodies)],
-                                          headers={"content-type": "application/json"})
+            async with session.post(url, data=bodies[index % len(bodies)], headers=headers) as response:
+                await response.read()
+                failures += response.status != 200
             latencies.append(time.perf_counter() - started)
-            failures += response.status_code != 200
 
-    async with httpx.AsyncClient(timeout=120, limits=httpx.Limits(max_connections=clients)) as session:
+    connector = aiohttp.TCPConnector(limit=clients)
+    async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=300)) as session:
         started = time.perf_counter()
         await asyncio.gather(*(client(session) for _ in range(clients)))
         return time.perf_counter() - started, latencies, failures
+
+
+def cpu_seconds(pid: int | None = None) -> float:
+    """User + system CPU time of a process (this one by default), from /proc."""
+    import psutil
+
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
 
 
 def serve(run: str, port: int, batch: int, wait_ms: float, artifact: str) -> subprocess.Popen:
@@ -96,21 +113,26 @@ def main() -> None:
             asyncio.run(load(url, bodies, 8, 64))  # warm up
             for clients in (int(c) for c in args.clients.split(",")):
                 busy = os.getloadavg()[0]
+                server_cpu, client_cpu = cpu_seconds(server.pid), cpu_seconds()
                 seconds, latencies, failures = asyncio.run(load(url, bodies, clients, args.requests))
+                server_cpu = (cpu_seconds(server.pid) - server_cpu) / args.requests * 1000
+                client_cpu = (cpu_seconds() - client_cpu) / args.requests * 1000
                 latencies.sort()
                 p50 = latencies[len(latencies) // 2] * 1000
                 p99 = latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))] * 1000
-                rows.append((label, clients, args.requests / seconds, p50, p99, failures, busy))
+                rows.append((label, clients, args.requests / seconds, p50, p99, failures, busy, server_cpu, client_cpu))
                 print(rows[-1], flush=True)
         finally:
             server.terminate()
             server.wait(30)
     print(f"\n{date.today()} · `python bench/serving_load.py --artifact {args.artifact}` · {args.requests} requests "
           f"per row, one photo each · server and clients share {os.cpu_count()} CPU cores\n")
-    print("| batching | clients | requests/s | p50 ms | p99 ms | failed | load before |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
-    for label, clients, rate, p50, p99, failures, busy in rows:
-        print(f"| {label} | {clients} | {rate:.1f} | {p50:.0f} | {p99:.0f} | {failures} | {busy:.1f} |")
+    print("| batching | clients | requests/s | p50 ms | p99 ms | failed | load before | server CPU ms/req | "
+          "client CPU ms/req |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for label, clients, rate, p50, p99, failures, busy, server_cpu, client_cpu in rows:
+        print(f"| {label} | {clients} | {rate:.1f} | {p50:.0f} | {p99:.0f} | {failures} | {busy:.1f} | "
+              f"{server_cpu:.1f} | {client_cpu:.1f} |")
 
 
 if __name__ == "__main__":
