@@ -2,7 +2,7 @@
 
 One command, from the repository root with the venv active (MediaPipe runs in .venv-mediapipe):
 
-    python bench/edge_runtimes.py [--image-run RUN] [--text-run RUN] [--minilm-run RUN] [--work DIR]
+    python bench/edge_runtimes.py [--image-run RUN] [--image-set KEY=VALUE ...] [--text-run RUN] [--minilm-run RUN] [--work DIR]
 
 Without a run folder it trains one first, into --work: the default image-classify recipe
 (EfficientNet-Lite0, 224 px, 5 + 3 epochs) on ../shared/data/hymenoptera/train, the default
@@ -105,6 +105,9 @@ def _architecture(run: Path) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--image-run")
+    parser.add_argument("--image-set", action="append", default=[], metavar="KEY=VALUE",
+                        help="--set for the image run the command trains (without --image-run), e.g. "
+                             "preprocess.resize=stretch and preprocess.sampling=mediapipe")
     parser.add_argument("--text-run")
     parser.add_argument("--minilm-run")
     parser.add_argument("--minilm-epochs", type=int, default=2)
@@ -148,7 +151,7 @@ def main() -> None:
         rows.append(row)
 
     if "image" not in skip:
-        run = Path(args.image_run) if args.image_run else train("image-classify", PHOTOS, work / "image", [])
+        run = Path(args.image_run) if args.image_run else train("image-classify", PHOTOS, work / "image", args.image_set)
         photos = sorted(p for p in PHOTOS.rglob("*") if p.is_file() and p.suffix.lower() in (".jpg", ".jpeg", ".png"))
         truth = [p.parent.name for p in photos]
         keras = load_runtime(run / "model.keras")

@@ -16,6 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 RESIZE_MODES = ("stretch", "pad", "crop")
+SAMPLINGS = ("antialias", "mediapipe")
 COLOR_SPACES = ("rgb", "grayscale", "yuv")
 FILTERS = ("none", "gaussian", "median")
 
@@ -27,13 +28,19 @@ class ImagePreprocessing:
     resize: "stretch" ignores the aspect ratio; "pad" keeps it and letterboxes;
     "crop" resizes the shorter side to image_size / crop_fraction and takes the
     centre (the ImageNet evaluation recipe: 256 -> 224 for crop_fraction 0.875).
+    sampling: "antialias" filters before downsampling (the least aliased input);
+    "mediapipe" samples bilinearly on MediaPipe Tasks' grid (source = destination
+    x scale, no filter), so with resize="stretch" an exported .tflite sees the same
+    pixels in MediaPipe's ImageClassifier as in dlpipe.
     reduced_decode: a JPEG at least twice as large as the resize needs is decoded
-    at 1/2, 1/4 or 1/8 scale by libjpeg's DCT scaling (see `decode_image`).
+    at 1/2, 1/4 or 1/8 scale by libjpeg's DCT scaling (see `decode_image`); not
+    with sampling="mediapipe", since MediaPipe decodes at full size.
     """
 
     image_size: int = 224
     resize: str = "crop"
     crop_fraction: float = 0.875
+    sampling: str = "antialias"
     color_space: str = "rgb"
     filter: str = "none"
     filter_size: int = 3
@@ -42,12 +49,13 @@ class ImagePreprocessing:
 
     def decode_side(self) -> int:
         """The shorter side the resize needs from the decoder: larger JPEGs may be decoded at reduced scale."""
-        if not self.reduced_decode:
+        if not self.reduced_decode or self.sampling == "mediapipe":
             return 0
         return int(np.ceil(self.image_size / self.crop_fraction)) if self.resize == "crop" else self.image_size
 
     def __post_init__(self) -> None:
         _check_choice("resize", self.resize, RESIZE_MODES)
+        _check_choice("sampling", self.sampling, SAMPLINGS)
         _check_choice("color_space", self.color_space, COLOR_SPACES)
         _check_choice("filter", self.filter, FILTERS)
         if self.image_size < 8:
@@ -85,38 +93,48 @@ def decode_image(contents: tf.Tensor, min_side: int = 0) -> tf.Tensor:
     buffer. It runs inside the graph (`tf.io.decode_jpeg(ratio=...)`), so the
     tf.data pipelines of training and the batch job use it as well.
     """
+    # JPEGs with libjpeg's accurate integer DCT, as Pillow, OpenCV and MediaPipe decode them (TF's default is the
+    # fast one, up to about 10 levels off)
+    def full_jpeg() -> tf.Tensor:
+        return tf.io.decode_jpeg(contents, channels=3, dct_method="INTEGER_ACCURATE")
 
-    def full() -> tf.Tensor:
+    def other() -> tf.Tensor:
         return tf.io.decode_image(contents, channels=3, expand_animations=False)
 
+    jpeg = full_jpeg
     if min_side > 0:
-        def reduced() -> tf.Tensor:
+        def jpeg() -> tf.Tensor:
             short = tf.reduce_min(tf.image.extract_jpeg_shape(contents)[:2])
-            scaled = [(short >= ratio * min_side, lambda r=ratio: tf.io.decode_jpeg(contents, channels=3, ratio=r))
+            scaled = [(short >= ratio * min_side,
+                       lambda r=ratio: tf.io.decode_jpeg(contents, channels=3, ratio=r, dct_method="INTEGER_ACCURATE"))
                       for ratio in (8, 4, 2)]
-            return tf.case(scaled, default=full, exclusive=False)
+            return tf.case(scaled, default=full_jpeg, exclusive=False)
 
-        is_jpeg = tf.equal(tf.strings.substr(contents, 0, 3), b"\xff\xd8\xff")
-        image = tf.cond(is_jpeg, reduced, full)
-    else:
-        image = full()
+    is_jpeg = tf.equal(tf.strings.substr(contents, 0, 3), b"\xff\xd8\xff")
+    image = tf.cond(is_jpeg, jpeg, other)
     image.set_shape([None, None, 3])
     return image
 
 
-def resize_image(image: tf.Tensor, size: int, mode: str = "stretch", crop_fraction: float = 0.875) -> tf.Tensor:
+def resize_image(image: tf.Tensor, size: int, mode: str = "stretch", crop_fraction: float = 0.875,
+                 sampling: str = "antialias") -> tf.Tensor:
     """uint8 or float (H, W, 3) -> float32 (size, size, 3) in [0, 255]."""
     image = tf.cast(image, tf.float32)
+    shape = tf.cast(tf.shape(image)[:2], tf.float32)
     if mode == "stretch":
-        out = tf.image.resize(image, [size, size], antialias=True)
-    elif mode == "pad":
+        out = _resample(image, tf.constant([size, size]), sampling)
+    elif mode == "pad" and sampling == "antialias":
         out = tf.image.resize_with_pad(image, size, size, antialias=True)
+    elif mode == "pad":
+        new_shape = tf.cast(tf.round(shape * (size / tf.reduce_max(shape))), tf.int32)
+        new_shape = tf.clip_by_value(new_shape, 1, size)
+        top, left = (size - new_shape[0]) // 2, (size - new_shape[1]) // 2
+        out = tf.image.pad_to_bounding_box(_resample(image, new_shape, sampling), top, left, size, size)
     elif mode == "crop":
-        shape = tf.cast(tf.shape(image)[:2], tf.float32)
         scale = (size / crop_fraction) / tf.reduce_min(shape)
         new_shape = tf.cast(tf.math.ceil(shape * scale), tf.int32)
         new_shape = tf.maximum(new_shape, size)
-        out = tf.image.resize(image, new_shape, antialias=True)
+        out = _resample(image, new_shape, sampling)
         top = (new_shape[0] - size) // 2
         left = (new_shape[1] - size) // 2
         out = out[top : top + size, left : left + size, :]
@@ -125,6 +143,17 @@ def resize_image(image: tf.Tensor, size: int, mode: str = "stretch", crop_fracti
     out = tf.clip_by_value(out, 0.0, 255.0)
     out.set_shape([size, size, 3])
     return out
+
+
+def _resample(image: tf.Tensor, shape: tf.Tensor, sampling: str) -> tf.Tensor:
+    """float (H, W, 3) -> float (shape[0], shape[1], 3), bilinear."""
+    _check_choice("sampling", sampling, SAMPLINGS)
+    if sampling == "mediapipe":
+        # MediaPipe's ImageToTensor samples source pixel (x * scale, y * scale) for output pixel (x, y): TF1's
+        # grid, measured by feeding it an identity model (tests/data/test_image_preprocess.py pins the grid)
+        return tf.raw_ops.ResizeBilinear(images=image[None], size=shape, align_corners=False,
+                                         half_pixel_centers=False)[0]
+    return tf.image.resize(image, shape, antialias=True)
 
 
 def convert_color(image: tf.Tensor, space: str) -> tf.Tensor:
@@ -205,7 +234,8 @@ def header_pixels(contents: tf.Tensor) -> tf.Tensor:
 
 def preprocess_bytes(contents: tf.Tensor, prep: ImagePreprocessing) -> tf.Tensor:
     """Encoded image bytes -> model input (image_size, image_size, 3) float32 in [0, 255]."""
-    image = resize_image(decode_image(contents, prep.decode_side()), prep.image_size, prep.resize, prep.crop_fraction)
+    image = resize_image(decode_image(contents, prep.decode_side()), prep.image_size, prep.resize, prep.crop_fraction,
+                         prep.sampling)
     image = convert_color(image, prep.color_space)
     return apply_filter(image, prep.filter, prep.filter_size)
 

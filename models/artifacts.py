@@ -15,7 +15,9 @@ Every write is atomic (`dlpipe.atomic`).
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import tempfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -76,10 +78,21 @@ class SideFiles:
         if path.is_file():
             return path
         if name in self.embedded:
-            cache = Path(tempfile.mkdtemp(prefix="dlpipe-artifact-"))
-            (cache / name).write_bytes(self.embedded[name])
-            return cache / name
+            return _extracted(name, self.embedded[name])
         raise DataError(str(path), f"{name} is missing beside the model; export the model again with dlpipe export")
+
+
+def _extracted(name: str, contents: bytes) -> Path:
+    """A file packed in a .tflite, written once per distinct content under the temp folder and reused after."""
+    digest = hashlib.sha256(contents).hexdigest()[:16]
+    path = Path(tempfile.gettempdir()) / "dlpipe-embedded" / digest / name
+    if not (path.is_file() and path.read_bytes() == contents):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # a unique temporary name: several threads of a server may extract the same file at once
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".partial-", delete=False) as handle:
+            handle.write(contents)
+        os.replace(handle.name, path)
+    return path
 
 
 def side_folder(artifact: str | Path) -> Path:

@@ -27,6 +27,22 @@ BuildFn = Callable[[tuple[int, int, int], "str | None"], keras.Model]
 
 
 @dataclass(frozen=True)
+class ScratchOptions:
+    """How a from-scratch backbone (small_cnn, mlp) is shaped: the material's knobs, as config.
+
+    width multiplies every layer's filters or units (0.5: about a quarter of the
+    compute); batch_norm and initializer apply to every hidden layer.
+    """
+
+    width: float = 1.0
+    batch_norm: bool = True
+    initializer: str = "he_normal"
+
+    def scaled(self, sizes: tuple[int, ...]) -> tuple[int, ...]:
+        return tuple(max(1, round(size * self.width)) for size in sizes)
+
+
+@dataclass(frozen=True)
 class BackboneSpec:
     """What dlpipe needs to know about one backbone."""
 
@@ -41,6 +57,18 @@ class BackboneSpec:
     # regex whose first group names the block a layer belongs to (for "unfreeze the top N blocks")
     block_pattern: str = r"^(block_?\d+[a-z]?)_"
     weights_help: str = field(default="")
+    # from-scratch backbones also take ScratchOptions: build(input_shape, weights, options)
+    scratch: bool = False
+
+    def build_with(self, input_shape: tuple[int, int, int], weights: str | None,
+                   options: ScratchOptions | None = None) -> keras.Model:
+        """Build the backbone; ScratchOptions other than the defaults need a from-scratch backbone."""
+        if self.scratch:
+            return self.build(input_shape, weights, options or ScratchOptions())  # type: ignore[call-arg]
+        if options is not None and options != ScratchOptions():
+            raise ConfigError("model.width", f"width, batch_norm and initializer shape the from-scratch backbones "
+                                             f"(small_cnn, mlp); {self.name} has a fixed architecture")
+        return self.build(input_shape, weights)
 
 
 BACKBONES: Registry[BackboneSpec] = Registry("backbone")
@@ -127,15 +155,18 @@ def _efficientnet_lite_rows() -> list[BackboneSpec]:
     return rows
 
 
-def _small_cnn(input_shape: tuple[int, int, int], weights: str | None) -> keras.Model:
-    model = small_cnn(input_shape)
+def _small_cnn(input_shape: tuple[int, int, int], weights: str | None,
+               options: ScratchOptions = ScratchOptions()) -> keras.Model:
+    model = small_cnn(input_shape, filters=options.scaled((32, 64, 128, 256)), batch_norm=options.batch_norm,
+                      initializer=options.initializer)
     if weights:
         model.load_weights(weights)
     return model
 
 
-def _mlp(input_shape: tuple[int, int, int], weights: str | None) -> keras.Model:
-    model = mlp(input_shape)
+def _mlp(input_shape: tuple[int, int, int], weights: str | None, options: ScratchOptions = ScratchOptions()) -> keras.Model:
+    model = mlp(input_shape, widths=options.scaled((512, 256)), batch_norm=options.batch_norm,
+                initializer=options.initializer)
     if weights:
         model.load_weights(weights)
     return model
@@ -159,14 +190,14 @@ def _register_defaults() -> None:
         ),
         BackboneSpec(
             "small_cnn", _small_cnn, 96, "unit", 256, False,
-            "small CNN trained from scratch (no pretrained weights)", resize="stretch",
-            block_pattern=r"^(stage\d+)_",
+            "small CNN trained from scratch (no pretrained weights): conv 32-64-128-256 with batch-norm "
+            "(model.width scales it)", resize="stretch", block_pattern=r"^(stage\d+)_", scratch=True,
         ),
         BackboneSpec(
             "mlp", _mlp, 32, "unit", 256, False,
             "multi-layer perceptron trained from scratch: flatten, dense 512-256 with batch-norm and dropout "
-            "(a baseline for small images such as builtin:fashion-mnist)", resize="stretch",
-            block_pattern=r"^(dense\d+)",
+            "(a baseline for small images such as builtin:fashion-mnist; model.width scales it)", resize="stretch",
+            block_pattern=r"^(dense\d+)", scratch=True,
         ),
     ]
     for row in rows:

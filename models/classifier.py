@@ -13,7 +13,7 @@ import keras
 from keras import layers
 
 from dlpipe.errors import ConfigError
-from dlpipe.models.backbones import BackboneSpec
+from dlpipe.models.backbones import BackboneSpec, ScratchOptions
 from dlpipe.models.layers import ImagePreprocess
 
 BACKBONE_LAYER_NAME = "backbone"
@@ -46,6 +46,7 @@ def build_classifier(
     hidden_units: int = 0,
     l1: float = 0.0,
     l2: float = 0.0,
+    scratch: ScratchOptions | None = None,
 ) -> keras.Model:
     """Build the full classifier; a pretrained backbone starts frozen.
 
@@ -57,7 +58,7 @@ def build_classifier(
     if num_classes < 2:
         raise ConfigError("classes", f"need at least 2 classes. Received: {num_classes}")
     resolved = resolve_weights(spec, weights)
-    backbone = spec.build((image_size, image_size, 3), resolved)
+    backbone = spec.build_with((image_size, image_size, 3), resolved, scratch)
     backbone.name = BACKBONE_LAYER_NAME  # a fixed name so fine-tuning and export can find it
     regularizer = keras.regularizers.L1L2(l1=l1, l2=l2) if (l1 or l2) else None
 

@@ -93,9 +93,15 @@ def export_tflite(model: keras.Model, target: Path, request: ExportRequest, fmt:
 def _description(request: ExportRequest, fmt: str) -> str:
     size = request.bundle.preprocessing.image_size
     kind = {"tflite": "float32", "tflite-int8": "full-integer (uint8 in/out)"}.get(fmt, fmt.removeprefix("tflite-"))
+    prep = request.bundle.preprocessing
+    if prep.resize == "stretch" and prep.sampling == "mediapipe":
+        resizing = "trained on photos stretched by bilinear sampling, as MediaPipe Tasks resizes them."
+    else:
+        resizing = (f"dlpipe resizes as preprocessing.json says ({prep.resize}, {prep.sampling}); MediaPipe Tasks "
+                    f"stretches by bilinear sampling, so feed it images prepared that way, or train with "
+                    f"preprocess.resize=stretch and preprocess.sampling=mediapipe.")
     return (f"Classifies an RGB image into {len(request.bundle.class_names)} classes ({kind}). Input: "
-            f"{size}x{size} RGB pixels in [0, 255] (normalisation is inside the model); dlpipe itself resizes "
-            f"as preprocessing.json says ({request.bundle.preprocessing.resize}).")
+            f"{size}x{size} RGB pixels in [0, 255] (normalisation is inside the model); {resizing}")
 
 
 WEB_PAGE = WebPage(

@@ -25,12 +25,18 @@ class ModelConfig:
     hidden_units: int = option(0, "optional dense layer in the head (0: none)")
     l1: float = option(0.0, "L1 regularisation of the head")
     l2: float = option(0.0, "L2 regularisation of the head")
+    width: float = option(1.0, "from-scratch backbones (small_cnn, mlp): multiplies every layer's filters or units "
+                               "(0.5: about a quarter of the compute)")
+    batch_norm: bool = option(True, "from-scratch backbones: batch-norm after every hidden layer")
+    initializer: Literal["he_normal", "he_uniform", "glorot_uniform", "glorot_normal", "lecun_normal"] = option(
+        "he_normal", "from-scratch backbones: kernel initialisation (he_* suits ReLU)")
 
     def __post_init__(self) -> None:
         require(self.image_size is None or self.image_size >= 8, "image_size", f"must be at least 8. Received: {self.image_size}")
         require(0.0 <= self.dropout < 1.0, "dropout", f"must be in [0, 1). Received: {self.dropout}")
         require(self.hidden_units >= 0, "hidden_units", "must be >= 0")
         require(self.l1 >= 0 and self.l2 >= 0, "l1", "regularisation factors must be >= 0")
+        require(0.0 < self.width <= 8.0, "width", f"must be in (0, 8]. Received: {self.width}")
 
 
 @register_stage("image", "model")
@@ -44,7 +50,7 @@ class ModelStage(Stage):
     config_cls = ModelConfig
 
     def run(self, ctx: RunContext) -> str:
-        from dlpipe.models.backbones import get_backbone
+        from dlpipe.models.backbones import ScratchOptions, get_backbone
         from dlpipe.models.classifier import BACKBONE_LAYER_NAME, build_classifier, resolve_weights
 
         cfg = self.config
@@ -61,6 +67,7 @@ class ModelStage(Stage):
             hidden_units=cfg.hidden_units,
             l1=cfg.l1,
             l2=cfg.l2,
+            scratch=ScratchOptions(cfg.width, cfg.batch_norm, cfg.initializer),
         )
         pretrained = resolve_weights(spec, cfg.weights) is not None
         ctx.fine_tuning = FineTuning(BACKBONE_LAYER_NAME, spec.block_pattern) if pretrained else None

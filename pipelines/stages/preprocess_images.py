@@ -17,6 +17,10 @@ class ImagePreprocessConfig:
         None, "stretch (ignore aspect), pad (keep aspect, letterbox) or crop (shorter side, centre crop); default: the backbone's"
     )
     crop_fraction: float = option(0.875, "with resize=crop: fraction of the resized shorter side kept (224/256)")
+    sampling: Literal["antialias", "mediapipe"] = option(
+        "antialias", "antialias (filter, then bilinear: the least aliased input) or mediapipe (bilinear sampling on "
+                     "MediaPipe Tasks' grid, no filter; with resize=stretch an exported .tflite sees the same pixels "
+                     "in MediaPipe's ImageClassifier as in dlpipe)")
     color_space: Literal["rgb", "grayscale", "yuv"] = option("rgb", "convert images before the model sees them")
     filter: Literal["none", "gaussian", "median"] = option("none", "OpenCV smoothing filter after resizing")
     filter_size: int = option(3, "filter kernel size (odd)")
@@ -24,7 +28,7 @@ class ImagePreprocessConfig:
     max_pixels: int = option(50_000_000, "the exported model's consumers (predict, evaluate, serve) refuse larger "
                                          "images before decoding them")
     reduced_decode: bool = option(True, "decode a JPEG at least twice the size the resize needs at 1/2, 1/4 or 1/8 "
-                                        "scale (libjpeg DCT scaling): faster, nearly the same pixels")
+                                        "scale (libjpeg DCT scaling): faster, nearly the same pixels; off with sampling=mediapipe")
 
     def __post_init__(self) -> None:
         require(self.max_pixels > 0, "max_pixels", "must be positive")
@@ -51,6 +55,7 @@ class ImagePreprocessStage(Stage):
             image_size=model_input.image_size,
             resize=cfg.resize or model_input.resize,
             crop_fraction=cfg.crop_fraction,
+            sampling=cfg.sampling,
             color_space=cfg.color_space,
             filter=cfg.filter,
             filter_size=cfg.filter_size,
@@ -61,4 +66,4 @@ class ImagePreprocessStage(Stage):
         ctx.train_data = decoded_images(train.inputs, train.labels, ctx.preprocessing, cfg.cache)
         ctx.val_data = decoded_images(ctx.val.inputs, ctx.val.labels, ctx.preprocessing, cfg.cache)
         prep = ctx.preprocessing
-        return f"{prep.image_size}x{prep.image_size} {prep.resize}, {prep.color_space}, filter {prep.filter}"
+        return f"{prep.image_size}x{prep.image_size} {prep.resize} ({prep.sampling}), {prep.color_space}, filter {prep.filter}"

@@ -9,6 +9,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+from conftest import HYMENOPTERA
 from dlpipe.data.augment import build_augmenter
 from dlpipe.data.datasets import batched, decoded_images
 from dlpipe.data.preprocess import ImagePreprocessing, apply_filter, convert_color, decode_image, resize_image
@@ -47,6 +48,27 @@ def test_resize_modes():
     stripes[:, :16] = 255  # a white band at the left edge is cut off by the centre crop
     cropped = resize_image(tf.constant(stripes), 32, "crop", crop_fraction=1.0).numpy()
     assert cropped.shape == (32, 32, 3) and cropped.max() < 1
+
+
+def test_jpegs_decode_like_pillow():
+    """The accurate DCT: the pixels Pillow, OpenCV and MediaPipe decode, not TF's fast approximation."""
+    photo = sorted((HYMENOPTERA / "ants").glob("*.jpg"))[3]
+    ours = decode_image(tf.constant(photo.read_bytes())).numpy().astype(int)
+    assert np.abs(ours - np.asarray(Image.open(photo).convert("RGB")).astype(int)).max() <= 1
+
+
+def test_mediapipe_sampling_reads_the_pixels_mediapipe_reads():
+    """MediaPipe's ImageToTensor samples source pixel (x * scale, y * scale): a 4x shrink picks every 4th pixel."""
+    photo = np.random.default_rng(0).integers(0, 256, size=(64, 96, 3), dtype=np.uint8)
+    sampled = resize_image(tf.constant(photo), 16, "stretch", sampling="mediapipe").numpy()
+    rows, cols = np.arange(16) * 4, np.arange(16) * 6
+    assert np.abs(sampled - photo[rows][:, cols]).max() < 1e-3
+    smoothed = resize_image(tf.constant(photo), 16, "stretch").numpy()
+    assert smoothed.std() < 0.6 * sampled.std()  # the antialiasing filter averages the noise away
+    padded = resize_image(tf.constant(photo), 16, "pad", sampling="mediapipe").numpy()
+    assert padded.shape == (16, 16, 3) and padded[:2].max() == 0 and padded[-2:].max() == 0
+    with pytest.raises(ValueError, match="sampling"):
+        ImagePreprocessing(sampling="cubic")
 
 
 def test_color_spaces_keep_three_channels_in_range():

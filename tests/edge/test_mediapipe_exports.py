@@ -5,11 +5,11 @@ GRU sentiment run on the amazon sentences; MediaPipe runs in .venv-mediapipe (ed
 Every comparison is against `dlpipe predict` on the same .tflite, copied alone into an empty folder
 (so dlpipe reads labels, preprocessing and vocabulary from the file itself).
 
-Images: MediaPipe's ImageClassifier resizes the whole photo to the input size by sampling (no
-antialiasing, no centre crop), dlpipe centre-crops and resizes with antialiasing as in training, so on
-raw photos they see different pixels. The assertion feeds MediaPipe each photo as dlpipe prepares it
-(decoded, cropped, resized, saved as PNG at the input size, which MediaPipe leaves as it is); the
-agreement on the raw photos is printed (BENCHMARKS.md records it for all 245).
+Images: MediaPipe's ImageClassifier stretches the whole photo to the input size by bilinear sampling (no
+antialiasing, no centre crop). The image run is trained with `preprocess.resize=stretch` and
+`preprocess.sampling=mediapipe`, the resizing that matches it, so MediaPipe must agree with `dlpipe predict` on the
+raw photo files; it must also agree on each photo as dlpipe prepares it (saved as PNG at the input size, which
+MediaPipe leaves as it is).
 """
 
 from __future__ import annotations
@@ -28,9 +28,9 @@ from dlpipe.models import tflite_metadata as md
 from dlpipe.pipelines.cli import main
 from edge.mediapipe_env import require_mediapipe, run_mediapipe
 
-IMAGE_SETS = ["model.image_size=96", "train.epochs=1", "train.finetune_epochs=0", "train.tensorboard=false",
+IMAGE_SETS = ["model.image_size=96", "train.epochs=3", "train.finetune_epochs=0", "train.tensorboard=false",
               "train.progress=none", "evaluate.plots=false", "augment.enabled=false",
-              "export.formats=[keras,tflite,tflite-int8]"]
+              "preprocess.resize=stretch", "preprocess.sampling=mediapipe", "export.formats=[keras,tflite,tflite-int8]"]
 TEXT_SETS = ["model.architecture=gru", "model.embedding_dim=32", "model.units=32", "train.epochs=4",
              "train.progress=none", "train.learning_rate=0.005", "preprocess.sequence_length=32",
              "export.formats=[keras,tflite,tflite-dynamic]"]
@@ -114,12 +114,15 @@ def test_mediapipe_image_classifier_agrees_with_dlpipe_predict(image_run, file_n
     theirs, theirs_raw = top_names(prepared), top_names(raw)
     assert set(theirs) <= {"ants", "bees"} and len(set(ours)) == 2
     agreement = np.mean([a == b for a, b in zip(ours, theirs)])
+    raw_agreement = np.mean([a == b for a, b in zip(ours, theirs_raw)])
     truth = [p.parent.name for p in chosen]
     print(f"{file_name}: MediaPipe agrees with dlpipe predict on {agreement:.1%} of {len(chosen)} photos as "
-          f"dlpipe prepares them, {np.mean([a == b for a, b in zip(ours, theirs_raw)]):.1%} on the raw photos; "
+          f"dlpipe prepares them, {raw_agreement:.1%} on the raw photos; "
           f"accuracy dlpipe {np.mean([a == b for a, b in zip(ours, truth)]):.1%}, "
           f"MediaPipe on raw photos {np.mean([a == b for a, b in zip(theirs_raw, truth)]):.1%}")
-    assert agreement >= 0.99
+    # int8: MediaPipe resizes a uint8 image in OpenCV's fixed point, dlpipe in float and rounds, so a photo at this
+    # weak (96 px, 3-epoch) model's decision boundary can flip; bench/edge_runtimes.py measures the real recipe
+    assert agreement >= 0.99 and raw_agreement >= (0.99 if file_name == "model.tflite" else 0.95)
 
 
 def test_dlpipe_evaluates_an_image_tflite_from_the_file_alone(image_run, tmp_path):

@@ -82,3 +82,11 @@ def test_parity_rule():
     assert artifacts.parity_ok({"accuracy": 0.95, "reference_accuracy": 0.955})
     assert not artifacts.parity_ok({"accuracy": 0.93, "reference_accuracy": 0.955, "top1_agreement": 1.0})
     assert artifacts.parity_ok({"top1_agreement": 0.99}) and not artifacts.parity_ok({"top1_agreement": 0.98})
+
+
+def test_a_file_packed_in_a_tflite_is_extracted_once_per_content(tmp_path):
+    side = artifacts.SideFiles(tmp_path, "text", ["neg", "pos"], {}, embedded={"vocab.txt": b"a\nb\n"})
+    first, again = side.file("vocab.txt"), side.file("vocab.txt")
+    assert first == again and first.read_bytes() == b"a\nb\n"  # loading a model again writes no new copy
+    other = artifacts.SideFiles(tmp_path, "text", ["neg", "pos"], {}, embedded={"vocab.txt": b"c\n"})
+    assert other.file("vocab.txt") != first and first.read_bytes() == b"a\nb\n"

@@ -111,3 +111,16 @@ def test_image_preprocess_modes_and_serialisation():
     assert layer.mode == "torch"
     with pytest.raises(ValueError, match="Received: mode='bgr'"):
         ImagePreprocess("bgr")
+
+
+def test_scratch_options_shape_the_from_scratch_backbones_only():
+    from dlpipe.models.backbones import ScratchOptions
+
+    spec = get_backbone("small_cnn")
+    full = build_classifier(spec, 10, 28, None)
+    half = build_classifier(spec, 10, 28, None, scratch=ScratchOptions(width=0.5))
+    assert 0.2 < half.count_params() / full.count_params() < 0.3  # a conv layer's weights scale with width squared
+    plain = build_classifier(get_backbone("mlp"), 10, 28, None, scratch=ScratchOptions(batch_norm=False))
+    assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in plain.get_layer("backbone").layers)
+    with pytest.raises(ConfigError, match="model.width.*fixed architecture"):
+        build_classifier(get_backbone("mobilenet_v2"), 2, 32, None, scratch=ScratchOptions(width=0.5))
