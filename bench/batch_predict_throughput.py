@@ -40,6 +40,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--limit", type=int, default=0, help="use only the first N photos (0: all)")
     parser.add_argument("--artifact", default="keras", help="which artifact the batch job runs (see dlpipe predict)")
+    parser.add_argument("--only-reduced", action="store_true", help="measure only the reduced-scale decoding")
     args = parser.parse_args()
     import numpy as np
     import tensorflow as tf
@@ -56,6 +57,10 @@ def main() -> None:
     paths = [inputs.payloads[key] for key in inputs.ids]
     prep = runtime.preprocessing
     runtime.predict(np.zeros((1, prep.image_size, prep.image_size, 3), np.float32))  # warm up
+    if args.only_reduced:
+        rows = reduced_decode_rows(runtime, paths, args.batch_size)
+        print_reduced(rows)
+        return
 
     started = time.perf_counter()
     for path in paths:
@@ -94,6 +99,10 @@ def main() -> None:
                        (f"model only ({runtime.format}, pre-decoded)", model), ("decode only", decode),
                        ("ceiling 1/(1/decode + 1/model)", ceiling)):
         print(f"| {name} | {rate:.1f} | {rate / naive:.1f}x | {rate / ceiling:.0%} |")
+    print_reduced(reduced_rows)
+
+
+def print_reduced(reduced_rows: list[tuple]) -> None:
     print("\n| photos | decoded at reduced scale | decode full, images/s | decode reduced, images/s | speed-up "
           "| top-1 agreement, reduced vs full |")
     print("| --- | --- | --- | --- | --- | --- |")
@@ -126,13 +135,14 @@ def reduced_decode_rows(runtime, paths: list[str], batch_size: int) -> list[tupl
             for path in files:
                 with Image.open(path) as image:
                     qualify += min(image.size) >= 2 * reduced_prep.decode_side()
-            outputs, rates = {}, {}
-            for label, variant in (("full", full_prep), ("reduced", reduced_prep)):
-                started = time.perf_counter()
-                decoded = np.stack([image.numpy() for image in decoded_images(files, None, variant, cache=False)])
-                rates[label] = len(files) / (time.perf_counter() - started)
-                outputs[label] = np.concatenate([runtime.predict(decoded[start:start + batch_size])
-                                                 for start in range(0, len(decoded), batch_size)])
+            outputs, rates = {}, {"full": 0.0, "reduced": 0.0}
+            for _ in range(3):  # interleaved, best of three: the machine's other work comes and goes
+                for label, variant in (("full", full_prep), ("reduced", reduced_prep)):
+                    started = time.perf_counter()
+                    decoded = np.stack([image.numpy() for image in decoded_images(files, None, variant, cache=False)])
+                    rates[label] = max(rates[label], len(files) / (time.perf_counter() - started))
+                    outputs[label] = np.concatenate([runtime.predict(decoded[start:start + batch_size])
+                                                     for start in range(0, len(decoded), batch_size)])
             agreement = float(np.mean(outputs["full"].argmax(1) == outputs["reduced"].argmax(1)))
             rows.append((name, qualify, len(files), rates["full"], rates["reduced"], agreement))
             print(rows[-1], flush=True)
