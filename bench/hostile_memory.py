@@ -12,7 +12,7 @@ sampled every 20 ms (psutil); reported per attack: peak RSS, the answers, whethe
 answers, and the normal requests' p99.
 `dlpipe run`: an image-classify run (tiny settings) on a folder holding a 20000x20000 PNG and a file
 whose name is not valid UTF-8, and a sentiment run on a file with lines that are not valid UTF-8; peak
-RSS of each run process (getrusage of the finished child) and what its report lists as skipped.
+RSS of each run process (sampled the same way) and what its report lists as skipped.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ import base64
 import io
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -208,13 +207,16 @@ def run_rows(workdir: Path) -> list[tuple]:
          + [f"--set={s}" for s in TINY_TEXT_SETS]),
     ):
         out = workdir / f"out-{len(rows)}"
-        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
         started = time.perf_counter()
-        done = subprocess.run([sys.executable, "-m", "dlpipe", *command, "--out", str(out)], capture_output=True, text=True)
-        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # KiB, the largest child so far
+        process = subprocess.Popen([sys.executable, "-m", "dlpipe", *command, "--out", str(out)],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        memory = PeakRSS(process.pid)
+        _, stderr = process.communicate()
+        memory.stop()
+        done = subprocess.CompletedProcess(process.args, process.returncode, "", stderr)
         report = json.loads((out / "report.json").read_text()) if (out / "report.json").is_file() else {}
         skipped = report.get("data", {}).get("skipped", [])
-        rows.append((label, peak / 2 ** 20 if peak > before else float("nan"), done.returncode,
+        rows.append((label, memory.peak / 2 ** 30, done.returncode,
                      "; ".join(f"{Path(s['path']).name}: {s['reason'][:60]}" for s in skipped) or done.stderr[-300:],
                      time.perf_counter() - started))
         print(rows[-1], flush=True)
