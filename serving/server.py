@@ -245,6 +245,8 @@ async def _json_body(request: Request, limit: int) -> Any:
         return json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise RequestError(400, f"malformed JSON: {error}") from None
+    except RecursionError:  # '[' * 5000 is a 5 kB body that Python's parser cannot nest
+        raise RequestError(400, "malformed JSON: nested too deeply") from None
 
 
 def _decode_instance(instance: Any, index: int) -> Any:

@@ -112,5 +112,12 @@ def test_raw_malformed_requests_get_no_server_error(live_server, body, content_t
     assert response.status_code < 500 or response.status_code == 503, (route, body[:200], response.text)
 
 
+def test_deeply_nested_json_is_a_400(live_server):
+    # found by the raw fuzzing above: json.loads raised RecursionError, answered as a 500
+    response = httpx.post(f"{live_server}/v1/models/tiny-tflite0:predict", content=b"[" * 5000 + b"]" * 5000,
+                          headers={"content-type": "application/json"}, timeout=30)
+    assert response.status_code == 400 and "nested too deeply" in response.json()["error"]
+
+
 def test_the_server_still_answers_after_the_fuzzing(live_server):
     assert_alive(live_server)
