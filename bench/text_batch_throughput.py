@@ -60,7 +60,7 @@ def main() -> None:
             for in_flight in (1, 2):
                 out = Path(folder) / f"rows-{in_flight}.jsonl"
                 started = time.perf_counter()
-                run_batch_job(lambda todo: result_rows(runtime, inputs.subset(todo), 2, args.batch_size, in_flight),
+                run_batch_job(lambda todo: result_rows(runtime, inputs.subset(todo), 2, args.batch_size, in_flight=in_flight),
                               inputs.ids, out)
                 rates[in_flight] = len(texts) / (time.perf_counter() - started)
                 rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]

@@ -7,9 +7,8 @@ Output is float32 RGB in [0, 255]; normalisation happens inside the model.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import asdict, dataclass
-from typing import Any, Callable
+from typing import Any
 
 import cv2
 import numpy as np
@@ -244,23 +243,3 @@ def load_image(path: tf.Tensor, prep: ImagePreprocessing) -> tf.Tensor:
     """A file path -> model input; see `preprocess_bytes`."""
     return preprocess_bytes(tf.io.read_file(path), prep)
 
-
-@functools.lru_cache(maxsize=16)
-def bytes_preprocessor(prep: ImagePreprocessing) -> Callable[[bytes], np.ndarray]:
-    """`preprocess_bytes` as one compiled graph, for one image at a time (the server, the naive loop).
-
-    Eager execution pays Python overhead for each of its ~20 ops; the graph runs them in one call and
-    any number of threads may call it at once. A failure is redone eagerly, whose error message names
-    the problem without the graph's node and function names.
-    """
-    graph = tf.function(lambda contents: preprocess_bytes(contents, prep),
-                        input_signature=[tf.TensorSpec([], tf.string)])
-
-    def run(data: bytes) -> np.ndarray:
-        contents = tf.constant(data)
-        try:
-            return graph(contents).numpy()
-        except tf.errors.OpError:
-            return preprocess_bytes(contents, prep).numpy()
-
-    return run

@@ -62,7 +62,7 @@ class KerasRuntime(Runtime):
         return cls(Path(path), side, model)
 
     def predict(self, batch: Any) -> np.ndarray:
-        return np.asarray(self.model.predict_on_batch(self._feed(batch)))
+        return self.task.finish(batch, np.asarray(self.model.predict_on_batch(self._feed(batch))))
 
 
 class SavedModelRuntime(Runtime):
@@ -77,7 +77,7 @@ class SavedModelRuntime(Runtime):
         self._predict = self.task.savedmodel_predict(self.loaded, self.preprocessing, side)
 
     def predict(self, batch: Any) -> np.ndarray:
-        return np.asarray(self._predict(batch))
+        return self.task.finish(batch, np.asarray(self._predict(batch)))
 
 
 class TFLiteRuntime(Runtime):
@@ -105,11 +105,21 @@ class TFLiteRuntime(Runtime):
     def _read_details(self) -> None:
         """Cache the tensor details (reading them costs more than a small model's invoke); redone after a resize."""
         self._inputs = self.interpreter.get_input_details()
-        self._output = self.interpreter.get_output_details()[0]
+        self._outputs = self.interpreter.get_output_details()
         self._rows = int(self._inputs[0]["shape"][0])
+        # a graph written for one input at a time (its batch fixed at 1) runs a batch row by row
+        self._one_at_a_time = int(self._inputs[0].get("shape_signature", self._inputs[0]["shape"])[0]) == 1
 
     def predict(self, batch: Any) -> np.ndarray:
         arrays = self._feed(batch, self._inputs)
+        if self._one_at_a_time and len(arrays[0]) != 1:
+            rows = [self._invoke([array[i:i + 1] for array in arrays]) for i in range(len(arrays[0]))]
+            out = np.concatenate(rows) if rows else np.zeros((0,), np.float32)
+        else:
+            out = self._invoke(arrays)
+        return self.task.finish(batch, out)
+
+    def _invoke(self, arrays: list[np.ndarray]) -> np.ndarray:
         if len(arrays[0]) != self._rows:
             for detail, array in zip(self._inputs, arrays):
                 self.interpreter.resize_tensor_input(detail["index"], list(array.shape))
@@ -118,9 +128,12 @@ class TFLiteRuntime(Runtime):
         for detail, array in zip(self._inputs, arrays):
             self.interpreter.set_tensor(detail["index"], _quantized(array, detail))
         self.interpreter.invoke()
-        out = self.interpreter.get_tensor(self._output["index"])
-        scale, zero = self._output["quantization"]
-        return (out.astype(np.float32) - zero) * scale if scale else out
+        outputs = []
+        for detail in self._outputs:
+            out = self.interpreter.get_tensor(detail["index"])
+            scale, zero = detail["quantization"]
+            outputs.append((out.astype(np.float32) - zero) * scale if scale else out)
+        return self.task.tflite_output(outputs, self._outputs)
 
 
 class RuntimePool:

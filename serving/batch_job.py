@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 from dlpipe.errors import DataError
-from dlpipe.models.tasks import InputSet
+from dlpipe.models.tasks import InputSet, OutputWriter
 
 CSV_FIELDS = ("input", "label", "score", "top", "error")
 
@@ -41,13 +41,15 @@ class JobSummary:
 
 
 def result_rows(runtime: Any, inputs: InputSet, top_k: int = 5, batch_size: int = 32,
-                in_flight: int = 2) -> Iterator[list[dict[str, Any]]]:
+                writer: OutputWriter | None = None, in_flight: int = 2) -> Iterator[list[dict[str, Any]]]:
     """Batches of result rows ({"input", ..., "label", "score", "top"} or {"input", "error"}), in input order.
 
     The task may prepare inputs out of order (e.g. images refused from their header first); rows are
-    held back until every earlier input has its row. `in_flight` batches run at once, each on its own
-    runtime of a `RuntimePool` (the cores split between them): what a runtime does in Python before
-    its model runs (a text model's tokenisation) overlaps with the other batch's inference.
+    held back until every earlier input has its row. With a `writer` (the task's `output_writer`),
+    each input's files (e.g. its mask PNG) are written before its row, so a row on disk means its
+    files are complete. `in_flight` batches run at once, each on its own runtime of a `RuntimePool`
+    (the cores split between them): what a runtime does in Python before its model runs (a text
+    model's tokenisation) overlaps with the other batch's inference.
     """
     from collections import deque
     from concurrent.futures import ThreadPoolExecutor
@@ -73,7 +75,10 @@ def result_rows(runtime: Any, inputs: InputSet, top_k: int = 5, batch_size: int 
             if key in prepared.errors:
                 done[key] = {"input": key, "error": prepared.errors[key]}
             else:
-                fields = task.describe(next(outputs), runtime.class_names, top_k, digits=6)
+                output = next(outputs)
+                fields = task.describe(output, runtime.class_names, top_k, digits=6)
+                if writer is not None:
+                    fields.update(writer.write(key, inputs.payloads[key], output, runtime.class_names))
                 done[key] = {"input": key, **task.row_fields(inputs.payloads[key]), **fields}
         return ready()
 
@@ -95,6 +100,8 @@ def result_rows(runtime: Any, inputs: InputSet, top_k: int = 5, batch_size: int 
 
 
 def output_format(path: str | Path, fmt: str | None = None) -> str:
+    if Path(path).is_dir():
+        raise DataError(str(path), "is a folder; this model writes its rows to a file: give --out NAME.jsonl or NAME.csv")
     fmt = fmt or ("csv" if str(path).lower().endswith(".csv") else "jsonl")
     if fmt not in ("jsonl", "csv"):
         raise DataError(str(path), f"unknown output format '{fmt}'; use .jsonl or .csv")

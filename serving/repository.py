@@ -4,7 +4,8 @@ Layout: `ROOT/NAME/VERSION/` (VERSION a number, the newest serves) holding
 any artifact `dlpipe run` or `dlpipe export` writes (model.keras,
 savedmodel/, model*.tflite, or a SavedModel folder itself) with its side
 files; ROOT itself may also be a single run or export folder, or one
-artifact file, served as NAME = its name, version 1. Which artifact of a
+artifact file, served as NAME = its name, version 1, or a named model
+(coco-detector), served under its name. Which artifact of a
 folder serves is `artifacts.choose_artifact`'s choice (`--artifact`). A new
 version is loaded completely before it replaces the old one, so requests in
 flight finish on the model they started with.
@@ -78,8 +79,7 @@ class ServedModel:
         return (self.pool or self.runtime).predict(batch)
 
     def describe(self, output: np.ndarray, top_k: int = 1) -> dict[str, Any]:
-        fields = self.runtime.task.describe(output, self.class_names, top_k)
-        return {**fields, "probabilities": [float(p) for p in output]}
+        return self.runtime.task.answer(output, self.class_names, top_k)
 
     def metadata(self) -> dict[str, Any]:
         return {"name": self.name, "version": self.version, "task": self.runtime.task.name,
@@ -114,9 +114,13 @@ class ModelRepository:
     """The newest version of every model under a folder, hot-reloaded by `refresh`."""
 
     def __init__(self, root: str | Path, artifact: str = "auto"):
+        from dlpipe.models.pretrained import NAMED_MODELS
+
         self.root = Path(root)
         self.artifact = artifact
-        if not self.root.exists():
+        # a named model (e.g. coco-detector) is served as itself, version 1
+        self.named = str(root) if not self.root.exists() and str(root) in NAMED_MODELS else None
+        if not self.root.exists() and self.named is None:
             raise DataError(str(self.root), "does not exist; give a run or export folder, ROOT/NAME/VERSION/, "
                                             "or a .tflite/.keras file")
         self._models: dict[str, ServedModel] = {}
@@ -131,7 +135,8 @@ class ModelRepository:
     def refresh(self) -> list[str]:
         """Load new or newer versions; returns 'name:version' of each model (re)loaded."""
         errors, loaded = [], []
-        for name, versions in discover(self.root).items():
+        found = {self.named: {1: self.named}} if self.named else discover(self.root)
+        for name, versions in found.items():
             newest = max(versions)
             current = self._models.get(name)
             if current is not None and current.version >= newest:

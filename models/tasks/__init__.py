@@ -10,14 +10,18 @@ task is one module that subclasses `Task` and registers itself here with
 
 from __future__ import annotations
 
-from dlpipe.models.tasks.base import ClassificationTask, InputSet, LabelledData, PreparedBatch, Task
+from dlpipe.models.tasks.base import ClassificationTask, InputSet, LabelledData, OutputWriter, PreparedBatch, Task
+from dlpipe.models.tasks.detect import DetectTask
 from dlpipe.models.tasks.image import ImageTask
+from dlpipe.models.tasks.segment import SegmentTask
 from dlpipe.models.tasks.text import TextTask
 from dlpipe.registry import Registry
 
 TASKS: Registry[Task] = Registry("task")
 TASKS.add(ImageTask.name, ImageTask())
 TASKS.add(TextTask.name, TextTask())
+TASKS.add(DetectTask.name, DetectTask())
+TASKS.add(SegmentTask.name, SegmentTask())
 
 
 def get_task(name: str) -> Task:
@@ -25,4 +29,4 @@ def get_task(name: str) -> Task:
     return TASKS.get(name, key="task")
 
 
-__all__ = ["TASKS", "ClassificationTask", "InputSet", "LabelledData", "PreparedBatch", "Task", "get_task"]
+__all__ = ["TASKS", "ClassificationTask", "InputSet", "LabelledData", "OutputWriter", "PreparedBatch", "Task", "get_task"]

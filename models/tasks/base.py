@@ -9,7 +9,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterator, Protocol, Sequence
 
 import numpy as np
 
@@ -72,6 +72,20 @@ class Task(ABC):
     name: ClassVar[str]
     description: ClassVar[str]
     exporters_module: ClassVar[str]  # the module that registers this task's export formats (imported on first export)
+    can_draw: ClassVar[bool] = False  # `draw` writes a picture of a result (`dlpipe predict --draw DIR`)
+
+    def with_options(self, **options: Any) -> "Task":
+        """This task with output options set (e.g. a detector's score threshold); None means "as it is".
+
+        A task that takes none refuses any given option, naming it, so a CLI flag meant for another task
+        fails clearly instead of being ignored.
+        """
+        given = [key for key, value in options.items() if value is not None]
+        if given:
+            from dlpipe.errors import DataError
+
+            raise DataError("--" + given[0].replace("_", "-"), f"does not apply to {self.name} models ({self.description})")
+        return self
 
     # --- preprocessing spec -------------------------------------------------------------------
     @abstractmethod
@@ -119,14 +133,39 @@ class Task(ABC):
     def tflite_feed(self, prep: Any, side: "SideFiles") -> Callable[[Any, list[dict[str, Any]]], list[np.ndarray]]:
         """A function (batch, the interpreter's input details) -> arrays in the interpreter's input order."""
 
+    def tflite_output(self, arrays: list[np.ndarray], details: list[dict[str, Any]]) -> np.ndarray:
+        """The interpreter's outputs (dequantised, in its output order) -> the model's output; the first by default."""
+        return arrays[0]
+
+    def finish(self, batch: Any, outputs: np.ndarray) -> np.ndarray:
+        """Outputs of any format, completed with what the batch knows (e.g. each photo's size); as they are by default."""
+        return outputs
+
     def row_fields(self, payload: Any) -> dict[str, Any]:
         """Extra fields a batch-job row shows about its input (e.g. the text itself); none by default."""
         return {}
+
+    def output_writer(self, out: Path, inputs: InputSet) -> "OutputWriter | None":
+        """Files a batch job writes per input besides its rows (e.g. mask PNGs), or None: rows only (the default).
+
+        `out` is the user's `--out`; the writer says where the rows go (`rows_file`).
+        """
+        return None
 
     # --- outputs ------------------------------------------------------------------------------
     @abstractmethod
     def describe(self, output: np.ndarray, class_names: list[str], top_k: int, digits: int | None = None) -> dict[str, Any]:
         """One output row -> the fields of a result (batch-job row, HTTP answer)."""
+
+    def answer(self, output: np.ndarray, class_names: list[str], top_k: int) -> dict[str, Any]:
+        """One output row -> the fields of an HTTP answer: `describe`'s, with the raw output as probabilities."""
+        return {**self.describe(output, class_names, top_k), "probabilities": [float(p) for p in output]}
+
+    def draw(self, row: dict[str, Any], payload: Any, folder: Path) -> Path:
+        """Write a picture of a result row under `folder` (see `can_draw`); returns the file written."""
+        from dlpipe.errors import DataError
+
+        raise DataError("--draw", f"{self.name} models have nothing to draw; it is for models that locate objects")
 
     @abstractmethod
     def score(self, labels: Sequence[str], outputs: np.ndarray, class_names: list[str]) -> dict[str, Any]:
@@ -135,6 +174,19 @@ class Task(ABC):
     @abstractmethod
     def parity(self, reference: np.ndarray, outputs: np.ndarray) -> dict[str, float]:
         """How closely an exported artifact's outputs follow the Keras model's on the same batch."""
+
+    def answer(self, output: np.ndarray, class_names: list[str], top_k: int) -> dict[str, Any]:
+        """One output row as an HTTP answer: `describe`'s fields plus the raw class probabilities."""
+        return {**self.describe(output, class_names, top_k), "probabilities": [float(p) for p in output]}
+
+
+class OutputWriter(Protocol):
+    """Writes the files of one input of a batch job (after its outputs exist) and names them in its row."""
+
+    rows_file: Path
+
+    def write(self, key: str, payload: Any, output: np.ndarray, class_names: list[str]) -> dict[str, Any]:
+        """Write the input's files (atomically) and return the row fields that name them."""
 
 
 class ClassificationTask(Task):

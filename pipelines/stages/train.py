@@ -172,6 +172,11 @@ class TrainStage(Stage):
 
         if self.config.class_weight != "balanced":
             return None
+        if not ctx.train.labels:  # the labels are files (segmentation masks): Keras weighs whole examples only
+            from dlpipe.errors import ConfigError
+
+            raise ConfigError("train.class_weight", "balanced needs one class label per example; this pipeline's "
+                                                    "labels are per pixel: leave it at none")
         return balanced_class_weights(ctx.train.labels, len(ctx.class_names))
 
     def _callbacks(self, ctx: RunContext, phase: Phase, history_file: Any, checkpoints: Any, has_val: bool) -> list[Any]:

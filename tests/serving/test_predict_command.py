@@ -34,6 +34,9 @@ def test_predictor_accepts_the_model_file_and_rejects_junk(trained_run, tmp_path
     result = CliRunner().invoke(main, ["predict", "--model", str(tmp_path / "nothing"), str(tmp_path)])
     assert result.exit_code == 2
     assert "does not exist" in result.output and "efficientnet-lite0-imagenet" in result.output
+    # a classifier writes rows, not files per input: --out must be a file (folders are for segmentation models)
+    result = CliRunner().invoke(main, ["predict", str(out), str(tmp_path), "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "is a folder" in result.output and ".jsonl" in result.output
 
 
 def test_text_model_predicts_lines_of_text_files(sentences_file, tmp_path):

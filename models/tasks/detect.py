@@ -1,0 +1,216 @@
+"""The detection task: encoded photos in, labelled boxes in the photo's own pixels out.
+
+A model batch is {"pixels": float32 [N, S, S, 3] in [0, 255] (the photo
+stretched to S x S, the same decode/resize code as classification), "sizes":
+int32 [N, 2] (each photo's height, width)}. Every artifact returns
+[N, K, 6] rows of x1, y1, x2, y2 as fractions of the image, score, class
+index; `finish` scales them to the photo's pixels, so the batch job, the
+server and the parity check see boxes in original pixels whatever the
+format. Thresholds, class-wise NMS and the box limit are applied when a row
+is described (`with_options` sets them: `dlpipe predict --min-score
+--nms-iou --max-boxes`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Sequence
+
+import numpy as np
+
+from dlpipe.errors import DataError
+from dlpipe.models.tasks.base import LabelledData
+from dlpipe.models.tasks.image import ImageTask
+
+if TYPE_CHECKING:
+    from dlpipe.data.preprocess import ImagePreprocessing
+    from dlpipe.models.artifacts import SideFiles
+
+
+@dataclass(frozen=True)
+class DetectPreprocessing:
+    """Decode, stretch to image_size x image_size (what the detector was trained on), RGB in [0, 255]."""
+
+    image_size: int = 512
+    resize: str = "stretch"
+    max_pixels: int = 50_000_000
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "DetectPreprocessing":
+        return cls(**{key: value for key, value in values.items() if key in cls.__dataclass_fields__})
+
+    def image(self) -> "ImagePreprocessing":
+        """The classification spec with the same decode and resize: one preprocessing path for both tasks."""
+        from dlpipe.data.preprocess import ImagePreprocessing
+
+        return ImagePreprocessing(image_size=self.image_size, resize=self.resize, max_pixels=self.max_pixels)
+
+
+class DetectTask(ImageTask):
+    """Object detection on photos (JPEG, PNG, GIF, BMP): reads inputs like the image task, answers boxes."""
+
+    name = "detect"
+    exporters_module = "dlpipe.models.export.detect"
+    description = "object detection: photos in, labelled boxes (in the photo's pixels) out"
+    can_draw: ClassVar[bool] = True
+
+    def __init__(self, min_score: float = 0.3, nms_iou: float = 0.5, max_boxes: int = 100):
+        if not 0.0 <= min_score <= 1.0:
+            raise DataError("--min-score", f"must be between 0 and 1, not {min_score}")
+        if not 0.0 < nms_iou <= 1.0:
+            raise DataError("--nms-iou", f"must be in (0, 1] (1 keeps overlapping boxes), not {nms_iou}")
+        if max_boxes < 1:
+            raise DataError("--max-boxes", f"must be at least 1, not {max_boxes}")
+        self.min_score, self.nms_iou, self.max_boxes = float(min_score), float(nms_iou), int(max_boxes)
+
+    def with_options(self, **options: Any) -> "DetectTask":
+        known = {"min_score", "nms_iou", "max_boxes"}
+        given = {key: value for key, value in options.items() if value is not None}
+        for key in given:
+            if key not in known:
+                return super().with_options(**{key: given[key]})
+        values = {"min_score": self.min_score, "nms_iou": self.nms_iou, "max_boxes": self.max_boxes, **given}
+        return DetectTask(**values)
+
+    # --- preprocessing and inputs -------------------------------------------------------------
+    def preprocessing_from_dict(self, values: dict[str, Any]) -> DetectPreprocessing:
+        return DetectPreprocessing.from_dict(values)
+
+    def model_input(self, path: Any, prep: DetectPreprocessing) -> Any:
+        import tensorflow as tf
+
+        return self.input_from_bytes(tf.io.read_file(path), prep)
+
+    def input_from_bytes(self, contents: Any, prep: DetectPreprocessing) -> dict[str, Any]:
+        """Encoded bytes -> {"pixels": the stretched photo, "sizes": its (height, width)}, in the graph."""
+        import tensorflow as tf
+
+        from dlpipe.data.preprocess import decode_image, resize_image
+
+        image = decode_image(contents)
+        return {"pixels": resize_image(image, prep.image_size, prep.resize),
+                "sizes": tf.shape(image, out_type=tf.int32)[:2]}
+
+    def stack(self, items: Sequence[Any]) -> dict[str, np.ndarray]:
+        return {"pixels": np.stack([np.asarray(item["pixels"], np.float32) for item in items]),
+                "sizes": np.stack([np.asarray(item["sizes"], np.int32) for item in items])}
+
+    def labelled_data(self, path: Path) -> LabelledData:
+        raise DataError(str(path), "dlpipe evaluate scores classifiers; detection needs box annotations, which it "
+                                   "does not read yet (bench/detection.py measures recall on hand-checked boxes)")
+
+    # --- feeding each format ------------------------------------------------------------------
+    def keras_feed(self, prep: DetectPreprocessing, side: "SideFiles") -> Callable[[Any], Any]:
+        return lambda batch: np.asarray(batch["pixels"], np.float32)
+
+    def savedmodel_predict(self, loaded: Any, prep: DetectPreprocessing, side: "SideFiles") -> Callable[[Any], np.ndarray]:
+        import tensorflow as tf
+
+        if "serving_pixels" not in loaded.signatures:
+            raise DataError(str(side.folder), "SavedModel has no serving_pixels signature; export it again")
+        signature = loaded.signatures["serving_pixels"]
+        return lambda batch: signature(pixels=tf.constant(np.asarray(batch["pixels"], np.float32)))["detections"].numpy()
+
+    def tflite_feed(self, prep: DetectPreprocessing, side: "SideFiles") -> Callable[[Any, list[dict[str, Any]]], list[np.ndarray]]:
+        return lambda batch, details: [np.asarray(batch["pixels"], np.float32)]
+
+    def tflite_output(self, arrays: list[np.ndarray], details: list[dict[str, Any]]) -> np.ndarray:
+        """MediaPipe's four outputs (locations y1 x1 y2 x2, classes, scores, count) -> [N, K, 6] rows."""
+        if len(arrays) == 1:
+            return arrays[0]
+        by_name = {_output_role(detail["name"]): array for detail, array in zip(details, arrays)}
+        locations, classes, scores = by_name["locations"], by_name["classes"], by_name["scores"]
+        boxes = locations[..., [1, 0, 3, 2]]  # y1 x1 y2 x2 -> x1 y1 x2 y2
+        return np.concatenate([boxes, scores[..., None], classes[..., None]], axis=-1).astype(np.float32)
+
+    def finish(self, batch: Any, outputs: np.ndarray) -> np.ndarray:
+        """Boxes as fractions of the image -> the photo's own pixels (x by its width, y by its height)."""
+        outputs = np.array(outputs, np.float32, copy=True)
+        sizes = np.asarray(batch["sizes"], np.float32)  # (height, width)
+        scale = np.stack([sizes[:, 1], sizes[:, 0], sizes[:, 1], sizes[:, 0]], axis=1)[:, None, :]
+        outputs[..., :4] *= scale
+        return outputs
+
+    # --- outputs ------------------------------------------------------------------------------
+    def describe(self, output: np.ndarray, class_names: list[str], top_k: int, digits: int | None = None) -> dict[str, Any]:
+        """Boxes above min_score after class-wise NMS, best first, at most max_boxes (top_k is for classifiers)."""
+        kept = select_detections(output, self.min_score, self.nms_iou, self.max_boxes)
+        rnd = (lambda value: round(float(value), digits)) if digits is not None else float
+        boxes = [{"label": class_names[int(row[5])], "score": rnd(row[4]),
+                  "box": [round(float(v), 1) for v in row[:4]]} for row in kept]
+        best = boxes[0] if boxes else {"label": None, "score": None}
+        return {"label": best["label"], "score": best["score"], "count": len(boxes), "top": boxes}
+
+    def answer(self, output: np.ndarray, class_names: list[str], top_k: int) -> dict[str, Any]:
+        return self.describe(output, class_names, top_k)
+
+    def score(self, labels: Sequence[str], outputs: np.ndarray, class_names: list[str]) -> dict[str, Any]:
+        raise DataError("labels", "detection is scored on boxes, not on one label per photo (see bench/detection.py)")
+
+    def parity(self, reference: np.ndarray, outputs: np.ndarray) -> dict[str, float]:
+        """How many of the reference's boxes (after thresholds and NMS) the export finds: same label, IoU >= 0.5.
+
+        `top1_agreement` is that fraction (what `choose_artifact` compares), `mean_box_iou` the mean IoU of
+        each reference box with its best same-label box in the export.
+        """
+        found, ious, total = 0, [], 0
+        for ref_row, out_row in zip(np.asarray(reference), np.asarray(outputs)):
+            ref = select_detections(ref_row, self.min_score, self.nms_iou, self.max_boxes)
+            out = select_detections(out_row, self.min_score * 0.5, self.nms_iou, self.max_boxes)
+            for box in ref:
+                total += 1
+                same = out[out[:, 5] == box[5]]
+                best = float(box_iou(box[None, :4], same[:, :4]).max()) if len(same) else 0.0
+                ious.append(best)
+                found += best >= 0.5
+        return {"top1_agreement": found / total if total else 1.0, "mean_box_iou": float(np.mean(ious)) if ious else 1.0,
+                "boxes": total, "count": int(len(reference))}
+
+    def draw(self, row: dict[str, Any], payload: Any, folder: Path) -> Path:
+        """The photo with its boxes and labels drawn, as FOLDER/<name>.jpg (written atomically)."""
+        from dlpipe.models.detection_drawing import draw_boxes
+
+        return draw_boxes(payload, row["top"], folder)
+
+
+def _output_role(name: str) -> str:
+    for role in ("locations", "classes", "scores", "count"):
+        if role in name:
+            return role
+    return name
+
+
+def box_iou(boxes: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """IoU of every box in `boxes` (M, 4: x1 y1 x2 y2) with every box in `others` (K, 4) -> (M, K)."""
+    boxes, others = np.asarray(boxes, np.float64), np.asarray(others, np.float64)
+    x1 = np.maximum(boxes[:, None, 0], others[None, :, 0])
+    y1 = np.maximum(boxes[:, None, 1], others[None, :, 1])
+    x2 = np.minimum(boxes[:, None, 2], others[None, :, 2])
+    y2 = np.minimum(boxes[:, None, 3], others[None, :, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area = lambda b: np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)  # noqa: E731
+    union = area(boxes)[:, None] + area(others)[None, :] - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+
+
+def select_detections(rows: np.ndarray, min_score: float, nms_iou: float, max_boxes: int) -> np.ndarray:
+    """Rows (K, 6) with score >= min_score, greedy class-wise NMS at `nms_iou`, best first, at most `max_boxes`."""
+    rows = np.asarray(rows, np.float32).reshape(-1, 6)
+    rows = rows[np.isfinite(rows).all(axis=1) & (rows[:, 4] >= min_score)]
+    rows = rows[np.argsort(-rows[:, 4], kind="stable")]
+    kept: list[np.ndarray] = []
+    for row in rows:
+        if len(kept) >= max_boxes:
+            break
+        same = [k for k in kept if k[5] == row[5]]
+        if nms_iou < 1.0 and same and box_iou(row[None, :4], np.stack(same)[:, :4]).max() > nms_iou:
+            continue
+        kept.append(row)
+    return np.stack(kept) if kept else np.zeros((0, 6), np.float32)
+
+
+__all__ = ["DetectPreprocessing", "DetectTask", "box_iou", "select_detections"]

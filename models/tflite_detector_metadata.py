@@ -1,0 +1,90 @@
+"""Standard TFLite Metadata for an object detector, as MediaPipe Tasks' `ObjectDetector` reads it.
+
+The layout tflite-support's `object_detector.MetadataWriter` writes (kept
+beside `dlpipe.models.tflite_metadata`, whose building blocks it uses):
+one RGB image input [1, H, W, 3] with NormalizationOptions; four float32
+outputs named in the metadata, in the model's output order: "location"
+[1, N, 4] (BoundingBoxProperties: ymin, xmin, ymax, xmax as fractions of the
+image, so index [1, 0, 3, 2], type BOUNDARIES, coordinates RATIO),
+"category" [1, N] (class index, labels.txt as TENSOR_VALUE_LABELS), "score"
+[1, N] and "number of detections" [1]; the first three form the tensor
+group "detection_result".
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+from dlpipe.errors import DlpipeError
+from dlpipe.models import tflite_metadata as md
+
+ROLES = {"locations": "location", "classes": "category", "scores": "score", "count": "number of detections"}
+
+
+def object_detector_metadata(flatbuffer: bytes, labels: Sequence[str], mean: Sequence[float] = (0.0,),
+                             std: Sequence[float] = (1.0,), *, name: str = "dlpipe object detector",
+                             description: str = "Finds objects in the image: boxes, labels, scores.",
+                             version: str | None = None, author: str | None = None, license: str | None = None,
+                             extra_files: Mapping[str, bytes] | None = None) -> bytes:
+    """The .tflite bytes with object-detector metadata; the outputs are told apart by their tensor names.
+
+    The model's output tensor names must contain "locations", "classes", "scores" and "count" (any order).
+    """
+    schema = md._schema()
+    graph = md._graph(flatbuffer)
+    image = md._single(graph, "inputs")
+    md._check_image_input(image)
+    outputs = graph["outputs"]
+    roles = [_role(output["name"]) for output in outputs]
+    if sorted(roles) != sorted(ROLES.values()):
+        raise DlpipeError(f"TFLite metadata: an object detector needs four outputs named locations, classes, scores "
+                          f"and count; this model has {[o['name'] for o in outputs]}")
+    mean, std = md._normalization(mean, std)
+    tensor = md._tensor_metadata("image", "Input image to be detected (RGB).", schema.ContentProperties.ImageProperties)
+    tensor.content.contentProperties.colorSpace = schema.ColorSpaceType.RGB
+    unit = schema.ProcessUnitT()
+    unit.optionsType = schema.ProcessUnitOptions.NormalizationOptions
+    unit.options = schema.NormalizationOptionsT()
+    unit.options.mean, unit.options.std = mean, std
+    tensor.processUnits = [unit]
+    tensor.stats = md._stats([(0.0 - m) / s for m, s in zip(mean, std)], [(255.0 - m) / s for m, s in zip(mean, std)])
+    subgraph = schema.SubGraphMetadataT()
+    subgraph.inputTensorMetadata = [tensor]
+    subgraph.outputTensorMetadata = [_output_metadata(role) for role in roles]
+    group = schema.TensorGroupT()
+    group.name, group.tensorNames = "detection_result", ["location", "category", "score"]
+    subgraph.outputTensorGroups = [group]
+    return md._populate(flatbuffer, md._model_metadata(subgraph, name, description, version, author, license),
+                        {md.LABELS_FILE: md._lines(labels), **dict(extra_files or {})})
+
+
+def _role(tensor_name: str) -> str:
+    for key, role in ROLES.items():
+        if key in tensor_name:
+            return role
+    return tensor_name
+
+
+def _output_metadata(role: str) -> Any:
+    schema = md._schema()
+    if role == "location":
+        tensor = md._tensor_metadata("location", "The locations of the detected boxes.",
+                                     schema.ContentProperties.BoundingBoxProperties)
+        tensor.content.contentProperties = schema.BoundingBoxPropertiesT()
+        tensor.content.contentProperties.index = [1, 0, 3, 2]
+        tensor.content.contentProperties.type = schema.BoundingBoxType.BOUNDARIES
+        tensor.content.contentProperties.coordinateType = schema.CoordinateType.RATIO
+    elif role == "category":
+        tensor = md._tensor_metadata("category", "The categories of the detected boxes.")
+        labels = schema.AssociatedFileT()
+        labels.name, labels.description = md.LABELS_FILE, "Labels for categories that the model can recognize."
+        labels.type = schema.AssociatedFileType.TENSOR_VALUE_LABELS
+        tensor.associatedFiles = [labels]
+    elif role == "score":
+        tensor = md._tensor_metadata("score", "The scores of the detected boxes.")
+    else:
+        tensor = md._tensor_metadata("number of detections", "The number of the detected boxes.")
+        return tensor
+    tensor.content.range = schema.ValueRangeT()
+    tensor.content.range.min, tensor.content.range.max = 2, 2
+    return tensor

@@ -1,0 +1,137 @@
+"""The detect task on the offline COCO detector: real photos, boxes in their own pixels, exports, serving.
+
+Needs the converted detector (scripts/fetch_coco_detector.sh, run by scripts/setup.sh) and darknet's sample
+photos (Debian package `darknet`, installed by scripts/setup.sh as root); each test skips saying which is missing.
+The hand-checked boxes are those of bench/detection.py.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dlpipe.models.tasks.detect import box_iou
+
+PHOTOS = Path("/usr/share/darknet/data")
+DOG_BOX = [124, 207, 313, 542]  # the dog in dog.jpg (768 x 576), hand-checked
+CAR_BOX = [466, 76, 690, 170]  # the pickup truck behind the fence: its right edge is past the 512-px frame
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory) -> Path:
+    from dlpipe.models.coco_detector import missing_reason
+
+    reason = missing_reason()
+    if reason:
+        pytest.skip(reason)
+    if not (PHOTOS / "dog.jpg").is_file():
+        pytest.skip(f"{PHOTOS}/dog.jpg is missing: install the Debian package darknet (scripts/setup.sh does, as root)")
+    folder = tmp_path_factory.mktemp("photos")
+    shutil.copy(PHOTOS / "dog.jpg", folder / "dog.jpg")
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a JPEG")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def exported(photos, tmp_path_factory) -> Path:
+    """The float32 .tflite, checked against the graph on dog.jpg at export (its parity record)."""
+    from dlpipe.pipelines.exporting import export_named
+
+    return export_named("coco-detector", "tflite", tmp_path_factory.mktemp("export"), [str(photos / "dog.jpg")])
+
+
+def boxes_of(row: dict, label: str) -> np.ndarray:
+    return np.array([item["box"] for item in row["top"] if item["label"] == label]).reshape(-1, 4)
+
+
+def test_predict_finds_the_dog_in_the_photos_pixels_and_reports_a_corrupt_file(photos, tmp_path):
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from dlpipe.pipelines.cli import main
+
+    out, drawn = tmp_path / "boxes.jsonl", tmp_path / "drawn"
+    result = CliRunner().invoke(main, ["predict", "--model", "coco-detector", str(photos), "--out", str(out),
+                                       "--draw", str(drawn), "--min-score", "0.3"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    rows = {Path(row["input"]).name: row for row in map(json.loads, out.read_text().splitlines())}
+    assert set(rows) == {"broken.jpg", "dog.jpg"}
+    assert "broken.jpg" in rows["broken.jpg"]["input"] and "\n" not in rows["broken.jpg"]["error"]
+    dog = rows["dog.jpg"]
+    assert box_iou(np.array([DOG_BOX]), boxes_of(dog, "dog")).max() >= 0.7
+    # boxes are in the 768 x 576 photo's pixels, not the 512 x 512 model input
+    assert box_iou(np.array([CAR_BOX]), boxes_of(dog, "car")).max() >= 0.7
+    assert all(0 <= x <= 768 and 0 <= y <= 576 for item in dog["top"] for x, y in [item["box"][:2], item["box"][2:]])
+    assert all(item["score"] >= 0.3 for item in dog["top"])
+    drawing = next(drawn.rglob("dog.jpg"))
+    with Image.open(drawing) as image:
+        assert image.size == (768, 576)
+
+
+def test_tflite_export_agrees_with_the_graph_and_the_named_model_serves(photos, exported):
+    from fastapi.testclient import TestClient
+
+    from dlpipe.models import artifacts
+    from dlpipe.models.runtimes import load_runtime
+    from dlpipe.serving.batch_job import result_rows
+    from dlpipe.serving.repository import ModelRepository
+    from dlpipe.serving.server import create_app
+
+    path = exported
+    parity = artifacts.read_record(path)["parity"]
+    assert parity["boxes"] >= 3 and parity["top1_agreement"] == 1.0 and parity["mean_box_iou"] > 0.95
+    runtime = load_runtime(path)
+    assert runtime.task.name == "detect" and runtime.class_names[3] == "motorcycle"  # COCO's names, not darknet's
+    inputs = runtime.task.collect_inputs([str(photos / "dog.jpg")])
+    row = next(iter(result_rows(runtime, inputs)))[0]
+    assert box_iou(np.array([DOG_BOX]), boxes_of(row, "dog")).max() >= 0.7
+    with TestClient(create_app(ModelRepository("coco-detector"))) as client:
+        photo = base64.b64encode((photos / "dog.jpg").read_bytes()).decode()
+        answer = client.post("/v1/models/coco-detector:predict", json={"instances": [{"b64": photo}]})
+        assert answer.status_code == 200, answer.text
+        found = answer.json()["predictions"][0]
+        assert box_iou(np.array([DOG_BOX]), boxes_of(found, "dog")).max() >= 0.7
+        bad = client.post("/v1/models/coco-detector:predict", json={"instances": [{"b64": base64.b64encode(b"no").decode()}]})
+        assert bad.status_code == 400 and "not a JPEG" in bad.json()["error"]
+
+
+def test_mediapipe_object_detector_runs_the_exported_tflite(photos, exported):
+    import subprocess
+
+    from edge.mediapipe_env import require_mediapipe
+
+    python = require_mediapipe()
+    path = exported
+    runner = Path(__file__).resolve().parents[1] / "edge" / "mediapipe_detect_runner.py"
+    job = {"model": str(path), "images": [str(photos / "dog.jpg")], "score_threshold": 0.3}
+    done = subprocess.run([str(python), str(runner)], input=json.dumps(job), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    answer = json.loads(done.stdout)
+    assert "error" not in answer, answer
+    found = answer["detections"][0]
+    dog = np.array([d["box"] for d in found if d["label"] == "dog"]).reshape(-1, 4)
+    assert box_iou(np.array([DOG_BOX]), dog).max() >= 0.7
+
+
+def test_thresholds_nms_and_scaling_to_the_photo_need_no_model():
+    from dlpipe.errors import DataError
+    from dlpipe.models.tasks import get_task
+    from dlpipe.models.tasks.detect import select_detections
+
+    task = get_task("detect")
+    rows = np.array([[0.1, 0.1, 0.5, 0.5, 0.9, 16], [0.12, 0.1, 0.5, 0.52, 0.8, 16],  # a duplicate dog
+                     [0.1, 0.1, 0.5, 0.5, 0.7, 2], [0.6, 0.6, 0.9, 0.9, 0.2, 0]], np.float32)
+    kept = select_detections(rows, 0.3, 0.5, 100)
+    assert kept[:, 5].tolist() == [16, 2]  # the duplicate is suppressed, another label at the same place is not
+    assert len(select_detections(rows, 0.3, 1.0, 100)) == 3 and len(select_detections(rows, 0.0, 0.5, 1)) == 1
+    scaled = task.finish({"sizes": np.array([[200, 400]])}, rows[None])  # height 200, width 400
+    assert scaled[0, 0, :4].tolist() == pytest.approx([40, 20, 200, 100])
+    described = task.with_options(min_score=0.75).describe(scaled[0], [str(i) for i in range(80)], 5)
+    assert [b["label"] for b in described["top"]] == ["16"] and described["count"] == 1
+    with pytest.raises(DataError, match="does not apply to image models"):
+        get_task("image").with_options(min_score=0.5)
