@@ -31,6 +31,9 @@ class ImagePreprocessing:
     "mediapipe" samples bilinearly on MediaPipe Tasks' grid (source = destination
     x scale, no filter), so with resize="stretch" an exported .tflite sees the same
     pixels in MediaPipe's ImageClassifier as in dlpipe.
+    reduced_decode: a JPEG at least twice as large as the resize needs is decoded
+    at 1/2, 1/4 or 1/8 scale by libjpeg's DCT scaling (see `decode_image`); not
+    with sampling="mediapipe", since MediaPipe decodes at full size.
     """
 
     image_size: int = 224
@@ -41,6 +44,13 @@ class ImagePreprocessing:
     filter: str = "none"
     filter_size: int = 3
     max_pixels: int = 50_000_000  # larger images are refused before decoding (see images.too_many_pixels)
+    reduced_decode: bool = True
+
+    def decode_side(self) -> int:
+        """The shorter side the resize needs from the decoder: larger JPEGs may be decoded at reduced scale."""
+        if not self.reduced_decode or self.sampling == "mediapipe":
+            return 0
+        return int(np.ceil(self.image_size / self.crop_fraction)) if self.resize == "crop" else self.image_size
 
     def __post_init__(self) -> None:
         _check_choice("resize", self.resize, RESIZE_MODES)
@@ -68,19 +78,39 @@ def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
         raise ValueError(f"`{name}` must be one of {list(choices)}. Received: {name}={value!r}")
 
 
-def decode_image(contents: tf.Tensor) -> tf.Tensor:
+def decode_image(contents: tf.Tensor, min_side: int = 0) -> tf.Tensor:
     """JPEG/PNG/GIF/BMP bytes -> uint8 (H, W, 3).
 
     Grayscale is replicated to three channels, alpha is dropped, palette images
     are expanded, and an animated GIF gives its first frame. The format is read
     from the bytes, so a GIF named .jpg still decodes.
+
+    With `min_side`, a JPEG whose shorter side is at least twice `min_side` is
+    decoded at reduced scale (1/2, 1/4 or 1/8, the smallest that keeps the
+    shorter side >= min_side): libjpeg's DCT scaling, the mechanism behind
+    Pillow's `Image.draft()`, skips most of the inverse DCT and the full-size
+    buffer. It runs inside the graph (`tf.io.decode_jpeg(ratio=...)`), so the
+    tf.data pipelines of training and the batch job use it as well.
     """
     # JPEGs with libjpeg's accurate integer DCT, as Pillow, OpenCV and MediaPipe decode them (TF's default is the
     # fast one, up to about 10 levels off)
+    def full_jpeg() -> tf.Tensor:
+        return tf.io.decode_jpeg(contents, channels=3, dct_method="INTEGER_ACCURATE")
+
+    def other() -> tf.Tensor:
+        return tf.io.decode_image(contents, channels=3, expand_animations=False)
+
+    jpeg = full_jpeg
+    if min_side > 0:
+        def jpeg() -> tf.Tensor:
+            short = tf.reduce_min(tf.image.extract_jpeg_shape(contents)[:2])
+            scaled = [(short >= ratio * min_side,
+                       lambda r=ratio: tf.io.decode_jpeg(contents, channels=3, ratio=r, dct_method="INTEGER_ACCURATE"))
+                      for ratio in (8, 4, 2)]
+            return tf.case(scaled, default=full_jpeg, exclusive=False)
+
     is_jpeg = tf.equal(tf.strings.substr(contents, 0, 3), b"\xff\xd8\xff")
-    image = tf.cond(is_jpeg,
-                    lambda: tf.io.decode_jpeg(contents, channels=3, dct_method="INTEGER_ACCURATE"),
-                    lambda: tf.io.decode_image(contents, channels=3, expand_animations=False))
+    image = tf.cond(is_jpeg, jpeg, other)
     image.set_shape([None, None, 3])
     return image
 
@@ -203,7 +233,8 @@ def header_pixels(contents: tf.Tensor) -> tf.Tensor:
 
 def preprocess_bytes(contents: tf.Tensor, prep: ImagePreprocessing) -> tf.Tensor:
     """Encoded image bytes -> model input (image_size, image_size, 3) float32 in [0, 255]."""
-    image = resize_image(decode_image(contents), prep.image_size, prep.resize, prep.crop_fraction, prep.sampling)
+    image = resize_image(decode_image(contents, prep.decode_side()), prep.image_size, prep.resize, prep.crop_fraction,
+                         prep.sampling)
     image = convert_color(image, prep.color_space)
     return apply_filter(image, prep.filter, prep.filter_size)
 
@@ -211,3 +242,4 @@ def preprocess_bytes(contents: tf.Tensor, prep: ImagePreprocessing) -> tf.Tensor
 def load_image(path: tf.Tensor, prep: ImagePreprocessing) -> tf.Tensor:
     """A file path -> model input; see `preprocess_bytes`."""
     return preprocess_bytes(tf.io.read_file(path), prep)
+

@@ -6,6 +6,7 @@ Side files, written here and nowhere else:
   extra files         what the task needs to feed the model (a tokenizer vocabulary)
   artifacts.json      one record per artifact: format, provenance (dlpipe version, source run, config
                       hash) and the parity against the Keras model measured at export, with its speed
+  serving.json        optional: how `dlpipe serve` batches this model (`write_serving_config`)
 A folder artifact (SavedModel) holds its side files inside, a file artifact (.keras, .tflite) beside
 it; a .tflite also carries them embedded as metadata buffers, so the file alone is enough, and the
 standard TFLite Metadata that MediaPipe Tasks read (`tflite_bytes`: labels, tokenizer, preprocessing.json).
@@ -29,6 +30,9 @@ from dlpipe.errors import DataError
 LABELS_FILE = "labels.txt"
 PREPROCESSING_FILE = "preprocessing.json"
 MANIFEST_FILE = "artifacts.json"
+SERVING_FILE = "serving.json"
+# serving.json keys -> their type: the server's batching settings for one model (see serving/batcher.py)
+SERVING_KEYS = {"max_batch_size": int, "max_wait_ms": float, "num_batch_threads": int}
 KERAS_FILE = "model.keras"
 SAVEDMODEL_DIR = "savedmodel"
 # names of the metadata buffers a dlpipe .tflite carries (the interpreter ignores them)
@@ -125,6 +129,36 @@ def write_record(artifact: str | Path, fmt: str, bundle: Bundle, parity: dict[st
     manifest[record_key(artifact)] = record
     atomic.write_json(manifest_path, manifest)
     return record
+
+
+def write_serving_config(folder: str | Path, **settings: Any) -> Path:
+    """serving.json in a model folder: this model's batching settings, overriding the server's flags."""
+    config = _checked_serving_config(Path(folder) / SERVING_FILE, settings)
+    atomic.write_json(Path(folder) / SERVING_FILE, config)
+    return Path(folder) / SERVING_FILE
+
+
+def read_serving_config(artifact: str | Path) -> dict[str, Any]:
+    """The batching settings in serving.json beside (or inside) an artifact; {} when there is none."""
+    path = side_folder(artifact) / SERVING_FILE
+    return _checked_serving_config(path, _read_json(path)) if path.is_file() else {}
+
+
+def _checked_serving_config(path: Path, settings: Any) -> dict[str, Any]:
+    if not isinstance(settings, dict):
+        raise DataError(str(path), f"must be a JSON object with keys {', '.join(SERVING_KEYS)}")
+    unknown = sorted(set(settings) - set(SERVING_KEYS))
+    if unknown:
+        raise DataError(str(path), f"unknown key(s) {', '.join(unknown)}; known: {', '.join(SERVING_KEYS)}")
+    checked = {}
+    for key, value in settings.items():
+        kind = SERVING_KEYS[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and value != int(value)):
+            raise DataError(str(path), f"{key} must be a{'n integer' if kind is int else ' number'}, got {value!r}")
+        if value < (0 if key == "max_wait_ms" else 1):
+            raise DataError(str(path), f"{key} must be at least {0 if key == 'max_wait_ms' else 1}, got {value!r}")
+        checked[key] = kind(value)
+    return checked
 
 
 def read_record(artifact: str | Path) -> dict[str, Any] | None:

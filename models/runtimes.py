@@ -39,6 +39,11 @@ class Runtime(ABC):
     def predict(self, batch: Any) -> np.ndarray:
         """Outputs (N, classes) for a model batch."""
 
+    def replica(self, num_threads: int) -> "Runtime":
+        """A runtime another thread may use while this one runs. TensorFlow (Keras, SavedModel) runs concurrent
+        calls of one model itself, so they share it; an interpreter is one thread's (see TFLiteRuntime)."""
+        return self
+
     def describe(self) -> str:
         return f"{self.path} ({self.format}, {self.task.name}, {len(self.class_names)} classes)"
 
@@ -91,6 +96,12 @@ class TFLiteRuntime(Runtime):
         self._feed = self.task.tflite_feed(self.preprocessing, side)
         self._read_details()
 
+    def replica(self, num_threads: int) -> "TFLiteRuntime":
+        """A second interpreter of the same file: a LiteRT interpreter must not be invoked from two threads."""
+        twin = TFLiteRuntime(self.path, self.side, num_threads)
+        twin.chosen_because = self.chosen_because
+        return twin
+
     def _read_details(self) -> None:
         """Cache the tensor details (reading them costs more than a small model's invoke); redone after a resize."""
         self._inputs = self.interpreter.get_input_details()
@@ -123,6 +134,41 @@ class TFLiteRuntime(Runtime):
             scale, zero = detail["quantization"]
             outputs.append((out.astype(np.float32) - zero) * scale if scale else out)
         return self.task.tflite_output(outputs, self._outputs)
+
+
+class RuntimePool:
+    """`size` replicas of one runtime, each used by one thread at a time, splitting the cores between them.
+
+    The server's batch workers call `predict` concurrently: with LiteRT each gets its own interpreter
+    (`num_threads` = cores // size), so N small batches run on N cores at once instead of queueing for one.
+    """
+
+    def __init__(self, runtime: Runtime, size: int, cores: int | None = None):
+        import queue
+
+        self.runtime = runtime
+        self.size = max(1, size)
+        threads = max(1, (cores or default_threads()) // self.size)
+        self.threads_each = threads
+        self.replicas = [runtime.replica(threads) for _ in range(self.size)]
+        self._idle: "queue.Queue[Runtime]" = queue.Queue()
+        for replica in self.replicas:
+            self._idle.put(replica)
+
+    def predict(self, batch: Any) -> np.ndarray:
+        replica = self._idle.get()
+        try:
+            return replica.predict(batch)
+        finally:
+            self._idle.put(replica)
+
+
+def pooled(runtime: Runtime, size: int) -> RuntimePool:
+    """The runtime's pool of `size` replicas, made once per runtime (a batch job asks for it per chunk)."""
+    pools = runtime.__dict__.setdefault("_pools", {})
+    if size not in pools:
+        pools[size] = RuntimePool(runtime, size)
+    return pools[size]
 
 
 def default_threads() -> int:

@@ -315,7 +315,11 @@ def evaluate_command(artifact: str, data: str, out_file: str | None, choice: str
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind; loopback unless you need others to reach it.")
 @click.option("--port", default=8501, show_default=True, help="TCP port (TF Serving's REST port by default).")
 @click.option("--max-batch-size", default=32, show_default=True, help="Most inputs run in one model call (1 turns batching off).")
-@click.option("--max-wait-ms", default=5.0, show_default=True, help="How long a batch waits to fill.")
+@click.option("--max-wait-ms", default=0.0, show_default=True,
+              help="How long a batch waits to fill; 0 batches only requests already waiting (TF Serving's CPU advice).")
+@click.option("--batch-threads", default=0, show_default=True,
+              help="Model calls run at once per model, each on its own LiteRT interpreter (0: one per core).")
+@click.option("--decode-threads", default=0, show_default=True, help="Threads decoding request images (0: one per core).")
 @click.option("--max-queue", default=256, show_default=True, help="Requests allowed to wait; more get 503.")
 @click.option("--max-body-mb", default=10.0, show_default=True, help="Largest request body; larger gets 413.")
 @click.option("--max-instances", default=256, show_default=True, help="Most instances in one request; more gets 413.")
@@ -324,10 +328,12 @@ def evaluate_command(artifact: str, data: str, out_file: str | None, choice: str
 @click.option("--watch-seconds", default=5.0, show_default=True, help="How often to look for new model versions (0: never).")
 @click.option("--artifact", default="auto", show_default=True, help=ARTIFACT_HELP)
 @_friendly_errors
-def serve_command(model_dir: str, host: str, port: int, max_batch_size: int, max_wait_ms: float, max_queue: int,
-                  max_body_mb: float, max_instances: int, token_env: str, watch_seconds: float, artifact: str) -> None:
+def serve_command(model_dir: str, host: str, port: int, max_batch_size: int, max_wait_ms: float, batch_threads: int,
+                  decode_threads: int, max_queue: int, max_body_mb: float, max_instances: int, token_env: str,
+                  watch_seconds: float, artifact: str) -> None:
     """Serve the model(s) in MODEL_DIR (a run or export folder, an artifact file, ROOT/NAME/VERSION/, or a named
-    model such as coco-detector) over a TF-Serving-style REST API."""
+    model such as coco-detector) over a TF-Serving-style REST API. A model folder's serving.json
+    (max_batch_size, max_wait_ms, num_batch_threads) overrides the batching flags for that model."""
     import threading
 
     import uvicorn
@@ -338,14 +344,18 @@ def serve_command(model_dir: str, host: str, port: int, max_batch_size: int, max
     repository = ModelRepository(model_dir, artifact)
     for model in repository.models():
         click.echo(f"{model.name}: {model.runtime.describe()}, chosen: {model.runtime.chosen_because}", err=True)
-    settings = ServerSettings(max_batch_size, max_wait_ms, max_queue, int(max_body_mb * 1024 * 1024),
-                              os.environ.get(token_env) or None, max_instances=max_instances)
+    settings = ServerSettings(max_batch_size, max_wait_ms, batch_threads, max_queue, int(max_body_mb * 1024 * 1024),
+                              os.environ.get(token_env) or None, max_instances=max_instances,
+                              decode_threads=decode_threads)
     stop = threading.Event()
     if watch_seconds > 0:
         repository.watch(watch_seconds, stop)
+    app = create_app(repository, settings)
+    for model in repository.models():
+        click.echo(f"{model.name}: batching {model.policy}", err=True)
     click.echo(f"serving {', '.join(repository.names())} on http://{host}:{port}/v1/models/NAME:predict", err=True)
     try:
-        uvicorn.run(create_app(repository, settings), host=host, port=port, log_level="warning")
+        uvicorn.run(app, host=host, port=port, log_level="warning")
     finally:
         stop.set()
 

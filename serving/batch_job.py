@@ -41,15 +41,23 @@ class JobSummary:
 
 
 def result_rows(runtime: Any, inputs: InputSet, top_k: int = 5, batch_size: int = 32,
-                writer: OutputWriter | None = None) -> Iterator[list[dict[str, Any]]]:
+                writer: OutputWriter | None = None, in_flight: int = 2) -> Iterator[list[dict[str, Any]]]:
     """Batches of result rows ({"input", ..., "label", "score", "top"} or {"input", "error"}), in input order.
 
     The task may prepare inputs out of order (e.g. images refused from their header first); rows are
     held back until every earlier input has its row. With a `writer` (the task's `output_writer`),
     each input's files (e.g. its mask PNG) are written before its row, so a row on disk means its
-    files are complete.
+    files are complete. `in_flight` batches run at once, each on its own runtime of a `RuntimePool`
+    (the cores split between them): what a runtime does in Python before its model runs (a text
+    model's tokenisation) overlaps with the other batch's inference.
     """
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    from dlpipe.models.runtimes import pooled
+
     task = runtime.task
+    model = pooled(runtime, in_flight) if in_flight > 1 else runtime
     done: dict[str, dict[str, Any]] = {key: {"input": key, "error": error} for key, error in inputs.errors.items()}
     position = 0
 
@@ -61,8 +69,8 @@ def result_rows(runtime: Any, inputs: InputSet, top_k: int = 5, batch_size: int 
             position += 1
         return rows
 
-    for prepared in task.batches(inputs, runtime.preprocessing, batch_size):
-        outputs = iter(runtime.predict(prepared.batch)) if prepared.readable else iter(())
+    def finish(prepared: Any, running: Any) -> list[dict[str, Any]]:
+        outputs = iter(running.result()) if running is not None else iter(())
         for key in prepared.ids:
             if key in prepared.errors:
                 done[key] = {"input": key, "error": prepared.errors[key]}
@@ -72,9 +80,20 @@ def result_rows(runtime: Any, inputs: InputSet, top_k: int = 5, batch_size: int 
                 if writer is not None:
                     fields.update(writer.write(key, inputs.payloads[key], output, runtime.class_names))
                 done[key] = {"input": key, **task.row_fields(inputs.payloads[key]), **fields}
-        rows = ready()
-        if rows:
-            yield rows
+        return ready()
+
+    pending: deque = deque()
+    with ThreadPoolExecutor(max(1, in_flight), thread_name_prefix="dlpipe-batch") as workers:
+        for prepared in task.batches(inputs, runtime.preprocessing, batch_size):
+            pending.append((prepared, workers.submit(model.predict, prepared.batch) if prepared.readable else None))
+            if len(pending) >= max(1, in_flight):
+                rows = finish(*pending.popleft())
+                if rows:
+                    yield rows
+        while pending:
+            rows = finish(*pending.popleft())
+            if rows:
+                yield rows
     rows = ready()
     if rows:
         yield rows

@@ -9,13 +9,18 @@ artifact file, served as NAME = its name, version 1, or a named model
 folder serves is `artifacts.choose_artifact`'s choice (`--artifact`). A new
 version is loaded completely before it replaces the old one, so requests in
 flight finish on the model they started with.
+
+Each model runs on a pool of runtimes (`RuntimePool`: one LiteRT interpreter
+per batch thread, the cores split between them) and is batched as its
+folder's serving.json says (`artifacts.read_serving_config`), else as the
+server's flags say.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -23,6 +28,7 @@ import numpy as np
 
 from dlpipe.errors import DataError
 from dlpipe.models import artifacts
+from dlpipe.serving.batcher import BatchPolicy
 
 log = logging.getLogger("dlpipe.serving")
 
@@ -34,12 +40,30 @@ class ServedModel:
     name: str
     version: int
     runtime: Any  # dlpipe.models.runtimes.Runtime
+    overrides: dict[str, Any] = field(default_factory=dict)  # the model folder's serving.json
+    policy: BatchPolicy | None = None  # set by `configure`
+    pool: Any = None  # dlpipe.models.runtimes.RuntimePool, set by `configure`; None: the runtime alone
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @classmethod
     def load(cls, source: str | Path, name: str, version: int, artifact: str = "auto") -> "ServedModel":
         from dlpipe.models.runtimes import load_runtime
 
-        return cls(name, version, load_runtime(source, artifact))
+        runtime = load_runtime(source, artifact)
+        return cls(name, version, runtime, artifacts.read_serving_config(runtime.path))
+
+    def configure(self, defaults: BatchPolicy) -> BatchPolicy:
+        """This model's batching (its serving.json over the server's `defaults`), and one runtime per batch
+        thread; done once, on the first call."""
+        if self.policy is None:
+            from dlpipe.models.runtimes import RuntimePool
+
+            with self._lock:
+                if self.policy is None:
+                    policy = replace(defaults, **self.overrides)
+                    self.pool = RuntimePool(self.runtime, policy.num_batch_threads)
+                    self.policy = policy
+        return self.policy
 
     @property
     def class_names(self) -> list[str]:
@@ -51,7 +75,8 @@ class ServedModel:
 
     def predict(self, items: Sequence[Any]) -> np.ndarray:
         """Outputs for prepared items, as one model batch."""
-        return self.runtime.predict(self.runtime.task.stack(items))
+        batch = self.runtime.task.stack(items)
+        return (self.pool or self.runtime).predict(batch)
 
     def describe(self, output: np.ndarray, top_k: int = 1) -> dict[str, Any]:
         return self.runtime.task.answer(output, self.class_names, top_k)
@@ -59,7 +84,8 @@ class ServedModel:
     def metadata(self) -> dict[str, Any]:
         return {"name": self.name, "version": self.version, "task": self.runtime.task.name,
                 "artifact": str(self.runtime.path), "format": self.runtime.format, "labels": self.class_names,
-                "preprocessing": {"task": self.runtime.task.name, **self.runtime.preprocessing.to_dict()}}
+                "preprocessing": {"task": self.runtime.task.name, **self.runtime.preprocessing.to_dict()},
+                "batching": {**({} if self.policy is None else asdict(self.policy)), "from_serving_json": self.overrides}}
 
 
 def _is_model(path: Path) -> bool:

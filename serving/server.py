@@ -8,12 +8,18 @@ Routes:
   POST /v1/models/NAME:classify              an uploaded image file (multipart field "file") or
                                              {"text": "..."}; answers the top labels
   GET  /healthz, GET /metrics                liveness; Prometheus text format
+  GET  /openapi.json                         the OpenAPI description of these routes
 Errors: 400 malformed JSON/inputs, 401 bad or missing bearer token (when one is set), 404 unknown
 model, 413 body or instance count over the limit, 503 queue full. Binds to loopback unless told otherwise.
 
 Memory per request is bounded: the body is counted while it streams in and reading stops past the
 limit (a chunked upload has no Content-Length to check first), a request holds at most
 `max_instances` instances, and they reach the model in batches of at most `max_batch_size`.
+
+CPU use follows TF Serving's advice for CPUs: images are decoded in a pool of `decode_threads`
+threads (the cores), off the event loop; each model has `num_batch_threads` batch workers (the
+cores), each with its own LiteRT interpreter, and batches only what is already waiting unless its
+`max_wait_ms` (0 by default) says to wait for more; a model folder's serving.json overrides these.
 """
 
 from __future__ import annotations
@@ -24,28 +30,51 @@ import binascii
 import json
 import secrets
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
-from starlette.concurrency import run_in_threadpool
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
 from dlpipe.errors import DataError
-from dlpipe.serving.batcher import DynamicBatcher, QueueFull
+from dlpipe.models.runtimes import default_threads
+from dlpipe.serving.batcher import BatchPolicy, DynamicBatcher, QueueFull
 from dlpipe.serving.repository import ModelRepository
 
 
 @dataclass(frozen=True)
 class ServerSettings:
-    max_batch_size: int = 32
-    max_wait_ms: float = 5.0
+    """Limits and defaults of one server; batching is each model's `BatchPolicy` (see ModelRepository)."""
+
+    max_batch_size: int = 32  # these three: a model's batching unless its serving.json says otherwise
+    max_wait_ms: float = 0.0
+    num_batch_threads: int = 0  # 0: one per core
     max_queue: int = 256
     max_body_bytes: int = 10 * 1024 * 1024
     token: str | None = None
     top_k: int = 3
     max_instances: int = 256
+    decode_threads: int = 0  # 0: one per core
+
+    @property
+    def policy(self) -> BatchPolicy:
+        return BatchPolicy(self.max_batch_size, self.max_wait_ms, self.num_batch_threads or default_threads())
+
+
+_INSTANCE = {"oneOf": [{"type": "string", "description": "a sentence, for text models"},
+                       {"type": "object", "properties": {"b64": {"type": "string", "format": "byte"}}, "required": ["b64"],
+                        "description": "an encoded image (JPEG, PNG, GIF, BMP), base64"}]}
+# the request bodies, for the OpenAPI description at /openapi.json (the handlers read the raw body themselves,
+# to count its bytes as they arrive, so FastAPI cannot derive these)
+PREDICT_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
+    "type": "object", "properties": {"instances": {"type": "array", "minItems": 1, "items": _INSTANCE},
+                                     "inputs": {"type": "array", "minItems": 1, "items": _INSTANCE}}}}}}}
+CLASSIFY_BODY = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"]}},
+    "multipart/form-data": {"schema": {"type": "object", "properties": {"file": {"type": "string", "format": "binary"}},
+                                       "required": ["file"]}}}}}
 
 
 class RequestError(Exception):
@@ -57,13 +86,20 @@ class RequestError(Exception):
 def create_app(repository: ModelRepository, settings: ServerSettings = ServerSettings()) -> FastAPI:
     """The FastAPI application serving every model of `repository`."""
     app = FastAPI(title="dlpipe serving", docs_url=None, redoc_url=None)
-    batcher = DynamicBatcher(settings.max_batch_size, settings.max_wait_ms, settings.max_queue)
+    batcher = DynamicBatcher(settings.max_batch_size, settings.max_wait_ms, settings.max_queue,
+                             settings.num_batch_threads or default_threads())
+    decoders = ThreadPoolExecutor(settings.decode_threads or default_threads(), thread_name_prefix="dlpipe-decode")
+
+    async def in_decoders(function, *args):
+        return await asyncio.get_running_loop().run_in_executor(decoders, function, *args)
     registry = CollectorRegistry()
     requests_total = Counter("dlpipe_requests_total", "requests by route and status", ["route", "status"], registry=registry)
     latency = Histogram("dlpipe_request_seconds", "request latency", ["route"], registry=registry)
     batch_items = Counter("dlpipe_batched_items_total", "items run through the model", registry=registry)
     app.state.batcher = batcher
     app.state.repository = repository
+    for served in repository.models():  # interpreters made now, not on the first request
+        served.configure(settings.policy)
 
     @app.middleware("http")
     async def guard(request: Request, call_next):
@@ -110,11 +146,11 @@ def create_app(repository: ModelRepository, settings: ServerSettings = ServerSet
     async def model_metadata(name: str) -> dict[str, Any]:
         return _model(repository, name).metadata()
 
-    @app.post("/v1/models/{name}:predict")
+    @app.post("/v1/models/{name}:predict", openapi_extra=PREDICT_BODY)
     async def predict(name: str, request: Request) -> dict[str, Any]:
         return await _predict(name, None, request)
 
-    @app.post("/v1/models/{name}/versions/{version}:predict")
+    @app.post("/v1/models/{name}/versions/{version}:predict", openapi_extra=PREDICT_BODY)
     async def predict_version(name: str, version: int, request: Request) -> dict[str, Any]:
         return await _predict(name, version, request)
 
@@ -129,12 +165,12 @@ def create_app(repository: ModelRepository, settings: ServerSettings = ServerSet
                                     "(split the request, or start the server with a higher --max-instances)")
         decoded = [_decode_instance(instance, index) for index, instance in enumerate(instances)]
         # image decoding is CPU work: keep it off the event loop so other requests are accepted meanwhile
-        items = await run_in_threadpool(lambda: [_prepare(model, item, index) for index, item in enumerate(decoded)])
+        items = await asyncio.gather(*(in_decoders(_prepare, model, item, index) for index, item in enumerate(decoded)))
         probabilities = await _run(model, items)
         return {"predictions": [model.describe(row, settings.top_k) for row in probabilities],
                 "model_version": str(model.version)}
 
-    @app.post("/v1/models/{name}:classify")
+    @app.post("/v1/models/{name}:classify", openapi_extra=CLASSIFY_BODY)
     async def classify(name: str, request: Request) -> dict[str, Any]:
         model = _model(repository, name)
         content_type = request.headers.get("content-type", "")
@@ -150,15 +186,16 @@ def create_app(repository: ModelRepository, settings: ServerSettings = ServerSet
             if not isinstance(body, dict) or not isinstance(body.get("text"), str):
                 raise RequestError(400, 'send {"text": "..."} as JSON, or an image as multipart field "file"')
             item = body["text"]
-        prepared = await run_in_threadpool(_prepare, model, item, 0)
+        prepared = await in_decoders(_prepare, model, item, 0)
         probabilities = await _run(model, [prepared])
         return {**model.describe(probabilities[0], settings.top_k), "model_version": str(model.version)}
 
     async def _run(model: Any, items: list[Any]):
         batch_items.inc(len(items))
-        step = settings.max_batch_size
+        policy = model.configure(settings.policy)
+        step = policy.max_batch_size
         try:  # a large request reaches the model in pieces no larger than one batch
-            parts = await asyncio.gather(*(batcher.submit(model.predict, id(model), items[start:start + step])
+            parts = await asyncio.gather(*(batcher.submit(model.predict, id(model), items[start:start + step], policy)
                                            for start in range(0, len(items), step)))
         except QueueFull as error:
             raise RequestError(503, f"server busy: {error}; retry shortly") from None
@@ -167,6 +204,7 @@ def create_app(repository: ModelRepository, settings: ServerSettings = ServerSet
     @app.on_event("shutdown")
     async def shutdown() -> None:
         await batcher.close()
+        decoders.shutdown(wait=False, cancel_futures=True)
 
     return app
 
@@ -207,6 +245,8 @@ async def _json_body(request: Request, limit: int) -> Any:
         return json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise RequestError(400, f"malformed JSON: {error}") from None
+    except RecursionError:  # '[' * 5000 is a 5 kB body that Python's parser cannot nest
+        raise RequestError(400, "malformed JSON: nested too deeply") from None
 
 
 def _decode_instance(instance: Any, index: int) -> Any:

@@ -142,3 +142,21 @@ def trained_run(tmp_path_factory):
     """A tiny trained image-classify run (blue/red), trained once per session: (data folder, run folder)."""
     root, out, _ = tiny_image_run(tmp_path_factory, [*TINY_SETS, "export.formats=[keras]"])
     return root, out
+
+
+@pytest.fixture(scope="session")
+def tiny_tflite(tmp_path_factory) -> Path:
+    """A folder with model.tflite (a tiny untrained 16 px image model, built here in seconds) and its side files."""
+    import keras
+    import tensorflow as tf
+
+    from dlpipe.data.preprocess import ImagePreprocessing
+    from dlpipe.models import artifacts
+
+    folder = tmp_path_factory.mktemp("tiny-tflite")
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Conv2D(4, 3), keras.layers.GlobalAveragePooling2D(),
+                              keras.layers.Dense(2, activation="softmax")])
+    (folder / "model.tflite").write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+    artifacts.write_side_files(folder, artifacts.Bundle("image", ["blue", "red"], ImagePreprocessing(image_size=16)))
+    return folder

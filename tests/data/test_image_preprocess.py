@@ -127,3 +127,21 @@ def test_header_pixels_reads_every_format_without_decoding():
         assert "over the limit" in too_many_pixels(encoded.getvalue(), width * height - 1)
     assert int(header_pixels(tf.constant(b"not an image"))) == 0
     assert int(header_pixels(tf.constant(b"\x89PNG\r\n\x1a\n"))) == 0  # truncated: zeros, not an error
+
+
+def test_large_jpegs_decode_at_reduced_scale_with_nearly_the_same_model_input():
+    from dlpipe.data.preprocess import preprocess_bytes
+
+    rng = np.random.default_rng(0)
+    smooth = np.kron(rng.uniform(0, 255, (12, 16, 3)), np.ones((64, 64, 1))).astype(np.uint8)  # 768 x 1024
+    jpeg = tf.constant(encode(Image.fromarray(smooth), "JPEG"))
+    png = tf.constant(encode(Image.fromarray(smooth), "PNG"))
+    assert decode_image(jpeg, 90).shape == (96, 128, 3)  # 1/8: the smallest scale keeping >= 90 px
+    assert decode_image(jpeg, 96).shape == (96, 128, 3) and decode_image(jpeg, 97).shape == (192, 256, 3)
+    assert decode_image(jpeg, 400).shape == (768, 1024, 3)  # under twice the need: full size
+    assert decode_image(png, 90).shape == (768, 1024, 3)  # only JPEG has DCT scaling
+    reduced = ImagePreprocessing(image_size=64)
+    assert reduced.decode_side() == 74  # the crop resizes the shorter side to 64 / 0.875
+    full = preprocess_bytes(jpeg, ImagePreprocessing(image_size=64, reduced_decode=False)).numpy()
+    scaled = preprocess_bytes(jpeg, reduced).numpy()
+    assert scaled.shape == full.shape and np.abs(scaled - full).mean() < 4.0
