@@ -51,7 +51,7 @@ def _detector(model: Any) -> Any:
 @register(TASK, "savedmodel")
 def export_savedmodel(model: Any, target: Path, request: ExportRequest, fmt: str) -> None:
     """`serving_default` (image_bytes) answering boxes in each photo's pixels; `serving_pixels` for dlpipe."""
-    from dlpipe.data.preprocess import header_pixels, known_image_format
+    from dlpipe.models.export.image import checked_map
 
     detector = _detector(model)
     prep = request.bundle.preprocessing
@@ -67,17 +67,9 @@ def export_savedmodel(model: Any, target: Path, request: ExportRequest, fmt: str
         return {"detections": detect(pixels)}
 
     def from_bytes(image_bytes: tf.Tensor) -> dict[str, tf.Tensor]:
-        known = known_image_format(image_bytes)
-        check = tf.debugging.Assert(tf.reduce_all(known), ["image_bytes: not a JPEG, PNG, GIF or BMP image at index",
-                                                           tf.where(tf.logical_not(known))[:, 0]])
-        with tf.control_dependencies([check]):
-            small = tf.map_fn(header_pixels, image_bytes, fn_output_signature=tf.int64) <= prep.max_pixels
-            size_check = tf.debugging.Assert(tf.reduce_all(small), [
-                f"image_bytes: over the limit of {prep.max_pixels} pixels at index", tf.where(tf.logical_not(small))[:, 0]])
-        with tf.control_dependencies([size_check]):
-            inputs = tf.map_fn(lambda data: task.input_from_bytes(data, prep), image_bytes, fn_output_signature={
-                "pixels": tf.TensorSpec([prep.image_size, prep.image_size, 3], tf.float32),
-                "sizes": tf.TensorSpec([2], tf.int32)})
+        inputs = checked_map(image_bytes, prep, lambda data: task.input_from_bytes(data, prep), {
+            "pixels": tf.TensorSpec([prep.image_size, prep.image_size, 3], tf.float32),
+            "sizes": tf.TensorSpec([2], tf.int32)})
         found = detect(inputs["pixels"])
         sizes = tf.cast(inputs["sizes"], tf.float32)  # (height, width)
         scale = tf.stack([sizes[:, 1], sizes[:, 0], sizes[:, 1], sizes[:, 0]], axis=1)[:, None, :]

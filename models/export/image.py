@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import warnings
 from pathlib import Path
+from typing import Any, Callable
 
 import keras
 import numpy as np
@@ -49,24 +50,37 @@ def export_savedmodel(model: keras.Model, target: Path, request: ExportRequest, 
         return labelled_outputs(model(pixels, training=False), class_names)
 
     def from_bytes(image_bytes: tf.Tensor) -> dict[str, tf.Tensor]:
-        # name the bad elements of a batch: the decoder's own error does not say which one failed
-        known = known_image_format(image_bytes)
-        check = tf.debugging.Assert(tf.reduce_all(known), ["image_bytes: not a JPEG, PNG, GIF or BMP image at index",
-                                                           tf.where(tf.logical_not(known))[:, 0]])
-        with tf.control_dependencies([check]):  # refuse decompression bombs from their headers, before decoding
-            pixels = tf.map_fn(header_pixels, image_bytes, fn_output_signature=tf.int64)
-            small = pixels <= prep.max_pixels
-            size_check = tf.debugging.Assert(tf.reduce_all(small), [
-                f"image_bytes: over the limit of {prep.max_pixels} pixels at index", tf.where(tf.logical_not(small))[:, 0]])
-        with tf.control_dependencies([size_check]):
-            pixels = tf.map_fn(lambda data: preprocess_bytes(data, prep), image_bytes,
-                               fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32))
-        return outputs(pixels)
+        return outputs(checked_pixels(image_bytes, prep))
 
     archive = export_archive(model)
     archive.add_endpoint("serving_default", from_bytes, [tf.TensorSpec([None], tf.string, name="image_bytes")])
     archive.add_endpoint("serving_pixels", outputs, [tf.TensorSpec([None, size, size, 3], tf.float32, name="pixels")])
     archive.write_out(str(target), verbose=False)
+
+
+def checked_map(image_bytes: tf.Tensor, prep: Any, decode: Callable[[tf.Tensor], Any], signature: Any) -> Any:
+    """`decode` mapped over encoded images string[N] in a SavedModel's graph, after two checks.
+
+    Refuses a batch with an element that is not a known image format or is over `prep.max_pixels`
+    (decompression bombs, read from the header before decoding), naming its index: the decoder's own
+    error does not say which element failed.
+    """
+    known = known_image_format(image_bytes)
+    check = tf.debugging.Assert(tf.reduce_all(known), ["image_bytes: not a JPEG, PNG, GIF or BMP image at index",
+                                                       tf.where(tf.logical_not(known))[:, 0]])
+    with tf.control_dependencies([check]):
+        small = tf.map_fn(header_pixels, image_bytes, fn_output_signature=tf.int64) <= prep.max_pixels
+        size_check = tf.debugging.Assert(tf.reduce_all(small), [
+            f"image_bytes: over the limit of {prep.max_pixels} pixels at index", tf.where(tf.logical_not(small))[:, 0]])
+    with tf.control_dependencies([size_check]):
+        return tf.map_fn(decode, image_bytes, fn_output_signature=signature)
+
+
+def checked_pixels(image_bytes: tf.Tensor, prep: Any) -> tf.Tensor:
+    """Encoded images string[N] -> model pixels float32[N, S, S, 3] by dlpipe's preprocessing (see checked_map)."""
+    size = prep.image_size
+    return checked_map(image_bytes, prep, lambda data: preprocess_bytes(data, prep),
+                       tf.TensorSpec([size, size, 3], tf.float32))
 
 
 @register(TASK, "tflite", "tflite-float16", "tflite-dynamic", "tflite-int8")

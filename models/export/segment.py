@@ -20,7 +20,7 @@ from dlpipe.errors import DlpipeError
 from dlpipe.models import artifacts
 from dlpipe.models.export import ExportRequest, refuse, register
 from dlpipe.models.export.converters import convert, export_archive, quantization_of, write_keras
-from dlpipe.models.export.image import representative_images
+from dlpipe.models.export.image import checked_pixels, representative_images
 
 TASK = "segment"
 
@@ -38,8 +38,6 @@ def _outputs(probabilities: tf.Tensor) -> dict[str, tf.Tensor]:
 @register(TASK, "savedmodel")
 def export_savedmodel(model: keras.Model, target: Path, request: ExportRequest, fmt: str) -> None:
     """`serving_default` (image_bytes: string[N]) and `serving_pixels` (pixels: float32[N, S, S, 3])."""
-    from dlpipe.data.preprocess import known_image_format, preprocess_bytes
-
     prep = request.bundle.preprocessing
     size = prep.image_size
     scale = float(prep.pixel_scale)
@@ -48,13 +46,7 @@ def export_savedmodel(model: keras.Model, target: Path, request: ExportRequest, 
         return _outputs(model(pixels * scale, training=False))
 
     def from_bytes(image_bytes: tf.Tensor) -> dict[str, tf.Tensor]:
-        known = known_image_format(image_bytes)
-        check = tf.debugging.Assert(tf.reduce_all(known), ["image_bytes: not a JPEG, PNG, GIF or BMP image at index",
-                                                           tf.where(tf.logical_not(known))[:, 0]])
-        with tf.control_dependencies([check]):
-            pixels = tf.map_fn(lambda data: preprocess_bytes(data, prep), image_bytes,
-                               fn_output_signature=tf.TensorSpec([size, size, 3], tf.float32))
-        return from_pixels(pixels)
+        return from_pixels(checked_pixels(image_bytes, prep))
 
     archive = export_archive(model)
     archive.add_endpoint("serving_default", from_bytes, [tf.TensorSpec([None], tf.string, name="image_bytes")])

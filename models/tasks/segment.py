@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import hashlib
 import io
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 import numpy as np
 
+from dlpipe.data.preprocess import ImagePreprocessing
 from dlpipe.errors import DataError
 from dlpipe.models.tasks.base import InputSet, LabelledData, PreparedBatch, Task
 from dlpipe.models.tasks.image import ImageTask
@@ -35,36 +36,22 @@ PALETTE = ((0, 0, 0), (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200
 
 
 @dataclass(frozen=True)
-class SegmentPreprocessing:
-    """How a photo becomes the model's input: decoded, stretched to image_size, times pixel_scale.
+class SegmentPreprocessing(ImagePreprocessing):
+    """The image preprocessing, always stretching (a mask maps back onto the whole photo), times pixel_scale.
 
     pixel_scale: 1 for dlpipe models (pixels in [0, 255], normalisation inside the model);
     1/255 for models that take [0, 1] (MediaPipe's selfie segmenter).
     """
 
-    image_size: int = 224
     resize: str = "stretch"
-    pixel_scale: float = 1.0
-    color_space: str = "rgb"
-    filter: str = "none"
-    filter_size: int = 3
     crop_fraction: float = 1.0
-    sampling: str = "antialias"  # data.preprocess's resampling (this duck-types its ImagePreprocessing)
-    max_pixels: int = 50_000_000
+    pixel_scale: float = 1.0
 
     def __post_init__(self) -> None:
         if self.resize != "stretch":
             raise ValueError(f"segmentation resizes with 'stretch' (a mask maps back onto the whole photo). "
                              f"Received: resize={self.resize!r}")
-        if self.image_size < 8:
-            raise ValueError(f"`image_size` must be at least 8. Received: image_size={self.image_size}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "SegmentPreprocessing":
-        return cls(**{key: value for key, value in values.items() if key in cls.__dataclass_fields__})
+        super().__post_init__()
 
 
 def class_probabilities(output: np.ndarray) -> np.ndarray:
