@@ -54,6 +54,9 @@ class FineTuning:
     layer: str
     block_pattern: str
     probe: bool = False  # model.mode=probe: keep it frozen and fit a logistic-regression head on its features
+    # its output is a pooled feature vector under a softmax head, so a linear probe can stand in for the head
+    # (image backbones); text embeddings and segmentation encoders are not
+    probe_features: bool = False
 
 
 @dataclass

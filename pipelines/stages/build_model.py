@@ -81,7 +81,8 @@ class ModelStage(Stage):
             from dlpipe.errors import ConfigError
 
             raise ConfigError("model.mode", "probe fits a linear head; set model.hidden_units=0")
-        ctx.fine_tuning = (FineTuning(BACKBONE_LAYER_NAME, spec.block_pattern, probe=cfg.mode == "probe")
+        ctx.fine_tuning = (FineTuning(BACKBONE_LAYER_NAME, spec.block_pattern, probe=cfg.mode == "probe",
+                                       probe_features=True)
                            if pretrained else None)
         weights = "random init" if not pretrained else cfg.weights
         return (f"{spec.name} ({weights}), {size}x{size} input, {ctx.model.count_params():,} parameters, "

@@ -119,7 +119,7 @@ class TrainStage(Stage):
         ctx.history = {"phases": []}
         tuning = ctx.fine_tuning
         probe = None
-        if tuning is not None and (tuning.probe or cfg.probe_baseline):
+        if tuning is not None and (tuning.probe or (cfg.probe_baseline and tuning.probe_features)):
             probe = self.fit_probe(ctx, model)
             ctx.history["probe"] = probe["report"]
             if tuning.probe:
@@ -342,7 +342,7 @@ class TrainStage(Stage):
             if cfg.finetune_epochs:
                 ctx.echo("  note: train.finetune_epochs is ignored: the whole model trains from scratch in one phase")
             return [Phase("train", cfg.epochs, rate, None)]
-        if cfg.head == "probe":
+        if cfg.head == "probe" and ctx.fine_tuning.probe_features:
             phases = [Phase("head", 0, rate, None, probe=True)]
         else:
             phases = [Phase("head", cfg.epochs, rate, None)]
