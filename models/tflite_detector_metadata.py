@@ -40,14 +40,7 @@ def object_detector_metadata(flatbuffer: bytes, labels: Sequence[str], mean: Seq
         raise DlpipeError(f"TFLite metadata: an object detector needs four outputs named locations, classes, scores "
                           f"and count; this model has {[o['name'] for o in outputs]}")
     mean, std = md._normalization(mean, std)
-    tensor = md._tensor_metadata("image", "Input image to be detected (RGB).", schema.ContentProperties.ImageProperties)
-    tensor.content.contentProperties.colorSpace = schema.ColorSpaceType.RGB
-    unit = schema.ProcessUnitT()
-    unit.optionsType = schema.ProcessUnitOptions.NormalizationOptions
-    unit.options = schema.NormalizationOptionsT()
-    unit.options.mean, unit.options.std = mean, std
-    tensor.processUnits = [unit]
-    tensor.stats = md._stats([(0.0 - m) / s for m, s in zip(mean, std)], [(255.0 - m) / s for m, s in zip(mean, std)])
+    tensor = md.image_input_metadata("Input image to be detected (RGB).", mean, std)
     subgraph = schema.SubGraphMetadataT()
     subgraph.inputTensorMetadata = [tensor]
     subgraph.outputTensorMetadata = [_output_metadata(role) for role in roles]

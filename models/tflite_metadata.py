@@ -88,6 +88,22 @@ def _schema():
 # --------------------------------------------------------------------------------------------- writers
 
 
+def image_input_metadata(description: str, mean: Sequence[float], std: Sequence[float], uint8: bool = False) -> Any:
+    """The metadata of an RGB image input: colour space, NormalizationOptions (mean, std) and its value range."""
+    schema = _schema()
+    tensor = _tensor_metadata("image", description, schema.ContentProperties.ImageProperties)
+    tensor.content.contentProperties.colorSpace = schema.ColorSpaceType.RGB
+    unit = schema.ProcessUnitT()
+    unit.optionsType = schema.ProcessUnitOptions.NormalizationOptions
+    unit.options = schema.NormalizationOptionsT()
+    unit.options.mean, unit.options.std = mean, std
+    tensor.processUnits = [unit]
+    # tflite-support's writer: a uint8 input's range is the bytes; a float one's is the normalised pixel range
+    tensor.stats = _stats([0.0], [255.0]) if uint8 else _stats(
+        [(0.0 - m) / s for m, s in zip(mean, std)], [(255.0 - m) / s for m, s in zip(mean, std)])
+    return tensor
+
+
 def image_classifier_metadata(flatbuffer: bytes, labels: Sequence[str], mean: Sequence[float] = (0.0,),
                               std: Sequence[float] = (1.0,), *, name: str = "dlpipe image classifier",
                               description: str = "Identifies the most prominent object in the image.",
@@ -113,16 +129,7 @@ def image_classifier_metadata(flatbuffer: bytes, labels: Sequence[str], mean: Se
     _check_scores(scores, labels)
     mean, std = _normalization(mean, std)
     _warn_raw_bytes_mismatch(image, mean, std)
-    tensor = _tensor_metadata("image", "Input image to be classified (RGB).", schema.ContentProperties.ImageProperties)
-    tensor.content.contentProperties.colorSpace = schema.ColorSpaceType.RGB
-    unit = schema.ProcessUnitT()
-    unit.optionsType = schema.ProcessUnitOptions.NormalizationOptions
-    unit.options = schema.NormalizationOptionsT()
-    unit.options.mean, unit.options.std = mean, std
-    tensor.processUnits = [unit]
-    # tflite-support's writer: a uint8 input's range is the bytes; a float one's is the normalised pixel range
-    tensor.stats = _stats([0.0], [255.0]) if image["type"] == "UINT8" else _stats(
-        [(0.0 - m) / s for m, s in zip(mean, std)], [(255.0 - m) / s for m, s in zip(mean, std)])
+    tensor = image_input_metadata("Input image to be classified (RGB).", mean, std, uint8=image["type"] == "UINT8")
     subgraph = schema.SubGraphMetadataT()
     subgraph.inputTensorMetadata = [tensor]
     subgraph.outputTensorMetadata = [_score_metadata(scores)]
