@@ -5,8 +5,9 @@ trained a model (or give any image run folder):
 
     python bench/serving_load.py [--run RUN_DIR] [--artifact auto] [--requests 384]
 
-For batching on (max batch 32, no wait: only what is already queued joins a batch, TF Serving's CPU
-advice), on with a 5 ms wait, and off (max batch 1), each with one batch thread and LiteRT
+For batching on (max batch 8, the default, no wait: only what is already queued joins a batch, TF
+Serving's CPU advice), on with a 5 ms wait, off (max batch 1), and any `bN` (max batch N, no wait), each
+with one batch thread and LiteRT
 interpreter per core, starts `dlpipe serve` on 127.0.0.1 in a subprocess, then sends a fixed number
 of :predict requests (one photo each) from 1, 8 and 32 concurrent clients and reports requests/s,
 p50/p99 latency and the load average of the machine before the row (other work on it). Only
@@ -97,15 +98,16 @@ def main() -> None:
     parser.add_argument("--artifact", default="auto", help="which artifact of the run folder serves (auto: int8 here)")
     parser.add_argument("--requests", type=int, default=384)
     parser.add_argument("--clients", default="1,8,32")
-    parser.add_argument("--modes", default="on,wait,off", help="on (32, 0 ms), wait (32, 5 ms), off (1)")
+    parser.add_argument("--modes", default="on,wait,off",
+                        help="on (8, 0 ms: the default), wait (8, 5 ms), off (1), or bN: max batch N, 0 ms (e.g. b8)")
     args = parser.parse_args()
     photos = sorted(PHOTOS.glob("*/*.jpg"))[:32]
     bodies = [json.dumps({"instances": [{"b64": base64.b64encode(p.read_bytes()).decode()}]}).encode() for p in photos]
     name = Path(args.run).resolve().name
-    modes = {"on": ("on (32, 0 ms)", 32, 0.0), "wait": ("on (32, 5 ms)", 32, 5.0), "off": ("off (1)", 1, 0.0)}
+    modes = {"on": ("on (8, 0 ms)", 8, 0.0), "wait": ("on (8, 5 ms)", 8, 5.0), "off": ("off (1)", 1, 0.0)}
     rows = []
     for mode in args.modes.split(","):
-        label, batch, wait = modes[mode]
+        label, batch, wait = modes[mode] if mode in modes else (f"on ({int(mode[1:])}, 0 ms)", int(mode[1:]), 0.0)
         port = free_port()
         server = serve(args.run, port, batch, wait, args.artifact)
         url = f"http://127.0.0.1:{port}/v1/models/{name}:predict"
@@ -125,7 +127,7 @@ def main() -> None:
         finally:
             server.terminate()
             server.wait(30)
-    print(f"\n{date.today()} · `python bench/serving_load.py --artifact {args.artifact}` · {args.requests} requests "
+    print(f"\n{date.today()} · `python bench/serving_load.py --artifact {args.artifact} --modes {args.modes} --clients {args.clients}` · {args.requests} requests "
           f"per row, one photo each · server and clients share {os.cpu_count()} CPU cores\n")
     print("| batching | clients | requests/s | p50 ms | p99 ms | failed | load before | server CPU ms/req | "
           "client CPU ms/req |")

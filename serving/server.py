@@ -48,7 +48,9 @@ from dlpipe.serving.repository import ModelRepository
 class ServerSettings:
     """Limits and defaults of one server; batching is each model's `BatchPolicy` (see ModelRepository)."""
 
-    max_batch_size: int = 32  # these three: a model's batching unless its serving.json says otherwise
+    # these three: a model's batching unless its serving.json says otherwise; 8, not 32: LiteRT on a CPU gains
+    # nothing per row from larger batches, and a request in a batch of 32 waits for all 32 (bench/serving_load.py)
+    max_batch_size: int = 8
     max_wait_ms: float = 0.0
     num_batch_threads: int = 0  # 0: one per core
     max_queue: int = 256
