@@ -42,7 +42,17 @@ MODELS = {
     # the shipped defaults (frozen MiniLM rows, 128 wide, 16,000 words, then fine-tuned) for each architecture
     **{f"{kind} + minilm": [f"model.architecture={kind}", "model.embeddings=minilm", *extra, *SMALL_EXPORT]
        for kind, extra in (("lstm", []), ("gru", []), ("bilstm", []), ("transformer", ["model.num_layers=2"]))},
+    # the shipped default at other widths (issue 15: the .tflite size follows embedding rows x width)
+    **{f"gru + minilm, {width} wide": ["model.architecture=gru", "model.embeddings=minilm", f"model.embedding_dim={width}",
+                                       *SMALL_EXPORT] for width in (64, 80, 96)},
     "minilm (fine-tuned)": ["model.architecture=minilm", "train.epochs=3"],  # the recipe of 2026-11-23
+    # recipe search for MiniLM (issue 14): learning rate, epochs, label smoothing, batch size
+    **{f"minilm, {label}": ["model.architecture=minilm", "export.formats=[keras]", *sets] for label, sets in (
+        ("3 epochs at 1e-4", ["train.epochs=3", "train.learning_rate=1e-4"]),
+        ("5 epochs at 3e-5", ["train.epochs=5", "train.learning_rate=3e-5"]),
+        ("4 epochs at 5e-5, label smoothing 0.1", ["train.epochs=4", "train.label_smoothing=0.1"]),
+        ("3 epochs at 5e-5, batch 16", ["train.epochs=3", "train.batch_size=16"]),
+    )},
     "minilm (head first, then fine-tuned)": ["model.architecture=minilm", "preprocess.sequence_length=32",
                                              "model.freeze_pretrained=true", "train.epochs=1",
                                              "train.finetune_epochs=3"],
@@ -96,7 +106,12 @@ def main() -> None:
             train_seconds = result.report["stages"]["train"]["seconds"]
             accuracy = result.metrics["accuracy"]
             tflite = out / "model_dynamic.tflite"
-            size = f", {tflite.stat().st_size / 1e6:.2f} MB" if tflite.is_file() else ""
+            vocab = 0
+            if tflite.is_file():
+                from dlpipe.models.tflite_metadata import associated_files
+
+                vocab = sum(len(data) for file, data in associated_files(tflite).items() if "vocab" in file)
+            size = f", {tflite.stat().st_size / 1e6:.2f} MB of which vocab {vocab / 1e6:.2f}" if tflite.is_file() else ""
             table.setdefault(name, {})[setting] = (f"{accuracy:.3f} ({100 * (accuracy - vader):+.1f}; "
                                                    f"{train_seconds:.0f} s{size})")
             raw.append({"setting": setting, "model": name, "accuracy": accuracy, "vader": vader,

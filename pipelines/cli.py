@@ -60,15 +60,29 @@ def main() -> None:
     """dlpipe: from a folder of images or a file of sentences to a fine-tuned, evaluated, exported model."""
 
 
+def _config_options(out_help: str, data_help: str = "Training data; shortcut for --set load.path=PATH.",
+                    set_help: str = "Override one config value, e.g. --set train.epochs=3; repeatable; applied after "
+                                    "--config.", required: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """--data, --out, --config and --set: how `run`, `lr-find` and `tune` each take a pipeline's config."""
+    options = [
+        click.option("--data", "data", required=required, metavar="PATH", help=data_help),
+        click.option("--out", "out", required=required, metavar="DIR", help=out_help),
+        click.option("--config", "config_file", metavar="FILE", type=click.Path(dir_okay=False),
+                     help="YAML file overriding the pipeline's embedded default config (see `dlpipe config PIPELINE`)."),
+        click.option("--set", "sets", metavar="KEY=VALUE", multiple=True, help=set_help),
+    ]
+
+    def apply(command: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return apply
+
+
 @main.command("run")
 @click.argument("pipeline")
-@click.option("--data", "data", metavar="PATH", help="Training data; shortcut for --set load.path=PATH.")
-@click.option("--out", "out", metavar="DIR", help="Output folder for checkpoints, metrics, plots and models "
-              "(default: runs/PIPELINE-TIMESTAMP).")
-@click.option("--config", "config_file", metavar="FILE", type=click.Path(dir_okay=False),
-              help="YAML file overriding the pipeline's embedded default config (see `dlpipe config PIPELINE`).")
-@click.option("--set", "sets", metavar="KEY=VALUE", multiple=True,
-              help="Override one config value, e.g. --set train.epochs=3; repeatable; applied after --config.")
+@_config_options("Output folder for checkpoints, metrics, plots and models (default: runs/PIPELINE-TIMESTAMP).")
 @click.option("--resume", is_flag=True, help="Continue a killed or interrupted run in --out from its last checkpoint.")
 @click.option("--overwrite", is_flag=True, help="Delete the run already in --out and start again.")
 @_friendly_errors
@@ -88,13 +102,8 @@ def run_command(pipeline: str, data: str | None, out: str | None, config_file: s
 
 @main.command("lr-find")
 @click.argument("pipeline")
-@click.option("--data", "data", metavar="PATH", help="Training data; shortcut for --set load.path=PATH.")
-@click.option("--out", "out", metavar="DIR", help="Folder for lr_find.png, lr_find.json and config.yaml "
-              "(default: runs/lr-find-PIPELINE-TIMESTAMP).")
-@click.option("--config", "config_file", metavar="FILE", type=click.Path(dir_okay=False),
-              help="YAML file overriding the pipeline's embedded default config.")
-@click.option("--set", "sets", metavar="KEY=VALUE", multiple=True,
-              help="Override one config value, e.g. --set train.lr_find_steps=100; repeatable.")
+@_config_options("Folder for lr_find.png, lr_find.json and config.yaml (default: runs/lr-find-PIPELINE-TIMESTAMP).",
+                 set_help="Override one config value, e.g. --set train.lr_find_steps=100; repeatable.")
 @_friendly_errors
 def lr_find_command(pipeline: str, data: str | None, out: str | None, config_file: str | None,
                     sets: tuple[str, ...]) -> None:
@@ -112,19 +121,17 @@ def lr_find_command(pipeline: str, data: str | None, out: str | None, config_fil
 
 @main.command("tune")
 @click.argument("pipeline")
-@click.option("--data", "data", required=True, metavar="PATH", help="Training data (one folder of class sub-folders).")
-@click.option("--out", "out", required=True, metavar="DIR",
-              help="Study folder: study.db (resumable), trials/, trials.png, best.yaml.")
+@_config_options("Study folder: study.db (resumable), trials/, trials.png, best.yaml.",
+                 data_help="Training data (one folder of class sub-folders).",
+                 set_help="Fixed overrides for every trial.", required=True)
 @click.option("--budget-minutes", type=float, required=True, help="Stop starting trials after this many minutes.")
 @click.option("--folds", default=3, show_default=True, help="Cross-validation folds per trial.")
 @click.option("--max-trials", type=int, default=None, help="Stop after this many finished trials.")
 @click.option("--space", "space_items", metavar="KEY=a,b|LOW..HIGH", multiple=True,
               help="Search this instead of the built-in space, e.g. --space train.probe_c=0.01..10; repeatable.")
-@click.option("--config", "config_file", metavar="FILE", type=click.Path(dir_okay=False), help="Base config YAML.")
-@click.option("--set", "sets", metavar="KEY=VALUE", multiple=True, help="Fixed overrides for every trial.")
 @_friendly_errors
-def tune_command(pipeline: str, data: str, out: str, budget_minutes: float, folds: int, max_trials: int | None,
-                 space_items: tuple[str, ...], config_file: str | None, sets: tuple[str, ...]) -> None:
+def tune_command(pipeline: str, data: str, out: str, config_file: str | None, sets: tuple[str, ...],
+                 budget_minutes: float, folds: int, max_trials: int | None, space_items: tuple[str, ...]) -> None:
     """Search hyperparameters of PIPELINE within a time budget, each trial scored by K-fold cross-validation.
 
     Optuna's TPE sampler; the study is stored in DIR/study.db, so the same command resumes after a kill.

@@ -10,6 +10,7 @@ key, what was expected and what was received.
 from __future__ import annotations
 
 import dataclasses
+import re
 import difflib
 import types
 import typing
@@ -165,6 +166,9 @@ def build_section(cls: type, values: dict[str, Any], section: str, origins: dict
         raise ConfigError(dotted, str(error), origins.get(dotted)) from None
 
 
+_EXPONENT_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
 def check_type(value: Any, hint: Any) -> Any:
     """Return `value` (ints widened to float where a float is asked) or raise TypeError(description)."""
     origin = typing.get_origin(hint)
@@ -198,6 +202,8 @@ def check_type(value: Any, hint: Any) -> Any:
     if hint is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
+        if isinstance(value, str) and _EXPONENT_NUMBER.fullmatch(value.strip()):
+            return float(value)  # YAML 1.1 (PyYAML) reads 1e-4 as a string: it wants 1.0e-4
         raise TypeError("a number")
     if hint is str:
         if isinstance(value, str):

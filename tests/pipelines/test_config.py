@@ -29,6 +29,17 @@ def test_layers_apply_in_order_file_then_data_then_set(tmp_path):
     assert config["load"].path == "/x"
 
 
+def test_exponent_numbers_are_numbers_from_set_and_from_files(tmp_path):
+    """PyYAML reads 1e-4 (no dot) as a string; a float option still takes it."""
+    user = tmp_path / "user.yaml"
+    user.write_text("train:\n  finetune_lr_factor: 2E-1\n", encoding="utf-8")
+    config = resolve_config("image-classify", user, ["train.learning_rate=1e-4"])
+    assert config["train"].learning_rate == pytest.approx(1e-4)
+    assert config["train"].finetune_lr_factor == pytest.approx(0.2)
+    with pytest.raises(ConfigError, match="train.learning_rate"):
+        resolve_config("image-classify", sets=["train.learning_rate=1e-4x"])
+
+
 def test_ints_widen_to_floats_and_values_parse_as_yaml():
     config = resolve_config("image-classify", sets=["train.learning_rate=1", "model.weights=none", "load.max_per_class=null"])
     assert config["train"].learning_rate == 1.0 and isinstance(config["train"].learning_rate, float)
