@@ -45,6 +45,10 @@ MODELS = {
     # the shipped default at other widths (issue 15: the .tflite size follows embedding rows x width)
     **{f"gru + minilm, {width} wide": ["model.architecture=gru", "model.embeddings=minilm", f"model.embedding_dim={width}",
                                        *SMALL_EXPORT] for width in (64, 80, 96)},
+    # the same GRU on MiniLM's WordPiece pieces, pruned (issue 15: no word out of vocabulary, a small vocab.txt)
+    **{f"gru + minilm pieces ({pieces:,})": ["preprocess.tokenizer=wordpiece", f"preprocess.max_tokens={pieces}",
+                                             "model.architecture=gru", "model.embeddings=minilm", *SMALL_EXPORT]
+       for pieces in (6000, 8000, 12000)},
     "minilm (fine-tuned)": ["model.architecture=minilm", "train.epochs=3"],  # the recipe of 2026-11-23
     # recipe search for MiniLM (issue 14): learning rate, epochs, label smoothing, batch size
     **{f"minilm, {label}": ["model.architecture=minilm", "export.formats=[keras]", *sets] for label, sets in (

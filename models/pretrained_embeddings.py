@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["EMBEDDING_SOURCES", "minilm_embedding_matrix", "minilm_wordpiece_tokens", "minilm_vocabulary", "minilm_word_vectors", "pca_project", "read_minilm_table"]
+__all__ = ["EMBEDDING_SOURCES", "minilm_embedding_matrix", "minilm_piece_matrix", "minilm_piece_subset", "minilm_wordpiece_tokens", "minilm_vocabulary", "minilm_word_vectors", "pca_project", "read_minilm_table"]
 
 # model.embeddings option -> what it is (shown by `dlpipe config sentiment`)
 EMBEDDING_SOURCES = {
@@ -122,3 +122,43 @@ def minilm_wordpiece_tokens() -> list[str]:
 
     return minilm_files()[1].read_text(encoding="utf-8").splitlines()
 
+
+
+def minilm_piece_subset(texts: list[str], size: int, tokenizer=None) -> list[int]:
+    """MiniLM WordPiece ids to keep for a `size`-piece vocabulary, in MiniLM's id order ([PAD] = 0 first).
+
+    Always kept: the special tokens and every single character with its "##" form, so any text still
+    tokenises without [UNK] wherever MiniLM's own vocabulary would; then the pieces of the training
+    texts, most frequent first; then MiniLM's other pieces in id order (roughly by frequency) up to `size`.
+    WordPiece's longest-match-first on the subset is still well defined, so dlpipe's tokenizer and
+    MediaPipe's BertTokenizer agree on it.
+    """
+    from collections import Counter
+
+    from dlpipe.models.minilm import minilm_tokenizer
+
+    tokenizer = tokenizer or minilm_tokenizer()
+    pieces = minilm_wordpiece_tokens()
+    kept: dict[int, None] = {}
+    for index, piece in enumerate(pieces):
+        if (piece.startswith("[") and piece.endswith("]") and not piece.startswith("[unused")) \
+                or len(piece) == 1 or (piece.startswith("##") and len(piece) == 3):
+            kept[index] = None
+    counts = Counter(i for text in texts for i in tokenizer.token_ids(text))
+    for index, _ in counts.most_common():
+        if len(kept) >= size:
+            break
+        kept[index] = None
+    for index, piece in enumerate(pieces):
+        if len(kept) >= size:
+            break
+        if not piece.startswith("[unused"):
+            kept.setdefault(index, None)
+    return sorted(kept)
+
+
+def minilm_piece_matrix(ids: list[int], dim: int, weights: str | Path | None = None) -> np.ndarray:
+    """Initial embedding rows for the kept pieces `ids` (in new-id order): MiniLM's rows, PCA to `dim`, padding 0."""
+    table = read_minilm_table(weights)[ids]
+    projected = pca_project(table[1:], dim)
+    return np.concatenate([np.zeros((1, dim), np.float32), projected]).astype(np.float32)

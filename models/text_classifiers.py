@@ -1,11 +1,17 @@
-"""Sentiment/text classifiers that take raw strings.
+"""Sentiment/text classifiers over raw strings or WordPiece ids.
 
-The `TextVectorization` layer (adapted on the training texts) sits inside the
-model, so the trained, saved and exported model all take a batch of strings:
-no tokeniser to ship or keep in sync.
+With words (`TextVectorization`, adapted on the training texts) the tokeniser
+sits inside the model, so the trained, saved and exported model all take a
+batch of strings. With WordPiece (`WordPieceIds`: MiniLM's subword vocabulary,
+pruned) the model takes input_ids/attention_mask like MiniLM does, and the
+exports put the tokeniser in front (the SavedModel) or beside it (the .tflite's
+BertTokenizer metadata): subwords leave no word out of the vocabulary.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
 
 import keras
 import numpy as np
@@ -16,6 +22,26 @@ from dlpipe.models.text_layers import TokenAndPositionEmbedding, TransformerEnco
 
 RECURRENT = ("lstm", "gru", "bilstm")
 ARCHITECTURES = (*RECURRENT, "transformer")
+
+
+@dataclass(frozen=True)
+class WordPieceIds:
+    """A model input of WordPiece ids (input_ids, attention_mask: int32 [N, sequence_length]), id 0 the padding."""
+
+    vocabulary_size: int
+    sequence_length: int
+
+
+def _token_ids(tokens: "layers.TextVectorization | WordPieceIds") -> tuple[Any, Any, int]:
+    """(model inputs, the int token ids with 0 as padding, vocabulary size) for either token source."""
+    if isinstance(tokens, WordPieceIds):
+        inputs = {name: keras.Input(shape=(tokens.sequence_length,), dtype="int32", name=name)
+                  for name in ("input_ids", "attention_mask")}
+        # padding is id 0 in both inputs; multiplying makes the mask an input the graph uses (not a dangling one)
+        ids = layers.Multiply(name="masked_ids")([inputs["input_ids"], inputs["attention_mask"]])
+        return inputs, ids, tokens.vocabulary_size
+    inputs = keras.Input(shape=(), dtype="string", name="text")
+    return inputs, tokens(inputs), tokens.vocabulary_size()
 
 
 def make_vectorizer(texts: list[str], max_tokens: int, sequence_length: int, standardize: str | None,
@@ -38,12 +64,8 @@ def training_words(texts: list[str], max_tokens: int, standardize: str | None) -
     return [str(word) for word in vectorizer.get_vocabulary()[2:]]
 
 
-def _constant(weights: np.ndarray | None) -> str | keras.initializers.Initializer:
-    return "uniform" if weights is None else keras.initializers.Constant(weights)
-
-
 def recurrent_classifier(
-    vectorizer: layers.TextVectorization,
+    vectorizer: "layers.TextVectorization | WordPieceIds",
     num_classes: int,
     kind: str = "bilstm",
     embedding_dim: int = 64,
@@ -53,16 +75,19 @@ def recurrent_classifier(
     recurrent_dropout: float = 0.0,
     embedding_weights: np.ndarray | None = None,
 ) -> keras.Model:
-    """strings -> embedding -> stacked LSTM/GRU/BiLSTM -> dropout -> softmax.
+    """strings (or WordPiece ids) -> embedding -> stacked LSTM/GRU/BiLSTM -> dropout -> softmax.
 
     embedding_weights: (vocabulary size, embedding_dim) initial rows (pretrained vectors), else random.
     """
     if kind not in RECURRENT:
         raise ValueError(f"`kind` must be one of {list(RECURRENT)}. Received: kind={kind!r}")
-    inputs = keras.Input(shape=(), dtype="string", name="text")
-    x = vectorizer(inputs)
-    x = layers.Embedding(vectorizer.vocabulary_size(), embedding_dim, mask_zero=True, name="embedding",
-                         embeddings_initializer=_constant(embedding_weights))(x)
+    inputs, x, vocabulary_size = _token_ids(vectorizer)
+    embedding = layers.Embedding(vocabulary_size, embedding_dim, mask_zero=True, name="embedding")
+    x = embedding(x)
+    if embedding_weights is not None:
+        # assigned, not a Constant initializer: that one is saved in the model's config, as a list of every
+        # value (22 MB of JSON in model.keras for 8,000 x 128)
+        embedding.embeddings.assign(embedding_weights)
     for index in range(num_layers):
         last = index == num_layers - 1
         cell_cls = layers.GRU if kind == "gru" else layers.LSTM
@@ -75,7 +100,7 @@ def recurrent_classifier(
 
 
 def transformer_classifier(
-    vectorizer: layers.TextVectorization,
+    vectorizer: "layers.TextVectorization | WordPieceIds",
     num_classes: int,
     sequence_length: int,
     embed_dim: int = 64,
@@ -85,15 +110,14 @@ def transformer_classifier(
     dropout: float = 0.1,
     embedding_weights: np.ndarray | None = None,
 ) -> keras.Model:
-    """strings -> token + position embedding -> encoder blocks -> masked mean pooling -> softmax.
+    """strings (or WordPiece ids) -> token + position embedding -> encoder blocks -> masked mean pooling -> softmax.
 
     embedding_weights: (vocabulary size, embed_dim) initial token rows (pretrained vectors), else random.
     """
     if embed_dim % num_heads:
         raise ValueError(f"`embed_dim` must be divisible by `num_heads`. Received: embed_dim={embed_dim}, num_heads={num_heads}")
-    inputs = keras.Input(shape=(), dtype="string", name="text")
-    token_ids = vectorizer(inputs)
-    embedding = TokenAndPositionEmbedding(sequence_length, vectorizer.vocabulary_size(), embed_dim, name="embedding")
+    inputs, token_ids, vocabulary_size = _token_ids(vectorizer)
+    embedding = TokenAndPositionEmbedding(sequence_length, vocabulary_size, embed_dim, name="embedding")
     x = embedding(token_ids)
     if embedding_weights is not None:
         embedding.tokens.embeddings.assign(embedding_weights)

@@ -49,7 +49,8 @@ def inference_model(model: keras.Model, prep: TextPreprocessing) -> tuple[keras.
     "vectorize" models are cut after the TextVectorization layer; their
     recurrent layers are rebuilt without dropout and unrolled (see the module
     docstring), all other layers are shared with `model`. WordPiece models
-    already take ids and are used as they are.
+    already take ids: MiniLM is used as it is, a recurrent one gets the same
+    unrolled twin.
     """
     if prep.tokenizer == "wordpiece":
         names = tuple(tensor.name for tensor in model.inputs)
@@ -59,7 +60,9 @@ def inference_model(model: keras.Model, prep: TextPreprocessing) -> tuple[keras.
         if lengths - {prep.sequence_length}:
             raise DlpipeError(f"export: the model takes sequences of {sorted(lengths)} tokens but preprocessing.json "
                               f"says sequence_length={prep.sequence_length}")
-        return model, tuple(BERT_TFLITE_INPUTS)
+        if not any(isinstance(layer, _RECURRENT) for layer in model.layers):
+            return model, tuple(BERT_TFLITE_INPUTS)
+        return _with_unrolled_recurrence(model), tuple(BERT_TFLITE_INPUTS)
     try:
         vectorize = model.get_layer("vectorize")
     except ValueError:
@@ -71,8 +74,12 @@ def inference_model(model: keras.Model, prep: TextPreprocessing) -> tuple[keras.
         raise DlpipeError(f"export: the model's vectorize layer (sequence length {settings.get('output_sequence_length')},"
                           f" standardize {settings.get('standardize')!r}) disagrees with preprocessing.json "
                           f"(sequence_length={prep.sequence_length}, standardize {prep.standardize!r})")
-    after = _after(model, vectorize)
     ids = keras.Input((prep.sequence_length,), dtype="int32", name=TOKEN_IDS)
+    return _with_unrolled_recurrence(_after(model, vectorize), ids), (TOKEN_IDS,)
+
+
+def _with_unrolled_recurrence(model: keras.Model, input_tensors: Any = None) -> keras.Model:
+    """`model` with its recurrent layers rebuilt unrolled and without dropout (same weights); other layers shared."""
     rebuilt: list[tuple[keras.layers.Layer, keras.layers.Layer]] = []
 
     def clone(layer: keras.layers.Layer) -> keras.layers.Layer:
@@ -87,10 +94,10 @@ def inference_model(model: keras.Model, prep: TextPreprocessing) -> tuple[keras.
         rebuilt.append((layer, twin))
         return twin
 
-    twin_model = keras.models.clone_model(after, input_tensors=ids, clone_function=clone)
+    twin_model = keras.models.clone_model(model, input_tensors=input_tensors, clone_function=clone)
     for layer, twin in rebuilt:
         twin.set_weights(layer.get_weights())
-    return twin_model, (TOKEN_IDS,)
+    return twin_model
 
 
 def _after(model: keras.Model, vectorize: keras.layers.Layer) -> keras.Model:

@@ -30,11 +30,11 @@ class TextModelConfig:
     num_heads: int = option(4, "transformer attention heads")
     ff_dim: int = option(128, "transformer feed-forward width")
     embeddings: Literal["minilm", "none"] = option(
-        "minilm", "word vectors the lstm/gru/bilstm/transformer start from: minilm (all-MiniLM-L6-v2's WordPiece "
-                  "embedding table, a word = the mean of its pieces) or none (learnt from scratch). "
-                  "Pretrained vectors are PCA-projected to embedding_dim, the vocabulary is MiniLM's whole words "
-                  "+ the training words (preprocess.max_tokens in all), frozen during train.epochs and "
-                  "fine-tuned during train.finetune_epochs (see freeze_pretrained)")
+        "minilm", "token vectors the lstm/gru/bilstm/transformer start from: minilm (all-MiniLM-L6-v2's WordPiece "
+                  "embedding table: with preprocess.tokenizer=words a word = the mean of its pieces, the vocabulary "
+                  "the training words + MiniLM's whole words; with wordpiece each piece has its own row) or none "
+                  "(learnt from scratch). Pretrained vectors are PCA-projected to embedding_dim, frozen during "
+                  "train.epochs and fine-tuned during train.finetune_epochs (see freeze_pretrained)")
     freeze_pretrained: bool | None = option(
         None, "train the head first with the pretrained part frozen (MiniLM's encoder, or the pretrained embedding "
               "table) for train.epochs at train.learning_rate, then all of it for train.finetune_epochs at "
@@ -68,8 +68,9 @@ class TextModelStage(Stage):
 
         model, prep = config["model"], config["preprocess"]
         rows = architecture_catalog(prep.max_tokens, model.embedding_dim, model.units, model.num_layers, model.ff_dim,
-                                    prep.sequence_length, model.embeddings)
-        return ["architectures with these options (vocabulary preprocess.max_tokens; measured files in BENCHMARKS.md):",
+                                    prep.sequence_length, model.embeddings, tokenizer=prep.tokenizer)
+        return [f"architectures with these options (vocabulary preprocess.max_tokens {prep.tokenizer}; measured files "
+                "in BENCHMARKS.md):",
                 *(f"  {row.line()}" for row in rows)]
 
     def run(self, ctx: RunContext) -> str:
@@ -82,7 +83,10 @@ class TextModelStage(Stage):
         if cfg.architecture == "minilm":
             return self._minilm(ctx, classes)
         ctx.training_defaults = TrainingDefaults(learning_rate=1e-3 if cfg.architecture == "transformer" else 2e-3)
-        vectorizer, weights = self._vocabulary(texts, prep)
+        if prep.tokenizer == "wordpiece":
+            vectorizer, weights = self._wordpieces(ctx, texts, prep)
+        else:
+            vectorizer, weights = self._vocabulary(texts, prep)
         if cfg.architecture == "transformer":
             ctx.model = transformer_classifier(vectorizer, classes, prep.sequence_length, cfg.embedding_dim,
                                                cfg.num_heads, cfg.ff_dim, cfg.num_layers, self._dropout(0.1), weights)
@@ -97,7 +101,8 @@ class TextModelStage(Stage):
                 ctx.model.get_layer("embedding").trainable = False
                 ctx.fine_tuning = FineTuning("embedding", EMBEDDING_BLOCKS)
                 source += " (frozen first)"
-        return (f"{cfg.architecture}, vocabulary {vectorizer.vocabulary_size():,}, {source}, "
+        size = vectorizer.vocabulary_size if prep.tokenizer == "wordpiece" else vectorizer.vocabulary_size()
+        return (f"{cfg.architecture}, vocabulary {size:,} {'pieces' if prep.tokenizer == 'wordpiece' else 'words'}, {source}, "
                 f"{ctx.model.count_params():,} parameters, {classes} classes")
 
     def _vocabulary(self, texts: list[str], prep) -> tuple[object, object]:
@@ -114,6 +119,27 @@ class TextModelStage(Stage):
         vectorizer = make_vectorizer(texts, prep.max_tokens, prep.sequence_length, prep.standardize, vocabulary=words)
         vocabulary = [str(word) for word in vectorizer.get_vocabulary()]
         return vectorizer, minilm_embedding_matrix(vocabulary, cfg.embedding_dim)
+
+    def _wordpieces(self, ctx: RunContext, texts: list[str], prep) -> tuple[object, object]:
+        """MiniLM's WordPiece vocabulary pruned to max_tokens pieces (written as the run's vocab.txt), the splits
+        tokenised with it, and with `embeddings: minilm` the pieces' own MiniLM rows."""
+        import dataclasses
+
+        from dlpipe import atomic
+        from dlpipe.data.text import encoded_text_dataset, make_text_encoder
+        from dlpipe.models.pretrained_embeddings import minilm_piece_matrix, minilm_piece_subset, minilm_wordpiece_tokens
+        from dlpipe.models.text_classifiers import WordPieceIds
+
+        ids = minilm_piece_subset(texts, prep.max_tokens)
+        pieces = minilm_wordpiece_tokens()
+        vocab_file = ctx.out_dir / "vocab.txt"
+        atomic.write_text(vocab_file, "".join(f"{pieces[i]}\n" for i in ids))
+        ctx.preprocessing = prep = dataclasses.replace(prep, vocab_file=str(vocab_file))
+        encode = make_text_encoder(prep, vocab_file)  # the tokenisation predict, serving and TFLite use
+        ctx.train_data = encoded_text_dataset(encode, ctx.train.inputs, ctx.train.labels)
+        ctx.val_data = encoded_text_dataset(encode, ctx.val.inputs, ctx.val.labels)
+        weights = minilm_piece_matrix(ids, self.config.embedding_dim) if self.config.embeddings == "minilm" else None
+        return WordPieceIds(len(ids), prep.sequence_length), weights
 
     def _minilm(self, ctx: RunContext, classes: int) -> str:
         """The pretrained encoder reads WordPiece ids: tokenise the splits here, in the same code predict uses."""

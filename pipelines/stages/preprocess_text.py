@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from dlpipe.pipelines.config import option, require
 from dlpipe.pipelines.stage import RunContext, Stage, register_stage
@@ -14,7 +15,12 @@ class TextPreprocessConfig:
 
     lowercase: bool = option(True, "lower-case before tokenising")
     strip_punctuation: bool = option(True, "drop punctuation before tokenising")
-    max_tokens: int = option(20000, "vocabulary size (most frequent training words; the rest map to [UNK])")
+    tokenizer: Literal["words", "wordpiece"] = option(
+        "words", "words: TextVectorization inside the model (whole words; a word outside the vocabulary is [UNK]); "
+                 "wordpiece: MiniLM's WordPiece subwords, pruned to max_tokens pieces (every single character kept, "
+                 "so no word is lost), ids fed to the model. minilm always uses its full WordPiece vocabulary")
+    max_tokens: int = option(20000, "vocabulary size (words: the most frequent training words, the rest map to [UNK]; "
+                                    "wordpiece: pieces kept)")
     sequence_length: int = option(64, "tokens per text: longer texts are truncated, shorter padded")
 
     def __post_init__(self) -> None:
@@ -32,11 +38,15 @@ class TextPreprocessStage(Stage):
         from dlpipe.data.text import TextPreprocessing, text_dataset
 
         cfg = self.config
-        ctx.preprocessing = TextPreprocessing(cfg.max_tokens, cfg.sequence_length, cfg.lowercase, cfg.strip_punctuation)
+        ctx.preprocessing = TextPreprocessing(cfg.max_tokens, cfg.sequence_length, cfg.lowercase, cfg.strip_punctuation,
+                                              tokenizer="vectorize" if cfg.tokenizer == "words" else "wordpiece")
         train = ctx.need("train", "load")
         ctx.train_data = text_dataset(train.inputs, train.labels)
         ctx.val_data = text_dataset(ctx.val.inputs, ctx.val.labels)
         lengths = sorted(len(text.split()) for text in train.inputs)
         p95 = lengths[int(0.95 * (len(lengths) - 1))]
+        if cfg.tokenizer == "wordpiece":
+            return (f"WordPiece (MiniLM's, lower-cased), {cfg.max_tokens:,} pieces, {cfg.sequence_length} tokens "
+                    f"(95% of training texts have <= {p95} words)")
         return (f"{ctx.preprocessing.standardize or 'no normalisation'}, {cfg.sequence_length} tokens "
                 f"(95% of training texts have <= {p95} words)")

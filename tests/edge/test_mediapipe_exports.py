@@ -31,7 +31,7 @@ from edge.mediapipe_env import require_mediapipe, run_mediapipe
 IMAGE_SETS = ["model.image_size=96", "train.epochs=3", "train.finetune_epochs=0", "train.tensorboard=false",
               "train.progress=none", "evaluate.plots=false", "augment.enabled=false",
               "preprocess.resize=stretch", "preprocess.sampling=mediapipe", "export.formats=[keras,tflite,tflite-int8]"]
-TEXT_SETS = ["model.architecture=gru", "model.embedding_dim=32", "model.units=32", "train.epochs=4",
+TEXT_SETS = ["preprocess.tokenizer=words", "model.architecture=gru", "model.embedding_dim=32", "model.units=32", "train.epochs=4",
              "train.progress=none", "train.learning_rate=0.005", "preprocess.sequence_length=32",
              "export.formats=[keras,tflite,tflite-dynamic]"]
 PHOTO_STEP = 6  # every 6th of the 245 photos (41): the suite's subset; bench/edge_runtimes.py uses all
@@ -62,6 +62,18 @@ def text_run(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("edge-text") / "run"
     api.run("sentiment", data=str(SENTENCES / "amazon_cells_labelled.txt"), out=out, sets=TEXT_SETS,
             echo=lambda _: None)
+    return out
+
+
+@pytest.fixture(scope="module")
+def wordpiece_text_run(tmp_path_factory) -> Path:
+    """The same GRU on MiniLM's WordPiece pieces (pruned to 4,000): its .tflite carries BertTokenizer metadata."""
+    from dlpipe.pipelines import api
+
+    require_mediapipe()
+    out = tmp_path_factory.mktemp("edge-wordpiece") / "run"
+    api.run("sentiment", data=str(SENTENCES / "amazon_cells_labelled.txt"), out=out,
+            sets=[*TEXT_SETS, "preprocess.tokenizer=wordpiece", "preprocess.max_tokens=4000"], echo=lambda _: None)
     return out
 
 
@@ -133,13 +145,16 @@ def test_dlpipe_evaluates_an_image_tflite_from_the_file_alone(image_run, tmp_pat
 
 
 @pytest.mark.parametrize("file_name", ["model.tflite", "model_dynamic.tflite"], ids=["float32", "dynamic"])
-def test_mediapipe_text_classifier_agrees_with_dlpipe_predict(text_run, file_name, tmp_path):
+@pytest.mark.parametrize("run_name", ["text_run", "wordpiece_text_run"], ids=["words", "wordpiece"])
+def test_mediapipe_text_classifier_agrees_with_dlpipe_predict(run_name, file_name, request, tmp_path):
     from dlpipe.data.text import read_labelled_text
 
-    artifact = alone(text_run / file_name, tmp_path / "alone")
-    metadata = md.read_metadata(artifact)
-    assert metadata["subgraphMetadata"][0]["inputTensorMetadata"][0]["processUnits"][0]["optionsType"] == \
-        "RegexTokenizerOptions"
+    artifact = alone(request.getfixturevalue(run_name) / file_name, tmp_path / "alone")
+    subgraph = md.read_metadata(artifact)["subgraphMetadata"][0]
+    if run_name == "text_run":  # words: a RegexTokenizer on the one input
+        assert subgraph["inputTensorMetadata"][0]["processUnits"][0]["optionsType"] == "RegexTokenizerOptions"
+    else:  # WordPiece: a BertTokenizer over ids, mask and segment ids
+        assert subgraph["inputProcessUnits"][0]["optionsType"] == "BertTokenizerOptions"
     texts = read_labelled_text([SENTENCES / "yelp_labelled.txt"]).texts + \
         read_labelled_text([SENTENCES / "amazon_cells_labelled.txt"]).texts
     texts = [" ".join(text.split()) for text in texts]  # one line each for the .txt that dlpipe predict reads

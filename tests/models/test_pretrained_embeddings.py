@@ -86,3 +86,74 @@ def test_config_catalog_counts_the_parameters_keras_builds():
     for kind in ("lstm", "gru", "bilstm"):
         assert recurrent_classifier(vectorizer, 2, kind, 16, 8, num_layers=2).count_params() == rows[kind], kind
     assert transformer_classifier(vectorizer, 2, 10, 16, 4, 24, num_layers=2).count_params() == rows["transformer"]
+
+
+# ---------------------------------------------------------------- the same GRU on MiniLM's own pieces (tokenizer: wordpiece)
+
+PIECE_SETS = [*EMBEDDING_SETS, "preprocess.tokenizer=wordpiece", "preprocess.max_tokens=3000"]
+
+
+@pytest.fixture(scope="module")
+def piece_run(tmp_path_factory):
+    from dlpipe.pipelines import api
+
+    folder = tmp_path_factory.mktemp("pieces")
+    data = write_sentences(folder / "sentences.txt", 160, seed=3)
+    result = api.run("sentiment", data=str(data), out=folder / "run", sets=PIECE_SETS, echo=lambda _: None)
+    return result, folder / "run"
+
+
+def test_piece_vocabulary_is_a_minilm_subset_that_leaves_no_word_unknown():
+    """Specials, every character and the training pieces are kept; unseen text gets [UNK] only where MiniLM's does."""
+    from dlpipe.data.wordpiece import WordPieceTokenizer
+    from dlpipe.models.minilm import minilm_tokenizer
+    from dlpipe.models.pretrained_embeddings import minilm_piece_subset, minilm_wordpiece_tokens
+
+    pieces = minilm_wordpiece_tokens()
+    training = ["The battery died after a week.", "Great sound, lovely screen!"]
+    ids = minilm_piece_subset(training, 2500)
+    kept = [pieces[i] for i in ids]
+    assert len(ids) == 2500 and ids == sorted(ids) and kept[0] == "[PAD]"
+    assert {"[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "##a", "!", "battery", "lovely"} <= set(kept)
+    subset = WordPieceTokenizer({piece: index for index, piece in enumerate(kept)})
+    unseen = "Zymurgical kiosks overcharge; the quesadilla was unforgettable."
+    assert "[UNK]" not in subset.tokenize(unseen) and "[UNK]" not in minilm_tokenizer().tokenize(unseen)
+    assert subset.tokenize("The battery died") == minilm_tokenizer().tokenize("The battery died")
+
+
+def test_piece_rows_are_minilm_rows_and_the_run_ships_its_vocab(piece_run):
+    import keras
+
+    from dlpipe.models.minilm import minilm_files
+
+    _, run = piece_run
+    kept = (run / "vocab.txt").read_text(encoding="utf-8").splitlines()
+    weights, vocab_file = minilm_files()
+    wordpiece = vocab_file.read_text(encoding="utf-8").splitlines()
+    assert len(kept) == 3000 and kept == [piece for piece in wordpiece if piece in set(kept)]  # MiniLM's order
+    rows = keras.saving.load_model(run / "model.keras").get_layer("embedding").get_weights()[0]
+    table = load_file(str(weights))["embeddings.word_embeddings.weight"]
+    ratios = [np.linalg.norm(rows[kept.index(a)] - rows[kept.index(b)])
+              / np.linalg.norm(table[wordpiece.index(a)] - table[wordpiece.index(b)])
+              for a, b in itertools.combinations(KNOWN, 2)]
+    assert np.ptp(ratios) < 1e-3 * np.mean(ratios), ratios
+    assert not np.any(rows[0])  # [PAD]
+
+
+def test_a_piece_model_learns_and_its_exports_take_raw_strings(piece_run):
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401  (the SavedModel's in-graph WordPiece ops)
+
+    from dlpipe.models import artifacts
+    from dlpipe.models.runtimes import load_runtime
+
+    result, run = piece_run
+    assert result.metrics["accuracy"] >= 0.8, result.metrics
+    for name in ("savedmodel", "model_dynamic.tflite"):
+        parity = artifacts.read_record(run / name)["parity"]
+        assert parity["top1_agreement"] >= 0.99 and parity["count"] >= 16, (name, parity)
+    texts = ["A great phone, I love it", "Terrible food and bad service"]
+    keras_probabilities = load_runtime(run, "keras").predict(texts)
+    served = tf.saved_model.load(str(run / "savedmodel")).signatures["serving_default"](text=tf.constant(texts))
+    np.testing.assert_allclose(served["probabilities"].numpy(), keras_probabilities, atol=1e-5)
+    np.testing.assert_allclose(load_runtime(run, "dynamic").predict(texts), keras_probabilities, atol=0.05)
