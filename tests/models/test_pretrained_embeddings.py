@@ -17,7 +17,8 @@ pytestmark = pytest.mark.skipif(
 )
 WIDTH = 384  # full width: the PCA is then a rotation and a scale, so distances keep their ratios
 KNOWN = ["great", "bad", "phone", "food", "terrible", "love"]  # whole-word WordPiece tokens
-EMBEDDING_SETS = [*TINY_TEXT_SETS, "model.embeddings=minilm", f"model.embedding_dim={WIDTH}",
+EMBEDDING_SETS = [*TINY_TEXT_SETS, "preprocess.tokenizer=words", "model.embeddings=minilm",
+                  f"model.embedding_dim={WIDTH}",
                   "preprocess.max_tokens=300", "train.finetune_epochs=0",  # rows stay as loaded
                   "export.formats=[keras, savedmodel, tflite-dynamic]"]
 
@@ -88,7 +89,7 @@ def test_config_catalog_counts_the_parameters_keras_builds():
     assert transformer_classifier(vectorizer, 2, 10, 16, 4, 24, num_layers=2).count_params() == rows["transformer"]
 
 
-# ---------------------------------------------------------------- the same GRU on MiniLM's own pieces (tokenizer: wordpiece)
+# ------------------------------------------------ the same GRU on MiniLM's own pieces (tokenizer: wordpiece)
 
 PIECE_SETS = [*EMBEDDING_SETS, "preprocess.tokenizer=wordpiece", "preprocess.max_tokens=3000"]
 

@@ -86,12 +86,20 @@ def test_resume_after_training_finished_skips_training(color_folder, tmp_path):
     assert any("finished earlier" in line for line in lines)
 
 
-def test_killed_sentiment_run_resumes_with_the_same_vocabulary(sentences_file, tmp_path):
-    """The vocabulary is adapted again on resume: it must come out identical, or the restored weights mean nothing."""
+@pytest.mark.parametrize("tokenizer", ["words", "wordpiece"])
+def test_killed_sentiment_run_resumes_with_the_same_vocabulary(sentences_file, tmp_path, tokenizer):
+    """The vocabulary is made again on resume: it must come out identical, or the restored weights mean nothing."""
     out = tmp_path / "reviews"
     sets = ["model.architecture=gru", "train.epochs=6", "train.batch_size=16", "train.learning_rate=0.01",
             "train.progress=none", "train.early_stopping_patience=0", "preprocess.sequence_length=12",
-            "model.embedding_dim=16", "model.units=16", "export.formats=[keras]", "model.embeddings=none"]
+            "model.embedding_dim=16", "model.units=16", "export.formats=[keras]", "model.embeddings=none",
+            f"preprocess.tokenizer={tokenizer}", "preprocess.max_tokens=3000"]
+
+    def vocabulary(run):
+        if tokenizer == "wordpiece":
+            return (run / "vocab.txt").read_text(encoding="utf-8")
+        return keras.saving.load_model(run / "model.keras").get_layer("vectorize").get_vocabulary()
+
     with pytest.raises(KeyboardInterrupt):
         api.run("sentiment", data=str(sentences_file), out=out, sets=sets, callbacks=[InterruptAfter(2)],
                 echo=lambda _: None)
@@ -101,10 +109,10 @@ def test_killed_sentiment_run_resumes_with_the_same_vocabulary(sentences_file, t
     result = api.run("sentiment", out=out, resume=True, callbacks=[recorder], echo=lambda _: None)
     assert recorder.epochs == list(range(2, 6))
     assert result.metrics["accuracy"] >= 0.8
-    resumed = keras.saving.load_model(out / "model.keras").get_layer("vectorize").get_vocabulary()
+    resumed = vocabulary(out)
 
     fresh_out = tmp_path / "fresh"
     api.run("sentiment", data=str(sentences_file), out=fresh_out, sets=[*sets, "train.epochs=1"], echo=lambda _: None)
-    assert resumed == keras.saving.load_model(fresh_out / "model.keras").get_layer("vectorize").get_vocabulary()
+    assert resumed == vocabulary(fresh_out)
     for name in ("metrics.json", "training_curves.png", "confusion_matrix.png", "history_train.csv"):
         assert (out / name).is_file(), name
