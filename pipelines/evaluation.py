@@ -1,7 +1,7 @@
 """`dlpipe evaluate`: the accuracy a deployed artifact really has on labelled data.
 
 The artifact's task reads the data (a class-per-folder directory for images,
-a labelled TSV/CSV file for text) and prepares it exactly as in training
+a labelled TSV/CSV file for text, images/ + masks/ for segmentation) and prepares it exactly as in training
 (the artifact's preprocessing), so the number is comparable with the run's
 metrics.json.
 """
@@ -24,9 +24,7 @@ def evaluate_artifact(artifact: str | Path, data: str | Path, batch_size: int = 
     runtime = load_runtime(artifact, choice)
     task = runtime.task
     labelled = task.labelled_data(Path(data))
-    unknown = sorted(set(labelled.labels) - set(runtime.class_names))
-    if unknown:
-        raise DataError(str(data), f"labels {unknown} are not among the model's labels {runtime.class_names}")
+    task.check_labels(labelled.labels, runtime.class_names, str(data))
     label_of = dict(zip(labelled.inputs.ids, labelled.labels))
     keys: list[str] = []
     outputs: list[np.ndarray] = []

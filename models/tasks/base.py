@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterator, Protocol, S
 
 import numpy as np
 
+from dlpipe.errors import DataError
+
 if TYPE_CHECKING:
     from dlpipe.models.artifacts import SideFiles
 
@@ -116,6 +118,13 @@ class Task(ABC):
     @abstractmethod
     def labelled_data(self, path: Path) -> LabelledData:
         """Labelled examples for `dlpipe evaluate` (a class-per-folder directory, a labelled text file, ...)."""
+
+    def check_labels(self, labels: Sequence[str], class_names: list[str], data: str) -> None:
+        """Refuse labels the model cannot score (label names by default; a task whose labels are files checks them
+        in `score`)."""
+        unknown = sorted(set(labels) - set(class_names))
+        if unknown:
+            raise DataError(data, f"labels {unknown} are not among the model's labels {class_names}")
 
     # --- how each artifact format is fed ------------------------------------------------------
     @abstractmethod

@@ -100,8 +100,8 @@ class DetectTask(ImageTask):
                 "sizes": np.stack([np.asarray(item["sizes"], np.int32) for item in items])}
 
     def labelled_data(self, path: Path) -> LabelledData:
-        raise DataError(str(path), "dlpipe evaluate scores classifiers; detection needs box annotations, which it "
-                                   "does not read yet (bench/detection.py measures recall on hand-checked boxes)")
+        raise DataError(str(path), "dlpipe evaluate scores classifiers and segmenters; detection needs box annotations, "
+                                   "which it does not read yet (bench/detection.py measures recall on hand-checked boxes)")
 
     # --- feeding each format ------------------------------------------------------------------
     def keras_feed(self, prep: DetectPreprocessing, side: "SideFiles") -> Callable[[Any], Any]:

@@ -173,8 +173,18 @@ class SegmentTask(Task):
         return self._images.stack(items)
 
     def labelled_data(self, path: Path) -> LabelledData:
-        raise DataError(str(path), "dlpipe evaluate scores classifiers; a segmentation run's metrics.json holds its "
-                                   "per-class IoU (see README, 'Segmentation')")
+        """A segmentation folder (images/ + masks/, as `dlpipe run segment` reads it): the labels are the mask files."""
+        from dlpipe.data.images import display_name
+        from dlpipe.data.masks import scan_mask_folder
+
+        folder = scan_mask_folder(path)  # every pair checked: sizes, modes, readable files
+        inputs = InputSet()
+        for image in folder.images:
+            inputs.add(display_name(image), image)
+        return LabelledData(inputs, list(folder.masks), [])
+
+    def check_labels(self, labels: Sequence[str], class_names: list[str], data: str) -> None:
+        """Mask files are checked against the model's classes in `score`, as they are read."""
 
     def output_writer(self, out: Path, inputs: InputSet) -> MaskWriter:
         return MaskWriter(out, inputs)
@@ -222,6 +232,10 @@ class SegmentTask(Task):
 
         predicted = [mask_of(output) for output in outputs]
         truth = [read_mask(path, size=pred.shape[0]) for path, pred in zip(labels, predicted)]
+        for path, mask in zip(labels, truth):
+            if mask.size and int(mask.max()) >= len(class_names):
+                raise DataError(str(path), f"mask holds class index {int(mask.max())}; the model has {len(class_names)} "
+                                           f"classes ({', '.join(class_names)}): index 0 .. {len(class_names) - 1}")
         return segmentation_report(truth, predicted, class_names)
 
     def parity(self, reference: np.ndarray, outputs: np.ndarray) -> dict[str, float]:

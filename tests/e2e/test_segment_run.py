@@ -86,6 +86,31 @@ def test_exports_agree_with_the_keras_model(segment_run):
         assert parity["top1_agreement"] > 0.99 and parity["mask_iou"] > 0.97, (artifact, parity)
 
 
+def test_evaluate_scores_each_artifact_on_a_mask_folder_like_the_run(segment_run, tmp_path):
+    """`dlpipe evaluate` on new shapes: mean IoU per artifact, the .keras and its exports within a point; a mask
+    with a class the model lacks stops with one line naming the file."""
+    _, out = segment_run
+    fresh = write_shapes(tmp_path / "fresh", 9, seed=5)
+    scores = {}
+    for artifact in ("model.keras", "savedmodel", "model.tflite"):
+        report_file = tmp_path / f"{artifact}.json"
+        result = CliRunner().invoke(main, ["evaluate", str(out / artifact), "--data", str(fresh),
+                                           "--out", str(report_file)], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        assert "mean IoU" in result.output and "on 9 images" in result.output and "square: IoU" in result.output
+        scores[artifact] = json.loads(report_file.read_text())["mean_iou"]
+    assert scores["model.keras"] > 0.5, scores  # all-background scores ~0.28
+    assert max(scores.values()) - min(scores.values()) < 0.01, scores
+
+    from PIL import Image
+
+    size = Image.open(fresh / "images" / "shape_00.png").size
+    Image.fromarray(np.full(size[::-1], 7, np.uint8), mode="L").save(fresh / "masks" / "shape_00.png")
+    refused = CliRunner().invoke(main, ["evaluate", str(out / "model.keras"), "--data", str(fresh)])
+    assert refused.exit_code == 2 and "shape_00.png" in refused.output and "class index 7" in refused.output
+    assert "Traceback" not in refused.output
+
+
 def test_predict_writes_masks_at_the_photo_size_overlays_and_error_rows_resumably(segment_run, tmp_path):
     from PIL import Image
 
