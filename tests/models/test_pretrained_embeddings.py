@@ -23,14 +23,18 @@ EMBEDDING_SETS = [*TINY_TEXT_SETS, "preprocess.tokenizer=words", "model.embeddin
                   "export.formats=[keras, savedmodel, tflite-dynamic]"]
 
 
-@pytest.fixture(scope="module")
-def embedded_run(tmp_path_factory):
+def trained_on_sentences(folder, sets):
+    """(result, run folder) of a sentiment run on 160 generated sentences."""
     from dlpipe.pipelines import api
 
-    folder = tmp_path_factory.mktemp("embeddings")
     data = write_sentences(folder / "sentences.txt", 160, seed=3)
-    result = api.run("sentiment", data=str(data), out=folder / "run", sets=EMBEDDING_SETS, echo=lambda _: None)
+    result = api.run("sentiment", data=str(data), out=folder / "run", sets=sets, echo=lambda _: None)
     return result, folder / "run"
+
+
+@pytest.fixture(scope="module")
+def embedded_run(tmp_path_factory):
+    return trained_on_sentences(tmp_path_factory.mktemp("embeddings"), EMBEDDING_SETS)
 
 
 def test_embedding_rows_are_minilm_rows_of_known_tokens(embedded_run):
@@ -96,12 +100,7 @@ PIECE_SETS = [*EMBEDDING_SETS, "preprocess.tokenizer=wordpiece", "preprocess.max
 
 @pytest.fixture(scope="module")
 def piece_run(tmp_path_factory):
-    from dlpipe.pipelines import api
-
-    folder = tmp_path_factory.mktemp("pieces")
-    data = write_sentences(folder / "sentences.txt", 160, seed=3)
-    result = api.run("sentiment", data=str(data), out=folder / "run", sets=PIECE_SETS, echo=lambda _: None)
-    return result, folder / "run"
+    return trained_on_sentences(tmp_path_factory.mktemp("pieces"), PIECE_SETS)
 
 
 def test_piece_vocabulary_is_a_minilm_subset_that_leaves_no_word_unknown():
