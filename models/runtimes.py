@@ -105,15 +105,17 @@ class TFLiteRuntime(Runtime):
         self._sized: dict[int, tuple[Any, list[dict[str, Any]], list[dict[str, Any]]]] = {
             int(self._inputs[0]["shape"][0]): (self.interpreter, self._inputs, self._outputs)}
 
-    def _new_interpreter(self, rows: int | None = None, inputs: list[dict[str, Any]] | None = None) -> Any:
+    def _new_interpreter(self, rows: int | None = None) -> Any:
+        """An interpreter of the file, its inputs resized to `rows` rows (None: as the file has them)."""
         from ai_edge_litert.interpreter import Interpreter
 
         from dlpipe.quiet import captured_output
 
         with captured_output(stdout=False):  # "INFO: Created TensorFlow Lite XNNPACK delegate" on every load
             interpreter = Interpreter(model_path=str(self.path), num_threads=self.num_threads)
-            for detail in inputs if rows is not None else ():
-                interpreter.resize_tensor_input(detail["index"], [rows, *detail["shape"][1:]])
+            if rows is not None:
+                for detail in self._inputs:
+                    interpreter.resize_tensor_input(detail["index"], [rows, *detail["shape"][1:]])
             interpreter.allocate_tensors()
         return interpreter
 
@@ -142,7 +144,7 @@ class TFLiteRuntime(Runtime):
         """The dequantised outputs of one chunk, on the interpreter allocated for its row count."""
         rows = len(arrays[0])
         if rows not in self._sized:
-            interpreter = self._new_interpreter(rows, self._inputs)
+            interpreter = self._new_interpreter(rows)
             self._sized[rows] = (interpreter, interpreter.get_input_details(), interpreter.get_output_details())
         interpreter, inputs, outputs = self._sized[rows]
         for detail, array in zip(inputs, arrays):

@@ -28,20 +28,23 @@ ARCHITECTURES = (*RECURRENT, "transformer")
 class WordPieceIds:
     """A model input of WordPiece ids (input_ids, attention_mask: int32 [N, sequence_length]), id 0 the padding."""
 
-    vocabulary_size: int
+    pieces: int
     sequence_length: int
 
+    def vocabulary_size(self) -> int:
+        """As `TextVectorization.vocabulary_size()`: the classifiers and the run's summary take either source."""
+        return self.pieces
 
-def _token_ids(tokens: "layers.TextVectorization | WordPieceIds") -> tuple[Any, Any, int]:
-    """(model inputs, the int token ids with 0 as padding, vocabulary size) for either token source."""
+
+def _token_ids(tokens: "layers.TextVectorization | WordPieceIds") -> tuple[Any, Any]:
+    """(model inputs, the int token ids with 0 as padding) for either token source."""
     if isinstance(tokens, WordPieceIds):
         inputs = {name: keras.Input(shape=(tokens.sequence_length,), dtype="int32", name=name)
                   for name in ("input_ids", "attention_mask")}
         # padding is id 0 in both inputs; multiplying makes the mask an input the graph uses (not a dangling one)
-        ids = layers.Multiply(name="masked_ids")([inputs["input_ids"], inputs["attention_mask"]])
-        return inputs, ids, tokens.vocabulary_size
+        return inputs, layers.Multiply(name="masked_ids")([inputs["input_ids"], inputs["attention_mask"]])
     inputs = keras.Input(shape=(), dtype="string", name="text")
-    return inputs, tokens(inputs), tokens.vocabulary_size()
+    return inputs, tokens(inputs)
 
 
 def make_vectorizer(texts: list[str], max_tokens: int, sequence_length: int, standardize: str | None,
@@ -81,8 +84,8 @@ def recurrent_classifier(
     """
     if kind not in RECURRENT:
         raise ValueError(f"`kind` must be one of {list(RECURRENT)}. Received: kind={kind!r}")
-    inputs, x, vocabulary_size = _token_ids(vectorizer)
-    embedding = layers.Embedding(vocabulary_size, embedding_dim, mask_zero=True, name="embedding")
+    inputs, x = _token_ids(vectorizer)
+    embedding = layers.Embedding(vectorizer.vocabulary_size(), embedding_dim, mask_zero=True, name="embedding")
     x = embedding(x)
     if embedding_weights is not None:
         # assigned, not a Constant initializer: that one is saved in the model's config, as a list of every
@@ -116,8 +119,8 @@ def transformer_classifier(
     """
     if embed_dim % num_heads:
         raise ValueError(f"`embed_dim` must be divisible by `num_heads`. Received: embed_dim={embed_dim}, num_heads={num_heads}")
-    inputs, token_ids, vocabulary_size = _token_ids(vectorizer)
-    embedding = TokenAndPositionEmbedding(sequence_length, vocabulary_size, embed_dim, name="embedding")
+    inputs, token_ids = _token_ids(vectorizer)
+    embedding = TokenAndPositionEmbedding(sequence_length, vectorizer.vocabulary_size(), embed_dim, name="embedding")
     x = embedding(token_ids)
     if embedding_weights is not None:
         embedding.tokens.embeddings.assign(embedding_weights)

@@ -101,8 +101,8 @@ class TextModelStage(Stage):
                 ctx.model.get_layer("embedding").trainable = False
                 ctx.fine_tuning = FineTuning("embedding", EMBEDDING_BLOCKS)
                 source += " (frozen first)"
-        size = vectorizer.vocabulary_size if prep.tokenizer == "wordpiece" else vectorizer.vocabulary_size()
-        return (f"{cfg.architecture}, vocabulary {size:,} {'pieces' if prep.tokenizer == 'wordpiece' else 'words'}, {source}, "
+        return (f"{cfg.architecture}, vocabulary {vectorizer.vocabulary_size():,} "
+                f"{'pieces' if prep.tokenizer == 'wordpiece' else 'words'}, {source}, "
                 f"{ctx.model.count_params():,} parameters, {classes} classes")
 
     def _vocabulary(self, texts: list[str], prep) -> tuple[object, object]:
@@ -126,7 +126,6 @@ class TextModelStage(Stage):
         import dataclasses
 
         from dlpipe import atomic
-        from dlpipe.data.text import encoded_text_dataset, make_text_encoder
         from dlpipe.models.pretrained_embeddings import minilm_piece_matrix, minilm_piece_subset, minilm_wordpiece_tokens
         from dlpipe.models.text_classifiers import WordPieceIds
 
@@ -134,10 +133,7 @@ class TextModelStage(Stage):
         pieces = minilm_wordpiece_tokens()
         vocab_file = ctx.out_dir / "vocab.txt"
         atomic.write_text(vocab_file, "".join(f"{pieces[i]}\n" for i in ids))
-        ctx.preprocessing = prep = dataclasses.replace(prep, vocab_file=str(vocab_file))
-        encode = make_text_encoder(prep, vocab_file)  # the tokenisation predict, serving and TFLite use
-        ctx.train_data = encoded_text_dataset(encode, ctx.train.inputs, ctx.train.labels)
-        ctx.val_data = encoded_text_dataset(encode, ctx.val.inputs, ctx.val.labels)
+        _tokenise_splits(ctx, dataclasses.replace(prep, vocab_file=str(vocab_file)))
         weights = minilm_piece_matrix(ids, self.config.embedding_dim) if self.config.embeddings == "minilm" else None
         return WordPieceIds(len(ids), prep.sequence_length), weights
 
@@ -145,15 +141,11 @@ class TextModelStage(Stage):
         """The pretrained encoder reads WordPiece ids: tokenise the splits here, in the same code predict uses."""
         import dataclasses
 
-        from dlpipe.data.text import encoded_text_dataset, make_text_encoder
         from dlpipe.models.minilm import minilm_files
         from dlpipe.models.text_classifiers import minilm_classifier
 
-        prep = dataclasses.replace(ctx.preprocessing, tokenizer="wordpiece", vocab_file=str(minilm_files()[1]))
-        ctx.preprocessing = prep
-        encode = make_text_encoder(prep, prep.vocab_file)  # the tokenisation predict, serving and TFLite use
-        ctx.train_data = encoded_text_dataset(encode, ctx.train.inputs, ctx.train.labels)
-        ctx.val_data = encoded_text_dataset(encode, ctx.val.inputs, ctx.val.labels)
+        prep = _tokenise_splits(ctx, dataclasses.replace(ctx.preprocessing, tokenizer="wordpiece",
+                                                         vocab_file=str(minilm_files()[1])))
         ctx.model = minilm_classifier(classes, prep.sequence_length, dropout=self._dropout(0.1))
         # fine-tuning recipe for a pretrained transformer: small rate, warm-up, then cosine decay
         ctx.training_defaults = TrainingDefaults(optimizer="adamw", learning_rate=5e-5, warmup_fraction=0.1)
@@ -173,3 +165,15 @@ class TextModelStage(Stage):
 
     def _dropout(self, default: float) -> float:
         return self.config.dropout if self.config.dropout is not None else default
+
+
+def _tokenise_splits(ctx: RunContext, prep) -> object:
+    """Make `prep` (a WordPiece spec with its vocab.txt) the run's preprocessing and tokenise both splits with it,
+    in the same code predict, serving and TFLite use; returns `prep`."""
+    from dlpipe.data.text import encoded_text_dataset, make_text_encoder
+
+    ctx.preprocessing = prep
+    encode = make_text_encoder(prep, prep.vocab_file)
+    ctx.train_data = encoded_text_dataset(encode, ctx.train.inputs, ctx.train.labels)
+    ctx.val_data = encoded_text_dataset(encode, ctx.val.inputs, ctx.val.labels)
+    return prep

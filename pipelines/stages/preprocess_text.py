@@ -45,8 +45,6 @@ class TextPreprocessStage(Stage):
         ctx.val_data = text_dataset(ctx.val.inputs, ctx.val.labels)
         lengths = sorted(len(text.split()) for text in train.inputs)
         p95 = lengths[int(0.95 * (len(lengths) - 1))]
-        if cfg.tokenizer == "wordpiece":
-            return (f"WordPiece (MiniLM's, lower-cased), {cfg.max_tokens:,} pieces, {cfg.sequence_length} tokens "
-                    f"(95% of training texts have <= {p95} words)")
-        return (f"{ctx.preprocessing.standardize or 'no normalisation'}, {cfg.sequence_length} tokens "
-                f"(95% of training texts have <= {p95} words)")
+        tokens = (f"WordPiece (MiniLM's, lower-cased), {cfg.max_tokens:,} pieces" if cfg.tokenizer == "wordpiece"
+                  else ctx.preprocessing.standardize or "no normalisation")
+        return f"{tokens}, {cfg.sequence_length} tokens (95% of training texts have <= {p95} words)"
