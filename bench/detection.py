@@ -11,6 +11,8 @@ TFLite float32, float16 and dynamic-range int8; MediaPipe ObjectDetector on the 
 - boxes kept that match no hand-checked object ("unmatched": they may be real objects left out below);
 - agreement with the reference graph (the task's parity: the fraction of the reference's kept boxes the
   export finds with the same label at IoU >= 0.5, and their mean IoU);
+- COCO mAP (IoU 0.50:0.95) and AP50 against the hand-checked boxes, scored as `dlpipe evaluate` scores
+  (pycocotools, every box kept after NMS; MediaPipe's are only those it returns, at score >= 0.3);
 - images/s of the model call alone on the five photos (decoded and resized beforehand; the best of three).
 
 Hand-checked boxes (x1, y1, x2, y2 in each photo's pixels), made by looking at each photo with the
@@ -66,6 +68,15 @@ def match(rows: dict[str, dict], iou: float = 0.5) -> dict[str, float]:
     return {"recall": found / total, "found": found, "objects": total, "unmatched_boxes": unmatched}
 
 
+def coco_map(task, outputs: np.ndarray, names: list[str], class_names: list[str]) -> dict[str, float]:
+    """COCO mAP / AP50 of `outputs` (rows in photo order `names`) against HAND_CHECKED, as `dlpipe evaluate` scores."""
+    from dlpipe.data.box_annotations import BoxLabel
+
+    truth = [[BoxLabel(label, tuple(map(float, box))) for label, box in HAND_CHECKED[name]] for name in names]
+    report = task.score(truth, outputs, class_names)
+    return {"map": report["map"], "map_interval": report["map_interval"], "ap50": report["ap50"]}
+
+
 def timed(runtime, batch, repeats: int = 3) -> tuple[np.ndarray, float]:
     outputs = runtime.predict(batch)
     best = float("inf")
@@ -105,7 +116,8 @@ def main() -> int:
     def rows_of(outputs: np.ndarray) -> dict[str, dict]:
         return {name: task.describe(row, reference.class_names, 0) for name, row in zip(names, outputs)}
 
-    results = {"reference graph (named model, Keras runtime)": {**match(rows_of(ref_out)), "images_per_s": ref_rate}}
+    results = {"reference graph (named model, Keras runtime)": {**match(rows_of(ref_out)), "images_per_s": ref_rate,
+                                                                **coco_map(task, ref_out, names, reference.class_names)}}
     with tempfile.TemporaryDirectory() as scratch:
         for fmt in ("savedmodel", "tflite", "tflite-float16", "tflite-dynamic"):
             path = export_named("coco-detector", fmt, scratch, [str(p) for p in paths])
@@ -113,7 +125,7 @@ def main() -> int:
             out, rate = timed(runtime, batch)
             size = sum(p.stat().st_size for p in path.rglob("*")) if path.is_dir() else path.stat().st_size
             results[fmt] = {**match(rows_of(out)), "images_per_s": rate, "megabytes": size / 1e6,
-                            "agreement": task.parity(ref_out, out)}
+                            "agreement": task.parity(ref_out, out), **coco_map(task, out, names, reference.class_names)}
             if fmt == "tflite":
                 answer = mediapipe(path, paths)
                 if answer and "error" not in answer:
@@ -124,7 +136,8 @@ def main() -> int:
                     order = [names.index(p.name) for p in paths]
                     results["MediaPipe ObjectDetector (float32 .tflite)"] = {
                         **match(rows), "images_per_s": 1.0 / answer["seconds"],
-                        "agreement": task.parity(ref_out[order], mp_out)}
+                        "agreement": task.parity(ref_out[order], mp_out),
+                        **coco_map(task, mp_out, [p.name for p in paths], reference.class_names)}
                 elif answer:
                     results["MediaPipe ObjectDetector (float32 .tflite)"] = {"error": answer["error"]}
     report = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "photos": [p.name for p in paths],
@@ -132,17 +145,19 @@ def main() -> int:
     out_dir = ROOT / "bench" / "results"
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "detection.json").write_text(json.dumps(report, indent=2))
-    print("| artifact | recall @ IoU 0.5 | unmatched boxes | agreement with graph (boxes found, mean IoU) | images/s | MB |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    print("| artifact | recall @ IoU 0.5 | unmatched boxes | COCO mAP (95% interval) | AP50 | agreement with graph "
+          "(boxes found, mean IoU) | images/s | MB |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for name, r in results.items():
         if "error" in r:
-            print(f"| {name} | failed: {r['error'][:80]} | | | | |")
+            print(f"| {name} | failed: {r['error'][:80]} | | | | | | |")
             continue
         agree = r.get("agreement")
         agreement = f"{agree['top1_agreement']:.0%} of {agree['boxes']}, {agree['mean_box_iou']:.3f}" if agree else "reference"
         size = f"{r['megabytes']:.1f}" if "megabytes" in r else ""
-        print(f"| {name} | {r['recall']:.0%} ({r['found']}/{r['objects']}) | {r['unmatched_boxes']} | {agreement} | "
-              f"{r['images_per_s']:.1f} | {size} |")
+        low, high = r["map_interval"]
+        print(f"| {name} | {r['recall']:.0%} ({r['found']}/{r['objects']}) | {r['unmatched_boxes']} | "
+              f"{r['map']:.3f} ({low:.3f}-{high:.3f}) | {r['ap50']:.3f} | {agreement} | {r['images_per_s']:.1f} | {size} |")
     return 0
 
 

@@ -299,30 +299,22 @@ def export_command(run_dir: str, fmt: str, quantize: str, out_dir: str | None, s
 @click.argument("artifact")
 @click.option("--data", "data", required=True, metavar="PATH",
               help="Image model: a folder with one sub-folder per class. Text model: a text<TAB>label file (or .csv). "
-                   "Segmentation model: a folder with images/ and masks/.")
+                   "Segmentation model: a folder with images/ and masks/. Detection model: a COCO annotations JSON "
+                   "(or its folder).")
 @click.option("--out", "out_file", type=click.Path(dir_okay=False), help="Also write the metrics to this JSON file.")
 @click.option("--artifact", "choice", default="auto", show_default=True, help=ARTIFACT_HELP)
 @_friendly_errors
 def evaluate_command(artifact: str, data: str, out_file: str | None, choice: str) -> None:
-    """Measure ARTIFACT (run folder, .keras, SavedModel folder or .tflite) on labelled images, texts or masks."""
+    """Measure ARTIFACT (run folder, .keras, SavedModel folder, .tflite or a named model such as coco-detector) on
+    labelled images, texts, masks or COCO boxes."""
     from dlpipe import atomic
     from dlpipe.pipelines.evaluation import evaluate_artifact
 
     report = evaluate_artifact(artifact, data, choice=choice)
-    if "mean_iou" in report:  # a segmentation model
-        low, high = report["mean_iou_interval"]
-        click.echo(f"{report['artifact']} ({report['artifact_format']}): mean IoU {report['mean_iou']:.4f} "
-                   f"(95% interval {low:.3f}-{high:.3f}) on {report['count']} images, pixel accuracy "
-                   f"{report['pixel_accuracy']:.4f}")
-        for name, scores in report["per_class"].items():
-            click.echo(f"  {name}: IoU " + (f"{scores['iou']:.3f}" if scores["iou"] is not None else "- (absent)"))
-    else:
-        low, high = report["accuracy_interval"]
-        click.echo(f"{report['artifact']} ({report['artifact_format']}): accuracy {report['accuracy']:.4f} "
-                   f"(95% interval {low:.3f}-{high:.3f}) on {report['count']} inputs, macro F1 {report['macro_f1']:.4f}")
-        for name, scores in report["per_class"].items():
-            click.echo(f"  {name}: precision {scores['precision']:.3f} recall {scores['recall']:.3f} "
-                       f"f1 {scores['f1']:.3f}")
+    head, *rest = report["summary"]
+    click.echo(f"{report['artifact']} ({report['artifact_format']}): {head}")
+    for line in rest:
+        click.echo(line)
     if out_file:
         atomic.write_json(out_file, report)
 

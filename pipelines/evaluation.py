@@ -1,7 +1,8 @@
 """`dlpipe evaluate`: the accuracy a deployed artifact really has on labelled data.
 
 The artifact's task reads the data (a class-per-folder directory for images,
-a labelled TSV/CSV file for text, images/ + masks/ for segmentation) and prepares it exactly as in training
+a labelled TSV/CSV file for text, images/ + masks/ for segmentation, COCO
+box annotations for detection) and prepares it exactly as in training
 (the artifact's preprocessing), so the number is comparable with the run's
 metrics.json.
 """
@@ -38,4 +39,5 @@ def evaluate_artifact(artifact: str | Path, data: str | Path, batch_size: int = 
         raise DataError(str(data), "no readable labelled inputs to evaluate on")
     report = task.score([label_of[key] for key in keys], np.concatenate(outputs), runtime.class_names)
     report.update(artifact=str(runtime.path), artifact_format=runtime.format, data=str(data), skipped=skipped)
+    report["summary"] = task.summary_lines(report)
     return report

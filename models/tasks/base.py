@@ -64,7 +64,7 @@ class LabelledData:
     """Labelled examples to score an artifact on: the inputs, their label names, and what was skipped."""
 
     inputs: InputSet
-    labels: list[str]
+    labels: list[Any]  # a label name per input; a mask file (segmentation); a list of boxes (detection)
     skipped: list[dict[str, str]]
 
 
@@ -177,16 +177,18 @@ class Task(ABC):
         raise DataError("--draw", f"{self.name} models have nothing to draw; it is for models that locate objects")
 
     @abstractmethod
-    def score(self, labels: Sequence[str], outputs: np.ndarray, class_names: list[str]) -> dict[str, Any]:
-        """Metrics of outputs against label names."""
+    def score(self, labels: Sequence[Any], outputs: np.ndarray, class_names: list[str]) -> dict[str, Any]:
+        """Metrics of outputs against `labelled_data`'s labels."""
+
+    def summary_lines(self, report: dict[str, Any]) -> list[str]:
+        """`score`'s report as the lines `dlpipe evaluate` prints: the headline with its interval, then per class.
+        By default one line of the report's numbers; tasks say what matters most first."""
+        return [", ".join(f"{key} {value:.4f}" if isinstance(value, float) else f"{key} {value}"
+                          for key, value in report.items() if isinstance(value, (int, float)) and not isinstance(value, bool))]
 
     @abstractmethod
     def parity(self, reference: np.ndarray, outputs: np.ndarray) -> dict[str, float]:
         """How closely an exported artifact's outputs follow the Keras model's on the same batch."""
-
-    def answer(self, output: np.ndarray, class_names: list[str], top_k: int) -> dict[str, Any]:
-        """One output row as an HTTP answer: `describe`'s fields plus the raw class probabilities."""
-        return {**self.describe(output, class_names, top_k), "probabilities": [float(p) for p in output]}
 
 
 class OutputWriter(Protocol):
@@ -211,6 +213,14 @@ class ClassificationTask(Task):
         index = {name: i for i, name in enumerate(class_names)}
         return classification_report([index[name] for name in labels], np.asarray(outputs).argmax(axis=1).tolist(),
                                      class_names)
+
+    def summary_lines(self, report: dict[str, Any]) -> list[str]:
+        """`score`'s report as the lines `dlpipe evaluate` prints: accuracy with its interval, then each class."""
+        low, high = report["accuracy_interval"]
+        lines = [f"accuracy {report['accuracy']:.4f} (95% interval {low:.3f}-{high:.3f}) on {report['count']} inputs, "
+                 f"macro F1 {report['macro_f1']:.4f}"]
+        return lines + [f"  {name}: precision {scores['precision']:.3f} recall {scores['recall']:.3f} "
+                        f"f1 {scores['f1']:.3f}" for name, scores in report["per_class"].items()]
 
     def parity(self, reference: np.ndarray, outputs: np.ndarray) -> dict[str, float]:
         reference, outputs = np.asarray(reference, np.float64), np.asarray(outputs, np.float64)

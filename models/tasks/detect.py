@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, Sequence
 import numpy as np
 
 from dlpipe.errors import DataError
-from dlpipe.models.tasks.base import LabelledData
+from dlpipe.models.tasks.base import InputSet, LabelledData
 from dlpipe.models.tasks.image import ImageTask
 
 if TYPE_CHECKING:
@@ -100,8 +100,27 @@ class DetectTask(ImageTask):
                 "sizes": np.stack([np.asarray(item["sizes"], np.int32) for item in items])}
 
     def labelled_data(self, path: Path) -> LabelledData:
-        raise DataError(str(path), "dlpipe evaluate scores classifiers and segmenters; detection needs box annotations, "
-                                   "which it does not read yet (bench/detection.py measures recall on hand-checked boxes)")
+        """Photos and their boxes from a COCO instances JSON (or a folder holding one); see `data/box_annotations.py`."""
+        from dlpipe.data.box_annotations import read_coco_annotations
+        from dlpipe.data.images import display_name
+
+        found = read_coco_annotations(path)
+        inputs = InputSet()
+        for photo in found.images:
+            inputs.add(display_name(photo), photo)
+        return LabelledData(inputs, found.objects, [])
+
+    def check_labels(self, labels: Sequence[Any], class_names: list[str], data: str) -> None:
+        """Every annotated object's label must be one of the model's (COCO's names for coco-detector)."""
+        import difflib
+
+        unknown = sorted({obj.label for objects in labels for obj in objects} - set(class_names))
+        if unknown:
+            hints = [f"{name} -> {close[0]}?" for name in unknown
+                     for close in [difflib.get_close_matches(name, class_names, n=1)] if close]
+            raise DataError(data, f"categories {unknown} are not among the model's {len(class_names)} labels; rename "
+                                  "them to its names" + (f" ({', '.join(hints)})" if hints else
+                                                          f" ({', '.join(class_names[:5])}, ...)"))
 
     # --- feeding each format ------------------------------------------------------------------
     def keras_feed(self, prep: DetectPreprocessing, side: "SideFiles") -> Callable[[Any], Any]:
@@ -148,8 +167,25 @@ class DetectTask(ImageTask):
     def answer(self, output: np.ndarray, class_names: list[str], top_k: int) -> dict[str, Any]:
         return self.describe(output, class_names, top_k)
 
-    def score(self, labels: Sequence[str], outputs: np.ndarray, class_names: list[str]) -> dict[str, Any]:
-        raise DataError("labels", "detection is scored on boxes, not on one label per photo (see bench/detection.py)")
+    def score(self, labels: Sequence[Any], outputs: np.ndarray, class_names: list[str]) -> dict[str, Any]:
+        """COCO mAP against the annotated boxes, from every box the model keeps after class-wise NMS (COCO's way:
+        no score threshold), with precision and recall at this task's min_score (what `dlpipe predict` keeps)."""
+        from dlpipe.models.detection_metrics import MAX_DETECTIONS, detection_report
+
+        kept = [select_detections(row, 0.0, self.nms_iou, min(self.max_boxes, MAX_DETECTIONS)) for row in outputs]
+        return detection_report(labels, kept, class_names, self.min_score)
+
+    def summary_lines(self, report: dict[str, Any]) -> list[str]:
+        low, high = report["map_interval"] or (report["map"], report["map"])
+        at = report["min_score"]
+        precision, recall = report["precision_at_min_score"], report["recall_at_min_score"]
+        lines = [f"mAP {report['map']:.4f} (95% interval {low:.3f}-{high:.3f}), AP50 {report['ap50']:.4f}, "
+                 f"AP75 {report['ap75']:.4f} on {report['count']} photos, {report['objects']} objects",
+                 f"at min score {at:g}: precision " + (f"{precision:.3f}" if precision is not None else "-")
+                 + ", recall " + (f"{recall:.3f}" if recall is not None else "-")]
+        lines += [f"  {name}: AP {scores['ap']:.3f}, AP50 {scores['ap50']:.3f} ({scores['objects']} object{'s' if scores['objects'] != 1 else ''})"
+                  for name, scores in report["per_class"].items()]
+        return lines
 
     def parity(self, reference: np.ndarray, outputs: np.ndarray) -> dict[str, float]:
         """How many of the reference's boxes (after thresholds and NMS) the export finds: same label, IoU >= 0.5.

@@ -238,6 +238,13 @@ class SegmentTask(Task):
                                            f"classes ({', '.join(class_names)}): index 0 .. {len(class_names) - 1}")
         return segmentation_report(truth, predicted, class_names)
 
+    def summary_lines(self, report: dict[str, Any]) -> list[str]:
+        low, high = report["mean_iou_interval"]
+        lines = [f"mean IoU {report['mean_iou']:.4f} (95% interval {low:.3f}-{high:.3f}) on {report['count']} images, "
+                 f"pixel accuracy {report['pixel_accuracy']:.4f}"]
+        return lines + [f"  {name}: IoU " + (f"{scores['iou']:.3f}" if scores["iou"] is not None else "- (absent)")
+                        for name, scores in report["per_class"].items()]
+
     def parity(self, reference: np.ndarray, outputs: np.ndarray) -> dict[str, float]:
         """Pixel agreement of the masks (as `top1_agreement`, what `--artifact auto` reads) and the IoU between them."""
         from dlpipe.models.segment_metrics import agreement

@@ -135,3 +135,52 @@ def test_thresholds_nms_and_scaling_to_the_photo_need_no_model():
     assert [b["label"] for b in described["top"]] == ["16"] and described["count"] == 1
     with pytest.raises(DataError, match="does not apply to image models"):
         get_task("image").with_options(min_score=0.5)
+
+
+def coco_file(folder: Path, objects: dict[str, list[tuple[str, list[int]]]]) -> Path:
+    """A COCO instances JSON for darknet photos copied into folder/images, with boxes as x1 y1 x2 y2."""
+    from PIL import Image
+
+    (folder / "images").mkdir(parents=True, exist_ok=True)
+    images, annotations, categories = [], [], {}
+    for image_id, (name, boxes) in enumerate(objects.items(), start=1):
+        shutil.copy(PHOTOS / name, folder / "images" / name)
+        with Image.open(folder / "images" / name) as image:
+            images.append({"id": image_id, "file_name": name, "width": image.width, "height": image.height})
+        for label, (x1, y1, x2, y2) in boxes:
+            categories.setdefault(label, 100 + len(categories))  # ids of the file's own; names are what match
+            annotations.append({"id": len(annotations) + 1, "image_id": image_id, "category_id": categories[label],
+                                "bbox": [x1, y1, x2 - x1, y2 - y1], "iscrowd": 0})
+    path = folder / "annotations.json"
+    path.write_text(json.dumps({"images": images, "annotations": annotations,
+                                "categories": [{"id": i, "name": n} for n, i in categories.items()]}))
+    return path
+
+
+def test_evaluate_scores_the_detector_on_coco_boxes_and_a_wrong_label_costs_its_ap(photos, tmp_path):
+    from click.testing import CliRunner
+
+    from dlpipe.pipelines.cli import main
+
+    hand_checked = {"dog.jpg": [("dog", DOG_BOX), ("bicycle", [111, 125, 564, 445]), ("truck", [466, 76, 690, 170])],
+                    "person.jpg": [("person", [187, 112, 276, 375]), ("dog", [67, 262, 201, 348]),
+                                   ("horse", [398, 138, 602, 342])]}
+    path = coco_file(tmp_path / "right", hand_checked)
+    result = CliRunner().invoke(main, ["evaluate", "coco-detector", "--data", str(path), "--out", str(tmp_path / "m.json")],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "mAP" in result.output and "on 2 photos, 6 objects" in result.output
+    report = json.loads((tmp_path / "m.json").read_text())
+    assert report["ap50"] >= 0.8 and report["map"] >= 0.5 and report["recall_at_min_score"] >= 0.8
+    assert set(report["per_class"]) == {"dog", "bicycle", "truck", "person", "horse"}
+    assert report["per_class"]["dog"]["objects"] == 2 and report["per_class"]["dog"]["ap50"] >= 0.9
+    # the same photos with the horse called an airplane: no airplane is found, the horse's detection matches nothing
+    wrong = {**hand_checked, "person.jpg": [("person", [187, 112, 276, 375]), ("dog", [67, 262, 201, 348]),
+                                            ("airplane", [398, 138, 602, 342])]}
+    from dlpipe.pipelines.evaluation import evaluate_artifact
+
+    worse = evaluate_artifact("coco-detector", coco_file(tmp_path / "wrong", wrong))
+    assert worse["per_class"]["airplane"]["ap50"] < 0.2 and worse["map"] < report["map"]
+    bad = CliRunner().invoke(main, ["evaluate", "coco-detector", "--data", str(coco_file(
+        tmp_path / "bad", {"dog.jpg": [("motorbike", [10, 10, 50, 50])]}))])
+    assert bad.exit_code != 0 and "motorbike -> motorcycle?" in bad.output and "Traceback" not in bad.output
