@@ -190,19 +190,16 @@ def predict_command(inputs: tuple[str, ...], model_name: str | None, artifact: s
         model_name, inputs = inputs[0], inputs[1:]
     runtime = load_runtime(model_name, artifact)
     runtime.task = runtime.task.with_options(min_score=min_score, nms_iou=nms_iou, max_boxes=max_boxes)
-    if draw_dir and not runtime.task.can_draw:
-        runtime.task.draw({}, None, Path(draw_dir))  # refuses, saying what --draw is for
     if engine == "ray" and (draw_dir or min_score is not None or nms_iou is not None or max_boxes is not None):
         raise click.UsageError("--draw, --min-score, --nms-iou and --max-boxes run with --engine local")
     click.echo(f"model: {runtime.describe()}" + (f", chosen: {runtime.chosen_because}"
                                                   if runtime.chosen_because != "given" else ""), err=True)
     todo = runtime.task.collect_inputs(inputs)
-
-    writer = None  # with --out: the task's writer of per-input files (e.g. a segmenter's mask PNGs), if it has one
+    # the task's writer of per-input files (a segmenter's mask PNGs with --out, a detector's drawings with --draw)
+    writer = runtime.task.output_writer(Path(out_file) if out_file else None, todo, Path(draw_dir) if draw_dir else None)
 
     def rows_of(keys):
-        rows = result_rows(runtime, todo.subset(keys), top_k, batch_size, writer)
-        return _drawing(rows, runtime.task, todo, Path(draw_dir)) if draw_dir else rows
+        return result_rows(runtime, todo.subset(keys), top_k, batch_size, writer)
     if out_file is None:
         if engine == "ray":
             raise click.UsageError("--engine ray writes its rows to a file: add --out FILE")
@@ -223,7 +220,6 @@ def predict_command(inputs: tuple[str, ...], model_name: str | None, artifact: s
         eta = (total - done) / rate if rate else 0.0
         click.echo(f"\r  {done}/{total} inputs, {rate:.1f} items/s, ETA {eta:.0f} s", nl=False, err=True)
 
-    writer = runtime.task.output_writer(Path(out_file), todo)
     rows_file = writer.rows_file if writer is not None else out_file
     if engine == "ray":
         if writer is not None:
@@ -243,15 +239,6 @@ def predict_command(inputs: tuple[str, ...], model_name: str | None, artifact: s
 def _box_text(item: dict[str, Any]) -> str:
     """" at (x1, y1, x2, y2)" for an answer that locates its label (a detection), else nothing."""
     return " at (" + ", ".join(f"{value:.0f}" for value in item["box"]) + ")" if "box" in item else ""
-
-
-def _drawing(batches: Any, task: Any, todo: Any, folder: Path) -> Any:
-    """Pass row batches through, drawing each answered row's picture into `folder` on the way."""
-    for rows in batches:
-        for row in rows:
-            if not row.get("error"):
-                task.draw(row, todo.payloads[row["input"]], folder)
-        yield rows
 
 
 @main.command("export")

@@ -74,7 +74,6 @@ class Task(ABC):
     name: ClassVar[str]
     description: ClassVar[str]
     exporters_module: ClassVar[str]  # the module that registers this task's export formats (imported on first export)
-    can_draw: ClassVar[bool] = False  # `draw` writes a picture of a result (`dlpipe predict --draw DIR`)
 
     def with_options(self, **options: Any) -> "Task":
         """This task with output options set (e.g. a detector's score threshold); None means "as it is".
@@ -154,11 +153,14 @@ class Task(ABC):
         """Extra fields a batch-job row shows about its input (e.g. the text itself); none by default."""
         return {}
 
-    def output_writer(self, out: Path, inputs: InputSet) -> "OutputWriter | None":
-        """Files a batch job writes per input besides its rows (e.g. mask PNGs), or None: rows only (the default).
+    def output_writer(self, out: Path | None, inputs: InputSet, draw: Path | None = None) -> "OutputWriter | None":
+        """What a batch job writes per input besides its rows (e.g. mask PNGs, drawn boxes), or None: rows only.
 
-        `out` is the user's `--out`; the writer says where the rows go (`rows_file`).
+        `out` is the user's `--out` (None: rows are printed), `draw` their `--draw DIR`; the writer says where
+        the rows go (`rows_file`). By default there is nothing to write, and `--draw` is refused.
         """
+        if draw is not None:
+            raise DataError("--draw", f"{self.name} models have nothing to draw; it is for models that locate objects")
         return None
 
     # --- outputs ------------------------------------------------------------------------------
@@ -169,12 +171,6 @@ class Task(ABC):
     def answer(self, output: np.ndarray, class_names: list[str], top_k: int) -> dict[str, Any]:
         """One output row -> the fields of an HTTP answer: `describe`'s, with the raw output as probabilities."""
         return {**self.describe(output, class_names, top_k), "probabilities": [float(p) for p in output]}
-
-    def draw(self, row: dict[str, Any], payload: Any, folder: Path) -> Path:
-        """Write a picture of a result row under `folder` (see `can_draw`); returns the file written."""
-        from dlpipe.errors import DataError
-
-        raise DataError("--draw", f"{self.name} models have nothing to draw; it is for models that locate objects")
 
     @abstractmethod
     def score(self, labels: Sequence[Any], outputs: np.ndarray, class_names: list[str]) -> dict[str, Any]:
@@ -194,7 +190,7 @@ class Task(ABC):
 class OutputWriter(Protocol):
     """Writes the files of one input of a batch job (after its outputs exist) and names them in its row."""
 
-    rows_file: Path
+    rows_file: Path | None  # where the job's rows go (None: printed)
 
     def write(self, key: str, payload: Any, output: np.ndarray, class_names: list[str]) -> dict[str, Any]:
         """Write the input's files (atomically) and return the row fields that name them."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
@@ -56,7 +56,6 @@ class DetectTask(ImageTask):
     name = "detect"
     exporters_module = "dlpipe.models.export.detect"
     description = "object detection: photos in, labelled boxes (in the photo's pixels) out"
-    can_draw: ClassVar[bool] = True
 
     def __init__(self, min_score: float = 0.3, nms_iou: float = 0.5, max_boxes: int = 100):
         if not 0.0 <= min_score <= 1.0:
@@ -206,11 +205,22 @@ class DetectTask(ImageTask):
         return {"top1_agreement": found / total if total else 1.0, "mean_box_iou": float(np.mean(ious)) if ious else 1.0,
                 "boxes": total, "count": int(len(reference))}
 
-    def draw(self, row: dict[str, Any], payload: Any, folder: Path) -> Path:
-        """The photo with its boxes and labels drawn, as FOLDER/<name>.jpg (written atomically)."""
+    def output_writer(self, out: Path | None, inputs: InputSet, draw: Path | None = None) -> "BoxDrawer | None":
+        """With --draw DIR, each photo with its kept boxes drawn; rows only otherwise."""
+        return BoxDrawer(self, draw, out) if draw is not None else None
+
+
+class BoxDrawer:
+    """`--draw DIR` of a detection job: DIR/<input path>.jpg with the boxes its row keeps, named in the row."""
+
+    def __init__(self, task: DetectTask, folder: Path, rows_file: Path | None):
+        self.task, self.folder, self.rows_file = task, folder, rows_file
+
+    def write(self, key: str, payload: Any, output: np.ndarray, class_names: list[str]) -> dict[str, Any]:
         from dlpipe.models.detection_drawing import draw_boxes
 
-        return draw_boxes(payload, row["top"], folder)
+        kept = self.task.describe(output, class_names, 0)["top"]
+        return {"drawing": str(draw_boxes(payload, kept, self.folder))}
 
 
 def _output_role(name: str) -> str:
@@ -249,4 +259,4 @@ def select_detections(rows: np.ndarray, min_score: float, nms_iou: float, max_bo
     return np.stack(kept) if kept else np.zeros((0, 6), np.float32)
 
 
-__all__ = ["DetectPreprocessing", "DetectTask", "box_iou", "select_detections"]
+__all__ = ["BoxDrawer", "DetectPreprocessing", "DetectTask", "box_iou", "select_detections"]

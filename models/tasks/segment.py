@@ -186,8 +186,12 @@ class SegmentTask(Task):
     def check_labels(self, labels: Sequence[str], class_names: list[str], data: str) -> None:
         """Mask files are checked against the model's classes in `score`, as they are read."""
 
-    def output_writer(self, out: Path, inputs: InputSet) -> MaskWriter:
-        return MaskWriter(out, inputs)
+    def output_writer(self, out: Path | None, inputs: InputSet, draw: Path | None = None) -> MaskWriter | None:
+        """With --out, each photo's mask PNG and overlay (the segmenter's drawing: --draw is not needed)."""
+        if draw is not None:
+            raise DataError("--draw", "a segmentation job draws each mask over its photo in FOLDER/overlays/: give "
+                                      "--out FOLDER instead")
+        return MaskWriter(out, inputs) if out is not None else None
 
     # --- feeding each format ------------------------------------------------------------------
     def keras_feed(self, prep: SegmentPreprocessing, side: "SideFiles") -> Callable[[Any], Any]:

@@ -69,6 +69,7 @@ def test_predict_finds_the_dog_in_the_photos_pixels_and_reports_a_corrupt_file(p
     assert all(0 <= x <= 768 and 0 <= y <= 576 for item in dog["top"] for x, y in [item["box"][:2], item["box"][2:]])
     assert all(item["score"] >= 0.3 for item in dog["top"])
     drawing = next(drawn.rglob("dog.jpg"))
+    assert dog["drawing"] == str(drawing) and "drawing" not in rows["broken.jpg"]  # each row names its picture
     with Image.open(drawing) as image:
         assert image.size == (768, 576)
 
@@ -184,3 +185,18 @@ def test_evaluate_scores_the_detector_on_coco_boxes_and_a_wrong_label_costs_its_
     bad = CliRunner().invoke(main, ["evaluate", "coco-detector", "--data", str(coco_file(
         tmp_path / "bad", {"dog.jpg": [("motorbike", [10, 10, 50, 50])]}))])
     assert bad.exit_code != 0 and "motorbike -> motorcycle?" in bad.output and "Traceback" not in bad.output
+
+
+def test_draw_is_for_detectors_and_a_segmenter_is_pointed_at_its_overlays(tmp_path):
+    from dlpipe.errors import DataError
+    from dlpipe.models.tasks import get_task
+    from dlpipe.models.tasks.base import InputSet
+    from dlpipe.models.tasks.detect import BoxDrawer
+
+    with pytest.raises(DataError, match="nothing to draw"):
+        get_task("image").output_writer(None, InputSet(), tmp_path / "drawn")
+    with pytest.raises(DataError, match="overlays/: give --out FOLDER"):
+        get_task("segment").output_writer(tmp_path / "rows.jsonl", InputSet(), tmp_path / "drawn")
+    drawer = get_task("detect").output_writer(None, InputSet(), tmp_path / "drawn")
+    assert isinstance(drawer, BoxDrawer) and drawer.rows_file is None
+    assert get_task("detect").output_writer(tmp_path / "rows.jsonl", InputSet()) is None
