@@ -57,15 +57,13 @@ BASE = {"epochs": 3, "learning_rate": 5e-5, "batch_size": 32, "layer_decay": 1.0
 
 
 def read_site(path: Path) -> tuple[list[str], "np.ndarray"]:
+    """A site's sentences and 0/1 labels, read as `dlpipe run` reads them."""
     import numpy as np
 
-    texts, labels = [], []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            text, label = line.rsplit("\t", 1)
-            texts.append(text.strip())
-            labels.append(int(label))
-    return texts, np.array(labels)
+    from dlpipe.data.text import read_labelled_text
+
+    table = read_labelled_text([path])
+    return table.texts, np.array(table.labels, dtype=int)
 
 
 def build(recipe: dict):

@@ -24,8 +24,11 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "sentiment_sent
 
 
 def read(name: str) -> tuple[list[str], np.ndarray]:
-    rows = [line.rstrip("\n").split("\t") for line in (DATA / name).open(encoding="utf-8") if "\t" in line]
-    return [row[0] for row in rows], np.array([int(row[1]) for row in rows])
+    """A site's sentences and 0/1 labels, read as `dlpipe run` reads them."""
+    from dlpipe.data.text import read_labelled_text
+
+    table = read_labelled_text([DATA / name])
+    return table.texts, np.array(table.labels, dtype=int)
 
 
 def probe() -> None:

@@ -39,13 +39,11 @@ SEQUENCE_LENGTH = 48  # every sentence of both sites fits (at most 44 MPNet piec
 
 
 def read(name: str) -> tuple[list[str], np.ndarray]:
-    texts, labels = [], []
-    for line in (DATA / name).read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            text, label = line.rsplit("\t", 1)
-            texts.append(text.strip())
-            labels.append(int(label))
-    return texts, np.array(labels)
+    """A site's sentences and 0/1 labels, read as `dlpipe run` reads them."""
+    from dlpipe.data.text import read_labelled_text
+
+    table = read_labelled_text([DATA / name])
+    return table.texts, np.array(table.labels, dtype=int)
 
 
 def relative_buckets(length: int) -> np.ndarray:
@@ -83,9 +81,8 @@ def encoder(weights: dict[str, np.ndarray], trainable: bool = False):
         x = tf.gather(w["embeddings.word_embeddings.weight"], ids) + tf.gather(w["embeddings.position_embeddings.weight"],
                                                                               positions)
         x = drop(norm(x, "embeddings.LayerNorm"), training)
-        length = tf.shape(ids)[1]
-        buckets = tf.numpy_function(lambda n: relative_buckets(int(n)), [length], tf.int64)
-        bias = tf.transpose(tf.gather(w["encoder.relative_attention_bias.weight"], buckets), [2, 0, 1])[None]
+        length = ids.shape[1]  # static: every batch is padded to SEQUENCE_LENGTH
+        bias = tf.transpose(tf.gather(w["encoder.relative_attention_bias.weight"], relative_buckets(length)), [2, 0, 1])[None]
         bias = bias + (1.0 - mask_f)[:, None, None, :] * -1e9
         batch = tf.shape(ids)[0]
 

@@ -39,10 +39,6 @@ class AnnotatedImages:
     images: list[str] = field(default_factory=list)
     objects: list[list[BoxLabel]] = field(default_factory=list)
 
-    @property
-    def labels(self) -> set[str]:
-        return {obj.label for objects in self.objects for obj in objects}
-
 
 def annotations_file(path: str | Path) -> Path:
     """The JSON to read: `path` itself, or the folder's annotations.json (or its only .json file)."""

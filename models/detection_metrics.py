@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -42,12 +43,12 @@ def detection_report(truth: Sequence[Sequence[Any]], predicted: Sequence[np.ndar
         stats = evaluator.stats
         matches = _class_matches(evaluator)
         per_class = _per_class(evaluator, class_names)
-    objects = sum(1 for photo in truth for obj in photo if not obj.crowd)
-    present = sorted({obj.label for photo in truth for obj in photo if not obj.crowd})
-    for name in present:
+    counts = Counter(obj.label for photo in truth for obj in photo if not obj.crowd)
+    objects = sum(counts.values())
+    for name in counts:
         per_class.setdefault(name, {"ap": 0.0, "ap50": 0.0})
     for name in per_class:
-        per_class[name]["objects"] = sum(1 for photo in truth for obj in photo if obj.label == name and not obj.crowd)
+        per_class[name]["objects"] = counts[name]
     samples = _bootstrap(matches, len(truth), resamples, seed)
     tp, fp = _at_threshold(matches, min_score)
     return {

@@ -78,7 +78,7 @@ def result_rows(runtime: Any, inputs: InputSet, top_k: int = 5, batch_size: int 
                 output = next(outputs)
                 fields = task.describe(output, runtime.class_names, top_k, digits=6)
                 if writer is not None:
-                    fields.update(writer.write(key, inputs.payloads[key], output, runtime.class_names))
+                    fields.update(writer.write(key, inputs.payloads[key], output, fields))
                 done[key] = {"input": key, **task.row_fields(inputs.payloads[key]), **fields}
         return ready()
 

@@ -192,8 +192,9 @@ class OutputWriter(Protocol):
 
     rows_file: Path | None  # where the job's rows go (None: printed)
 
-    def write(self, key: str, payload: Any, output: np.ndarray, class_names: list[str]) -> dict[str, Any]:
-        """Write the input's files (atomically) and return the row fields that name them."""
+    def write(self, key: str, payload: Any, output: np.ndarray, fields: dict[str, Any]) -> dict[str, Any]:
+        """Write the input's files (atomically) from its output and its row's fields (`describe`'s); return the
+        row fields that name them."""
 
 
 class ClassificationTask(Task):

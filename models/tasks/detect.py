@@ -207,20 +207,19 @@ class DetectTask(ImageTask):
 
     def output_writer(self, out: Path | None, inputs: InputSet, draw: Path | None = None) -> "BoxDrawer | None":
         """With --draw DIR, each photo with its kept boxes drawn; rows only otherwise."""
-        return BoxDrawer(self, draw, out) if draw is not None else None
+        return BoxDrawer(draw, out) if draw is not None else None
 
 
 class BoxDrawer:
     """`--draw DIR` of a detection job: DIR/<input path>.jpg with the boxes its row keeps, named in the row."""
 
-    def __init__(self, task: DetectTask, folder: Path, rows_file: Path | None):
-        self.task, self.folder, self.rows_file = task, folder, rows_file
+    def __init__(self, folder: Path, rows_file: Path | None):
+        self.folder, self.rows_file = folder, rows_file
 
-    def write(self, key: str, payload: Any, output: np.ndarray, class_names: list[str]) -> dict[str, Any]:
+    def write(self, key: str, payload: Any, output: np.ndarray, fields: dict[str, Any]) -> dict[str, Any]:
         from dlpipe.models.detection_drawing import draw_boxes
 
-        kept = self.task.describe(output, class_names, 0)["top"]
-        return {"drawing": str(draw_boxes(payload, kept, self.folder))}
+        return {"drawing": str(draw_boxes(payload, fields["top"], self.folder))}
 
 
 def _output_role(name: str) -> str:

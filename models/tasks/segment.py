@@ -124,7 +124,7 @@ class MaskWriter:
             unique = stems[stem] == 1
             self._names[key] = stem if unique else f"{stem}-{hashlib.sha1(key.encode('utf-8', 'surrogateescape')).hexdigest()[:8]}"
 
-    def write(self, key: str, payload: Any, output: np.ndarray, class_names: list[str]) -> dict[str, Any]:
+    def write(self, key: str, payload: Any, output: np.ndarray, fields: dict[str, Any]) -> dict[str, Any]:
         from PIL import Image
 
         from dlpipe import atomic

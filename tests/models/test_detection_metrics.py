@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from dlpipe.data.box_annotations import BoxLabel
 from dlpipe.models import detection_metrics
@@ -61,8 +62,6 @@ def test_perfect_boxes_score_one_and_missed_or_wrong_ones_score_less():
 
 
 def test_unknown_categories_are_refused_with_the_nearest_model_label():
-    import pytest
-
     from dlpipe.errors import DataError
 
     with pytest.raises(DataError, match=r"motorbike -> motorcycle\?"):
