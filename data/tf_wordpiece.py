@@ -31,19 +31,20 @@ from pathlib import Path
 import tensorflow as tf
 import tensorflow_text as tft
 
-from dlpipe.data.wordpiece import MAX_CHARS_PER_WORD, SPECIAL_TOKENS, WordPieceTokenizer
+from dlpipe.data.wordpiece import MAX_CHARS_PER_WORD, WordPieceTokenizer
 
-# Literal special tokens in the text ("[CLS]") must stay one token, as in HF and WordPieceTokenizer.
-# They are swapped for private-use "sentinel" characters before normalisation (which would lower-case
-# and split them) and the lookup table maps each sentinel to the token's id. Private-use characters
-# already in the text are dropped as control characters, so none can pose as a sentinel.
-_SENTINELS = [chr(0xE000 + index) for index in range(len(SPECIAL_TOKENS))]
-_SENTINEL_CLASS = r"[\x{E000}-\x{E004}]"
-_NOT_A_SENTINEL = chr(0xE000 + len(SPECIAL_TOKENS))  # still private-use, so dropped below
+# Literal special tokens in the text ("[CLS]", MPNet's "<s>") must stay one token, as in HF and
+# WordPieceTokenizer. They are swapped for private-use "sentinel" characters before normalisation (which
+# would lower-case and split them) and the lookup table maps each sentinel to the token's id. Private-use
+# characters already in the text are dropped as control characters, so none can pose as a sentinel.
+_MAX_LITERALS = 8  # sentinel slots U+E000..U+E007; BERT uses 5 of them, MPNet 6
+_SENTINELS = [chr(0xE000 + index) for index in range(_MAX_LITERALS)]
+_SENTINEL_CLASS = r"[\x{E000}-\x{E007}]"
+_NOT_A_SENTINEL = chr(0xE000 + _MAX_LITERALS)  # still private-use, so dropped below
 
 # Dropped like WordPieceTokenizer's cleaning: NUL, U+FFFD, and Cc/Cf/Co (Cs cannot occur in UTF-8) except \t\n\r.
 _DROP = (r"[\x00-\x08\x0B\x0C\x0E-\x1F\x7F-\x9F\x{FFFD}]|\p{Cf}"
-         r"|[\x{E005}-\x{F8FF}\x{F0000}-\x{FFFFD}\x{100000}-\x{10FFFD}]")
+         r"|[\x{E008}-\x{F8FF}\x{F0000}-\x{FFFFD}\x{100000}-\x{10FFFD}]")
 _WHITESPACE = r"[\t\n\r\p{Z}]+"  # " \t\n\r", Zs, and the Zl/Zp that Python's str.split() also splits on
 _PUNCTUATION = r"[!-/:-@\[-`{-~]|\p{P}"  # BERT: ASCII non-alphanumerics plus Unicode P*
 _CJK = (r"[\x{4E00}-\x{9FFF}\x{3400}-\x{4DBF}\x{20000}-\x{2A6DF}\x{2A700}-\x{2B73F}\x{2B740}-\x{2B81F}"
@@ -51,11 +52,15 @@ _CJK = (r"[\x{4E00}-\x{9FFF}\x{3400}-\x{4DBF}\x{20000}-\x{2A6DF}\x{2A700}-\x{2B7
 _KEEP = f"{_PUNCTUATION}|{_CJK}|{_SENTINEL_CLASS}"
 
 
+_UNKNOWN = "[UNK]"  # WordPiece's unknown piece in both BERT's and MPNet's vocabularies
+
+
 class _UncasedBasicTokenizer(tft.TokenizerWithOffsets):
     """Text -> words exactly as `WordPieceTokenizer._basic_words` (plus special tokens as sentinels)."""
 
-    def __init__(self, *_options):  # BertTokenizer passes its lower_case, keep_whitespace, ... options: all fixed here
+    def __init__(self, literal: tuple[str, ...]):
         super().__init__()
+        self.literal = literal
 
     def tokenize(self, text_input):
         return self.tokenize_with_offsets(text_input)[0]
@@ -63,7 +68,7 @@ class _UncasedBasicTokenizer(tft.TokenizerWithOffsets):
     def tokenize_with_offsets(self, text_input):
         text = text_input
         text = tf.strings.regex_replace(text, _SENTINEL_CLASS, _NOT_A_SENTINEL)
-        for token, sentinel in zip(SPECIAL_TOKENS, _SENTINELS):
+        for token, sentinel in zip(self.literal, _SENTINELS):
             text = tf.strings.regex_replace(text, re.escape(token), sentinel)
         text = tf.strings.regex_replace(text, _DROP, "")
         # lower-case (Python's str.lower rules, not NFKC case folding), NFD, drop combining marks
@@ -73,7 +78,7 @@ class _UncasedBasicTokenizer(tft.TokenizerWithOffsets):
         words, begin, end = tft.regex_split_with_offsets(text, f"{_WHITESPACE}|{_KEEP}", _KEEP)
         # a word longer than 100 characters is [UNK]: the literal "[UNK]" is in the table
         too_long = tf.strings.length(words.flat_values, unit="UTF8_CHAR") > MAX_CHARS_PER_WORD
-        words = words.with_flat_values(tf.where(too_long, "[UNK]", words.flat_values))
+        words = words.with_flat_values(tf.where(too_long, _UNKNOWN, words.flat_values))
         return words, begin, end
 
 
@@ -88,18 +93,22 @@ class TFWordPieceTokenizer(tf.Module):
         super().__init__(name=name)
         if sequence_length < 2:
             raise ValueError(f"sequence_length must be >= 2 to hold [CLS] and [SEP], got {sequence_length}")
-        vocab = WordPieceTokenizer.from_vocab_file(vocab_file).vocab  # same reading and checks as the Python one
-        keys = list(vocab) + _SENTINELS
-        values = list(vocab.values()) + [vocab[token] for token in SPECIAL_TOKENS]
+        python = WordPieceTokenizer.from_vocab_file(vocab_file)  # same reading, checks and framing as the Python one
+        vocab, literal = python.vocab, python.special.literal
+        if len(literal) > _MAX_LITERALS or python.special.unk != _UNKNOWN:
+            raise ValueError(f"{vocab_file}: special tokens {literal} do not fit the in-graph tokenizer")
+        keys = list(vocab) + _SENTINELS[: len(literal)]
+        values = list(vocab.values()) + [vocab[token] for token in literal]
         self.sequence_length = sequence_length
         self.vocab_size = len(vocab)
-        self.pad_id, self.cls_id, self.sep_id = vocab["[PAD]"], vocab["[CLS]"], vocab["[SEP]"]
+        self.pad_id, self.cls_id, self.sep_id = python.pad_id, python.cls_id, python.sep_id
         self.table = tf.lookup.StaticHashTable(
             tf.lookup.KeyValueTensorInitializer(tf.constant(keys), tf.constant(values, tf.int64)), default_value=-1)
         self._tokenizer = tft.BertTokenizer(
-            self.table, token_out_type=tf.int32, unknown_token="[UNK]",
+            self.table, token_out_type=tf.int32, unknown_token=_UNKNOWN,
             # words are at most 100 characters (longer ones were made "[UNK]"): at most 4 bytes each
-            max_bytes_per_word=4 * MAX_CHARS_PER_WORD, basic_tokenizer_class=_UncasedBasicTokenizer)
+            max_bytes_per_word=4 * MAX_CHARS_PER_WORD,
+            basic_tokenizer_class=lambda *_options: _UncasedBasicTokenizer(literal))
 
     def token_ids(self, texts: tf.Tensor) -> tf.RaggedTensor:
         """Ragged int32 [N, None]: the ids of each text without [CLS]/[SEP], truncation or padding."""

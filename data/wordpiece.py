@@ -15,21 +15,50 @@ Pipeline for one text, in the same order as HF:
   5. split on punctuation (Unicode P* plus the ASCII symbol ranges);
   6. greedy longest-match-first WordPiece with "##" continuations; a word longer
      than 100 characters or with no full segmentation becomes [UNK].
+
+Two framings share these rules (`SpecialTokens`): BERT's [CLS] ... [SEP] padded
+with [PAD] (MiniLM), and RoBERTa's <s> ... </s> padded with <pad> (MPNet, whose
+vocab.txt is BERT's uncased one behind <s>, <pad>, </s>, <unk>). The vocabulary
+says which: `special_tokens_of`.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from dlpipe.errors import DataError
 
-SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 MAX_CHARS_PER_WORD = 100
 _CACHE_LIMIT = 200_000  # words; bounded so a huge corpus cannot grow memory without limit
+
+
+@dataclass(frozen=True)
+class SpecialTokens:
+    """The vocabulary entries that frame, pad and stand in for a text, and those kept whole when a text spells them."""
+
+    cls: str
+    sep: str
+    pad: str
+    unk: str
+    literal: tuple[str, ...]  # the tokenizer.json's added tokens: "[CLS]" in a text stays one token
+
+
+BERT_TOKENS = SpecialTokens("[CLS]", "[SEP]", "[PAD]", "[UNK]", ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"))
+# MPNet's tokenizer.json: RobertaProcessing with <s>/</s>, padding <pad>, WordPiece's unknown piece [UNK]
+MPNET_TOKENS = SpecialTokens("<s>", "</s>", "<pad>", "[UNK]", ("<s>", "<pad>", "</s>", "<unk>", "[UNK]", "<mask>"))
+SPECIAL_TOKENS = BERT_TOKENS.literal  # the BERT set, for callers that predate MPNet
+
+
+def special_tokens_of(vocab: dict[str, int]) -> SpecialTokens:
+    """MPNet's framing for a vocabulary that starts <s>, <pad>, </s> (as MPNet's and RoBERTa's do), else BERT's."""
+    if all(vocab.get(token) == index for index, token in enumerate(("<s>", "<pad>", "</s>"))):
+        return MPNET_TOKENS
+    return BERT_TOKENS
 
 
 def _is_whitespace(char: str) -> bool:
@@ -108,19 +137,20 @@ def _split_punctuation(word: str) -> list[str]:
 
 
 class WordPieceTokenizer:
-    """BERT uncased tokenizer: text -> [CLS] pieces [SEP] ids, padded with 0."""
+    """Uncased WordPiece tokenizer: text -> [CLS] pieces [SEP] ids padded with [PAD] (or MPNet's <s>/</s>/<pad>)."""
 
     def __init__(self, vocab: dict[str, int], lowercase: bool = True, source: str = "<vocab>"):
-        missing = [t for t in SPECIAL_TOKENS if t not in vocab]
+        self.special = special_tokens_of(vocab)
+        missing = [t for t in self.special.literal if t not in vocab]
         if missing:
-            raise DataError(source, f"vocabulary lacks the special tokens {missing}; use a BERT vocab.txt")
+            raise DataError(source, f"vocabulary lacks the special tokens {missing}; use a BERT (or MPNet) vocab.txt")
         self.vocab = vocab
         self.lowercase = lowercase
-        self.pad_id = vocab["[PAD]"]
-        self.unk_id = vocab["[UNK]"]
-        self.cls_id = vocab["[CLS]"]
-        self.sep_id = vocab["[SEP]"]
-        self._special_re = re.compile("(" + "|".join(re.escape(t) for t in SPECIAL_TOKENS) + ")")
+        self.pad_id = vocab[self.special.pad]
+        self.unk_id = vocab[self.special.unk]
+        self.cls_id = vocab[self.special.cls]
+        self.sep_id = vocab[self.special.sep]
+        self._special_re = re.compile("(" + "|".join(re.escape(t) for t in self.special.literal) + ")")
         self._cache: dict[str, list[int]] = {}
         self._id_to_token: list[str] | None = None
 
@@ -209,8 +239,8 @@ class WordPieceTokenizer:
     def encode(self, texts: list[str], max_length: int) -> dict[str, np.ndarray]:
         """Encode texts to fixed-length int32 arrays, the model's input format.
 
-        Each row is [CLS] ids [SEP], truncated so it fits `max_length` (the [SEP]
-        is kept) and right-padded with 0. Returns `input_ids`, `attention_mask`
+        Each row is [CLS] ids [SEP] (MPNet: <s> ids </s>), truncated so it fits
+        `max_length` (the [SEP] is kept) and right-padded with the padding id. Returns `input_ids`, `attention_mask`
         (1 for real tokens) and `token_type_ids` (all 0: single sentences), each
         of shape (len(texts), max_length).
         """
@@ -232,3 +262,14 @@ class WordPieceTokenizer:
             "attention_mask": attention_mask,
             "token_type_ids": np.zeros((n, max_length), dtype=np.int32),
         }
+
+
+def bert_framing_remap(vocab: dict[str, int]) -> dict[int, int]:
+    """Ids a BERT-framing runtime feeds -> the ids this vocabulary's model was trained on.
+
+    MediaPipe's BertTokenizer always frames a text with [CLS] ... [SEP]; MPNet's vocabulary holds those
+    entries too but its model reads <s> ... </s>. Empty for a BERT vocabulary (nothing to map).
+    """
+    special = special_tokens_of(vocab)
+    pairs = ((BERT_TOKENS.cls, special.cls), (BERT_TOKENS.sep, special.sep))
+    return {vocab[theirs]: vocab[ours] for theirs, ours in pairs if theirs != ours and theirs in vocab}
