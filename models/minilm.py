@@ -20,10 +20,10 @@ import importlib.util
 from pathlib import Path
 
 import keras
-import numpy as np
 
-from dlpipe.errors import DataError, WeightsUnavailableError
+from dlpipe.errors import WeightsUnavailableError
 from dlpipe.models.bert_layers import BertEmbeddings, BertLayer, MeanPooling
+from dlpipe.models.checkpoints import Targets, assign_strictly, block_targets, read_safetensors
 
 __all__ = [
     "MINILM_CONFIG",
@@ -153,7 +153,7 @@ def sentence_embedding_model(
     return keras.Model(list(inputs.values()), embedding, name=name)
 
 
-def _targets(model: keras.Model) -> dict[str, tuple[keras.Variable, bool]]:
+def _targets(model: keras.Model) -> Targets:
     """HF tensor name -> (Keras variable, transpose?) for every weight of the encoder."""
     emb = model.get_layer("embeddings")
     targets = {
@@ -163,7 +163,7 @@ def _targets(model: keras.Model) -> dict[str, tuple[keras.Variable, bool]]:
         "embeddings.LayerNorm.weight": (emb.layer_norm.gamma, False),
         "embeddings.LayerNorm.bias": (emb.layer_norm.beta, False),
     }
-    hf_names = {  # our sub-layer -> HF module path inside encoder.layer.{i}
+    dense_names = {  # our sub-layer -> HF module path inside encoder.layer.{i}
         "query": "attention.self.query",
         "key": "attention.self.key",
         "value": "attention.self.value",
@@ -171,17 +171,9 @@ def _targets(model: keras.Model) -> dict[str, tuple[keras.Variable, bool]]:
         "intermediate": "intermediate.dense",
         "output_dense": "output.dense",
     }
+    norm_names = {"attention_norm": "attention.output.LayerNorm", "output_norm": "output.LayerNorm"}
     for i in range(MINILM_CONFIG["num_layers"]):
-        block = model.get_layer(f"layer_{i}")
-        prefix = f"encoder.layer.{i}."
-        for attr, hf in hf_names.items():
-            dense = getattr(block, attr)
-            targets[f"{prefix}{hf}.weight"] = (dense.kernel, True)  # torch Linear stores (out, in)
-            targets[f"{prefix}{hf}.bias"] = (dense.bias, False)
-        for attr, hf in (("attention_norm", "attention.output.LayerNorm"), ("output_norm", "output.LayerNorm")):
-            norm = getattr(block, attr)
-            targets[f"{prefix}{hf}.weight"] = (norm.gamma, False)
-            targets[f"{prefix}{hf}.bias"] = (norm.beta, False)
+        targets.update(block_targets(model.get_layer(f"layer_{i}"), f"encoder.layer.{i}.", dense_names, norm_names))
     return targets
 
 
@@ -192,31 +184,7 @@ def load_minilm_weights(model: keras.Model, path: str | Path) -> None:
     pooler) must map to a variable with the same shape, and every variable must be
     filled, so a different architecture fails loudly instead of half-loading.
     """
-    from safetensors.numpy import load_file
-
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(str(path), "weights file not found; pass a .safetensors BERT checkpoint or 'pretrained'")
-    try:
-        tensors = load_file(str(path))
-    except Exception as exc:  # safetensors raises its own error types for corrupt headers
-        raise DataError(str(path), f"cannot read as safetensors: {exc}") from exc
+    tensors = read_safetensors(path, "pass a .safetensors BERT checkpoint or 'pretrained'")
     if tensors and all(k.startswith("bert.") for k in tensors):
         tensors = {k[len("bert."):]: v for k, v in tensors.items()}  # BertFor* checkpoints
-
-    targets = _targets(model)
-    unknown = sorted(set(tensors) - set(targets) - set(_IGNORED))
-    missing = sorted(set(targets) - set(tensors))
-    if unknown or missing:
-        raise DataError(
-            str(path),
-            f"not an all-MiniLM-L6-v2 checkpoint: unexpected tensors {unknown[:5]}"
-            f"{'...' if len(unknown) > 5 else ''}, missing tensors {missing[:5]}{'...' if len(missing) > 5 else ''}",
-        )
-    for key, (variable, transpose) in targets.items():
-        value = tensors[key].T if transpose else tensors[key]
-        if tuple(value.shape) != tuple(variable.shape):
-            raise DataError(
-                str(path), f"tensor {key} has shape {tuple(value.shape)}, the model expects {tuple(variable.shape)}"
-            )
-        variable.assign(np.asarray(value, dtype=variable.dtype))
+    assign_strictly(path, tensors, _targets(model), _IGNORED, "all-MiniLM-L6-v2")
