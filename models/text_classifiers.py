@@ -144,8 +144,23 @@ def minilm_classifier(num_classes: int, sequence_length: int, dropout: float = 0
     from dlpipe.models.minilm import minilm_encoder
 
     encoder = minilm_encoder(weights, sequence_length, name="backbone", dropout=dropout)
+    return _pooled_classifier(encoder, num_classes, sequence_length, dropout, "minilm_classifier")
+
+
+def mpnet_classifier(num_classes: int, sequence_length: int, dropout: float = 0.1,
+                     weights: str | None = "pretrained", config: dict | None = None) -> keras.Model:
+    """Pretrained all-mpnet-base-v2 -> masked mean pooling -> dropout -> softmax: MiniLM's head on the larger
+    encoder (`dlpipe.models.mpnet`), whose WordPiece rows are framed <s> ... </s>."""
+    from dlpipe.models.mpnet import mpnet_encoder
+
+    encoder = mpnet_encoder(weights, sequence_length, name="backbone", dropout=dropout, config=config)
+    return _pooled_classifier(encoder, num_classes, sequence_length, dropout, "mpnet_classifier")
+
+
+def _pooled_classifier(encoder: keras.Model, num_classes: int, sequence_length: int, dropout: float,
+                       name: str) -> keras.Model:
     inputs = {name: keras.Input(shape=(sequence_length,), dtype="int32", name=name) for name in ("input_ids", "attention_mask")}
     pooled = MeanPooling(name="mean_pooling")([encoder(inputs), inputs["attention_mask"]])
     x = layers.Dropout(dropout, name="head_dropout")(pooled)
     outputs = layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
-    return keras.Model(inputs, outputs, name="minilm_classifier")
+    return keras.Model(inputs, outputs, name=name)

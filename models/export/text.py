@@ -90,7 +90,13 @@ def export_tflite(model: keras.Model, target: Path, request: ExportRequest, fmt:
     """int32 ids [N, L] in, probabilities out; float32, float16 weights or dynamic-range int8 weights."""
     prep: TextPreprocessing = request.bundle.preprocessing
     twin, input_names = inference_model(model, prep)
-    flatbuffer = convert_twin(twin, input_names, prep.sequence_length, quantization_of(fmt))
+    remap = {}
+    vocab = request.bundle.extra_files.get(Path(prep.vocab_file or "").name) if prep.tokenizer == "wordpiece" else None
+    if vocab:
+        from dlpipe.data.wordpiece import WordPieceTokenizer, bert_framing_remap
+
+        remap = bert_framing_remap(WordPieceTokenizer.from_vocab_file(vocab).vocab)
+    flatbuffer = convert_twin(twin, input_names, prep.sequence_length, quantization_of(fmt), remap)
     standard, description = _standard_metadata(request, target)
     target.write_bytes(artifacts.tflite_bytes(flatbuffer, request.bundle, standard, description))
 
@@ -127,8 +133,9 @@ def _standard_metadata(request: ExportRequest, target: Path) -> tuple[artifacts.
             raise DataError(str(target), "a WordPiece model needs its vocab.txt to export; it belongs beside the model")
         return (functools.partial(tflite_metadata.bert_text_classifier_metadata, vocab=Path(vocab).read_bytes()),
                 f"Classifies text into {len(request.bundle.class_names)} classes. Inputs: WordPiece ids, mask and "
-                f"segment ids of {length} tokens ([CLS] text [SEP], lower-cased); MediaPipe's BertTokenizer "
-                "makes them from the packed vocab.txt exactly as dlpipe does.")
+                f"segment ids of {length} tokens ([CLS] text [SEP], lower-cased; an MPNet model maps [CLS]/[SEP] "
+                "to its <s>/</s> inside the graph); MediaPipe's BertTokenizer makes them from the packed vocab.txt "
+                "exactly as dlpipe does.")
     if prep.standardize != "lower_and_strip_punctuation" or VOCABULARY_FILE not in files:
         warnings.warn(f"export: {target.name.removeprefix('.partial-')}: standardize={prep.standardize!r} has no MediaPipe RegexTokenizer "
                       "equivalent; the file runs in dlpipe (and LiteRT with dlpipe's ids) but not in MediaPipe's "

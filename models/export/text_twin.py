@@ -126,8 +126,13 @@ def _unrolled(config: Any) -> Any:
     return config
 
 
-def convert_twin(twin: keras.Model, input_names: tuple[str, ...], sequence_length: int, quantize: str) -> bytes:
-    """The ids-in twin as TFLite flatbuffer bytes, builtin ops only, any batch size."""
+def convert_twin(twin: keras.Model, input_names: tuple[str, ...], sequence_length: int, quantize: str,
+                 id_remap: dict[int, int] | None = None) -> bytes:
+    """The ids-in twin as TFLite flatbuffer bytes, builtin ops only, any batch size.
+
+    id_remap: WordPiece ids to replace before the model (`dlpipe.data.wordpiece.bert_framing_remap`: MediaPipe's
+    [CLS]/[SEP] -> MPNet's <s>/</s>); dlpipe's own ids already use the model's and pass unchanged.
+    """
     specs = [tf.TensorSpec([None, sequence_length], tf.int32, name=name) for name in input_names]
 
     def serve(*inputs: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -135,6 +140,9 @@ def convert_twin(twin: keras.Model, input_names: tuple[str, ...], sequence_lengt
             return {"probabilities": twin(inputs[0], training=False)}
         taken = {tensor.name for tensor in twin.inputs}
         features = {BERT_TFLITE_INPUTS.get(name, name): tensor for name, tensor in zip(input_names, inputs)}
+        for theirs, ours in (id_remap or {}).items():
+            ids = features["input_ids"]
+            features["input_ids"] = tf.where(ids == theirs, tf.constant(ours, ids.dtype), ids)
         # an input the model ignores (segment_ids) stays an input of the converted graph
         return {"probabilities": twin({name: tensor for name, tensor in features.items() if name in taken},
                                       training=False)}
