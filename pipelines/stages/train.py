@@ -42,11 +42,11 @@ class TrainConfig:
     finetune_lr_factor: float = option(0.1, "fine-tuning learning rate = learning_rate * this")
     batch_size: int = option(32, "images per step; lower it if memory runs out")
     optimizer: Literal["adam", "sgd", "rmsprop", "adamw"] | None = option(
-        None, "optimizer; default: what the model recommends (adam; adamw for minilm)")
+        None, "optimizer; default: what the model recommends (adam; adamw for minilm and mpnet)")
     learning_rate: float | Literal["auto"] | None = option(
         None, "learning rate of the first phase; auto: run the learning-rate finder first (lr_find.png; the chosen "
               "rate is written into config.yaml); default: what the model recommends (1e-3 images, 2e-3 recurrent, "
-              "5e-5 minilm)")
+              "5e-5 minilm, 2e-5 mpnet)")
     lr_find_steps: int = option(200, "steps of the learning-rate finder's exponential sweep (learning_rate: auto, "
                                      "dlpipe lr-find)")
     lr_find_pick: Literal["min10", "steepest"] = option(
@@ -62,7 +62,7 @@ class TrainConfig:
     probe_baseline: bool = option(True, "with a pretrained backbone, also fit the linear probe and report its "
                                         "validation accuracy beside the run's")
     warmup_fraction: float | None = option(
-        None, "fraction of the steps spent warming the learning rate up from 0 (default: 0.1 for minilm, else 0)")
+        None, "fraction of the steps spent warming the learning rate up from 0 (default: 0.1 for minilm and mpnet, else 0)")
     momentum: float = option(0.9, "momentum for sgd and rmsprop")
     weight_decay: float = option(1e-4, "weight decay for adamw")
     lr_schedule: Literal["constant", "cosine", "plateau"] = option(
