@@ -77,6 +77,31 @@ def wordpiece_text_run(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture(scope="module")
+def mpnet_text_run(tmp_path_factory) -> Path:
+    """A small random MPNet (tests/models/mpnet_fixtures.py) fine-tuned briefly: its .tflite frames with <s>/</s>,
+    which MediaPipe's BertTokenizer does not know; the file maps BERT's [CLS]/[SEP] ids onto them."""
+    import sys
+
+    from dlpipe.pipelines import api
+
+    require_mediapipe()
+    sys.path.insert(0, str(Path(__file__).parents[1] / "models"))
+    from mpnet_fixtures import write_tiny_mpnet
+
+    folder = tmp_path_factory.mktemp("edge-mpnet")
+    write_tiny_mpnet(folder / "all-mpnet-base-v2")
+    patch = pytest.MonkeyPatch()
+    patch.setenv("DLPIPE_MPNET_DIR", str(folder / "all-mpnet-base-v2"))
+    try:
+        api.run("sentiment", data=str(SENTENCES / "amazon_cells_labelled.txt"), out=folder / "run",
+                sets=[*TEXT_SETS, "model.architecture=mpnet", "train.epochs=2", "train.learning_rate=0.001"],
+                echo=lambda _: None)
+    finally:
+        patch.undo()
+    return folder / "run"
+
+
 def alone(artifact: Path, folder: Path) -> Path:
     """The .tflite copied into an empty folder: nothing beside it to read."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -145,7 +170,8 @@ def test_dlpipe_evaluates_an_image_tflite_from_the_file_alone(image_run, tmp_pat
 
 
 @pytest.mark.parametrize("file_name", ["model.tflite", "model_dynamic.tflite"], ids=["float32", "dynamic"])
-@pytest.mark.parametrize("run_name", ["text_run", "wordpiece_text_run"], ids=["words", "wordpiece"])
+@pytest.mark.parametrize("run_name", ["text_run", "wordpiece_text_run", "mpnet_text_run"],
+                         ids=["words", "wordpiece", "mpnet"])
 def test_mediapipe_text_classifier_agrees_with_dlpipe_predict(run_name, file_name, request, tmp_path):
     from dlpipe.data.text import read_labelled_text
 
