@@ -104,23 +104,20 @@ else
 fi
 rm -f "${mediapipe_log}"
 
-if wait "${detector_pid}"; then
-  echo "setup: $(tail -n 1 "${detector_log}")"
-else
-  echo "setup: WARNING: the COCO detector could not be fetched or converted; coco-detector and its tests will" \
-       "not run. Last lines:" >&2
-  tail -n 5 "${detector_log}" >&2
-fi
-rm -f "${detector_log}"
-
-if wait "${mpnet_pid}"; then
-  echo "setup: $(tail -n 1 "${mpnet_log}")"
-else
-  echo "setup: WARNING: all-mpnet-base-v2 could not be fetched; model.architecture=mpnet will say so and its" \
-       "real-weights test skips. Last lines:" >&2
-  tail -n 5 "${mpnet_log}" >&2
-fi
-rm -f "${mpnet_log}"
+# A background fetch's last line on success; on failure a warning (what will not run) and its log's last lines.
+report_fetch() {  # pid log warning
+  if wait "$1"; then
+    echo "setup: $(tail -n 1 "$2")"
+  else
+    echo "setup: WARNING: $3 Last lines:" >&2
+    tail -n 5 "$2" >&2
+  fi
+  rm -f "$2"
+}
+report_fetch "${detector_pid}" "${detector_log}" \
+  "the COCO detector could not be fetched or converted; coco-detector and its tests will not run."
+report_fetch "${mpnet_pid}" "${mpnet_log}" \
+  "all-mpnet-base-v2 could not be fetched; model.architecture=mpnet will say so and its real-weights test skips."
 
 if [ -n "${segmenter_pid}" ]; then
   if wait "${segmenter_pid}"; then
