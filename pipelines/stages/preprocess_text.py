@@ -18,7 +18,7 @@ class TextPreprocessConfig:
     tokenizer: Literal["words", "wordpiece"] = option(
         "words", "words: TextVectorization inside the model (whole words; a word outside the vocabulary is [UNK]); "
                  "wordpiece: MiniLM's WordPiece subwords, pruned to max_tokens pieces (every single character kept, "
-                 "so no word is lost), ids fed to the model. minilm always uses its full WordPiece vocabulary")
+                 "so no word is lost), ids fed to the model. minilm and mpnet always use their own full WordPiece vocabularies")
     max_tokens: int = option(20000, "vocabulary size (words: the most frequent training words, the rest map to [UNK]; "
                                     "wordpiece: pieces kept)")
     sequence_length: int = option(64, "tokens per text: longer texts are truncated, shorter padded")
@@ -45,6 +45,12 @@ class TextPreprocessStage(Stage):
         ctx.val_data = text_dataset(ctx.val.inputs, ctx.val.labels)
         lengths = sorted(len(text.split()) for text in train.inputs)
         p95 = lengths[int(0.95 * (len(lengths) - 1))]
-        tokens = (f"WordPiece (MiniLM's, lower-cased), {cfg.max_tokens:,} pieces" if cfg.tokenizer == "wordpiece"
-                  else ctx.preprocessing.standardize or "no normalisation")
+        sections = getattr(ctx.config, "sections", {})
+        encoder = getattr(sections.get("model"), "architecture", None)
+        if encoder in ("minilm", "mpnet"):  # the model stage swaps in the encoder's own vocabulary
+            tokens = f"WordPiece ({encoder}'s full vocabulary, lower-cased)"
+        elif cfg.tokenizer == "wordpiece":
+            tokens = f"WordPiece (MiniLM's, lower-cased), {cfg.max_tokens:,} pieces"
+        else:
+            tokens = ctx.preprocessing.standardize or "no normalisation"
         return f"{tokens}, {cfg.sequence_length} tokens (95% of training texts have <= {p95} words)"
