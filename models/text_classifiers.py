@@ -159,7 +159,7 @@ def mpnet_classifier(num_classes: int, sequence_length: int, dropout: float = 0.
 
 def _pooled_classifier(encoder: keras.Model, num_classes: int, sequence_length: int, dropout: float,
                        name: str) -> keras.Model:
-    inputs = {name: keras.Input(shape=(sequence_length,), dtype="int32", name=name) for name in ("input_ids", "attention_mask")}
+    inputs = {key: keras.Input(shape=(sequence_length,), dtype="int32", name=key) for key in ("input_ids", "attention_mask")}
     pooled = MeanPooling(name="mean_pooling")([encoder(inputs), inputs["attention_mask"]])
     x = layers.Dropout(dropout, name="head_dropout")(pooled)
     outputs = layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
