@@ -44,7 +44,7 @@ RECIPES: dict[str, list[str]] = {
     "default before issue 14 (efficientnet_lite0)": ["model.backbone=efficientnet_lite0", *BEFORE],
     "linear probe (efficientnet_lite2)": LITE2_PROBE,
     "LP-FT (efficientnet_lite2)": LITE2_LPFT,
-    "new default (pipelines/defaults/image-classify.yaml)": [],
+    "new default (pipelines/image_classify/)": [],
 }
 
 
@@ -75,7 +75,7 @@ def main() -> None:
         echo = lambda line: print(f"[{name}] {line}", flush=True)  # noqa: E731
         all_sets = [*sets, f"train.cv_folds={args.folds}", "export.formats=[]", "train.progress=epochs",
                     "train.tensorboard=false"]
-        from dlpipe.pipelines import crossval
+        from dlpipe.pipelines.training import crossval
         from dlpipe.pipelines.catalog import get_pipeline
 
         config = api.load_saved_config(out) if resume else api.resolve_config("image-classify", None, all_sets, args.data)

@@ -8,8 +8,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-import yaml
-
 from dlpipe.errors import RunStateError
 from dlpipe.pipelines.catalog import PipelineSpec, get_pipeline
 from dlpipe.pipelines.config import ResolvedConfig, load_yaml, parse_sets, resolve
@@ -33,9 +31,9 @@ def resolve_config(
     sets: Iterable[str] = (),
     data: str | None = None,
 ) -> ResolvedConfig:
-    """Embedded default < config file < --data < --set, checked against the stage configs."""
+    """The stage dataclasses' defaults < config file < --data < --set, checked against the stage configs."""
     spec = get_pipeline(pipeline)
-    layers: list[tuple[str, dict[str, Any]]] = [(f"default {spec.default_config}", yaml.safe_load(spec.default_config_text()))]
+    layers: list[tuple[str, dict[str, Any]]] = []
     if config_file:
         layers.append((str(config_file), load_yaml(config_file)))
     if data is not None:
@@ -92,7 +90,7 @@ def run(
                 )
             shutil.rmtree(out_dir)
         config = resolve_config(pipeline, config_file, sets, data)
-    from dlpipe.pipelines import crossval
+    from dlpipe.pipelines.training import crossval
 
     cv = None
     if crossval.check_cross_validation(config):
@@ -147,9 +145,9 @@ def lr_find(
 
 def _never_trained(out_dir: Path) -> bool:
     """True for a run that failed before training began (e.g. a missing --data): nothing in it is worth keeping."""
-    from dlpipe.pipelines.stages.train import CHECKPOINT_DIR
+    from dlpipe.pipelines.training.stage import CHECKPOINT_DIR
 
-    from dlpipe.pipelines.crossval import FOLDS_DIR
+    from dlpipe.pipelines.training.crossval import FOLDS_DIR
 
     return (not (out_dir / CHECKPOINT_DIR).exists() and not any(out_dir.glob("model*"))
             and not (out_dir / FOLDS_DIR).exists())

@@ -1,66 +1,82 @@
-"""The pipelines dlpipe can run: one YAML file each under `defaults/`, which is also the default config.
+"""The pipelines dlpipe can run: one package per task, each registered here by one line.
 
-A pipeline file names its task, describes itself and lists its stage roles
-in run order; each role's stage class comes from the stage registry. Adding
-a pipeline is adding a YAML file. Importing this module does not import
-TensorFlow, so listing pipelines and printing help stay instant.
+A task's package (e.g. `pipelines/image_classify/`) holds its config
+dataclasses, its stages and its recipe, and defines `PIPELINE`, a
+`PipelineSpec` naming its task and its stages in run order. Every default lives
+in those dataclasses: the default config (`dlpipe config PIPELINE`) is generated
+from them. Importing this module does not import TensorFlow, so listing
+pipelines and printing help stay instant.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+import importlib
+from dataclasses import dataclass, field
 from functools import lru_cache
-from importlib import resources
 from typing import Any
 
 import yaml
 
-from dlpipe import pipelines as _package
 from dlpipe.errors import ConfigError
-from dlpipe.pipelines import stages as _stages  # noqa: F401  (importing the package registers every stage)
-from dlpipe.pipelines.stage import Stage, stage_class
+from dlpipe.pipelines.stage import Stage
 from dlpipe.registry import Registry
+
+# One line per task: the package that defines its PIPELINE.
+PIPELINE_PACKAGES = (
+    "dlpipe.pipelines.image_classify",
+    "dlpipe.pipelines.sentiment",
+    "dlpipe.pipelines.segment",
+    "dlpipe.pipelines.gan",
+)
 
 
 @dataclass(frozen=True)
 class PipelineSpec:
-    """A named pipeline: its task, its stages in order and its default config (the YAML it is read from)."""
+    """A named pipeline: its task, its stages in run order (role -> stage class) and its search space."""
 
     name: str
     description: str
     task: str
-    roles: tuple[str, ...]
-    default_config: str  # file name under defaults/
+    stages: tuple[tuple[str, type[Stage]], ...]
+    # `dlpipe tune`'s built-in space: {dotted key: ("categorical", [choices]) | ("int", low, high)
+    # | ("float", low, high, log)}; empty: the user gives one with --space
+    search_space: dict[str, tuple] = field(default_factory=dict)
+
+    @property
+    def roles(self) -> tuple[str, ...]:
+        return tuple(role for role, _ in self.stages)
 
     def stage_class(self, role: str) -> type[Stage]:
-        return stage_class(self.task, role)
+        for name, cls in self.stages:
+            if name == role:
+                return cls
+        raise ConfigError("stages", f"pipeline '{self.name}' has no '{role}' stage; its stages: {', '.join(self.roles)}")
 
     def stage_configs(self) -> dict[str, type]:
-        return {role: self.stage_class(role).config_cls for role in self.roles}
+        return {role: cls.config_cls for role, cls in self.stages}
+
+    def default_config(self) -> dict[str, Any]:
+        """The default config as a mapping, every value from the stage dataclasses' defaults."""
+        out: dict[str, Any] = {"pipeline": self.name, "task": self.task, "seed": 42, "stages": list(self.roles)}
+        for role, config_cls in self.stage_configs().items():
+            out[role] = dataclasses.asdict(config_cls())
+        return out
 
     def default_config_text(self) -> str:
-        return resources.files(_package).joinpath("defaults", self.default_config).read_text(encoding="utf-8")
+        """The default config as YAML (what `dlpipe config` starts from), generated from the dataclasses."""
+        return f"# {self.name}: {self.description}\n" + yaml.safe_dump(self.default_config(), sort_keys=False)
 
 
 @lru_cache(maxsize=1)
 def pipelines() -> Registry[PipelineSpec]:
-    """Every pipeline under defaults/, by name."""
+    """Every registered pipeline, by name."""
     registry: Registry[PipelineSpec] = Registry("pipeline")
-    folder = resources.files(_package).joinpath("defaults")
-    for entry in sorted(folder.iterdir(), key=lambda item: item.name):
-        if entry.name.endswith(".yaml"):
-            spec = _spec(entry.name, yaml.safe_load(entry.read_text(encoding="utf-8")) or {})
-            registry.add(spec.name, spec)
+    for package in PIPELINE_PACKAGES:
+        spec = importlib.import_module(package).PIPELINE
+        registry.add(spec.name, spec)
     return registry
 
 
 def get_pipeline(name: str) -> PipelineSpec:
     return pipelines().get(name, key="pipeline")
-
-
-def _spec(file_name: str, data: dict[str, Any]) -> PipelineSpec:
-    missing = [key for key in ("pipeline", "description", "task", "stages") if key not in data]
-    if missing:
-        raise ConfigError(", ".join(missing), "missing in the pipeline definition", source=file_name)
-    return PipelineSpec(name=data["pipeline"], description=data["description"], task=data["task"],
-                        roles=tuple(data["stages"]), default_config=file_name)

@@ -137,7 +137,7 @@ def tune_command(pipeline: str, data: str, out: str, config_file: str | None, se
     Optuna's TPE sampler; the study is stored in DIR/study.db, so the same command resumes after a kill.
     One line per finished trial; DIR/best.yaml repeats the best with `dlpipe run PIPELINE --config DIR/best.yaml`.
     """
-    from dlpipe.pipelines.tuning import parse_space, tune
+    from dlpipe.pipelines.training.tuning import parse_space, tune
 
     space = parse_space(space_items) if space_items else None
     result = tune(pipeline, data, out, budget_minutes, folds, config_file, sets, space, max_trials, echo=click.echo)

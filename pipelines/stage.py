@@ -1,11 +1,10 @@
 """The stage contract, the stage registry and the run context through which stages hand each other data.
 
-A stage is a small object built from its own config dataclass (`config_cls`,
-registered beside it); `run(ctx)` reads the typed products earlier stages
-left in the context, adds its own and returns a one-line summary. Stages
-never read another stage's config. A stage is registered for a task and a
-role (`@register_stage("image", "load")`), or for every task (`task=None`);
-a pipeline's YAML names its task and its roles in order.
+A stage is a small object built from its own config dataclass (`config_cls`);
+`run(ctx)` reads the typed products earlier stages left in the context, adds
+its own and returns a one-line summary. Stages never read another stage's
+config. A task's pipeline package lists its stages by role, in run order
+(`dlpipe.pipelines.catalog.PipelineSpec`).
 """
 
 from __future__ import annotations
@@ -15,8 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
-from dlpipe.errors import ConfigError, DlpipeError
-from dlpipe.registry import Registry
+from dlpipe.errors import DlpipeError
 
 if TYPE_CHECKING:
     import keras
@@ -57,6 +55,7 @@ class FineTuning:
     # its output is a pooled feature vector under a softmax head, so a linear probe can stand in for the head
     # (image backbones); text embeddings and segmentation encoders are not
     probe_features: bool = False
+    source: str = ""  # what computes its features (backbone, weights, input): the key of cached features
 
 
 @dataclass
@@ -99,6 +98,17 @@ class RunContext:
     metrics: dict[str, Any] = field(default_factory=dict)
     artifacts: dict[str, str] = field(default_factory=dict)
 
+    def record_choice(self, section: str, **values: Any) -> None:
+        """A stage settled an option the config left open (e.g. learning_rate: auto): the run's config becomes the
+        resolved one with that value, saved to config.yaml, so the run can be repeated as it ran."""
+        import dataclasses
+
+        from dlpipe import atomic
+
+        chosen = dataclasses.replace(self.config[section], **values)
+        self.config = dataclasses.replace(self.config, sections={**self.config.sections, section: chosen})
+        atomic.write_text(self.out_dir / "config.yaml", self.config.to_yaml())
+
     def need(self, attribute: str, stage: str) -> Any:
         """A product of an earlier stage, or a clear error saying which stage is missing."""
         value = getattr(self, attribute)
@@ -110,7 +120,6 @@ class RunContext:
 class Stage(ABC):
     """Base class of every stage: `config_cls` holds its options, `run` does the work."""
 
-    name: ClassVar[str]
     config_cls: ClassVar[type]
 
     def __init__(self, config: Any):
@@ -124,31 +133,3 @@ class Stage(ABC):
     def option_notes(cls, config: Any) -> list[str]:
         """Extra lines `dlpipe config` prints under the stage's options (e.g. what each choice costs)."""
         return []
-
-
-STAGES: Registry[type[Stage]] = Registry("stage")
-
-
-def register_stage(task: str | None, role: str) -> Callable[[type[Stage]], type[Stage]]:
-    """Decorator: register a stage class (with its `config_cls`) for `task` (None: any task) under `role`."""
-
-    def decorate(cls: type[Stage]) -> type[Stage]:
-        if not isinstance(getattr(cls, "config_cls", None), type):
-            raise TypeError(f"stage {cls.__name__} needs a config_cls dataclass")
-        cls.name = role
-        STAGES.add(_key(task, role), cls)
-        return cls
-
-    return decorate
-
-
-def stage_class(task: str, role: str) -> type[Stage]:
-    """The stage registered for `task` and `role`, else the one registered for every task."""
-    for key in (_key(task, role), _key(None, role)):
-        if key in STAGES:
-            return STAGES.get(key)
-    raise ConfigError("stages", f"no '{role}' stage for task '{task}'; registered: {', '.join(STAGES.names())}")
-
-
-def _key(task: str | None, role: str) -> str:
-    return f"{task}.{role}" if task else role

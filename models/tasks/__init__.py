@@ -4,24 +4,29 @@ A task turns raw inputs (image bytes or paths, strings) into model inputs,
 names its preprocessing spec, feeds each artifact format, describes outputs
 and scores predictions. The CLI, the batch job, the server, evaluation and
 export ask `get_task(name)` instead of branching on a modality string. A new
-task is one module that subclasses `Task` and registers itself here with
-`TASKS.add`, plus its exporters in `dlpipe.models.export`.
+task is one module (or package) that subclasses `Task`, names the class
+`TASK` and registers its exporters, listed by one line in `TASK_MODULES`.
 """
 
 from __future__ import annotations
 
+import importlib
+
 from dlpipe.models.tasks.base import ClassificationTask, InputSet, LabelledData, OutputWriter, PreparedBatch, Task
-from dlpipe.models.tasks.detect import DetectTask
-from dlpipe.models.tasks.image import ImageTask
-from dlpipe.models.tasks.segment import SegmentTask
-from dlpipe.models.tasks.text import TextTask
 from dlpipe.registry import Registry
 
+# One line per task: the module that defines its runtime Task class as `TASK`.
+TASK_MODULES = (
+    "dlpipe.models.tasks.image",
+    "dlpipe.models.tasks.text",
+    "dlpipe.models.tasks.detect",
+    "dlpipe.models.tasks.segment",
+)
+
 TASKS: Registry[Task] = Registry("task")
-TASKS.add(ImageTask.name, ImageTask())
-TASKS.add(TextTask.name, TextTask())
-TASKS.add(DetectTask.name, DetectTask())
-TASKS.add(SegmentTask.name, SegmentTask())
+for _module in TASK_MODULES:
+    _task = importlib.import_module(_module).TASK()
+    TASKS.add(_task.name, _task)
 
 
 def get_task(name: str) -> Task:

@@ -259,3 +259,6 @@ def select_detections(rows: np.ndarray, min_score: float, nms_iou: float, max_bo
 
 
 __all__ = ["BoxDrawer", "DetectPreprocessing", "DetectTask", "box_iou", "select_detections"]
+
+
+TASK = DetectTask  # registered by dlpipe.models.tasks.TASK_MODULES

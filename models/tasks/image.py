@@ -193,3 +193,6 @@ def _signature(loaded: Any, name: str, side: "SideFiles") -> Any:
     if name not in loaded.signatures:
         raise DataError(str(side.folder), f"SavedModel has no {name} signature; export it again with dlpipe export")
     return loaded.signatures[name]
+
+
+TASK = ImageTask  # registered by dlpipe.models.tasks.TASK_MODULES

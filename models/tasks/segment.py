@@ -259,3 +259,6 @@ class SegmentTask(Task):
         return {**agreement(reference_masks, output_masks),
                 "max_abs_diff": float(np.max(np.abs(reference - outputs))) if reference.size else 0.0,
                 "count": int(len(reference))}
+
+
+TASK = SegmentTask  # registered by dlpipe.models.tasks.TASK_MODULES

@@ -149,3 +149,6 @@ def _input_for(tensor_name: str, encoded: dict[str, np.ndarray], side: "SideFile
                                           f"{sorted(set(encoded) | set(TFLITE_ALIASES))}; export the model again "
                                           "with dlpipe export")
     return encoded[matches[0]]
+
+
+TASK = TextTask  # registered by dlpipe.models.tasks.TASK_MODULES

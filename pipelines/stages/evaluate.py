@@ -1,12 +1,12 @@
-"""Stage `evaluate`: validation metrics, plots and the quality gate."""
+"""Stage `evaluate` of the classification tasks (images, text): validation metrics, plots and the quality gate."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from dlpipe.pipelines.config import option, require
-from dlpipe.pipelines.stage import RunContext, Stage, register_stage
+from dlpipe.pipelines.stage import RunContext, Stage
 
 METRICS_FILE = "metrics.json"
 
@@ -17,17 +17,13 @@ class EvaluateConfig:
 
     min_accuracy: float = option(0.0, "fail the run before export when validation accuracy is below this")
     plots: bool = option(True, "write training_curves.png and confusion_matrix.png")
-    batch_size: int = option(32, "images per prediction step")
-    tta: Literal["none", "flip"] = option(
-        "none", "test-time augmentation: flip averages each image's probabilities with its mirror's; the model "
-                "itself does it, so every export does too (twice the inference cost; image models)")
+    batch_size: int = option(32, "examples per prediction step")
 
     def __post_init__(self) -> None:
         require(0.0 <= self.min_accuracy <= 1.0, "min_accuracy", f"must be in [0, 1]. Received: {self.min_accuracy}")
         require(self.batch_size >= 1, "batch_size", "must be at least 1")
 
 
-@register_stage(None, "evaluate")
 class EvaluateStage(Stage):
     """Score the trained model on the validation split: metrics.json, confusion matrix and training curves.
 
@@ -50,17 +46,12 @@ class EvaluateStage(Stage):
         paths, labels = ctx.val.inputs, ctx.val.labels
         if not paths:
             raise DlpipeError("evaluate: no validation data; set load.val_split above 0 or give load.val_path")
-        if cfg.tta == "flip":
-            from dlpipe.models.tta import with_flip_tta
-
-            if ctx.task is not None and ctx.task.name != "image":
-                raise DlpipeError("evaluate.tta=flip is for image models; set evaluate.tta=none")
-            ctx.model = with_flip_tta(model)
+        ctx.model = self.model_to_ship(ctx, model)
         probabilities = self._predict(ctx, model, batched(ctx.val_data, cfg.batch_size))
         predicted = np.argmax(probabilities, axis=1)
         report = classification_report(labels, predicted.tolist(), ctx.class_names)
         report["split"] = "validation"
-        report["tta"] = cfg.tta
+        report.update(self.report_fields())
         if ctx.selected_weights is not None:
             report["refit"] = {**ctx.history.get("refit", {}), "note": (
                 "the exported model was retrained on train + validation; this accuracy is the model that validation "
@@ -94,6 +85,14 @@ class EvaluateStage(Stage):
                 f"{summary}: below evaluate.min_accuracy {cfg.min_accuracy}; nothing exported (see {ctx.out_dir / METRICS_FILE})"
             )
         return summary
+
+    def model_to_ship(self, ctx: RunContext, model: Any) -> Any:
+        """The model that is evaluated and exported (a task may wrap the trained one, e.g. test-time flips)."""
+        return model
+
+    def report_fields(self) -> dict[str, Any]:
+        """Settings of this evaluation that metrics.json records (none by default)."""
+        return {}
 
     def _predict(self, ctx: RunContext, base: Any, batches: Any) -> Any:
         """Probabilities on the validation split; after a refit, of the model selected before it.

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from dlpipe.models.export import FORMATS
 from dlpipe.pipelines.config import option, require
-from dlpipe.pipelines.stage import RunContext, Stage, register_stage
+from dlpipe.pipelines.stage import RunContext, Stage
 
 FORMAT_NAMES = tuple(FORMATS)
 
@@ -15,9 +15,10 @@ FORMAT_NAMES = tuple(FORMATS)
 class ExportConfig:
     """Which artifacts to write (`dlpipe export RUN` adds more later)."""
 
-    formats: list[str] = option(["keras", "savedmodel"], "artifacts to write: " + ", ".join(FORMAT_NAMES)
-                                + " (SavedModel takes encoded image bytes or raw strings; TFLite takes pixels or "
-                                "token ids, with the vocabulary in the file; tflite-int8 is for image models)")
+    formats_help = ("artifacts to write: " + ", ".join(FORMAT_NAMES) + " (SavedModel takes encoded image bytes or "
+                    "raw strings; TFLite takes pixels or token ids, with the vocabulary in the file; tflite-int8 is "
+                    "for image models)")
+    formats: list[str] = option(["keras", "savedmodel"], formats_help)
     parity_sample: int = option(100, "validation inputs each artifact is checked on against the Keras model (0: none)")
 
     def __post_init__(self) -> None:
@@ -26,7 +27,6 @@ class ExportConfig:
         require(self.parity_sample >= 0, "parity_sample", "must be >= 0")
 
 
-@register_stage(None, "export")
 class ExportStage(Stage):
     """Write each format through the task's registered exporter; every write is atomic.
 

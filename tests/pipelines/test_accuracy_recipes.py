@@ -39,7 +39,7 @@ def test_cross_validation_writes_each_fold_and_resumes_skipping_finished_folds(c
     # a kill during fold 2: its run never finished; resuming skips fold 1 and completes fold 2
     # (the folds alone, as `dlpipe run --resume` does before it resumes the final run)
     from dlpipe.pipelines.catalog import get_pipeline
-    from dlpipe.pipelines.crossval import run_cross_validation
+    from dlpipe.pipelines.training.crossval import run_cross_validation
 
     fold0_written = (out / "folds" / "0" / "metrics.json").stat().st_mtime_ns
     report = json.loads((out / "folds" / "1" / "report.json").read_text())
@@ -71,7 +71,7 @@ def test_probe_mode_fits_a_head_that_beats_chance_and_exports(colours, tmp_path)
                      sets=[*TINY_SETS, f"model.weights={weights}", "model.mode=probe", "train.refit=true",
                            "export.formats=[keras]", "load.val_split=0.5"])
     assert result.metrics["accuracy"] > 0.75  # chance is 0.5
-    assert result.metrics["refit"]["images"] == 24
+    assert result.metrics["refit"]["examples"] == 24
     assert not list((out).glob("history_*.csv"))  # no epochs: the head is fitted on cached features
     assert list((out / "features").glob("*.npz"))
     from dlpipe.models.runtimes import load_runtime
@@ -119,7 +119,7 @@ def test_label_smoothing_loss_matches_its_definition():
 
 def test_tune_writes_a_best_config_that_run_accepts_and_keeps_its_study(colours, tmp_path):
     from dlpipe.pipelines import api
-    from dlpipe.pipelines.tuning import parse_space, tune
+    from dlpipe.pipelines.training.tuning import parse_space, tune
 
     out = tmp_path / "tune"
     lines: list[str] = []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from dlpipe.pipelines.training import balanced_class_weights, best_so_far, read_history
+from dlpipe.pipelines.training.keras_fit import balanced_class_weights, best_so_far, read_history
 
 
 def test_read_history_keeps_the_last_row_of_a_repeated_epoch(tmp_path):

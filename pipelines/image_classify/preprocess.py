@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from dlpipe.pipelines.config import option, require
-from dlpipe.pipelines.stage import RunContext, Stage, register_stage
+from dlpipe.pipelines.stage import RunContext, Stage
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,6 @@ class ImagePreprocessConfig:
         require(self.filter_size >= 1 and self.filter_size % 2 == 1, "filter_size", f"must be a positive odd number. Received: {self.filter_size}")
 
 
-@register_stage("image", "preprocess")
 class ImagePreprocessStage(Stage):
     """Fix the preprocessing spec (saved with every artifact) and build the decoded, cached datasets.
 

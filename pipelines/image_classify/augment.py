@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from dlpipe.pipelines.config import option, require
-from dlpipe.pipelines.stage import RunContext, Stage, register_stage
+from dlpipe.pipelines.stage import RunContext, Stage
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,6 @@ class ImageAugmentConfig:
         require(self.zoom * self.strength < 1, "zoom", "times strength must stay below 1")
 
 
-@register_stage("image", "augment")
 class ImageAugmentStage(Stage):
     """Random flips, rotations, zoom, shifts, brightness/contrast and noise on training batches only (Keras layers)."""
 

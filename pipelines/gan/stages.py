@@ -1,6 +1,6 @@
 """Stages of the `gan` pipeline: load a built-in dataset, build a DCGAN, train it (resumable), export samples.
 
-Registered for task "gan"; the pipeline is `defaults/gan.yaml`. Training is measured by the Fréchet distance of generated to
+Listed by `dlpipe.pipelines.gan`. Training is measured by the Fréchet distance of generated to
 real test images in a small classifier's feature space, against the floor of
 two disjoint real halves (see `dlpipe.models.dcgan`).
 """
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from dlpipe.pipelines.config import option, require
-from dlpipe.pipelines.stage import RunContext, Stage, register_stage
+from dlpipe.pipelines.stage import RunContext, Stage
 
 CHECKPOINT_DIR = "checkpoints"
 
@@ -20,14 +20,13 @@ CHECKPOINT_DIR = "checkpoints"
 class GanLoadConfig:
     """Which built-in dataset, and how much of it."""
 
-    path: str | None = option(None, "a built-in dataset, builtin:NAME (fashion-mnist, mnist-5k, digits, mnist) (--data)")
+    path: str | None = option("builtin:fashion-mnist", "a built-in dataset, builtin:NAME (fashion-mnist, mnist-5k, digits, mnist) (--data)")
     limit: int | None = option(None, "use at most this many images per split (quick trials)")
 
     def __post_init__(self) -> None:
         require(self.limit is None or self.limit > 1, "limit", f"must be at least 2. Received: {self.limit}")
 
 
-@register_stage("gan", "load")
 class GanLoadStage(Stage):
     """Load the images of a built-in dataset with its fixed split; labels only train the Fréchet feature model."""
 
@@ -65,7 +64,6 @@ class GanModelConfig:
         require(self.image_size is None or self.image_size >= 8, "image_size", "must be at least 8")
 
 
-@register_stage("gan", "model")
 class GanModelStage(Stage):
     """Build a compiled DCGAN for the loaded images' size."""
 
@@ -106,7 +104,6 @@ class GanTrainConfig:
         require(self.fid_samples >= 10, "fid_samples", "must be at least 10")
 
 
-@register_stage("gan", "train")
 class GanTrainStage(Stage):
     """Train adversarially; every epoch is backed up, so `--resume` continues a killed run."""
 
@@ -117,7 +114,7 @@ class GanTrainStage(Stage):
         import numpy as np
 
         from dlpipe.models import dcgan
-        from dlpipe.pipelines.training import fit_verbosity
+        from dlpipe.pipelines.training.keras_fit import fit_verbosity
 
         cfg = self.config
         gan = ctx.need("model", "model")
@@ -167,7 +164,6 @@ class GanExportConfig:
             require(name in ("keras", "savedmodel"), "formats", f"unknown format {name!r}; choose from keras, savedmodel")
 
 
-@register_stage("gan", "export")
 class GanExportStage(Stage):
     """Write the generator, a sample grid (samples.png) and metrics.json, atomically."""
 
@@ -192,5 +188,3 @@ class GanExportStage(Stage):
         atomic.write_json(ctx.out_dir / "metrics.json", ctx.metrics)
         return "wrote " + ", ".join([*written, "metrics.json"])
 
-
-GAN_STAGES = (GanLoadStage, GanModelStage, GanTrainStage, GanExportStage)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from dlpipe.pipelines.config import option, require
-from dlpipe.pipelines.stage import FineTuning, ModelInput, RunContext, Stage, register_stage
+from dlpipe.pipelines.stage import FineTuning, ModelInput, RunContext, Stage
 
 Normalize = Literal["backbone", "unit", "standardize", "tf", "caffe", "torch", "efficientnet_lite", "none"]
 
@@ -15,7 +15,7 @@ Normalize = Literal["backbone", "unit", "standardize", "tf", "caffe", "torch", "
 class ModelConfig:
     """The network: which backbone, its weights, its input size and normalisation, and the head on top."""
 
-    backbone: str = option("efficientnet_lite0", "feature extractor; `dlpipe backbones` lists them")
+    backbone: str = option("efficientnet_lite2", "feature extractor; `dlpipe backbones` lists them (default since issue 14: EfficientNet-Lite2's frozen features scored best by cross-validation, BENCHMARKS.md)")
     weights: str | None = option("imagenet", "imagenet (pretrained), none (from scratch) or a weights file path")
     image_size: int | None = option(None, "square input size in pixels; default: the backbone's own")
     normalize: Normalize = option(
@@ -42,7 +42,6 @@ class ModelConfig:
         require(0.0 < self.width <= 8.0, "width", f"must be in (0, 8]. Received: {self.width}")
 
 
-@register_stage("image", "model")
 class ModelStage(Stage):
     """Build the classifier: normalisation layer, backbone (frozen when pretrained) and a softmax head.
 
@@ -82,7 +81,8 @@ class ModelStage(Stage):
 
             raise ConfigError("model.mode", "probe fits a linear head; set model.hidden_units=0")
         ctx.fine_tuning = (FineTuning(BACKBONE_LAYER_NAME, spec.block_pattern, probe=cfg.mode == "probe",
-                                       probe_features=True)
+                                       probe_features=True,
+                                       source=f"{spec.name}:{cfg.weights}:{size}:{cfg.normalize}")
                            if pretrained else None)
         weights = "random init" if not pretrained else cfg.weights
         return (f"{spec.name} ({weights}), {size}x{size} input, {ctx.model.count_params():,} parameters, "

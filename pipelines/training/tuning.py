@@ -23,19 +23,6 @@ from dlpipe.errors import ConfigError
 STUDY_FILE = "study.db"
 BEST_FILE = "best.yaml"
 
-# pipeline -> {dotted key: ("categorical", [choices]) | ("int", low, high) | ("float", low, high, log)}
-SEARCH_SPACES: dict[str, dict[str, tuple]] = {
-    "image-classify": {
-        "model.backbone": ("categorical", ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"]),
-        "train.probe_c": ("float", 1e-3, 10.0, True),
-        "train.finetune_epochs": ("int", 0, 4),
-        "train.unfreeze_blocks": ("int", 1, 4),
-        "train.learning_rate": ("float", 1e-4, 1e-2, True),
-        "train.label_smoothing": ("float", 0.0, 0.2, False),
-        "augment.strength": ("float", 0.0, 1.5, False),
-    },
-}
-
 
 def parse_space(items: Iterable[str]) -> dict[str, tuple]:
     """--space KEY=a,b,c (choices) or KEY=LOW..HIGH (int when both are ints, else float; log when LOW > 0 and HIGH/LOW >= 100)."""
@@ -65,13 +52,15 @@ def tune(pipeline: str, data: str, out: str | Path, budget_minutes: float, folds
     """Search until the budget (or max_trials) is spent; returns {best_value, best_params, best_config, trials}."""
     import optuna
 
-    from dlpipe.pipelines import api, crossval
+    from dlpipe.pipelines import api
+    from dlpipe.pipelines.training import crossval
     from dlpipe.pipelines.catalog import get_pipeline
 
+    spec = get_pipeline(pipeline)
     if space is None:
-        if pipeline not in SEARCH_SPACES:
+        if not spec.search_space:
             raise ConfigError("tune", f"no built-in search space for '{pipeline}'; give one with --space KEY=...")
-        space = SEARCH_SPACES[pipeline]
+        space = spec.search_space
     base_sets = list(sets)
     api.resolve_config(pipeline, config_file, base_sets, data)  # fail now, not in trial 1, on a bad base config
     out_dir = Path(out)
@@ -83,7 +72,6 @@ def tune(pipeline: str, data: str, out: str | Path, budget_minutes: float, folds
         study.tell(stale.number, state=optuna.trial.TrialState.FAIL)  # cut short by a kill: run its settings again
         study.enqueue_trial(stale.params, skip_if_exists=False)
         echo(f"trial {stale.number}: cut short earlier; its settings are queued again")
-    spec = get_pipeline(pipeline)
     deadline = time.monotonic() + budget_minutes * 60
 
     def objective(trial: "optuna.Trial") -> float:

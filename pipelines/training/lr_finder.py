@@ -21,7 +21,7 @@ def lr_sweep(model: keras.Model, batches: Iterator[Any], loss: Any, optimizer: s
              min_lr: float = 1e-7, max_lr: float = 10.0, pick: str = "min10", beta: float = 0.98,
              blowup: float = 4.0) -> dict[str, Any]:
     """Sweep and return {rates, losses, smoothed, minimum, steepest, chosen, pick} (plain floats, for JSON)."""
-    from dlpipe.pipelines.training import make_optimizer
+    from dlpipe.pipelines.training.keras_fit import make_optimizer
 
     saved = model.get_weights()
     factor = (max_lr / min_lr) ** (1.0 / max(steps - 1, 1))

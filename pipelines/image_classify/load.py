@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dlpipe.pipelines.config import option, require
-from dlpipe.pipelines.stage import Examples, RunContext, Stage, register_stage
+from dlpipe.pipelines.stage import Examples, RunContext, Stage
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,6 @@ class ImageLoadConfig:
         require(0 <= self.fold < max(self.folds, 1), "fold", f"must be in 0 .. folds-1. Received: {self.fold}")
 
 
-@register_stage("image", "load")
 class ImageLoadStage(Stage):
     """Index a class-per-folder dataset, set aside unreadable files with their reason, and split it (stratified)."""
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from dlpipe.pipelines.config import option, require
-from dlpipe.pipelines.stage import Examples, RunContext, Stage, register_stage
+from dlpipe.pipelines.stage import Examples, RunContext, Stage
 
 
 @dataclass(frozen=True)
@@ -21,10 +21,15 @@ class TextLoadConfig:
     text_column: int | str = option(0, "column of the text: a number, or a name with header: true")
     label_column: int | str = option(1, "column of the label: a number, or a name with header: true")
     labels: list[str] | None = option(None, "label values in output order; default: sorted values found")
+    folds: int = option(0, "hold out one of this many stratified folds instead of val_split (set by train.cv_folds "
+                           "for each fold's run; 0: off)")
+    fold: int = option(0, "with folds: which fold (0 .. folds-1) is the validation set")
 
     def __post_init__(self) -> None:
         require(0.0 < self.val_split < 1.0 or self.val_path is not None, "val_split",
                 f"must be in (0, 1) when no val_path is given. Received: {self.val_split}")
+        require(self.folds == 0 or self.folds >= 2, "folds", f"must be 0 (off) or at least 2. Received: {self.folds}")
+        require(0 <= self.fold < max(self.folds, 1), "fold", f"must be in 0 .. folds-1. Received: {self.fold}")
 
 
 def _as_list(value: str | list[str] | None) -> list[str]:
@@ -33,14 +38,13 @@ def _as_list(value: str | list[str] | None) -> list[str]:
     return [value] if isinstance(value, str) else list(value)
 
 
-@register_stage("text", "load")
 class TextLoadStage(Stage):
     """Read labelled sentences (TSV/CSV), skipping bad lines with file and line number, and split them."""
 
     config_cls = TextLoadConfig
 
     def run(self, ctx: RunContext) -> str:
-        from dlpipe.data.split import stratified_split
+        from dlpipe.data.split import stratified_folds, stratified_split
         from dlpipe.data.text import read_labelled_text
         from dlpipe.errors import ConfigError, DataError
 
@@ -70,7 +74,12 @@ class TextLoadStage(Stage):
             ctx.train = Examples(table.texts, labels)
             ctx.val = Examples(val_table.texts, [index[label] for label in val_table.labels])
         else:
-            train_idx, val_idx = stratified_split(labels, cfg.val_split, ctx.seed)
+            if cfg.folds:
+                fold_of = stratified_folds(labels, cfg.folds, ctx.seed)
+                train_idx = [i for i, f in enumerate(fold_of) if f != cfg.fold]
+                val_idx = [i for i, f in enumerate(fold_of) if f == cfg.fold]
+            else:
+                train_idx, val_idx = stratified_split(labels, cfg.val_split, ctx.seed)
             ctx.train = Examples([table.texts[i] for i in train_idx], [labels[i] for i in train_idx])
             ctx.val = Examples([table.texts[i] for i in val_idx], [labels[i] for i in val_idx])
         skipped = table.skipped + (val_table.skipped if val_table else [])

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from dlpipe.pipelines.config import option, require
-from dlpipe.pipelines.stage import FineTuning, RunContext, Stage, TrainingDefaults, register_stage
+from dlpipe.pipelines.stage import FineTuning, RunContext, Stage, TrainingDefaults
 
 # the pretrained embedding is one layer, no blocks: unfreezing it unfreezes all of it
 EMBEDDING_BLOCKS = r"^(embedding)$"
@@ -19,12 +19,12 @@ class TextModelConfig:
     """The text network: architecture and its sizes."""
 
     architecture: Literal["lstm", "gru", "bilstm", "transformer", "minilm", "mpnet"] = option(
-        "bilstm", "lstm, gru, bilstm (bidirectional LSTM), transformer (small encoder from scratch), "
+        "gru", "lstm, gru, bilstm (bidirectional LSTM), transformer (small encoder from scratch), "
         "minilm (pretrained all-MiniLM-L6-v2, fine-tuned) or mpnet (pretrained all-mpnet-base-v2, fine-tuned: "
         "the most accurate on another site's reviews, 0.96 against MiniLM's 0.91, at about 8x the training time "
         "and a 440 MB float32 .tflite; the set-up fetches it, else bash scripts/fetch_mpnet.sh)"
     )
-    embedding_dim: int = option(64, "token embedding width (transformer: model width)")
+    embedding_dim: int = option(128, "token embedding width (transformer: model width)")
     units: int = option(64, "recurrent units per direction")
     num_layers: int = option(1, "stacked recurrent layers or encoder blocks")
     dropout: float | None = option(None, "dropout before the classifier and on recurrent inputs; default 0.3 for "
@@ -54,7 +54,6 @@ class TextModelConfig:
                 "embedding_dim", f"must be at most 384 (MiniLM's width) with embeddings=minilm. Received: {self.embedding_dim}")
 
 
-@register_stage("text", "model")
 class TextModelStage(Stage):
     """Build a classifier over raw strings (vectorizer inside the model) or fine-tune pretrained MiniLM or MPNet.
 
@@ -166,7 +165,7 @@ class TextModelStage(Stage):
             ctx.fine_tuning = FineTuning("backbone", ENCODER_BLOCKS)
             ctx.training_defaults = TrainingDefaults(optimizer="adamw", learning_rate=5e-4, warmup_fraction=0.1)
             recipe = "head first, then fine-tuned"
-        return f"{name} (pretrained {source}, {recipe}), {ctx.model.count_params():,} parameters, {classes} classes"
+        return f"{name} (pretrained {source}, {recipe}; its own full WordPiece vocabulary replaces preprocess's), {ctx.model.count_params():,} parameters, {classes} classes"
 
     def _freeze(self, default: bool) -> bool:
         return self.config.freeze_pretrained if self.config.freeze_pretrained is not None else default

@@ -1,0 +1,39 @@
+"""Stage `evaluate` (image-classify): the classifier's evaluation, with optional test-time flips."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from dlpipe.pipelines.config import option
+from dlpipe.pipelines.stage import RunContext
+from dlpipe.pipelines.stages.evaluate import EvaluateConfig, EvaluateStage
+
+
+@dataclass(frozen=True)
+class ImageEvaluateConfig(EvaluateConfig):
+    """The quality gate, what to write, and test-time augmentation."""
+
+    tta: Literal["none", "flip"] = option(
+        "none", "test-time augmentation: flip averages each image's probabilities with its mirror's; the model "
+                "itself does it, so every export does too (twice the inference cost)")
+
+
+class ImageEvaluateStage(EvaluateStage):
+    """Score the trained model on the validation split: metrics.json, confusion matrix and training curves.
+
+    With `tta: flip` the evaluated and exported model averages each image with its mirror.
+    Stops the run before export when accuracy is below `min_accuracy`.
+    """
+
+    config_cls = ImageEvaluateConfig
+
+    def model_to_ship(self, ctx: RunContext, model: Any) -> Any:
+        if self.config.tta != "flip":
+            return model
+        from dlpipe.models.tta import with_flip_tta
+
+        return with_flip_tta(model)
+
+    def report_fields(self) -> dict[str, Any]:
+        return {"tta": self.config.tta}

@@ -1,0 +1,76 @@
+"""The options every trainable task shares: phases, optimizer, schedule, early stopping, progress.
+
+A task subclasses `TrainConfig` to set its own defaults (redeclaring a field
+with a new default) and to add options only it has (the image task's linear
+probe), so `dlpipe config` of one task never shows another's options and each
+default lives in exactly one dataclass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from dlpipe.pipelines.config import option, require
+
+REFIT_AUTO_LIMIT = 2000  # refit=auto refits below this many examples: where every fifth one left out costs most
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Phases, optimizer, schedule, early stopping and progress output."""
+
+    epochs: int = option(6, "epochs of the first phase (the head only when a pretrained part is frozen)")
+    finetune_epochs: int = option(0, "epochs of the second phase, with the top pretrained blocks unfrozen")
+    unfreeze_blocks: int = option(-1, "pretrained blocks to unfreeze for fine-tuning, counted from the top (-1: all)")
+    finetune_lr_factor: float = option(0.1, "fine-tuning learning rate = learning_rate * this")
+    batch_size: int = option(32, "examples per step; lower it if memory runs out")
+    optimizer: Literal["adam", "sgd", "rmsprop", "adamw"] | None = option(
+        None, "optimizer; default: what the model recommends (adam; adamw for minilm and mpnet)")
+    learning_rate: float | Literal["auto"] | None = option(
+        None, "learning rate of the first phase; auto: run the learning-rate finder first (lr_find.png; the chosen "
+              "rate is written into config.yaml); default: what the model recommends")
+    lr_find_steps: int = option(200, "steps of the learning-rate finder's exponential sweep (learning_rate: auto, "
+                                     "dlpipe lr-find)")
+    lr_find_pick: Literal["min10", "steepest"] = option(
+        "min10", "finder's choice: min10 (a tenth of the rate at the smoothed loss minimum) or steepest (steepest descent)")
+    refit: bool | Literal["auto"] = option(
+        False, "after model selection on the validation split, retrain from the start on train + validation for the "
+               "chosen epoch counts (nothing is left out); auto: refit a run with a pretrained part on small data "
+               f"(under {REFIT_AUTO_LIMIT:,} examples)")
+    warmup_fraction: float | None = option(
+        None, "fraction of the steps spent warming the learning rate up from 0 (default: what the model recommends)")
+    momentum: float = option(0.9, "momentum for sgd and rmsprop")
+    weight_decay: float = option(1e-4, "weight decay for adamw")
+    lr_schedule: Literal["constant", "cosine", "plateau"] = option(
+        "constant", "constant, cosine decay over each phase, or halve on plateau of the monitored metric"
+    )
+    early_stopping_patience: int = option(3, "stop a phase after this many epochs without improvement (0: never)")
+    monitor: Literal["val_loss", "val_accuracy"] = option("val_loss", "metric for early stopping and the best checkpoint")
+    progress: Literal["auto", "bar", "epochs", "none"] = option("auto", "a progress bar on a terminal, epoch lines in logs")
+    tensorboard: bool = option(True, "write TensorBoard logs under logs/")
+
+    def __post_init__(self) -> None:
+        require(self.epochs >= 1, "epochs", f"must be at least 1. Received: {self.epochs}")
+        require(self.finetune_epochs >= 0, "finetune_epochs", "must be >= 0")
+        require(self.batch_size >= 1, "batch_size", "must be at least 1")
+        require(self.learning_rate in (None, "auto") or self.learning_rate > 0, "learning_rate", "must be > 0 or auto")
+        require(self.lr_find_steps >= 10, "lr_find_steps", "must be at least 10")
+        require(self.warmup_fraction is None or 0 <= self.warmup_fraction < 1, "warmup_fraction", "must be in [0, 1)")
+        require(self.finetune_lr_factor > 0, "finetune_lr_factor", "must be > 0")
+        require(self.early_stopping_patience >= 0, "early_stopping_patience", "must be >= 0")
+
+
+@dataclass(frozen=True)
+class ClassifierTrainConfig(TrainConfig):
+    """A classifier's training: the shared options plus label smoothing, class weights and cross-validation."""
+
+    label_smoothing: float = option(0.0, "label smoothing of the cross-entropy (0: off; 0.1 is usual)")
+    class_weight: Literal["none", "balanced"] = option("none", "balanced weighs classes inversely to their size")
+    cv_folds: int = option(0, "stratified K-fold cross-validation before the final run (OUT/folds/K/, resumable per "
+                              "fold): mean, sd, per-fold and pooled accuracy in metrics.json (0: off)")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require(0.0 <= self.label_smoothing < 1.0, "label_smoothing", f"must be in [0, 1). Received: {self.label_smoothing}")
+        require(self.cv_folds == 0 or self.cv_folds >= 2, "cv_folds", f"must be 0 (off) or at least 2. Received: {self.cv_folds}")
