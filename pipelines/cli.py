@@ -211,7 +211,7 @@ def predict_command(inputs: tuple[str, ...], model_name: str | None, artifact: s
                     click.echo(f"{row['input']}: error: {row['error']}")
                 else:
                     shown = f"{row['input']} {row['text']!r}" if "text" in row else row["input"]
-                    click.echo(f"{shown}: " + ", ".join(f"{t['label']} {t['score']:.3f}" + _box_text(t) for t in row["top"]))
+                    click.echo(f"{shown}: " + runtime.task.console_text(row))
         click.echo(f"{len(todo.ids) - failed} classified, {failed} failed", err=True)
         return
 
@@ -234,11 +234,6 @@ def predict_command(inputs: tuple[str, ...], model_name: str | None, artifact: s
     click.echo("", err=True)
     click.echo(f"{summary.succeeded} classified, {summary.failed} failed, {summary.skipped_as_done} already done "
                f"({summary.items_per_second:.1f} items/s); rows in {rows_file}", err=True)
-
-
-def _box_text(item: dict[str, Any]) -> str:
-    """" at (x1, y1, x2, y2)" for an answer that locates its label (a detection), else nothing."""
-    return " at (" + ", ".join(f"{value:.0f}" for value in item["box"]) + ")" if "box" in item else ""
 
 
 @main.command("export")

@@ -6,6 +6,7 @@ ever call these methods; a task never imports them back.
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -167,6 +168,13 @@ class Task(ABC):
     @abstractmethod
     def describe(self, output: np.ndarray, class_names: list[str], top_k: int, digits: int | None = None) -> dict[str, Any]:
         """One output row -> the fields of a result (batch-job row, HTTP answer)."""
+
+    def console_text(self, row: dict[str, Any]) -> str:
+        """How `dlpipe predict` prints an answered row after its input's name: the top labels and scores by default,
+        else the row's own fields (a task whose answer is not a ranking, e.g. a regression)."""
+        if "top" in row:
+            return ", ".join(f"{item['label']} {item['score']:.3f}" for item in row["top"])
+        return json.dumps({key: value for key, value in row.items() if key not in ("input", "error")})
 
     def answer(self, output: np.ndarray, class_names: list[str], top_k: int) -> dict[str, Any]:
         """One output row -> the fields of an HTTP answer: `describe`'s, with the raw output as probabilities."""

@@ -166,6 +166,11 @@ class DetectTask(ImageTask):
     def answer(self, output: np.ndarray, class_names: list[str], top_k: int) -> dict[str, Any]:
         return self.describe(output, class_names, top_k)
 
+    def console_text(self, row: dict[str, Any]) -> str:
+        """Each kept box: its label, score and " at (x1, y1, x2, y2)" in the photo's pixels."""
+        return ", ".join(f"{item['label']} {item['score']:.3f} at (" + ", ".join(f"{v:.0f}" for v in item["box"]) + ")"
+                         for item in row["top"])
+
     def score(self, labels: Sequence[Any], outputs: np.ndarray, class_names: list[str]) -> dict[str, Any]:
         """COCO mAP against the annotated boxes, from every box the model keeps after class-wise NMS (COCO's way:
         no score threshold), with precision and recall at this task's min_score (what `dlpipe predict` keeps)."""
