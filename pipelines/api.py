@@ -105,7 +105,7 @@ def run(
         ctx.metrics["cross_validation"] = cv
         if (out_dir / METRICS_FILE).is_file():
             atomic.write_json(out_dir / METRICS_FILE, ctx.metrics)
-        echo(crossval.summary_line(cv) + " <- the estimate to trust")
+        echo((spec.cv_report or crossval.CLASSIFIER_REPORT).summary_line(cv) + " <- the estimate to trust")
     return RunResult(out_dir=out_dir, config=config, metrics=ctx.metrics, artifacts=ctx.artifacts, report=ctx.report)
 
 

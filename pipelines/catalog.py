@@ -42,6 +42,9 @@ class PipelineSpec:
     # `dlpipe tune`'s built-in space: {dotted key: ("categorical", [choices]) | ("int", low, high)
     # | ("float", low, high, log)}; empty: the user gives one with --space
     search_space: dict[str, tuple] = field(default_factory=dict)
+    # how `train.cv_folds` pools the folds (a pipelines.training.crossval.CrossValidationReport); None: a
+    # classifier's accuracy
+    cv_report: Any = None
 
     @property
     def roles(self) -> tuple[str, ...]:

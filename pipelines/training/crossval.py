@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -85,13 +86,12 @@ def run_cross_validation(spec: PipelineSpec, config: ResolvedConfig, out_dir: Pa
             metrics["train_cpu_seconds"] = ctx.report["stages"].get("train", {}).get("cpu_seconds")
             atomic.write_json(fold_dir / "metrics.json", metrics)
         results.append(metrics)
-        echo(f"{label}: {fold_line(metrics)}")
-    summary = summarize(results)
+        echo(f"{label}: {(spec.cv_report or CLASSIFIER_REPORT).fold_line(metrics)}")
+    report = spec.cv_report or CLASSIFIER_REPORT
+    summary = report.summarize(results)
     atomic.write_json(out_dir / CV_FILE, summary)
-    from dlpipe.pipelines.plots import plot_cross_validation
-
-    plot_cross_validation(summary, out_dir / "cross_validation.png")
-    echo(summary_line(summary))
+    report.plot(summary, out_dir / "cross_validation.png")
+    echo(report.summary_line(summary))
     return summary
 
 
@@ -160,3 +160,25 @@ def summary_line(summary: dict[str, Any]) -> str:
         line += (f"; linear probe {probe['accuracy_mean']:.3f} ± {probe['accuracy_sd']:.3f}, pooled "
                  f"{probe['pooled']['accuracy']:.3f}")
     return line
+
+
+def _plot_accuracy(summary: dict[str, Any], path: Path) -> None:
+    from dlpipe.pipelines.plots import plot_cross_validation
+
+    plot_cross_validation(summary, path)
+
+
+@dataclass(frozen=True)
+class CrossValidationReport:
+    """How a task pools its folds' metrics.json into one summary, and prints and plots it."""
+
+    summarize: Callable[[list[dict[str, Any]]], dict[str, Any]]
+    fold_line: Callable[[dict[str, Any]], str]
+    summary_line: Callable[[dict[str, Any]], str]
+    plot: Callable[[dict[str, Any], Path], None]
+    score: Callable[[dict[str, Any]], tuple[float, float]]  # what `dlpipe tune` maximises: (pooled value, sd over folds)
+
+
+# Classifiers (one label per example): accuracy per fold and pooled, with Wilson intervals.
+CLASSIFIER_REPORT = CrossValidationReport(summarize, fold_line, summary_line, _plot_accuracy,
+                                          lambda summary: (summary["pooled"]["accuracy"], summary["accuracy_sd"]))

@@ -84,13 +84,14 @@ def tune(pipeline: str, data: str, out: str | Path, budget_minutes: float, folds
                   else api.resolve_config(pipeline, config_file, trial_sets, data))
         started = time.perf_counter()
         summary = crossval.run_cross_validation(spec, config, folder, resume=resume, echo=lambda _: None)
-        score = float(summary["pooled"]["accuracy"])
+        score, sd = (spec.cv_report or crossval.CLASSIFIER_REPORT).score(summary)
         trial.set_user_attr("folder", str(folder))
-        trial.set_user_attr("sd", summary["accuracy_sd"])
+        trial.set_user_attr("sd", sd)
         best = max([score] + [t.value for t in study.get_trials(deepcopy=False)
                                if t.value is not None and t.number != trial.number])
         shown = ", ".join(f"{k.split('.')[-1]}={_short(v)}" for k, v in params.items())
-        echo(f"trial {trial.number}: {folds}-fold CV accuracy {score:.3f} ± {summary['accuracy_sd']:.3f} "
+        echo(f"trial {trial.number}: {folds}-fold CV {'accuracy' if spec.cv_report is None else 'score'} "
+             f"{score:.3f} ± {sd:.3f} "
              f"in {time.perf_counter() - started:.0f}s ({shown}); best so far {best:.3f}; "
              f"{max(0.0, (deadline - time.monotonic()) / 60):.1f} min of budget left")
         return score
