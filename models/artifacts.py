@@ -300,8 +300,9 @@ def choose_artifact(source: str | Path, preference: str = "auto") -> tuple[Path,
 
 def parity_ok(parity: dict[str, Any]) -> bool:
     """True when an export is as good as the Keras model on the export-time sample, within the tolerance."""
-    if "accuracy" in parity and "reference_accuracy" in parity:
-        return parity["reference_accuracy"] - parity["accuracy"] <= PARITY_TOLERANCE
+    scored = [key for key in parity if f"reference_{key}" in parity]  # e.g. accuracy, micro_f1: the task's headline
+    if scored:
+        return all(parity[f"reference_{key}"] - parity[key] <= PARITY_TOLERANCE for key in scored)
     return parity.get("top1_agreement", 0.0) >= 1.0 - PARITY_TOLERANCE
 
 
@@ -318,6 +319,10 @@ def load_keras(path: str | Path) -> Any:
     import keras
 
     from dlpipe.models import bert_layers, layers, text_layers  # noqa: F401  (register the custom layers)
+    from dlpipe.models.tasks import TASKS
+
+    for name in TASKS:  # a task's own layers (e.g. multi-label thresholds), registered where the task lives
+        TASKS.get(name).register_layers()
 
     path = Path(path)
     if not path.is_file():

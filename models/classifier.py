@@ -47,16 +47,19 @@ def build_classifier(
     l1: float = 0.0,
     l2: float = 0.0,
     scratch: ScratchOptions | None = None,
+    activation: str = "softmax",
 ) -> keras.Model:
     """Build the full classifier; a pretrained backbone starts frozen.
+
+    `activation`: softmax (one class per image) or sigmoid (any set of labels per image: multi-label).
 
     A pretrained backbone is called with `training=False`, so its batch-norm
     layers stay in inference mode even after it is unfrozen for fine-tuning
     (the Keras transfer-learning recipe): updating their statistics on a small
     dataset would wreck the pretrained features.
     """
-    if num_classes < 2:
-        raise ConfigError("classes", f"need at least 2 classes. Received: {num_classes}")
+    if num_classes < (2 if activation == "softmax" else 1):
+        raise ConfigError("classes", f"need at least {2 if activation == 'softmax' else 1} classes. Received: {num_classes}")
     resolved = resolve_weights(spec, weights)
     backbone = spec.build_with((image_size, image_size, 3), resolved, scratch)
     backbone.name = BACKBONE_LAYER_NAME  # a fixed name so fine-tuning and export can find it
@@ -73,5 +76,5 @@ def build_classifier(
         x = layers.Dense(hidden_units, activation="relu", kernel_regularizer=regularizer, name="head_hidden")(x)
     if dropout:
         x = layers.Dropout(dropout, name="head_dropout")(x)
-    outputs = layers.Dense(num_classes, activation="softmax", kernel_regularizer=regularizer, name="probabilities")(x)
+    outputs = layers.Dense(num_classes, activation=activation, kernel_regularizer=regularizer, name="probabilities")(x)
     return keras.Model(inputs, outputs, name=re.sub(r"\W+", "_", spec.name).strip("_")[-40:] + "_classifier")

@@ -99,6 +99,37 @@ def fit_logistic(features: np.ndarray, labels: Sequence[int], num_classes: int, 
     return kernel.astype(np.float32), bias.astype(np.float32)
 
 
+def fit_logistic_per_label(features: np.ndarray, targets: np.ndarray, c: float = 1.0,
+                           seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """One binary logistic regression per label (multi-label) -> (kernel (d, L), bias (L,)) of a sigmoid Dense layer.
+
+    `targets` is multi-hot (n, L). Standardised like `fit_logistic`, the scaling folded back in. A label that is
+    always (or never) present in the training targets gets a constant score near 1 (or 0).
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    x = np.asarray(features, np.float64)
+    y = np.asarray(targets, np.int64)
+    mean, std = x.mean(axis=0), x.std(axis=0) + 1e-6
+    scaled = (x - mean) / std
+    kernel = np.zeros((x.shape[1], y.shape[1]))
+    bias = np.zeros(y.shape[1])
+    for label in range(y.shape[1]):
+        column = y[:, label]
+        if column.min() == column.max():
+            bias[label] = 10.0 if column[0] else -10.0
+            continue
+        fit = LogisticRegression(C=c, max_iter=2000, random_state=seed).fit(scaled, column)
+        kernel[:, label] = fit.coef_[0] / std
+        bias[label] = fit.intercept_[0] - np.sum(fit.coef_[0] * mean / std)
+    return kernel.astype(np.float32), bias.astype(np.float32)
+
+
+def predict_logistic_per_label(features: np.ndarray, kernel: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """Per-label sigmoid scores of the fitted multi-label head (what the Keras Dense layer computes)."""
+    return 1.0 / (1.0 + np.exp(-(np.asarray(features, np.float64) @ kernel + bias)))
+
+
 def predict_logistic(features: np.ndarray, kernel: np.ndarray, bias: np.ndarray) -> np.ndarray:
     """Softmax probabilities of the fitted head (what the Keras Dense layer computes)."""
     logits = np.asarray(features, np.float64) @ kernel + bias

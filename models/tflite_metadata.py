@@ -108,7 +108,8 @@ def image_classifier_metadata(flatbuffer: bytes, labels: Sequence[str], mean: Se
                               std: Sequence[float] = (1.0,), *, name: str = "dlpipe image classifier",
                               description: str = "Identifies the most prominent object in the image.",
                               version: str | None = None, author: str | None = None, license: str | None = None,
-                              extra_files: Mapping[str, bytes] | None = None) -> bytes:
+                              extra_files: Mapping[str, bytes] | None = None,
+                              score_threshold: float | None = None) -> bytes:
     """The .tflite bytes with standard image-classifier metadata, labels and `extra_files` packed in.
 
     Args:
@@ -117,6 +118,8 @@ def image_classifier_metadata(flatbuffer: bytes, labels: Sequence[str], mean: Se
         mean, std: one value or one per channel; the model's float input is (pixel - mean) / std
             for pixels in [0, 255]. dlpipe's models normalise inside, hence the defaults 0 and 1.
         extra_files: more files to pack (name -> bytes), e.g. preprocessing.json.
+        score_threshold: a global score threshold (ScoreThresholdingOptions) MediaPipe applies by default, e.g.
+            0.5 for a multi-label model whose per-label thresholds are folded into its scores.
 
     Raises:
         DlpipeError: the model's tensors are not what MediaPipe's ImageClassifier accepts.
@@ -132,7 +135,7 @@ def image_classifier_metadata(flatbuffer: bytes, labels: Sequence[str], mean: Se
     tensor = image_input_metadata("Input image to be classified (RGB).", mean, std, uint8=image["type"] == "UINT8")
     subgraph = schema.SubGraphMetadataT()
     subgraph.inputTensorMetadata = [tensor]
-    subgraph.outputTensorMetadata = [_score_metadata(scores)]
+    subgraph.outputTensorMetadata = [_score_metadata(scores, score_threshold)]
     return _populate(flatbuffer, _model_metadata(subgraph, name, description, version, author, license),
                      {LABELS_FILE: _lines(labels), **dict(extra_files or {})})
 
@@ -321,7 +324,7 @@ def _tensor_metadata(name: str, description: str, content_type: int | None = Non
     return tensor
 
 
-def _score_metadata(scores: dict[str, Any]) -> Any:
+def _score_metadata(scores: dict[str, Any], score_threshold: float | None = None) -> Any:
     schema = _schema()
     tensor = _tensor_metadata("probability", "Probabilities of the labels respectively.")
     tensor.stats = _stats([0.0], [255.0]) if scores["type"] == "UINT8" else _stats([0.0], [1.0])
@@ -329,6 +332,12 @@ def _score_metadata(scores: dict[str, Any]) -> Any:
     labels.name, labels.description = LABELS_FILE, "Labels for categories that the model can recognize."
     labels.type = schema.AssociatedFileType.TENSOR_AXIS_LABELS
     tensor.associatedFiles = [labels]
+    if score_threshold is not None:
+        unit = schema.ProcessUnitT()
+        unit.optionsType = schema.ProcessUnitOptions.ScoreThresholdingOptions
+        unit.options = schema.ScoreThresholdingOptionsT()
+        unit.options.globalScoreThreshold = float(score_threshold)
+        tensor.processUnits = [unit]
     return tensor
 
 

@@ -28,6 +28,7 @@ PIPELINE_PACKAGES = (
     "dlpipe.pipelines.sentiment",
     "dlpipe.pipelines.segment",
     "dlpipe.pipelines.gan",
+    "dlpipe.pipelines.image_multilabel",
 )
 
 

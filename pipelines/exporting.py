@@ -42,7 +42,7 @@ def _parity_sample(task: Any, preprocessing: Any, val: Examples, class_names: li
     for item, label in zip(val.inputs[:count], labels):  # no labels (masks as targets): agreement only
         key = f"val:{len(inputs.ids)}"
         inputs.add(key, item)
-        names[key] = class_names[label] if label is not None else None
+        names[key] = task.label_name(label, class_names) if label is not None else None
     keys: list[str] = []
     parts: list[Any] = []
     for prepared in task.batches(inputs, preprocessing, count):

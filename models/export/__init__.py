@@ -195,9 +195,9 @@ def measure_parity(model: Any, artifact: Path, request: ExportRequest) -> dict[s
     task = runtime.task
     parity: dict[str, Any] = {**task.parity(reference, outputs), "seconds_per_item": seconds / max(len(outputs), 1)}
     if request.sample_labels is not None:
-        names = runtime.class_names
-        parity["accuracy"] = task.score(request.sample_labels, outputs, names)["accuracy"]
-        parity["reference_accuracy"] = task.score(request.sample_labels, reference, names)["accuracy"]
+        names, metric = runtime.class_names, task.headline_metric
+        parity[metric] = task.score(request.sample_labels, outputs, names)[metric]
+        parity[f"reference_{metric}"] = task.score(request.sample_labels, reference, names)[metric]
     return parity
 
 

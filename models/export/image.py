@@ -84,8 +84,12 @@ def checked_pixels(image_bytes: tf.Tensor, prep: Any) -> tf.Tensor:
 
 
 @register(TASK, "tflite", "tflite-float16", "tflite-dynamic", "tflite-int8")
-def export_tflite(model: keras.Model, target: Path, request: ExportRequest, fmt: str) -> None:
-    """A .tflite (float32, float16, dynamic-range or full-integer uint8 in/out) with its side files embedded."""
+def export_tflite(model: keras.Model, target: Path, request: ExportRequest, fmt: str,
+                  metadata: Callable[..., bytes] | None = None) -> None:
+    """A .tflite (float32, float16, dynamic-range or full-integer uint8 in/out) with its side files embedded.
+
+    `metadata` writes the standard metadata (default: the image classifier's, normalisation inside the model).
+    """
     quantize = quantization_of(fmt)
     representative = None
     if quantize == "int8":
@@ -93,7 +97,7 @@ def export_tflite(model: keras.Model, target: Path, request: ExportRequest, fmt:
             raise DlpipeError("export: int8 needs training images for calibration; the run's load.path has none")
         representative = representative_images(list(request.calibration), request.bundle.preprocessing)
     flatbuffer = convert(tf.lite.TFLiteConverter.from_keras_model(model), quantize, representative)
-    standard = functools.partial(tflite_metadata.image_classifier_metadata, mean=[0.0], std=[1.0])
+    standard = metadata or functools.partial(tflite_metadata.image_classifier_metadata, mean=[0.0], std=[1.0])
     with warnings.catch_warnings():
         # a uint8 input whose scale is not 1 (representative_images prevents it): MediaPipe would misread it
         warnings.filterwarnings("error", message="TFLite metadata: the uint8 input", category=UserWarning)

@@ -21,6 +21,7 @@ TASK_MODULES = (
     "dlpipe.models.tasks.text",
     "dlpipe.models.tasks.detect",
     "dlpipe.models.tasks.segment",
+    "dlpipe.models.tasks.multilabel",
 )
 
 TASKS: Registry[Task] = Registry("task")

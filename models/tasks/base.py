@@ -75,6 +75,7 @@ class Task(ABC):
     name: ClassVar[str]
     description: ClassVar[str]
     exporters_module: ClassVar[str]  # the module that registers this task's export formats (imported on first export)
+    headline_metric: ClassVar[str] = "accuracy"  # the key of `score`'s report an export's parity compares
 
     def with_options(self, **options: Any) -> "Task":
         """This task with output options set (e.g. a detector's score threshold); None means "as it is".
@@ -119,6 +120,10 @@ class Task(ABC):
     def labelled_data(self, path: Path) -> LabelledData:
         """Labelled examples for `dlpipe evaluate` (a class-per-folder directory, a labelled text file, ...)."""
 
+    def label_name(self, label: Any, class_names: list[str]) -> Any:
+        """A training label (a class index) as `score` takes it (its name)."""
+        return class_names[label]
+
     def check_labels(self, labels: Sequence[str], class_names: list[str], data: str) -> None:
         """Refuse labels the model cannot score (label names by default; a task whose labels are files checks them
         in `score`)."""
@@ -130,6 +135,10 @@ class Task(ABC):
     @abstractmethod
     def keras_feed(self, prep: Any, side: "SideFiles") -> Callable[[Any], Any]:
         """A model batch -> what the Keras model's `predict_on_batch` takes."""
+
+    def register_layers(self) -> None:
+        """Import the module that registers this task's own Keras layers, before a `.keras` file loads; none by
+        default (the shared layers in `dlpipe.models.layers` are always registered)."""
 
     def before_savedmodel_load(self, prep: Any) -> None:
         """Import what a SavedModel of this task needs registered before loading (custom ops); nothing by default."""

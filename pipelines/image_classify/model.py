@@ -50,6 +50,7 @@ class ModelStage(Stage):
     """
 
     config_cls = ModelConfig
+    head_activation = "softmax"  # one class per image; the multi-label task's stage says sigmoid
 
     def run(self, ctx: RunContext) -> str:
         from dlpipe.models.backbones import ScratchOptions, get_backbone
@@ -70,6 +71,7 @@ class ModelStage(Stage):
             l1=cfg.l1,
             l2=cfg.l2,
             scratch=ScratchOptions(cfg.width, cfg.batch_norm, cfg.initializer),
+            activation=self.head_activation,
         )
         pretrained = resolve_weights(spec, cfg.weights) is not None
         if cfg.mode == "probe" and not pretrained:

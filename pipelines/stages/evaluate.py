@@ -95,15 +95,20 @@ class EvaluateStage(Stage):
         return {}
 
     def _predict(self, ctx: RunContext, base: Any, batches: Any) -> Any:
-        """Probabilities on the validation split; after a refit, of the model selected before it.
+        return outputs_before_refit(ctx, base, ctx.model, batches)
 
-        The TTA wrapper (ctx.model) shares `base`'s layers, so loading weights into base changes the wrapper too.
-        """
-        if ctx.selected_weights is None:
-            return ctx.model.predict(batches, verbose=0)
-        final = base.get_weights()
-        base.load_weights(ctx.selected_weights)
-        try:
-            return ctx.model.predict(batches, verbose=0)
-        finally:
-            base.set_weights(final)
+
+def outputs_before_refit(ctx: RunContext, base: Any, shipped: Any, batches: Any) -> Any:
+    """`shipped`'s outputs on the validation batches; after a refit, with the weights selected before it.
+
+    `shipped` wraps `base` (e.g. test-time flips) and shares its layers, so loading weights into `base` changes
+    it too; the refit weights are put back afterwards.
+    """
+    if ctx.selected_weights is None:
+        return shipped.predict(batches, verbose=0)
+    final = base.get_weights()
+    base.load_weights(ctx.selected_weights)
+    try:
+        return shipped.predict(batches, verbose=0)
+    finally:
+        base.set_weights(final)

@@ -1,0 +1,123 @@
+"""Multi-label image datasets: each photo with the set of labels it shows, from a CSV or a COCO annotations JSON.
+
+Two formats, both what labelling tools export:
+- a CSV of `path,labels`, the labels of one photo separated by `;` (`ants;grass`; empty: none of the labels).
+  A first row `path,labels` is a header. Paths are relative to the CSV's folder (or absolute).
+- a COCO instances JSON (or the folder holding `annotations.json`): a photo's labels are the categories boxed
+  in it; a photo with no box has none. Every entry is checked (dlpipe.data.box_annotations).
+Every photo is checked up front: a missing or undecodable file is skipped and reported with its reason, never
+fatal; a malformed row stops with one line naming the file, the line and the fix.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from dlpipe.data.images import DEFAULT_MAX_PIXELS, check_image_file
+from dlpipe.errors import DataError
+
+LABEL_SEPARATOR = ";"
+
+
+@dataclass
+class MultiLabelSet:
+    """Photos in file order, each with its label names, the dataset's label names, and what was skipped."""
+
+    source: str
+    paths: list[str] = field(default_factory=list)
+    labels: list[list[str]] = field(default_factory=list)
+    class_names: list[str] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+
+    def multi_hot(self) -> np.ndarray:
+        """(photos, labels) 0/1 matrix in `class_names` order."""
+        return multi_hot(self.labels, self.class_names)
+
+
+def multi_hot(label_sets: Sequence[Sequence[str]], class_names: Sequence[str]) -> np.ndarray:
+    """Label-name sets -> a (n, len(class_names)) int matrix; an unknown name is a DataError naming it."""
+    index = {name: i for i, name in enumerate(class_names)}
+    out = np.zeros((len(label_sets), len(class_names)), np.int64)
+    for row, names in enumerate(label_sets):
+        for name in names:
+            if name not in index:
+                raise DataError(name, f"is not one of the labels {list(class_names)}")
+            out[row, index[name]] = 1
+    return out
+
+
+def read_multilabel(path: str | Path, verify: bool = True, max_pixels: int = DEFAULT_MAX_PIXELS) -> MultiLabelSet:
+    """Read a CSV (`path,labels`) or a COCO JSON (or its folder); photos that cannot be read are skipped."""
+    source = Path(path)
+    if not source.exists():
+        raise DataError(str(source), "does not exist; give a CSV of path,labels or a COCO annotations JSON (or its folder)")
+    if source.is_dir() or source.suffix.lower() == ".json":
+        data = _read_coco(source)
+    elif source.suffix.lower() in (".csv", ".tsv", ".txt"):
+        data = _read_csv(source)
+    else:
+        raise DataError(str(source), "is neither a .csv of path,labels nor a COCO .json; rename it or convert it")
+    return _checked(data, verify, max_pixels)
+
+
+def _read_csv(source: Path) -> MultiLabelSet:
+    data = MultiLabelSet(str(source))
+    try:
+        text = source.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise DataError(str(source), f"is not UTF-8 text (byte {error.start}); save it as UTF-8") from None
+    names: set[str] = set()
+    for number, row in enumerate(csv.reader(text.splitlines()), start=1):
+        if not row or not any(cell.strip() for cell in row):
+            continue
+        if number == 1 and [cell.strip().lower() for cell in row[:2]] == ["path", "labels"]:
+            continue
+        if len(row) > 2 or not row[0].strip():
+            raise DataError(f"{source}:{number}", f"expected 'path,labels' (labels separated by '{LABEL_SEPARATOR}'); "
+                                                  f"got {len(row)} fields: {row[:3]}")
+        labels = sorted({label.strip() for label in (row[1] if len(row) > 1 else "").split(LABEL_SEPARATOR)
+                         if label.strip()})
+        photo = Path(row[0].strip())
+        data.paths.append(str(photo if photo.is_absolute() else source.parent / photo))
+        data.labels.append(labels)
+        names.update(labels)
+    data.class_names = sorted(names)
+    return data
+
+
+def _read_coco(source: Path) -> MultiLabelSet:
+    from dlpipe.data.box_annotations import annotations_file, read_coco_annotations
+
+    file = annotations_file(source)
+    boxes = read_coco_annotations(file)
+    data = MultiLabelSet(str(file), paths=list(boxes.images),
+                         labels=[sorted({item.label for item in objects}) for objects in boxes.objects])
+    categories = json.loads(file.read_text(encoding="utf-8")).get("categories") or []
+    data.class_names = sorted({str(category["name"]) for category in categories} | {n for ls in data.labels for n in ls})
+    return data
+
+
+def _checked(data: MultiLabelSet, verify: bool, max_pixels: int) -> MultiLabelSet:
+    """Drop photos that are missing or cannot be decoded, recording why; refuse a dataset without labels."""
+    kept = MultiLabelSet(data.source, class_names=data.class_names, skipped=list(data.skipped))
+    for photo, labels in zip(data.paths, data.labels):
+        if not Path(photo).is_file():
+            kept.skipped.append((photo, "no such file"))
+            continue
+        reason, _ = check_image_file(photo, verify, max_pixels)
+        if reason:
+            kept.skipped.append((photo, reason))
+            continue
+        kept.paths.append(photo)
+        kept.labels.append(labels)
+    if not kept.paths:
+        raise DataError(data.source, "no readable photos; check the paths (relative to the file's folder)")
+    if not kept.class_names:
+        raise DataError(data.source, "no labels at all; give each photo its labels, separated by ';'")
+    return kept

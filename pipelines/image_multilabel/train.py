@@ -1,0 +1,91 @@
+"""Stage `train` (image-multilabel): the image task's phases with a sigmoid head and binary cross-entropy.
+
+Its linear probe is one logistic regression per label on the cached backbone features (the image task's
+feature cache), which is also the default head: seconds on a CPU, then optional fine-tuning (LP-FT).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from dlpipe.pipelines.config import option, require
+from dlpipe.pipelines.image_classify.train import ImageTrainStage
+from dlpipe.pipelines.stage import RunContext
+from dlpipe.pipelines.training.config import TrainConfig
+from dlpipe.pipelines.training.phases import CHECKPOINT_DIR, FitSettings, Phase, save_weights
+
+
+@dataclass(frozen=True)
+class MultiLabelTrainConfig(TrainConfig):
+    """Phases, optimizer, schedule, early stopping, the per-label linear probe, cross-validation, progress output."""
+
+    epochs: int = option(5, "epochs of the first phase (head only when the backbone is pretrained)")
+    head: Literal["epochs", "probe"] = option(
+        "probe", "how a pretrained backbone's head is first trained: epochs (train.epochs on augmented images) or "
+                 "probe (one logistic regression per label on cached features, in seconds; then fine-tuning, if any)")
+    unfreeze_blocks: int = option(3, "backbone blocks to unfreeze for fine-tuning, counted from the top (-1: all)")
+    learning_rate: float | Literal["auto"] | None = option(0.001, "learning rate of the first phase; auto: run the "
+                                                                  "learning-rate finder first")
+    refit: bool | Literal["auto"] = option(
+        "auto", "after choosing epochs and thresholds on the validation split, retrain on train + validation; auto: "
+                "for a pretrained backbone under 2,000 images")
+    probe_c: float = option(0.1, "linear probe: inverse L2 strength of each label's logistic regression")
+    label_smoothing: float = option(0.0, "label smoothing of the binary cross-entropy (0: off)")
+    cv_folds: int = option(0, "K-fold cross-validation before the final run (OUT/folds/K/, resumable per fold): "
+                              "mAP and micro/macro F1 of the pooled out-of-fold predictions, with intervals (0: off)")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require(self.probe_c > 0, "probe_c", "must be > 0")
+        require(0.0 <= self.label_smoothing < 1.0, "label_smoothing", f"must be in [0, 1). Received: {self.label_smoothing}")
+        require(self.cv_folds == 0 or self.cv_folds >= 2, "cv_folds", f"must be 0 (off) or at least 2. Received: {self.cv_folds}")
+
+
+class MultiLabelTrainStage(ImageTrainStage):
+    """Fit the multi-label head (per-label probe or epochs) on the frozen backbone, then the top blocks; resumable."""
+
+    config_cls = MultiLabelTrainConfig
+
+    def fit_settings(self, ctx: RunContext) -> FitSettings:
+        import keras
+
+        return FitSettings(loss=keras.losses.BinaryCrossentropy(label_smoothing=self.config.label_smoothing),
+                           metrics=[keras.metrics.BinaryAccuracy(name="accuracy")],
+                           optimizer=self.setting(ctx, "optimizer", "adam"),
+                           warmup_fraction=self.setting(ctx, "warmup_fraction", 0.0))
+
+    def before_phases(self, ctx: RunContext, model: Any) -> str | None:
+        """model.mode=probe: the per-label probe is the model (refit on every image when the run refits)."""
+        if ctx.fine_tuning is None or not ctx.fine_tuning.probe:
+            return None
+        phase = Phase("head", 0, 0.0, None, custom=True)
+        refit = self.refits(ctx)
+        if refit:
+            self.fit_custom_phase(ctx, model, phase)
+            ctx.selected_weights = ctx.out_dir / CHECKPOINT_DIR / "selected.weights.h5"
+            save_weights(model, ctx.selected_weights)
+            phase = Phase("refit_head", 0, 0.0, None, refit=True, custom=True)
+            ctx.history["refit"] = {"examples": len(ctx.train) + len(ctx.val), "epochs": {}}
+        self.fit_custom_phase(ctx, model, phase)
+        save_weights(model, ctx.out_dir / CHECKPOINT_DIR / "probe.weights.h5")
+        return (f"per-label linear probe on frozen features of {len(ctx.train)} images"
+                + ("; refit on train + validation" if refit else ""))
+
+    def fit_custom_phase(self, ctx: RunContext, model: Any, phase: Phase) -> None:
+        """The head as one logistic regression per label on cached features of the phase's images."""
+        import numpy as np
+
+        from dlpipe.models.probe import feature_model, fit_logistic_per_label, set_head
+
+        extractor = feature_model(model, ctx.fine_tuning.layer)
+        sets = [ctx.train] + ([ctx.val] if phase.refit else [])
+        x = np.concatenate([self.features(ctx, extractor, examples.inputs) for examples in sets])
+        y = np.asarray([label for examples in sets for label in examples.labels], np.int64)
+        set_head(model, *fit_logistic_per_label(x, y, self.config.probe_c, ctx.seed))
+        ctx.echo(f"  phase {phase.name}: head fitted as {y.shape[1]} logistic regressions on {len(y)} images' "
+                 "cached features")
+        ctx.history["phases"].append({"name": phase.name, "history": {}})
+
+    def summary_suffix(self, ctx: RunContext) -> str:
+        return ""

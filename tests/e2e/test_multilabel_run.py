@@ -1,0 +1,129 @@
+"""`dlpipe run image-multilabel` end to end: a CSV of label sets in, a model that names every label it sees out.
+
+Generated photos: grey, with a red square, a blue square, both or neither, so each photo's label set is known.
+The run trains a small CNN (tiny, seconds), chooses each label's threshold, folds it into the model, exports
+Keras, SavedModel and TFLite (with MediaPipe metadata holding threshold 0.5), and predicts sets of labels.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from conftest import TINY_SETS
+from dlpipe.pipelines.cli import main
+
+SETS = [*TINY_SETS, "train.epochs=12", "train.learning_rate=0.003", "augment.enabled=false",
+        "export.formats=[keras,savedmodel,tflite]", "evaluate.bootstrap=200"]
+
+
+def scene(red: bool, blue: bool, seed: int, size: int = 40) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    pixels = np.clip(rng.normal(128, 10, (size, size, 3)), 0, 255).astype(np.uint8)
+    for on, colour in ((red, (220, 30, 30)), (blue, (30, 30, 220))):
+        if on:
+            x, y = rng.integers(0, size - 14, 2)
+            pixels[y:y + 14, x:x + 14] = colour
+    return pixels
+
+
+def write_scenes(folder: Path, count: int = 64, seed: int = 0) -> Path:
+    """Photos and labels.csv (path,labels; labels separated by ';'); every combination equally often."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = ["path,labels"]
+    for index in range(count):
+        red, blue = bool(index % 2), bool((index // 2) % 2)
+        Image.fromarray(scene(red, blue, seed + index)).save(folder / f"s{index}.png")
+        rows.append(f"s{index}.png," + ";".join(name for name, on in (("red", red), ("blue", blue)) if on))
+    (folder / "labels.csv").write_text("\n".join(rows) + "\n")
+    return folder / "labels.csv"
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    labels = write_scenes(tmp_path_factory.mktemp("scenes") / "scenes")
+    out = tmp_path_factory.mktemp("run") / "out"
+    result = CliRunner().invoke(main, ["run", "image-multilabel", "--data", str(labels), "--out", str(out),
+                                       *[arg for s in SETS for arg in ("--set", s)]], catch_exceptions=False)
+    return labels, out, result
+
+
+def test_run_names_label_sets_well_above_chance(finished):
+    _, out, result = finished
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    # chance: each label is on in half the photos, so a random scorer's AP is about 0.5
+    assert metrics["map"] >= 0.9 and metrics["micro_f1"] >= 0.85, metrics
+    low, high = metrics["map_interval"]
+    assert low - 1e-9 <= metrics["map"] <= high + 1e-9
+    assert set(metrics["thresholds"]) == {"blue", "red"} and all(0 < t < 1 for t in metrics["thresholds"].values())
+    assert (out / "labels.txt").read_text().split() == ["blue", "red"]
+
+
+def test_every_export_agrees_with_keras_on_the_label_sets(finished):
+    _, out, _ = finished
+    from dlpipe.models.artifacts import read_record
+
+    for name in ("savedmodel", "model.tflite"):
+        parity = read_record(out / name)["parity"]
+        assert parity["count"] > 0 and parity["decision_agreement"] >= 0.98, (name, parity)
+
+
+def test_predict_answers_the_set_of_labels_a_photo_shows(finished, tmp_path):
+    _, out, _ = finished
+    cases = {"both": (True, True), "red": (True, False), "none": (False, False)}
+    for name, (red, blue) in cases.items():
+        Image.fromarray(scene(red, blue, seed=1000 + len(name))).save(tmp_path / f"{name}.png")
+    for artifact in ("keras", "float32"):
+        result = CliRunner().invoke(main, ["predict", str(out), *[str(tmp_path / f"{n}.png") for n in cases],
+                                           "--artifact", artifact, "--out", str(tmp_path / f"{artifact}.jsonl")],
+                                    catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        rows = {Path(row["input"]).stem: row for row in map(json.loads, (tmp_path / f"{artifact}.jsonl").read_text().splitlines())}
+        assert set(rows["both"]["labels"]) == {"red", "blue"}, (artifact, rows["both"])
+        assert rows["red"]["labels"] == ["red"], (artifact, rows["red"])
+        assert rows["none"]["labels"] == [], (artifact, rows["none"])
+
+
+def test_evaluate_scores_a_labelled_csv_with_map_and_f1(finished):
+    labels, out, _ = finished
+    result = CliRunner().invoke(main, ["evaluate", str(out), "--data", str(labels)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "mAP " in result.output and "micro F1" in result.output
+
+
+def test_the_server_answers_a_set_of_labels(finished, tmp_path):
+    from fastapi.testclient import TestClient
+
+    import shutil
+
+    from dlpipe.serving.repository import ModelRepository
+    from dlpipe.serving.server import ServerSettings, create_app
+
+    _, out, _ = finished
+    version = tmp_path / "models" / "scenes" / "1"
+    version.mkdir(parents=True)
+    for name in ("model.keras", "labels.txt", "preprocessing.json"):
+        shutil.copy(out / name, version / name)
+    Image.fromarray(scene(True, True, seed=77)).save(tmp_path / "both.png")
+    app = create_app(ModelRepository(tmp_path / "models"), ServerSettings())
+    with TestClient(app) as client:
+        body = {"instances": [{"b64": base64.b64encode((tmp_path / "both.png").read_bytes()).decode()}]}
+        answer = client.post("/v1/models/scenes:predict", json=body)
+    assert answer.status_code == 200, answer.text
+    assert set(answer.json()["predictions"][0]["labels"]) == {"red", "blue"}
+
+
+def test_a_malformed_csv_row_is_one_line_naming_file_and_line(tmp_path):
+    (tmp_path / "bad.csv").write_text("path,labels\na.png,red\nb.png,red,blue,extra\n")
+    Image.fromarray(scene(True, False, 0)).save(tmp_path / "a.png")
+    result = CliRunner().invoke(main, ["run", "image-multilabel", "--data", str(tmp_path / "bad.csv"), "--out",
+                                       str(tmp_path / "out"), *[arg for s in SETS for arg in ("--set", s)]])
+    assert result.exit_code != 0
+    assert f"{tmp_path / 'bad.csv'}:3" in result.output and "Traceback" not in result.output
