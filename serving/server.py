@@ -85,23 +85,67 @@ class RequestError(Exception):
         self.message = message
 
 
+@dataclass
+class _Serving:
+    """What the routes of one app share: the models, the batcher, the decoding threads, the counters."""
+
+    repository: ModelRepository
+    settings: ServerSettings
+    batcher: DynamicBatcher
+    decoders: ThreadPoolExecutor
+    registry: CollectorRegistry
+    requests_total: Counter
+    latency: Histogram
+    batch_items: Counter
+
+    async def in_decoders(self, function: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self.decoders, function, *args)
+
+    async def run(self, model: Any, items: list[Any]) -> list[Any]:
+        """The model's outputs for prepared items; a large request reaches the model in pieces of one batch."""
+        self.batch_items.inc(len(items))
+        policy = model.configure(self.settings.policy)
+        step = policy.max_batch_size
+        try:
+            parts = await asyncio.gather(*(self.batcher.submit(model.predict, id(model), items[start:start + step], policy)
+                                           for start in range(0, len(items), step)))
+        except QueueFull as error:
+            raise RequestError(503, f"server busy: {error}; retry shortly") from None
+        return [row for part in parts for row in part]
+
+
 def create_app(repository: ModelRepository, settings: ServerSettings = ServerSettings()) -> FastAPI:
     """The FastAPI application serving every model of `repository`."""
     app = FastAPI(title="dlpipe serving", docs_url=None, redoc_url=None)
-    batcher = DynamicBatcher(settings.max_batch_size, settings.max_wait_ms, settings.max_queue,
-                             settings.num_batch_threads or default_threads())
-    decoders = ThreadPoolExecutor(settings.decode_threads or default_threads(), thread_name_prefix="dlpipe-decode")
-
-    async def in_decoders(function, *args):
-        return await asyncio.get_running_loop().run_in_executor(decoders, function, *args)
     registry = CollectorRegistry()
-    requests_total = Counter("dlpipe_requests_total", "requests by route and status", ["route", "status"], registry=registry)
-    latency = Histogram("dlpipe_request_seconds", "request latency", ["route"], registry=registry)
-    batch_items = Counter("dlpipe_batched_items_total", "items run through the model", registry=registry)
-    app.state.batcher = batcher
+    serving = _Serving(
+        repository, settings,
+        DynamicBatcher(settings.max_batch_size, settings.max_wait_ms, settings.max_queue,
+                       settings.num_batch_threads or default_threads()),
+        ThreadPoolExecutor(settings.decode_threads or default_threads(), thread_name_prefix="dlpipe-decode"),
+        registry,
+        Counter("dlpipe_requests_total", "requests by route and status", ["route", "status"], registry=registry),
+        Histogram("dlpipe_request_seconds", "request latency", ["route"], registry=registry),
+        Counter("dlpipe_batched_items_total", "items run through the model", registry=registry))
+    app.state.batcher = serving.batcher
     app.state.repository = repository
     for served in repository.models():  # interpreters made now, not on the first request
         served.configure(settings.policy)
+    _add_guard(app, serving)
+    _add_status_routes(app, serving)
+    _add_predict_routes(app, serving)
+
+    @app.on_event("shutdown")
+    async def shutdown() -> None:
+        await serving.batcher.close()
+        serving.decoders.shutdown(wait=False, cancel_futures=True)
+
+    return app
+
+
+def _add_guard(app: FastAPI, serving: _Serving) -> None:
+    """The bearer token, the body-size limit and the request counters, before any route runs."""
+    settings = serving.settings
 
     @app.middleware("http")
     async def guard(request: Request, call_next):
@@ -110,20 +154,25 @@ def create_app(repository: ModelRepository, settings: ServerSettings = ServerSet
         if settings.token and request.url.path != "/healthz":
             if not _authorized(request, settings.token):
                 response = _error(401, "missing or wrong bearer token (Authorization: Bearer TOKEN)")
-                requests_total.labels(route, "401").inc()
+                serving.requests_total.labels(route, "401").inc()
                 return response
         length = request.headers.get("content-length")
         if length and length.isdigit() and int(length) > settings.max_body_bytes:
-            requests_total.labels(route, "413").inc()
+            serving.requests_total.labels(route, "413").inc()
             return _error(413, f"request body of {length} bytes is over the limit of {settings.max_body_bytes}")
         response = await call_next(request)
-        requests_total.labels(route, str(response.status_code)).inc()
-        latency.labels(route).observe(time.perf_counter() - started)
+        serving.requests_total.labels(route, str(response.status_code)).inc()
+        serving.latency.labels(route).observe(time.perf_counter() - started)
         return response
 
     @app.exception_handler(RequestError)
     async def request_error(_: Request, error: RequestError):
         return _error(error.status, error.message)
+
+
+def _add_status_routes(app: FastAPI, serving: _Serving) -> None:
+    """Health, Prometheus metrics, and each model's status and metadata (TF Serving's REST paths)."""
+    repository, settings = serving.repository, serving.settings
 
     @app.get("/healthz")
     async def healthz(request: Request) -> dict[str, Any]:
@@ -134,8 +183,8 @@ def create_app(repository: ModelRepository, settings: ServerSettings = ServerSet
 
     @app.get("/metrics")
     async def metrics() -> PlainTextResponse:
-        batch_items.inc(0)
-        return PlainTextResponse(generate_latest(registry).decode() + _batcher_metrics(batcher),
+        serving.batch_items.inc(0)
+        return PlainTextResponse(generate_latest(serving.registry).decode() + _batcher_metrics(serving.batcher),
                                  media_type="text/plain; version=0.0.4")
 
     @app.get("/v1/models/{name}")
@@ -147,6 +196,11 @@ def create_app(repository: ModelRepository, settings: ServerSettings = ServerSet
     @app.get("/v1/models/{name}/metadata")
     async def model_metadata(name: str) -> dict[str, Any]:
         return _model(repository, name).metadata()
+
+
+def _add_predict_routes(app: FastAPI, serving: _Serving) -> None:
+    """`:predict` (JSON instances, TF Serving's format, optionally a version) and `:classify` (one file or text)."""
+    repository, settings = serving.repository, serving.settings
 
     @app.post("/v1/models/{name}:predict", openapi_extra=PREDICT_BODY)
     async def predict(name: str, request: Request) -> dict[str, Any]:
@@ -167,8 +221,9 @@ def create_app(repository: ModelRepository, settings: ServerSettings = ServerSet
                                     "(split the request, or start the server with a higher --max-instances)")
         decoded = [_decode_instance(instance, index) for index, instance in enumerate(instances)]
         # image decoding is CPU work: keep it off the event loop so other requests are accepted meanwhile
-        items = await asyncio.gather(*(in_decoders(_prepare, model, item, index) for index, item in enumerate(decoded)))
-        probabilities = await _run(model, items)
+        items = await asyncio.gather(*(serving.in_decoders(_prepare, model, item, index)
+                                       for index, item in enumerate(decoded)))
+        probabilities = await serving.run(model, items)
         return {"predictions": [model.describe(row, settings.top_k) for row in probabilities],
                 "model_version": str(model.version)}
 
@@ -188,27 +243,9 @@ def create_app(repository: ModelRepository, settings: ServerSettings = ServerSet
             if not isinstance(body, dict) or not isinstance(body.get("text"), str):
                 raise RequestError(400, 'send {"text": "..."} as JSON, or an image as multipart field "file"')
             item = body["text"]
-        prepared = await in_decoders(_prepare, model, item, 0)
-        probabilities = await _run(model, [prepared])
+        prepared = await serving.in_decoders(_prepare, model, item, 0)
+        probabilities = await serving.run(model, [prepared])
         return {**model.describe(probabilities[0], settings.top_k), "model_version": str(model.version)}
-
-    async def _run(model: Any, items: list[Any]):
-        batch_items.inc(len(items))
-        policy = model.configure(settings.policy)
-        step = policy.max_batch_size
-        try:  # a large request reaches the model in pieces no larger than one batch
-            parts = await asyncio.gather(*(batcher.submit(model.predict, id(model), items[start:start + step], policy)
-                                           for start in range(0, len(items), step)))
-        except QueueFull as error:
-            raise RequestError(503, f"server busy: {error}; retry shortly") from None
-        return [row for part in parts for row in part]
-
-    @app.on_event("shutdown")
-    async def shutdown() -> None:
-        await batcher.close()
-        decoders.shutdown(wait=False, cancel_futures=True)
-
-    return app
 
 
 def _error(status: int, message: str) -> JSONResponse:
