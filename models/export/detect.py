@@ -103,7 +103,7 @@ def mediapipe_function(model: Any, size: int = INPUT_SIZE) -> Any:
 @register(TASK, "tflite", "tflite-float16", "tflite-dynamic")
 def export_tflite(model: Any, target: Path, request: ExportRequest, fmt: str) -> None:
     """A .tflite that MediaPipe's ObjectDetector loads (float input, standard detector metadata)."""
-    from dlpipe.models.tflite_detector_metadata import object_detector_metadata
+    from dlpipe.models.tflite_metadata import object_detector_metadata
 
     quantize = quantization_of(fmt)
     converter = tf.lite.TFLiteConverter.from_concrete_functions([mediapipe_function(model)], model)

@@ -117,7 +117,7 @@ def test_dynamic_batch_from_keras_model_also_loads(tmp_path):
     """from_keras_model stores shape [1, H, W, 3] with signature [-1, H, W, 3]: MediaPipe reads the shape."""
     converter = tf.lite.TFLiteConverter.from_keras_model(colour_model())
     flatbuffer = converter.convert()
-    graph = md._graph(flatbuffer)
+    graph = md.model_graph(flatbuffer)
     assert graph["inputs"][0]["shape"] == [1, SIZE, SIZE, 3] and graph["inputs"][0]["signature"][0] == -1
     path = tmp_path / "dynamic.tflite"
     path.write_bytes(md.image_classifier_metadata(flatbuffer, COLOURS))

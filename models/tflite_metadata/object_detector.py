@@ -1,7 +1,7 @@
 """Standard TFLite Metadata for an object detector, as MediaPipe Tasks' `ObjectDetector` reads it.
 
 The layout tflite-support's `object_detector.MetadataWriter` writes (kept
-beside `dlpipe.models.tflite_metadata`, whose building blocks it uses):
+in `dlpipe.models.tflite_metadata`, from its public builder):
 one RGB image input [1, H, W, 3] with NormalizationOptions; four float32
 outputs named in the metadata, in the model's output order: "location"
 [1, N, 4] (BoundingBoxProperties: ymin, xmin, ymax, xmax as fractions of the
@@ -15,8 +15,22 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
+from dlpipe.models.tflite_metadata.builder import (
+    image_input_metadata,
+    lines_file,
+    model_metadata,
+    normalization,
+    populate,
+    tensor_metadata,
+)
+from dlpipe.models.tflite_metadata.checks import (
+    check_image_input,
+    model_graph,
+    single_tensor,
+)
+from dlpipe.models.tflite_metadata.schema import LABELS_FILE, metadata_schema
+
 from dlpipe.errors import DlpipeError
-from dlpipe.models import tflite_metadata as md
 
 ROLES = {"locations": "location", "classes": "category", "scores": "score", "count": "number of detections"}
 
@@ -30,25 +44,25 @@ def object_detector_metadata(flatbuffer: bytes, labels: Sequence[str], mean: Seq
 
     The model's output tensor names must contain "locations", "classes", "scores" and "count" (any order).
     """
-    schema = md._schema()
-    graph = md._graph(flatbuffer)
-    image = md._single(graph, "inputs")
-    md._check_image_input(image)
+    schema = metadata_schema()
+    graph = model_graph(flatbuffer)
+    image = single_tensor(graph, "inputs")
+    check_image_input(image)
     outputs = graph["outputs"]
     roles = [_role(output["name"]) for output in outputs]
     if sorted(roles) != sorted(ROLES.values()):
         raise DlpipeError(f"TFLite metadata: an object detector needs four outputs named locations, classes, scores "
                           f"and count; this model has {[o['name'] for o in outputs]}")
-    mean, std = md._normalization(mean, std)
-    tensor = md.image_input_metadata("Input image to be detected (RGB).", mean, std)
+    mean, std = normalization(mean, std)
+    tensor = image_input_metadata("Input image to be detected (RGB).", mean, std)
     subgraph = schema.SubGraphMetadataT()
     subgraph.inputTensorMetadata = [tensor]
     subgraph.outputTensorMetadata = [_output_metadata(role) for role in roles]
     group = schema.TensorGroupT()
     group.name, group.tensorNames = "detection_result", ["location", "category", "score"]
     subgraph.outputTensorGroups = [group]
-    return md._populate(flatbuffer, md._model_metadata(subgraph, name, description, version, author, license),
-                        {md.LABELS_FILE: md._lines(labels), **dict(extra_files or {})})
+    return populate(flatbuffer, model_metadata(subgraph, name, description, version, author, license),
+                        {LABELS_FILE: lines_file(labels), **dict(extra_files or {})})
 
 
 def _role(tensor_name: str) -> str:
@@ -59,24 +73,24 @@ def _role(tensor_name: str) -> str:
 
 
 def _output_metadata(role: str) -> Any:
-    schema = md._schema()
+    schema = metadata_schema()
     if role == "location":
-        tensor = md._tensor_metadata("location", "The locations of the detected boxes.",
+        tensor = tensor_metadata("location", "The locations of the detected boxes.",
                                      schema.ContentProperties.BoundingBoxProperties)
         tensor.content.contentProperties = schema.BoundingBoxPropertiesT()
         tensor.content.contentProperties.index = [1, 0, 3, 2]
         tensor.content.contentProperties.type = schema.BoundingBoxType.BOUNDARIES
         tensor.content.contentProperties.coordinateType = schema.CoordinateType.RATIO
     elif role == "category":
-        tensor = md._tensor_metadata("category", "The categories of the detected boxes.")
+        tensor = tensor_metadata("category", "The categories of the detected boxes.")
         labels = schema.AssociatedFileT()
-        labels.name, labels.description = md.LABELS_FILE, "Labels for categories that the model can recognize."
+        labels.name, labels.description = LABELS_FILE, "Labels for categories that the model can recognize."
         labels.type = schema.AssociatedFileType.TENSOR_VALUE_LABELS
         tensor.associatedFiles = [labels]
     elif role == "score":
-        tensor = md._tensor_metadata("score", "The scores of the detected boxes.")
+        tensor = tensor_metadata("score", "The scores of the detected boxes.")
     else:
-        tensor = md._tensor_metadata("number of detections", "The number of the detected boxes.")
+        tensor = tensor_metadata("number of detections", "The number of the detected boxes.")
         return tensor
     tensor.content.range = schema.ValueRangeT()
     tensor.content.range.min, tensor.content.range.max = 2, 2
