@@ -127,20 +127,20 @@ def run_gan(epochs: int, train_count: int, eval_count: int) -> dict:
     import numpy as np
 
     from dlpipe.data.builtin_datasets import load_builtin
-    from dlpipe.models import dcgan
+    from dlpipe.models import dcgan, frechet
 
     data = load_builtin("fashion-mnist")
     out = RESULTS / "gan"
     shutil.rmtree(out, ignore_errors=True)
     with Timer() as feature_timer:
-        features = dcgan.train_feature_model(data.train_images, data.train_labels, epochs=2)
+        features = frechet.train_feature_model(data.train_images, data.train_labels, epochs=2)
     # the real test images split three ways: reference, and two halves for the floor
     order = np.random.default_rng(0).permutation(len(data.test_images))
     reference = data.test_images[order[:eval_count]]
-    floor = dcgan.real_floor(features, data.test_images[order[eval_count:3 * eval_count]])
+    floor = frechet.real_floor(features, data.test_images[order[eval_count:3 * eval_count]])
     gan = dcgan.make_dcgan()
-    monitor = dcgan.FrechetMonitor(features, reference, count=eval_count, grid_dir=out / "grids")
-    untrained = dcgan.image_frechet_distance(features, reference, gan.generate(eval_count, seed=1))
+    monitor = frechet.FrechetMonitor(features, reference, count=eval_count, grid_dir=out / "grids")
+    untrained = frechet.image_frechet_distance(features, reference, gan.generate(eval_count, seed=1))
     with Timer() as timer:
         history = dcgan.train_gan(gan, dcgan.gan_dataset(data.train_images[:train_count], 64), epochs,
                                   out / "checkpoints", callbacks=[monitor])

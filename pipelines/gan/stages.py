@@ -113,7 +113,7 @@ class GanTrainStage(Stage):
         import keras
         import numpy as np
 
-        from dlpipe.models import dcgan
+        from dlpipe.models import dcgan, frechet
         from dlpipe.pipelines.training.keras_fit import fit_verbosity
 
         cfg = self.config
@@ -124,12 +124,12 @@ class GanTrainStage(Stage):
                     keras.optimizers.Adam(cfg.learning_rate, beta_1=0.5))
         size = gan.generator.output_shape[1]
         images, test_images = _resized(images, size), _resized(test_images, size)
-        features = dcgan.train_feature_model(images, labels, epochs=cfg.feature_epochs, seed=ctx.seed)
+        features = frechet.train_feature_model(images, labels, epochs=cfg.feature_epochs, seed=ctx.seed)
         count = min(cfg.fid_samples, len(test_images) // 3)
         order = np.random.default_rng(ctx.seed).permutation(len(test_images))
         reference = test_images[order[:count]]
-        floor = dcgan.real_floor(features, test_images[order[count:3 * count]], ctx.seed)
-        monitor = dcgan.FrechetMonitor(features, reference, count, grid_dir=ctx.out_dir / "samples")
+        floor = frechet.real_floor(features, test_images[order[count:3 * count]], ctx.seed)
+        monitor = frechet.FrechetMonitor(features, reference, count, grid_dir=ctx.out_dir / "samples")
         history = dcgan.train_gan(gan, dcgan.gan_dataset(images, cfg.batch_size, ctx.seed), cfg.epochs,
                                   ctx.out_dir / CHECKPOINT_DIR, [monitor, *ctx.extra_callbacks],
                                   verbose=fit_verbosity(cfg.progress))

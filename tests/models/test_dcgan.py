@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from dlpipe.data.builtin_datasets import load_builtin
-from dlpipe.models import dcgan
+from dlpipe.models import dcgan, frechet
 
 
 @pytest.fixture(scope="module")
@@ -83,20 +83,20 @@ def test_sample_grid_png(tmp_path):
 def test_frechet_distance_matches_the_closed_form():
     rng = np.random.default_rng(0)
     a = rng.standard_normal((4000, 8))
-    assert dcgan.frechet_distance(a, a) == pytest.approx(0.0, abs=1e-6)
+    assert frechet.frechet_distance(a, a) == pytest.approx(0.0, abs=1e-6)
     # equal covariances, means 2 apart in each of 8 dimensions: d² = 8 * 4
-    assert dcgan.frechet_distance(a, a + 2.0) == pytest.approx(32.0, rel=1e-6)
+    assert frechet.frechet_distance(a, a + 2.0) == pytest.approx(32.0, rel=1e-6)
     # N(0, I) vs N(0, 4I): per dimension 1 + 4 - 2 * sqrt(1 * 4) = 1, so d² = 8
-    assert dcgan.frechet_distance(a, 2 * rng.standard_normal((4000, 8))) == pytest.approx(8.0, rel=0.1)
+    assert frechet.frechet_distance(a, 2 * rng.standard_normal((4000, 8))) == pytest.approx(8.0, rel=0.1)
     with pytest.raises(ValueError, match="same D"):
-        dcgan.frechet_distance(a, a[:, :4])
+        frechet.frechet_distance(a, a[:, :4])
 
 
 def test_real_vs_real_floor_is_far_below_an_untrained_generator(digits):
     train_images, train_labels, test_images = digits
-    features = dcgan.train_feature_model(train_images, train_labels, epochs=1)
+    features = frechet.train_feature_model(train_images, train_labels, epochs=1)
     assert features.output_shape == (None, 128)
-    floor = dcgan.real_floor(features, test_images[:600])
+    floor = frechet.real_floor(features, test_images[:600])
     untrained = dcgan.make_dcgan(filters=8, latent_dim=16).generate(300)
-    distance = dcgan.image_frechet_distance(features, test_images[:300], untrained)
+    distance = frechet.image_frechet_distance(features, test_images[:300], untrained)
     assert 0 < floor < distance / 5
