@@ -1,8 +1,26 @@
-"""Stage `model` (image-multilabel): the image classifier's backbones and head, with one sigmoid per label."""
+"""Stages `model` and `preprocess` (image-multilabel): the image task's, with one sigmoid per label and the whole photo."""
 
 from __future__ import annotations
 
-from dlpipe.pipelines.image_classify.model import ModelStage
+from dataclasses import dataclass
+from typing import Literal
+
+from dlpipe.pipelines.config import option
+from dlpipe.pipelines.image_classify.model import ModelConfig, ModelStage
+from dlpipe.pipelines.image_classify.preprocess import ImagePreprocessConfig, ImagePreprocessStage
+
+
+@dataclass(frozen=True)
+class MultiLabelModelConfig(ModelConfig):
+    """The network: which backbone, its weights, its input size and normalisation, and the head on top.
+
+    Defaults for photos whose labels can be small things in a scene (the fashion scenes of BENCHMARKS.md):
+    EfficientNet-Lite0 at 448 px keeps a 28-px item 28 px wide, where the image task's 260 px would halve it.
+    """
+
+    backbone: str = option("efficientnet_lite0", "feature extractor; `dlpipe backbones` lists them")
+    image_size: int | None = option(448, "square input size in pixels (small labelled things need pixels); "
+                                         "null: the backbone's own")
 
 
 class MultiLabelModelStage(ModelStage):
@@ -12,4 +30,29 @@ class MultiLabelModelStage(ModelStage):
     into the exported graph.
     """
 
+    config_cls = MultiLabelModelConfig
     head_activation = "sigmoid"
+
+
+@dataclass(frozen=True)
+class MultiLabelPreprocessConfig(ImagePreprocessConfig):
+    """How a file becomes model input pixels (the size itself is the model's: model.image_size).
+
+    The whole photo is kept (stretch): a centre crop would cut away labelled things near the edges. Sampling on
+    MediaPipe's grid makes the exported .tflite see in MediaPipe's ImageClassifier the pixels it sees in dlpipe.
+    """
+
+    resize: Literal["stretch", "pad", "crop"] | None = option(
+        "stretch", "stretch (the whole photo, ignoring aspect), pad (letterbox) or crop (centre crop: cuts the edges)")
+    sampling: Literal["antialias", "mediapipe"] = option(
+        "mediapipe", "mediapipe (bilinear on MediaPipe Tasks' grid: the .tflite sees the same pixels in MediaPipe) or "
+                     "antialias (filter, then bilinear: less aliasing when shrinking large photos)")
+
+
+class MultiLabelPreprocessStage(ImagePreprocessStage):
+    """Fix the preprocessing spec (saved with every artifact) and build the decoded, cached datasets.
+
+    The image task's code, with the whole photo kept.
+    """
+
+    config_cls = MultiLabelPreprocessConfig

@@ -24,7 +24,11 @@ class MultiLabelTrainConfig(TrainConfig):
     head: Literal["epochs", "probe"] = option(
         "probe", "how a pretrained backbone's head is first trained: epochs (train.epochs on augmented images) or "
                  "probe (one logistic regression per label on cached features, in seconds; then fine-tuning, if any)")
-    unfreeze_blocks: int = option(3, "backbone blocks to unfreeze for fine-tuning, counted from the top (-1: all)")
+    finetune_epochs: int = option(10, "epochs of fine-tuning after the head, every unfrozen block training (early "
+                                      "stopping may end it sooner): what labels of small things in a scene need")
+    unfreeze_blocks: int = option(-1, "backbone blocks to unfreeze for fine-tuning, counted from the top (-1: all)")
+    finetune_lr_factor: float = option(0.5, "fine-tuning learning rate = learning_rate * this")
+    batch_size: int = option(16, "photos per step; lower it if memory runs out")
     learning_rate: float | Literal["auto"] | None = option(0.001, "learning rate of the first phase; auto: run the "
                                                                   "learning-rate finder first")
     refit: bool | Literal["auto"] = option(

@@ -1,0 +1,89 @@
+"""Benchmark (issue 25): the shipped multi-label default on the fashion scenes, by 5-fold cross-validation.
+
+One command, from the repository root with the venv active:
+
+    nice -n 10 python bench/multilabel_fashion.py [--data ../shared/data/detection_fashion] [--folds 5] [--set K=V ...]
+
+It runs `dlpipe run image-multilabel --data DATA --set train.cv_folds=5` (COCO JSON read as multi-label: a scene's
+labels are the item classes boxed in it; each fold in bench/results/multilabel/folds/K/, resumable) and then the
+final run on all 300 scenes, exporting the .tflite. It records the pooled out-of-fold mAP and micro/macro F1 (F1 at
+thresholds chosen on the other folds) with 95% bootstrap intervals, per label, the CPU time, and then runs the real
+MediaPipe ImageClassifier (.venv-mediapipe) on the exported .tflite over every scene to count the scenes whose label
+set equals `dlpipe predict`'s. Results: bench/results/multilabel_fashion.json and a markdown summary on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "detection_fashion"
+RESULTS = ROOT / "bench" / "results"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", default=str(DEFAULT_DATA))
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--set", dest="sets", action="append", default=[])
+    args = parser.parse_args()
+    from dlpipe.pipelines import api
+
+    out = RESULTS / "multilabel"
+    started = time.perf_counter()
+    resume = (out / "config.yaml").is_file()
+    result = api.run("image-multilabel", data=None if resume else args.data, out=out, resume=resume,
+                     sets=[] if resume else [f"train.cv_folds={args.folds}", "export.formats=[keras,tflite]",
+                                             "train.progress=epochs", *args.sets])
+    seconds = time.perf_counter() - started
+    cv = result.metrics["cross_validation"]
+    agreement = mediapipe_agreement(out, args.data)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    record = {"date": str(date.today()), "command": "python bench/multilabel_fashion.py " + " ".join(sys.argv[1:]),
+              "cross_validation": cv, "final_run_validation": {k: result.metrics[k] for k in ("map", "micro_f1", "macro_f1")},
+              "wall_seconds": round(seconds), "cpu_minutes": round((usage.ru_utime + usage.ru_stime) / 60, 1),
+              "mediapipe": agreement}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "multilabel_fashion.json").write_text(json.dumps(record, indent=1))
+    pooled = cv["pooled"]
+    print(f"pooled mAP {pooled['map']:.3f} {pooled['map_interval']}, micro F1 {pooled['micro_f1']:.3f} "
+          f"{pooled['micro_f1_interval']}, macro F1 {pooled['macro_f1']:.3f} {pooled['macro_f1_interval']}")
+    for name, label in pooled["per_label"].items():
+        print(f"  {name}: AP {label['ap']:.3f} F1 {label['f1']:.3f} ({label['support']})")
+    print(f"MediaPipe: {agreement}")
+    print(f"wall {seconds / 60:.1f} min, CPU {record['cpu_minutes']} min")
+
+
+def mediapipe_agreement(out: Path, data: str) -> dict:
+    """Scenes whose label set MediaPipe's ImageClassifier (defaults: the metadata's 0.5) and dlpipe predict agree on."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from edge.mediapipe_env import mediapipe_python, run_mediapipe
+
+    from dlpipe.data.multilabel import read_multilabel
+    from dlpipe.models.runtimes import load_runtime
+
+    if not mediapipe_python().is_file():
+        return {"skipped": "no .venv-mediapipe"}
+    photos = read_multilabel(data, verify=False).paths
+    runtime = load_runtime(out / "model.tflite")
+    task = runtime.task
+    ours = []
+    for prepared in task.batches(task.collect_inputs(photos), runtime.preprocessing, 32):
+        for row in runtime.predict(prepared.batch):
+            ours.append(set(task.describe(row, runtime.class_names, 5)["labels"]))
+    answer = run_mediapipe({"image": [{"model": str(out / "model.tflite"), "images": photos}]}, timeout=1800)
+    theirs = [{c["category_name"] for c in categories} for categories in answer["image"][0]]
+    same = sum(a == b for a, b in zip(ours, theirs))
+    return {"scenes": len(photos), "same_label_set": same}
+
+
+if __name__ == "__main__":
+    main()
