@@ -301,9 +301,10 @@ def choose_artifact(source: str | Path, preference: str = "auto") -> tuple[Path,
 def parity_ok(parity: dict[str, Any]) -> bool:
     """True when an export is as good as the Keras model on the export-time sample, within the tolerance."""
     scored = [key for key in parity if f"reference_{key}" in parity]  # e.g. accuracy, micro_f1: the task's headline
-    if scored:
+    if scored and all(parity[key] is not None and parity[f"reference_{key}"] is not None for key in scored):
         return all(parity[f"reference_{key}"] - parity[key] <= PARITY_TOLERANCE for key in scored)
-    return parity.get("top1_agreement", 0.0) >= 1.0 - PARITY_TOLERANCE
+    agreement = parity.get("top1_agreement")  # None: nothing was compared, so the artifact is unchecked
+    return agreement is not None and agreement >= 1.0 - PARITY_TOLERANCE
 
 
 def save_keras(model: Any, path: str | Path) -> Path:

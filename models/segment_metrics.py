@@ -74,11 +74,11 @@ def segmentation_report(truth: Sequence[np.ndarray], predicted: Sequence[np.ndar
 
 def agreement(reference: Sequence[np.ndarray], outputs: Sequence[np.ndarray]) -> dict[str, float]:
     """How closely one set of masks follows another: pixel agreement and mean IoU over the classes either shows."""
-    if not len(reference):
-        return {"top1_agreement": 1.0, "mask_iou": 1.0}
+    if not len(reference):  # nothing compared: unchecked (None), never faithful
+        return {"top1_agreement": None, "mask_iou": None}
     k = int(max(np.max(r) for r in reference) if len(reference) else 0)
     k = max(k, int(max(np.max(o) for o in outputs))) + 1
     matrix = confusion_per_image(reference, outputs, max(k, 2)).sum(axis=0)
     iou = iou_from_confusion(matrix)
     return {"top1_agreement": float(np.trace(matrix) / max(matrix.sum(), 1)),
-            "mask_iou": float(np.nanmean(iou)) if not np.all(np.isnan(iou)) else 1.0}
+            "mask_iou": float(np.nanmean(iou)) if not np.all(np.isnan(iou)) else None}

@@ -26,7 +26,8 @@ from dlpipe.pipelines.cli_common import ARTIFACT_HELP, friendly_errors
 @click.option("--out", "out_file", type=click.Path(),
               help="Write one row per input to this .jsonl or .csv file instead of printing; a killed job "
                    "restarted with the same command continues where it stopped. A segmentation model takes a "
-                   "folder: a mask PNG and an overlay per image, rows in FOLDER/masks.jsonl.")
+                   "folder: a mask PNG and an overlay per image, rows in FOLDER/masks.jsonl; a gan model a folder "
+                   "of generated images, FOLDER/seed_N.png, rows in FOLDER/images.jsonl.")
 @click.option("--batch-size", default=32, show_default=True, help="Inputs per inference batch.")
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="local: in this process; ray: Ray Data actors on a cluster (needs --out and `pip install ray[data]`).")
@@ -45,7 +46,8 @@ def predict_command(inputs: tuple[str, ...], model_name: str | None, artifact: s
                     nms_iou: float | None, max_boxes: int | None, draw_dir: str | None) -> None:
     """Run a model on inputs: images (files, folders searched recursively, or .txt lists of paths) or, with a
     text model, the lines of .txt/.tsv/.csv/.jsonl files, and report the top labels; a detection model
-    (coco-detector) reports labelled boxes in each photo's own pixels (x1, y1, x2, y2)."""
+    (coco-detector) reports labelled boxes in each photo's own pixels (x1, y1, x2, y2); a gan model takes seeds
+    (0 1 2, a range 0-63, or a .txt file of seeds) and generates one image per seed."""
     from dlpipe.models.runtimes import load_runtime
     from dlpipe.serving.batch_job import result_rows, run_batch_job
 
@@ -137,8 +139,12 @@ def export_command(run_dir: str, fmt: str, quantize: str, out_dir: str | None, s
     parity = (artifacts.read_record(path) or {}).get("parity")
     checked = (f"{parity['boxes']} boxes of {parity['count']} sample photos" if parity and "boxes" in parity
                else f"{parity['count']} validation inputs" if parity else "")
-    check = (f"; agrees with the Keras model on {parity['top1_agreement']:.1%} of {checked}" if parity
-             else "; no parity check (the run's data is not readable, or no --sample)")
+    if parity and parity.get("top1_agreement") is not None:
+        check = f"; agrees with the Keras model on {parity['top1_agreement']:.1%} of {checked}"
+    elif parity:
+        check = f"; unchecked: nothing to compare on {checked} (parity null)"
+    else:
+        check = "; no parity check (the run's data is not readable, or no --sample)"
     click.echo(f"wrote {path} ({size / 1e6:.1f} MB) with its labels and preprocessing{check}")
 
 
@@ -227,15 +233,23 @@ def serve_command(model_dir: str, host: str, port: int, max_batch_size: int, max
 @click.option("--n", "count", default=64, show_default=True, help="How many images to generate.")
 @click.option("--out", "out_file", required=True, type=click.Path(dir_okay=False), help="The PNG grid to write.")
 @click.option("--columns", default=8, show_default=True, help="Images per row of the grid.")
-@click.option("--seed", default=0, show_default=True, help="Seed of the latent draws (same seed, same images).")
+@click.option("--seed", default=0, show_default=True,
+              help="The first image's seed: the grid holds seeds SEED .. SEED+N-1, as `dlpipe predict RUN SEED ...`.")
+@click.option("--artifact", default="auto", show_default=True, help=ARTIFACT_HELP)
 @friendly_errors
-def generate_command(run_dir: str, count: int, out_file: str, columns: int, seed: int) -> None:
-    """Sample a trained `gan` run's generator (RUN_DIR/generator.keras) into a PNG grid."""
-    from pathlib import Path
+def generate_command(run_dir: str, count: int, out_file: str, columns: int, seed: int, artifact: str) -> None:
+    """Sample a trained `gan` run's generator (any of its artifacts) into a PNG grid."""
+    from dlpipe.errors import DataError
+    from dlpipe.models.dcgan import save_sample_grid
+    from dlpipe.models.runtimes import load_runtime
+    from dlpipe.models.tasks.gan import to_pixels
 
-    from dlpipe.models import artifacts
-    from dlpipe.models.dcgan import generate_images, save_sample_grid
-
-    generator = artifacts.load_keras(Path(run_dir) / "generator.keras")
-    path = save_sample_grid(generate_images(generator, count, seed), out_file, count=count, columns=columns)
-    click.echo(f"wrote {path}: {count} generated images")
+    if count < 1 or seed < 0:
+        raise click.UsageError("--n must be at least 1 and --seed at least 0")
+    runtime = load_runtime(run_dir, artifact)
+    task, prep = runtime.task, runtime.preprocessing
+    if task.name != "gan":
+        raise DataError(run_dir, f"is a {task.name} model; dlpipe generate samples the generator of a `dlpipe run gan`")
+    images = to_pixels(runtime.predict(task.stack([task.prepare(seed + i, prep) for i in range(count)])))
+    path = save_sample_grid(images, out_file, count=count, columns=columns)
+    click.echo(f"wrote {path}: {count} generated images (seeds {seed}..{seed + count - 1}, {runtime.format})")

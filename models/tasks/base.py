@@ -238,6 +238,8 @@ class ClassificationTask(Task):
 
     def parity(self, reference: np.ndarray, outputs: np.ndarray) -> dict[str, float]:
         reference, outputs = np.asarray(reference, np.float64), np.asarray(outputs, np.float64)
+        if not len(reference):  # nothing compared: unchecked (None), never faithful
+            return {"top1_agreement": None, "max_abs_diff": None, "count": 0}
         return {"top1_agreement": float(np.mean(reference.argmax(axis=1) == outputs.argmax(axis=1))),
                 "max_abs_diff": float(np.max(np.abs(reference - outputs))) if reference.size else 0.0,
                 "count": int(len(reference))}

@@ -91,3 +91,23 @@ def test_a_file_packed_in_a_tflite_is_extracted_once_per_content(tmp_path):
     other = artifacts.SideFiles(tmp_path, "text", ["neg", "pos"], {}, embedded={"vocab.txt": b"c\n"})
     assert other.file("vocab.txt") != first and first.read_bytes() == b"a\nb\n"
 
+
+
+def test_an_unchecked_export_says_so_and_auto_never_picks_it(tmp_path):
+    """Nothing compared (no reference box, no mask, no sample) is parity null, not 1.0, and auto skips it."""
+    import numpy as np
+
+    from dlpipe.models.segment_metrics import agreement
+    from dlpipe.models.tasks import get_task
+
+    empty = np.zeros((2, 10, 6), np.float32)  # two photos, no detection above any threshold
+    assert get_task("detect").parity(empty, empty)["top1_agreement"] is None
+    assert agreement([], [])["top1_agreement"] is None
+    assert get_task("image").parity(np.zeros((0, 2)), np.zeros((0, 2)))["top1_agreement"] is None
+    assert not artifacts.parity_ok({"top1_agreement": None, "seconds_per_item": 0.001})
+
+    fake_artifact(tmp_path, "model.keras", 0.010)
+    fake_artifact(tmp_path, "model.tflite", 0.001, agreement=None)  # fastest, but checked on nothing
+    fake_artifact(tmp_path, "model_float16.tflite", 0.005)
+    path, why = artifacts.choose_artifact(tmp_path, "auto")
+    assert path.name == "model_float16.tflite", why
