@@ -12,6 +12,9 @@ from pathlib import Path
 import click
 
 from dlpipe.pipelines.cli_common import ARTIFACT_HELP, friendly_errors
+from dlpipe.serving.batching_defaults import (
+    BATCH_JOB_BATCH_SIZE, BATCH_THREADS, SERVER_MAX_BATCH_SIZE, SERVER_MAX_QUEUE, SERVER_MAX_WAIT_MS,
+)
 
 
 @click.command("predict")
@@ -28,7 +31,7 @@ from dlpipe.pipelines.cli_common import ARTIFACT_HELP, friendly_errors
                    "restarted with the same command continues where it stopped. A segmentation model takes a "
                    "folder: a mask PNG and an overlay per image, rows in FOLDER/masks.jsonl; a gan model a folder "
                    "of generated images, FOLDER/seed_N.png, rows in FOLDER/images.jsonl.")
-@click.option("--batch-size", default=32, show_default=True, help="Inputs per inference batch.")
+@click.option("--batch-size", default=BATCH_JOB_BATCH_SIZE, show_default=True, help="Inputs per inference batch.")
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="local: in this process; ray: Ray Data actors on a cluster (needs --out and `pip install ray[data]`).")
 @click.option("--address", default=None, help="Ray cluster address for --engine ray (default: start a local Ray).")
@@ -176,13 +179,13 @@ def evaluate_command(artifact: str, data: str, out_file: str | None, choice: str
 @click.argument("model_dir", metavar="MODEL")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind; loopback unless you need others to reach it.")
 @click.option("--port", default=8501, show_default=True, help="TCP port (TF Serving's REST port by default).")
-@click.option("--max-batch-size", default=8, show_default=True, help="Most inputs run in one model call (1 turns batching off).")
-@click.option("--max-wait-ms", default=0.0, show_default=True,
+@click.option("--max-batch-size", default=SERVER_MAX_BATCH_SIZE, show_default=True, help="Most inputs run in one model call (1 turns batching off).")
+@click.option("--max-wait-ms", default=SERVER_MAX_WAIT_MS, show_default=True,
               help="How long a batch waits to fill; 0 batches only requests already waiting (TF Serving's CPU advice).")
-@click.option("--batch-threads", default=0, show_default=True,
+@click.option("--batch-threads", default=BATCH_THREADS, show_default=True,
               help="Model calls run at once per model, each on its own LiteRT interpreter (0: one per core).")
 @click.option("--decode-threads", default=0, show_default=True, help="Threads decoding request images (0: one per core).")
-@click.option("--max-queue", default=256, show_default=True, help="Requests allowed to wait; more get 503.")
+@click.option("--max-queue", default=SERVER_MAX_QUEUE, show_default=True, help="Requests allowed to wait; more get 503.")
 @click.option("--max-body-mb", default=10.0, show_default=True, help="Largest request body; larger gets 413.")
 @click.option("--max-instances", default=256, show_default=True, help="Most instances in one request; more gets 413.")
 @click.option("--token-env", default="DLPIPE_TOKEN", show_default=True,

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 from dlpipe.errors import DataError
+from dlpipe.serving.batching_defaults import BATCH_JOB_BATCH_SIZE
 from dlpipe.models.tasks import InputSet, OutputWriter
 
 CSV_FIELDS = ("input", "label", "score", "top", "error")
@@ -40,7 +41,7 @@ class JobSummary:
         return done / self.seconds if self.seconds else 0.0
 
 
-def result_rows(runtime: Any, inputs: InputSet, top_k: int = 5, batch_size: int = 32,
+def result_rows(runtime: Any, inputs: InputSet, top_k: int = 5, batch_size: int = BATCH_JOB_BATCH_SIZE,
                 writer: OutputWriter | None = None, in_flight: int = 2) -> Iterator[list[dict[str, Any]]]:
     """Batches of result rows ({"input", ..., "label", "score", "top"} or {"input", "error"}), in input order.
 

@@ -19,6 +19,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from dlpipe.serving.batching_defaults import SERVER_MAX_BATCH_SIZE, SERVER_MAX_QUEUE, SERVER_MAX_WAIT_MS
+
 
 class QueueFull(Exception):
     """The batcher's queue is full: the caller should answer 503 and let the client retry."""
@@ -28,8 +30,8 @@ class QueueFull(Exception):
 class BatchPolicy:
     """How one model's requests are batched (the server's flags, or the model folder's serving.json)."""
 
-    max_batch_size: int = 32
-    max_wait_ms: float = 0.0
+    max_batch_size: int = SERVER_MAX_BATCH_SIZE
+    max_wait_ms: float = SERVER_MAX_WAIT_MS
     num_batch_threads: int = 1
 
     def __post_init__(self) -> None:
@@ -47,8 +49,8 @@ class _Pending:
 class DynamicBatcher:
     """Collects (model, items) submissions and runs them in batches per model."""
 
-    def __init__(self, max_batch_size: int = 32, max_wait_ms: float = 5.0, max_queue: int = 256,
-                 num_batch_threads: int = 1):
+    def __init__(self, max_batch_size: int = SERVER_MAX_BATCH_SIZE, max_wait_ms: float = SERVER_MAX_WAIT_MS,
+                 max_queue: int = SERVER_MAX_QUEUE, num_batch_threads: int = 1):
         if max_queue < 1:
             raise ValueError(f"max_queue must be >= 1. Received: {max_queue}")
         self.policy = BatchPolicy(max_batch_size, max_wait_ms, num_batch_threads)

@@ -41,6 +41,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from dlpipe.errors import DataError
 from dlpipe.models.runtimes import default_threads
 from dlpipe.serving.batcher import BatchPolicy, DynamicBatcher, QueueFull
+from dlpipe.serving.batching_defaults import BATCH_THREADS, SERVER_MAX_BATCH_SIZE, SERVER_MAX_QUEUE, SERVER_MAX_WAIT_MS
 from dlpipe.serving.repository import ModelRepository
 
 
@@ -48,12 +49,11 @@ from dlpipe.serving.repository import ModelRepository
 class ServerSettings:
     """Limits and defaults of one server; batching is each model's `BatchPolicy` (see ModelRepository)."""
 
-    # these three: a model's batching unless its serving.json says otherwise; 8, not 32: LiteRT on a CPU gains
-    # nothing per row from larger batches, and a request in a batch of 32 waits for all 32 (bench/serving_load.py)
-    max_batch_size: int = 8
-    max_wait_ms: float = 0.0
-    num_batch_threads: int = 0  # 0: one per core
-    max_queue: int = 256
+    # these three: a model's batching unless its serving.json says otherwise (why these: batching_defaults)
+    max_batch_size: int = SERVER_MAX_BATCH_SIZE
+    max_wait_ms: float = SERVER_MAX_WAIT_MS
+    num_batch_threads: int = BATCH_THREADS  # 0: one per core
+    max_queue: int = SERVER_MAX_QUEUE
     max_body_bytes: int = 10 * 1024 * 1024
     token: str | None = None
     top_k: int = 3
