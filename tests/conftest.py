@@ -22,6 +22,19 @@ HYMENOPTERA = SHARED_DATA / "hymenoptera" / "train"
 SENTENCES = SHARED_DATA / "sentiment_sentences"
 
 
+def pytest_configure(config) -> None:
+    config.addinivalue_line("markers", "dlpipe_asset(available, asset, how): the test needs a set-up asset "
+                                       "(tests/assets.py: skipped locally, a failure under CI)")
+
+
+def pytest_runtest_setup(item) -> None:
+    """Check `requires(...)` marks: a missing asset skips locally and fails under CI, naming it."""
+    from assets import require
+
+    for mark in item.iter_markers("dlpipe_asset"):
+        require(mark.kwargs["available"], mark.kwargs["asset"], mark.kwargs["how"])
+
+
 def write_color_images(folder: Path, hue: str, count: int, seed: int, size: int = 40, fmt: str = "JPEG") -> None:
     """Noisy images dominated by one colour channel ('red' or 'blue'), varying in size and brightness."""
     from PIL import Image

@@ -11,12 +11,11 @@ import pytest
 from dlpipe.data import builtin_datasets as bd
 from dlpipe.data.builtin_datasets import array_dataset, load_builtin
 from dlpipe.errors import DataError
+from assets import requires
 
 HAS_FASHION = all((bd.FASHION_MNIST_DIR / name).is_file() for name in bd.FASHION_MNIST_FILES.values())
-needs_fashion = pytest.mark.skipif(
-    not HAS_FASHION,
-    reason=f"Debian package {bd.FASHION_MNIST_PACKAGE} not installed (apt-get install -y {bd.FASHION_MNIST_PACKAGE})",
-)
+needs_fashion = requires(HAS_FASHION, f"Fashion-MNIST (Debian package {bd.FASHION_MNIST_PACKAGE})",
+                         f"apt-get install -y {bd.FASHION_MNIST_PACKAGE}; scripts/setup.sh does as root")
 
 
 @needs_fashion

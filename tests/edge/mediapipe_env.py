@@ -13,7 +13,8 @@ import os
 import subprocess
 from pathlib import Path
 
-import pytest
+
+from assets import require
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNNER = Path(__file__).resolve().parent / "mediapipe_runner.py"
@@ -25,14 +26,13 @@ def mediapipe_python() -> Path:
 
 
 def require_mediapipe() -> Path:
-    """The interpreter, or a pytest skip saying why there is none."""
+    """The interpreter; without one, a skip saying why (a failure under CI: tests/assets.py)."""
     python = mediapipe_python()
-    if not python.is_file():
-        pytest.skip(f"no MediaPipe environment at {python}: scripts/setup.sh creates .venv-mediapipe "
-                    "(pip install mediapipe); it failed or was not run")
+    require(python.is_file(), f"MediaPipe environment {python}", "scripts/setup.sh creates .venv-mediapipe "
+            "(pip install mediapipe); it failed or was not run")
     probe = subprocess.run([str(python), "-c", "import mediapipe.tasks.python.vision"], capture_output=True, text=True)
-    if probe.returncode:
-        pytest.skip(f"mediapipe does not import in {python}: {probe.stderr.strip().splitlines()[-1:]}")
+    require(not probe.returncode, f"mediapipe importable in {python}",
+            f"it fails with {probe.stderr.strip().splitlines()[-1:]}; rerun scripts/setup.sh")
     return python
 
 

@@ -23,6 +23,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
+from assets import require
 from conftest import HYMENOPTERA, SENTENCES
 from dlpipe.models import tflite_metadata as md
 from dlpipe.pipelines.cli import main
@@ -215,8 +216,7 @@ def browser_rows(site: Path, query: str, timeout: float = 180) -> list:
     import time
 
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if not chromium:
-        pytest.skip("no chromium on PATH (Debian: apt-get install chromium)")
+    require(bool(chromium), "chromium on PATH", "Debian: apt-get install chromium; scripts/setup.sh does as root")
     posted: dict[str, bytes] = {}
 
     class Handler(http.server.SimpleHTTPRequestHandler):

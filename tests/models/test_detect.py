@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from dlpipe.models.tasks.detect import box_iou
+from assets import require
 
 PHOTOS = Path("/usr/share/darknet/data")
 DOG_BOX = [124, 207, 313, 542]  # the dog in dog.jpg (768 x 576), hand-checked
@@ -27,10 +28,9 @@ def photos(tmp_path_factory) -> Path:
     from dlpipe.models.coco_detector import missing_reason
 
     reason = missing_reason()
-    if reason:
-        pytest.skip(reason)
-    if not (PHOTOS / "dog.jpg").is_file():
-        pytest.skip(f"{PHOTOS}/dog.jpg is missing: install the Debian package darknet (scripts/setup.sh does, as root)")
+    require(not reason, "COCO detector (coco-detector)", reason or "")
+    require((PHOTOS / "dog.jpg").is_file(), f"{PHOTOS}/dog.jpg",
+            "install the Debian package darknet (scripts/setup.sh does, as root)")
     folder = tmp_path_factory.mktemp("photos")
     shutil.copy(PHOTOS / "dog.jpg", folder / "dog.jpg")
     (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a JPEG")

@@ -15,6 +15,7 @@ from PIL import Image
 from conftest import HYMENOPTERA
 from dlpipe.data.preprocess import load_image
 from dlpipe.models import efficientnet_lite as lite
+from assets import require_module
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +33,7 @@ def top5(named, path: str) -> tuple[list[int], np.ndarray]:
 
 def test_sample_photos_get_their_imagenet_classes(imagenet_model):
     """Reference (original weights in PyTorch): china.jpg -> palace p~0.38, flower.jpg -> daisy p~0.32."""
-    sklearn_images = pytest.importorskip("sklearn.datasets").__file__
+    sklearn_images = require_module("sklearn.datasets").__file__
     images = Path(sklearn_images).parent / "images"
     classes, probabilities = top5(imagenet_model, str(images / "china.jpg"))
     assert imagenet_model.class_names[classes[0]] == "palace" and 0.30 < probabilities[698] < 0.48

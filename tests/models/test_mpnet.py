@@ -15,6 +15,7 @@ from conftest import SENTENCES, TINY_TEXT_SETS, write_sentences
 
 sys.path.insert(0, str(Path(__file__).parent))
 from mpnet_fixtures import TINY, mpnet_vocab_lines, write_tiny_mpnet  # noqa: E402
+from assets import require_module, requires
 
 
 @pytest.fixture(scope="module")
@@ -142,7 +143,7 @@ def test_catalog_counts_the_parameters_keras_builds():
 
 def _hf_mpnet_tokenizer(vocab_file: Path):
     """HF `tokenizers` set up as all-mpnet-base-v2's tokenizer.json (BertNormalizer, RobertaProcessing)."""
-    tokenizers = pytest.importorskip("tokenizers")
+    tokenizers = require_module("tokenizers")
     from tokenizers import normalizers, pre_tokenizers, processors
     from tokenizers.models import WordPiece
 
@@ -254,7 +255,7 @@ def _fetched() -> bool:
     return True
 
 
-@pytest.mark.skipif(not _fetched(), reason="all-mpnet-base-v2 not fetched (bash scripts/fetch_mpnet.sh)")
+@requires(_fetched(), "all-mpnet-base-v2 weights", "bash scripts/fetch_mpnet.sh; scripts/setup.sh does")
 def test_real_weights_embed_paraphrases_close_and_match_their_tokenizer_json(monkeypatch):
     import tokenizers
 

