@@ -128,6 +128,7 @@ def run_gan(epochs: int, train_count: int, eval_count: int) -> dict:
 
     from dlpipe.data.builtin_datasets import load_builtin
     from dlpipe.models import dcgan, frechet
+    from dlpipe.pipelines.gan.training import train_gan
 
     data = load_builtin("fashion-mnist")
     out = RESULTS / "gan"
@@ -142,8 +143,8 @@ def run_gan(epochs: int, train_count: int, eval_count: int) -> dict:
     monitor = frechet.FrechetMonitor(features, reference, count=eval_count, grid_dir=out / "grids")
     untrained = frechet.image_frechet_distance(features, reference, gan.generate(eval_count, seed=1))
     with Timer() as timer:
-        history = dcgan.train_gan(gan, dcgan.gan_dataset(data.train_images[:train_count], 64), epochs,
-                                  out / "checkpoints", callbacks=[monitor])
+        history = train_gan(gan, dcgan.gan_dataset(data.train_images[:train_count], 64), epochs, out,
+                            callbacks=[monitor])
     grid = dcgan.save_sample_grid(gan, out / "samples.png", count=64)
     return {"dataset": "fashion-mnist", "train_images": train_count, "eval_images": eval_count, "epochs": epochs,
             "generator_parameters": gan.generator.count_params(),

@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Iterable
 
 import keras
 import numpy as np
 import tensorflow as tf
 from keras import layers, ops
 
-from dlpipe.errors import DlpipeError
+from dlpipe.models.tasks.gan import latent_vectors, to_pixels
 
 # ---------------------------------------------------------------------------------------------- models
 
@@ -174,9 +173,8 @@ class DCGAN(keras.Model):
 
 
 def generate_images(generator: keras.Model, count: int, seed: int = 0, batch_size: int = 256) -> np.ndarray:
-    """`count` images from a generator alone (e.g. a run's generator.keras) as uint8 (N, H, W, C)."""
-    latent_dim = int(generator.input_shape[-1])
-    latent = np.random.default_rng(seed).standard_normal((count, latent_dim)).astype(np.float32)
+    """The images of seeds `seed` .. `seed + count - 1` as uint8 (N, H, W, C): those `dlpipe predict` makes."""
+    latent = latent_vectors(range(seed, seed + count), int(generator.input_shape[-1]))
     return to_pixels(generator.predict(latent, batch_size=batch_size, verbose=0))
 
 
@@ -201,108 +199,12 @@ def to_gan_range(images: np.ndarray) -> np.ndarray:
     return images.astype(np.float32) / 127.5 - 1.0
 
 
-def to_pixels(images) -> np.ndarray:
-    """Generator output in [-1, 1] -> uint8 pixels (rounded, clipped)."""
-    return np.clip(np.rint((np.asarray(images) + 1.0) * 127.5), 0, 255).astype(np.uint8)
-
-
 def gan_dataset(images: np.ndarray, batch_size: int = 64, seed: int = 0, shuffle: bool = True) -> tf.data.Dataset:
     """uint8 images -> batches in [-1, 1]; the last, partial batch is dropped (full batches keep D and G balanced)."""
     ds = tf.data.Dataset.from_tensor_slices(to_gan_range(images))
     if shuffle:
         ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
     return ds.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
-
-
-# ---------------------------------------------------------------------------------------------- training
-
-
-def train_gan(
-    gan: DCGAN,
-    dataset: tf.data.Dataset,
-    epochs: int,
-    checkpoint_dir: str | Path,
-    callbacks: Iterable[keras.callbacks.Callback] = (),
-    verbose: int = 0,
-) -> dict[str, list[float]]:
-    """Train to `epochs` in total, resuming from `checkpoint_dir` if an earlier call got part of the way.
-
-    Every epoch backs up both networks, both optimizers and the latent seed
-    state (Keras `BackupAndRestore`, kept after training), and appends the
-    losses to `checkpoint_dir/history.csv`. A killed run restarted with the
-    same call continues after its last finished epoch; calling again with a
-    larger `epochs` trains further. Returns the whole history read back from the CSV.
-    """
-    if epochs < 1:
-        raise DlpipeError(f"train_gan: epochs must be at least 1. Received: epochs={epochs}")
-    if not hasattr(gan, "d_optimizer"):
-        gan.compile()
-    folder = Path(checkpoint_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    history_file = folder / "history.csv"
-    # the caller's callbacks first (their logs, e.g. 'fid', reach the CSV); logged before the backup, so a kill
-    # in between repeats the epoch (the later row wins) rather than losing it
-    steps = [*callbacks, keras.callbacks.CSVLogger(str(history_file), append=True), _SeedStates(folder),
-             keras.callbacks.BackupAndRestore(str(folder / "backup"), delete_checkpoint=False)]
-    gan.fit(dataset, epochs=epochs, callbacks=steps, verbose=verbose)
-    return read_gan_history(history_file)
-
-
-class _SeedStates(keras.callbacks.Callback):
-    """Back up the random-seed states (latent draws, dropout masks), which Keras weight files leave out.
-
-    Without them a resumed epoch would repeat the random draws of the first
-    epoch. Saved per epoch with its number, restored only when it matches the
-    epoch the weights backup holds.
-    """
-
-    def __init__(self, folder: Path):
-        super().__init__()
-        self.path = folder / "seed_states.npz"
-        self.metadata = folder / "backup" / "training_metadata.json"
-
-    def _states(self) -> list:
-        return [v for v in self.model.variables if v.path.endswith("seed_generator_state")]
-
-    def on_train_begin(self, logs: dict | None = None) -> None:
-        import json
-
-        if not (self.path.is_file() and self.metadata.is_file()):
-            return
-        with np.load(self.path) as saved:
-            if int(saved["epoch"]) != json.loads(self.metadata.read_text())["epoch"]:
-                return
-            for index, variable in enumerate(self._states()):
-                variable.assign(saved[f"state{index}"])
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        from dlpipe import atomic
-
-        states = {f"state{i}": np.asarray(v.numpy()) for i, v in enumerate(self._states())}
-        with atomic.replacing_file(self.path) as tmp:
-            np.savez(tmp, epoch=epoch + 1, **states)
-
-
-def read_gan_history(path: str | Path) -> dict[str, list[float]]:
-    """A `train_gan` history.csv -> {metric: [value per epoch]}; for a repeated epoch the later row wins."""
-    import csv
-
-    rows: dict[int, dict[str, str]] = {}
-    path = Path(path)
-    if path.is_file():
-        with path.open(newline="", encoding="utf-8") as handle:
-            for row in csv.DictReader(handle):
-                if row.get("epoch", "").isdigit():
-                    rows[int(row["epoch"])] = row
-    history: dict[str, list[float]] = {}
-    for epoch in sorted(rows):
-        for key, value in rows[epoch].items():
-            if key != "epoch":
-                try:
-                    history.setdefault(key, []).append(float(value))
-                except (TypeError, ValueError):  # CSVLogger writes NA for the val_ columns of a fit without validation
-                    history.setdefault(key, []).append(math.nan)
-    return {key: values for key, values in history.items() if not all(math.isnan(v) for v in values)}
 
 
 # ---------------------------------------------------------------------------------------------- samples

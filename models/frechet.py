@@ -3,7 +3,7 @@
 The FID recipe, with a feature model trained on the same data instead of Inception, which is neither offline
 nor suited to 28x28 grayscale: the 128-wide penultimate layer of a small CNN classifier trained on the real
 labelled images. Two disjoint halves of the real data give the floor a perfect generator would reach at that
-sample size. `FrechetMonitor` measures it after every epoch of `dlpipe.models.dcgan.train_gan`.
+sample size. `FrechetMonitor` measures it after every epoch of the GAN's fit (`dlpipe.pipelines.gan.training`).
 """
 
 from __future__ import annotations

@@ -74,7 +74,7 @@ class RunContext:
     out_dir: Path
     seed: int
     config: "ResolvedConfig"
-    task: "Task | None"  # None for a pipeline whose artifact no runtime serves (the GAN's generator)
+    task: "Task | None"  # the pipeline's runtime task; None only for a task no runtime registers (none of dlpipe's own)
     resume: bool = False
     echo: Callable[[str], None] = print
     extra_callbacks: list["keras.callbacks.Callback"] = field(default_factory=list)

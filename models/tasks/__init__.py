@@ -22,6 +22,7 @@ TASK_MODULES = (
     "dlpipe.models.tasks.detect",
     "dlpipe.models.tasks.segment",
     "dlpipe.models.tasks.multilabel",
+    "dlpipe.models.tasks.gan",
 )
 
 TASKS: Registry[Task] = Registry("task")

@@ -1,19 +1,22 @@
-"""Stages of the `gan` pipeline: load a built-in dataset, build a DCGAN, train it (resumable), export samples.
+"""Stages of the `gan` pipeline: load a built-in dataset, build a DCGAN, train it (resumable), export the generator.
 
 Listed by `dlpipe.pipelines.gan`. Training is measured by the Fréchet distance of generated to
 real test images in a small classifier's feature space, against the floor of
-two disjoint real halves (see `dlpipe.models.dcgan`).
+two disjoint real halves (see `dlpipe.models.frechet`). The generator is exported by the shared
+export stage as the `gan` task's artifacts (`dlpipe.models.tasks.gan`: seeds in, images out).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from dlpipe.pipelines.config import option, require
-from dlpipe.pipelines.stage import RunContext, Stage
+from dlpipe.pipelines.stage import Examples, RunContext, Stage
+from dlpipe.pipelines.stages.export import ExportConfig, ExportStage
 
-CHECKPOINT_DIR = "checkpoints"
+# a generator's validation inputs are seeds: every export is checked on the first export.parity_sample of them
+VALIDATION_SEEDS = 1000
 
 
 @dataclass(frozen=True)
@@ -28,7 +31,11 @@ class GanLoadConfig:
 
 
 class GanLoadStage(Stage):
-    """Load the images of a built-in dataset with its fixed split; labels only train the Fréchet feature model."""
+    """Load the images of a built-in dataset with its fixed split; labels only train the Fréchet feature model.
+
+    The generator's own inputs are seeds: the validation examples are seeds 0, 1, ..., on which the
+    export stage (and a later `dlpipe export RUN`) checks each artifact against the Keras generator.
+    """
 
     config_cls = GanLoadConfig
 
@@ -43,6 +50,7 @@ class GanLoadStage(Stage):
         data = load_builtin(cfg.path, cfg.limit)
         ctx.class_names = list(data.class_names)
         ctx.arrays = data
+        ctx.val = Examples(inputs=list(range(VALIDATION_SEEDS)))
         ctx.report["data"] = {"dataset": data.name, "split": data.split, "train_images": len(data.train_images),
                               "test_images": len(data.test_images), "image_shape": list(data.image_shape)}
         return f"{data.name}: {len(data.train_images)} train / {len(data.test_images)} test images {data.image_shape}"
@@ -65,13 +73,14 @@ class GanModelConfig:
 
 
 class GanModelStage(Stage):
-    """Build a compiled DCGAN for the loaded images' size."""
+    """Build a compiled DCGAN for the loaded images' size; its generator takes the gan task's latent vectors."""
 
     config_cls = GanModelConfig
 
     def run(self, ctx: RunContext) -> str:
         from dlpipe.errors import ConfigError
         from dlpipe.models.dcgan import make_dcgan
+        from dlpipe.models.tasks.gan import GanPreprocessing
 
         cfg = self.config
         images = ctx.need("arrays", "load").train_images
@@ -80,6 +89,7 @@ class GanModelStage(Stage):
             ctx.model = make_dcgan(size, 1, cfg.latent_dim, cfg.filters, cfg.steps, seed=ctx.seed)
         except ValueError as error:
             raise ConfigError("model.image_size", str(error)) from None
+        ctx.preprocessing = GanPreprocessing(latent_dim=cfg.latent_dim)
         gan = ctx.model
         return (f"DCGAN {size}x{size}: generator {gan.generator.count_params():,}, "
                 f"discriminator {gan.discriminator.count_params():,} parameters")
@@ -114,6 +124,7 @@ class GanTrainStage(Stage):
         import numpy as np
 
         from dlpipe.models import dcgan, frechet
+        from dlpipe.pipelines.gan.training import train_gan
         from dlpipe.pipelines.training.keras_fit import fit_verbosity
 
         cfg = self.config
@@ -130,9 +141,8 @@ class GanTrainStage(Stage):
         reference = test_images[order[:count]]
         floor = frechet.real_floor(features, test_images[order[count:3 * count]], ctx.seed)
         monitor = frechet.FrechetMonitor(features, reference, count, grid_dir=ctx.out_dir / "samples")
-        history = dcgan.train_gan(gan, dcgan.gan_dataset(images, cfg.batch_size, ctx.seed), cfg.epochs,
-                                  ctx.out_dir / CHECKPOINT_DIR, [monitor, *ctx.extra_callbacks],
-                                  verbose=fit_verbosity(cfg.progress))
+        history = train_gan(gan, dcgan.gan_dataset(images, cfg.batch_size, ctx.seed), cfg.epochs, ctx.out_dir,
+                            [monitor, *ctx.extra_callbacks], verbose=fit_verbosity(cfg.progress))
         ctx.history = history
         ctx.metrics = {"fid_per_epoch": history.get("fid", []), "fid_floor_real_vs_real": floor,
                        "fid_samples": count, "feature_model": "conv32-conv64-dense128 classifier on the train images"}
@@ -152,20 +162,24 @@ def _resized(images, size: int):
 
 
 @dataclass(frozen=True)
-class GanExportConfig:
-    """What to write."""
+class GanExportConfig(ExportConfig):
+    """Which artifacts of the generator to write (each takes seeds' latent vectors), and the sample grid."""
 
-    samples: int = option(64, "images in the sample grid")
-    formats: list[str] = option(["keras"], "generator artifacts: keras (generator.keras), savedmodel (generator/)")
+    formats: list[str] = option(["keras", "savedmodel"], "artifacts of the generator: keras, savedmodel, tflite, "
+                                "tflite-float16, tflite-dynamic (each takes latent vectors; dlpipe predict RUN SEED...)")
+    parity_sample: int = option(100, "seeds each artifact's images are checked on against the Keras generator (0: none)")
+    samples: int = option(64, "images in the sample grid samples.png (seeds 0 .. samples-1)")
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         require(self.samples >= 1, "samples", "must be at least 1")
         for name in self.formats:
-            require(name in ("keras", "savedmodel"), "formats", f"unknown format {name!r}; choose from keras, savedmodel")
+            require(name not in ("web", "tflite-int8"), "formats", f"{name} is not available for a generator; choose "
+                                                                   "from keras, savedmodel, tflite, tflite-float16, tflite-dynamic")
 
 
-class GanExportStage(Stage):
-    """Write the generator, a sample grid (samples.png) and metrics.json, atomically."""
+class GanExportStage(ExportStage):
+    """The shared export of the generator (artifacts with side files and parity), then samples.png and metrics.json."""
 
     config_cls = GanExportConfig
 
@@ -173,18 +187,12 @@ class GanExportStage(Stage):
         from dlpipe import atomic
         from dlpipe.models.dcgan import save_sample_grid
 
-        gan = ctx.need("model", "model")
-        written = [save_sample_grid(gan, ctx.out_dir / "samples.png", count=self.config.samples).name]
-        if "keras" in self.config.formats:
-            with atomic.replacing_file(ctx.out_dir / "generator.keras") as tmp:
-                gan.generator.save(tmp)
-            written.append("generator.keras")
-        if "savedmodel" in self.config.formats:
-            with atomic.replacing_dir(ctx.out_dir / "generator") as tmp:
-                gan.generator.export(str(tmp), verbose=False)
-            written.append("generator/")
-        for name in written:
-            ctx.artifacts[name] = str(ctx.out_dir / name)
+        summary = super().run(ctx)
+        grid = save_sample_grid(ctx.need("model", "model"), ctx.out_dir / "samples.png", count=self.config.samples)
+        ctx.artifacts[grid.name] = str(grid)
         atomic.write_json(ctx.out_dir / "metrics.json", ctx.metrics)
-        return "wrote " + ", ".join([*written, "metrics.json"])
+        return f"{summary}, {grid.name}, metrics.json"
 
+    def exported_model(self, ctx: RunContext) -> Any:
+        """The generator alone: what a user runs (the discriminator only served training)."""
+        return ctx.need("model", "model").generator

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from dlpipe.models.export import FORMATS
 from dlpipe.pipelines.config import option, require
@@ -40,9 +41,14 @@ class ExportStage(Stage):
     def run(self, ctx: RunContext) -> str:
         from dlpipe.pipelines.exporting import export_formats
 
-        model = ctx.need("model", "model")
+        model = self.exported_model(ctx)
         written = export_formats(model, list(self.config.formats), ctx.out_dir, ctx.task, ctx.class_names,
                                  ctx.preprocessing, ctx.train, ctx.val, self.config.parity_sample,
                                  source_run=ctx.out_dir, config_text=ctx.config.to_yaml())
         ctx.artifacts.update({fmt: str(path) for fmt, path in written.items()})
         return "wrote " + ", ".join(p.name + ("/" if p.is_dir() else "") for p in written.values()) if written else "nothing to write"
+
+    def exported_model(self, ctx: RunContext) -> Any:
+        """The Keras model the artifacts hold: the run's model (a task whose model wraps another, e.g. a GAN's
+        generator, says which part)."""
+        return ctx.need("model", "model")

@@ -8,6 +8,7 @@ import pytest
 
 from dlpipe.data.builtin_datasets import load_builtin
 from dlpipe.models import dcgan, frechet
+from dlpipe.pipelines.gan.training import train_gan
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +42,7 @@ def test_a_few_steps_on_real_digits_move_both_losses_and_the_generator(digits, t
     gan.compile(keras.optimizers.Adam(1e-3, beta_1=0.5), keras.optimizers.Adam(1e-3, beta_1=0.5))  # quick moves
     before = [w.copy() for w in gan.generator.get_weights()]
     first = float(gan._bce(1.0, gan.discriminator(dcgan.to_gan_range(digits[0][:64]))))
-    history = dcgan.train_gan(gan, dcgan.gan_dataset(digits[0][:512], 32), 2, tmp_path)
+    history = train_gan(gan, dcgan.gan_dataset(digits[0][:512], 32), 2, tmp_path)
     assert len(history["d_loss"]) == 2 and len(history["g_loss"]) == 2
     assert all(np.isfinite(history["d_loss"])) and abs(history["g_loss"][1] - history["g_loss"][0]) > 0.01
     after = float(gan._bce(1.0, gan.discriminator(dcgan.to_gan_range(digits[0][:64]))))
@@ -57,16 +58,16 @@ def test_a_killed_run_resumes_where_it_stopped(digits, tmp_path):
         return dcgan.make_dcgan(filters=8, latent_dim=16, seed=3)
 
     straight = fresh()
-    full = dcgan.train_gan(straight, dcgan.gan_dataset(images, 32, shuffle=False), 2, tmp_path / "straight")
+    full = train_gan(straight, dcgan.gan_dataset(images, 32, shuffle=False), 2, tmp_path / "straight")
 
-    dcgan.train_gan(fresh(), dcgan.gan_dataset(images, 32, shuffle=False), 1, tmp_path / "killed")
+    train_gan(fresh(), dcgan.gan_dataset(images, 32, shuffle=False), 1, tmp_path / "killed")
     resumed = fresh()
-    history = dcgan.train_gan(resumed, dcgan.gan_dataset(images, 32, shuffle=False), 2, tmp_path / "killed")
+    history = train_gan(resumed, dcgan.gan_dataset(images, 32, shuffle=False), 2, tmp_path / "killed")
     np.testing.assert_allclose(history["g_loss"], full["g_loss"], rtol=1e-4)
     for got, want in zip(resumed.generator.get_weights(), straight.generator.get_weights()):
         np.testing.assert_allclose(got, want, atol=1e-4)
     # a finished run asked for the same epochs trains no further
-    again = dcgan.train_gan(resumed, dcgan.gan_dataset(images, 32), 2, tmp_path / "killed")
+    again = train_gan(resumed, dcgan.gan_dataset(images, 32), 2, tmp_path / "killed")
     assert len(again["g_loss"]) == 2
 
 

@@ -29,7 +29,7 @@ def test_a_tiny_gan_run_writes_samples_metrics_and_resumes_to_more_epochs(tmp_pa
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert len(metrics["fid_per_epoch"]) == 1 and metrics["fid_floor_real_vs_real"] > 0
     assert metrics["fid_per_epoch"][0] > metrics["fid_floor_real_vs_real"]
-    for name in ("samples.png", "generator.keras", "samples/epoch_001.png", "config.yaml", "report.json"):
+    for name in ("samples.png", "model.keras", "samples/epoch_001.png", "config.yaml", "report.json"):
         assert (tmp_path / name).stat().st_size > 0, name
     assert ctx.report["data"]["dataset"] == "mnist-5k"
     # asked for two epochs in the same folder, the run continues after the first instead of starting over
@@ -67,4 +67,4 @@ def test_generate_samples_a_trained_generator(tmp_path):
     with Image.open(tmp_path / "g.png") as grid:  # 3 rows of 4 28-px tiles, 2 px apart, shown at twice the size
         assert grid.size == ((4 * 30 + 2) * 2, (3 * 30 + 2) * 2)
     missing = CliRunner().invoke(main, ["generate", str(tmp_path), "--out", str(tmp_path / "x.png")])
-    assert missing.exit_code == 2 and "generator.keras" in missing.output
+    assert missing.exit_code == 2 and "model.keras" in missing.output
