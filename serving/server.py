@@ -4,7 +4,8 @@ Routes:
   GET  /v1/models/NAME                       version status, like TF Serving
   GET  /v1/models/NAME/metadata              labels, preprocessing, task, the artifact served
   POST /v1/models/NAME[/versions/V]:predict  {"instances": [...]} or {"inputs": [...]};
-                                             images as {"b64": "..."}; answers {"predictions": [...]}
+                                             images as {"b64": "..."}, gan seeds as numbers;
+                                             answers {"predictions": [...]}
   POST /v1/models/NAME:classify              an uploaded image file (multipart field "file") or
                                              {"text": "..."}; answers the top labels
   GET  /healthz, GET /metrics                liveness; Prometheus text format
@@ -66,6 +67,7 @@ class ServerSettings:
 
 
 _INSTANCE = {"oneOf": [{"type": "string", "description": "a sentence, for text models"},
+                       {"type": "integer", "minimum": 0, "description": "a seed, for gan models (a generated image)"},
                        {"type": "object", "properties": {"b64": {"type": "string", "format": "byte"}}, "required": ["b64"],
                         "description": "an encoded image (JPEG, PNG, GIF, BMP), base64"}]}
 # the request bodies, for the OpenAPI description at /openapi.json (the handlers read the raw body themselves,
