@@ -70,10 +70,10 @@ def to_pixels(images: np.ndarray) -> np.ndarray:
 
 
 def parse_seed(text: Any) -> int | None:
-    """A seed (an int, or its decimal text) >= 0, or None."""
+    """A seed (an int, or its text in ASCII digits, at most 20 of them) >= 0, or None."""
     if isinstance(text, (int, np.integer)) and not isinstance(text, bool):
         return int(text) if text >= 0 else None
-    if isinstance(text, str) and text.strip().isdigit():
+    if isinstance(text, str) and text.strip().isascii() and text.strip().isdigit() and len(text.strip()) <= 20:
         return int(text.strip())
     return None
 

@@ -35,7 +35,7 @@ def test_a_seed_is_always_the_same_latent_vector_and_bad_instances_are_refused()
     batches = list(TASK.batches(TASK.collect_inputs(["4-6"]), PREP, batch_size=2))
     assert [batch.ids for batch in batches] == [["4", "5"], ["6"]]
     np.testing.assert_array_equal(batches[0].batch[1], latent)
-    for bad in (-1, 1.5, True, "x", {"b64": "AA=="}):
+    for bad in (-1, 1.5, True, "x", "²", "9" * 40, {"b64": "AA=="}):
         with pytest.raises(DataError, match="takes seeds") as error:
             TASK.prepare(bad, PREP)
         assert error.value.path == "instance"
