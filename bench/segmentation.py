@@ -170,7 +170,7 @@ def person_segmenter_bench(work: Path) -> dict:
 
     from dlpipe.models.pretrained import package_person_segmenter, person_segmenter_file
     from dlpipe.models.runtimes import default_threads, load_runtime
-    from dlpipe.models.segment_metrics import agreement, confusion_per_image, iou_from_confusion
+    from dlpipe.models.tasks.segment.metrics import agreement, confusion_per_image, iou_from_confusion
     from dlpipe.models.tasks.segment import mask_of
     from dlpipe.pipelines.cli import main
 

@@ -42,7 +42,7 @@ class SegmentEvaluateStage(Stage):
         from dlpipe import atomic
         from dlpipe.data.datasets import batched
         from dlpipe.errors import DlpipeError
-        from dlpipe.models.segment_metrics import segmentation_report
+        from dlpipe.models.tasks.segment.metrics import segmentation_report
         from dlpipe.pipelines.plots import plot_training_curves
         from dlpipe.pipelines.segment.plots import plot_sample_predictions
 

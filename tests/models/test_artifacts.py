@@ -97,7 +97,7 @@ def test_an_unchecked_export_says_so_and_auto_never_picks_it(tmp_path):
     """Nothing compared (no reference box, no mask, no sample) is parity null, not 1.0, and auto skips it."""
     import numpy as np
 
-    from dlpipe.models.segment_metrics import agreement
+    from dlpipe.models.tasks.segment.metrics import agreement
     from dlpipe.models.tasks import get_task
 
     empty = np.zeros((2, 10, 6), np.float32)  # two photos, no detection above any threshold

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from dlpipe.data.box_annotations import BoxLabel
-from dlpipe.models import detection_metrics
+from dlpipe.models.tasks.detect import metrics as detection_metrics
 from dlpipe.models.tasks.detect import DetectTask
 
 NAMES = ["dog", "cat", "bird"]

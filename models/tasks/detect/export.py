@@ -51,7 +51,7 @@ def _detector(model: Any) -> Any:
 @register(TASK, "savedmodel")
 def export_savedmodel(model: Any, target: Path, request: ExportRequest, fmt: str) -> None:
     """`serving_default` (image_bytes) answering boxes in each photo's pixels; `serving_pixels` for dlpipe."""
-    from dlpipe.models.export.image import checked_map
+    from dlpipe.models.tasks.image.export import checked_map
 
     detector = _detector(model)
     prep = request.bundle.preprocessing

@@ -54,7 +54,7 @@ class DetectTask(ImageTask):
     """Object detection on photos (JPEG, PNG, GIF, BMP): reads inputs like the image task, answers boxes."""
 
     name = "detect"
-    exporters_module = "dlpipe.models.export.detect"
+    exporters_module = "dlpipe.models.tasks.detect.export"
     description = "object detection: photos in, labelled boxes (in the photo's pixels) out"
 
     def __init__(self, min_score: float = 0.3, nms_iou: float = 0.5, max_boxes: int = 100):
@@ -174,7 +174,7 @@ class DetectTask(ImageTask):
     def score(self, labels: Sequence[Any], outputs: np.ndarray, class_names: list[str]) -> dict[str, Any]:
         """COCO mAP against the annotated boxes, from every box the model keeps after class-wise NMS (COCO's way:
         no score threshold), with precision and recall at this task's min_score (what `dlpipe predict` keeps)."""
-        from dlpipe.models.detection_metrics import MAX_DETECTIONS, detection_report
+        from dlpipe.models.tasks.detect.metrics import MAX_DETECTIONS, detection_report
 
         kept = [select_detections(row, 0.0, self.nms_iou, min(self.max_boxes, MAX_DETECTIONS)) for row in outputs]
         return detection_report(labels, kept, class_names, self.min_score)
@@ -223,7 +223,7 @@ class BoxDrawer:
         self.folder, self.rows_file = folder, rows_file
 
     def write(self, key: str, payload: Any, output: np.ndarray, fields: dict[str, Any]) -> dict[str, Any]:
-        from dlpipe.models.detection_drawing import draw_boxes
+        from dlpipe.models.tasks.detect.drawing import draw_boxes
 
         return {"drawing": str(draw_boxes(payload, fields["top"], self.folder))}
 

@@ -23,7 +23,7 @@ class ImageTask(ClassificationTask):
     """Images (JPEG, PNG, GIF, BMP) -> float32 RGB pixels (N, S, S, 3) in [0, 255]; normalisation is in the model."""
 
     name = "image"
-    exporters_module = "dlpipe.models.export.image"
+    exporters_module = "dlpipe.models.tasks.image.export"
     description = "image classification: a folder of photos, one sub-folder per class"
 
     def preprocessing_from_dict(self, values: dict[str, Any]) -> "ImagePreprocessing":

@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 
 from dlpipe.models import tflite_metadata
-from dlpipe.models.export import image as image_exports
+from dlpipe.models.tasks.image import export as image_exports
 from dlpipe.models.export import register
 from dlpipe.models.export.converters import write_keras
 from dlpipe.models.tasks.multilabel import DECISION_THRESHOLD

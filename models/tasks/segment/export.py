@@ -20,7 +20,7 @@ from dlpipe.errors import DlpipeError
 from dlpipe.models import artifacts
 from dlpipe.models.export import ExportRequest, refuse, register
 from dlpipe.models.export.converters import convert, export_archive, quantization_of, write_keras
-from dlpipe.models.export.image import checked_pixels, representative_images
+from dlpipe.models.tasks.image.export import checked_pixels, representative_images
 
 TASK = "segment"
 

@@ -150,7 +150,7 @@ class SegmentTask(Task):
     """Photos -> float32 pixels (N, S, S, 3) stretched to the model's size; outputs (N, S, S, C) per-pixel classes."""
 
     name = "segment"
-    exporters_module = "dlpipe.models.export.segment"
+    exporters_module = "dlpipe.models.tasks.segment.export"
     description = "semantic segmentation: photos in images/, class-index mask PNGs with the same stems in masks/"
 
     def __init__(self) -> None:
@@ -232,7 +232,7 @@ class SegmentTask(Task):
     def score(self, labels: Sequence[str], outputs: np.ndarray, class_names: list[str]) -> dict[str, Any]:
         """IoU against mask files (`labels` are their paths), each read at the model's resolution."""
         from dlpipe.data.masks import read_mask
-        from dlpipe.models.segment_metrics import segmentation_report
+        from dlpipe.models.tasks.segment.metrics import segmentation_report
 
         predicted = [mask_of(output) for output in outputs]
         truth = [read_mask(path, size=pred.shape[0]) for path, pred in zip(labels, predicted)]
@@ -251,7 +251,7 @@ class SegmentTask(Task):
 
     def parity(self, reference: np.ndarray, outputs: np.ndarray) -> dict[str, float]:
         """Pixel agreement of the masks (as `top1_agreement`, what `--artifact auto` reads) and the IoU between them."""
-        from dlpipe.models.segment_metrics import agreement
+        from dlpipe.models.tasks.segment.metrics import agreement
 
         reference_masks = [mask_of(row) for row in reference]
         output_masks = [mask_of(row) for row in outputs]
