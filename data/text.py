@@ -103,15 +103,19 @@ def _column_index(path: Path, names: list[str], column: int | str, option: str) 
     return names.index(column)
 
 
+# tokenizer names older artifacts' preprocessing.json used -> today's (read in `TextPreprocessing.from_dict` only)
+LEGACY_TOKENIZER_NAMES = {"vectorize": "words"}
+
+
 @dataclass(frozen=True)
 class TextPreprocessing:
-    """How strings become token ids inside the model (TextVectorization settings)."""
+    """How strings become token ids: the tokenizer (`dlpipe.models.text_tokenizers`) and its settings."""
 
     max_tokens: int = 20000
     sequence_length: int = 64
     lowercase: bool = True
     strip_punctuation: bool = True
-    tokenizer: str = "vectorize"  # "vectorize": TextVectorization in the model; "wordpiece": ids fed to the model
+    tokenizer: str = "words"  # "words": TextVectorization in the model; "wordpiece": ids fed to the model
     vocab_file: str | None = None  # the WordPiece vocabulary, with tokenizer="wordpiece"
 
     @property
@@ -127,8 +131,12 @@ class TextPreprocessing:
 
     @classmethod
     def from_dict(cls, values: dict[str, object]) -> "TextPreprocessing":
-        """From a preprocessing.json, ignoring keys that are not ours (such as "kind")."""
-        return cls(**{key: value for key, value in values.items() if key in cls.__dataclass_fields__})
+        """From a preprocessing.json, ignoring keys that are not ours (such as "kind"); an old artifact's
+        tokenizer name ("vectorize") is read as today's ("words")."""
+        fields = {key: value for key, value in values.items() if key in cls.__dataclass_fields__}
+        if fields.get("tokenizer") in LEGACY_TOKENIZER_NAMES:
+            fields["tokenizer"] = LEGACY_TOKENIZER_NAMES[fields["tokenizer"]]
+        return cls(**fields)
 
     def to_dict(self) -> dict[str, object]:
         return {"max_tokens": self.max_tokens, "sequence_length": self.sequence_length,
@@ -145,8 +153,8 @@ def text_dataset(texts: Sequence[str], labels: Sequence[int]):
 
 def encoded_text_dataset(encode: Callable[[Sequence[str]], dict[str, np.ndarray]], texts: Sequence[str],
                          labels: Sequence[int]):
-    """Unbatched (model inputs, label) pairs for a model fed token ids; `encode` is `make_text_encoder(...)`,
-    the same function that tokenises for exported TFLite files and for serving."""
+    """Unbatched (model inputs, label) pairs for a model fed token ids; `encode` is the tokenizer's encoder
+    (`dlpipe.models.text_tokenizers`), the same function that tokenises for exported TFLite files and for serving."""
     import tensorflow as tf
 
     return tf.data.Dataset.from_tensor_slices((encode(list(texts)), list(labels)))
@@ -187,53 +195,6 @@ def read_unlabelled_texts(path: str | Path, text_column: int | str = 0) -> list[
         else:
             rows.append((key, line.strip(), None))
     return rows
-
-
-def make_text_encoder(prep: TextPreprocessing,
-                      vocabulary: Sequence[str] | str | Path) -> Callable[[Sequence[str]], dict[str, np.ndarray]]:
-    """A function texts -> the int32 id arrays a text .tflite takes, keyed by input name.
-
-    vocabulary: the vocabulary file exported beside the model (or, for "vectorize",
-    the tokens in id order). "vectorize": a `TextVectorization` layer rebuilt from the vocabulary
-    with the training settings (the same Keras code as inside the model, so the
-    ids are identical) -> {"token_ids"}; "wordpiece": the model's WordPiece
-    tokenizer -> {"input_ids", "attention_mask"}. Build it once and reuse it:
-    creating the layer costs far more than encoding a batch.
-    """
-    if prep.tokenizer == "wordpiece":
-        from dlpipe.data.wordpiece import WordPieceTokenizer
-
-        if not isinstance(vocabulary, (str, Path)):
-            raise TypeError("a WordPiece encoder reads its vocab.txt: pass the file's path")
-        tokenizer = WordPieceTokenizer.from_vocab_file(vocabulary)  # uncased, as the pretrained model was trained
-
-        def encode_wordpiece(texts: Sequence[str]) -> dict[str, np.ndarray]:
-            batch = tokenizer.encode(list(texts), max_length=prep.sequence_length)
-            return {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
-
-        return encode_wordpiece
-
-    import keras
-    import tensorflow as tf
-
-    tokens = read_vocabulary(vocabulary) if isinstance(vocabulary, (str, Path)) else [str(t) for t in vocabulary]
-    # get_vocabulary() starts with the padding "" and the OOV "[UNK]"; the layer adds both itself
-    if tokens[:2] != ["", "[UNK]"]:
-        raise DataError("<vocabulary>", 'a TextVectorization vocabulary starts with "" and "[UNK]" (ids 0 and 1); '
-                        "pass the vocabulary.txt exported with the model")
-    layer = keras.layers.TextVectorization(standardize=prep.standardize, output_sequence_length=prep.sequence_length,
-                                           vocabulary=tokens[2:])
-    # compiled once: an eager call of the layer costs ~2 ms, several times the .tflite model itself
-    vectorize = tf.function(layer, input_signature=[tf.TensorSpec([None], tf.string)], autograph=False)
-
-    def encode_vectorize(texts: Sequence[str]) -> dict[str, np.ndarray]:
-        if isinstance(texts, str):
-            raise TypeError("encode takes a list of texts, not one string")
-        if not len(texts):
-            return {"token_ids": np.zeros((0, prep.sequence_length), np.int32)}
-        return {"token_ids": vectorize(tf.constant(list(texts), tf.string)).numpy().astype(np.int32)}
-
-    return encode_vectorize
 
 
 def read_vocabulary(path: str | Path) -> list[str]:

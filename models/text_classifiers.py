@@ -19,6 +19,7 @@ from keras import layers
 
 from dlpipe.models.bert_layers import MeanPooling
 from dlpipe.models.text_layers import TokenAndPositionEmbedding, TransformerEncoder
+from dlpipe.models.text_tokenizers.words import LAYER_NAME
 
 RECURRENT = ("lstm", "gru", "bilstm")
 ARCHITECTURES = (*RECURRENT, "transformer")
@@ -53,9 +54,9 @@ def make_vectorizer(texts: list[str], max_tokens: int, sequence_length: int, sta
     or holding a given `vocabulary` (words only: "" and [UNK] come first by themselves)."""
     if vocabulary is not None:
         return layers.TextVectorization(vocabulary=vocabulary, output_sequence_length=sequence_length,
-                                        standardize=standardize, name="vectorize")
+                                        standardize=standardize, name=LAYER_NAME)
     vectorizer = layers.TextVectorization(
-        max_tokens=max_tokens, output_sequence_length=sequence_length, standardize=standardize, name="vectorize"
+        max_tokens=max_tokens, output_sequence_length=sequence_length, standardize=standardize, name=LAYER_NAME
     )
     vectorizer.adapt(texts)
     return vectorizer

@@ -1,8 +1,8 @@
 """The text task: strings in, class probabilities out.
 
-Tokenisation is the training code's: inside the model for TextVectorization
-models (.keras, SavedModel), or `dlpipe.data.text.make_text_encoder` with the
-vocabulary shipped with the artifact (WordPiece models, every .tflite).
+Tokenisation is the artifact's tokenizer's (`dlpipe.models.text_tokenizers`, named in preprocessing.json):
+inside the model for `words` models (.keras, SavedModel), or its Python encoder with the vocabulary shipped
+with the artifact (`wordpiece` models, every .tflite).
 """
 
 from __future__ import annotations
@@ -18,11 +18,7 @@ from dlpipe.models.tasks.base import ClassificationTask, InputSet, LabelledData,
 if TYPE_CHECKING:
     from dlpipe.data.text import TextPreprocessing
     from dlpipe.models.artifacts import SideFiles
-
-# the vocabulary file a TextVectorization model's .tflite ships with (WordPiece models ship their vocab.txt)
-VOCABULARY_FILE = "vocabulary.txt"
-# .tflite input names (MediaPipe's BERT convention) -> the encoder's arrays; None: zeros (one segment)
-TFLITE_ALIASES = {"ids": "input_ids", "mask": "attention_mask", "segment_ids": None}
+    from dlpipe.models.text_tokenizers import TextTokenizer
 
 
 class TextTask(ClassificationTask):
@@ -38,23 +34,8 @@ class TextTask(ClassificationTask):
         return TextPreprocessing.from_dict(values)
 
     def side_files_for(self, model: Any, prep: "TextPreprocessing") -> dict[str, Path]:
-        """The vocabulary: WordPiece's vocab.txt, or the TextVectorization layer's tokens in id order."""
-        import tempfile
-
-        from dlpipe import atomic
-
-        if prep.tokenizer == "wordpiece":
-            if not prep.vocab_file or not Path(prep.vocab_file).is_file():
-                raise DataError(str(prep.vocab_file), "the WordPiece vocabulary is missing; it belongs beside the model")
-            return {Path(prep.vocab_file).name: Path(prep.vocab_file)}
-        try:
-            tokens = [str(token) for token in model.get_layer("vectorize").get_vocabulary()]
-        except ValueError:
-            return {}  # not a dlpipe text classifier: nothing to ship
-        path = Path(tempfile.mkdtemp(prefix="dlpipe-vocabulary-")) / VOCABULARY_FILE
-        # one token a line, line number = id (line 1 is "" for padding, line 2 "[UNK]")
-        atomic.write_text(path, "".join(f"{token}\n" for token in tokens))
-        return {VOCABULARY_FILE: path}
+        """The tokenizer's vocabulary (a WordPiece vocab.txt, or the TextVectorization layer's tokens in id order)."""
+        return _tokenizer(prep).side_files(model, prep)
 
     def collect_inputs(self, sources: Sequence[str]) -> InputSet:
         """The lines of .txt/.tsv/.csv/.jsonl files; ids are "file:line", unreadable lines keep theirs with an error."""
@@ -96,15 +77,10 @@ class TextTask(ClassificationTask):
         return {"text": payload}
 
     def keras_feed(self, prep: "TextPreprocessing", side: "SideFiles") -> Callable[[Any], Any]:
-        import tensorflow as tf
-
-        if prep.tokenizer == "wordpiece":  # a MiniLM model takes WordPiece ids
-            return self._encoder(prep, side)
-        return lambda batch: tf.constant(list(batch), tf.string)  # TextVectorization is inside the model
+        return _tokenizer(prep, side.folder).keras_feed(prep, side)
 
     def before_savedmodel_load(self, prep: "TextPreprocessing") -> None:
-        if prep.tokenizer == "wordpiece":
-            import tensorflow_text  # noqa: F401  (registers the ops of the in-graph WordPiece tokenizer)
+        _tokenizer(prep).before_savedmodel_load()
 
     def savedmodel_predict(self, loaded: Any, prep: "TextPreprocessing", side: "SideFiles") -> Callable[[Any], np.ndarray]:
         import tensorflow as tf
@@ -115,40 +91,13 @@ class TextTask(ClassificationTask):
         return lambda batch: signature(text=tf.constant(list(batch), tf.string))["probabilities"].numpy()
 
     def tflite_feed(self, prep: "TextPreprocessing", side: "SideFiles") -> Callable[[Any, list[dict[str, Any]]], list[np.ndarray]]:
-        encode = self._encoder(prep, side)
-
-        def feed(batch: Any, details: list[dict[str, Any]]) -> list[np.ndarray]:
-            encoded = encode(list(batch))
-            return [_input_for(detail["name"], encoded, side) for detail in details]  # matched by name
-
-        return feed
-
-    @staticmethod
-    def _encoder(prep: "TextPreprocessing", side: "SideFiles") -> Callable[[Sequence[str]], dict[str, np.ndarray]]:
-        from dlpipe.data.text import make_text_encoder
-
-        name = prep.vocab_file if prep.tokenizer == "wordpiece" else VOCABULARY_FILE
-        return make_text_encoder(prep, side.file(name))
+        return _tokenizer(prep, side.folder).tflite_feed(prep, side)
 
 
-def _input_for(tensor_name: str, encoded: dict[str, np.ndarray], side: "SideFiles") -> np.ndarray:
-    """The encoder's array for one .tflite input: its name as exported ("serving_default_ids:0" -> "ids").
+def _tokenizer(prep: "TextPreprocessing", where: Any = "preprocessing.json") -> "TextTokenizer":
+    from dlpipe.models.text_tokenizers import tokenizer_for
 
-    Names of MediaPipe's BERT convention map to the WordPiece encoder's arrays (segment_ids: all zeros,
-    one segment); files exported before it (input_ids / attention_mask, token_ids) match as they are.
-    """
-    name = tensor_name.rsplit(":", 1)[0].removeprefix("serving_default_")
-    if name in encoded:
-        return encoded[name]
-    if name in TFLITE_ALIASES and "input_ids" in encoded:
-        alias = TFLITE_ALIASES[name]
-        return np.zeros_like(encoded["input_ids"]) if alias is None else encoded[alias]
-    matches = [key for key in encoded if key in tensor_name]
-    if len(matches) != 1:
-        raise DataError(str(side.folder), f"the .tflite input '{tensor_name}' is none of "
-                                          f"{sorted(set(encoded) | set(TFLITE_ALIASES))}; export the model again "
-                                          "with dlpipe export")
-    return encoded[matches[0]]
+    return tokenizer_for(prep, where)
 
 
 TASK = TextTask  # registered by dlpipe.models.tasks.TASK_MODULES

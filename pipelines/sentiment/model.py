@@ -77,6 +77,7 @@ class TextModelStage(Stage):
 
     def run(self, ctx: RunContext) -> str:
         from dlpipe.models.text_classifiers import recurrent_classifier, transformer_classifier
+        from dlpipe.models.text_tokenizers import tokenizer_named
 
         cfg = self.config
         prep = ctx.need("preprocessing", "preprocess")
@@ -85,10 +86,12 @@ class TextModelStage(Stage):
         if cfg.architecture in PRETRAINED_ENCODERS:
             return self._pretrained_encoder(ctx, classes)
         ctx.training_defaults = TrainingDefaults(learning_rate=1e-3 if cfg.architecture == "transformer" else 2e-3)
-        if prep.tokenizer == "wordpiece":
-            vectorizer, weights = self._wordpieces(ctx, texts, prep)
-        else:
-            vectorizer, weights = self._vocabulary(texts, prep)
+        tokenizer = tokenizer_named(prep.tokenizer)
+        tokens = tokenizer.training_tokens(texts, prep, ctx.out_dir,
+                                           cfg.embedding_dim if cfg.embeddings == "minilm" else None)
+        vectorizer, weights = tokens.source, tokens.weights
+        if tokenizer.ids_fed:  # the model takes ids: encode both splits once, with the runtime's encoder
+            _tokenise_splits(ctx, tokens.prep)
         if cfg.architecture == "transformer":
             ctx.model = transformer_classifier(vectorizer, classes, prep.sequence_length, cfg.embedding_dim,
                                                cfg.num_heads, cfg.ff_dim, cfg.num_layers, self._dropout(0.1), weights)
@@ -104,47 +107,14 @@ class TextModelStage(Stage):
                 ctx.fine_tuning = FineTuning("embedding", EMBEDDING_BLOCKS)
                 source += " (frozen first)"
         return (f"{cfg.architecture}, vocabulary {vectorizer.vocabulary_size():,} "
-                f"{'pieces' if prep.tokenizer == 'wordpiece' else 'words'}, {source}, "
+                f"{tokenizer.unit}, {source}, "
                 f"{ctx.model.count_params():,} parameters, {classes} classes")
-
-    def _vocabulary(self, texts: list[str], prep) -> tuple[object, object]:
-        """The TextVectorization layer and, with `embeddings: minilm`, its pretrained initial rows."""
-        from dlpipe.models.text_classifiers import make_vectorizer, training_words
-
-        cfg = self.config
-        if cfg.embeddings == "none":
-            return make_vectorizer(texts, prep.max_tokens, prep.sequence_length, prep.standardize), None
-        from dlpipe.models.pretrained_embeddings import minilm_embedding_matrix, minilm_vocabulary, minilm_wordpiece_tokens
-
-        words = minilm_vocabulary(training_words(texts, prep.max_tokens, prep.standardize), minilm_wordpiece_tokens(),
-                                  prep.max_tokens, prep.lowercase, prep.strip_punctuation)
-        vectorizer = make_vectorizer(texts, prep.max_tokens, prep.sequence_length, prep.standardize, vocabulary=words)
-        vocabulary = [str(word) for word in vectorizer.get_vocabulary()]
-        return vectorizer, minilm_embedding_matrix(vocabulary, cfg.embedding_dim)
-
-    def _wordpieces(self, ctx: RunContext, texts: list[str], prep) -> tuple[object, object]:
-        """MiniLM's WordPiece vocabulary pruned to max_tokens pieces (written as the run's vocab.txt), the splits
-        tokenised with it, and with `embeddings: minilm` the pieces' own MiniLM rows."""
-        import dataclasses
-
-        from dlpipe import atomic
-        from dlpipe.models.pretrained_embeddings import minilm_piece_matrix, minilm_piece_subset, minilm_wordpiece_tokens
-        from dlpipe.models.text_classifiers import WordPieceIds
-
-        ids = minilm_piece_subset(texts, prep.max_tokens)
-        pieces = minilm_wordpiece_tokens()
-        vocab_file = ctx.out_dir / "vocab.txt"
-        atomic.write_text(vocab_file, "".join(f"{pieces[i]}\n" for i in ids))
-        _tokenise_splits(ctx, dataclasses.replace(prep, vocab_file=str(vocab_file)))
-        weights = minilm_piece_matrix(ids, self.config.embedding_dim) if self.config.embeddings == "minilm" else None
-        return WordPieceIds(len(ids), prep.sequence_length), weights
 
     def _pretrained_encoder(self, ctx: RunContext, classes: int) -> str:
         """MiniLM or MPNet reads WordPiece ids of its own vocabulary: tokenise the splits here, in the same code
         predict uses."""
-        import dataclasses
-
         from dlpipe.models import minilm, mpnet, text_classifiers
+        from dlpipe.models.text_tokenizers import WordPieceTextTokenizer
 
         name = self.config.architecture
         vocab_file, build, source, rate = {
@@ -152,8 +122,7 @@ class TextModelStage(Stage):
             # 2e-5 (sentence-transformers' own fine-tuning rate) scored 0.962 / 0.964 across review sites
             "mpnet": (mpnet.mpnet_files, text_classifiers.mpnet_classifier, "all-mpnet-base-v2", 2e-5),
         }[name]
-        prep = _tokenise_splits(ctx, dataclasses.replace(ctx.preprocessing, tokenizer="wordpiece",
-                                                         vocab_file=str(vocab_file()[1])))
+        prep = _tokenise_splits(ctx, WordPieceTextTokenizer().for_encoder(ctx.preprocessing, vocab_file()[1]))
         ctx.model = build(classes, prep.sequence_length, dropout=self._dropout(0.1))
         # fine-tuning recipe for a pretrained transformer: small rate, warm-up, then decay
         ctx.training_defaults = TrainingDefaults(optimizer="adamw", learning_rate=rate, warmup_fraction=0.1)
@@ -175,9 +144,10 @@ class TextModelStage(Stage):
 
 
 def _tokenise_splits(ctx: RunContext, prep) -> object:
-    """Make `prep` (a WordPiece spec with its vocab.txt) the run's preprocessing and tokenise both splits with it,
-    in the same code predict, serving and TFLite use; returns `prep`."""
-    from dlpipe.data.text import encoded_text_dataset, make_text_encoder
+    """Make `prep` (a spec whose model takes ids, with its vocabulary file) the run's preprocessing and tokenise
+    both splits with it, in the same code predict, serving and TFLite use; returns `prep`."""
+    from dlpipe.data.text import encoded_text_dataset
+    from dlpipe.models.text_tokenizers import make_text_encoder
 
     ctx.preprocessing = prep
     encode = make_text_encoder(prep, prep.vocab_file)

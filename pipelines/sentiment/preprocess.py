@@ -36,17 +36,15 @@ class TextPreprocessStage(Stage):
 
     def run(self, ctx: RunContext) -> str:
         from dlpipe.data.text import TextPreprocessing, text_dataset
+        from dlpipe.models.text_tokenizers import tokenizer_named
 
         cfg = self.config
         ctx.preprocessing = TextPreprocessing(cfg.max_tokens, cfg.sequence_length, cfg.lowercase, cfg.strip_punctuation,
-                                              tokenizer="vectorize" if cfg.tokenizer == "words" else "wordpiece")
+                                              tokenizer=cfg.tokenizer)
         train = ctx.need("train", "load")
         ctx.train_data = text_dataset(train.inputs, train.labels)
         ctx.val_data = text_dataset(ctx.val.inputs, ctx.val.labels)
         lengths = sorted(len(text.split()) for text in train.inputs)
         p95 = lengths[int(0.95 * (len(lengths) - 1))]
-        if cfg.tokenizer == "wordpiece":
-            tokens = f"WordPiece (MiniLM's, lower-cased), {cfg.max_tokens:,} pieces"
-        else:
-            tokens = ctx.preprocessing.standardize or "no normalisation"
+        tokens = tokenizer_named(cfg.tokenizer).describe(ctx.preprocessing)
         return f"{tokens}, {cfg.sequence_length} tokens (95% of training texts have <= {p95} words)"

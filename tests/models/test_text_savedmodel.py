@@ -25,7 +25,7 @@ from assets import MINILM, requires
 def export_text_savedmodel(model, folder: Path, class_names, prep: TextPreprocessing, vocab_file=None) -> Path:
     """The text task's SavedModel export through the one export function; `folder` is the SavedModel's own path."""
     extra = {"vocab.txt": Path(vocab_file)} if vocab_file else (
-        get_task("text").side_files_for(model, prep) if prep.tokenizer == "vectorize" else {})
+        get_task("text").side_files_for(model, prep) if prep.tokenizer == "words" else {})
     written = export(model, "savedmodel", folder.parent, ExportRequest(artifacts.Bundle("text", class_names, prep, extra)))
     return written.rename(folder) if written != folder else written
 

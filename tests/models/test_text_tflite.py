@@ -10,13 +10,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from dlpipe.data.text import TextPreprocessing, make_text_encoder, read_vocabulary
+from dlpipe.data.text import TextPreprocessing, read_vocabulary
 from dlpipe.data.wordpiece import WordPieceTokenizer
 from dlpipe.errors import DlpipeError
 from dlpipe.models import artifacts, tflite_metadata
 from dlpipe.models.export import ExportRequest, export
 from dlpipe.models.tasks import get_task
 from dlpipe.models.text_classifiers import make_vectorizer, minilm_classifier, recurrent_classifier, transformer_classifier
+from dlpipe.models.text_tokenizers import make_text_encoder
 
 LENGTH = 12
 CLASSES = ["negative", "neutral", "positive"]
