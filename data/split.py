@@ -49,3 +49,12 @@ def stratified_folds(labels: Sequence[int], folds: int, seed: int) -> list[int]:
         assignment[members] = (np.arange(len(members)) + offset) % folds
         offset += len(members)  # the next class starts where this one ended, so fold sizes stay even
     return assignment.tolist()
+
+
+def holdout_split(labels: Sequence[int], val_fraction: float, folds: int, fold: int, seed: int) -> tuple[list[int], list[int]]:
+    """Indices (train, validation): fold `fold` of `folds` stratified folds when `folds` (cross-validation), else a
+    stratified `val_fraction` split. What every load stage of a classification task splits with."""
+    if not folds:
+        return stratified_split(labels, val_fraction, seed)
+    fold_of = stratified_folds(labels, folds, seed)
+    return [i for i, f in enumerate(fold_of) if f != fold], [i for i, f in enumerate(fold_of) if f == fold]

@@ -41,7 +41,7 @@ class ImageLoadStage(Stage):
     def run(self, ctx: RunContext) -> str:
         from dlpipe.data.builtin_datasets import builtin_folders, is_builtin
         from dlpipe.data.images import scan_image_folder
-        from dlpipe.data.split import stratified_folds, stratified_split
+        from dlpipe.data.split import holdout_split
         from dlpipe.errors import ConfigError, DataError
 
         cfg = self.config
@@ -65,12 +65,7 @@ class ImageLoadStage(Stage):
             skipped += val.skipped
             notes += val.notes
         else:
-            if cfg.folds:
-                fold_of = stratified_folds(folder.labels, cfg.folds, ctx.seed)
-                train_idx = [i for i, f in enumerate(fold_of) if f != cfg.fold]
-                val_idx = [i for i, f in enumerate(fold_of) if f == cfg.fold]
-            else:
-                train_idx, val_idx = stratified_split(folder.labels, cfg.val_split, ctx.seed)
+            train_idx, val_idx = holdout_split(folder.labels, cfg.val_split, cfg.folds, cfg.fold, ctx.seed)
             ctx.train = Examples([folder.paths[i] for i in train_idx], [folder.labels[i] for i in train_idx])
             ctx.val = Examples([folder.paths[i] for i in val_idx], [folder.labels[i] for i in val_idx])
         for issue in skipped:

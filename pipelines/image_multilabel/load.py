@@ -72,11 +72,8 @@ class MultiLabelLoadStage(Stage):
 
 def _split(hot: list[list[int]], cfg: MultiLabelLoadConfig, seed: int) -> tuple[list[int], list[int]]:
     """Train/validation indices, stratified by each photo's rarest label (photos without labels: their own stratum)."""
-    from dlpipe.data.split import stratified_folds, stratified_split
+    from dlpipe.data.split import holdout_split
 
     totals = [sum(column) for column in zip(*hot)]
     strata = [min((j for j, on in enumerate(row) if on), key=lambda j: totals[j], default=len(totals)) for row in hot]
-    if cfg.folds:
-        fold_of = stratified_folds(strata, cfg.folds, seed)
-        return ([i for i, f in enumerate(fold_of) if f != cfg.fold], [i for i, f in enumerate(fold_of) if f == cfg.fold])
-    return stratified_split(strata, cfg.val_split, seed)
+    return holdout_split(strata, cfg.val_split, cfg.folds, cfg.fold, seed)

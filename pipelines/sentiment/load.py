@@ -44,7 +44,7 @@ class TextLoadStage(Stage):
     config_cls = TextLoadConfig
 
     def run(self, ctx: RunContext) -> str:
-        from dlpipe.data.split import stratified_folds, stratified_split
+        from dlpipe.data.split import holdout_split
         from dlpipe.data.text import read_labelled_text
         from dlpipe.errors import ConfigError, DataError
 
@@ -74,12 +74,7 @@ class TextLoadStage(Stage):
             ctx.train = Examples(table.texts, labels)
             ctx.val = Examples(val_table.texts, [index[label] for label in val_table.labels])
         else:
-            if cfg.folds:
-                fold_of = stratified_folds(labels, cfg.folds, ctx.seed)
-                train_idx = [i for i, f in enumerate(fold_of) if f != cfg.fold]
-                val_idx = [i for i, f in enumerate(fold_of) if f == cfg.fold]
-            else:
-                train_idx, val_idx = stratified_split(labels, cfg.val_split, ctx.seed)
+            train_idx, val_idx = holdout_split(labels, cfg.val_split, cfg.folds, cfg.fold, ctx.seed)
             ctx.train = Examples([table.texts[i] for i in train_idx], [labels[i] for i in train_idx])
             ctx.val = Examples([table.texts[i] for i in val_idx], [labels[i] for i in val_idx])
         skipped = table.skipped + (val_table.skipped if val_table else [])

@@ -1,9 +1,5 @@
-"""The image task: encoded photos in, class probabilities out.
-
-Every path from a file to the model's input goes through
-`dlpipe.data.preprocess`, the code that prepared the training images.
-
-The runtime half of the task, one package: `task` (the Task), `export` (its exporters).
+"""The image task's runtime half: `task` (encoded photos in, class probabilities out) and `export` (SavedModel
+taking image bytes, TFLite with MediaPipe metadata, web).
 """
 
 from dlpipe.models.tasks.image.task import TASK, ImageTask
