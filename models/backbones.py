@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Protocol
 
 import keras
 
@@ -93,6 +93,30 @@ def _tfhub_spec(handle: str) -> BackboneSpec:
     # TF-Hub image modules take pixels in [0, 1]; the module is one layer, so fine-tuning unfreezes all of it
     return BackboneSpec(f"{tfhub.PREFIX}{handle}", build, 224, "unit", 0, True, f"TF-Hub module {handle}",
                         resize="crop", block_pattern=r"^(?!)")
+
+
+class Pretrainable(Protocol):
+    """A table row whose builder takes weights: a BackboneSpec, or a segmentation encoder's row."""
+
+    name: str
+    pretrained: bool
+
+
+def resolve_weights(spec: Pretrainable, weights: str | None) -> str | None:
+    """Map the config's `model.weights` to what a row's builder takes (None, 'imagenet' or a path)."""
+    if weights is None or str(weights).lower() in ("none", "null", ""):
+        return None
+    if weights == "imagenet":
+        if not spec.pretrained:
+            raise ConfigError(
+                "model.weights",
+                f"'{spec.name}' has no pretrained weights; use --set model.weights=none",
+            )
+        return "imagenet"
+    path = Path(weights).expanduser()
+    if not path.is_file():
+        raise ConfigError("model.weights", f"weights file '{weights}' does not exist; give 'imagenet', 'none' or a file path")
+    return str(path)
 
 
 def keras_cache_dir() -> Path:

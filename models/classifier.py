@@ -7,33 +7,15 @@ class probabilities, so training, export and inference feed it the same thing.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import keras
 from keras import layers
 
 from dlpipe.errors import ConfigError
-from dlpipe.models.backbones import BackboneSpec, ScratchOptions
+from dlpipe.models.backbones import BackboneSpec, ScratchOptions, resolve_weights
 from dlpipe.models.layers import ImagePreprocess
 
 BACKBONE_LAYER_NAME = "backbone"
-
-
-def resolve_weights(spec: BackboneSpec, weights: str | None) -> str | None:
-    """Map the config's `model.weights` to what the builder takes (None, 'imagenet' or a path)."""
-    if weights is None or str(weights).lower() in ("none", "null", ""):
-        return None
-    if weights == "imagenet":
-        if not spec.pretrained:
-            raise ConfigError(
-                "model.weights",
-                f"backbone '{spec.name}' has no pretrained weights; use --set model.weights=none",
-            )
-        return "imagenet"
-    path = Path(weights).expanduser()
-    if not path.is_file():
-        raise ConfigError("model.weights", f"weights file '{weights}' does not exist; give 'imagenet', 'none' or a file path")
-    return str(path)
 
 
 def build_classifier(

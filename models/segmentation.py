@@ -10,36 +10,41 @@ dlpipe model) and returns (N, S, S, classes); S must be a multiple of 32.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Callable
+
 import keras
 from keras import layers
 
 from dlpipe.errors import ConfigError
+from dlpipe.models.backbones import resolve_weights
 from dlpipe.models.layers import ImagePreprocess
+from dlpipe.registry import Registry
 
 ENCODER_LAYER_NAME = "backbone"  # the name the train stage's fine-tuning looks the encoder up by
-ENCODERS = ("efficientnet_lite0", "small")
-LITE_BLOCK_PATTERN = r"^(block\d+)_"
-SMALL_BLOCK_PATTERN = r"^(stage\d+)_"
 # batch-norm statistics of the layers that train from scratch follow the data faster than Keras' default
 # 0.99: a small segmentation set gives few steps, and slow statistics leave validation at chance for epochs
 BN_MOMENTUM = 0.9
 
 
-def skip_layers(encoder: keras.Model, image_size: int) -> list[str]:
-    """The last layer at each stride 2, 4, 8, 16, 32 (the deepest features at that resolution)."""
-    chosen: dict[int, str] = {}
-    for layer in encoder.layers[1:]:
-        shape = getattr(layer, "output", None)
-        shape = getattr(shape, "shape", None)
-        if shape is None or len(shape) != 4 or not shape[1]:
-            continue
-        stride = image_size // int(shape[1])
-        if stride in (2, 4, 8, 16, 32):
-            chosen[stride] = layer.name
-    missing = [s for s in (2, 4, 8, 16, 32) if s not in chosen]
-    if missing:
-        raise ConfigError("model.encoder", f"encoder {encoder.name} has no feature map at stride(s) {missing}")
-    return [chosen[s] for s in (2, 4, 8, 16, 32)]
+@dataclass(frozen=True)
+class EncoderSpec:
+    """One U-Net encoder, so adding an encoder means adding a row.
+
+    skips name the layers the decoder taps: the last one at stride 2, 4, 8, 16 and 32 (the deepest
+    features at each resolution), shallowest first; the names do not depend on the input size.
+    """
+
+    name: str
+    build: Callable[[int, "str | None"], keras.Model]  # (image_size, weights: None, "imagenet" or a file) -> base
+    normalization: str
+    block_pattern: str  # regex whose first group names a layer's block (fine-tuning unfreezes the top N)
+    skips: tuple[str, str, str, str, str]
+    pretrained: bool
+    description: str
+
+
+ENCODERS: Registry[EncoderSpec] = Registry("encoder")
 
 
 def small_encoder(image_size: int, width: int = 16) -> keras.Model:
@@ -57,43 +62,66 @@ def small_encoder(image_size: int, width: int = 16) -> keras.Model:
     return keras.Model(inputs, x, name="small_encoder")
 
 
-def build_encoder(name: str, image_size: int, weights: str | None) -> tuple[keras.Model, str, str]:
-    """(multi-output encoder named ENCODER_LAYER_NAME, its normalisation mode, its block regex)."""
+def _small(image_size: int, weights: str | None) -> keras.Model:
+    base = small_encoder(image_size)
+    if weights is not None:
+        base.load_weights(weights)
+    return base
+
+
+def _efficientnet_lite0(image_size: int, weights: str | None) -> keras.Model:
+    from dlpipe.models.efficientnet_lite import efficientnet_lite
+
+    base = efficientnet_lite("efficientnet_lite0", include_top=False, weights=weights,
+                             input_shape=(image_size, image_size, 3))
+    if weights is None:  # trained from scratch: its statistics must follow the data as fast as the decoder's
+        for layer in base.layers:
+            if isinstance(layer, layers.BatchNormalization):
+                layer.momentum = BN_MOMENTUM
+    return base
+
+
+def _register_encoders() -> None:
+    rows = [
+        EncoderSpec("efficientnet_lite0", _efficientnet_lite0, "efficientnet_lite", r"^(block\d+)_",
+                    ("block1_expand_activation", "block3_expand_activation", "block5_expand_activation",
+                     "block11_expand_activation", "top_activation"), True,
+                    "EfficientNet-Lite0 (ImageNet weights, frozen then fine-tuned)"),
+        EncoderSpec("small", _small, "unit", r"^(stage\d+)_", tuple(f"stage{s}_out" for s in range(5)), False,
+                    "a tiny from-scratch conv encoder for small data and tests"),
+    ]
+    for row in rows:
+        ENCODERS.add(row.name, row)
+
+
+_register_encoders()
+
+
+def build_encoder(spec: EncoderSpec, image_size: int, weights: str | None) -> keras.Model:
+    """The multi-output encoder named ENCODER_LAYER_NAME: its skip layers' maps at strides 2..32."""
     if image_size % 32:
         raise ConfigError("model.image_size", f"a U-Net needs a multiple of 32. Received: {image_size}")
-    if name == "efficientnet_lite0":
-        from dlpipe.models.efficientnet_lite import efficientnet_lite
-
-        base = efficientnet_lite("efficientnet_lite0", include_top=False, weights=weights,
-                                 input_shape=(image_size, image_size, 3))
-        if weights is None:  # trained from scratch: its statistics must follow the data as fast as the decoder's
-            for layer in base.layers:
-                if isinstance(layer, layers.BatchNormalization):
-                    layer.momentum = BN_MOMENTUM
-        normalization, pattern = "efficientnet_lite", LITE_BLOCK_PATTERN
-    elif name == "small":
-        if weights is not None:
-            raise ConfigError("model.weights", "the small encoder has no pretrained weights; use --set model.weights=none")
-        base = small_encoder(image_size)
-        normalization, pattern = "unit", SMALL_BLOCK_PATTERN
-    else:
-        raise ConfigError("model.encoder", f"unknown encoder {name!r}; choose one of {', '.join(ENCODERS)}")
-    outputs = [base.get_layer(layer).output for layer in skip_layers(base, image_size)]
-    return keras.Model(base.input, outputs, name=ENCODER_LAYER_NAME), normalization, pattern
+    base = spec.build(image_size, weights)
+    outputs = [base.get_layer(layer).output for layer in spec.skips]
+    return keras.Model(base.input, outputs, name=ENCODER_LAYER_NAME)
 
 
 def build_unet(encoder_name: str, num_classes: int, image_size: int, weights: str | None = None,
                decoder_filters: tuple[int, ...] = (256, 128, 64, 32, 16), dropout: float = 0.1) -> tuple[keras.Model, str]:
     """The segmentation model and its encoder's block regex; a pretrained encoder starts frozen.
 
+    weights: "imagenet", None/"none" (from scratch) or a weights file, as the classifier takes them.
+
     The encoder runs with `training=False` (its batch-norm statistics stay ImageNet's, also when
     fine-tuned), as in the classifier.
     """
     if num_classes < 2:
         raise ConfigError("classes", f"need at least 2 classes. Received: {num_classes}")
-    encoder, normalization, pattern = build_encoder(encoder_name, image_size, weights)
+    spec = ENCODERS.get(encoder_name, key="model.encoder")
+    weights = resolve_weights(spec, weights)
+    encoder = build_encoder(spec, image_size, weights)
     inputs = keras.Input((image_size, image_size, 3), dtype="float32", name="image")
-    x = ImagePreprocess(normalization, name="normalize")(inputs)
+    x = ImagePreprocess(spec.normalization, name="normalize")(inputs)
     if weights is not None:
         encoder.trainable = False
         features = encoder(x, training=False)
@@ -111,4 +139,4 @@ def build_unet(encoder_name: str, num_classes: int, image_size: int, weights: st
             x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"decoder{level}_bn{conv}")(x)
             x = layers.ReLU(name=f"decoder{level}_relu{conv}")(x)
     outputs = layers.Conv2D(num_classes, 1, activation="softmax", name="probabilities")(x)
-    return keras.Model(inputs, outputs, name=f"unet_{encoder_name}"), pattern
+    return keras.Model(inputs, outputs, name=f"unet_{encoder_name}"), spec.block_pattern

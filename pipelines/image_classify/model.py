@@ -53,8 +53,8 @@ class ModelStage(Stage):
     head_activation = "softmax"  # one class per image; the multi-label task's stage says sigmoid
 
     def run(self, ctx: RunContext) -> str:
-        from dlpipe.models.backbones import ScratchOptions, get_backbone
-        from dlpipe.models.classifier import BACKBONE_LAYER_NAME, build_classifier, resolve_weights
+        from dlpipe.models.backbones import ScratchOptions, get_backbone, resolve_weights
+        from dlpipe.models.classifier import BACKBONE_LAYER_NAME, build_classifier
 
         cfg = self.config
         spec = get_backbone(cfg.backbone)

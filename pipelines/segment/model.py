@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 from dlpipe.pipelines.config import option, require
 from dlpipe.pipelines.stage import FineTuning, ModelInput, RunContext, Stage
@@ -13,10 +12,10 @@ from dlpipe.pipelines.stage import FineTuning, ModelInput, RunContext, Stage
 class SegmentModelConfig:
     """The network: encoder, its weights, the input size, the decoder."""
 
-    encoder: Literal["efficientnet_lite0", "small"] = option(
-        "efficientnet_lite0", "efficientnet_lite0 (ImageNet weights, frozen then fine-tuned) or small (a tiny "
-                              "from-scratch conv encoder for small data and tests)")
-    weights: str | None = option("imagenet", "imagenet (pretrained encoder) or none (from scratch)")
+    encoder: str = option(
+        "efficientnet_lite0", "a row of models/segmentation.py's ENCODERS: efficientnet_lite0 (ImageNet weights, "
+                              "frozen then fine-tuned) or small (a tiny from-scratch conv encoder for small data and tests)")
+    weights: str | None = option("imagenet", "imagenet (pretrained encoder), none (from scratch) or a weights file")
     image_size: int = option(224, "square input size in pixels, a multiple of 32 (photos are stretched to it)")
     decoder_filters: list[int] = option([256, 128, 64, 32, 16], "channels of the five decoder stages (stride 16 to 1)")
     dropout: float = option(0.1, "dropout on the encoder's deepest features")
@@ -38,10 +37,11 @@ class SegmentModelStage(Stage):
     config_cls = SegmentModelConfig
 
     def run(self, ctx: RunContext) -> str:
-        from dlpipe.models.segmentation import ENCODER_LAYER_NAME, build_unet
+        from dlpipe.models.backbones import resolve_weights
+        from dlpipe.models.segmentation import ENCODER_LAYER_NAME, ENCODERS, build_unet
 
         cfg = self.config
-        weights = None if cfg.weights is None or str(cfg.weights).lower() in ("none", "null", "") else cfg.weights
+        weights = resolve_weights(ENCODERS.get(cfg.encoder, key="model.encoder"), cfg.weights)
         ctx.model, pattern = build_unet(cfg.encoder, len(ctx.need("class_names", "load")), cfg.image_size, weights,
                                         tuple(cfg.decoder_filters), cfg.dropout)
         ctx.model_input = ModelInput(cfg.image_size, "stretch")

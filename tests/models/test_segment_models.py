@@ -15,10 +15,10 @@ PERSON_PHOTO = Path("/usr/share/darknet/data/person.jpg")  # Debian package dark
 
 def test_unet_on_lite0_starts_frozen_and_fine_tunes_the_top_blocks():
     from dlpipe.models.finetune import unfreeze_top_blocks
-    from dlpipe.models.segmentation import ENCODER_LAYER_NAME, LITE_BLOCK_PATTERN, build_unet
+    from dlpipe.models.segmentation import ENCODER_LAYER_NAME, ENCODERS, build_unet
 
     model, pattern = build_unet("efficientnet_lite0", 3, 64, weights="imagenet")
-    assert pattern == LITE_BLOCK_PATTERN
+    assert pattern == ENCODERS.get("efficientnet_lite0").block_pattern
     assert model.output_shape == (None, 64, 64, 3)
     encoder = model.get_layer(ENCODER_LAYER_NAME)
     assert [tuple(o.shape[1:3]) for o in encoder.outputs] == [(32, 32), (16, 16), (8, 8), (4, 4), (2, 2)]
@@ -37,6 +37,19 @@ def test_unet_refuses_a_size_that_is_not_a_multiple_of_32():
 
     with pytest.raises(ConfigError, match="multiple of 32"):
         build_unet("small", 2, 48)
+
+
+def test_every_encoder_row_taps_strides_2_to_32_and_bad_choices_are_named():
+    from dlpipe.errors import ConfigError
+    from dlpipe.models.segmentation import ENCODERS, build_encoder, build_unet
+
+    for name in ENCODERS:
+        encoder = build_encoder(ENCODERS.get(name), 64, None)
+        assert [tuple(o.shape[1:3]) for o in encoder.outputs] == [(32, 32), (16, 16), (8, 8), (4, 4), (2, 2)], name
+    with pytest.raises(ConfigError, match="did you mean 'small'"):
+        build_unet("smal", 2, 64)
+    with pytest.raises(ConfigError, match="has no pretrained weights"):
+        build_unet("small", 2, 64, weights="imagenet")
 
 
 @pytest.fixture(scope="module")
