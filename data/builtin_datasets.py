@@ -77,7 +77,8 @@ class ArrayDataset:
 
 
 def keras_home() -> Path:
-    """Where Keras caches datasets: its own setting once imported (it reads $KERAS_HOME at import), else the same rule."""
+    """Keras' cache (datasets/, and models/ for downloaded weights): its own setting once imported (it reads
+    $KERAS_HOME at import), else the same rule. The one place dlpipe looks the cache up."""
     config = sys.modules.get("keras.src.backend.config")
     if config is not None:
         return Path(config.keras_home())

@@ -119,13 +119,6 @@ def resolve_weights(spec: Pretrainable, weights: str | None) -> str | None:
     return str(path)
 
 
-def keras_cache_dir() -> Path:
-    """Where keras.utils.get_file keeps downloaded weights: $KERAS_HOME/models, read when Keras is imported."""
-    from keras.src.backend.config import keras_home
-
-    return Path(keras_home()) / "models"
-
-
 def _keras_application(constructor: Callable[..., keras.Model], name: str) -> BuildFn:
     """Wrap a keras.applications constructor so offline, uncached weights give a clear error."""
 
@@ -136,11 +129,13 @@ def _keras_application(constructor: Callable[..., keras.Model], name: str) -> Bu
             match = re.search(r"URL fetch failure on (\S+?):? ", str(error))
             if weights != "imagenet" or not match:
                 raise
+            from dlpipe.data.builtin_datasets import keras_home
+
             url = match.group(1)
             file_name = url.rsplit("/", 1)[-1]
-            raise WeightsUnavailableError(
+            raise WeightsUnavailableError(  # keras.utils.get_file keeps downloaded weights in $KERAS_HOME/models
                 name,
-                f"no network and '{file_name}' is not in the Keras cache {keras_cache_dir()}; "
+                f"no network and '{file_name}' is not in the Keras cache {keras_home() / 'models'}; "
                 f"copy that file there (from {url} on a connected machine) or pass "
                 f"--set model.weights=PATH_TO_WEIGHTS.h5, or --set model.weights=none to train from scratch",
             ) from None

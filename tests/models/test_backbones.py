@@ -9,7 +9,8 @@ import pytest
 from keras.src.legacy.saving import legacy_h5_format
 
 from dlpipe.errors import ConfigError, WeightsUnavailableError
-from dlpipe.models.backbones import BACKBONES, get_backbone, keras_cache_dir
+from dlpipe.data.builtin_datasets import keras_home
+from dlpipe.models.backbones import BACKBONES, get_backbone
 from dlpipe.models.classifier import build_classifier
 from dlpipe.models.finetune import block_names, unfreeze_top_blocks
 from dlpipe.models.layers import NORMALIZATION_MODES, ImagePreprocess
@@ -33,7 +34,7 @@ def test_unknown_backbone_suggests_the_closest_name():
 @pytest.fixture
 def keras_cache():
     """The Keras cache folder (a throw-away KERAS_HOME set in conftest), emptied afterwards."""
-    cache = keras_cache_dir()
+    cache = keras_home() / "models"
     cache.mkdir(parents=True, exist_ok=True)
     before = set(cache.iterdir())
     yield cache
