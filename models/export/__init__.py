@@ -25,6 +25,7 @@ import numpy as np
 from dlpipe import atomic
 from dlpipe.errors import DlpipeError
 from dlpipe.models import artifacts
+from dlpipe.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ class Refusal:
     reason: str
 
 
-_EXPORTERS: dict[tuple[str, str], Exporter | Refusal] = {}
+_EXPORTERS: dict[str, Registry[Exporter | Refusal]] = {}  # task -> its formats' exporters and refusals
 
 
 def register(task: str, *formats: str) -> Callable[[Exporter], Exporter]:
@@ -94,9 +95,13 @@ def refuse(task: str, fmt: str, reason: str) -> None:
 def _add(task: str, fmt: str, entry: Exporter | Refusal) -> None:
     if fmt not in FORMATS:
         raise ValueError(f"unknown export format '{fmt}'; known: {', '.join(FORMATS)}")
-    if (task, fmt) in _EXPORTERS:
-        raise ValueError(f"export format '{fmt}' is registered twice for task '{task}'")
-    _EXPORTERS[(task, fmt)] = entry
+    _EXPORTERS.setdefault(task, Registry(f"{task} export format")).add(fmt, entry)  # a second entry is refused
+
+
+def _entry(task: str, fmt: str) -> Exporter | Refusal | None:
+    """What is registered for (task, format), or None."""
+    formats = _EXPORTERS.get(task)
+    return formats.get(fmt) if formats is not None and fmt in formats else None
 
 
 def support(task: str) -> dict[str, str | None]:
@@ -104,7 +109,7 @@ def support(task: str) -> dict[str, str | None]:
     _load_exporters(task)
     out: dict[str, str | None] = {}
     for fmt in FORMATS:
-        entry = _EXPORTERS.get((task, fmt))
+        entry = _entry(task, fmt)
         out[fmt] = entry.reason if isinstance(entry, Refusal) else (None if entry else f"no {fmt} exporter for task '{task}'")
     return out
 
@@ -114,7 +119,7 @@ def export(model: Any, fmt: str, out_dir: str | Path, request: ExportRequest) ->
     _load_exporters(request.bundle.task)
     if fmt not in FORMATS:
         raise DlpipeError(f"export: unknown format '{fmt}'; choose one of {', '.join(FORMATS)}")
-    entry = _EXPORTERS.get((request.bundle.task, fmt))
+    entry = _entry(request.bundle.task, fmt)
     if entry is None or isinstance(entry, Refusal):
         reason = entry.reason if entry else f"no exporter is registered for task '{request.bundle.task}'"
         raise DlpipeError(f"export: {fmt} is not available for {request.bundle.task} models: {reason}")

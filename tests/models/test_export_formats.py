@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from dlpipe.data.datasets import batched, decoded_images
 from dlpipe.errors import DataError, DlpipeError
 from dlpipe.models import artifacts
-from dlpipe.models.export import ExportRequest, export, support
+from dlpipe.models.export import ExportRequest, export, refuse, support
 from dlpipe.models.runtimes import load_runtime
 from dlpipe.models.tasks import get_task
 from dlpipe.pipelines.cli import main
@@ -167,6 +167,10 @@ def test_the_registry_states_what_each_task_supports():
     assert all(reason is None for fmt, reason in text.items() if fmt != "tflite-int8")
     with pytest.raises(DlpipeError, match="tflite-int8 is not available for text models: full-integer"):
         export(None, "tflite-int8", "/tmp", ExportRequest(artifacts.Bundle("text", ["a", "b"], None)))
+    with pytest.raises(ValueError, match="text export format 'tflite-int8' is registered twice"):
+        refuse("text", "tflite-int8", "a second reason")
+    with pytest.raises(ValueError, match="unknown export format 'tflite-int4'"):
+        refuse("text", "tflite-int4", "no such format")
 
 
 def test_export_and_evaluate_commands(trained, tmp_path):
