@@ -1,10 +1,13 @@
 """On-the-fly augmentation for the training branch only.
 
 Built from seeded Keras `Random*` layers, which work inside `tf.data` and are
-the identity at inference; they act on float pixels in [0, 255].
+the identity at inference; they act on float pixels in [0, 255]. An image and
+its mask (segmentation) are flipped together by `flip_pair`.
 """
 
 from __future__ import annotations
+
+from typing import Callable
 
 import keras
 import tensorflow as tf
@@ -55,3 +58,17 @@ def build_augmenter(
 def augment_batch(augmenter: keras.Sequential, images: tf.Tensor) -> tf.Tensor:
     """Apply the augmenter in training mode and keep pixels in [0, 255]."""
     return tf.clip_by_value(augmenter(images, training=True), 0.0, 255.0)
+
+
+def flip_pair(seed: int = 0) -> Callable[[tf.Tensor, tf.Tensor], tuple[tf.Tensor, tf.Tensor]]:
+    """A tf.data map flipping an image (H, W, C) and its mask (H, W) left-right together, half the time.
+
+    The Random* layers above draw for each tensor on their own, so they would part a mask from its photo.
+    """
+
+    def flip(image: tf.Tensor, mask: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        flipped = tf.random.uniform([], seed=seed) < 0.5
+        return (tf.cond(flipped, lambda: tf.reverse(image, [1]), lambda: image),
+                tf.cond(flipped, lambda: tf.reverse(mask, [1]), lambda: mask))
+
+    return flip

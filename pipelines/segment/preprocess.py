@@ -39,6 +39,7 @@ def pair_dataset(examples: Examples, prep, cache: bool = True, flip: bool = Fals
     import numpy as np
     import tensorflow as tf
 
+    from dlpipe.data.augment import flip_pair
     from dlpipe.data.images import tf_path
     from dlpipe.data.masks import read_mask
     from dlpipe.data.preprocess import load_image
@@ -49,10 +50,5 @@ def pair_dataset(examples: Examples, prep, cache: bool = True, flip: bool = Fals
     if cache:
         ds = ds.cache()
     if flip:
-        def random_flip(image, mask):
-            flipped = tf.random.uniform([], seed=seed) < 0.5
-            return (tf.cond(flipped, lambda: tf.reverse(image, [1]), lambda: image),
-                    tf.cond(flipped, lambda: tf.reverse(mask, [1]), lambda: mask))
-
-        ds = ds.map(random_flip, num_parallel_calls=tf.data.AUTOTUNE)
+        ds = ds.map(flip_pair(seed), num_parallel_calls=tf.data.AUTOTUNE)
     return ds

@@ -10,7 +10,7 @@ import tensorflow as tf
 from PIL import Image
 
 from conftest import HYMENOPTERA
-from dlpipe.data.augment import build_augmenter
+from dlpipe.data.augment import build_augmenter, flip_pair
 from dlpipe.data.datasets import batched, decoded_images
 from dlpipe.data.preprocess import ImagePreprocessing, apply_filter, convert_color, decode_image, resize_image
 
@@ -108,6 +108,19 @@ def test_augmentation_only_in_the_training_branch(color_folder):
     assert trained.min() >= 0 and trained.max() <= 255
     assert not np.allclose(np.sort(trained.ravel()), np.sort(evaluation[0].ravel()))
     assert build_augmenter(flip="none") is None
+
+
+def test_flip_pair_flips_an_image_and_its_mask_together_half_the_time():
+    mask = np.arange(6, dtype=np.int32).reshape(2, 3)
+    image = np.stack([mask * 10, mask * 20, mask * 30], axis=-1).astype(np.float32)
+    flips = []
+    for got_image, got_mask in tf.data.Dataset.from_tensors((image, mask)).repeat(40).map(flip_pair(seed=1)):
+        flipped = not np.array_equal(got_mask.numpy(), mask)
+        want = mask[:, ::-1] if flipped else mask
+        np.testing.assert_array_equal(got_mask.numpy(), want)
+        np.testing.assert_array_equal(got_image.numpy()[..., 2], want * 30)  # the photo moved with its mask
+        flips.append(flipped)
+    assert 5 < sum(flips) < 35
 
 
 def test_header_pixels_reads_every_format_without_decoding():
