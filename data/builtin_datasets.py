@@ -234,11 +234,6 @@ def is_builtin(source: str) -> bool:
     return str(source).startswith(PREFIX)
 
 
-def builtin_names() -> list[str]:
-    """The dataset names `builtin:` accepts."""
-    return list(LOADERS)
-
-
 def _stratified_head(labels: np.ndarray, limit: int) -> np.ndarray:
     """The first `limit` indices taking classes in turn, so a small slice stays balanced and deterministic."""
     rank = np.empty(len(labels), np.int64)

@@ -10,7 +10,7 @@ matching `ImagePreprocess` layer in front of it.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Protocol
 
@@ -56,7 +56,6 @@ class BackboneSpec:
     resize: str = "crop"
     # regex whose first group names the block a layer belongs to (for "unfreeze the top N blocks")
     block_pattern: str = r"^(block_?\d+[a-z]?)_"
-    weights_help: str = field(default="")
     # from-scratch backbones also take ScratchOptions: build(input_shape, weights, options)
     scratch: bool = False
 

@@ -96,9 +96,6 @@ DEFAULT_BLOCKS_ARGS: tuple[dict[str, int], ...] = (
     {"kernel_size": 5, "repeats": 4, "filters_in": 112, "filters_out": 192, "expand_ratio": 6, "strides": 2},
     {"kernel_size": 3, "repeats": 1, "filters_in": 192, "filters_out": 320, "expand_ratio": 6, "strides": 1},
 )
-# Lite0's values, kept for callers that only know Lite0
-DEFAULT_SIZE = VARIANTS["efficientnet_lite0"].input_size
-RESIZE_SIZE = VARIANTS["efficientnet_lite0"].resize_size
 NUM_BLOCKS = 16
 _TOP_LAYERS = ("top_conv", "top_bn", "top_activation", "avg_pool", "max_pool", "top_dropout", "predictions")
 
@@ -206,16 +203,6 @@ def efficientnet_lite(
 def efficientnet_lite0(**kwargs) -> keras.Model:
     """EfficientNet-Lite0 (224 px, 16 blocks); keyword arguments as `efficientnet_lite`."""
     return efficientnet_lite("efficientnet_lite0", **kwargs)
-
-
-def efficientnet_lite1(**kwargs) -> keras.Model:
-    """EfficientNet-Lite1 (240 px, depth x1.1: 21 blocks); keyword arguments as `efficientnet_lite`."""
-    return efficientnet_lite("efficientnet_lite1", **kwargs)
-
-
-def efficientnet_lite2(**kwargs) -> keras.Model:
-    """EfficientNet-Lite2 (260 px, width x1.1, depth x1.2: 21 blocks); keyword arguments as `efficientnet_lite`."""
-    return efficientnet_lite("efficientnet_lite2", **kwargs)
 
 
 def _check_arguments(spec: LiteVariant, include_top: bool, weights: str | None, input_shape: tuple[int, ...],

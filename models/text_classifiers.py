@@ -22,7 +22,6 @@ from dlpipe.models.text_layers import TokenAndPositionEmbedding, TransformerEnco
 from dlpipe.models.text_tokenizers.words import LAYER_NAME
 
 RECURRENT = ("lstm", "gru", "bilstm")
-ARCHITECTURES = (*RECURRENT, "transformer")
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,6 @@ import keras
 
 from dlpipe.models.layers import HorizontalFlip
 
-TTA_MODES = ("none", "flip")
-
 
 def with_flip_tta(model: keras.Model) -> keras.Model:
     """A model taking the same pixels that returns the mean probabilities of each image and its mirror."""
