@@ -22,12 +22,12 @@ def block_names(backbone: keras.Model, block_pattern: str) -> list[str]:
     return seen
 
 
-def unfreeze_top_blocks(backbone: keras.Model, block_pattern: str, count: int) -> int:
+def unfreeze_top_blocks(backbone: keras.Model, block_pattern: str, count: int, batch_norm: bool = False) -> int:
     """Make the last `count` blocks and the layers after them trainable; -1 means all.
 
-    Batch-norm layers stay frozen: their statistics were learnt on ImageNet and
-    the classifier calls the backbone in inference mode anyway. Returns the
-    number of trainable weights afterwards.
+    Batch-norm layers stay frozen unless `batch_norm`: their statistics were learnt on ImageNet and the
+    classifier calls the backbone in inference mode anyway (so even with `batch_norm` only their scales and
+    offsets train, never the statistics). Returns the number of trainable weights afterwards.
     """
     backbone.trainable = True
     if not isinstance(backbone, keras.Model):
@@ -49,7 +49,7 @@ def unfreeze_top_blocks(backbone: keras.Model, block_pattern: str, count: int) -
             trainable = match.group(1) in chosen
         else:  # stem layers stay frozen; the head after the last block trains with any block
             trainable = position > last_block and bool(chosen)
-        if isinstance(layer, keras.layers.BatchNormalization):
+        if isinstance(layer, keras.layers.BatchNormalization) and not batch_norm:
             trainable = False
         layer.trainable = trainable
     return len(backbone.trainable_weights)

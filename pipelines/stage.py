@@ -56,6 +56,7 @@ class FineTuning:
     # (image backbones); text embeddings and segmentation encoders are not
     probe_features: bool = False
     source: str = ""  # what computes its features (backbone, weights, input): the key of cached features
+    batch_norm: bool = False  # fine-tuning also trains the batch-norm scales and offsets (statistics stay frozen)
 
 
 @dataclass

@@ -20,10 +20,11 @@ from dlpipe.pipelines.training.phases import CHECKPOINT_DIR, FitSettings, Phase,
 class MultiLabelTrainConfig(TrainConfig):
     """Phases, optimizer, schedule, early stopping, the per-label linear probe, cross-validation, progress output."""
 
-    epochs: int = option(5, "epochs of the first phase (head only when the backbone is pretrained)")
+    epochs: int = option(1, "epochs of the first phase: the head alone, on the frozen backbone (a warm-up)")
     head: Literal["epochs", "probe"] = option(
-        "probe", "how a pretrained backbone's head is first trained: epochs (train.epochs on augmented images) or "
-                 "probe (one logistic regression per label on cached features, in seconds; then fine-tuning, if any)")
+        "epochs", "how a pretrained backbone's head is first trained: epochs (train.epochs on augmented images) or "
+                  "probe (one logistic regression per label on cached features, in seconds: the best head without "
+                  "fine-tuning, but its confident weights derailed fine-tuning on the fashion scenes)")
     finetune_epochs: int = option(10, "epochs of fine-tuning after the head, every unfrozen block training (early "
                                       "stopping may end it sooner): what labels of small things in a scene need")
     unfreeze_blocks: int = option(-1, "backbone blocks to unfreeze for fine-tuning, counted from the top (-1: all)")
@@ -35,6 +36,9 @@ class MultiLabelTrainConfig(TrainConfig):
         "auto", "after choosing epochs and thresholds on the validation split, retrain on train + validation; auto: "
                 "for a pretrained backbone under 2,000 images")
     probe_c: float = option(0.1, "linear probe: inverse L2 strength of each label's logistic regression")
+    monitor: Literal["val_loss", "val_auc"] = option(
+        "val_auc", "metric for early stopping and the best checkpoint: val_auc (the per-label ranking, what mAP "
+                   "measures; the loss rises as scores grow confident while the ranking still improves) or val_loss")
     label_smoothing: float = option(0.0, "label smoothing of the binary cross-entropy (0: off)")
     cv_folds: int = option(0, "K-fold cross-validation before the final run (OUT/folds/K/, resumable per fold): "
                               "mAP and micro/macro F1 of the pooled out-of-fold predictions, with intervals (0: off)")
@@ -55,7 +59,8 @@ class MultiLabelTrainStage(ImageTrainStage):
         import keras
 
         return FitSettings(loss=keras.losses.BinaryCrossentropy(label_smoothing=self.config.label_smoothing),
-                           metrics=[keras.metrics.BinaryAccuracy(name="accuracy")],
+                           metrics=[keras.metrics.BinaryAccuracy(name="accuracy"),
+                                    keras.metrics.AUC(multi_label=True, name="auc")],
                            optimizer=self.setting(ctx, "optimizer", "adam"),
                            warmup_fraction=self.setting(ctx, "warmup_fraction", 0.0))
 

@@ -79,4 +79,9 @@ def best_so_far(history: dict[str, list[float]], monitor: str) -> float | None:
     values = [v for v in history.get(monitor, []) if not math.isnan(v)]
     if not values:
         return None
-    return max(values) if "acc" in monitor else min(values)
+    return max(values) if maximised(monitor) else min(values)
+
+
+def maximised(monitor: str) -> bool:
+    """Whether higher is better for a monitored metric: everything but a loss (accuracy, AUC)."""
+    return monitor.removeprefix("val_") != "loss"

@@ -53,7 +53,7 @@ def fit_phase(ctx: RunContext, model: Any, phase: Phase, data: tuple[Any, Any], 
     finished = checkpoints / f"{phase.name}.weights.h5"
     if phase.unfreeze_blocks is not None:
         tuning = ctx.fine_tuning
-        unfreeze_top_blocks(model.get_layer(tuning.layer), tuning.block_pattern, phase.unfreeze_blocks)
+        unfreeze_top_blocks(model.get_layer(tuning.layer), tuning.block_pattern, phase.unfreeze_blocks, tuning.batch_norm)
     if finished.exists():
         model.load_weights(finished)
         ctx.echo(f"  phase {phase.name}: finished earlier, weights restored")
@@ -122,6 +122,8 @@ def phase_callbacks(ctx: RunContext, phase: Phase, cfg: TrainConfig, history_fil
 
 def chosen_epochs(ctx: RunContext, phases: list[Phase], monitor: str) -> list[int]:
     """Per phase, the epoch count model selection chose: the first epoch that reached the best monitored value."""
+    from dlpipe.pipelines.training.keras_fit import maximised
+
     chosen = []
     histories = {p["name"]: p["history"] for p in ctx.history["phases"]}
     for phase in phases:
@@ -130,7 +132,7 @@ def chosen_epochs(ctx: RunContext, phases: list[Phase], monitor: str) -> list[in
         if not finite:
             chosen.append(phase.epochs)
             continue
-        target = max(v for v, _ in finite) if "acc" in monitor else min(v for v, _ in finite)
+        target = max(v for v, _ in finite) if maximised(monitor) else min(v for v, _ in finite)
         chosen.append(next(i for v, i in finite if v == target) + 1)
     return chosen
 
