@@ -25,7 +25,7 @@ class TextTask(ClassificationTask):
     """Texts -> label probabilities; a batch is a list of strings."""
 
     name = "text"
-    exporters_module = "dlpipe.models.export.text"
+    exporters_module = "dlpipe.models.tasks.text.export"
     description = "text classification: labelled sentences (text<TAB>label)"
 
     def preprocessing_from_dict(self, values: dict[str, Any]) -> "TextPreprocessing":

@@ -11,7 +11,7 @@ attention_mask) for callers that tokenise themselves. Outputs match the image
 SavedModel: probabilities, label, score. A WordPiece SavedModel uses
 TensorFlow Text ops: whatever loads it must `import tensorflow_text` first.
 
-A text .tflite takes int32 token ids (see `text_twin` for why, and how
+A text .tflite takes int32 token ids (see `twin` for why, and how
 recurrent models convert); its vocabulary is one of its side files. It also
 carries the standard text-classifier metadata, so MediaPipe Tasks'
 TextClassifier takes raw strings and names labels:
@@ -39,7 +39,7 @@ from dlpipe.data.text import TextPreprocessing
 from dlpipe.models import artifacts
 from dlpipe.models.export import ExportRequest, refuse, register
 from dlpipe.models.export.converters import export_archive, labelled_outputs, quantization_of, write_keras
-from dlpipe.models.export.text_twin import convert_twin, inference_model
+from dlpipe.models.tasks.text.twin import convert_twin, inference_model
 from dlpipe.models.export.web import WEB_MODEL, WebPage, write_web_folder
 from dlpipe.models.text_tokenizers import tokenizer_for
 
