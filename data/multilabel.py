@@ -2,7 +2,8 @@
 
 Two formats, both what labelling tools export:
 - a CSV of `path,labels`, the labels of one photo separated by `;` (`ants;grass`; empty: none of the labels).
-  A first row `path,labels` is a header. Paths are relative to the CSV's folder (or absolute).
+  A first row naming the columns (`path,labels`, `filename,tags`, ...) is a header. Paths are relative to the
+  CSV's folder (or absolute); each photo has one row.
 - a COCO instances JSON (or the folder holding `annotations.json`): a photo's labels are the categories boxed
   in it; a photo with no box has none. Every entry is checked (dlpipe.data.box_annotations).
 Every photo is checked up front: a missing or undecodable file is skipped and reported with its reason, never
@@ -12,6 +13,7 @@ fatal; a malformed row stops with one line naming the file, the line and the fix
 from __future__ import annotations
 
 import csv
+import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,29 +68,72 @@ def read_multilabel(path: str | Path, verify: bool = True, max_pixels: int = DEF
     return _checked(data, verify, max_pixels)
 
 
+HEADER_PATHS = ("path", "file", "filename", "file_name", "image", "image_path", "photo")
+HEADER_LABELS = ("labels", "label", "tags", "classes")
+
+
 def _read_csv(source: Path) -> MultiLabelSet:
     data = MultiLabelSet(str(source))
     try:
         text = source.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as error:
         raise DataError(str(source), f"is not UTF-8 text (byte {error.start}); save it as UTF-8") from None
-    names: set[str] = set()
-    for number, row in enumerate(csv.reader(text.splitlines()), start=1):
-        if not row or not any(cell.strip() for cell in row):
-            continue
-        if number == 1 and [cell.strip().lower() for cell in row[:2]] == ["path", "labels"]:
-            continue
+    first_line: dict[str, int] = {}
+    has_labels_column = False
+    for number, row in _csv_rows(source, text):
         if len(row) > 2 or not row[0].strip():
             raise DataError(f"{source}:{number}", f"expected 'path,labels' (labels separated by '{LABEL_SEPARATOR}'); "
                                                   f"got {len(row)} fields: {row[:3]}")
-        labels = sorted({label.strip() for label in (row[1] if len(row) > 1 else "").split(LABEL_SEPARATOR)
-                         if label.strip()})
+        has_labels_column = has_labels_column or len(row) == 2
+        labels = _labels_of(source, number, row[1] if len(row) > 1 else "")
         photo = Path(row[0].strip())
-        data.paths.append(str(photo if photo.is_absolute() else source.parent / photo))
+        path = str(photo if photo.is_absolute() else source.parent / photo)
+        if path in first_line:
+            raise DataError(f"{source}:{number}", f"{row[0].strip()} is listed again (first on line {first_line[path]}); "
+                                                  f"give each photo one row with all its labels separated by "
+                                                  f"'{LABEL_SEPARATOR}'")
+        first_line[path] = number
+        data.paths.append(path)
         data.labels.append(labels)
-        names.update(labels)
-    data.class_names = sorted(names)
+    if data.paths and not has_labels_column:
+        raise DataError(str(source), "has no labels column; write 'path,labels' rows, the labels of a photo "
+                                     f"separated by '{LABEL_SEPARATOR}'")
+    data.class_names = sorted({name for labels in data.labels for name in labels})
     return data
+
+
+def _csv_rows(source: Path, text: str) -> list[tuple[int, list[str]]]:
+    """(line number, fields) of each non-blank row, without a header row; a broken quote names its line."""
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    rows: list[tuple[int, list[str]]] = []
+    start = 1  # a quoted field may span lines: a row is named by the line it starts on
+    try:
+        for row in reader:
+            if row and any(cell.strip() for cell in row):
+                rows.append((start, row))
+            start = reader.line_num + 1
+    except csv.Error as error:
+        raise DataError(f"{source}:{start}", f"is not valid CSV ({error}); quote a field holding a comma "
+                                                       'with "..." and close every quote') from None
+    if rows and _is_header(rows[0][1]):
+        rows = rows[1:]
+    return rows
+
+
+def _is_header(row: list[str]) -> bool:
+    """A first row naming the columns (`path,labels`, `filename,tags`, ...), not a photo."""
+    cells = [cell.strip().lower() for cell in row]
+    return cells[0] in HEADER_PATHS or (len(cells) > 1 and cells[1] in HEADER_LABELS)
+
+
+def _labels_of(source: Path, number: int, field: str) -> list[str]:
+    """The sorted, distinct label names of one labels field (`dress; bag` -> ['bag', 'dress'])."""
+    labels = sorted({label.strip() for label in field.split(LABEL_SEPARATOR) if label.strip()})
+    for label in labels:
+        if any(not char.isprintable() for char in label):
+            raise DataError(f"{source}:{number}", f"label {label!r} holds a line break or control character; "
+                                                  "a label is one line of text")
+    return labels
 
 
 def _read_coco(source: Path) -> MultiLabelSet:

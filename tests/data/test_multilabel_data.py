@@ -37,11 +37,23 @@ def test_a_csv_gives_label_sets_sorted_names_and_skips_unreadable_photos(tmp_pat
 @pytest.mark.parametrize("text, expected", [
     ("a.png,dress,bag\n", "labels.csv:1: expected 'path,labels'"),
     (",dress\n", "labels.csv:1: expected 'path,labels'"),
+    ("path,labels\n\na.png,dress\nb.png,\"bag\n", "labels.csv:4: is not valid CSV"),
+    ('a.png,bag\nb.png,"dress\nbag"\n', "labels.csv:2: label 'dress\\\\nbag' holds a line break"),
+    ("path\na.png\nb.png\n", "labels.csv: has no labels column"),
+    ("a.png,dress\nb.png,bag\n./a.png,bag\n", "labels.csv:3: ./a.png is listed again \\(first on line 1\\)"),
 ])
 def test_a_malformed_row_names_the_file_and_line(tmp_path, text, expected):
     (tmp_path / "labels.csv").write_text(text)
     with pytest.raises(DataError, match=expected):
         read_multilabel(tmp_path / "labels.csv")
+
+
+@pytest.mark.parametrize("header", ["path,labels", "filename,tags", "Image,Label", ""])
+def test_a_header_row_naming_the_columns_is_not_a_photo(tmp_path, header):
+    _photo(tmp_path / "a.png")
+    (tmp_path / "labels.csv").write_text(f"{header}\na.png,dress\n".lstrip())
+    data = read_multilabel(tmp_path / "labels.csv")
+    assert data.class_names == ["dress"] and not data.skipped
 
 
 def test_non_utf8_and_unknown_formats_are_refused_with_the_fix(tmp_path):
