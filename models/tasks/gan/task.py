@@ -128,7 +128,7 @@ class GanTask(Task):
     """Seeds -> latent vectors (N, latent_dim) float32; outputs (N, H, W, C) generated images in [-1, 1]."""
 
     name = "gan"
-    exporters_module = "dlpipe.models.export.gan"
+    exporters_module = "dlpipe.models.tasks.gan.export"
     description = "image generation: a seed in, a generated image out"
 
     def preprocessing_from_dict(self, values: dict[str, Any]) -> GanPreprocessing:
