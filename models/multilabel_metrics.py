@@ -16,12 +16,28 @@ DEFAULT_THRESHOLD = 0.5  # a label never (or always) present gives no evidence: 
 
 
 def average_precisions(truth: np.ndarray, scores: np.ndarray) -> list[float | None]:
-    """Average precision per label (None for a label with no positive photo: undefined)."""
-    from sklearn.metrics import average_precision_score
+    """Average precision per label, as scikit-learn's average_precision_score (None for a label with no positive
+    photo: undefined). In NumPy, because the bootstrap calls it a thousand times per report."""
+    truth, scores = np.asarray(truth), np.asarray(scores, np.float64)
+    return [average_precision(truth[:, j], scores[:, j]) for j in range(truth.shape[1])]
 
-    truth, scores = np.asarray(truth), np.asarray(scores)
-    return [float(average_precision_score(truth[:, j], scores[:, j])) if truth[:, j].any() else None
-            for j in range(truth.shape[1])]
+
+def average_precision(truth: np.ndarray, scores: np.ndarray) -> float | None:
+    """One label's AP: the precision at each distinct score, weighted by the recall it adds."""
+    truth = np.asarray(truth) > 0
+    if not truth.any():
+        return None
+    order = np.argsort(-np.asarray(scores, np.float64), kind="mergesort")
+    ranked, hits = np.asarray(scores, np.float64)[order], np.cumsum(truth[order])
+    ends = _tie_ends(ranked)  # a cut can only fall between two different scores
+    precision = hits[ends] / (ends + 1)
+    recall = hits[ends] / hits[-1]
+    return float(np.sum(np.diff(recall, prepend=0.0) * precision))
+
+
+def _tie_ends(ranked: np.ndarray) -> np.ndarray:
+    """Indices of the last score of each run of equal scores in a descending array."""
+    return np.append(np.flatnonzero(np.diff(ranked) != 0), len(ranked) - 1)
 
 
 def mean_average_precision(truth: np.ndarray, scores: np.ndarray) -> float | None:
@@ -31,17 +47,21 @@ def mean_average_precision(truth: np.ndarray, scores: np.ndarray) -> float | Non
 
 
 def choose_thresholds(truth: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    """Per label, the threshold that maximises its F1 on these predictions (midway between two scores)."""
+    """Per label, the threshold that maximises its F1 on these predictions (midway between two scores).
+
+    Photos with equal scores are kept or dropped together, as `score >= threshold` decides them (saturated
+    sigmoids tie at 1.0). A label never present, or present in every photo, keeps DEFAULT_THRESHOLD."""
     truth, scores = np.asarray(truth), np.asarray(scores, np.float64)
     thresholds = np.full(truth.shape[1], DEFAULT_THRESHOLD)
     for j in range(truth.shape[1]):
         positives = int(truth[:, j].sum())
         if positives in (0, len(truth)):
             continue
-        order = np.argsort(-scores[:, j])
+        order = np.argsort(-scores[:, j], kind="mergesort")
         ranked, hits = scores[order, j], np.cumsum(truth[order, j])
-        f1 = 2 * hits / (np.arange(1, len(ranked) + 1) + positives)  # keeping the top k photos
-        best = int(np.argmax(f1))
+        ends = _tie_ends(ranked)
+        f1 = 2 * hits[ends] / (ends + 1 + positives)  # keeping every photo scored at least ranked[end]
+        best = int(ends[np.argmax(f1)])
         below = ranked[best + 1] if best + 1 < len(ranked) else ranked[best] - 1e-6
         thresholds[j] = float((ranked[best] + below) / 2)
     return np.clip(thresholds, 1e-6, 1 - 1e-6)

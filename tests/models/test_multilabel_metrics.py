@@ -40,6 +40,28 @@ def test_chosen_thresholds_reach_the_best_f1_of_any_threshold():
     assert choose_thresholds(np.zeros((4, 1), int), np.random.default_rng(0).uniform(size=(4, 1)))[0] == 0.5
 
 
+def test_average_precision_equals_scikit_learn_with_tied_scores():
+    from sklearn.metrics import average_precision_score
+
+    from dlpipe.models.multilabel_metrics import average_precisions
+
+    truth, scores = _data(3, n=60)
+    tied = np.round(scores, 1)  # many photos share a score, as saturated sigmoids do
+    expected = [average_precision_score(truth[:, j], tied[:, j]) for j in range(3)]
+    np.testing.assert_allclose(average_precisions(truth, tied), expected, rtol=1e-12)
+    assert average_precisions(np.zeros((5, 1), int), tied[:5, :1]) == [None]
+
+
+def test_tied_scores_are_kept_or_dropped_together_when_choosing_a_threshold():
+    # four photos tie at 1.0, one of them positive; the other positive scores 0.2. Cutting inside the tie
+    # would promise F1 0.67, but `score >= t` keeps all four (F1 0.33); keeping everything gives 0.57
+    truth = np.array([[1], [0], [0], [0], [1]])
+    scores = np.array([[1.0], [1.0], [1.0], [1.0], [0.2]])
+    chosen = choose_thresholds(truth, scores)
+    assert chosen[0] < 0.2
+    assert f1_scores(truth, scores >= chosen)[0] == pytest.approx(4 / 7)
+
+
 def test_crossfit_thresholds_never_use_a_photo_s_own_fold():
     truth, scores = _data(2)
     fold_of = np.arange(len(truth)) % 4
