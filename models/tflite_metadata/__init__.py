@@ -3,7 +3,7 @@
 Why: a dlpipe .tflite carries its labels in dlpipe's own named buffers, which
 no edge runtime reads; MediaPipe's `ImageClassifier` refuses a float input
 without `NormalizationOptions`, and its `TextClassifier` needs a tokenizer
-description to take raw strings. This module writes the standard metadata
+description to take raw strings. This package writes the standard metadata
 exactly as tflite-support's `MetadataPopulator` does, so the file alone runs
 in MediaPipe with label names, and dlpipe can read labels, vocabulary and any
 extra file (e.g. preprocessing.json) back from that one file:
@@ -17,11 +17,13 @@ extra file (e.g. preprocessing.json) back from that one file:
   `ModelMetadata.associated_files`) are zipped, uncompressed, onto the end of
   the flatbuffer. LiteRT ignores the zip; MediaPipe reads files from it by name.
 
-The package: `builder` (the public pieces every writer assembles, and `populate`), one writer per task kind
-(`image_classifier`, `text_classifier`, `object_detector`), `checks` (what MediaPipe checks at load),
-`reader` (metadata back as data), `flatbuffer_files` (named buffers and the zip tail) and `keras_vocabulary`
-(the regex tokenizer's vocabulary). All writers are pure functions: flatbuffer bytes in, new file bytes out. A
-previous zip tail is dropped, so writing twice gives the same result as once.
+The package: `builder` (the one public builder: the pieces every writer assembles, and `populate`), one writer
+per task kind over it (`image_classifier`, `text_classifier`, `object_detector`), `checks` (what MediaPipe checks
+at load), `reader` (metadata back as data), `flatbuffer_files` (named buffers and the zip tail), `schema` (the
+generated classes and shared constants) and `keras_vocabulary` (the regex tokenizer's vocabulary). A new task's
+writer is a module beside these that imports from `builder` and `checks` only. This package exports the writers
+and readers. All writers are pure functions: flatbuffer bytes in, new file bytes out. A previous zip tail is
+dropped, so writing twice gives the same result as once.
 
 What the model must look like (MediaPipe checks these at load; the writers
 check them first and say what to change):
@@ -50,17 +52,6 @@ check them first and say what to change):
   `TextVectorization(standardize="lower_and_strip_punctuation")` ids.
 """
 
-from dlpipe.models.tflite_metadata.builder import (
-    image_input_metadata,
-    lines_file,
-    model_metadata,
-    normalization,
-    populate,
-    score_metadata,
-    tensor_metadata,
-    value_range,
-    vocab_file_metadata,
-)
 from dlpipe.models.tflite_metadata.checks import model_graph
 from dlpipe.models.tflite_metadata.image_classifier import image_classifier_metadata
 from dlpipe.models.tflite_metadata.keras_vocabulary import (
@@ -74,22 +65,17 @@ from dlpipe.models.tflite_metadata.reader import (
     read_labels,
     read_metadata,
 )
-from dlpipe.models.tflite_metadata.schema import (
-    BERT_INPUTS,
-    LABELS_FILE,
-    METADATA_NAME,
-    VOCAB_FILE,
-    metadata_schema,
-)
 from dlpipe.models.tflite_metadata.text_classifier import (
     bert_text_classifier_metadata,
     regex_text_classifier_metadata,
 )
 
 __all__ = [
-    "BERT_INPUTS", "KERAS_DELIMITER_REGEX", "LABELS_FILE", "METADATA_NAME", "VOCAB_FILE", "associated_files",
-    "bert_text_classifier_metadata", "dumps", "image_classifier_metadata", "image_input_metadata", "lines_file",
-    "metadata_schema", "model_graph", "model_metadata", "normalization", "object_detector_metadata", "populate",
-    "read_labels", "read_metadata", "regex_text_classifier_metadata", "score_metadata", "tensor_metadata",
-    "text_vectorization_vocabulary", "value_range", "vocab_file_metadata",
+    # writers, one per task kind
+    "bert_text_classifier_metadata", "image_classifier_metadata", "object_detector_metadata",
+    "regex_text_classifier_metadata",
+    # what a text writer's caller prepares
+    "KERAS_DELIMITER_REGEX", "text_vectorization_vocabulary",
+    # readers
+    "associated_files", "dumps", "model_graph", "read_labels", "read_metadata",
 ]

@@ -6,11 +6,12 @@ from typing import Mapping, Sequence
 
 from dlpipe.models.tflite_metadata.builder import (
     image_input_metadata,
-    lines_file,
     model_metadata,
     normalization,
+    packed_files,
     populate,
     score_metadata,
+    subgraph_metadata,
 )
 from dlpipe.models.tflite_metadata.checks import (
     check_image_input,
@@ -19,7 +20,6 @@ from dlpipe.models.tflite_metadata.checks import (
     single_tensor,
     warn_raw_bytes_mismatch,
 )
-from dlpipe.models.tflite_metadata.schema import LABELS_FILE, metadata_schema
 
 
 def image_classifier_metadata(flatbuffer: bytes, labels: Sequence[str], mean: Sequence[float] = (0.0,),
@@ -43,7 +43,6 @@ def image_classifier_metadata(flatbuffer: bytes, labels: Sequence[str], mean: Se
         DlpipeError: the model's tensors are not what MediaPipe's ImageClassifier accepts.
         ValueError: bad labels, mean/std or file names.
     """
-    schema = metadata_schema()
     graph = model_graph(flatbuffer)
     image, scores = single_tensor(graph, "inputs"), single_tensor(graph, "outputs")
     check_image_input(image)
@@ -51,8 +50,6 @@ def image_classifier_metadata(flatbuffer: bytes, labels: Sequence[str], mean: Se
     mean, std = normalization(mean, std)
     warn_raw_bytes_mismatch(image, mean, std)
     tensor = image_input_metadata("Input image to be classified (RGB).", mean, std, uint8=image["type"] == "UINT8")
-    subgraph = schema.SubGraphMetadataT()
-    subgraph.inputTensorMetadata = [tensor]
-    subgraph.outputTensorMetadata = [score_metadata(scores, score_threshold)]
+    subgraph = subgraph_metadata([tensor], [score_metadata(scores, score_threshold)])
     return populate(flatbuffer, model_metadata(subgraph, name, description, version, author, license),
-                     {LABELS_FILE: lines_file(labels), **dict(extra_files or {})})
+                    packed_files(labels, extra_files))

@@ -1,14 +1,12 @@
-"""Standard TFLite Metadata for an object detector, as MediaPipe Tasks' `ObjectDetector` reads it.
+"""Metadata writer for object detectors (MediaPipe's ObjectDetector).
 
-The layout tflite-support's `object_detector.MetadataWriter` writes (kept
-in `dlpipe.models.tflite_metadata`, from its public builder):
-one RGB image input [1, H, W, 3] with NormalizationOptions; four float32
-outputs named in the metadata, in the model's output order: "location"
-[1, N, 4] (BoundingBoxProperties: ymin, xmin, ymax, xmax as fractions of the
-image, so index [1, 0, 3, 2], type BOUNDARIES, coordinates RATIO),
-"category" [1, N] (class index, labels.txt as TENSOR_VALUE_LABELS), "score"
-[1, N] and "number of detections" [1]; the first three form the tensor
-group "detection_result".
+The layout tflite-support's `object_detector.MetadataWriter` writes: one RGB
+image input [1, H, W, 3] with NormalizationOptions; four float32 outputs named
+in the metadata, in the model's output order: "location" [1, N, 4]
+(BoundingBoxProperties: ymin, xmin, ymax, xmax as fractions of the image, so
+index [1, 0, 3, 2], type BOUNDARIES, coordinates RATIO), "category" [1, N]
+(class index, labels.txt as TENSOR_VALUE_LABELS), "score" [1, N] and "number
+of detections" [1]; the first three form the tensor group "detection_result".
 """
 
 from __future__ import annotations
@@ -16,11 +14,15 @@ from __future__ import annotations
 from typing import Any, Mapping, Sequence
 
 from dlpipe.models.tflite_metadata.builder import (
+    box_metadata,
+    content_dimension,
     image_input_metadata,
-    lines_file,
+    labels_file,
     model_metadata,
     normalization,
+    packed_files,
     populate,
+    subgraph_metadata,
     tensor_metadata,
 )
 from dlpipe.models.tflite_metadata.checks import (
@@ -28,7 +30,6 @@ from dlpipe.models.tflite_metadata.checks import (
     model_graph,
     single_tensor,
 )
-from dlpipe.models.tflite_metadata.schema import LABELS_FILE, metadata_schema
 
 from dlpipe.errors import DlpipeError
 
@@ -44,7 +45,6 @@ def object_detector_metadata(flatbuffer: bytes, labels: Sequence[str], mean: Seq
 
     The model's output tensor names must contain "locations", "classes", "scores" and "count" (any order).
     """
-    schema = metadata_schema()
     graph = model_graph(flatbuffer)
     image = single_tensor(graph, "inputs")
     check_image_input(image)
@@ -55,14 +55,10 @@ def object_detector_metadata(flatbuffer: bytes, labels: Sequence[str], mean: Seq
                           f"and count; this model has {[o['name'] for o in outputs]}")
     mean, std = normalization(mean, std)
     tensor = image_input_metadata("Input image to be detected (RGB).", mean, std)
-    subgraph = schema.SubGraphMetadataT()
-    subgraph.inputTensorMetadata = [tensor]
-    subgraph.outputTensorMetadata = [_output_metadata(role) for role in roles]
-    group = schema.TensorGroupT()
-    group.name, group.tensorNames = "detection_result", ["location", "category", "score"]
-    subgraph.outputTensorGroups = [group]
+    subgraph = subgraph_metadata([tensor], [_output_metadata(role) for role in roles],
+                                 output_groups={"detection_result": ["location", "category", "score"]})
     return populate(flatbuffer, model_metadata(subgraph, name, description, version, author, license),
-                        {LABELS_FILE: lines_file(labels), **dict(extra_files or {})})
+                    packed_files(labels, extra_files))
 
 
 def _role(tensor_name: str) -> str:
@@ -73,25 +69,12 @@ def _role(tensor_name: str) -> str:
 
 
 def _output_metadata(role: str) -> Any:
-    schema = metadata_schema()
     if role == "location":
-        tensor = tensor_metadata("location", "The locations of the detected boxes.",
-                                     schema.ContentProperties.BoundingBoxProperties)
-        tensor.content.contentProperties = schema.BoundingBoxPropertiesT()
-        tensor.content.contentProperties.index = [1, 0, 3, 2]
-        tensor.content.contentProperties.type = schema.BoundingBoxType.BOUNDARIES
-        tensor.content.contentProperties.coordinateType = schema.CoordinateType.RATIO
-    elif role == "category":
+        return content_dimension(box_metadata("location", "The locations of the detected boxes.", [1, 0, 3, 2]), 2)
+    if role == "category":
         tensor = tensor_metadata("category", "The categories of the detected boxes.")
-        labels = schema.AssociatedFileT()
-        labels.name, labels.description = LABELS_FILE, "Labels for categories that the model can recognize."
-        labels.type = schema.AssociatedFileType.TENSOR_VALUE_LABELS
-        tensor.associatedFiles = [labels]
-    elif role == "score":
-        tensor = tensor_metadata("score", "The scores of the detected boxes.")
-    else:
-        tensor = tensor_metadata("number of detections", "The number of the detected boxes.")
-        return tensor
-    tensor.content.range = schema.ValueRangeT()
-    tensor.content.range.min, tensor.content.range.max = 2, 2
-    return tensor
+        tensor.associatedFiles = [labels_file("value")]
+        return content_dimension(tensor, 2)
+    if role == "score":
+        return content_dimension(tensor_metadata("score", "The scores of the detected boxes."), 2)
+    return tensor_metadata("number of detections", "The number of the detected boxes.")

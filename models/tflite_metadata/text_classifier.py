@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Mapping, Sequence
 
 from dlpipe.models.tflite_metadata.builder import (
-    lines_file,
+    bert_tokenizer_unit,
     model_metadata,
+    packed_files,
     populate,
+    regex_tokenizer_unit,
     score_metadata,
+    subgraph_metadata,
     tensor_metadata,
-    vocab_file_metadata,
 )
 from dlpipe.models.tflite_metadata.checks import (
     bert_roles,
@@ -21,11 +23,6 @@ from dlpipe.models.tflite_metadata.checks import (
     single_tensor,
 )
 from dlpipe.models.tflite_metadata.keras_vocabulary import KERAS_DELIMITER_REGEX
-from dlpipe.models.tflite_metadata.schema import (
-    LABELS_FILE,
-    VOCAB_FILE,
-    metadata_schema,
-)
 
 
 def bert_text_classifier_metadata(flatbuffer: bytes, labels: Sequence[str], vocab: bytes, *,
@@ -45,7 +42,6 @@ def bert_text_classifier_metadata(flatbuffer: bytes, labels: Sequence[str], voca
             its name equals the given one or contains it once, e.g. "serving_default_ids:0").
         extra_files: more files to pack (name -> bytes).
     """
-    schema = metadata_schema()
     graph = model_graph(flatbuffer)
     scores = single_tensor(graph, "outputs")
     check_scores(scores, labels)
@@ -55,16 +51,10 @@ def bert_text_classifier_metadata(flatbuffer: bytes, labels: Sequence[str], voca
         raise ValueError("`vocab` has an empty line: MediaPipe skips it, so the ids after it would shift")
     descriptions = {"ids": "Token ids of the input text.", "mask": "1 for real tokens, 0 for padding.",
                     "segment_ids": "0 for the first sequence, 1 for the second."}
-    subgraph = schema.SubGraphMetadataT()
-    subgraph.inputTensorMetadata = [tensor_metadata(role, descriptions[role]) for role in roles]
-    unit = schema.ProcessUnitT()
-    unit.optionsType = schema.ProcessUnitOptions.BertTokenizerOptions
-    unit.options = schema.BertTokenizerOptionsT()
-    unit.options.vocabFile = [vocab_file_metadata()]
-    subgraph.inputProcessUnits = [unit]
-    subgraph.outputTensorMetadata = [score_metadata(scores)]
+    inputs = [tensor_metadata(role, descriptions[role]) for role in roles]
+    subgraph = subgraph_metadata(inputs, [score_metadata(scores)], input_units=[bert_tokenizer_unit()])
     return populate(flatbuffer, model_metadata(subgraph, name, description, version, author, license),
-                     {LABELS_FILE: lines_file(labels), VOCAB_FILE: vocab, **dict(extra_files or {})})
+                    packed_files(labels, extra_files, vocab))
 
 
 def regex_text_classifier_metadata(flatbuffer: bytes, labels: Sequence[str], vocab: bytes,
@@ -85,21 +75,13 @@ def regex_text_classifier_metadata(flatbuffer: bytes, labels: Sequence[str], voc
             "lower_and_strip_punctuation" + whitespace split).
         extra_files: more files to pack (name -> bytes).
     """
-    schema = metadata_schema()
     graph = model_graph(flatbuffer)
     ids, scores = single_tensor(graph, "inputs"), single_tensor(graph, "outputs")
     check_text_inputs([ids], 1)
     check_scores(scores, labels)
     check_regex_vocab(vocab)
     tensor = tensor_metadata("input_text", "Token ids of the input text.")
-    unit = schema.ProcessUnitT()
-    unit.optionsType = schema.ProcessUnitOptions.RegexTokenizerOptions
-    unit.options = schema.RegexTokenizerOptionsT()
-    unit.options.delimRegexPattern = delimiter_regex
-    unit.options.vocabFile = [vocab_file_metadata()]
-    tensor.processUnits = [unit]
-    subgraph = schema.SubGraphMetadataT()
-    subgraph.inputTensorMetadata = [tensor]
-    subgraph.outputTensorMetadata = [score_metadata(scores)]
+    tensor.processUnits = [regex_tokenizer_unit(delimiter_regex)]
+    subgraph = subgraph_metadata([tensor], [score_metadata(scores)])
     return populate(flatbuffer, model_metadata(subgraph, name, description, version, author, license),
-                     {LABELS_FILE: lines_file(labels), VOCAB_FILE: vocab, **dict(extra_files or {})})
+                    packed_files(labels, extra_files, vocab))
