@@ -70,20 +70,30 @@ def test_crossfit_thresholds_never_use_a_photo_s_own_fold():
     np.testing.assert_allclose(limits[fold_of == 0][0], choose_thresholds(truth[others], scores[others]))
 
 
-def test_folded_thresholds_decide_at_one_half_as_the_raw_scores_at_their_thresholds():
+@pytest.mark.parametrize("head", ["dense", "activation"])
+def test_folded_thresholds_decide_at_one_half_as_the_raw_scores_at_their_thresholds(head):
+    """A sigmoid Dense head gets its bias lowered by logit(t); any other head a ThresholdShift. Same scores."""
     import keras
 
     from dlpipe.models.tasks.multilabel.layers import ThresholdShift, fold_thresholds, shifted_scores
 
     keras.utils.set_random_seed(0)
-    model = keras.Sequential([keras.Input((5,)), keras.layers.Dense(3, activation="sigmoid")])
+    layers = ([keras.layers.Dense(3, activation="sigmoid")] if head == "dense"
+              else [keras.layers.Dense(3), keras.layers.Activation("sigmoid")])
+    model = keras.Sequential([keras.Input((5,)), *layers])
     x = np.random.default_rng(0).normal(size=(200, 5)).astype(np.float32) * 3
     thresholds = [0.2, 0.5, 0.83]
     raw = model.predict(x, verbose=0)
-    folded = fold_thresholds(model, thresholds).predict(x, verbose=0)
+    folded_model = fold_thresholds(model, thresholds)
+    folded = folded_model.predict(x, verbose=0)
     np.testing.assert_array_equal(folded >= 0.5, raw >= np.asarray(thresholds))
     np.testing.assert_allclose(folded, shifted_scores(raw, thresholds), atol=1e-5)
+    np.testing.assert_allclose(model.predict(x, verbose=0), raw)  # the model given is left as it was
+    shifts = [layer for layer in folded_model.layers if isinstance(layer, ThresholdShift)]
+    assert len(shifts) == (head == "activation")
     with pytest.raises(ValueError, match="Received: thresholds"):
-        ThresholdShift([0.0, 1.0])
+        fold_thresholds(model, [0.0, 1.0, 0.5])
+    with pytest.raises(ValueError, match="one threshold per label: the model has 3 outputs"):
+        fold_thresholds(model, [0.5, 0.5])
     restored = ThresholdShift.from_config(ThresholdShift(thresholds).get_config())
     assert restored.thresholds == thresholds

@@ -37,8 +37,12 @@ register(TASK, "keras")(write_keras)
 
 
 @register(TASK, "savedmodel")
-def export_savedmodel(model: keras.Model, target: Path, request: ExportRequest, fmt: str) -> None:
-    """`serving_default` (image_bytes: string[N]) and `serving_pixels` (pixels: float32[N, S, S, 3])."""
+def export_savedmodel(model: keras.Model, target: Path, request: ExportRequest, fmt: str,
+                      named: Callable[[tf.Tensor, list[str]], dict[str, tf.Tensor]] = labelled_outputs) -> None:
+    """`serving_default` (image_bytes: string[N]) and `serving_pixels` (pixels: float32[N, S, S, 3]).
+
+    `named` turns the model's output into the signatures' named outputs (default: probabilities, best label, score).
+    """
     prep: ImagePreprocessing = request.bundle.preprocessing
     class_names = request.bundle.class_names
     if prep.filter != "none":
@@ -47,7 +51,7 @@ def export_savedmodel(model: keras.Model, target: Path, request: ExportRequest, 
     size = prep.image_size
 
     def outputs(pixels: tf.Tensor) -> dict[str, tf.Tensor]:
-        return labelled_outputs(model(pixels, training=False), class_names)
+        return named(model(pixels, training=False), class_names)
 
     def from_bytes(image_bytes: tf.Tensor) -> dict[str, tf.Tensor]:
         return outputs(checked_pixels(image_bytes, prep))

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import functools
 
+import tensorflow as tf
+
 from dlpipe.models import tflite_metadata
 from dlpipe.models.tasks.image import export as image_exports
 from dlpipe.models.export import register
@@ -19,7 +21,23 @@ METADATA = functools.partial(tflite_metadata.image_classifier_metadata, mean=[0.
                              score_threshold=DECISION_THRESHOLD)
 
 register(TASK, "keras")(write_keras)
-register(TASK, "savedmodel")(image_exports.export_savedmodel)
+
+
+def label_set_outputs(scores: tf.Tensor, class_names: list[str]) -> dict[str, tf.Tensor]:
+    """A multi-label SavedModel's named outputs: every label's score, whether it is on, and the names that are.
+
+    `probabilities` (float32[N, labels], thresholds folded in), `on` (bool[N, labels]: score >= 0.5) and `labels`
+    (string[N, labels]: the label's name where on, "" where off). No argmax `label`: a photo may show several.
+    """
+    on = scores >= DECISION_THRESHOLD
+    names = tf.broadcast_to(tf.constant(class_names), tf.shape(scores))
+    return {"probabilities": scores, "on": on, "labels": tf.where(on, names, tf.constant(""))}
+
+
+@register(TASK, "savedmodel")
+def export_savedmodel(model, target, request, fmt) -> None:
+    """The image task's SavedModel (raw image bytes or pixels in), answering label sets (`label_set_outputs`)."""
+    image_exports.export_savedmodel(model, target, request, fmt, named=label_set_outputs)
 
 
 @register(TASK, "tflite", "tflite-float16", "tflite-dynamic", "tflite-int8")
