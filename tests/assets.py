@@ -27,7 +27,8 @@ def require(available: bool, asset: str, how: str) -> None:
     message = f"required asset missing: {asset} ({how})"
     if under_ci():
         pytest.fail(f"CI: {message}", pytrace=False)
-    pytest.skip(message)
+    # allow_module_level: a module-level `require_module("ray")` skips that module instead of stopping collection
+    pytest.skip(message, allow_module_level=True)
 
 
 def requires(available: bool, asset: str, how: str) -> pytest.MarkDecorator:

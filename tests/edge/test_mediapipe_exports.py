@@ -249,8 +249,11 @@ def browser_rows(site: Path, query: str, timeout: float = 180) -> list:
 
 
 def web_site(run: Path, tmp_path: Path, fmt_dir: str = "web") -> Path:
+    from dlpipe.models.export.web import vendor_root
     from dlpipe.pipelines.exporting import export_run
 
+    require(vendor_root().is_dir(), f"MediaPipe Tasks web files ({vendor_root()})",
+            "scripts/setup.sh runs npm install --prefix .web-vendor @mediapipe/tasks-vision @mediapipe/tasks-text")
     folder = export_run(run, "web", tmp_path / "export")
     assert folder.name == fmt_dir and (folder / "index.html").is_file() and (folder / "model.tflite").is_file()
     site = tmp_path / "site"
