@@ -153,7 +153,8 @@ def main() -> int:
             print(f"| {name} | failed: {r['error'][:80]} | | | | | | |")
             continue
         agree = r.get("agreement")
-        agreement = f"{agree['top1_agreement']:.0%} of {agree['boxes']}, {agree['mean_box_iou']:.3f}" if agree else "reference"
+        agreement = ("reference" if not agree else "unchecked (the graph kept no box)" if agree["top1_agreement"] is None
+                     else f"{agree['top1_agreement']:.0%} of {agree['boxes']}, {agree['mean_box_iou']:.3f}")
         size = f"{r['megabytes']:.1f}" if "megabytes" in r else ""
         low, high = r["map_interval"]
         print(f"| {name} | {r['recall']:.0%} ({r['found']}/{r['objects']}) | {r['unmatched_boxes']} | "

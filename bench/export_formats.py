@@ -69,6 +69,8 @@ def recorded_parity(path: Path) -> str:
     parity = (artifacts.read_record(path) or {}).get("parity")
     if not parity:
         return "–"
+    if parity.get("top1_agreement") is None:  # nothing was compared
+        return f"unchecked ({parity.get('count', 0)} images)"
     accuracy = f"{parity['accuracy']:.3f}" if "accuracy" in parity else "–"
     return (f"{parity['top1_agreement']:.3f} / {accuracy} / {parity['seconds_per_item'] * 1000:.1f} "
             f"({parity['count']} images)")

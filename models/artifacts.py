@@ -264,7 +264,10 @@ def choose_artifact(source: str | Path, preference: str = "auto") -> tuple[Path,
 
     auto: the fastest artifact whose parity measured at export is within
     PARITY_TOLERANCE of the Keras model (accuracy on the labelled sample, or
-    top-1 agreement); the Keras model itself when nothing else qualifies.
+    top-1 agreement); the Keras model itself when nothing else qualifies. An
+    unchecked export (no parity record, or parity null: nothing was compared)
+    is never chosen over the Keras model or a checked one; only when a folder
+    holds neither does one run, and `why` says it is unchecked.
     """
     source = Path(source)
     if preference not in CHOICES:
@@ -282,20 +285,32 @@ def choose_artifact(source: str | Path, preference: str = "auto") -> tuple[Path,
             raise DataError(str(source), f"has no {preference} artifact (it has: {', '.join(found)}); "
                                          f"write it with dlpipe export or choose another --artifact")
         return found[preference], preference
-    candidates = []
+    candidates, refused = [], []
     for name, path in found.items():
         record = read_record(path) or {}
         parity = record.get("parity") or {}
         seconds = parity.get("seconds_per_item")
         if name != "keras" and (seconds is None or not parity_ok(parity)):
+            refused.append(f"{name} {parity_state(parity)}")
             continue
         candidates.append((seconds if seconds is not None else float("inf"), name, path))
-    if not candidates:
+    if not candidates:  # no Keras model and no export checked faithful: run one, saying it is not checked
         name, path = next(iter(found.items()))
-        return path, f"{name} (no artifact with a parity record)"
+        return path, f"{name}, unchecked: no artifact here is checked against the Keras model ({', '.join(refused)})"
     seconds, name, path = min(candidates, key=lambda item: item[0])
     speed = f", {seconds * 1000:.2f} ms per input at export" if seconds != float("inf") else ""
     return path, f"{name} (fastest within {PARITY_TOLERANCE:.0%} of the Keras model{speed})"
+
+
+def parity_state(parity: dict[str, Any] | None) -> str:
+    """'faithful', 'unfaithful' (outside the tolerance) or 'unchecked' (no record, or nothing compared: null)."""
+    parity = parity or {}
+    scored = [key for key in parity if f"reference_{key}" in parity]
+    compared = parity.get("top1_agreement") is not None or any(
+        parity[key] is not None and parity[f"reference_{key}"] is not None for key in scored)
+    if not compared:
+        return "unchecked"
+    return "faithful" if parity_ok(parity) else "unfaithful"
 
 
 def parity_ok(parity: dict[str, Any]) -> bool:

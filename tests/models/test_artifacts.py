@@ -111,3 +111,35 @@ def test_an_unchecked_export_says_so_and_auto_never_picks_it(tmp_path):
     fake_artifact(tmp_path, "model_float16.tflite", 0.005)
     path, why = artifacts.choose_artifact(tmp_path, "auto")
     assert path.name == "model_float16.tflite", why
+
+
+@pytest.mark.parametrize("task, empty", [("segment", (0, 8, 8, 2)), ("multilabel", (0, 3)), ("gan", (0, 8, 8, 1)),
+                                         ("text", (0, 2))])
+def test_every_task_reports_nothing_compared_as_null(task, empty):
+    """A parity check on no inputs compares nothing: every figure is null, none is the 1.0 (or 0.0) of a perfect check."""
+    import numpy as np
+
+    from dlpipe.models.tasks import get_task
+
+    parity = get_task(task).parity(np.zeros(empty, np.float32), np.zeros(empty, np.float32))
+    assert parity["top1_agreement"] is None and parity.get("max_abs_diff") is None, parity
+    assert artifacts.parity_state(parity) == "unchecked" and not artifacts.parity_ok(parity)
+
+
+def test_a_checked_export_wins_and_an_unchecked_one_runs_only_alone_saying_so(tmp_path):
+    """Without a Keras model: the checked faithful export beats a faster unchecked one; with no checked one, auto
+    still runs something but says it is unchecked."""
+    artifacts.write_side_files(tmp_path, bundle())
+    fake_artifact(tmp_path, "model_int8.tflite", 0.001, agreement=None)  # fastest, parity null
+    fake_artifact(tmp_path, "model_float16.tflite", 0.004)
+    path, why = artifacts.choose_artifact(tmp_path)
+    assert path.name == "model_float16.tflite" and "unchecked" not in why, why
+
+    alone = tmp_path / "alone"
+    artifacts.write_side_files(alone, bundle())
+    fake_artifact(alone, "model_int8.tflite", 0.001, agreement=None)
+    (alone / "model_dynamic.tflite").write_bytes(b"x")  # no record at all
+    path, why = artifacts.choose_artifact(alone)
+    assert "unchecked: no artifact here is checked" in why and "int8 unchecked" in why and "dynamic unchecked" in why
+    assert artifacts.parity_state({"top1_agreement": 0.2, "seconds_per_item": 0.001}) == "unfaithful"
+    assert artifacts.parity_state({"top1_agreement": None, "accuracy": 0.9, "reference_accuracy": 0.9}) == "faithful"

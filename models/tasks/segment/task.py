@@ -257,7 +257,7 @@ class SegmentTask(Task):
         output_masks = [mask_of(row) for row in outputs]
         reference, outputs = np.asarray(reference, np.float64), np.asarray(outputs, np.float64)
         return {**agreement(reference_masks, output_masks),
-                "max_abs_diff": float(np.max(np.abs(reference - outputs))) if reference.size else 0.0,
+                "max_abs_diff": float(np.max(np.abs(reference - outputs))) if reference.size else None,
                 "count": int(len(reference))}
 
 
