@@ -4,4 +4,5 @@
   on Ray Data actors);
 - `server` (FastAPI, TF Serving's REST API), `batcher` (dynamic batching), `repository` (models and
   versions on disk, hot reload). Every model is loaded through `dlpipe.models.runtimes.load_runtime`.
+- `batching_defaults`: the batch sizes, waits and queue bounds of all of these (and of the CLI's flags), each once.
 """
