@@ -1,7 +1,7 @@
 """Stage `evaluate` (image-multilabel): per-label thresholds, mAP and F1 with intervals, and the quality gate.
 
 Thresholds are chosen per label (best F1) on the validation predictions of the model selected before any
-refit, which never trained on those photos, then folded into the shipped model (`ThresholdShift`), so every
+refit, which never trained on those photos, then folded into the shipped model (`fold_thresholds`), so every
 export decides with one threshold, 0.5. The photos' scores are kept in metrics.json (`predictions`), which is
 what cross-validation pools.
 """
