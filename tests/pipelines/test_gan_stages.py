@@ -68,3 +68,42 @@ def test_generate_samples_a_trained_generator(tmp_path):
         assert grid.size == ((4 * 30 + 2) * 2, (3 * 30 + 2) * 2)
     missing = CliRunner().invoke(main, ["generate", str(tmp_path), "--out", str(tmp_path / "x.png")])
     assert missing.exit_code == 2 and "model.keras" in missing.output
+
+
+def test_training_brings_the_generated_digits_closer_to_real_ones(tmp_path):
+    """The Fréchet distance falls over the run's epochs, and the trained generator beats its untrained self.
+
+    Measured on this seed: the run's distance goes 46 -> 13-17 by epochs 5-6. Broken generators fail: with its
+    update skipped it goes 48 -> 24 (its batch-norm moving statistics still adapt), with a constant output it
+    stays at 56. The untrained-vs-trained check uses a feature classifier of the test's own, not the run's.
+    """
+    import keras
+
+    from dlpipe.data.builtin_datasets import load_builtin
+    from dlpipe.models import artifacts, frechet
+    from dlpipe.models.tasks.gan import latent_vectors, to_pixels
+    from dlpipe.pipelines import api
+
+    seeds = latent_vectors(range(300), 16)
+
+    class FirstImages(keras.callbacks.Callback):
+        """The untrained generator's images of 300 seeds, drawn before the first step."""
+
+        def on_train_begin(self, logs=None):
+            self.images = to_pixels(self.model.generator.predict(seeds, verbose=0))
+
+    untrained = FirstImages()
+    sets = ["model.latent_dim=16", "model.filters=8", "train.epochs=6", "train.batch_size=32",
+            "train.feature_epochs=2", "train.fid_samples=100", "train.progress=none", "export.formats=[keras]"]
+    api.run("gan", data="builtin:digits", out=tmp_path / "run", sets=sets, callbacks=[untrained], echo=lambda _: None)
+    fid = json.loads((tmp_path / "run" / "metrics.json").read_text())["fid_per_epoch"]
+    assert len(fid) == 6 and min(fid[-2:]) < 0.4 * fid[0], fid
+
+    digits = load_builtin("digits")
+    features = frechet.train_feature_model(digits.train_images, digits.train_labels, epochs=2, seed=7)
+    real = digits.test_images[:300]
+    trained = to_pixels(artifacts.load_keras(tmp_path / "run" / "model.keras").predict(seeds, verbose=0))
+    before = frechet.image_frechet_distance(features, real, untrained.images)
+    after = frechet.image_frechet_distance(features, real, trained)
+    floor = frechet.real_floor(features, digits.test_images)
+    assert floor < after < before / 2, (before, after, floor)  # measured: 47 -> 13, real-vs-real floor 0.4
