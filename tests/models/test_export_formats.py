@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -61,6 +62,32 @@ def test_int8_agrees_on_top1_and_is_small(trained, exports):
     agreement = (runtime.predict(pixels).argmax(1) == keras_runtime.predict(pixels).argmax(1)).mean()
     assert agreement >= 0.8
     assert exports["tflite-int8"].stat().st_size * 3 <= exports["tflite"].stat().st_size
+
+
+# Each format's accuracy on held-out labelled images may trail the Keras model's by at most this much (these images:
+# 24 per class, fresh draws of the training colours); top-1 agreement with Keras must reach the second number
+ACCURACY_BOUNDS = {"savedmodel": (0.0, 1.0), "tflite": (0.0, 1.0), "tflite-float16": (0.02, 0.98),
+                   "tflite-dynamic": (0.02, 0.98), "tflite-int8": (0.1, 0.9)}
+
+
+def test_every_export_scores_the_keras_models_accuracy_on_labelled_images(trained, exports, tmp_path):
+    from conftest import write_color_images
+
+    _, _, keras_runtime, _, _ = trained
+    write_color_images(tmp_path / "blue", "blue", 24, seed=21)
+    write_color_images(tmp_path / "red", "red", 24, seed=22, fmt="PNG")
+    paths = get_task("image").collect_inputs([str(tmp_path)]).ids
+    truth = np.array([keras_runtime.class_names.index(Path(path).parent.name) for path in paths])
+    pixels = next(iter(batched(decoded_images(paths, None, keras_runtime.preprocessing), len(paths)))).numpy()
+    reference = keras_runtime.predict(pixels).argmax(1)
+    keras_accuracy = (reference == truth).mean()
+    assert keras_accuracy >= 0.9  # separable colours: a bound relative to a model at chance would prove nothing
+    assert set(exports) == set(ACCURACY_BOUNDS)
+    for fmt, path in exports.items():
+        top1 = load_runtime(path).predict(pixels).argmax(1)
+        slack, agreement = ACCURACY_BOUNDS[fmt]
+        assert (top1 == truth).mean() >= keras_accuracy - slack, (fmt, (top1 == truth).mean(), keras_accuracy)
+        assert (top1 == reference).mean() >= agreement, (fmt, (top1 == reference).mean())
 
 
 def test_every_artifact_records_its_parity_and_provenance(exports):

@@ -237,3 +237,37 @@ def test_minilm_float_tflite_matches_keras(tmp_path):
     from dlpipe.models.runtimes import load_runtime
 
     np.testing.assert_allclose(load_runtime(path).predict(texts), expected, rtol=0, atol=1e-4)
+
+
+# How far each format's accuracy on held-out labelled sentences may trail the Keras model's
+TEXT_ACCURACY_SLACK = {"savedmodel": 0.0, "model.tflite": 0.0, "model_float16.tflite": 0.02,
+                       "model_dynamic.tflite": 0.02}
+
+
+def test_every_text_export_scores_the_keras_models_accuracy(tmp_path):
+    """A trained GRU's exports, each evaluated by `dlpipe evaluate` on sentences it never saw."""
+    from click.testing import CliRunner
+
+    from conftest import TINY_TEXT_SETS, write_sentences
+    from dlpipe.pipelines import api
+    from dlpipe.pipelines.cli import main
+
+    run = tmp_path / "run"
+    api.run("sentiment", data=str(write_sentences(tmp_path / "train.txt", 160, seed=3)), out=run,
+            sets=[*TINY_TEXT_SETS, "export.formats=[keras,savedmodel,tflite,tflite-float16,tflite-dynamic]"],
+            echo=lambda _: None)
+    held_out = write_sentences(tmp_path / "held_out.txt", 200, seed=11)
+
+    def accuracy(artifact: Path) -> float:
+        out = tmp_path / f"metrics-{artifact.name}.json"
+        result = CliRunner().invoke(main, ["evaluate", str(artifact), "--data", str(held_out), "--out", str(out)],
+                                    catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        metrics = json.loads(out.read_text())
+        assert metrics["count"] == 200
+        return metrics["accuracy"]
+
+    keras_accuracy = accuracy(run / "model.keras")
+    assert keras_accuracy >= 0.8  # the sentences' label follows from their words
+    for name, slack in TEXT_ACCURACY_SLACK.items():
+        assert accuracy(run / name) >= keras_accuracy - slack, name
