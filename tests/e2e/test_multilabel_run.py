@@ -76,6 +76,23 @@ def test_every_export_agrees_with_keras_on_the_label_sets(finished):
         assert parity["count"] > 0 and parity["decision_agreement"] >= 0.98, (name, parity)
 
 
+def test_every_export_scores_the_keras_models_f1_and_map_on_unseen_scenes(finished, tmp_path):
+    """`dlpipe evaluate` on fresh labelled scenes: each export's micro-F1 and mAP within 0.02 of the .keras file's."""
+    _, out, _ = finished
+    fresh = write_scenes(tmp_path / "fresh", count=32, seed=1000)
+    scores = {}
+    for artifact in ("model.keras", "savedmodel", "model.tflite"):
+        report = tmp_path / f"{artifact}.json"
+        result = CliRunner().invoke(main, ["evaluate", str(out / artifact), "--data", str(fresh), "--out", str(report)],
+                                    catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        metrics = json.loads(report.read_text())
+        scores[artifact] = (metrics["micro_f1"], metrics["map"])
+    assert min(scores["model.keras"]) >= 0.85, scores
+    for artifact in ("savedmodel", "model.tflite"):
+        assert all(got >= want - 0.02 for got, want in zip(scores[artifact], scores["model.keras"])), scores
+
+
 def test_predict_answers_the_set_of_labels_a_photo_shows(finished, tmp_path):
     _, out, _ = finished
     cases = {"both": (True, True), "red": (True, False), "none": (False, False)}
