@@ -191,18 +191,21 @@ def test_mediapipe_text_classifier_agrees_with_dlpipe_predict(run_name, file_nam
         assert subgraph["inputTensorMetadata"][0]["processUnits"][0]["optionsType"] == "RegexTokenizerOptions"
     else:  # WordPiece: a BertTokenizer over ids, mask and segment ids
         assert subgraph["inputProcessUnits"][0]["optionsType"] == "BertTokenizerOptions"
-    texts = read_labelled_text([SENTENCES / "yelp_labelled.txt"]).texts + \
-        read_labelled_text([SENTENCES / "amazon_cells_labelled.txt"]).texts
-    texts = [" ".join(text.split()) for text in texts]  # one line each for the .txt that dlpipe predict reads
+    table = read_labelled_text([SENTENCES / "yelp_labelled.txt", SENTENCES / "amazon_cells_labelled.txt"])
+    texts = [" ".join(text.split()) for text in table.texts]  # one line each for the .txt that dlpipe predict reads
     listing = tmp_path / "texts.txt"
     listing.write_text("".join(f"{text}\n" for text in texts), encoding="utf-8")
     ours = dlpipe_labels(artifact, [str(listing)], tmp_path / "rows.jsonl")
     theirs = top_names(run_mediapipe({"text": [{"model": str(artifact), "texts": texts}]})["text"][0])
     assert len(ours) == len(theirs) == len(texts) and set(theirs) == {"0", "1"}
     agreement = np.mean([a == b for a, b in zip(ours, theirs)])
+    keras_labels = dlpipe_labels(request.getfixturevalue(run_name) / "model.keras", [str(listing)], tmp_path / "k.jsonl")
+    keras_accuracy, accuracy = (np.mean([a == b for a, b in zip(labels, table.labels)]) for labels in (keras_labels, theirs))
     print(f"{file_name}: MediaPipe agrees with dlpipe predict on {agreement:.2%} of {len(texts)} sentences "
-          "(yelp unseen, amazon trained on)")
+          f"(yelp unseen, amazon trained on); accuracy Keras {keras_accuracy:.2%}, MediaPipe {accuracy:.2%}")
     assert agreement >= 0.99
+    # held to the Keras model's accuracy on the labelled sentences: float32 within 0.01, dynamic-range within 0.02
+    assert keras_accuracy >= 0.6 and accuracy >= keras_accuracy - (0.01 if file_name == "model.tflite" else 0.02)
 
 
 def test_dlpipe_evaluates_a_text_tflite_from_the_file_alone(text_run, tmp_path):

@@ -158,7 +158,7 @@ def coco_file(folder: Path, objects: dict[str, list[tuple[str, list[int]]]]) -> 
     return path
 
 
-def test_evaluate_scores_the_detector_on_coco_boxes_and_a_wrong_label_costs_its_ap(photos, tmp_path):
+def test_evaluate_scores_the_detector_on_coco_boxes_and_a_wrong_label_costs_its_ap(photos, exported, tmp_path):
     from click.testing import CliRunner
 
     from dlpipe.pipelines.cli import main
@@ -175,6 +175,13 @@ def test_evaluate_scores_the_detector_on_coco_boxes_and_a_wrong_label_costs_its_
     assert report["ap50"] >= 0.8 and report["map"] >= 0.5 and report["recall_at_min_score"] >= 0.8
     assert set(report["per_class"]) == {"dog", "bicycle", "truck", "person", "horse"}
     assert report["per_class"]["dog"]["objects"] == 2 and report["per_class"]["dog"]["ap50"] >= 0.9
+    # the exported float32 .tflite finds these boxes as well as the graph does: AP within 0.05
+    tflite = CliRunner().invoke(main, ["evaluate", str(exported), "--data", str(path), "--out", str(tmp_path / "t.json")],
+                                catch_exceptions=False)
+    assert tflite.exit_code == 0, tflite.output
+    exported_report = json.loads((tmp_path / "t.json").read_text())
+    for key in ("ap50", "map"):
+        assert exported_report[key] >= report[key] - 0.05, (key, exported_report[key], report[key])
     # the same photos with the horse called an airplane: no airplane is found, the horse's detection matches nothing
     wrong = {**hand_checked, "person.jpg": [("person", [187, 112, 276, 375]), ("dog", [67, 262, 201, 348]),
                                             ("airplane", [398, 138, 602, 342])]}
