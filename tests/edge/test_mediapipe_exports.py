@@ -287,13 +287,18 @@ def test_web_export_classifies_images_in_the_browser_like_dlpipe_predict(image_r
     agreement = np.mean([a == b for a, b in zip(ours, theirs)])
     print(f"web: MediaPipe in Chromium agrees with dlpipe predict on {agreement:.1%} of {len(chosen)} prepared photos")
     assert len(rows) == len(chosen) and set(theirs) <= {"ants", "bees"} and agreement >= 0.99
+    truth = [p.parent.name for p in chosen]
+    keras_labels = dlpipe_labels(image_run / "model.keras", [str(p) for p in chosen], tmp_path / "keras.jsonl")
+    keras_accuracy, accuracy = (np.mean([a == b for a, b in zip(labels, truth)]) for labels in (keras_labels, theirs))
+    assert keras_accuracy >= 0.8 and accuracy >= keras_accuracy - 0.03, (accuracy, keras_accuracy)  # one photo of 41
 
 
 def test_web_export_classifies_texts_in_the_browser_like_dlpipe_predict(text_run, tmp_path):
     from dlpipe.data.text import read_labelled_text
 
     site = web_site(text_run, tmp_path)
-    texts = [" ".join(text.split()) for text in read_labelled_text([SENTENCES / "yelp_labelled.txt"]).texts[:300]]
+    table = read_labelled_text([SENTENCES / "yelp_labelled.txt"])
+    texts = [" ".join(text.split()) for text in table.texts[:300]]
     (site / "texts.json").write_text(json.dumps(texts), encoding="utf-8")
     listing = tmp_path / "texts.txt"
     listing.write_text("".join(f"{text}\n" for text in texts), encoding="utf-8")
@@ -302,3 +307,7 @@ def test_web_export_classifies_texts_in_the_browser_like_dlpipe_predict(text_run
     agreement = np.mean([a == b for a, b in zip(ours, theirs)])
     print(f"web: MediaPipe in Chromium agrees with dlpipe predict on {agreement:.1%} of {len(texts)} yelp sentences")
     assert len(theirs) == len(texts) and set(theirs) <= {"0", "1"} and agreement >= 0.99
+    keras_labels = dlpipe_labels(text_run / "model.keras", [str(listing)], tmp_path / "keras.jsonl")
+    keras_accuracy, accuracy = (np.mean([a == b for a, b in zip(labels, table.labels[:300])])
+                                for labels in (keras_labels, theirs))
+    assert keras_accuracy >= 0.6 and accuracy >= keras_accuracy - 0.02, (accuracy, keras_accuracy)  # unseen yelp
