@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from dlpipe.pipelines.config import option, require
+from dlpipe.pipelines.training.config import FoldOptions
 from dlpipe.pipelines.stage import Examples, RunContext, Stage
 
 
 @dataclass(frozen=True)
-class ImageLoadConfig:
+class ImageLoadConfig(FoldOptions):
     """Where the images are and how to split them."""
 
     path: str | None = option(None, "dataset folder with one sub-folder of images per class, or builtin:NAME "
@@ -20,17 +21,13 @@ class ImageLoadConfig:
     verify: bool = option(True, "decode every file once up front so corrupt files are skipped, not fatal")
     max_per_class: int | None = option(None, "use at most this many images per class (quick trials)")
     max_pixels: int = option(50_000_000, "skip images with more pixels than this, read from the header before decoding")
-    folds: int = option(0, "hold out one of this many stratified folds instead of val_split (set by train.cv_folds "
-                           "for each fold's run; 0: off)")
-    fold: int = option(0, "with folds: which fold (0 .. folds-1) is the validation set")
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         require(0.0 < self.val_split < 1.0 or self.val_path is not None, "val_split",
                 f"must be in (0, 1) when no val_path is given. Received: {self.val_split}")
         require(self.max_per_class is None or self.max_per_class > 0, "max_per_class", "must be positive")
         require(self.max_pixels > 0, "max_pixels", "must be positive")
-        require(self.folds == 0 or self.folds >= 2, "folds", f"must be 0 (off) or at least 2. Received: {self.folds}")
-        require(0 <= self.fold < max(self.folds, 1), "fold", f"must be in 0 .. folds-1. Received: {self.fold}")
 
 
 class ImageLoadStage(Stage):

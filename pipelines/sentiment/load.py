@@ -6,11 +6,12 @@ from dataclasses import dataclass
 from typing import Literal
 
 from dlpipe.pipelines.config import option, require
+from dlpipe.pipelines.training.config import FoldOptions
 from dlpipe.pipelines.stage import Examples, RunContext, Stage
 
 
 @dataclass(frozen=True)
-class TextLoadConfig:
+class TextLoadConfig(FoldOptions):
     """Which files hold the labelled texts, their columns, and how to split them."""
 
     path: str | list[str] | None = option(None, "TSV/CSV file(s) of text and label (--data)")
@@ -21,15 +22,11 @@ class TextLoadConfig:
     text_column: int | str = option(0, "column of the text: a number, or a name with header: true")
     label_column: int | str = option(1, "column of the label: a number, or a name with header: true")
     labels: list[str] | None = option(None, "label values in output order; default: sorted values found")
-    folds: int = option(0, "hold out one of this many stratified folds instead of val_split (set by train.cv_folds "
-                           "for each fold's run; 0: off)")
-    fold: int = option(0, "with folds: which fold (0 .. folds-1) is the validation set")
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         require(0.0 < self.val_split < 1.0 or self.val_path is not None, "val_split",
                 f"must be in (0, 1) when no val_path is given. Received: {self.val_split}")
-        require(self.folds == 0 or self.folds >= 2, "folds", f"must be 0 (off) or at least 2. Received: {self.folds}")
-        require(0 <= self.fold < max(self.folds, 1), "fold", f"must be in 0 .. folds-1. Received: {self.fold}")
 
 
 def _as_list(value: str | list[str] | None) -> list[str]:

@@ -74,3 +74,16 @@ class ClassifierTrainConfig(TrainConfig):
         super().__post_init__()
         require(0.0 <= self.label_smoothing < 1.0, "label_smoothing", f"must be in [0, 1). Received: {self.label_smoothing}")
         require(self.cv_folds == 0 or self.cv_folds >= 2, "cv_folds", f"must be 0 (off) or at least 2. Received: {self.cv_folds}")
+
+
+@dataclass(frozen=True)
+class FoldOptions:
+    """The fold a load stage holds out: set for each fold's run by `train.cv_folds`, rarely by hand."""
+
+    folds: int = option(0, "hold out one of this many stratified folds instead of val_split (set by train.cv_folds "
+                           "for each fold's run; 0: off)")
+    fold: int = option(0, "with folds: which fold (0 .. folds-1) is the validation set")
+
+    def __post_init__(self) -> None:
+        require(self.folds == 0 or self.folds >= 2, "folds", f"must be 0 (off) or at least 2. Received: {self.folds}")
+        require(0 <= self.fold < max(self.folds, 1), "fold", f"must be in 0 .. folds-1. Received: {self.fold}")
