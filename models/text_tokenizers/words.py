@@ -41,6 +41,8 @@ class WordsTokenizer(TextTokenizer):
 
     def side_files(self, model: Any, prep: "TextPreprocessing") -> dict[str, Path]:
         """The TextVectorization layer's tokens in id order, written to a temporary vocabulary.txt."""
+        import atexit
+        import shutil
         import tempfile
 
         from dlpipe import atomic
@@ -49,7 +51,9 @@ class WordsTokenizer(TextTokenizer):
             tokens = [str(token) for token in model.get_layer(LAYER_NAME).get_vocabulary()]
         except ValueError:
             return {}  # not a dlpipe text classifier: nothing to ship
-        path = Path(tempfile.mkdtemp(prefix="dlpipe-vocabulary-")) / VOCABULARY_FILE
+        folder = Path(tempfile.mkdtemp(prefix="dlpipe-vocabulary-"))
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)  # read when the artifacts are written; gone at exit
+        path = folder / VOCABULARY_FILE
         atomic.write_text(path, "".join(f"{token}\n" for token in tokens))
         return {VOCABULARY_FILE: path}
 
