@@ -64,7 +64,15 @@ class ImageTrainStage(TrainStage):
             return None
         probe = self.fit_probe(ctx, model)
         ctx.history["probe"] = probe["report"]
-        return self._finish_probe(ctx, model, probe) if tuning.probe else None
+        if not tuning.probe:
+            return None
+        from dlpipe.models.probe import set_head
+
+        set_head(model, probe["kernel"], probe["bias"])
+        summary = f"linear probe on {probe['report']['features']} frozen features of {len(ctx.train)} images"
+        if probe["val"] is not None:
+            summary += f": validation accuracy {probe['report']['accuracy']:.3f}"
+        return summary + self.keep_probe_as_model(ctx, model)
 
     def head_phase(self, ctx: RunContext, rate: float) -> Phase:
         if self.config.head == "probe" and ctx.fine_tuning.probe_features:
@@ -157,26 +165,17 @@ class ImageTrainStage(TrainStage):
 
         return cached_features(folder / f"{digest}.npz", paths, compute)
 
-    def _finish_probe(self, ctx: RunContext, model: Any, probe: dict[str, Any]) -> str:
-        """model.mode=probe: the probe is the head; refit it on every image when the run refits."""
-        import numpy as np
-
-        from dlpipe.models.probe import fit_logistic, set_head
-
+    def keep_probe_as_model(self, ctx: RunContext, model: Any) -> str:
+        """model.mode=probe, after the head was fitted on the training images: keep it as the model (the selected
+        weights, for evaluation) and, when the run refits, fit it again on every image; returns the summary's tail."""
         checkpoints = ctx.out_dir / CHECKPOINT_DIR
-        set_head(model, probe["kernel"], probe["bias"])
-        summary = f"linear probe on {probe['report']['features']} frozen features of {len(ctx.train)} images"
-        if probe["val"] is not None:
-            summary += f": validation accuracy {probe['report']['accuracy']:.3f}"
+        tail = ""
         if self.refits(ctx):
             selected = checkpoints / "selected.weights.h5"
             save_weights(model, selected)
             ctx.selected_weights = selected
-            kernel, bias = fit_logistic(np.concatenate([probe["train"], probe["val"]]),
-                                        list(ctx.train.labels) + list(ctx.val.labels), len(ctx.class_names),
-                                        self.config.probe_c, ctx.seed)
-            set_head(model, kernel, bias)
+            self.fit_custom_phase(ctx, model, Phase("refit_head", 0, 0.0, None, refit=True, custom=True))
             ctx.history["refit"] = {"examples": len(ctx.train) + len(ctx.val), "epochs": {}}
-            summary += f"; refit on train + validation ({len(ctx.train) + len(ctx.val)} images)"
+            tail = f"; refit on train + validation ({len(ctx.train) + len(ctx.val)} images)"
         save_weights(model, checkpoints / "probe.weights.h5")
-        return summary
+        return tail

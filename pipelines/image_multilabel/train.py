@@ -13,7 +13,7 @@ from dlpipe.pipelines.config import option, require
 from dlpipe.pipelines.image_classify.train import ImageTrainStage
 from dlpipe.pipelines.stage import RunContext
 from dlpipe.pipelines.training.config import TrainConfig
-from dlpipe.pipelines.training.phases import CHECKPOINT_DIR, FitSettings, Phase, save_weights
+from dlpipe.pipelines.training.phases import FitSettings, Phase
 
 
 @dataclass(frozen=True)
@@ -68,18 +68,9 @@ class MultiLabelTrainStage(ImageTrainStage):
         """model.mode=probe: the per-label probe is the model (refit on every image when the run refits)."""
         if ctx.fine_tuning is None or not ctx.fine_tuning.probe:
             return None
-        phase = Phase("head", 0, 0.0, None, custom=True)
-        refit = self.refits(ctx)
-        if refit:
-            self.fit_custom_phase(ctx, model, phase)
-            ctx.selected_weights = ctx.out_dir / CHECKPOINT_DIR / "selected.weights.h5"
-            save_weights(model, ctx.selected_weights)
-            phase = Phase("refit_head", 0, 0.0, None, refit=True, custom=True)
-            ctx.history["refit"] = {"examples": len(ctx.train) + len(ctx.val), "epochs": {}}
-        self.fit_custom_phase(ctx, model, phase)
-        save_weights(model, ctx.out_dir / CHECKPOINT_DIR / "probe.weights.h5")
+        self.fit_custom_phase(ctx, model, Phase("head", 0, 0.0, None, custom=True))
         return (f"per-label linear probe on frozen features of {len(ctx.train)} images"
-                + ("; refit on train + validation" if refit else ""))
+                + self.keep_probe_as_model(ctx, model))
 
     def fit_custom_phase(self, ctx: RunContext, model: Any, phase: Phase) -> None:
         """The head as one logistic regression per label on cached features of the phase's images."""
