@@ -12,12 +12,12 @@ from typing import Any, Literal
 from dlpipe.pipelines.config import option, require
 from dlpipe.pipelines.image_classify.train import ImageTrainStage
 from dlpipe.pipelines.stage import RunContext
-from dlpipe.pipelines.training.config import TrainConfig
+from dlpipe.pipelines.training.config import LabelTrainConfig
 from dlpipe.pipelines.training.phases import FitSettings, Phase
 
 
 @dataclass(frozen=True)
-class MultiLabelTrainConfig(TrainConfig):
+class MultiLabelTrainConfig(LabelTrainConfig):
     """Phases, optimizer, schedule, early stopping, the per-label linear probe, cross-validation, progress output."""
 
     epochs: int = option(1, "epochs of the first phase: the head alone, on the frozen backbone (a warm-up)")
@@ -46,8 +46,6 @@ class MultiLabelTrainConfig(TrainConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         require(self.probe_c > 0, "probe_c", "must be > 0")
-        require(0.0 <= self.label_smoothing < 1.0, "label_smoothing", f"must be in [0, 1). Received: {self.label_smoothing}")
-        require(self.cv_folds == 0 or self.cv_folds >= 2, "cv_folds", f"must be 0 (off) or at least 2. Received: {self.cv_folds}")
 
 
 class MultiLabelTrainStage(ImageTrainStage):

@@ -62,11 +62,10 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
-class ClassifierTrainConfig(TrainConfig):
-    """A classifier's training: the shared options plus label smoothing, class weights and cross-validation."""
+class LabelTrainConfig(TrainConfig):
+    """Training on labels (one class, or a set of labels, per example): label smoothing and cross-validation."""
 
     label_smoothing: float = option(0.0, "label smoothing of the cross-entropy (0: off; 0.1 is usual)")
-    class_weight: Literal["none", "balanced"] = option("none", "balanced weighs classes inversely to their size")
     cv_folds: int = option(0, "stratified K-fold cross-validation before the final run (OUT/folds/K/, resumable per "
                               "fold): mean, sd, per-fold and pooled accuracy in metrics.json (0: off)")
 
@@ -74,6 +73,13 @@ class ClassifierTrainConfig(TrainConfig):
         super().__post_init__()
         require(0.0 <= self.label_smoothing < 1.0, "label_smoothing", f"must be in [0, 1). Received: {self.label_smoothing}")
         require(self.cv_folds == 0 or self.cv_folds >= 2, "cv_folds", f"must be 0 (off) or at least 2. Received: {self.cv_folds}")
+
+
+@dataclass(frozen=True)
+class ClassifierTrainConfig(LabelTrainConfig):
+    """A classifier's training (one class per example): label smoothing, class weights and cross-validation."""
+
+    class_weight: Literal["none", "balanced"] = option("none", "balanced weighs classes inversely to their size")
 
 
 @dataclass(frozen=True)
