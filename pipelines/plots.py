@@ -126,6 +126,22 @@ def plot_cross_validation(summary: dict[str, Any], path: str | Path) -> Path:
     return _save(fig, path)
 
 
+def plot_fold_scores(scores: list[float | None], pooled: float | None, interval: list[float] | None, metric: str,
+                     path: str | Path) -> Path:
+    """A score per fold of a cross-validation, with the pooled estimate's interval as a band (e.g. mAP)."""
+    fig, axis = plt.subplots(figsize=(max(5, len(scores) + 3), 4))
+    axis.plot(range(1, len(scores) + 1), [np.nan if s is None else s for s in scores], "o", label=f"fold {metric}")
+    if interval and pooled is not None:
+        low, high = interval
+        axis.axhspan(low, high, alpha=0.12, label=f"pooled {metric} {pooled:.3f} ({low:.3f}-{high:.3f})")
+    axis.set_xlabel("fold")
+    axis.set_ylabel(f"validation {metric}")
+    axis.set_ylim(0, 1.01)
+    axis.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
 def plot_trials(trials: list[tuple[int, float]], path: str | Path, metric: str = "score") -> Path:
     """Each finished trial's score in order, with the best so far."""
     trials = sorted(trials)

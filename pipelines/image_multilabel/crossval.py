@@ -51,28 +51,10 @@ def summary_line(summary: dict[str, Any]) -> str:
 
 def plot(summary: dict[str, Any], path: Path) -> None:
     """mAP per fold, with the pooled estimate's interval as a band."""
-    import matplotlib
+    from dlpipe.pipelines.plots import plot_fold_scores
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from dlpipe import atomic
-
-    folds = summary["per_fold"]
-    fig, axis = plt.subplots(figsize=(max(5, len(folds) + 3), 4))
-    axis.plot(range(1, len(folds) + 1), [f["map"] for f in folds], "o", label="fold mAP")
     pooled = summary["pooled"]
-    if pooled.get("map_interval"):
-        low, high = pooled["map_interval"]
-        axis.axhspan(low, high, alpha=0.12, label=f"pooled mAP {pooled['map']:.3f} ({low:.3f}-{high:.3f})")
-    axis.set_xlabel("fold")
-    axis.set_ylabel("validation mAP")
-    axis.set_ylim(0, 1.01)
-    axis.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    with atomic.replacing_file(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
+    plot_fold_scores([f["map"] for f in summary["per_fold"]], pooled["map"], pooled.get("map_interval"), "mAP", path)
 
 
 MULTILABEL_REPORT = CrossValidationReport(summarize, fold_line, summary_line, plot,

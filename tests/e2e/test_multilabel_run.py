@@ -145,3 +145,17 @@ def test_a_malformed_csv_row_is_one_line_naming_file_and_line(tmp_path):
                                        str(tmp_path / "out"), *[arg for s in SETS for arg in ("--set", s)]])
     assert result.exit_code != 0
     assert f"{tmp_path / 'bad.csv'}:3" in result.output and "Traceback" not in result.output
+
+
+def test_cross_validation_pools_out_of_fold_scores_with_thresholds_from_other_folds(tmp_path):
+    from dlpipe.pipelines import api
+
+    labels = write_scenes(tmp_path / "scenes", count=32, seed=50)
+    sets = [*SETS, "export.formats=[]", "train.epochs=8", "train.cv_folds=2"]
+    result = api.run("image-multilabel", data=str(labels), out=tmp_path / "cv", sets=sets, echo=lambda _: None)
+    cv = result.metrics["cross_validation"]
+    assert cv["folds"] == 2 and cv["pooled"]["count"] == 32  # every scene scored once, by the fold that never saw it
+    assert cv["pooled"]["map"] >= 0.8 and cv["pooled"]["micro_f1"] >= 0.7  # chance: about 0.5 for both
+    low, high = cv["pooled"]["micro_f1_interval"]
+    assert low <= cv["pooled"]["micro_f1"] <= high
+    assert (tmp_path / "cv" / "cross_validation.png").stat().st_size > 0
