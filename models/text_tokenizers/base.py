@@ -9,6 +9,7 @@ is. TensorFlow and Keras are imported inside the methods: `dlpipe config` lists 
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
@@ -47,7 +48,7 @@ class TrainingTokens:
     prep: "TextPreprocessing"
 
 
-class TextTokenizer:
+class TextTokenizer(ABC):
     """One way of turning text into a text classifier's token ids; subclasses register under `name`."""
 
     name = ""
@@ -57,35 +58,35 @@ class TextTokenizer:
 
     # -- the vocabulary and the Python-side encoder (runtime, training splits, .tflite feeds) -------------------
 
+    @abstractmethod
     def runtime_vocabulary(self, prep: "TextPreprocessing") -> str:
         """The side file `encoder` reads, by name (beside the artifact or packed in the .tflite)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def side_files(self, model: Any, prep: "TextPreprocessing") -> dict[str, Path]:
         """The files an export of `model` carries beside it (file name -> path), e.g. its vocabulary."""
-        raise NotImplementedError
 
+    @abstractmethod
     def encoder(self, prep: "TextPreprocessing", vocabulary: Sequence[str] | str | Path) -> Encoder:
         """A function texts -> the int32 id arrays the model's ids-in form takes. Build once, reuse: it is costly."""
-        raise NotImplementedError
 
+    @abstractmethod
     def describe(self, prep: "TextPreprocessing") -> str:
         """One line for the preprocess stage's summary."""
-        raise NotImplementedError
 
     # -- training -------------------------------------------------------------------------------------------
 
+    @abstractmethod
     def training_tokens(self, texts: list[str], prep: "TextPreprocessing", out_dir: Path,
                         embedding_dim: int | None) -> TrainingTokens:
         """The token source a recurrent or transformer classifier is built on; embedding_dim: the width of
         MiniLM's pretrained rows to start from, None for none."""
-        raise NotImplementedError
 
     # -- runtime feeds ------------------------------------------------------------------------------------
 
+    @abstractmethod
     def keras_feed(self, prep: "TextPreprocessing", side: "SideFiles") -> Callable[[Any], Any]:
         """A batch of strings -> what the .keras model takes."""
-        raise NotImplementedError
 
     def before_savedmodel_load(self) -> None:
         """Register whatever ops the exported SavedModel's tokenizer uses (nothing by default)."""
@@ -124,23 +125,23 @@ class TextTokenizer:
 
     # -- exports --------------------------------------------------------------------------------------------
 
+    @abstractmethod
     def add_savedmodel_endpoints(self, archive: Any, model: Any, prep: "TextPreprocessing",
                                  files: Mapping[str, Path], outputs: Callable[[Any], dict[str, Any]],
                                  target: Path) -> None:
         """Add `serving_default` (text: string[N]) and any other endpoint to a SavedModel export archive;
         `outputs` turns the model's probabilities into the signature's outputs."""
-        raise NotImplementedError
 
+    @abstractmethod
     def tflite_inputs(self, model: Any, prep: "TextPreprocessing") -> TFLiteInputs:
         """The ids-in part of `model` that TFLite converts (LiteRT has no string ops), and its input names."""
-        raise NotImplementedError
 
     def tflite_id_remap(self, prep: "TextPreprocessing", files: Mapping[str, Path]) -> dict[int, int]:
         """Ids MediaPipe's tokenizer feeds -> the ids the model was trained on, replaced inside the graph."""
         return {}
 
+    @abstractmethod
     def tflite_metadata(self, prep: "TextPreprocessing", files: Mapping[str, Path], calibration: Sequence[Any],
                         classes: int, target: Path) -> tuple["StandardMetadata | None", str]:
         """The standard text-classifier metadata writer (the tokenizer's MediaPipe process unit bound in) and the
         file's description; (None, "") when MediaPipe has no tokenizer that reproduces these ids."""
-        raise NotImplementedError
