@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from dlpipe.errors import ConfigError
+from dlpipe.pipelines.config import DEFAULT_SEED
 from dlpipe.pipelines.stage import Stage
 from dlpipe.registry import Registry
 
@@ -62,7 +63,7 @@ class PipelineSpec:
 
     def default_config(self) -> dict[str, Any]:
         """The default config as a mapping, every value from the stage dataclasses' defaults."""
-        out: dict[str, Any] = {"pipeline": self.name, "task": self.task, "seed": 42, "stages": list(self.roles)}
+        out: dict[str, Any] = {"pipeline": self.name, "task": self.task, "seed": DEFAULT_SEED, "stages": list(self.roles)}
         for role, config_cls in self.stage_configs().items():
             out[role] = dataclasses.asdict(config_cls())
         return out

@@ -24,6 +24,7 @@ import yaml
 from dlpipe.errors import ConfigError
 
 TOP_LEVEL_KEYS = ("pipeline", "description", "task", "seed", "stages")
+DEFAULT_SEED = 42  # a run's seed unless its config says otherwise
 
 
 class InvalidValue(ValueError):
@@ -132,7 +133,7 @@ def resolve(
         raise ConfigError("pipeline", f"this config is for '{merged['pipeline']}', not '{pipeline}'", origins.get("pipeline"))
     if task is not None and merged.get("task", task) != task:
         raise ConfigError("task", f"pipeline '{pipeline}' is for task '{task}'; a config cannot change it", origins.get("task"))
-    seed = merged.get("seed", 42)
+    seed = merged.get("seed", DEFAULT_SEED)
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise ConfigError("seed", f"expected an integer. Received: {seed!r}", origins.get("seed"))
     stages = merged.get("stages", list(stage_configs))
