@@ -47,7 +47,7 @@ class EvaluateStage(Stage):
         if not paths:
             raise DlpipeError("evaluate: no validation data; set load.val_split above 0 or give load.val_path")
         ctx.model = self.model_to_ship(ctx, model)
-        probabilities = self._predict(ctx, model, batched(ctx.val_data, cfg.batch_size))
+        probabilities = outputs_before_refit(ctx, model, ctx.model, batched(ctx.val_data, cfg.batch_size))
         predicted = np.argmax(probabilities, axis=1)
         report = classification_report(labels, predicted.tolist(), ctx.class_names)
         report["split"] = "validation"
@@ -93,9 +93,6 @@ class EvaluateStage(Stage):
     def report_fields(self) -> dict[str, Any]:
         """Settings of this evaluation that metrics.json records (none by default)."""
         return {}
-
-    def _predict(self, ctx: RunContext, base: Any, batches: Any) -> Any:
-        return outputs_before_refit(ctx, base, ctx.model, batches)
 
 
 def outputs_before_refit(ctx: RunContext, base: Any, shipped: Any, batches: Any) -> Any:
