@@ -204,6 +204,16 @@ class Task(ABC):
         """How closely an exported artifact's outputs follow the Keras model's on the same batch."""
 
 
+def writer_folders(out: Path, rows_name: str, what: str) -> tuple[Path, Path]:
+    """(folder for an output writer's files, its rows file) from a batch job's `--out`: `--out FOLDER` puts the
+    rows in FOLDER/`rows_name`, `--out NAME.jsonl` (or .csv) puts them there and the files in the folder NAME.
+    `what` says what the files are, for the error when FOLDER is a file."""
+    folder, rows_file = (out.with_suffix(""), out) if out.suffix.lower() in (".jsonl", ".csv") else (out, out / rows_name)
+    if folder.exists() and not folder.is_dir():
+        raise DataError(str(folder), f"is a file; a {what} job writes its files into a folder: give --out FOLDER")
+    return folder, rows_file
+
+
 class OutputWriter(Protocol):
     """Writes the files of one input of a batch job (after its outputs exist) and names them in its row."""
 

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 import numpy as np
 
 from dlpipe.errors import DataError
-from dlpipe.models.tasks.base import InputSet, LabelledData, PreparedBatch, Task
+from dlpipe.models.tasks.base import InputSet, LabelledData, PreparedBatch, Task, writer_folders
 
 if TYPE_CHECKING:
     from dlpipe.models.artifacts import SideFiles
@@ -106,13 +106,7 @@ class ImageWriter:
     """
 
     def __init__(self, out: Path):
-        if out.suffix.lower() in (".jsonl", ".csv"):
-            self.folder, self.rows_file = out.with_suffix(""), out
-        else:
-            self.folder, self.rows_file = out, out / ROWS_FILE
-        if self.folder.exists() and not self.folder.is_dir():
-            raise DataError(str(self.folder), "is a file; a generator job writes its images into a folder: "
-                                              "give --out FOLDER")
+        self.folder, self.rows_file = writer_folders(out, ROWS_FILE, "generator")
 
     def write(self, key: str, payload: Any, output: np.ndarray, fields: dict[str, Any]) -> dict[str, Any]:
         from dlpipe import atomic

@@ -22,7 +22,7 @@ import numpy as np
 
 from dlpipe.data.preprocess import ImagePreprocessing
 from dlpipe.errors import DataError
-from dlpipe.models.tasks.base import InputSet, LabelledData, PreparedBatch, Task
+from dlpipe.models.tasks.base import InputSet, LabelledData, PreparedBatch, Task, writer_folders
 from dlpipe.models.tasks.image import ImageTask
 
 if TYPE_CHECKING:
@@ -108,12 +108,7 @@ class MaskWriter:
     """
 
     def __init__(self, out: Path, inputs: InputSet):
-        if out.suffix.lower() in (".jsonl", ".csv"):
-            self.folder, self.rows_file = out.with_suffix(""), out
-        else:
-            self.folder, self.rows_file = out, out / ROWS_FILE
-        if self.folder.exists() and not self.folder.is_dir():
-            raise DataError(str(self.folder), "is a file; a segmentation job writes masks into a folder: give --out FOLDER")
+        self.folder, self.rows_file = writer_folders(out, ROWS_FILE, "segmentation")
         stems: dict[str, int] = {}
         for key in inputs.ids:
             stem = Path(str(inputs.payloads.get(key, key))).stem
