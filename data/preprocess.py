@@ -7,81 +7,20 @@ Output is float32 RGB in [0, 255]; normalisation happens inside the model.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
-
 import cv2
 import numpy as np
 import tensorflow as tf
 
-RESIZE_MODES = ("stretch", "pad", "crop")
-SAMPLINGS = ("antialias", "mediapipe")
-COLOR_SPACES = ("rgb", "grayscale", "yuv")
-FILTERS = ("none", "gaussian", "median")
-
-
-@dataclass(frozen=True)
-class ImagePreprocessing:
-    """Everything that turns encoded bytes into the model's input tensor.
-
-    resize: "stretch" ignores the aspect ratio; "pad" keeps it and letterboxes;
-    "crop" resizes the shorter side to image_size / crop_fraction and takes the
-    centre (the ImageNet evaluation recipe: 256 -> 224 for crop_fraction 0.875).
-    sampling: "antialias" filters before downsampling (the least aliased input);
-    "mediapipe" samples bilinearly on MediaPipe Tasks' grid (source = destination
-    x scale, no filter), so with resize="stretch" an exported .tflite sees the same
-    pixels in MediaPipe's ImageClassifier as in dlpipe.
-    reduced_decode: a JPEG at least twice as large as the resize needs is decoded
-    at 1/2, 1/4 or 1/8 scale by libjpeg's DCT scaling (see `decode_image`); not
-    with sampling="mediapipe", since MediaPipe decodes at full size.
-    """
-
-    image_size: int = 224
-    resize: str = "crop"
-    crop_fraction: float = 0.875
-    sampling: str = "antialias"
-    color_space: str = "rgb"
-    filter: str = "none"
-    filter_size: int = 3
-    max_pixels: int = 50_000_000  # larger images are refused before decoding (see images.too_many_pixels)
-    reduced_decode: bool = True
-
-    def decode_side(self) -> int:
-        """The shorter side the resize needs from the decoder: larger JPEGs may be decoded at reduced scale."""
-        if not self.reduced_decode or self.sampling == "mediapipe":
-            return 0
-        return int(np.ceil(self.image_size / self.crop_fraction)) if self.resize == "crop" else self.image_size
-
-    def __post_init__(self) -> None:
-        _check_choice("resize", self.resize, RESIZE_MODES)
-        _check_choice("sampling", self.sampling, SAMPLINGS)
-        _check_choice("color_space", self.color_space, COLOR_SPACES)
-        _check_choice("filter", self.filter, FILTERS)
-        if self.image_size < 8:
-            raise ValueError(f"`image_size` must be at least 8. Received: image_size={self.image_size}")
-        if not 0.0 < self.crop_fraction <= 1.0:
-            raise ValueError(f"`crop_fraction` must be in (0, 1]. Received: crop_fraction={self.crop_fraction}")
-        if self.filter_size < 1 or self.filter_size % 2 == 0:
-            raise ValueError(f"`filter_size` must be a positive odd number. Received: filter_size={self.filter_size}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "ImagePreprocessing":
-        """From a preprocessing.json, ignoring keys that are not ours (such as "kind")."""
-        return cls(**{key: value for key, value in values.items() if key in cls.__dataclass_fields__})
+# the spec lives in a TensorFlow-free module (a .tflite is prepared in NumPy without importing this one)
+from dlpipe.data.preprocess_spec import (  # re-exported: callers import them from here
+    COLOR_SPACES, FILTERS, RESIZE_MODES, SAMPLINGS, ImagePreprocessing, check_choice as _check_choice,
+)
 
 
 def _plain_graph(function):
     """Trace `function` as written, without AutoGraph: its branches are explicit `tf.cond`/`tf.case`, and converting
     the module's source cost about 2 s at the start of every batch job and server (it parses the code)."""
     return tf.autograph.experimental.do_not_convert(function)
-
-
-def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ValueError(f"`{name}` must be one of {list(choices)}. Received: {name}={value!r}")
 
 
 @_plain_graph
