@@ -26,6 +26,7 @@ from typing import Any, Callable
 
 from dlpipe import __version__, atomic
 from dlpipe.errors import DataError
+from dlpipe.models.archive_limits import check_archive_file
 
 LABELS_FILE = "labels.txt"
 PREPROCESSING_FILE = "preprocessing.json"
@@ -331,7 +332,12 @@ def save_keras(model: Any, path: str | Path) -> Path:
 
 
 def load_keras(path: str | Path) -> Any:
-    """A `.keras` file of any dlpipe model (its custom layers are registered on import)."""
+    """A `.keras` file of any dlpipe model (its custom layers are registered on import); its zip is checked
+    against the archive limits (models.archive_limits) before Keras reads a byte of it."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(str(path), "model file does not exist")
+    check_archive_file(path)
     import keras
 
     from dlpipe.models import bert_layers, layers, text_layers  # noqa: F401  (register the custom layers)
@@ -340,9 +346,6 @@ def load_keras(path: str | Path) -> Any:
     for name in TASKS:  # a task's own layers (e.g. multi-label thresholds), registered where the task lives
         TASKS.get(name).register_layers()
 
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(str(path), "model file does not exist")
     try:
         return keras.saving.load_model(path, compile=False)
     except (ValueError, OSError) as error:

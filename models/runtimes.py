@@ -19,6 +19,7 @@ import numpy as np
 
 from dlpipe.errors import DataError
 from dlpipe.models import artifacts
+from dlpipe.models.archive_limits import check_archive_file
 from dlpipe.models.tasks import Task, get_task
 
 
@@ -236,6 +237,8 @@ def load_runtime(source: str | Path, artifact: str = "auto", num_threads: int | 
         raise DataError(str(source), "does not exist; give a run folder, a .keras file, an exported SavedModel or "
                                      f".tflite, or a named model: {', '.join(NAMED_MODELS.names())}")
     path, why = artifacts.choose_artifact(source, artifact)
+    if path.suffix == ".keras" and path.is_file():
+        check_archive_file(path)  # a decompression bomb is refused before any import or read of its members
     side = artifacts.read_side_files(path)
     runtime: Runtime
     if path.is_dir():

@@ -31,7 +31,10 @@ def resolve_config(
     sets: Iterable[str] = (),
     data: str | None = None,
 ) -> ResolvedConfig:
-    """The stage dataclasses' defaults < config file < --data < --set, checked against the stage configs."""
+    """The stage dataclasses' defaults < matching recipes < config file < --data < --set, checked against the
+    stage configs; `config.source_of(key)` says which layer set a value."""
+    from dlpipe.pipelines.recipes import recipe_layers
+
     spec = get_pipeline(pipeline)
     layers: list[tuple[str, dict[str, Any]]] = []
     if config_file:
@@ -39,7 +42,27 @@ def resolve_config(
     if data is not None:
         layers.append(("--data", {"load": {"path": str(data)}}))
     layers.append(("--set", parse_sets(sets)))
-    return resolve(spec.name, spec.stage_configs(), layers, task=spec.task)
+    stage_configs = spec.stage_configs()
+    if spec.recipes:
+        resolve(spec.name, stage_configs, layers, task=spec.task)  # the user's own errors first, named as theirs
+        layers = recipe_layers(spec.recipes, stage_configs, layers) + layers
+    return resolve(spec.name, stage_configs, layers, task=spec.task)
+
+
+def applied_recipes(spec: PipelineSpec, config: ResolvedConfig) -> list[str]:
+    """One line per recipe that set at least one value of `config`: its name, what it set and why."""
+    lines = []
+    for recipe in spec.recipes:
+        keys = sorted(key for key, source in config.origins.items() if source == f"recipe {recipe.name}" and "." in key)
+        if keys:
+            lines.append(f"recipe {recipe.name} ({recipe.why}): " + ", ".join(
+                f"{key}={_value(config, key)}" for key in keys))
+    return lines
+
+
+def _value(config: ResolvedConfig, dotted: str) -> Any:
+    section, _, key = dotted.partition(".")
+    return getattr(config[section], key)
 
 
 def load_saved_config(run_dir: str | Path) -> ResolvedConfig:
@@ -90,6 +113,8 @@ def run(
                 )
             shutil.rmtree(out_dir)
         config = resolve_config(pipeline, config_file, sets, data)
+        for line in applied_recipes(spec, config):
+            echo(line)
     from dlpipe.pipelines.training import crossval
 
     cv = None

@@ -1,4 +1,4 @@
-"""Typed, strict pipeline configs: embedded defaults < --config file < --set.
+"""Typed, strict pipeline configs: embedded defaults < recipes < --config file < --data < --set.
 
 Each stage declares a frozen dataclass; its field defaults and `help` metadata
 are the one home of every option. A config is YAML with one mapping per stage
@@ -57,6 +57,11 @@ class ResolvedConfig:
     stages: tuple[str, ...]
     sections: dict[str, Any]
     task: str | None = None
+    origins: dict[str, str] = field(default_factory=dict, compare=False)  # dotted key -> the layer that set it
+
+    def source_of(self, dotted: str) -> str:
+        """Which layer set `dotted` (a recipe, a config file, --data, --set), or 'default'."""
+        return self.origins.get(dotted, "default")
 
     def __getitem__(self, section: str) -> Any:
         return self.sections[section]
@@ -145,7 +150,8 @@ def resolve(
     sections = {
         name: build_section(cls, merged.get(name) or {}, name, origins) for name, cls in stage_configs.items()
     }
-    return ResolvedConfig(pipeline=pipeline, seed=seed, stages=tuple(stages), sections=sections, task=task)
+    return ResolvedConfig(pipeline=pipeline, seed=seed, stages=tuple(stages), sections=sections, task=task,
+                          origins=origins)
 
 
 def build_section(cls: type, values: dict[str, Any], section: str, origins: dict[str, str] | None = None) -> Any:

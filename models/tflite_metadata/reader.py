@@ -8,6 +8,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from dlpipe.models.archive_limits import checked_zip
 from dlpipe.models.tflite_metadata.flatbuffer_files import metadata_buffer, model_bytes
 from dlpipe.models.tflite_metadata.schema import METADATA_NAME, metadata_schema
 
@@ -30,10 +31,11 @@ def read_metadata(model: str | Path | bytes) -> dict[str, Any] | None:
 
 
 def associated_files(model: str | Path | bytes) -> dict[str, bytes]:
-    """Every file packed onto the end of a .tflite file (name -> bytes); {} when none."""
+    """Every file packed onto the end of a .tflite file (name -> bytes); {} when none. The zip is checked
+    against the archive limits (models.archive_limits) before any file is read."""
     data = model_bytes(model)
     try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        with checked_zip(io.BytesIO(data), model if isinstance(model, (str, Path)) else "<.tflite bytes>") as archive:
             return {info.filename: archive.read(info) for info in archive.infolist()}
     except zipfile.BadZipFile:
         return {}
