@@ -224,6 +224,9 @@ LOADERS: dict[str, Callable[[], ArrayDataset]] = {
     "digits": _digits,
     "mnist": _mnist,
 }
+# each set's own square image size (a test holds it to the loaded arrays): recipes read it without loading
+NATIVE_SIZES: dict[str, int] = {"fashion-mnist": 28, "mnist-5k": 28, "digits": 8, "mnist": 28}
+HANDWRITTEN_DIGITS = ("mnist-5k", "digits", "mnist")
 
 
 # ---------------------------------------------------------------------------------------------- public API
@@ -232,6 +235,11 @@ LOADERS: dict[str, Callable[[], ArrayDataset]] = {
 def is_builtin(source: str) -> bool:
     """True for a `builtin:NAME` data source (as opposed to a folder or file path)."""
     return str(source).startswith(PREFIX)
+
+
+def builtin_key(source: str) -> str | None:
+    """`builtin:fashion-mnist` -> 'fashion-mnist'; None for a folder or file path."""
+    return str(source)[len(PREFIX):] if is_builtin(source) else None
 
 
 def _stratified_head(labels: np.ndarray, limit: int) -> np.ndarray:
@@ -265,8 +273,11 @@ def load_builtin(name: str, limit: int | None = None) -> ArrayDataset:
     if limit is not None and limit < 1:
         raise DataError(f"{PREFIX}{key}", f"limit must be at least 1. Received: limit={limit}")
     data = LOADERS[key]()
-    if limit is None:
-        return data
+    return data if limit is None else _limited(data, limit)
+
+
+def _limited(data: ArrayDataset, limit: int) -> ArrayDataset:
+    """At most `limit` images of each split, taken class by class."""
     train = _stratified_head(data.train_labels, limit)
     test = _stratified_head(data.test_labels, limit)
     return ArrayDataset(
@@ -340,11 +351,18 @@ def cache_dir() -> Path:
     return Path(os.environ.get("DLPIPE_CACHE") or Path.home() / ".cache" / "dlpipe")
 
 
-def builtin_folders(name: str, limit: int | None = None) -> BuiltinFolders:
-    """The dataset as `train/` and `test/` image folders under `cache_dir()`, written once (atomically)."""
+def builtin_folders(name: str, limit: int | None = None, max_per_class: int | None = None) -> BuiltinFolders:
+    """The dataset as `train/` and `test/` image folders under `cache_dir()`, written once (atomically).
+
+    `max_per_class` (a quick trial's slice) limits each split to that many images of each class, so a slice of
+    Fashion-MNIST writes and validates on a few hundred files, not 70,000.
+    """
     from dlpipe import atomic
 
     data = load_builtin(name, limit)
+    if max_per_class is not None:
+        limit = max_per_class * len(data.class_names)
+        data = _limited(data, limit)
     root = cache_dir() / "builtin" / (data.name + (f"-limit{limit}" if limit else ""))
     folders = [f"{index:02d}_{_safe(label)}" for index, label in enumerate(data.class_names)]
     for split, images, labels in (("train", data.train_images, data.train_labels),

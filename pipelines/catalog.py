@@ -47,6 +47,9 @@ class PipelineSpec:
     # how `train.cv_folds` pools the folds (a pipelines.training.crossval.CrossValidationReport); None: a
     # classifier's accuracy
     cv_report: Any = None
+    # measured defaults that the chosen model or data pick (pipelines.recipes.Recipe), applied in this order
+    # below the user's own layers
+    recipes: tuple = ()
 
     @property
     def roles(self) -> tuple[str, ...]:

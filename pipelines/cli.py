@@ -130,23 +130,34 @@ def pipelines_command() -> None:
 
 @main.command("config")
 @click.argument("pipeline")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="a config file to resolve, as run does")
+@click.option("--data", help="the data source, as run takes it (a recipe may depend on it)")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="override one option, as run does")
 @friendly_errors
-def config_command(pipeline: str) -> None:
-    """Print PIPELINE's default config, each stage's help and every option explained (a starting point for --config)."""
+def config_command(pipeline: str, config_file: str | None, data: str | None, sets: tuple[str, ...]) -> None:
+    """Print PIPELINE's resolved config, where each value came from and every option explained.
+
+    Without options: the defaults (a starting point for --config). With --data, --config or --set: what `dlpipe
+    run` would use with them, each value's source named (default, a recipe, the file, --data, --set).
+    """
     from dlpipe.pipelines.api import resolve_config
     from dlpipe.pipelines.catalog import get_pipeline
 
     spec = get_pipeline(pipeline)
-    config = resolve_config(pipeline)
+    config = resolve_config(pipeline, config_file, sets, data)
     click.echo(f"# {spec.description}")
     click.echo(f"pipeline: {pipeline}\ntask: {spec.task}\nseed: {config.seed}\nstages: [{', '.join(config.stages)}]")
+    for recipe in spec.recipes:
+        if any(source == f"recipe {recipe.name}" for source in config.origins.values()):
+            click.echo(f"# recipe {recipe.name}: {recipe.why}")
     for name, section in config.sections.items():
         stage = spec.stage_class(name)
         click.echo(f"\n# {name}: " + _comment(inspect.getdoc(stage) or ""))
         click.echo(f"{name}:  # {(inspect.getdoc(stage.config_cls) or '').splitlines()[0]}".rstrip(" #"))
         for item in dataclasses.fields(section):
             value = getattr(section, item.name)
-            click.echo(f"  {item.name}: {_yaml_value(value)}  # {item.metadata.get('help', '')}")
+            source = config.source_of(f"{name}.{item.name}")
+            click.echo(f"  {item.name}: {_yaml_value(value)}  # [{source}] {item.metadata.get('help', '')}")
         for line in stage.option_notes(config.sections):
             click.echo(f"  # {line}")
 

@@ -7,6 +7,7 @@ phases, `evaluate` adds test-time flips to the classifier's evaluation, `export`
 """
 
 from dlpipe.pipelines.catalog import PipelineSpec
+from dlpipe.pipelines.image_classify.recipes import RECIPES
 from dlpipe.pipelines.image_classify.augment import ImageAugmentStage
 from dlpipe.pipelines.image_classify.evaluate import ImageEvaluateStage
 from dlpipe.pipelines.image_classify.load import ImageLoadStage
@@ -31,4 +32,5 @@ PIPELINE = PipelineSpec(
         "train.label_smoothing": ("float", 0.0, 0.2, False),
         "augment.strength": ("float", 0.0, 1.5, False),
     },
+    recipes=RECIPES,
 )

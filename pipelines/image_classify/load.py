@@ -19,7 +19,8 @@ class ImageLoadConfig(FoldOptions):
     val_split: float = option(0.2, "fraction of each class held out for validation (stratified, seeded)")
     extensions: list[str] = option([".jpg", ".jpeg", ".png", ".gif", ".bmp"], "file suffixes to read")
     verify: bool = option(True, "decode every file once up front so corrupt files are skipped, not fatal")
-    max_per_class: int | None = option(None, "use at most this many images per class (quick trials)")
+    max_per_class: int | None = option(None, "use at most this many images per class (quick trials; a builtin: set, "
+                                                       "in both of its splits)")
     max_pixels: int = option(50_000_000, "skip images with more pixels than this, read from the header before decoding")
 
     def __post_init__(self) -> None:
@@ -47,7 +48,7 @@ class ImageLoadStage(Stage):
         extensions = tuple(cfg.extensions)
         path, val_path, verify, names = cfg.path, cfg.val_path, cfg.verify, None
         if is_builtin(cfg.path):  # its own test split validates; the files are ours, so no need to verify them
-            builtin = builtin_folders(cfg.path)
+            builtin = builtin_folders(cfg.path, max_per_class=cfg.max_per_class)
             path, val_path, verify, names = str(builtin.train), str(builtin.test), False, list(builtin.class_names)
             ctx.report["split"] = builtin.split
         folder = scan_image_folder(path, extensions, verify, cfg.max_per_class, cfg.max_pixels)

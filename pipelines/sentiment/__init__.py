@@ -7,6 +7,7 @@ and `export` are the shared classifier stages.
 """
 
 from dlpipe.pipelines.catalog import PipelineSpec
+from dlpipe.pipelines.sentiment.recipes import RECIPES
 from dlpipe.pipelines.sentiment.load import TextLoadStage
 from dlpipe.pipelines.sentiment.model import TextModelStage
 from dlpipe.pipelines.sentiment.preprocess import TextPreprocessStage
@@ -29,4 +30,5 @@ PIPELINE = PipelineSpec(
         "train.learning_rate": ("float", 3e-4, 1e-2, True),
         "train.label_smoothing": ("float", 0.0, 0.2, False),
     },
+    recipes=RECIPES,
 )
