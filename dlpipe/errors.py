@@ -7,9 +7,32 @@ says how to fix it. The attributes let code read the same facts.
 
 from __future__ import annotations
 
+import reprlib
+
+# the longest message dlpipe prints: a 130 KB --set value or a 4 GB alias expansion is cut, not echoed whole
+MAX_MESSAGE_CHARS = 600
+_BRIEF = reprlib.Repr()
+_BRIEF.maxstring, _BRIEF.maxother, _BRIEF.maxlist, _BRIEF.maxdict, _BRIEF.maxlevel = 120, 120, 6, 6, 3
+
+
+def clip(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """`text` cut to `limit` characters, saying how much was left out."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit:,} more characters)"
+
+
+def brief(value: object) -> str:
+    """A repr of `value` for a message, bounded however large or deep the value is (reprlib: it never builds
+    the whole repr)."""
+    return clip(_BRIEF.repr(value), 200)
+
 
 class DlpipeError(Exception):
-    """Base class: a problem the user can fix; shown as one line."""
+    """Base class: a problem the user can fix; shown as one line, never longer than MAX_MESSAGE_CHARS."""
+
+    def __str__(self) -> str:
+        return clip(super().__str__())
 
 
 class ConfigError(DlpipeError):

@@ -21,7 +21,8 @@ from typing import Any, Literal, Union
 
 import yaml
 
-from dlpipe.errors import ConfigError
+from dlpipe.errors import ConfigError, brief
+from dlpipe.pipelines.yaml_limits import load_bounded, read_config_text
 
 TOP_LEVEL_KEYS = ("pipeline", "description", "task", "seed", "stages")
 DEFAULT_SEED = 42  # a run's seed unless its config says otherwise
@@ -80,12 +81,12 @@ class ResolvedConfig:
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping; a missing file or bad YAML is a ConfigError naming it."""
+    """Read a YAML mapping; a missing, oversized or aliased-bomb file or bad YAML is a ConfigError naming it."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError("--config", f"file '{path}' does not exist")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_bounded(read_config_text(path), str(path))
     except (yaml.YAMLError, UnicodeDecodeError) as error:
         first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise ConfigError("(file)", f"not valid YAML: {first_line}", source=str(path)) from None
@@ -105,7 +106,7 @@ def parse_sets(items: typing.Iterable[str]) -> dict[str, Any]:
         if not sep or not key:
             raise ConfigError(item, "expected KEY=VALUE, e.g. --set train.epochs=5", source="--set")
         try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
+            value = load_bounded(raw, "--set", key) if raw.strip() else ""
         except yaml.YAMLError:
             value = raw
         parts = key.split(".")
@@ -140,10 +141,10 @@ def resolve(
         raise ConfigError("task", f"pipeline '{pipeline}' is for task '{task}'; a config cannot change it", origins.get("task"))
     seed = merged.get("seed", DEFAULT_SEED)
     if not isinstance(seed, int) or isinstance(seed, bool):
-        raise ConfigError("seed", f"expected an integer. Received: {seed!r}", origins.get("seed"))
+        raise ConfigError("seed", f"expected an integer. Received: {brief(seed)}", origins.get("seed"))
     stages = merged.get("stages", list(stage_configs))
     if not isinstance(stages, list) or not all(isinstance(s, str) for s in stages):
-        raise ConfigError("stages", f"expected a list of stage names. Received: {stages!r}", origins.get("stages"))
+        raise ConfigError("stages", f"expected a list of stage names. Received: {brief(stages)}", origins.get("stages"))
     for stage in stages:
         if stage not in stage_configs:
             raise ConfigError("stages", _unknown(stage, stage_configs, "stage"), origins.get("stages"))
@@ -164,7 +165,7 @@ def build_section(cls: type, values: dict[str, Any], section: str, origins: dict
         try:
             kwargs[key] = check_type(value, hints[key])
         except TypeError as error:
-            raise ConfigError(dotted, f"expected {error}. Received: {value!r}", origins.get(dotted)) from None
+            raise ConfigError(dotted, f"expected {error}. Received: {brief(value)}", origins.get(dotted)) from None
     try:
         return cls(**kwargs)
     except ValueError as error:
@@ -241,7 +242,7 @@ def _check_keys(layer: dict[str, Any], stage_configs: dict[str, type], source: s
         if value is None:
             continue
         if not isinstance(value, dict):
-            raise ConfigError(key, f"expected a mapping of options. Received: {value!r}", source)
+            raise ConfigError(key, f"expected a mapping of options. Received: {brief(value)}", source)
         fields = [f.name for f in dataclasses.fields(stage_configs[key])]
         for sub in value:
             if sub not in fields:
