@@ -24,8 +24,8 @@ def _plain_graph(function):
 
 
 @_plain_graph
-def decode_image(contents: tf.Tensor, min_side: int = 0) -> tf.Tensor:
-    """JPEG/PNG/GIF/BMP bytes -> uint8 (H, W, 3).
+def decode_image(contents: tf.Tensor, min_side: int = 0, upright: bool = True) -> tf.Tensor:
+    """JPEG/PNG/GIF/BMP bytes -> uint8 (H, W, 3), turned upright by the JPEG's EXIF orientation (`upright`).
 
     Grayscale is replicated to three channels, alpha is dropped, palette images
     are expanded, and an animated GIF gives its first frame. The format is read
@@ -57,6 +57,10 @@ def decode_image(contents: tf.Tensor, min_side: int = 0) -> tf.Tensor:
 
     is_jpeg = tf.equal(tf.strings.substr(contents, 0, 3), b"\xff\xd8\xff")
     image = tf.cond(is_jpeg, jpeg, other)
+    if upright:
+        from dlpipe.data.exif import apply_orientation, exif_orientation
+
+        image = apply_orientation(image, exif_orientation(contents))
     image.set_shape([None, None, 3])
     return image
 
@@ -196,8 +200,8 @@ def header_pixels(contents: tf.Tensor) -> tf.Tensor:
 @_plain_graph
 def preprocess_bytes(contents: tf.Tensor, prep: ImagePreprocessing) -> tf.Tensor:
     """Encoded image bytes -> model input (image_size, image_size, 3) float32 in [0, 255]."""
-    image = resize_image(decode_image(contents, prep.decode_side()), prep.image_size, prep.resize, prep.crop_fraction,
-                         prep.sampling)
+    image = decode_image(contents, prep.decode_side(), prep.exif_orientation)
+    image = resize_image(image, prep.image_size, prep.resize, prep.crop_fraction, prep.sampling)
     image = convert_color(image, prep.color_space)
     return apply_filter(image, prep.filter, prep.filter_size)
 

@@ -47,7 +47,8 @@ class DetectPreprocessing:
         """The classification spec with the same decode and resize: one preprocessing path for both tasks."""
         from dlpipe.data.preprocess import ImagePreprocessing
 
-        return ImagePreprocessing(image_size=self.image_size, resize=self.resize, max_pixels=self.max_pixels)
+        return ImagePreprocessing(image_size=self.image_size, resize=self.resize, max_pixels=self.max_pixels,
+                                  exif_orientation=False)
 
 
 class DetectTask(ImageTask):
@@ -90,7 +91,7 @@ class DetectTask(ImageTask):
 
         from dlpipe.data.preprocess import decode_image, resize_image
 
-        image = decode_image(contents)
+        image = decode_image(contents, upright=False)  # boxes are in the stored pixels, as the annotations' sizes
         return {"pixels": resize_image(image, prep.image_size, prep.resize),
                 "sizes": tf.shape(image, out_type=tf.int32)[:2]}
 

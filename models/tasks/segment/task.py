@@ -41,11 +41,13 @@ class SegmentPreprocessing(ImagePreprocessing):
 
     pixel_scale: 1 for dlpipe models (pixels in [0, 255], normalisation inside the model);
     1/255 for models that take [0, 1] (MediaPipe's selfie segmenter).
+    exif_orientation is off: masks are drawn on the photo's stored pixels (the load checks their sizes so).
     """
 
     resize: str = "stretch"
     crop_fraction: float = 1.0
     pixel_scale: float = 1.0
+    exif_orientation: bool = False
 
     def __post_init__(self) -> None:
         if self.resize != "stretch":
