@@ -19,6 +19,7 @@ server's flags say.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -110,6 +111,40 @@ def discover(root: Path) -> dict[str, dict[int, Path]]:
     return found
 
 
+STAMP_MAX_FILES = 1000  # files of a version folder looked at to tell whether it changed since it failed
+
+
+@dataclass(frozen=True)
+class _Failure:
+    version: int
+    stamp: tuple[tuple[str, int, int, int], ...]  # the version's files when it failed (files_stamp)
+    reason: str
+
+
+def files_stamp(source: str | Path) -> tuple[tuple[str, int, int, int], ...]:
+    """(relative path, size, mtime_ns, inode) of a model file, or of the files under a model folder (the first
+    STAMP_MAX_FILES, links not followed); () for a named model. Equal stamps: nothing was replaced."""
+    root = Path(source)
+    if not root.exists():
+        return ()
+    if root.is_file():
+        info = root.stat()
+        return ((root.name, info.st_size, info.st_mtime_ns, info.st_ino),)
+    stamp: list[tuple[str, int, int, int]] = []
+    for folder, dirs, files in os.walk(root):
+        dirs.sort()
+        for file_name in sorted(files):
+            path = os.path.join(folder, file_name)
+            try:
+                info = os.stat(path, follow_symlinks=False)
+            except OSError:  # removed while we looked: the next poll sees the change
+                continue
+            stamp.append((os.path.relpath(path, root), info.st_size, info.st_mtime_ns, info.st_ino))
+            if len(stamp) >= STAMP_MAX_FILES:
+                return tuple(stamp)
+    return tuple(stamp)
+
+
 class ModelRepository:
     """The newest version of every model under a folder, hot-reloaded by `refresh`."""
 
@@ -124,6 +159,7 @@ class ModelRepository:
             raise DataError(str(self.root), "does not exist; give a run or export folder, ROOT/NAME/VERSION/, "
                                             "or a .tflite/.keras file")
         self._models: dict[str, ServedModel] = {}
+        self._failed: dict[str, _Failure] = {}  # NAME -> the newest version that would not load, until it changes
         self._lock = threading.Lock()
         self.errors: list[str] = []  # why the last refresh could not load a model version
         self.refresh()
@@ -133,7 +169,11 @@ class ModelRepository:
                                             f"labels.txt) found; export one with dlpipe run or dlpipe export{detail}")
 
     def refresh(self) -> list[str]:
-        """Load new or newer versions; returns 'name:version' of each model (re)loaded."""
+        """Load new or newer versions; returns 'name:version' of each model (re)loaded.
+
+        A version that fails to load is marked failed and tried again only once its files change (size or
+        mtime), so a bad file (a decompression bomb, a half-copied version) costs one attempt and one log line,
+        not one per poll."""
         errors, loaded = [], []
         found = {self.named: {1: self.named}} if self.named else discover(self.root)
         for name, versions in found.items():
@@ -141,12 +181,20 @@ class ModelRepository:
             current = self._models.get(name)
             if current is not None and current.version >= newest:
                 continue
+            stamp = files_stamp(versions[newest])
+            failed = self._failed.get(name)
+            if failed is not None and failed.version == newest and failed.stamp == stamp:
+                errors.append(failed.reason)
+                continue
             try:
                 model = ServedModel.load(versions[newest], name, newest, self.artifact)
             except Exception as error:  # a half-copied version must not take the server down
-                log.warning("could not load %s version %s: %s", name, newest, error)
-                errors.append(f"{name} version {newest}: {error}")
+                log.warning("could not load %s version %s (not retried until its files change): %s",
+                            name, newest, error)
+                self._failed[name] = _Failure(newest, stamp, f"{name} version {newest}: {error}")
+                errors.append(self._failed[name].reason)
                 continue
+            self._failed.pop(name, None)
             with self._lock:
                 self._models[name] = model
             log.info("loaded %s version %s: %s, chosen: %s", name, newest, model.runtime.path, model.runtime.chosen_because)
