@@ -80,7 +80,10 @@ def too_many_pixels(source: str | os.PathLike | bytes, max_pixels: int = DEFAULT
 
     from PIL import Image
 
-    handle = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else open(source, "rb")
+    try:
+        handle = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else open(source, "rb")
+    except OSError:  # missing or unreadable: the decoder's error row says so
+        return None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)

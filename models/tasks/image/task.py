@@ -6,6 +6,7 @@ Every path from a file to the model's input goes through
 
 from __future__ import annotations
 
+import glob
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
@@ -32,26 +33,30 @@ class ImageTask(ClassificationTask):
         return ImagePreprocessing.from_dict(values)
 
     def collect_inputs(self, sources: Sequence[str]) -> InputSet:
-        """Files as given, folders searched recursively for images (sorted), .txt files read as lists of paths.
+        """Files as given, folders searched recursively for images (sorted), .txt files read as lists of paths,
+        quoted globs (`'photos/**/*.jpg'`) expanded; every input listed or found is a row.
 
         An input's id is its path as printable text (`display_name`: a name that is not valid UTF-8 gets
-        \\xNN escapes); the payload is the path itself, which the decoder opens whatever its bytes.
+        \\xNN escapes); the payload is the path itself, which the decoder opens whatever its bytes. A listed
+        path that is missing or not a file keeps its id with the reason, so the job still answers the rest;
+        a command-line argument that names nothing is a one-line error (a typo, not data).
         """
-        from dlpipe.data.images import IMAGE_EXTENSIONS, display_name
+        from dlpipe.data.images import display_name
 
         inputs = InputSet()
         for item in sources:
             path = Path(item)
             if path.is_file() and path.suffix.lower() == ".txt":
-                for line in path.read_text(encoding="utf-8", errors="surrogateescape").splitlines():
-                    if line.strip():
-                        listed = line.strip().removeprefix("file://")
-                        inputs.add(display_name(listed), listed)
-            elif path.is_dir():
-                for found in sorted(str(p) for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS):
-                    inputs.add(display_name(found), found)
-            elif path.is_file():
-                inputs.add(display_name(path), str(path))
+                for listed in _listed_paths(path):
+                    _add_input(inputs, listed)
+            elif path.exists():
+                _add_input(inputs, str(item))
+            elif any(char in str(item) for char in "*?["):
+                matches = sorted(glob.glob(str(item), recursive=True))
+                if not matches:
+                    raise DataError(display_name(item), "matches no file")
+                for match in matches:
+                    _add_input(inputs, match)
             else:
                 raise DataError(display_name(item), "no such file or folder")
         return inputs
@@ -180,6 +185,34 @@ def _numpy(tensors: Any) -> Any:
     import tensorflow as tf
 
     return tf.nest.map_structure(lambda tensor: tensor.numpy(), tensors)
+
+
+def _listed_paths(listing: Path) -> list[str]:
+    """The paths a .txt list names, one a line (`file://` prefixes dropped): UTF-16/32 with a byte-order mark,
+    else UTF-8, where undecodable bytes stay as they are (a file name need not be UTF-8)."""
+    from dlpipe.data.text_encoding import detect_encoding
+
+    data = listing.read_bytes()
+    codec, skip = detect_encoding(data)
+    try:
+        text = data[skip:].decode(codec, "surrogateescape" if codec == "utf-8" else "strict")
+    except UnicodeDecodeError as error:
+        raise DataError(str(listing), f"is not valid {codec.upper()} (byte {error.start + skip}); save it as UTF-8") from None
+    return [line.strip().removeprefix("file://") for line in text.splitlines() if line.strip()]
+
+
+def _add_input(inputs: InputSet, item: str) -> None:
+    """A folder: its images, searched recursively; a file: itself; anything else: a row with the reason."""
+    from dlpipe.data.images import IMAGE_EXTENSIONS, display_name
+
+    path = Path(item)
+    if path.is_dir():
+        for found in sorted(str(p) for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS):
+            inputs.add(display_name(found), found)
+    elif path.is_file():
+        inputs.add(display_name(item), item)
+    else:
+        inputs.add(display_name(item), error="no such file" if not path.exists() else "not a regular file")
 
 
 def _decode_error(path: str) -> str:
