@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from dlpipe import run_lock
 from dlpipe.errors import RunStateError
 from dlpipe.pipelines.catalog import PipelineSpec, get_pipeline
 from dlpipe.pipelines.config import ResolvedConfig, load_yaml, parse_sets, resolve
@@ -90,11 +90,20 @@ def run(
 
     A new run refuses an output folder that already holds a run, unless
     `resume` (continue it with its saved config) or `overwrite` (start again).
+    The folder is locked for this run before anything is written to it (dlpipe/run_lock.py).
     """
-    from dlpipe.pipelines.engine import run_pipeline
-
     spec: PipelineSpec = get_pipeline(pipeline)
     out_dir = Path(out) if out else Path("runs") / f"{pipeline}-{datetime.now():%Y%m%d-%H%M%S}"
+    with run_lock.hold(out_dir, echo=echo):
+        return _run_in(spec, out_dir, data, config_file, sets, resume, overwrite, echo, callbacks)
+
+
+def _run_in(spec: PipelineSpec, out_dir: Path, data: str | None, config_file: str | Path | None, sets: Iterable[str],
+            resume: bool, overwrite: bool, echo: Callable[[str], None], callbacks: Iterable[Any]) -> RunResult:
+    """`run` once it owns `out_dir`."""
+    from dlpipe.pipelines.engine import run_pipeline
+
+    pipeline = spec.name
     saved = out_dir / CONFIG_FILE
     if resume:
         if not saved.is_file():
@@ -111,7 +120,7 @@ def run(
                 raise RunStateError(
                     f"{out_dir} already holds a run; pass --resume to continue it, --overwrite to start again, or another --out"
                 )
-            shutil.rmtree(out_dir)
+            run_lock.clear(out_dir)  # everything but the lock this run holds
         config = resolve_config(pipeline, config_file, sets, data)
         for line in applied_recipes(spec, config):
             echo(line)

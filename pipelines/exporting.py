@@ -6,7 +6,8 @@ import hashlib
 from pathlib import Path
 from typing import Any, Sequence
 
-from dlpipe.errors import DlpipeError
+from dlpipe import run_lock
+from dlpipe.errors import DataError, DlpipeError
 from dlpipe.pipelines.stage import Examples
 
 
@@ -61,12 +62,17 @@ def export_named(name: str, fmt: str, out_dir: str | Path | None, sample: Sequen
 
     `sample` (files or folders of inputs) calibrates full-integer files and is the parity check's batch.
     """
+    if out_dir is None:
+        raise DlpipeError(f"export: {name} is a named model; say where to write it with --out DIR")
+    with run_lock.hold(out_dir):
+        return _export_named(name, fmt, out_dir, sample)
+
+
+def _export_named(name: str, fmt: str, out_dir: str | Path, sample: Sequence[str]) -> Path:
     from dlpipe.models import artifacts
     from dlpipe.models.export import ExportRequest, export
     from dlpipe.models.runtimes import load_runtime
 
-    if out_dir is None:
-        raise DlpipeError(f"export: {name} is a named model; say where to write it with --out DIR")
     runtime = load_runtime(name)
     task, prep = runtime.task, runtime.preprocessing
     bundle = artifacts.Bundle(task.name, list(runtime.class_names), prep, {}, {"source_model": name})
@@ -86,15 +92,24 @@ def export_run(run_dir: str | Path, fmt: str, out_dir: str | Path | None = None)
     calibration and for the parity check; without the data, formats that need
     no calibration are still written, without a parity record.
     """
-    import dataclasses
-
     from dlpipe.models import artifacts
     from dlpipe.models.export import FORMATS
-    from dlpipe.models.tasks import get_task
 
     run_dir = Path(run_dir)
     if fmt not in FORMATS:
         raise DlpipeError(f"export: unknown format '{fmt}'; choose one of {', '.join(FORMATS)}")
+    if not (run_dir / artifacts.KERAS_FILE).is_file():  # before the lock, which would create a missing folder
+        raise DataError(str(run_dir / artifacts.KERAS_FILE), "model file does not exist; give a finished run's folder")
+    with run_lock.hold(Path(out_dir) if out_dir else run_dir):
+        return _export_run(run_dir, fmt, out_dir)
+
+
+def _export_run(run_dir: Path, fmt: str, out_dir: str | Path | None) -> Path:
+    import dataclasses
+
+    from dlpipe.models import artifacts
+    from dlpipe.models.tasks import get_task
+
     model = artifacts.load_keras(run_dir / artifacts.KERAS_FILE)
     side = artifacts.read_side_files(run_dir / artifacts.KERAS_FILE)
     task = get_task(side.task)
