@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dlpipe.data.class_names import check_class_name
 from dlpipe.errors import DataError
 
 ANNOTATIONS_FILE = "annotations.json"
@@ -97,6 +98,7 @@ def _categories(source: Path, entries: list[Any]) -> dict[Any, str]:
         if not isinstance(entry, dict) or "id" not in entry or not isinstance(entry.get("name"), str):
             raise DataError(str(source), f"category {entry!r} needs an id and a name")
         names[entry["id"]] = entry["name"].strip()
+        check_class_name(names[entry["id"]], str(source), "category name", "rename it in the file's categories")
     return names
 
 

@@ -11,9 +11,6 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import tensorflow as tf
-
-from dlpipe.data.preprocess import decode_image
 from dlpipe.errors import DataError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp")
@@ -123,6 +120,10 @@ def check_image_file(path: str, verify: bool = True, max_pixels: int = DEFAULT_M
             " (first frame)" if actual == "GIF" else ""
         )
     if verify:
+        import tensorflow as tf  # only here: reading headers and listing folders needs none
+
+        from dlpipe.data.preprocess import decode_image
+
         try:
             decode_image(tf.io.read_file(tf_path(path))).numpy()
         except (tf.errors.InvalidArgumentError, tf.errors.DataLossError, tf.errors.UnknownError) as error:

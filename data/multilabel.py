@@ -21,6 +21,7 @@ from typing import Sequence
 
 import numpy as np
 
+from dlpipe.data.class_names import check_class_name
 from dlpipe.data.images import DEFAULT_MAX_PIXELS, check_image_file
 from dlpipe.errors import DataError
 
@@ -56,6 +57,12 @@ def multi_hot(label_sets: Sequence[Sequence[str]], class_names: Sequence[str]) -
 
 def read_multilabel(path: str | Path, verify: bool = True, max_pixels: int = DEFAULT_MAX_PIXELS) -> MultiLabelSet:
     """Read a CSV (`path,labels`) or a COCO JSON (or its folder); photos that cannot be read are skipped."""
+    return _checked(read_label_listing(path), verify, max_pixels)
+
+
+def read_label_listing(path: str | Path) -> MultiLabelSet:
+    """The photos and label names a CSV or COCO file lists, every label name checked, no photo decoded:
+    the load stage's check before TensorFlow is imported."""
     source = Path(path)
     if not source.exists():
         raise DataError(str(source), "does not exist; give a CSV of path,labels or a COCO annotations JSON (or its folder)")
@@ -65,7 +72,7 @@ def read_multilabel(path: str | Path, verify: bool = True, max_pixels: int = DEF
         data = _read_csv(source)
     else:
         raise DataError(str(source), "is neither a .csv of path,labels nor a COCO .json; rename it or convert it")
-    return _checked(data, verify, max_pixels)
+    return data
 
 
 HEADER_PATHS = ("path", "file", "filename", "file_name", "image", "image_path", "photo")
@@ -133,6 +140,7 @@ def _labels_of(source: Path, number: int, field: str) -> list[str]:
         if any(not char.isprintable() for char in label):
             raise DataError(f"{source}:{number}", f"label {label!r} holds a line break or control character; "
                                                   "a label is one line of text")
+        check_class_name(label, f"{source}:{number}", "label", "a label is one line of text, without '/'")
     return labels
 
 

@@ -7,8 +7,6 @@ Output is float32 RGB in [0, 255]; normalisation happens inside the model.
 
 from __future__ import annotations
 
-import cv2
-import numpy as np
 import tensorflow as tf
 
 # the spec lives in a TensorFlow-free module (a .tflite is prepared in NumPy without importing this one)
@@ -139,17 +137,10 @@ def convert_color(image: tf.Tensor, space: str) -> tf.Tensor:
 
 
 def _opencv_filter(kind: str, size: int):
-    """A numpy function (float32 image -> float32 image) running one OpenCV filter."""
+    """A numpy function (float32 image -> float32 image) running one OpenCV filter: the TensorFlow-free path's own."""
+    from dlpipe.data.numpy_preprocess import filter_pixels
 
-    def run(image: np.ndarray) -> np.ndarray:
-        pixels = np.clip(np.rint(image), 0, 255).astype(np.uint8)
-        if kind == "gaussian":
-            pixels = cv2.GaussianBlur(pixels, (size, size), 0)
-        else:
-            pixels = cv2.medianBlur(pixels, size)
-        return pixels.astype(np.float32)
-
-    return run
+    return lambda image: filter_pixels(image, kind, size)
 
 
 def apply_filter(image: tf.Tensor, kind: str, size: int = 3) -> tf.Tensor:

@@ -1,7 +1,12 @@
 """Read labelled sentences from TSV/CSV files without ever crashing on a bad line.
 
-Invalid UTF-8, empty lines and rows without a label are skipped, counted and
-reported by file and line number; only a file with no usable rows is an error.
+The encoding comes from the byte-order mark (UTF-8, UTF-16, UTF-32), else UTF-8
+(`dlpipe.data.text_encoding`). A stray undecodable line, an empty line, a row
+without a label or with one that cannot be a class name (control characters,
+U+FFFD, a path separator, over 128 characters: `dlpipe.data.class_names`) is skipped,
+counted and reported by file and line number; a file where such lines are more
+than BAD_LINE_LIMIT of the lines, or with no usable row, is refused naming the
+first bad file:line: it was decoded wrongly, or the label column is not the label.
 """
 
 from __future__ import annotations
@@ -14,7 +19,13 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from dlpipe.data.class_names import name_problem
+from dlpipe.data.text_encoding import SAVE_AS, decoded_lines
 from dlpipe.errors import DataError
+
+# a file where more than this fraction of the lines (and more than one) cannot be decoded or carry a garbled
+# label is refused: read that way, it would train on garbage
+BAD_LINE_LIMIT = 0.1
 
 
 @dataclass
@@ -60,39 +71,55 @@ def read_labelled_text(
 def _read_one(path: Path, fmt: str, header: bool, text_column: int | str, label_column: int | str, table: TextTable) -> None:
     if not path.is_file():
         raise DataError(str(path), "file does not exist; pass --data FILE with one text and one label per row")
-    raw_lines = path.read_bytes().splitlines()
+    lines = list(decoded_lines(path))
     delimiter = "," if fmt == "csv" else "\t"
+    quoting = csv.QUOTE_MINIMAL if fmt == "csv" else csv.QUOTE_NONE
     text_index, label_index = text_column, label_column
-    first = 0
     if header:
-        if not raw_lines:
-            raise DataError(str(path), "empty file")
-        names = next(csv.reader([raw_lines[0].decode("utf-8", "replace")], delimiter=delimiter))
+        if not lines or lines[0][1] is None:
+            raise DataError(f"{path}:1", "empty file" if not lines else f"header: {lines[0][2]}; {SAVE_AS}")
+        names = next(csv.reader([lines[0][1]], delimiter=delimiter))
         text_index = _column_index(path, names, text_column, "text_column")
         label_index = _column_index(path, names, label_column, "label_column")
-        first = 1
-    for number, raw in enumerate(raw_lines[first:], start=first + 1):
-        try:
-            line = raw.decode("utf-8")
-        except UnicodeDecodeError as error:
-            table.skipped.append((str(path), number, f"invalid UTF-8 byte at column {error.start + 1}"))
+        lines = lines[1:]
+    if not isinstance(text_index, int) or not isinstance(label_index, int):
+        raise DataError(str(path), "column names need header: true; otherwise give column numbers")
+    bad: list[tuple[int, str]] = []
+    for number, line, error in lines:
+        if line is None or not line.strip():
+            if line is None:
+                bad.append((number, str(error)))
+                table.skipped.append((str(path), number, str(error)))
+            else:
+                table.empty_lines += 1
             continue
-        if not line.strip():
-            table.empty_lines += 1
-            continue
-        quoting = csv.QUOTE_MINIMAL if fmt == "csv" else csv.QUOTE_NONE
         row = next(csv.reader(io.StringIO(line), delimiter=delimiter, quoting=quoting))
-        if not isinstance(text_index, int) or not isinstance(label_index, int):
-            raise DataError(str(path), "column names need header: true; otherwise give column numbers")
         if len(row) <= max(text_index, label_index) or not row[label_index].strip():
             table.skipped.append((str(path), number, "missing label"))
             continue
-        text = row[text_index].strip()
+        text, label = row[text_index].strip(), row[label_index].strip()
+        problem = name_problem(label)
+        if problem:
+            reason = f"label {label[:40]!r} {problem}"
+            bad.append((number, reason))
+            table.skipped.append((str(path), number, reason))
+            continue
         if not text:
             table.skipped.append((str(path), number, "empty text"))
             continue
         table.texts.append(text)
-        table.labels.append(row[label_index].strip())
+        table.labels.append(label)
+    _refuse_if_mostly_bad(path, bad, sum(1 for _, line, _ in lines if line is None or line.strip()))
+
+
+def _refuse_if_mostly_bad(path: Path, bad: list[tuple[int, str]], lines: int) -> None:
+    """A file whose bad lines are more than BAD_LINE_LIMIT of its non-empty lines (and more than one), or all
+    of them, was read wrongly: a one-line error naming the first bad line instead of training on the rest."""
+    if bad and (len(bad) == lines or (len(bad) > 1 and len(bad) > BAD_LINE_LIMIT * lines)):
+        number, reason = bad[0]
+        fix = ("is load.label_column the label? A label is one line of text without '/', up to 128 characters"
+               if reason.startswith("label ") else SAVE_AS)
+        raise DataError(f"{path}:{number}", f"{reason}; {len(bad)} of {lines} lines are like this: {fix}")
 
 
 def _column_index(path: Path, names: list[str], column: int | str, option: str) -> int:
@@ -164,19 +191,20 @@ def read_unlabelled_texts(path: str | Path, text_column: int | str = 0) -> list[
     """(id, text, error) per line of a .txt (one text a line), .tsv/.csv (a column) or .jsonl ("text") file.
 
     The id is "file:line", so a resumed batch job can tell finished lines apart
-    even when texts repeat; unreadable lines keep their id with an error.
+    even when texts repeat; a stray unreadable line keeps its id with an error, a file
+    mostly undecodable (or UTF-16 without a byte-order mark) is refused naming file:line.
     """
     path = Path(path)
     if not path.is_file():
         raise DataError(str(path), "file does not exist")
     suffix = path.suffix.lower()
     rows: list[tuple[str, str | None, str | None]] = []
-    for number, raw in enumerate(path.read_bytes().splitlines(), start=1):
+    bad: list[tuple[int, str]] = []
+    for number, line, error in decoded_lines(path):
         key = f"{path}:{number}"
-        try:
-            line = raw.decode("utf-8")
-        except UnicodeDecodeError as error:
-            rows.append((key, None, f"invalid UTF-8 byte at column {error.start + 1}"))
+        if line is None:
+            rows.append((key, None, error))
+            bad.append((number, str(error)))
             continue
         if not line.strip():
             continue
@@ -194,6 +222,7 @@ def read_unlabelled_texts(path: str | Path, text_column: int | str = 0) -> list[
             rows.append((key, row[index], None) if len(row) > index else (key, None, f"no column {index}"))
         else:
             rows.append((key, line.strip(), None))
+    _refuse_if_mostly_bad(path, bad, len(rows))
     return rows
 
 

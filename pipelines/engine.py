@@ -32,6 +32,9 @@ def run_pipeline(
     cache_dir: Path | None = None,
 ) -> RunContext:
     """Run every stage of `config.stages`; returns the final context."""
+    stages = [spec.stage_class(name)(config[name]) for name in config.stages]
+    for stage in stages:  # before TensorFlow is imported and anything is written
+        stage.preflight()
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic.write_text(out_dir / CONFIG_FILE, config.to_yaml())
     from dlpipe.models.tasks import TASKS
@@ -49,8 +52,7 @@ def run_pipeline(
     )
     _seed_everything(config.seed)
     total = len(config.stages)
-    for number, name in enumerate(config.stages, start=1):
-        stage = spec.stage_class(name)(config[name])
+    for number, (name, stage) in enumerate(zip(config.stages, stages), start=1):
         echo(f"[{number}/{total}] {name} ...")
         started, cpu_started = time.perf_counter(), time.process_time()
         try:

@@ -130,6 +130,10 @@ class Stage(ABC):
     def run(self, ctx: RunContext) -> str:
         """Do the stage's work on `ctx`; return a one-line summary."""
 
+    def preflight(self) -> None:
+        """Cheap checks of the stage's inputs (class names, a text file's encoding), run before TensorFlow is
+        imported and any stage runs, so bad data is one line in a second, not after minutes; raise DlpipeError."""
+
     @classmethod
     def option_notes(cls, config: Any) -> list[str]:
         """Extra lines `dlpipe config` prints under the stage's options (e.g. what each choice costs)."""

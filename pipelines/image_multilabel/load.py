@@ -35,6 +35,14 @@ class MultiLabelLoadStage(Stage):
 
     config_cls = MultiLabelLoadConfig
 
+    def preflight(self) -> None:
+        """The label names of the CSV or COCO file(s), before TensorFlow is imported (photos are checked in `run`)."""
+        from dlpipe.data.multilabel import read_label_listing
+
+        for path in (self.config.path, self.config.val_path):
+            if path:
+                read_label_listing(path)
+
     def run(self, ctx: RunContext) -> str:
         from dlpipe.data.multilabel import multi_hot, read_multilabel
         from dlpipe.errors import ConfigError, DataError

@@ -40,6 +40,16 @@ class TextLoadStage(Stage):
 
     config_cls = TextLoadConfig
 
+    def preflight(self) -> None:
+        """Each file's encoding and label column, before TensorFlow is imported (read again in `run`: a few ms)."""
+        from dlpipe.data.text import read_labelled_text
+
+        cfg = self.config
+        read = dict(fmt=cfg.format, header=cfg.header, text_column=cfg.text_column, label_column=cfg.label_column)
+        for paths in (_as_list(cfg.path), _as_list(cfg.val_path)):
+            if paths:
+                read_labelled_text(paths, **read)
+
     def run(self, ctx: RunContext) -> str:
         from dlpipe.data.split import holdout_split
         from dlpipe.data.text import read_labelled_text
