@@ -141,14 +141,18 @@ def scan_image_folder(
 ) -> ImageFolder:
     """Index `root/<class>/<image>` (recursively below each class folder).
 
-    Raises DataError when the folder is missing or has fewer than two classes
-    with usable images; empty class folders are left out with a note.
+    Raises DataError when the folder is missing, has fewer than two classes
+    with usable images or a class folder whose name cannot be a class name
+    (`dlpipe.data.class_names`); empty class folders are left out with a note.
     """
+    from dlpipe.data.class_names import check_class_folders
+
     root = Path(root)
     if not root.exists():
         raise DataError(str(root), "folder does not exist; pass --data DIR with one sub-folder of images per class")
     if not root.is_dir():
         raise DataError(str(root), "is a file, not a folder; pass --data DIR with one sub-folder of images per class")
+    check_class_folders(root)
     class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     allowed = tuple(ext.lower() for ext in extensions)
     folder = ImageFolder(root=str(root), class_names=[])
