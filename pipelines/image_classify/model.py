@@ -59,6 +59,7 @@ class ModelStage(Stage):
         cfg = self.config
         spec = get_backbone(cfg.backbone)
         size = cfg.image_size or spec.input_size
+        spec.check_input_size(size)
         ctx.model_input = ModelInput(size, spec.resize)
         ctx.model = build_classifier(
             spec,
