@@ -45,6 +45,7 @@ def fit_phase(ctx: RunContext, model: Any, phase: Phase, data: tuple[Any, Any], 
               settings: FitSettings) -> None:
     """Fit one phase (or restore it when it finished earlier) and append its history to `ctx.history`."""
     from dlpipe.models.finetune import unfreeze_top_blocks
+    from dlpipe.pipelines.training.checkpoints import load_checkpoint
     from dlpipe.pipelines.training.keras_fit import fit_verbosity, read_history
 
     train_ds, val_ds = data
@@ -55,7 +56,7 @@ def fit_phase(ctx: RunContext, model: Any, phase: Phase, data: tuple[Any, Any], 
         tuning = ctx.fine_tuning
         unfreeze_top_blocks(model.get_layer(tuning.layer), tuning.block_pattern, phase.unfreeze_blocks, tuning.batch_norm)
     if finished.exists():
-        model.load_weights(finished)
+        load_checkpoint(model, finished)
         ctx.echo(f"  phase {phase.name}: finished earlier, weights restored")
     else:
         trainable = sum(math.prod(w.shape) for w in model.trainable_weights)
@@ -70,7 +71,7 @@ def fit_phase(ctx: RunContext, model: Any, phase: Phase, data: tuple[Any, Any], 
                   shuffle=False)  # the dataset reshuffles itself each epoch
         best = checkpoints / f"best_{phase.name}.weights.h5"
         if best.exists():
-            model.load_weights(best)
+            load_checkpoint(model, best)
         save_weights(model, finished)
     ctx.history["phases"].append({"name": phase.name, "history": read_history(history_file)})
 
@@ -97,6 +98,7 @@ def phase_callbacks(ctx: RunContext, phase: Phase, cfg: TrainConfig, history_fil
     """CSV history, best checkpoint, early stopping, plateau schedule, TensorBoard, the caller's, then the backup."""
     import keras
 
+    from dlpipe.pipelines.training.checkpoints import backup_callback
     from dlpipe.pipelines.training.keras_fit import best_so_far, read_history
 
     checkpoints = ctx.out_dir / CHECKPOINT_DIR
@@ -116,7 +118,7 @@ def phase_callbacks(ctx: RunContext, phase: Phase, cfg: TrainConfig, history_fil
     if cfg.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(ctx.out_dir / "logs" / phase.name)))
     callbacks.extend(ctx.extra_callbacks)
-    callbacks.append(keras.callbacks.BackupAndRestore(str(checkpoints / f"backup_{phase.name}")))
+    callbacks.append(backup_callback(checkpoints / f"backup_{phase.name}"))
     return callbacks
 
 

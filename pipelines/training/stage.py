@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from dlpipe.pipelines.stage import RunContext, Stage
+from dlpipe.pipelines.training.checkpoints import load_checkpoint
 from dlpipe.pipelines.training.config import REFIT_AUTO_LIMIT, TrainConfig
 from dlpipe.pipelines.training.phases import (
     CHECKPOINT_DIR, FitSettings, Phase, chosen_epochs, fit_phase, save_weights,
@@ -149,7 +150,7 @@ class TrainStage(Stage):
         chosen = [Phase(f"refit_{p.name}", n, p.learning_rate, p.unfreeze_blocks, refit=True, custom=p.custom)
                   for p, n in zip(phases, chosen_epochs(ctx, phases, self.config.monitor))]
         chosen = [p for p in chosen if p.epochs > 0 or p.custom]
-        model.load_weights(initial)
+        load_checkpoint(model, initial)
         if ctx.fine_tuning is not None:
             model.get_layer(ctx.fine_tuning.layer).trainable = False
         everything = self.train_batches(ctx, ctx.train_data.concatenate(ctx.val_data))
