@@ -202,17 +202,23 @@ def _listed_paths(listing: Path) -> list[str]:
 
 
 def _add_input(inputs: InputSet, item: str) -> None:
-    """A folder: its images, searched recursively; a file: itself; anything else: a row with the reason."""
+    """A folder: its images, searched recursively; a file: itself; anything else: a row with the reason.
+    An input met again (listed twice, or in a listed folder too) keeps its first place: one row per input."""
     from dlpipe.data.images import IMAGE_EXTENSIONS, display_name
 
     path = Path(item)
     if path.is_dir():
         for found in sorted(str(p) for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS):
-            inputs.add(display_name(found), found)
+            _add_once(inputs, display_name(found), found, None)
     elif path.is_file():
-        inputs.add(display_name(item), item)
+        _add_once(inputs, display_name(item), item, None)
     else:
-        inputs.add(display_name(item), error="no such file" if not path.exists() else "not a regular file")
+        _add_once(inputs, display_name(item), None, "no such file" if not path.exists() else "not a regular file")
+
+
+def _add_once(inputs: InputSet, key: str, payload: str | None, error: str | None) -> None:
+    if key not in inputs.payloads and key not in inputs.errors:
+        inputs.add(key, payload, error)
 
 
 def _decode_error(path: str) -> str:
