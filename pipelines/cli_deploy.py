@@ -188,14 +188,20 @@ def evaluate_command(artifact: str, data: str, out_file: str | None, choice: str
 @click.option("--max-queue", default=SERVER_MAX_QUEUE, show_default=True, help="Requests allowed to wait; more get 503.")
 @click.option("--max-body-mb", default=10.0, show_default=True, help="Largest request body; larger gets 413.")
 @click.option("--max-instances", default=256, show_default=True, help="Most instances in one request; more gets 413.")
+@click.option("--max-header-kb", default=16.0, show_default=True, type=click.FloatRange(min=1),
+              help="Largest request line plus headers; larger gets 431 (414 for the line alone), read no further.")
+@click.option("--max-headers", default=100, show_default=True, type=click.IntRange(min=1),
+              help="Most headers in one request; more gets 431.")
+@click.option("--header-timeout", default=10.0, show_default=True, type=click.FloatRange(min=0, min_open=True),
+              help="Seconds a client has to send its request line and headers; slower gets 408 and is disconnected.")
 @click.option("--token-env", default="DLPIPE_TOKEN", show_default=True,
               help="Environment variable holding a bearer token; when set, requests without it get 401.")
 @click.option("--watch-seconds", default=5.0, show_default=True, help="How often to look for new model versions (0: never).")
 @click.option("--artifact", default="auto", show_default=True, help=ARTIFACT_HELP)
 @friendly_errors
 def serve_command(model_dir: str, host: str, port: int, max_batch_size: int, max_wait_ms: float, batch_threads: int,
-                  decode_threads: int, max_queue: int, max_body_mb: float, max_instances: int, token_env: str,
-                  watch_seconds: float, artifact: str) -> None:
+                  decode_threads: int, max_queue: int, max_body_mb: float, max_instances: int, max_header_kb: float,
+                  max_headers: int, header_timeout: float, token_env: str, watch_seconds: float, artifact: str) -> None:
     """Serve the model(s) in MODEL_DIR (a run or export folder, an artifact file, ROOT/NAME/VERSION/, or a named
     model such as coco-detector) over a TF-Serving-style REST API. A model folder's serving.json
     (max_batch_size, max_wait_ms, num_batch_threads) overrides the batching flags for that model."""
@@ -203,6 +209,7 @@ def serve_command(model_dir: str, host: str, port: int, max_batch_size: int, max
 
     import uvicorn
 
+    from dlpipe.serving.http_limits import server_config
     from dlpipe.serving.repository import ModelRepository
     from dlpipe.serving.server import ServerSettings, create_app
 
@@ -211,7 +218,8 @@ def serve_command(model_dir: str, host: str, port: int, max_batch_size: int, max
         click.echo(f"{model.name}: {model.runtime.describe()}, chosen: {model.runtime.chosen_because}", err=True)
     settings = ServerSettings(max_batch_size, max_wait_ms, batch_threads, max_queue, int(max_body_mb * 1024 * 1024),
                               os.environ.get(token_env) or None, max_instances=max_instances,
-                              decode_threads=decode_threads)
+                              decode_threads=decode_threads, max_header_bytes=int(max_header_kb * 1024),
+                              max_headers=max_headers, header_timeout_s=header_timeout)
     stop = threading.Event()
     if watch_seconds > 0:
         repository.watch(watch_seconds, stop)
@@ -226,7 +234,7 @@ def serve_command(model_dir: str, host: str, port: int, max_batch_size: int, max
     gc.collect()
     gc.freeze()
     try:
-        uvicorn.run(app, host=host, port=port, log_level="warning")
+        uvicorn.Server(server_config(app, settings, host, port)).run()
     finally:
         stop.set()
 

@@ -11,7 +11,9 @@ Routes:
   GET  /healthz, GET /metrics                liveness; Prometheus text format
   GET  /openapi.json                         the OpenAPI description of these routes
 Errors: 400 malformed JSON/inputs, 401 bad or missing bearer token (when one is set), 404 unknown
-model, 413 body or instance count over the limit, 503 queue full. Binds to loopback unless told otherwise.
+model, 413 body or instance count over the limit, 503 queue full; before any of these, 431/414/408 for a
+request line and headers too large, too many or too slow (serving/http_limits.py, the connection is
+closed). Binds to loopback unless told otherwise.
 
 Memory per request is bounded: the body is counted while it streams in and reading stops past the
 limit (a chunked upload has no Content-Length to check first), a request holds at most
@@ -60,6 +62,10 @@ class ServerSettings:
     top_k: int = 3
     max_instances: int = 256
     decode_threads: int = 0  # 0: one per core
+    # a request's head, checked as it streams in, before auth and the body (serving/http_limits.py)
+    max_header_bytes: int = 16 * 1024  # request line and headers together; over: 431 (414 for the line alone)
+    max_headers: int = 100  # over: 431
+    header_timeout_s: float = 10.0  # headers not complete by then: 408 and the connection closed
 
     @property
     def policy(self) -> BatchPolicy:
