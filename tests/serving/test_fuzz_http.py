@@ -25,6 +25,7 @@ schemathesis = require_module("schemathesis")
 from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
 from schemathesis import GenerationMode  # noqa: E402
 
+from dlpipe.serving.http_limits import server_config  # noqa: E402
 from dlpipe.serving.repository import ModelRepository  # noqa: E402
 from dlpipe.serving.server import ServerSettings, create_app  # noqa: E402
 
@@ -47,8 +48,9 @@ def live_server(tiny_tflite):
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    app = create_app(ModelRepository(tiny_tflite), ServerSettings(max_body_bytes=100_000, max_instances=16, max_queue=8))
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
+    settings = ServerSettings(max_body_bytes=100_000, max_instances=16, max_queue=8)
+    app = create_app(ModelRepository(tiny_tflite), settings)
+    server = uvicorn.Server(server_config(app, settings, "127.0.0.1", port, log_level="error"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     base = f"http://127.0.0.1:{port}"
