@@ -7,6 +7,9 @@ a kill loads it, re-queues a trial that was cut short (its finished folds are sk
 its folder is named by its settings) and carries on until the budget is spent. Every finished
 trial prints one line; OUT/trials.png plots them; OUT/best.yaml is the best trial's resolved
 config without cross-validation, which `dlpipe run PIPELINE --config OUT/best.yaml` repeats.
+A proposal that repeats a tried trial's settings is skipped and not counted (TPE draws discrete
+settings again; its sampler is seeded anew each session so a resumed study does not replay the
+first one). OUT is locked for the search (dlpipe/run_lock.py): a second search there fails at once.
 """
 
 from __future__ import annotations
@@ -14,14 +17,16 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from dlpipe import atomic
+from dlpipe import atomic, run_lock
 from dlpipe.errors import ConfigError
 
 STUDY_FILE = "study.db"
 BEST_FILE = "best.yaml"
+DUPLICATE_LIMIT = 20  # proposals in a row that repeat tried settings before the search stops: the space is spent
 
 
 def parse_space(items: Iterable[str]) -> dict[str, tuple]:
@@ -49,11 +54,11 @@ def parse_space(items: Iterable[str]) -> dict[str, tuple]:
 def tune(pipeline: str, data: str, out: str | Path, budget_minutes: float, folds: int = 3,
          config_file: str | Path | None = None, sets: Iterable[str] = (), space: dict[str, tuple] | None = None,
          max_trials: int | None = None, seed: int = 0, echo: Callable[[str], None] = print) -> dict[str, Any]:
-    """Search until the budget (or max_trials) is spent; returns {best_value, best_params, best_config, trials}."""
-    import optuna
+    """Search until the budget (or max_trials) is spent; returns {best_value, best_params, best_config, trials}.
 
+    The study folder is locked for this search (dlpipe/run_lock.py); its trials run in this process.
+    """
     from dlpipe.pipelines import api
-    from dlpipe.pipelines.training import crossval
     from dlpipe.pipelines.catalog import get_pipeline
 
     spec = get_pipeline(pipeline)
@@ -61,66 +66,155 @@ def tune(pipeline: str, data: str, out: str | Path, budget_minutes: float, folds
         if not spec.search_space:
             raise ConfigError("tune", f"no built-in search space for '{pipeline}'; give one with --space KEY=...")
         space = spec.search_space
-    base_sets = list(sets)
-    api.resolve_config(pipeline, config_file, base_sets, data)  # fail now, not in trial 1, on a bad base config
-    out_dir = Path(out)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(study_name=pipeline, storage=f"sqlite:///{out_dir / STUDY_FILE}", direction="maximize",
-                                load_if_exists=True, sampler=optuna.samplers.TPESampler(seed=seed))
-    for stale in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        study.tell(stale.number, state=optuna.trial.TrialState.FAIL)  # cut short by a kill: run its settings again
-        study.enqueue_trial(stale.params, skip_if_exists=False)
-        echo(f"trial {stale.number}: cut short earlier; its settings are queued again")
-    deadline = time.monotonic() + budget_minutes * 60
+    api.resolve_config(pipeline, config_file, list(sets), data)  # fail now, not in trial 1, on a bad base config
+    search = _Search(spec, data, Path(out), folds, config_file, list(sets), space, echo,
+                     time.monotonic() + budget_minutes * 60)
+    with run_lock.hold(search.out_dir, echo=echo):
+        study = search.open_study(seed)
+        search.optimize(study, max_trials)
+        return search.finish(study)
 
-    def objective(trial: "optuna.Trial") -> float:
-        params = {key: _suggest(trial, key, dimension) for key, dimension in space.items()}
-        trial_sets = [*base_sets, *(f"{k}={_yaml_scalar(v)}" for k, v in params.items()), f"train.cv_folds={folds}",
-                      "train.progress=none", "train.tensorboard=false"]
-        folder = out_dir / "trials" / hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:12]
+
+@dataclass
+class _Search:
+    """One `dlpipe tune` search: its settings, the trials it asks Optuna for and what it writes at the end."""
+
+    spec: Any
+    data: str
+    out_dir: Path
+    folds: int
+    config_file: str | Path | None
+    base_sets: list[str]
+    space: dict[str, tuple]
+    echo: Callable[[str], None]
+    deadline: float
+
+    def open_study(self, seed: int) -> Any:
+        """Create or load OUT/study.db; re-queue trials a kill cut short."""
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        study = optuna.create_study(study_name=self.spec.name, storage=f"sqlite:///{self.out_dir / STUDY_FILE}",
+                                    direction="maximize", load_if_exists=True)
+        # a sampler seeded alike in every session drew the first session's settings again after a resume,
+        # so each session continues the seed from the number of trials the study already holds
+        study.sampler = optuna.samplers.TPESampler(seed=seed + len(study.get_trials(deepcopy=False)))
+        for stale in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+            study.tell(stale.number, state=optuna.trial.TrialState.FAIL)  # cut short by a kill: run its settings again
+            study.enqueue_trial(stale.params, skip_if_exists=False)
+            self.echo(f"trial {stale.number}: cut short earlier; its settings are queued again")
+        return study
+
+    def optimize(self, study: Any, max_trials: int | None) -> None:
+        """Ask for trials until the budget, max_trials counted trials, or the space, is spent.
+
+        A proposal that repeats a finished or running trial's settings (TPE draws discrete settings again)
+        is told FAIL, which samplers ignore (PRUNED would count it as a bad result), and is not counted.
+        """
+        import optuna
+
+        finished = len(self.tried(study))
+        remaining = None if max_trials is None else max(0, max_trials - finished)
+        size, counted, repeats = space_size(self.space), 0, 0
+        while (remaining is None or counted < remaining) and time.monotonic() < self.deadline:
+            if size is not None and len(self.tried(study)) >= size:
+                self.echo(f"every one of the {size} settings of the search space has been tried")
+                return
+            trial = study.ask()
+            params = {key: _suggest(trial, key, dimension) for key, dimension in self.space.items()}
+            same = next((t.number for t in study.get_trials(deepcopy=False, states=(
+                optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING))
+                if t.number != trial.number and _key(t.params) == _key(params)), None)
+            if same is not None:
+                trial.set_user_attr("repeats", same)
+                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                self.echo(f"trial {trial.number}: the same settings as trial {same}; skipped, not counted")
+                repeats += 1
+                if repeats >= DUPLICATE_LIMIT:
+                    self.echo(f"the last {DUPLICATE_LIMIT} proposals all repeated tried settings; stopping")
+                    return
+                continue
+            repeats, counted = 0, counted + 1
+            try:
+                score = self.run_trial(trial, params)
+            except ConfigError as error:
+                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                self.echo(f"trial {trial.number}: failed: {error}")
+                continue
+            study.tell(trial, score)
+
+    @staticmethod
+    def tried(study: Any) -> set[str]:
+        """The settings of the study's finished trials."""
+        import optuna
+
+        return {_key(t.params) for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))}
+
+    def run_trial(self, trial: Any, params: dict[str, Any]) -> float:
+        """One trial: a cross-validation in OUT/trials/<hash of its settings>/, scored by the task's CV report."""
+        from dlpipe.pipelines import api
+        from dlpipe.pipelines.training import crossval
+
+        trial_sets = [*self.base_sets, *(f"{k}={_yaml_scalar(v)}" for k, v in params.items()),
+                      f"train.cv_folds={self.folds}", "train.progress=none", "train.tensorboard=false"]
+        folder = self.out_dir / "trials" / hashlib.sha256(_key(params).encode()).hexdigest()[:12]
         resume = (folder / "config.yaml").is_file()
         config = (api.load_saved_config(folder) if resume
-                  else api.resolve_config(pipeline, config_file, trial_sets, data))
+                  else api.resolve_config(self.spec.name, self.config_file, trial_sets, self.data))
         started = time.perf_counter()
-        summary = crossval.run_cross_validation(spec, config, folder, resume=resume, echo=lambda _: None)
-        score, sd = (spec.cv_report or crossval.CLASSIFIER_REPORT).score(summary)
+        summary = crossval.run_cross_validation(self.spec, config, folder, resume=resume, echo=lambda _: None)
+        score, sd = (self.spec.cv_report or crossval.CLASSIFIER_REPORT).score(summary)
         trial.set_user_attr("folder", str(folder))
         trial.set_user_attr("sd", sd)
-        best = max([score] + [t.value for t in study.get_trials(deepcopy=False)
-                               if t.value is not None and t.number != trial.number])
+        best = max([score] + [t.value for t in trial.study.get_trials(deepcopy=False)
+                              if t.value is not None and t.number != trial.number])
         shown = ", ".join(f"{k.split('.')[-1]}={_short(v)}" for k, v in params.items())
-        echo(f"trial {trial.number}: {folds}-fold CV {'accuracy' if spec.cv_report is None else 'score'} "
-             f"{score:.3f} ± {sd:.3f} "
-             f"in {time.perf_counter() - started:.0f}s ({shown}); best so far {best:.3f}; "
-             f"{max(0.0, (deadline - time.monotonic()) / 60):.1f} min of budget left")
+        self.echo(f"trial {trial.number}: {self.folds}-fold CV {'accuracy' if self.spec.cv_report is None else 'score'} "
+                  f"{score:.3f} ± {sd:.3f} in {time.perf_counter() - started:.0f}s ({shown}); best so far {best:.3f}; "
+                  f"{max(0.0, (self.deadline - time.monotonic()) / 60):.1f} min of budget left")
         return score
 
-    def out_of_budget(study: "optuna.Study", trial: Any) -> None:
-        if time.monotonic() >= deadline:
-            study.stop()
+    def finish(self, study: Any) -> dict[str, Any]:
+        """Write best.yaml, trials.png and trials.json from the finished trials."""
+        import optuna
 
-    finished = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
-    remaining = None if max_trials is None else max(0, max_trials - len(finished))
-    if remaining != 0 and time.monotonic() < deadline:
-        study.optimize(objective, n_trials=remaining, timeout=budget_minutes * 60, callbacks=[out_of_budget],
-                       catch=(ConfigError,))
-    complete = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
-    if not complete:
-        raise ConfigError("--budget-minutes", "no trial finished within the budget; give it more minutes")
-    best = study.best_trial
-    best_sets = [*base_sets, *(f"{k}={_yaml_scalar(v)}" for k, v in best.params.items())]
-    best_config = api.resolve_config(pipeline, config_file, best_sets, data)
-    text = (f"# dlpipe tune: best of {len(complete)} trials, {folds}-fold CV accuracy {best.value:.4f}\n"
-            f"# repeat with: dlpipe run {pipeline} --config {out_dir / BEST_FILE}\n" + best_config.to_yaml())
-    atomic.write_text(out_dir / BEST_FILE, text)
-    from dlpipe.pipelines.plots import plot_trials
+        from dlpipe.pipelines import api
+        from dlpipe.pipelines.plots import plot_trials
 
-    plot_trials([(t.number, t.value) for t in complete], out_dir / "trials.png", f"{folds}-fold CV accuracy")
-    atomic.write_json(out_dir / "trials.json", [{"number": t.number, "value": t.value, "params": t.params,
-                                                "folder": t.user_attrs.get("folder")} for t in complete])
-    return {"best_value": best.value, "best_params": best.params, "best_config": str(out_dir / BEST_FILE),
-            "trials": len(complete)}
+        complete = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
+        if not complete:
+            raise ConfigError("--budget-minutes", "no trial finished within the budget; give it more minutes")
+        best = study.best_trial
+        best_sets = [*self.base_sets, *(f"{k}={_yaml_scalar(v)}" for k, v in best.params.items())]
+        best_config = api.resolve_config(self.spec.name, self.config_file, best_sets, self.data)
+        path = self.out_dir / BEST_FILE
+        atomic.write_text(path, f"# dlpipe tune: best of {len(complete)} trials, {self.folds}-fold CV accuracy "
+                                f"{best.value:.4f}\n# repeat with: dlpipe run {self.spec.name} --config {path}\n"
+                          + best_config.to_yaml())
+        plot_trials([(t.number, t.value) for t in complete], self.out_dir / "trials.png",
+                    f"{self.folds}-fold CV accuracy")
+        atomic.write_json(self.out_dir / "trials.json", [{"number": t.number, "value": t.value, "params": t.params,
+                                                          "folder": t.user_attrs.get("folder")} for t in complete])
+        return {"best_value": best.value, "best_params": best.params, "best_config": str(path),
+                "trials": len(complete)}
+
+
+def space_size(space: dict[str, tuple]) -> int | None:
+    """How many distinct settings a space holds, or None when a float range makes it endless."""
+    size = 1
+    for dimension in space.values():
+        if dimension[0] == "categorical":
+            size *= len({_key(value) for value in dimension[1]})
+        elif dimension[0] == "int":
+            size *= dimension[2] - dimension[1] + 1
+        else:
+            return None
+    return size
+
+
+def _key(value: Any) -> str:
+    """Settings as comparable text (the trial folder's name is its hash)."""
+    return json.dumps(value, sort_keys=True)
 
 
 def _suggest(trial: Any, key: str, dimension: tuple) -> Any:

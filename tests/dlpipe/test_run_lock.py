@@ -110,18 +110,25 @@ def test_clear_empties_a_held_folder_but_keeps_its_lock(tmp_path):
         assert holder_of(folder)["pid"] == os.getpid()
 
 
-def test_dlpipe_run_on_a_held_folder_fails_in_seconds_with_one_line(tmp_path, holder, color_folder):
+@pytest.mark.parametrize("command", ["run", "tune", "export"])
+def test_dlpipe_commands_on_a_held_folder_fail_in_seconds_with_one_line(tmp_path, holder, color_folder, command):
     folder = tmp_path / "run"
     first = holder(folder)
+    args = {"run": ["run", "image-classify", "--data", str(color_folder), "--out", str(folder)],
+            "tune": ["tune", "image-classify", "--data", str(color_folder), "--out", str(folder), "--budget-minutes", "1"],
+            "export": ["export", str(folder), "--format", "savedmodel"]}[command]
+    if command == "export":
+        (folder / "model.keras").write_bytes(b"never read: the folder is refused first")
     started = time.perf_counter()
-    second = subprocess.run([sys.executable, "-m", "dlpipe", "run", "image-classify", "--data", str(color_folder),
-                             "--out", str(folder)], capture_output=True, text=True, timeout=120, env=stranger_env())
+    second = subprocess.run([sys.executable, "-m", "dlpipe", *args], capture_output=True, text=True, timeout=120,
+                            env=stranger_env())
     seconds = time.perf_counter() - started
     assert second.returncode == 2, second.stderr
     lines = second.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and f"pid {first.pid}" in lines[0], second.stderr
     assert seconds < 5  # refused before TensorFlow is imported (importing it alone takes 10-20 s here)
-    assert [path.name for path in folder.iterdir()] == [LOCK_FILE]  # nothing of the second run was written
+    assert sorted(path.name for path in folder.iterdir()) == sorted({LOCK_FILE, "model.keras"} if command == "export"
+                                                                    else {LOCK_FILE})  # nothing else was written
 
 
 def test_a_folder_that_cannot_be_written_is_one_clear_error(tmp_path):
