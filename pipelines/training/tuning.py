@@ -30,8 +30,19 @@ DUPLICATE_LIMIT = 20  # proposals in a row that repeat tried settings before the
 
 
 def parse_space(items: Iterable[str]) -> dict[str, tuple]:
-    """--space KEY=a,b,c (choices) or KEY=LOW..HIGH (int when both are ints, else float; log when LOW > 0 and HIGH/LOW >= 100)."""
+    """--space KEY=a,b,c (choices) or KEY=LOW..HIGH (int when both are ints, else float; log when LOW > 0 and HIGH/LOW >= 100).
+
+    Each value is read as --set reads one (bounded YAML: `dlpipe.pipelines.yaml_limits`; bad YAML stays a string)."""
     import yaml
+
+    from dlpipe.errors import brief
+    from dlpipe.pipelines.yaml_limits import load_bounded
+
+    def scalar(part: str, key: str) -> Any:
+        try:
+            return load_bounded(part, "--space", key)
+        except yaml.YAMLError:
+            return part
 
     space: dict[str, tuple] = {}
     for item in items:
@@ -39,15 +50,15 @@ def parse_space(items: Iterable[str]) -> dict[str, tuple]:
         if not sep or not key:
             raise ConfigError(item, "expected KEY=a,b,c or KEY=LOW..HIGH, e.g. train.probe_c=0.01..10", source="--space")
         if ".." in raw:
-            low, high = (yaml.safe_load(part) for part in raw.split("..", 1))
+            low, high = (scalar(part, key) for part in raw.split("..", 1))
             if not all(isinstance(v, (int, float)) for v in (low, high)) or low >= high:
-                raise ConfigError(key, f"expected LOW..HIGH numbers with LOW < HIGH. Received: {raw!r}", source="--space")
+                raise ConfigError(key, f"expected LOW..HIGH numbers with LOW < HIGH. Received: {brief(raw)}", source="--space")
             if isinstance(low, int) and isinstance(high, int):
                 space[key] = ("int", low, high)
             else:
                 space[key] = ("float", float(low), float(high), low > 0 and high / low >= 100)
         else:
-            space[key] = ("categorical", [yaml.safe_load(part) for part in raw.split(",")])
+            space[key] = ("categorical", [scalar(part, key) for part in raw.split(",")])
     return space
 
 
