@@ -23,6 +23,7 @@ import numpy as np
 
 from dlpipe.data.class_names import check_class_name
 from dlpipe.data.images import DEFAULT_MAX_PIXELS, check_image_file
+from dlpipe.data.text_encoding import detect_encoding
 from dlpipe.errors import DataError
 
 LABEL_SEPARATOR = ";"
@@ -81,10 +82,12 @@ HEADER_LABELS = ("labels", "label", "tags", "classes")
 
 def _read_csv(source: Path) -> MultiLabelSet:
     data = MultiLabelSet(str(source))
+    raw = source.read_bytes()
+    codec, skip = detect_encoding(raw)  # UTF-8, or UTF-16/32 with a byte-order mark
     try:
-        text = source.read_text(encoding="utf-8-sig")
+        text = raw[skip:].decode(codec)
     except UnicodeDecodeError as error:
-        raise DataError(str(source), f"is not UTF-8 text (byte {error.start}); save it as UTF-8") from None
+        raise DataError(str(source), f"is not {codec.upper()} text (byte {error.start + skip}); save it as UTF-8") from None
     first_line: dict[str, int] = {}
     has_labels_column = False
     for number, row in _csv_rows(source, text):

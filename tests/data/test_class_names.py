@@ -54,3 +54,11 @@ def test_multilabel_and_text_labels_are_checked_too(tmp_path):
     texts.write_text("fine\tpos\nbad\tneg\nodd\tx\u2029y\nodder\tw\u2029z\n")
     with pytest.raises(DataError, match=r"texts.tsv:3: label 'x\\u2029y' holds a control character"):
         read_labelled_text([texts])
+
+
+def test_a_utf16_multilabel_csv_is_read_in_its_encoding(tmp_path):
+    write_color_images(tmp_path / "photos", "red", 2, seed=3, size=16)
+    labels = tmp_path / "labels.csv"
+    labels.write_bytes("path,labels\nphotos/red_000.jpg,bag;café\nphotos/red_001.jpg,dress\n".encode("utf-16"))
+    data = read_multilabel(labels)
+    assert data.class_names == ["bag", "café", "dress"] and data.labels == [["bag", "café"], ["dress"]]
