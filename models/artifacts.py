@@ -205,16 +205,10 @@ def tflite_bytes(flatbuffer: bytes, bundle: Bundle, standard: StandardMetadata |
 
 
 def embedded_in_tflite(path: str | Path) -> dict[str, bytes]:
-    """Every named metadata buffer of a .tflite file (name -> bytes)."""
-    from tensorflow.lite.tools import flatbuffer_utils
+    """Every named metadata buffer of a .tflite file (name -> bytes), read without TensorFlow."""
+    from dlpipe.models.tflite_metadata.flatbuffer_files import named_buffers
 
-    model = flatbuffer_utils.read_model(str(path))
-    out = {}
-    for entry in model.metadata or []:
-        name = entry.name.decode() if isinstance(entry.name, bytes) else entry.name
-        data = model.buffers[entry.buffer].data
-        out[name] = b"" if data is None else bytes(data)
-    return out
+    return named_buffers(Path(path).read_bytes())
 
 
 def read_side_files(artifact: str | Path) -> SideFiles:

@@ -29,7 +29,7 @@ def efficientnet_lite_imagenet(variant: str) -> "KerasRuntime":
     """The variant with its ImageNet head, normalisation inside, and its own resize/crop recipe."""
     import keras
 
-    from dlpipe.data.preprocess import ImagePreprocessing
+    from dlpipe.data.preprocess_spec import ImagePreprocessing
     from dlpipe.models import efficientnet_lite as lite
     from dlpipe.models.artifacts import SideFiles
     from dlpipe.models.layers import ImagePreprocess

@@ -95,6 +95,7 @@ class TFLiteRuntime(Runtime):
 
     def __init__(self, path: Path, side: artifacts.SideFiles, num_threads: int | None = None):
         super().__init__(path, side)
+        self.task = self.task.without_tensorflow()  # LiteRT needs no TensorFlow: neither do its inputs
         self.format = (artifacts.read_record(path) or {}).get("format", "tflite")
         self.num_threads = num_threads or default_threads()
         self.interpreter = self._new_interpreter()

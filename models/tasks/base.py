@@ -90,6 +90,11 @@ class Task(ABC):
             raise DataError("--" + given[0].replace("_", "-"), f"does not apply to {self.name} models ({self.description})")
         return self
 
+    def without_tensorflow(self) -> "Task":
+        """This task preparing its inputs without TensorFlow, for a runtime that needs none (a .tflite): as it is
+        by default (strings, seeds); image tasks decode in NumPy/Pillow (`dlpipe.data.numpy_preprocess`)."""
+        return self
+
     # --- preprocessing spec -------------------------------------------------------------------
     @abstractmethod
     def preprocessing_from_dict(self, values: dict[str, Any]) -> Any:

@@ -58,29 +58,23 @@ class WordsTokenizer(TextTokenizer):
         return {VOCABULARY_FILE: path}
 
     def encoder(self, prep: "TextPreprocessing", vocabulary: Sequence[str] | str | Path) -> Encoder:
-        """{"token_ids"}: a TextVectorization layer rebuilt from `vocabulary` (the exported vocabulary.txt, or
-        the tokens in id order) with the training settings: the same Keras code as inside the model."""
-        import keras
-        import tensorflow as tf
-
+        """{"token_ids"}: the ids of a TextVectorization layer with `vocabulary` (the exported vocabulary.txt, or
+        the tokens in id order) and the training settings, in plain Python (`word_ids.WordIds`: the layer's steps,
+        without importing TensorFlow)."""
         from dlpipe.data.text import read_vocabulary
+        from dlpipe.models.text_tokenizers.word_ids import WordIds
 
         tokens = read_vocabulary(vocabulary) if isinstance(vocabulary, (str, Path)) else [str(t) for t in vocabulary]
         # get_vocabulary() starts with the padding "" and the OOV "[UNK]"; the layer adds both itself
         if tokens[:2] != ["", "[UNK]"]:
             raise DataError("<vocabulary>", 'a TextVectorization vocabulary starts with "" and "[UNK]" (ids 0 and 1); '
                             f"pass the {VOCABULARY_FILE} exported with the model")
-        layer = keras.layers.TextVectorization(standardize=prep.standardize, output_sequence_length=prep.sequence_length,
-                                               vocabulary=tokens[2:])
-        # compiled once: an eager call of the layer costs ~2 ms, several times the .tflite model itself
-        vectorize = tf.function(layer, input_signature=[tf.TensorSpec([None], tf.string)], autograph=False)
+        ids = WordIds(tokens, prep.standardize, prep.sequence_length)
 
         def encode(texts: Sequence[str]) -> dict[str, np.ndarray]:
             if isinstance(texts, str):
                 raise TypeError("encode takes a list of texts, not one string")
-            if not len(texts):
-                return {TOKEN_IDS: np.zeros((0, prep.sequence_length), np.int32)}
-            return {TOKEN_IDS: vectorize(tf.constant(list(texts), tf.string)).numpy().astype(np.int32)}
+            return {TOKEN_IDS: ids(list(texts))}
 
         return encode
 

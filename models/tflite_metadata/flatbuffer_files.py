@@ -51,14 +51,28 @@ def model_bytes(model: str | Path | bytes) -> bytes:
 
 def metadata_buffer(data: bytes, name: str) -> bytearray | None:
     """The bytes of the model's metadata buffer `name` (inline, or at an offset for >2 GB models)."""
-    from tensorflow.lite.python import schema_py_generated as tfl
+    found = named_buffers(data, only=name)
+    return bytearray(found[name]) if name in found else None
+
+
+def named_buffers(data: bytes, only: str | None = None) -> dict[str, bytes]:
+    """Every named metadata buffer of a model flatbuffer (name -> bytes), or just `only`, read in place.
+
+    LiteRT's copy of the TFLite schema reads it: a .tflite's side files are found without importing TensorFlow
+    and without unpacking the model's weights into Python objects.
+    """
+    from ai_edge_litert import schema_py_generated as tfl
 
     model = tfl.Model.GetRootAs(bytearray(data), 0)
+    out = {}
     for i in range(model.MetadataLength()):
         entry = model.Metadata(i)
-        if text_of(entry.Name()) == name:
-            buffer = model.Buffers(entry.Buffer())
-            if buffer.Offset() > 1:
-                return bytearray(data[buffer.Offset():buffer.Offset() + buffer.Size()])
-            return bytearray(buffer.DataAsNumpy().tobytes()) if buffer.DataLength() else bytearray()
-    return None
+        name = text_of(entry.Name())
+        if only is not None and name != only:
+            continue
+        buffer = model.Buffers(entry.Buffer())
+        if buffer.Offset() > 1:
+            out[name] = bytes(data[buffer.Offset():buffer.Offset() + buffer.Size()])
+        else:
+            out[name] = buffer.DataAsNumpy().tobytes() if buffer.DataLength() else b""
+    return out

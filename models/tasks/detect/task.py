@@ -24,7 +24,7 @@ from dlpipe.models.tasks.base import InputSet, LabelledData
 from dlpipe.models.tasks.image import ImageTask
 
 if TYPE_CHECKING:
-    from dlpipe.data.preprocess import ImagePreprocessing
+    from dlpipe.data.preprocess_spec import ImagePreprocessing
     from dlpipe.models.artifacts import SideFiles
 
 
@@ -45,7 +45,7 @@ class DetectPreprocessing:
 
     def image(self) -> "ImagePreprocessing":
         """The classification spec with the same decode and resize: one preprocessing path for both tasks."""
-        from dlpipe.data.preprocess import ImagePreprocessing
+        from dlpipe.data.preprocess_spec import ImagePreprocessing
 
         return ImagePreprocessing(image_size=self.image_size, resize=self.resize, max_pixels=self.max_pixels,
                                   exif_orientation=False)
@@ -74,7 +74,9 @@ class DetectTask(ImageTask):
             if key not in known:
                 return super().with_options(**{key: given[key]})
         values = {"min_score": self.min_score, "nms_iou": self.nms_iou, "max_boxes": self.max_boxes, **given}
-        return DetectTask(**values)
+        twin = DetectTask(**values)
+        twin.decoder = self.decoder  # a .tflite's task keeps decoding without TensorFlow
+        return twin
 
     # --- preprocessing and inputs -------------------------------------------------------------
     def preprocessing_from_dict(self, values: dict[str, Any]) -> DetectPreprocessing:
@@ -94,6 +96,13 @@ class DetectTask(ImageTask):
         image = decode_image(contents, upright=False)  # boxes are in the stored pixels, as the annotations' sizes
         return {"pixels": resize_image(image, prep.image_size, prep.resize),
                 "sizes": tf.shape(image, out_type=tf.int32)[:2]}
+
+    def numpy_input(self, contents: bytes, prep: DetectPreprocessing) -> dict[str, np.ndarray]:
+        """`input_from_bytes` in NumPy/Pillow (`dlpipe.data.numpy_preprocess`): the stretched photo and its size."""
+        from dlpipe.data.numpy_preprocess import decode_array, resize_array
+
+        image = decode_array(contents, upright=False)  # stored pixels, as `input_from_bytes`
+        return {"pixels": resize_array(image, prep.image_size, prep.resize), "sizes": np.array(image.shape[:2], np.int32)}
 
     def stack(self, items: Sequence[Any]) -> dict[str, np.ndarray]:
         return {"pixels": np.stack([np.asarray(item["pixels"], np.float32) for item in items]),

@@ -6,6 +6,7 @@ Every path from a file to the model's input goes through
 
 from __future__ import annotations
 
+import copy
 import glob
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
@@ -16,7 +17,7 @@ from dlpipe.errors import DataError
 from dlpipe.models.tasks.base import ClassificationTask, InputSet, LabelledData, PreparedBatch
 
 if TYPE_CHECKING:
-    from dlpipe.data.preprocess import ImagePreprocessing
+    from dlpipe.data.preprocess_spec import ImagePreprocessing
     from dlpipe.models.artifacts import SideFiles
 
 
@@ -26,9 +27,19 @@ class ImageTask(ClassificationTask):
     name = "image"
     exporters_module = "dlpipe.models.tasks.image.export"
     description = "image classification: a folder of photos, one sub-folder per class"
+    # "tensorflow": photos are decoded by the training graph (tf.data); "numpy": by its NumPy/Pillow twin, for
+    # runtimes that need no TensorFlow (see `without_tensorflow`)
+    decoder = "tensorflow"
+
+    def without_tensorflow(self) -> "ImageTask":
+        """This task decoding photos in NumPy/Pillow (`dlpipe.data.numpy_preprocess`, the training pixels within
+        one level), so a .tflite answers without importing TensorFlow."""
+        twin = copy.copy(self)
+        twin.decoder = "numpy"
+        return twin
 
     def preprocessing_from_dict(self, values: dict[str, Any]) -> "ImagePreprocessing":
-        from dlpipe.data.preprocess import ImagePreprocessing
+        from dlpipe.data.preprocess_spec import ImagePreprocessing
 
         return ImagePreprocessing.from_dict(values)
 
@@ -62,10 +73,9 @@ class ImageTask(ClassificationTask):
         return inputs
 
     def batches(self, inputs: InputSet, prep: "ImagePreprocessing", batch_size: int) -> Iterator[PreparedBatch]:
-        """Decoding runs in parallel (tf.data) while the caller runs the model; unreadable files become errors."""
-        import tensorflow as tf
-
-        from dlpipe.data.images import tf_path, too_many_pixels
+        """Decoding runs in parallel (tf.data, or threads for the NumPy decoder) while the caller runs the model;
+        unreadable files become errors."""
+        from dlpipe.data.images import too_many_pixels
 
         oversized = {}
         for key in inputs.ids:  # refused from the header, before anything is decoded
@@ -76,6 +86,19 @@ class ImageTask(ClassificationTask):
         if oversized:
             yield PreparedBatch(list(oversized), np.zeros((0,), np.float32), oversized)
         readable = [key for key in inputs.ids if key not in inputs.errors and key not in oversized]
+        if self.decoder == "numpy":
+            from dlpipe.models.tasks.image.numpy_inputs import read_batches
+
+            yield from read_batches(self, inputs, readable, prep, batch_size)
+            return
+        yield from self._graph_batches(inputs, readable, prep, batch_size)
+
+    def _graph_batches(self, inputs: InputSet, readable: list[str], prep: Any, batch_size: int) -> Iterator[PreparedBatch]:
+        """`readable` decoded by tf.data, `model_input` per file; files the decoder drops become errors."""
+        import tensorflow as tf
+
+        from dlpipe.data.images import tf_path
+
         decoded: Iterator[tuple[Any, Any]] = iter(())
         if readable:
             ds = tf.data.Dataset.from_tensor_slices((tf.range(len(readable), dtype=tf.int64),
@@ -95,8 +118,6 @@ class ImageTask(ClassificationTask):
             yield PreparedBatch(tail, np.zeros((0,), np.float32), {key: _decode_error(inputs.payloads[key]) for key in tail})
 
     def prepare(self, raw: Any, prep: "ImagePreprocessing") -> np.ndarray:
-        import tensorflow as tf
-
         from dlpipe.data.images import sniff_format, too_many_pixels
 
         if not isinstance(raw, (bytes, bytearray)):
@@ -107,6 +128,12 @@ class ImageTask(ClassificationTask):
         oversized = too_many_pixels(data, prep.max_pixels)
         if oversized:
             raise DataError("instance", oversized)
+        if self.decoder == "numpy":
+            from dlpipe.models.tasks.image.numpy_inputs import prepare_bytes
+
+            return prepare_bytes(self, data, prep)
+        import tensorflow as tf
+
         try:
             return _numpy(_compiled(self, prep)(tf.constant(data)))
         except tf.errors.OpError:
@@ -127,6 +154,13 @@ class ImageTask(ClassificationTask):
         from dlpipe.data.preprocess import preprocess_bytes
 
         return preprocess_bytes(contents, prep)
+
+    def numpy_input(self, contents: bytes, prep: Any) -> Any:
+        """Encoded bytes -> the model input of one image as `input_from_bytes` gives it, in NumPy/Pillow (raises
+        ValueError, Pillow's reason, when the bytes cannot be decoded)."""
+        from dlpipe.data.numpy_preprocess import preprocess_image_bytes
+
+        return preprocess_image_bytes(contents, prep)
 
     def stack(self, items: Sequence[Any]) -> np.ndarray:
         return np.stack([np.asarray(item, np.float32) for item in items])

@@ -12,6 +12,7 @@ reads as training targets.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import io
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from dlpipe.data.preprocess import ImagePreprocessing
+from dlpipe.data.preprocess_spec import ImagePreprocessing
 from dlpipe.errors import DataError
 from dlpipe.models.tasks.base import InputSet, LabelledData, PreparedBatch, Task, writer_folders
 from dlpipe.models.tasks.image import ImageTask
@@ -152,6 +153,12 @@ class SegmentTask(Task):
 
     def __init__(self) -> None:
         self._images = ImageTask()  # reading and decoding photos is the image task's job
+
+    def without_tensorflow(self) -> "SegmentTask":
+        """This task reading photos as the image task does without TensorFlow (NumPy/Pillow)."""
+        twin = copy.copy(self)
+        twin._images = self._images.without_tensorflow()
+        return twin
 
     def preprocessing_from_dict(self, values: dict[str, Any]) -> SegmentPreprocessing:
         return SegmentPreprocessing.from_dict(values)
