@@ -93,6 +93,7 @@ TINY_SETS = [
     "model.width=1.0",
     "train.lr_schedule=constant",
     "augment.enabled=true",
+    "export.formats=[keras,savedmodel]",  # the image default adds tflite-int8; the tests that want it ask for it
 ]
 
 

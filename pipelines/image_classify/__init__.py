@@ -10,11 +10,11 @@ from dlpipe.pipelines.catalog import PipelineSpec
 from dlpipe.pipelines.image_classify.recipes import RECIPES
 from dlpipe.pipelines.image_classify.augment import ImageAugmentStage
 from dlpipe.pipelines.image_classify.evaluate import ImageEvaluateStage
+from dlpipe.pipelines.image_classify.export import ImageExportStage
 from dlpipe.pipelines.image_classify.load import ImageLoadStage
 from dlpipe.pipelines.image_classify.model import ModelStage
 from dlpipe.pipelines.image_classify.preprocess import ImagePreprocessStage
 from dlpipe.pipelines.image_classify.train import ImageTrainStage
-from dlpipe.pipelines.stages.export import ExportStage
 
 PIPELINE = PipelineSpec(
     name="image-classify",
@@ -22,7 +22,7 @@ PIPELINE = PipelineSpec(
     task="image",
     stages=(("load", ImageLoadStage), ("model", ModelStage), ("preprocess", ImagePreprocessStage),
             ("augment", ImageAugmentStage), ("train", ImageTrainStage), ("evaluate", ImageEvaluateStage),
-            ("export", ExportStage)),
+            ("export", ImageExportStage)),
     search_space={
         "model.backbone": ("categorical", ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"]),
         "train.probe_c": ("float", 1e-3, 10.0, True),
