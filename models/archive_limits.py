@@ -40,7 +40,7 @@ class ArchiveLimits:
 
     @classmethod
     def from_env(cls, max_bytes: int | None = None, max_ratio: float | None = None,
-                 max_members: int | None = None) -> "ArchiveLimits":
+                 max_members: int | None = None) -> ArchiveLimits:
         """The limits in force: arguments given, else the environment, else the defaults."""
         return cls(max_bytes if max_bytes is not None else int(_env("DLPIPE_MAX_ARCHIVE_BYTES", DEFAULT_MAX_BYTES)),
                    max_ratio if max_ratio is not None else _env("DLPIPE_MAX_ARCHIVE_RATIO", DEFAULT_MAX_RATIO),
