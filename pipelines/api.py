@@ -166,14 +166,16 @@ def lr_find(
     if "train" not in config.stages:
         raise ConfigError("stages", f"pipeline '{pipeline}' has no train stage to find a learning rate for")
     out_dir = Path(out) if out else Path("runs") / f"lr-find-{pipeline}-{datetime.now():%Y%m%d-%H%M%S}"
-    before = config.stages[: config.stages.index("train")]
-    ctx = run_pipeline(spec, dataclasses.replace(config, stages=before), out_dir, echo=echo)
     stage = spec.stage_class("train")(config["train"])
     if not hasattr(stage, "find_learning_rate"):
         raise ConfigError("pipeline", f"the {pipeline} pipeline's train stage has no learning-rate finder")
-    result = stage.find_learning_rate(ctx, ctx.need("model", "model"), out_dir)
-    chosen = dataclasses.replace(config["train"], learning_rate=result["chosen"])
-    atomic.write_text(out_dir / CONFIG_FILE, dataclasses.replace(config, sections={**config.sections, "train": chosen}).to_yaml())
+    before = config.stages[: config.stages.index("train")]
+    with run_lock.hold(out_dir, echo=echo):  # one owner per folder, as `run`
+        ctx = run_pipeline(spec, dataclasses.replace(config, stages=before), out_dir, echo=echo)
+        result = stage.find_learning_rate(ctx, ctx.need("model", "model"), out_dir)
+        chosen = dataclasses.replace(config["train"], learning_rate=result["chosen"])
+        atomic.write_text(out_dir / CONFIG_FILE,
+                          dataclasses.replace(config, sections={**config.sections, "train": chosen}).to_yaml())
     return result
 
 

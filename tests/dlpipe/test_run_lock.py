@@ -110,13 +110,14 @@ def test_clear_empties_a_held_folder_but_keeps_its_lock(tmp_path):
         assert holder_of(folder)["pid"] == os.getpid()
 
 
-@pytest.mark.parametrize("command", ["run", "tune", "export"])
+@pytest.mark.parametrize("command", ["run", "tune", "export", "lr-find"])
 def test_dlpipe_commands_on_a_held_folder_fail_in_seconds_with_one_line(tmp_path, holder, color_folder, command):
     folder = tmp_path / "run"
     first = holder(folder)
     args = {"run": ["run", "image-classify", "--data", str(color_folder), "--out", str(folder)],
             "tune": ["tune", "image-classify", "--data", str(color_folder), "--out", str(folder), "--budget-minutes", "1"],
-            "export": ["export", str(folder), "--format", "savedmodel"]}[command]
+            "export": ["export", str(folder), "--format", "savedmodel"],
+            "lr-find": ["lr-find", "image-classify", "--data", str(color_folder), "--out", str(folder)]}[command]
     if command == "export":
         (folder / "model.keras").write_bytes(b"never read: the folder is refused first")
     started = time.perf_counter()
