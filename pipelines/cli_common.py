@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import functools
+import os
 import sys
+import tempfile
+import time
 import traceback
+from pathlib import Path
 from typing import Any, Callable
 
 import click
 
 from dlpipe.errors import DlpipeError
+from dlpipe.system_errors import explain
+
+ERROR_LOG = "dlpipe-error.log"  # written into the command's --out folder when it can be, else a temp file
+OUT_OPTIONS = ("out", "out_dir", "out_file")  # the names the commands give their --out
 
 ARTIFACT_HELP = ("Which artifact of a run or export folder runs: auto (the fastest whose parity with the Keras model, "
                  "measured at export, is within 1 point), keras, savedmodel, float32, float16, dynamic or int8.")
@@ -33,10 +41,37 @@ def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
         except Exception as error:  # noqa: BLE001 - the last line of defence before a traceback
             if debug:
                 traceback.print_exc()
-            first = str(error).strip().splitlines()[0] if str(error).strip() else ""
-            click.echo(f"internal error: {type(error).__name__}: {first} (rerun with --debug for details)", err=True)
+            out = next((str(kwargs[name]) for name in OUT_OPTIONS if kwargs.get(name)), None)
+            plain = explain(error, out)
+            if plain:
+                click.echo(f"error: {plain}", err=True)
+                sys.exit(2)
+            first = str(error).strip().splitlines()[0][:300] if str(error).strip() else ""
+            log = write_error_log(error, out)
+            where = f"the traceback is in {log}" if log else "rerun with --debug for the traceback"
+            click.echo(f"internal error: {type(error).__name__}: {first} ({where}; please report it)", err=True)
             sys.exit(1)
 
     wrapper = click.option("--debug", is_flag=True, help="Show the full traceback of an error.")(wrapper)
     return click.option("--verbose", is_flag=True, expose_value=False,
                         help="Show TensorFlow's own logs and the TFLite converter's output.")(wrapper)
+
+
+def write_error_log(error: BaseException, out: str | None) -> Path | None:
+    """The traceback of an unexpected error, in OUT/dlpipe-error.log when --out is a folder, else a temp file."""
+    text = (f"{time.strftime('%Y-%m-%d %H:%M:%S')} dlpipe {' '.join(sys.argv[1:])}\n"
+            + "".join(traceback.format_exception(type(error), error, error.__traceback__)))
+    if out and Path(out).is_dir():
+        try:
+            with open(Path(out) / ERROR_LOG, "a", encoding="utf-8") as handle:
+                handle.write(text + "\n")
+            return Path(out) / ERROR_LOG
+        except OSError:
+            pass  # a read-only or full folder: the temp folder may still take it
+    try:
+        fd, path = tempfile.mkstemp(prefix="dlpipe-error-", suffix=".log")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        return Path(path)
+    except OSError:
+        return None

@@ -126,11 +126,11 @@ def export(model: Any, fmt: str, out_dir: str | Path, request: ExportRequest) ->
     target = Path(out_dir) / FORMATS[fmt].target
     with scratch_space(target.parent):
         if FORMATS[fmt].folder:
-            with atomic.replacing_dir(target) as tmp:
+            with atomic.replacing_dir(target) as tmp, disk_full_told(target.parent, fmt):
                 entry(model, tmp, request, fmt)
                 artifacts.write_side_files(tmp, request.bundle)
         else:
-            with atomic.replacing_file(target) as tmp:
+            with atomic.replacing_file(target) as tmp, disk_full_told(target.parent, fmt):
                 entry(model, tmp, request, fmt)
                 artifacts.write_side_files(target.parent, request.bundle)
     artifacts.write_record(target, fmt, request.bundle)  # before loading it back: it says dlpipe wrote it
@@ -140,6 +140,32 @@ def export(model: Any, fmt: str, out_dir: str | Path, request: ExportRequest) ->
 
 
 SCRATCH_DIR = ".dlpipe-scratch"
+LOW_SPACE_BYTES = 16 * 2 ** 20  # a failed export with less free than this on its disk is told as a full disk
+
+
+@contextlib.contextmanager
+def disk_full_told(folder: Path, fmt: str) -> Iterator[None]:
+    """Turn a full disk during an export into one DataError, even when a converter hid the write error.
+
+    TensorFlow's TFLite converter catches its failed SavedModel write and falls back to a legacy path
+    that fails with "TypeError: 'NoneType' object is not callable"; so, besides the errno, the free
+    space is read at the moment of failure, before the partial files are removed.
+    """
+    from dlpipe.errors import DataError
+    from dlpipe.system_errors import FULL_DISK_CODES, error_code
+
+    try:
+        yield
+    except DlpipeError:
+        raise
+    except Exception as error:
+        with contextlib.suppress(OSError):
+            free = shutil.disk_usage(folder).free
+            if error_code(error) in FULL_DISK_CODES or free < LOW_SPACE_BYTES:
+                raise DataError(str(folder), f"no space left on the device ({free / 2 ** 20:.1f} MB free) while "
+                                             f"writing the {fmt} export; free some space or export to another disk "
+                                             "(--out)") from error
+        raise
 
 
 @contextlib.contextmanager

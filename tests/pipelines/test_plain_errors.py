@@ -55,3 +55,89 @@ def test_a_damaged_checkpoint_names_the_file_on_resume(tmp_path):
     (backup / "training_metadata.json").write_text('{"epoch": ')  # cut off mid-write
     with pytest.raises(RunStateError, match="backup_train: checkpoint is damaged"):
         model.fit(x, y, epochs=2, verbose=0, callbacks=[backup_callback(backup)])
+
+
+def failing_command(error: BaseException):
+    """A click command that fails with `error`, wrapped as every dlpipe command is."""
+    import click
+
+    from dlpipe.pipelines.cli_common import friendly_errors
+
+    @click.command()
+    @click.option("--out", "out_dir")
+    @friendly_errors
+    def command(out_dir):
+        raise error
+
+    return command
+
+
+def run_cli(command, *args: str):
+    from click.testing import CliRunner
+
+    result = CliRunner().invoke(command, list(args))
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr  # one line, no traceback
+    return result.exit_code, lines[0]
+
+
+def test_full_disk_read_only_and_denied_writes_say_so(tmp_path):
+    import errno
+
+    code, line = run_cli(failing_command(OSError(errno.ENOSPC, "No space left on device")), "--out", str(tmp_path))
+    assert code == 2 and line.startswith(f"error: {tmp_path}: no space left on the device") and "free some" in line
+    wrapped = RuntimeError("{{function_node SaveV2}} out/x.data-00000; No space left on device [Op:SaveV2]")
+    code, line = run_cli(failing_command(wrapped))  # TensorFlow's wording, not an OSError
+    assert code == 2 and "no space left on the device" in line
+    temporary = OSError(errno.EROFS, "Read-only file system", str(tmp_path / ".m.json.abc123.tmp"))
+    code, line = run_cli(failing_command(temporary), "--out", str(tmp_path / "m.json"))
+    assert code == 2 and line == f"error: {tmp_path / 'm.json'}: the file system is read-only; write to a writable folder (--out)"
+    code, line = run_cli(failing_command(PermissionError(errno.EACCES, "Permission denied", "/data/x.jpg")))
+    assert code == 2 and line.startswith("error: /data/x.jpg: permission denied; fix its permissions")
+    h5py_words = OSError("Unable to create file (unable to open file: name = 'out/best.weights.h5', errno = 30, "
+                         "error message = 'Read-only file system')")
+    assert run_cli(failing_command(h5py_words))[1].startswith("error: out/best.weights.h5: the file system is read-only")
+
+
+def test_an_unexpected_error_names_the_log_file_with_its_traceback(tmp_path):
+    code, line = run_cli(failing_command(RuntimeError("boom\nsecond line")), "--out", str(tmp_path))
+    log = tmp_path / "dlpipe-error.log"
+    assert code == 1 and line == (f"internal error: RuntimeError: boom (the traceback is in {log}; please report it)")
+    text = log.read_text()
+    assert "Traceback (most recent call last)" in text and "raise error" in text and "second line" in text
+    code, line = run_cli(failing_command(KeyError("gone")))  # no --out: a temp file
+    path = Path(line.split("the traceback is in ")[1].split(";")[0])
+    try:
+        assert code == 1 and path.name.startswith("dlpipe-error-") and "KeyError: 'gone'" in path.read_text()
+    finally:
+        path.unlink()
+
+
+@pytest.mark.parametrize("fmt", ["savedmodel", "tflite"])
+def test_a_full_disk_during_export_is_one_plain_error(tmp_path, monkeypatch, fmt):
+    """The SavedModel write fails with ENOSPC; the TFLite converter hides it (its fallback fails with a TypeError)."""
+    import errno
+    import shutil
+
+    import keras
+
+    from dlpipe.data.preprocess import ImagePreprocessing
+    from dlpipe.errors import DataError
+    from dlpipe.models import artifacts
+    from dlpipe.models.export import ExportRequest, export
+
+    model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(), keras.layers.Dense(2, activation="softmax")])
+    request = ExportRequest(artifacts.Bundle("image", ["a", "b"], ImagePreprocessing(image_size=8, resize="stretch")))
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(type(keras.export.ExportArchive()), "write_out", disk_full)  # the backend's class
+    if fmt == "tflite":  # the errno is lost: plenty of free space, so the converter's own error stays as it is
+        with pytest.raises(TypeError):
+            export(model, fmt, tmp_path / "roomy", request)
+        usage = shutil.disk_usage(tmp_path)
+        monkeypatch.setattr(shutil, "disk_usage", lambda path: usage._replace(free=300_000))
+    with pytest.raises(DataError, match=rf"no space left on the device .* writing the {fmt} export; free some space"):
+        export(model, fmt, tmp_path / "full", request)
+    assert not any((tmp_path / "full").rglob("*.tflite")) and not (tmp_path / "full" / "savedmodel").exists()
