@@ -114,6 +114,10 @@ def test_a_normal_request_is_answered_and_auth_still_applies(live):
     headers = {**AUTH, **{f"X-Extra-{index}": "v" * 100 for index in range(10)}}
     assert httpx.get(f"{base}/v1/models/{name}", headers=headers).status_code == 200
     assert httpx.get(f"{base}/v1/models/{name}").status_code == 401
+    with httpx.Client(headers=AUTH) as client:  # a kept-alive connection idle past the deadline between requests
+        assert client.get(f"{base}/v1/models/{name}").status_code == 200
+        time.sleep(1.3)
+        assert client.get(f"{base}/v1/models/{name}").status_code == 200
     # a body larger than the head's limit, arriving with the head in one write, is the body's business, not the head's
     body = json.dumps({"instances": [{"b64": red_jpeg()}]}).encode() + b" " * 200_000
     head = (f"POST /v1/models/{name}:predict HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer s3cret\r\n"
