@@ -123,6 +123,9 @@ def _csv_rows(source: Path, text: str) -> list[tuple[int, list[str]]]:
                 rows.append((start, row))
             start = reader.line_num + 1
     except csv.Error as error:
+        if "field limit" in str(error):  # an unclosed quote swallows the rest of the file into one field, too
+            raise DataError(f"{source}:{start}", f"a field over {csv.field_size_limit():,} characters (the csv "
+                                                 "module's limit): close every quote, one photo per row") from None
         raise DataError(f"{source}:{start}", f"is not valid CSV ({error}); quote a field holding a comma "
                                                        'with "..." and close every quote') from None
     if rows and _is_header(rows[0][1]):

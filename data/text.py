@@ -93,7 +93,11 @@ def _read_one(path: Path, fmt: str, header: bool, text_column: int | str, label_
             else:
                 table.empty_lines += 1
             continue
-        row = next(csv.reader(io.StringIO(line), delimiter=delimiter, quoting=quoting))
+        row, problem = csv_fields(line, delimiter, quoting)
+        if row is None:
+            bad.append((number, problem))
+            table.skipped.append((str(path), number, problem))
+            continue
         if len(row) <= max(text_index, label_index) or not row[label_index].strip():
             table.skipped.append((str(path), number, "missing label"))
             continue
@@ -112,14 +116,30 @@ def _read_one(path: Path, fmt: str, header: bool, text_column: int | str, label_
     _refuse_if_mostly_bad(path, bad, sum(1 for _, line, _ in lines if line is None or line.strip()))
 
 
+CSV_REASONS = ("a field over", "not valid CSV")  # how csv_fields' reasons start: each carries its own remedy
+
+
+def csv_fields(line: str, delimiter: str, quoting: int = csv.QUOTE_MINIMAL) -> tuple[list[str] | None, str]:
+    """The fields of one CSV/TSV line, or (None, the reason) when the csv module refuses it (a field over
+    `csv.field_size_limit`, 128 K characters: a 50 MB line used to stop a run with `internal error: Error`)."""
+    try:
+        return next(csv.reader(io.StringIO(line), delimiter=delimiter, quoting=quoting), []), ""
+    except csv.Error as error:
+        if "field limit" in str(error):
+            return None, (f"a field over {csv.field_size_limit():,} characters (the csv module's limit): one example "
+                          "is a sentence or a paragraph; split or shorten it, or check the file's quotes")
+        return None, f"not valid CSV ({error}); quote a field holding the delimiter and close every quote"
+
+
 def _refuse_if_mostly_bad(path: Path, bad: list[tuple[int, str]], lines: int) -> None:
     """A file whose bad lines are more than BAD_LINE_LIMIT of its non-empty lines (and more than one), or all
     of them, was read wrongly: a one-line error naming the first bad line instead of training on the rest."""
     if bad and (len(bad) == lines or (len(bad) > 1 and len(bad) > BAD_LINE_LIMIT * lines)):
         number, reason = bad[0]
         fix = ("is load.label_column the label? A label is one line of text without '/', up to 128 characters"
-               if reason.startswith("label ") else SAVE_AS)
-        raise DataError(f"{path}:{number}", f"{reason}; {len(bad)} of {lines} lines are like this: {fix}")
+               if reason.startswith("label ") else "" if reason.startswith(CSV_REASONS) else SAVE_AS)
+        raise DataError(f"{path}:{number}", f"{reason}; {len(bad)} of {lines} lines are like this" +
+                        (f": {fix}" if fix else ""))
 
 
 def _column_index(path: Path, names: list[str], column: int | str, option: str) -> int:
@@ -217,9 +237,12 @@ def read_unlabelled_texts(path: str | Path, text_column: int | str = 0) -> list[
                 text = None
             rows.append((key, text, None) if isinstance(text, str) else (key, None, 'expected a JSON object with "text"'))
         elif suffix in (".tsv", ".csv"):
-            row = next(csv.reader(io.StringIO(line), delimiter="," if suffix == ".csv" else "\t"))
+            row, problem = csv_fields(line, "," if suffix == ".csv" else "\t")
             index = text_column if isinstance(text_column, int) else 0
-            rows.append((key, row[index], None) if len(row) > index else (key, None, f"no column {index}"))
+            if row is None:
+                bad.append((number, problem))
+            rows.append((key, None, problem) if row is None else
+                        (key, row[index], None) if len(row) > index else (key, None, f"no column {index}"))
         else:
             rows.append((key, line.strip(), None))
     _refuse_if_mostly_bad(path, bad, len(rows))

@@ -141,3 +141,30 @@ def test_a_full_disk_during_export_is_one_plain_error(tmp_path, monkeypatch, fmt
     with pytest.raises(DataError, match=rf"no space left on the device .* writing the {fmt} export; free some space"):
         export(model, fmt, tmp_path / "full", request)
     assert not any((tmp_path / "full").rglob("*.tflite")) and not (tmp_path / "full" / "savedmodel").exists()
+
+
+@pytest.mark.parametrize("suffix", [".tsv", ".csv"])
+def test_a_text_line_over_the_csv_field_limit_is_a_bad_line_not_a_crash(tmp_path, suffix):
+    import csv
+
+    from dlpipe.data.multilabel import read_multilabel
+    from dlpipe.data.text import read_labelled_text, read_unlabelled_texts
+    from dlpipe.errors import DataError
+
+    sep = "\t" if suffix == ".tsv" else ","
+    lines = [f"text number {i}{sep}{i % 2}" for i in range(20)]
+    lines[5] = "x" * (csv.field_size_limit() + 10) + f"{sep}1"
+    mixed = tmp_path / f"mixed{suffix}"
+    mixed.write_text("\n".join(lines) + "\n")
+    table = read_labelled_text([mixed])  # one bad line of 20: skipped and listed, the rest trains
+    assert len(table.texts) == 19 and table.skipped[0][1] == 6 and "split or shorten it" in table.skipped[0][2]
+    row = read_unlabelled_texts(mixed)[5]  # predict: an error row for that line, answers for the others
+    assert row[0] == f"{mixed}:6" and row[1] is None and row[2].startswith("a field over 131,072 characters")
+    alone = tmp_path / f"alone{suffix}"
+    alone.write_text(lines[5] + "\n")
+    with pytest.raises(DataError, match=rf"alone{suffix}:1: a field over .*split or shorten it"):
+        read_labelled_text([alone])
+    unclosed = tmp_path / "labels.csv"
+    unclosed.write_text('path,labels\na.jpg,"cat\n' + "b.jpg,dog\n" * 20_000)
+    with pytest.raises(DataError, match=r"labels.csv:2: a field over .* close every quote"):
+        read_multilabel(unclosed)
