@@ -124,7 +124,7 @@ def test_pipelines_and_config_commands_explain_themselves():
     listed = run_cli("pipelines")
     assert "image-classify (task image)" in listed.output and "load -> model -> preprocess -> augment" in listed.output
     config = run_cli("config", "image-classify")
-    assert "finetune_epochs: 0  # epochs of the second phase" in config.output
+    assert "finetune_epochs: 0  # [default] epochs of the second phase" in config.output
     # each stage's help is its class docstring, each section's the docstring of its config class
     from dlpipe.pipelines.catalog import get_pipeline
 
