@@ -205,10 +205,11 @@ def tflite_bytes(flatbuffer: bytes, bundle: Bundle, standard: StandardMetadata |
 
 
 def embedded_in_tflite(path: str | Path) -> dict[str, bytes]:
-    """Every named metadata buffer of a .tflite file (name -> bytes), read without TensorFlow."""
-    from dlpipe.models.tflite_metadata.flatbuffer_files import named_buffers
+    """Every named metadata buffer of a .tflite file (name -> bytes), read without TensorFlow; a truncated or
+    random file is a DataError naming it (see `tflite_file`)."""
+    from dlpipe.models.tflite_file import metadata_buffers
 
-    return named_buffers(Path(path).read_bytes())
+    return metadata_buffers(path)
 
 
 def read_side_files(artifact: str | Path) -> SideFiles:

@@ -114,7 +114,12 @@ class TFLiteRuntime(Runtime):
         from dlpipe.quiet import captured_output
 
         with captured_output(stdout=False):  # "INFO: Created TensorFlow Lite XNNPACK delegate" on every load
-            interpreter = Interpreter(model_path=str(self.path), num_threads=self.num_threads)
+            try:
+                interpreter = Interpreter(model_path=str(self.path), num_threads=self.num_threads)
+            except (ValueError, RuntimeError) as error:  # LiteRT's words for a file it cannot build a model from
+                from dlpipe.models.tflite_file import not_a_tflite
+
+                raise not_a_tflite(self.path, str(error).strip().splitlines()[0][:160]) from None
             if rows is not None:
                 for detail in self._inputs:
                     interpreter.resize_tensor_input(detail["index"], [rows, *detail["shape"][1:]])

@@ -168,3 +168,26 @@ def test_a_text_line_over_the_csv_field_limit_is_a_bad_line_not_a_crash(tmp_path
     unclosed.write_text('path,labels\na.jpg,"cat\n' + "b.jpg,dog\n" * 20_000)
     with pytest.raises(DataError, match=r"labels.csv:2: a field over .* close every quote"):
         read_multilabel(unclosed)
+
+
+def test_a_truncated_or_random_tflite_is_named_with_a_remedy(tiny_tflite, tmp_path):
+    """predict, evaluate and serve all load through load_runtime: a cut or random file is one DataError."""
+    import shutil
+
+    from dlpipe.errors import DataError
+    from dlpipe.models.runtimes import load_runtime
+
+    data = (tiny_tflite / "model.tflite").read_bytes()
+    cuts = [100, len(data) // 4, len(data) // 2, len(data) - 200]
+    samples = {f"cut{n}": data[:n] for n in cuts}
+    samples["random"] = np.random.default_rng(0).bytes(5000)
+    samples["identifier-then-random"] = data[:8] + np.random.default_rng(1).bytes(5000)
+    for name, content in samples.items():
+        folder = tmp_path / name
+        folder.mkdir()
+        for side in ("labels.txt", "preprocessing.json"):
+            shutil.copy(tiny_tflite / side, folder / side)
+        (folder / "model.tflite").write_bytes(content)
+        with pytest.raises(DataError, match=r"model.tflite: is not a usable TFLite model \(.*\); export it again"):
+            load_runtime(folder / "model.tflite")
+    assert load_runtime(tiny_tflite / "model.tflite").predict(np.zeros((1, 16, 16, 3), np.float32)).shape == (1, 2)
