@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 from conftest import HYMENOPTERA, SENTENCES, write_color_images
+from dlpipe.errors import DataError
 
 # runs the CLI, then names every TensorFlow/Keras module the process imported (on stderr, however it ended)
 CHECKED_CLI = """
@@ -182,3 +183,23 @@ def test_serve_answers_without_tensorflow(tiny_tflite: Path, photos: list[str]) 
     reference = graph_rows(tiny_tflite / "model.tflite", photos[:1], "image")[0]
     assert answer["predictions"][0]["label"] == reference["label"]
     assert abs(answer["predictions"][0]["score"] - reference["score"]) < 1e-4
+
+
+@pytest.mark.parametrize("task_name", ["image", "multilabel", "detect", "segment"])
+def test_every_image_task_prepares_the_graphs_input_without_tensorflow(task_name: str, photos: list[str]) -> None:
+    """What a served .tflite of each image task is fed (`without_tensorflow().prepare`) is the graph path's input."""
+    from dlpipe.models.tasks import get_task
+
+    task = get_task(task_name)
+    prep = task.preprocessing_from_dict({"image_size": 64})
+    light = task.without_tensorflow()
+    assert getattr(light, "decoder", None) == "numpy" or getattr(light, "_images").decoder == "numpy"
+    for photo in photos:
+        contents = Path(photo).read_bytes()
+        ours, graph = light.prepare(contents, prep), task.prepare(contents, prep)
+        if isinstance(graph, dict):  # detection: the stretched photo and its size
+            assert np.array_equal(ours["sizes"], graph["sizes"])
+            ours, graph = ours["pixels"], graph["pixels"]
+        assert ours.shape == graph.shape and np.abs(ours - graph).max() <= 1.0
+    with pytest.raises(DataError, match="cannot be decoded"):
+        light.prepare(b"\xff\xd8\xff\xe0" + b"not really a jpeg" * 10, prep)
