@@ -165,7 +165,7 @@ def slow_header(port: int, seconds: int) -> str:
             try:
                 sock.send(bytes([byte]))
                 got = sock.recv(200)  # waits up to a second: the attack's pace
-            except socket.timeout:
+            except TimeoutError:
                 continue
             except OSError as error:
                 return f"closed after {time.time() - started:.1f} s ({type(error).__name__})"
