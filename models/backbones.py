@@ -58,14 +58,12 @@ class BackboneSpec:
     block_pattern: str = r"^(block_?\d+[a-z]?)_"
     # from-scratch backbones also take ScratchOptions: build(input_shape, weights, options)
     scratch: bool = False
-    min_input_size: int = 8  # smaller inputs cannot be built (pooling stages run out of pixels)
 
     def check_input_size(self, size: int) -> None:
-        """ConfigError before building when `size` is below what this backbone can take."""
-        if size < self.min_input_size:
-            raise ConfigError("model.image_size", f"{self.name} needs inputs of at least {self.min_input_size} px "
-                                                  f"(received {size}); set model.image_size={self.min_input_size} or "
-                                                  "more, or pick a backbone such as mlp for tiny images")
+        """ConfigError before building when `size` is below what this backbone can take (see backbone_sizes)."""
+        from dlpipe.models.backbone_sizes import check_input_size
+
+        check_input_size(self.name, size)
 
     def build_with(self, input_shape: tuple[int, int, int], weights: str | None,
                    options: ScratchOptions | None = None) -> keras.Model:
@@ -204,22 +202,20 @@ def _register_defaults() -> None:
         *_efficientnet_lite_rows(),
         BackboneSpec(
             "mobilenet_v2", _keras_application(apps.MobileNetV2, "mobilenet_v2"), 224, "tf", 1280, True,
-            "keras.applications MobileNetV2 (ImageNet), 3.5M parameters", min_input_size=32,
+            "keras.applications MobileNetV2 (ImageNet), 3.5M parameters",
         ),
         BackboneSpec(
             "efficientnet_b0", _keras_application(apps.EfficientNetB0, "efficientnet_b0"), 224, "none", 1280, True,
-            "keras.applications EfficientNetB0 (ImageNet), normalises inside the graph", min_input_size=32,
+            "keras.applications EfficientNetB0 (ImageNet), normalises inside the graph",
         ),
         BackboneSpec(
             "resnet50", _keras_application(apps.ResNet50, "resnet50"), 224, "caffe", 2048, True,
             "keras.applications ResNet50 (ImageNet), 25M parameters", block_pattern=r"^(conv\d_block\d+)_",
-            min_input_size=32,
         ),
         BackboneSpec(
             "small_cnn", _small_cnn, 96, "unit", 256, False,
             "small CNN trained from scratch (no pretrained weights): conv 32-64-128-256 with batch-norm "
             "(model.width scales it)", resize="stretch", block_pattern=r"^(stage\d+)_", scratch=True,
-            min_input_size=16,  # four 2x2 poolings
         ),
         BackboneSpec(
             "mlp", _mlp, 32, "unit", 256, False,

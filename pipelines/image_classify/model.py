@@ -52,6 +52,13 @@ class ModelStage(Stage):
     config_cls = ModelConfig
     head_activation = "softmax"  # one class per image; the multi-label task's stage says sigmoid
 
+    def preflight(self) -> None:
+        """model.image_size against the backbone's smallest buildable input, before TensorFlow is imported."""
+        from dlpipe.models.backbone_sizes import check_input_size
+
+        if self.config.image_size is not None:
+            check_input_size(self.config.backbone, self.config.image_size)
+
     def run(self, ctx: RunContext) -> str:
         from dlpipe.models.backbones import ScratchOptions, get_backbone, resolve_weights
         from dlpipe.models.classifier import BACKBONE_LAYER_NAME, build_classifier
