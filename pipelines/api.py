@@ -110,6 +110,9 @@ def _run_in(spec: PipelineSpec, out_dir: Path, data: str | None, config_file: st
             raise RunStateError(f"{out_dir}: no run to resume (no {CONFIG_FILE}); start one without --resume")
         if config_file or list(sets) or data:
             raise RunStateError("--resume continues with the run's saved config; drop --config, --set and --data")
+        from dlpipe.pipelines.training.checkpoints import check_checkpoints
+
+        check_checkpoints(out_dir)
         config = resolve(spec.name, spec.stage_configs(), [(str(saved), load_yaml(saved))], task=spec.task)
     else:
         if saved.is_file() and not overwrite and _never_trained(out_dir):

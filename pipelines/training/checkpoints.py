@@ -11,6 +11,8 @@ from typing import Any
 
 from dlpipe.errors import RunStateError
 
+CHECKPOINT_FOLDERS = ("checkpoints", "folds/*/checkpoints")  # a run's own, and each cross-validation fold's
+
 
 def damaged(path: Path, error: BaseException) -> RunStateError:
     """The one-line error for a checkpoint (file or backup folder) that cannot be read back."""
@@ -39,3 +41,25 @@ def backup_callback(folder: Path) -> Any:
                 raise damaged(folder, error) from None
 
     return CheckedBackupAndRestore(str(folder))
+
+
+def check_checkpoints(out_dir: Path) -> None:
+    """Before a resumed run imports TensorFlow: every weights file of the run opens as HDF5 and every backup's
+    training_metadata.json parses, or a RunStateError names the first damaged one (in a fraction of a second,
+    not after TensorFlow's start-up and the data's loading)."""
+    import json
+
+    import h5py
+
+    for pattern in CHECKPOINT_FOLDERS:
+        for folder in sorted(out_dir.glob(pattern)):
+            for path in sorted(folder.rglob("*.weights.h5")):
+                try:
+                    h5py.File(path, "r").close()
+                except OSError as error:
+                    raise damaged(path, error) from None
+            for path in sorted(folder.rglob("training_metadata.json")):
+                try:
+                    json.loads(path.read_text(encoding="utf-8"))["epoch"]
+                except (OSError, ValueError, KeyError, TypeError) as error:
+                    raise damaged(path.parent, error) from None

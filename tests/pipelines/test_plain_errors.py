@@ -191,3 +191,27 @@ def test_a_truncated_or_random_tflite_is_named_with_a_remedy(tiny_tflite, tmp_pa
         with pytest.raises(DataError, match=r"model.tflite: is not a usable TFLite model \(.*\); export it again"):
             load_runtime(folder / "model.tflite")
     assert load_runtime(tiny_tflite / "model.tflite").predict(np.zeros((1, 16, 16, 3), np.float32)).shape == (1, 2)
+
+
+def test_resume_checks_every_checkpoint_before_tensorflow_starts(tmp_path):
+    import shutil
+
+    from dlpipe.pipelines.training.checkpoints import check_checkpoints
+
+    model = tiny_model()
+    run = tmp_path / "run"
+    (run / "checkpoints" / "backup_train").mkdir(parents=True)
+    model.save_weights(run / "checkpoints" / "train.weights.h5")
+    shutil.copy(run / "checkpoints" / "train.weights.h5", run / "checkpoints" / "backup_train" / "latest.weights.h5")
+    (run / "checkpoints" / "backup_train" / "training_metadata.json").write_text('{"epoch": 2}')
+    check_checkpoints(run)  # a sound run passes
+    fold = run / "folds" / "1" / "checkpoints" / "backup_head"
+    fold.mkdir(parents=True)
+    (fold / "training_metadata.json").write_text('{"epo')
+    with pytest.raises(RunStateError, match=r"folds/1/checkpoints/backup_head: checkpoint is damaged"):
+        check_checkpoints(run)
+    shutil.rmtree(run / "folds")
+    best = run / "checkpoints" / "best_train.weights.h5"
+    best.write_bytes((run / "checkpoints" / "train.weights.h5").read_bytes()[:700])
+    with pytest.raises(RunStateError, match=r"best_train.weights.h5: checkpoint is damaged .*truncated"):
+        check_checkpoints(run)
