@@ -75,3 +75,19 @@ def write_error_log(error: BaseException, out: str | None) -> Path | None:
         return Path(path)
     except OSError:
         return None
+
+
+def check_writable(path: str | None) -> None:
+    """Before any work, a --out that cannot be written (a read-only disk, a folder dlpipe may not write to) is one
+    line, not an error after the model ran: a file is made and removed in the folder that would hold it."""
+    if not path:
+        return
+    folder = Path(path) if Path(path).is_dir() else Path(path).parent
+    while not folder.exists() and folder != folder.parent:  # folders still to be made: their nearest ancestor
+        folder = folder.parent
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        plain = explain(OSError(error.errno, error.strerror), path)  # the --out, not the probe's temporary name
+        raise DlpipeError(plain or f"{path}: cannot be written ({error.strerror}); choose another --out") from None

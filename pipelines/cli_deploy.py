@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from dlpipe.pipelines.cli_common import ARTIFACT_HELP, friendly_errors
+from dlpipe.pipelines.cli_common import ARTIFACT_HELP, check_writable, friendly_errors
 from dlpipe.serving.batching_defaults import (
     BATCH_JOB_BATCH_SIZE, BATCH_THREADS, SERVER_MAX_BATCH_SIZE, SERVER_MAX_QUEUE, SERVER_MAX_WAIT_MS,
 )
@@ -58,6 +58,8 @@ def predict_command(inputs: tuple[str, ...], model_name: str | None, artifact: s
         if len(inputs) < 2:
             raise click.UsageError("give a MODEL and at least one INPUT, or use --model")
         model_name, inputs = inputs[0], inputs[1:]
+    check_writable(out_file)
+    check_writable(draw_dir)
     runtime = load_runtime(model_name, artifact)
     runtime.task = runtime.task.with_options(min_score=min_score, nms_iou=nms_iou, max_boxes=max_boxes)
     if engine == "ray" and (draw_dir or min_score is not None or nms_iou is not None or max_boxes is not None):
@@ -166,6 +168,7 @@ def evaluate_command(artifact: str, data: str, out_file: str | None, choice: str
     from dlpipe import atomic
     from dlpipe.pipelines.evaluation import evaluate_artifact
 
+    check_writable(out_file)
     report = evaluate_artifact(artifact, data, choice=choice)
     head, *rest = report["summary"]
     click.echo(f"{report['artifact']} ({report['artifact_format']}): {head}")
@@ -257,6 +260,7 @@ def generate_command(run_dir: str, count: int, out_file: str, columns: int, seed
 
     if count < 1 or seed < 0:
         raise click.UsageError("--n must be at least 1 and --seed at least 0")
+    check_writable(out_file)
     runtime = load_runtime(run_dir, artifact)
     task, prep = runtime.task, runtime.preprocessing
     if task.name != "gan":

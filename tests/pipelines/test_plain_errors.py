@@ -215,3 +215,22 @@ def test_resume_checks_every_checkpoint_before_tensorflow_starts(tmp_path):
     best.write_bytes((run / "checkpoints" / "train.weights.h5").read_bytes()[:700])
     with pytest.raises(RunStateError, match=r"best_train.weights.h5: checkpoint is damaged .*truncated"):
         check_checkpoints(run)
+
+
+@pytest.mark.parametrize("command, args", [
+    ("predict_command", ["no-such-model", "photo.jpg", "--out", "{out}/rows.jsonl"]),
+    ("evaluate_command", ["no-such-model", "--data", "photos", "--out", "{out}/sub/metrics.json"]),
+])
+def test_a_read_only_out_is_refused_before_any_work(tmp_path, monkeypatch, command, args):
+    import errno
+
+    from dlpipe.pipelines import cli_common, cli_deploy
+
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system", str(tmp_path / "tmpab12cd"))
+
+    monkeypatch.setattr(cli_common.tempfile, "TemporaryFile", read_only)
+    args = [arg.format(out=tmp_path) for arg in args]
+    code, line = run_cli(getattr(cli_deploy, command), *args)
+    # the model is never looked for: the missing model would be the error otherwise
+    assert code == 2 and line == f"error: {args[-1]}: the file system is read-only; write to a writable folder (--out)"
