@@ -128,7 +128,7 @@ class TrainStage(Stage):
         if ctx.fine_tuning is None:
             # no pretrained part to protect (random init, or a text model): train everything at once
             if cfg.finetune_epochs:
-                ctx.echo("  note: train.finetune_epochs is ignored: the whole model trains from scratch in one phase")
+                ctx.echo("  note: train.finetune_epochs is ignored: nothing is frozen first, so the whole model trains in one phase")
             return [Phase("train", cfg.epochs, rate, None)]
         phases = [self.head_phase(ctx, rate)]
         if cfg.finetune_epochs:
