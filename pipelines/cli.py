@@ -117,6 +117,18 @@ def tune_command(pipeline: str, data: str, out: str, config_file: str | None, se
 
 
 
+@main.command("report")
+@click.argument("run_dir", metavar="RUN", type=click.Path(file_okay=False))
+@friendly_errors
+def report_command(run_dir: str) -> None:
+    """Write RUN/report.html again from the run folder's files: one self-contained page (no network) with the
+    data, metrics and intervals, cross-validation, plots, artifacts and the worst errors. `dlpipe run` writes it
+    too; this rebuilds it for an older run or after `dlpipe export`."""
+    from dlpipe.pipelines.report_page import write_report_page
+
+    click.echo(f"report page: {write_report_page(run_dir)}")
+
+
 @main.command("pipelines")
 def pipelines_command() -> None:
     """List the pipelines, their tasks and their stages."""
