@@ -203,3 +203,44 @@ def test_every_image_task_prepares_the_graphs_input_without_tensorflow(task_name
         assert ours.shape == graph.shape and np.abs(ours - graph).max() <= 1.0
     with pytest.raises(DataError, match="cannot be decoded"):
         light.prepare(b"\xff\xd8\xff\xe0" + b"not really a jpeg" * 10, prep)
+
+
+@pytest.fixture(scope="module")
+def tiny_detector(tmp_path_factory) -> Path:
+    """A detection .tflite (untrained: 64 px in, 4 rows of x1 y1 x2 y2 score class out) with its side files."""
+    import keras
+    import tensorflow as tf
+
+    from dlpipe.models import artifacts
+    from dlpipe.models.tasks.detect.task import DetectPreprocessing
+
+    folder = tmp_path_factory.mktemp("tiny-detector")
+    keras.utils.set_random_seed(1)
+    pixels = keras.Input((64, 64, 3))
+    features = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(8, 5, strides=4)(pixels / 255.0))
+    rows = keras.layers.Reshape((4, 5))(keras.layers.Dense(20, activation="sigmoid")(features))
+    classes = keras.layers.Lambda(lambda r: tf.zeros_like(r[..., :1]))(rows)
+    model = keras.Model(pixels, keras.layers.Concatenate()([rows, classes]))
+    (folder / "model.tflite").write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+    artifacts.write_side_files(folder, artifacts.Bundle("detect", ["thing"], DetectPreprocessing(image_size=64)))
+    return folder
+
+
+def test_detection_predict_needs_no_tensorflow(tiny_detector: Path, photos: list[str], tmp_path: Path) -> None:
+    tflite = tiny_detector / "model.tflite"
+    run_cli("predict", str(tflite), *photos, "--out", str(tmp_path / "rows.jsonl"), "--min-score", "0.1")
+    ours = read_rows(tmp_path / "rows.jsonl")
+    from dlpipe.models.runtimes import load_runtime
+    from dlpipe.models.tasks import get_task
+    from dlpipe.serving.batch_job import result_rows
+
+    runtime = load_runtime(tflite)
+    runtime.task = get_task("detect").with_options(min_score=0.1)  # the graph's decode
+    reference = [row for rows in result_rows(runtime, runtime.task.collect_inputs(photos)) for row in rows]
+    assert sum(row["count"] for row in reference) > 0
+    for row in reference:
+        mine = ours[row["input"]]
+        assert mine["count"] == row["count"]
+        for box, expected in zip(mine["top"], row["top"]):  # boxes in the photo's pixels
+            assert abs(box["score"] - expected["score"]) < 1e-4
+            assert np.abs(np.subtract(box["box"], expected["box"])).max() <= 0.2
