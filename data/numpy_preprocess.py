@@ -54,6 +54,8 @@ def decode_array(contents: bytes, min_side: int = 0, upright: bool = True) -> np
                 if is_jpeg and upright:
                     image = ImageOps.exif_transpose(image)
                 return _rgb(image)
+    except Image.UnidentifiedImageError:  # its message names a BytesIO object, which says nothing to a user
+        raise DecodeError("its header is not one Pillow can read") from None
     except (OSError, ValueError, SyntaxError, EOFError) as error:  # what Pillow raises for broken files
         raise DecodeError(str(error) or type(error).__name__) from None
 
