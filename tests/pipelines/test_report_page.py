@@ -1,0 +1,113 @@
+"""OUT/report.html: what a tiny image run's page holds, that `dlpipe report` rebuilds it, that user strings are
+escaped, and that headless Chromium shows it without fetching anything."""
+
+from __future__ import annotations
+
+import html
+import io
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from assets import require
+from conftest import TINY_SETS, write_color_images
+from dlpipe.pipelines.cli import main
+
+NO_TENSORFLOW = ("import sys; from dlpipe.pipelines.report_page import write_report_page; write_report_page(sys.argv[1]); "
+                 "loaded = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')]; "
+                 "assert not loaded, loaded[:5]")
+RED_CLASS = "<script>red"  # a legal class folder name that is markup: it must be shown, never run
+
+
+@pytest.fixture(scope="module")
+def report_run(tmp_path_factory):
+    """A tiny image run whose validation folder holds one certain error (a red photo filed under blue) and whose
+    training folder holds a corrupt file: (run folder, the page's text)."""
+    from PIL import Image
+
+    from dlpipe.pipelines import api
+
+    root = tmp_path_factory.mktemp("report-data")
+    write_color_images(root / "train" / "blue", "blue", 24, seed=2)
+    write_color_images(root / "train" / RED_CLASS, "red", 24, seed=1)
+    (root / "train" / "blue" / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"junk" * 50)
+    write_color_images(root / "val" / "blue", "blue", 5, seed=5)
+    write_color_images(root / "val" / RED_CLASS, "red", 5, seed=6)
+    Image.fromarray(np.full((40, 40, 3), (230, 20, 20), np.uint8)).save(root / "val" / "blue" / "planted_red.png")
+    out = tmp_path_factory.mktemp("report-run") / "tiny-report-run"
+    api.run("image-classify", data=str(root / "train"), out=out, echo=lambda _: None,
+            sets=[*TINY_SETS, "export.formats=[keras]", "train.epochs=12", "train.learning_rate=0.003",
+                  f"load.val_path={root / 'val'}"])
+    return out, (out / "report.html").read_text(encoding="utf-8")
+
+
+def test_run_writes_a_page_with_counts_metrics_plots_artifacts_and_the_worst_error(report_run):
+    out, page = report_run
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["accuracy"] >= 0.8  # the model learnt colours, so the planted photo is a confident error
+    assert re.search(r"<td>blue</td><td class=\"num\">24</td>", page)  # training counts per class
+    skipped = json.loads((out / "report.json").read_text())["data"]["skipped"]
+    assert [Path(item["path"]).name for item in skipped] == ["corrupt.jpg"]
+    assert f"<td>{html.escape(skipped[0]['path'])}</td><td></td><td>{html.escape(skipped[0]['reason'])}</td>" in page
+    assert f"<td>accuracy</td><td class=\"num\">{metrics['accuracy']:.3f}</td>" in page
+    low, high = metrics["accuracy_interval"]
+    assert f"{low:.3f} - {high:.3f}" in page
+    assert page.count('src="data:image/png;base64,') == 2  # training curves and confusion matrix, embedded
+    assert "<td>model.keras</td><td>keras</td>" in page and "ms per input" in page
+    gallery = page[page.index("<h2>Worst errors</h2>"):]
+    cards = gallery.split('<div class="card">')[1:]
+    assert cards and "planted_red.png" in cards[0]  # the most confident wrong answer comes first
+    assert 'src="data:image/jpeg;base64,' in cards[0]  # with its thumbnail
+    worst = max(metrics["errors"], key=lambda e: e["confidence"])
+    assert Path(worst["input"]).name == "planted_red.png" and worst["true"] == "blue" and worst["confidence"] > 0.5
+
+
+def test_user_strings_are_escaped(report_run):
+    _, page = report_run
+    assert RED_CLASS not in page and "&lt;script&gt;red" in page
+    assert "<script" not in page.lower()  # no script at all: nothing runs, nothing is fetched
+    assert not re.search(r"""(src|href)=["']?(https?:|//)""", page)
+
+
+def test_dlpipe_report_rebuilds_the_page_without_tensorflow(report_run, tmp_path):
+    out, page = report_run
+    copy = tmp_path / "old-run"
+    shutil.copytree(out, copy, ignore=shutil.ignore_patterns("checkpoints", "report.html"))
+    result = CliRunner().invoke(main, ["report", str(copy)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert (copy / "report.html").is_file() and str(copy / "report.html") in result.output
+    rebuilt = (copy / "report.html").read_text(encoding="utf-8")
+    assert rebuilt.replace(str(copy.resolve()), "RUN").replace(copy.name, "NAME") == \
+        page.replace(str(out.resolve()), "RUN").replace(out.name, "NAME")
+
+    fresh = subprocess.run([sys.executable, "-c", NO_TENSORFLOW, str(copy)], capture_output=True, text=True, timeout=120)
+    assert fresh.returncode == 0, fresh.stderr
+    assert (copy / "report.html").read_text(encoding="utf-8") == rebuilt
+
+    missing = CliRunner().invoke(main, ["report", str(tmp_path / "nothing")])
+    assert missing.exit_code == 2 and "no run here" in missing.output and "Traceback" not in missing.output
+
+
+def test_chromium_shows_the_page_offline_with_every_image(report_run, tmp_path):
+    from PIL import Image
+
+    from headless_page import chromium_path, visit
+
+    chromium = chromium_path()
+    require(bool(chromium), "chromium on PATH", "Debian: apt-get install chromium; scripts/setup.sh does as root")
+    out, page = report_run
+    seen = visit((out / "report.html").as_uri(), tmp_path / "profile", chromium)
+    assert seen.requested[0] == (out / "report.html").as_uri()
+    assert all(url.startswith(("file:", "data:")) for url in seen.requested), seen.requested  # nothing off the machine
+    assert seen.failed == []
+    assert len(seen.images) == page.count("<img ") >= 3  # two plots and the worst error's thumbnail at least
+    assert all(image["complete"] and image["width"] > 0 for image in seen.images), seen.images
+    shot = Image.open(io.BytesIO(seen.screenshot)).convert("L")
+    assert shot.size[0] > 100 and len(set(shot.getdata())) > 16  # text and tables drawn, not a blank screen
