@@ -111,3 +111,22 @@ def test_chromium_shows_the_page_offline_with_every_image(report_run, tmp_path):
     assert all(image["complete"] and image["width"] > 0 for image in seen.images), seen.images
     shot = Image.open(io.BytesIO(seen.screenshot)).convert("L")
     assert shot.size[0] > 100 and len(set(shot.getdata())) > 16  # text and tables drawn, not a blank screen
+
+
+def test_a_text_run_shows_its_worst_sentences_escaped(tmp_path):
+    from conftest import TINY_TEXT_SETS, write_sentences
+    from dlpipe.pipelines import api
+
+    planted = "Great <b>love</b> excellent wonderful & perfect."  # positive words filed as negative, with markup
+    write_sentences(tmp_path / "train.txt", 160, seed=3)
+    val = write_sentences(tmp_path / "val.txt", 30, seed=4)
+    val.write_text(val.read_text(encoding="utf-8") + f"{planted}\t0\n", encoding="utf-8")
+    out = tmp_path / "text-run"
+    api.run("sentiment", data=str(tmp_path / "train.txt"), out=out, echo=lambda _: None,
+            sets=[*TINY_TEXT_SETS, "export.formats=[keras]", f"load.val_path={val}"])
+    page = (out / "report.html").read_text(encoding="utf-8")
+    worst = max(json.loads((out / "metrics.json").read_text())["errors"], key=lambda e: e["confidence"])
+    assert worst["input"] == planted and worst["true"] == "0"
+    cards = page[page.index("<h2>Worst errors</h2>"):].split('<div class="card text">')[1:]
+    assert cards and f'<div class="sentence">{html.escape(planted)}</div>' in cards[0]
+    assert "<b>love" not in page and "<img " in page  # the plots; no thumbnails for sentences
