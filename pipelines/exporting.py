@@ -118,8 +118,13 @@ def _export_run(run_dir: Path, fmt: str, out_dir: str | Path | None) -> Path:
     if vocab:  # preprocessing.json names the vocabulary file the run folder holds
         preprocessing = dataclasses.replace(preprocessing, vocab_file=str(run_dir / vocab))
     train, val, config_text = _run_data(run_dir)
-    return export_formats(model, [fmt], Path(out_dir) if out_dir else run_dir, task, side.class_names, preprocessing,
-                          train, val, source_run=run_dir, config_text=config_text)[fmt]
+    target = export_formats(model, [fmt], Path(out_dir) if out_dir else run_dir, task, side.class_names, preprocessing,
+                            train, val, source_run=run_dir, config_text=config_text)[fmt]
+    from dlpipe.pipelines.model_card import CARD_TASKS, write_model_card
+
+    if task.name in CARD_TASKS:
+        write_model_card(run_dir, out_dir)
+    return target
 
 
 def _run_data(run_dir: Path) -> tuple[Examples, Examples, str]:

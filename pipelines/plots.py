@@ -157,3 +157,23 @@ def plot_trials(trials: list[tuple[int, float]], path: str | Path, metric: str =
     axis.legend()
     fig.tight_layout()
     return _save(fig, path)
+
+
+def plot_reliability(calibration: dict[str, Any], path: str | Path) -> Path:
+    """Reliability diagram: accuracy against mean top score per bin, before and after temperature scaling."""
+    fig, axis = plt.subplots(figsize=(5, 5))
+    axis.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1, label="perfectly calibrated")
+    for key, style, what in (("reliability_before", "-o", "before"), ("reliability_after", "-s", "after")):
+        rows = [row for row in calibration[key] if row["count"]]
+        ece = calibration[key.replace("reliability", "ece")]
+        axis.plot([row["confidence"] for row in rows], [row["accuracy"] for row in rows], style, markersize=4,
+                  label=f"{what} (ECE {ece:.3f})" + (f", T = {calibration['temperature']:.2f}" if what == "after" else ""))
+    axis.set_xlim(0, 1)
+    axis.set_ylim(0, 1.02)
+    axis.set_xlabel("mean top score in the bin")
+    axis.set_ylabel("accuracy in the bin")
+    axis.set_title(f"reliability on {calibration['count']} held-out predictions", fontsize=10)
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8, loc="upper left")
+    fig.tight_layout()
+    return _save(fig, path)

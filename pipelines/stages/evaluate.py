@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from dlpipe.pipelines.config import option, require
 from dlpipe.pipelines.stage import RunContext, Stage
@@ -18,6 +18,9 @@ class EvaluateConfig:
     min_accuracy: float = option(0.0, "fail the run before export when validation accuracy is below this")
     plots: bool = option(True, "write training_curves.png and confusion_matrix.png")
     batch_size: int = option(32, "examples per prediction step")
+    calibrate: bool | Literal["auto"] = option(
+        "auto", "temperature scaling fitted on held-out predictions (out-of-fold with train.cv_folds, else validation "
+                "before any refit) and built into the exported model; auto: when there are at least 30 of them")
 
     def __post_init__(self) -> None:
         require(0.0 <= self.min_accuracy <= 1.0, "min_accuracy", f"must be in [0, 1]. Received: {self.min_accuracy}")
@@ -38,8 +41,10 @@ class EvaluateStage(Stage):
         from dlpipe import atomic
         from dlpipe.data.datasets import batched
         from dlpipe.errors import DlpipeError
+        from dlpipe.models.calibration import tempered
         from dlpipe.models.metrics import classification_report
-        from dlpipe.pipelines.plots import plot_confusion_matrix, plot_training_curves
+        from dlpipe.pipelines import calibration
+        from dlpipe.pipelines.plots import plot_confusion_matrix, plot_reliability, plot_training_curves
 
         cfg = self.config
         model = ctx.need("model", "model")
@@ -47,7 +52,10 @@ class EvaluateStage(Stage):
         if not paths:
             raise DlpipeError("evaluate: no validation data; set load.val_split above 0 or give load.val_path")
         ctx.model = self.model_to_ship(ctx, model)
-        probabilities = outputs_before_refit(ctx, model, ctx.model, batched(ctx.val_data, cfg.batch_size))
+        logits = calibration.view_logits(outputs_before_refit(ctx, model, calibration.view_outputs_model(ctx.model),
+                                                              batched(ctx.val_data, cfg.batch_size)))
+        calibration.save_outputs(ctx.out_dir, logits, labels)
+        probabilities = tempered(logits, 1.0)
         predicted = np.argmax(probabilities, axis=1)
         report = classification_report(labels, predicted.tolist(), ctx.class_names)
         report["split"] = "validation"
@@ -58,6 +66,10 @@ class EvaluateStage(Stage):
                 "selected before the refit, on photos it never trained on (the refit model trained on them)")}
         if "probe" in ctx.history:
             report["probe_baseline"] = ctx.history["probe"]
+        report["calibration"] = calibration.calibrate(ctx, cfg.calibrate, logits, labels)
+        fitted = report["calibration"] if "temperature" in (report["calibration"] or {}) else None
+        if fitted is not None:  # the scores the exported model gives (the classes are the same)
+            probabilities = tempered(logits, fitted["temperature"])
         report["min_accuracy"] = cfg.min_accuracy
         report["passed"] = report["accuracy"] >= cfg.min_accuracy
         report["errors"] = [
@@ -72,6 +84,8 @@ class EvaluateStage(Stage):
                                   f"validation accuracy {report['accuracy']:.3f}")
             if ctx.history.get("phases"):
                 plot_training_curves(ctx.history["phases"], ctx.out_dir / "training_curves.png")
+            if fitted is not None:
+                plot_reliability(fitted, ctx.out_dir / calibration.RELIABILITY_PLOT)
         low, high = report["accuracy_interval"]
         summary = (f"validation accuracy {report['accuracy']:.3f} (95% interval {low:.3f}-{high:.3f}) on "
                    f"{report['count']} examples, macro F1 {report['macro_f1']:.3f}")
@@ -80,6 +94,9 @@ class EvaluateStage(Stage):
             summary += f"; linear probe {probe['accuracy']:.3f}"
         if ctx.selected_weights is not None:
             summary += " (before the refit on all images)"
+        if fitted is not None:
+            summary += (f"; temperature {fitted['temperature']:.2f}: ECE {fitted['ece_before']:.3f} -> "
+                        f"{fitted['ece_after']:.3f} on {fitted['count']} held-out predictions")
         if not report["passed"]:
             raise DlpipeError(
                 f"{summary}: below evaluate.min_accuracy {cfg.min_accuracy}; nothing exported (see {ctx.out_dir / METRICS_FILE})"

@@ -40,12 +40,15 @@ class ExportStage(Stage):
 
     def run(self, ctx: RunContext) -> str:
         from dlpipe.pipelines.exporting import export_formats
+        from dlpipe.pipelines.model_card import CARD_TASKS, write_model_card
 
         model = self.exported_model(ctx)
         written = export_formats(model, list(self.config.formats), ctx.out_dir, ctx.task, ctx.class_names,
                                  ctx.preprocessing, ctx.train, ctx.val, self.config.parity_sample,
                                  source_run=ctx.out_dir, config_text=ctx.config.to_yaml())
         ctx.artifacts.update({fmt: str(path) for fmt, path in written.items()})
+        if ctx.task is not None and ctx.task.name in CARD_TASKS:
+            write_model_card(ctx.out_dir)
         return "wrote " + ", ".join(p.name + ("/" if p.is_dir() else "") for p in written.values()) if written else "nothing to write"
 
     def exported_model(self, ctx: RunContext) -> Any:

