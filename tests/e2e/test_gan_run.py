@@ -63,6 +63,8 @@ def test_the_run_exports_the_generator_with_the_bundle_of_every_task(run, keras_
     assert (run / "checkpoints" / "backup_gan").is_dir()
     grid = png(run / "samples.png")  # seeds 0.. in 8 columns, tiles 8 px with 2 px between, shown at twice the size
     np.testing.assert_array_equal(grid[4:20:2, 4:20:2], keras_images[0, ..., 0])
+    page = (run / "report.html").read_text(encoding="utf-8")  # the run's page: its samples and artifacts, no gallery
+    assert "generated samples" in page and "<td>model.tflite</td>" in page and "<h2>Worst" not in page
 
 
 def test_predict_generates_a_png_per_seed_and_the_same_seed_gives_the_same_image(run, keras_images, tmp_path):

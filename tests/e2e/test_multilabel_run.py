@@ -65,6 +65,8 @@ def test_run_names_label_sets_well_above_chance(finished):
     assert low - 1e-9 <= metrics["map"] <= high + 1e-9
     assert set(metrics["thresholds"]) == {"blue", "red"} and all(0 < t < 1 for t in metrics["thresholds"].values())
     assert (out / "labels.txt").read_text().split() == ["blue", "red"]
+    page = (out / "report.html").read_text(encoding="utf-8")  # the run's page: label counts, curves, gallery
+    assert "<td>red</td>" in page and "<h2>Worst errors</h2>" in page and 'src="data:image/png;base64,' in page
 
 
 def test_every_export_agrees_with_keras_on_the_label_sets(finished):

@@ -75,6 +75,10 @@ def test_trained_model_beats_chance_iou_and_reports_intervals(segment_run):
     assert 0 <= low <= metrics["mean_iou"] <= high <= 1
     assert (out / "sample_predictions.png").stat().st_size > 0
     assert (out / "labels.txt").read_text().split() == CLASSES
+    page = (out / "report.html").read_text(encoding="utf-8")  # the run's page: the worst masks' photos, the plots
+    worst = page[page.index("<h2>Worst masks</h2>"):]
+    assert worst.count('src="data:image/jpeg;base64,') == len(metrics["worst_images"]) > 0
+    assert Path(metrics["worst_images"][0]["input"]).name in worst and "sample_predictions" not in worst
 
 
 def test_exports_agree_with_the_keras_model(segment_run):
