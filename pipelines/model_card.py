@@ -42,6 +42,8 @@ def build_model_card(run_dir: Path, export_dir: Path) -> str:
     config = _yaml(run_dir / "config.yaml")
     report = _json(run_dir / "report.json")
     metrics = _json(run_dir / "metrics.json")
+    if not metrics.get("class_names") and (run_dir / "labels.txt").is_file():
+        metrics["class_names"] = (run_dir / "labels.txt").read_text(encoding="utf-8").splitlines()
     cv = metrics.get("cross_validation") or _json(run_dir / "cv.json")
     pipeline = config.get("pipeline", report.get("pipeline", "?"))
     sections = [
@@ -50,7 +52,7 @@ def build_model_card(run_dir: Path, export_dir: Path) -> str:
         _task_section(config, metrics, report),
         _data_section(config, report),
         _metrics_section(metrics, cv),
-        _calibration_section(metrics.get("calibration")),
+        _calibration_section(metrics.get("calibration", "absent")),
         _threshold_section(metrics),
         _artifacts_section(export_dir),
         _use_section(config, metrics, report),
@@ -75,8 +77,8 @@ def _task_section(config: dict[str, Any], metrics: dict[str, Any], report: dict[
 
 def _data_section(config: dict[str, Any], report: dict[str, Any]) -> str:
     data, load = report.get("data", {}), config.get("load", {})
-    lines = ["## Data", "", f"Source: `{load.get('path')}`" + (f", validation `{load['val_path']}`"
-                                                               if load.get("val_path") else "")]
+    lines = ["## Data", "", f"Source: `{load.get('path', 'unknown: config.yaml is missing')}`"
+             + (f", validation `{load['val_path']}`" if load.get("val_path") else "")]
     train = data.get("train_images", data.get("train_texts"))
     val = data.get("val_images", data.get("val_texts"))
     if train is not None:
@@ -125,9 +127,12 @@ def _metrics_section(metrics: dict[str, Any], cv: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _calibration_section(calibration: dict[str, Any] | None) -> str:
-    if not calibration or "temperature" not in calibration:
-        why = f" ({calibration['skipped']})" if calibration else " (evaluate.calibrate=false)"
+def _calibration_section(calibration: dict[str, Any] | str | None) -> str:
+    if not isinstance(calibration, dict) or "temperature" not in calibration:
+        if isinstance(calibration, dict):
+            why = f" ({calibration.get('skipped')})"
+        else:
+            why = " (evaluate.calibrate=false)" if calibration is None else " (metrics.json has no calibration record)"
         return f"## Calibration\n\nNot calibrated{why}: the scores are the softmax of the trained model."
     return (f"## Calibration\n\nTemperature T = {calibration['temperature']:.3f}, built into the exported model (its "
             f"softmax head's logits are divided by T), so every artifact below returns calibrated scores. Fitted on "

@@ -158,3 +158,44 @@ def test_out_of_fold_predictions_are_preferred_to_the_validation_split(tmp_path)
     assert "fewer than 30" in calibration.calibrate(ctx, "auto", validation, before.argmax(1).tolist())["skipped"]
     assert "are right" in calibration.calibrate(ctx, True, validation, before.argmax(1).tolist())["skipped"]
     assert calibration.calibrate(ctx, False, validation, before.argmax(1).tolist()) is None
+
+
+def test_a_flip_model_is_fitted_on_its_views_and_tempers_each_before_averaging():
+    import keras
+
+    from dlpipe.models.calibration import fold_temperature, tempered
+    from dlpipe.models.tta import with_flip_tta
+    from dlpipe.pipelines.calibration import view_logits, view_outputs_model
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8, 8, 3))
+    features = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(3, 3)(inputs))
+    model = with_flip_tta(keras.Model(inputs, keras.layers.Dense(2, activation="softmax", name="probabilities")(features)))
+    images = np.random.default_rng(0).uniform(0, 255, (6, 8, 8, 3)).astype("float32")
+    logits = view_logits(view_outputs_model(model).predict(images, verbose=0))
+    assert logits.shape == (2, 6, 2)
+    np.testing.assert_allclose(tempered(logits, 1.0), model.predict(images, verbose=0), atol=1e-6)
+    fold_temperature(model, 0.4)
+    np.testing.assert_allclose(model.predict(images, verbose=0), tempered(logits, 0.4), atol=1e-5)
+
+
+def test_the_card_is_written_inside_the_web_folder_too(tmp_path):
+    from dlpipe.pipelines.model_card import CARD_FILE, write_model_card
+
+    run = tmp_path / "run"
+    (run / "web").mkdir(parents=True)
+    (run / "config.yaml").write_text("pipeline: sentiment\ntask: text\nseed: 1\nload: {path: reviews.txt, val_split: 0.2}\n"
+                                     "model: {architecture: minilm}\n")
+    (run / "metrics.json").write_text(json.dumps({
+        "accuracy": 0.9, "accuracy_interval": [0.8, 0.95], "count": 40, "macro_f1": 0.89, "class_names": ["neg", "pos"],
+        "calibration": {"skipped": "all 40 held-out predictions are right"}}))
+    (run / "web" / "model.tflite").write_bytes(b"TFL3" * 10)
+    (run / "web" / "artifacts.json").write_text(json.dumps({".": {"format": "web", "parity": {
+        "top1_agreement": 1.0, "max_abs_diff": 0.0001, "count": 16, "seconds_per_item": 0.002}}}))
+    written = write_model_card(run)
+    assert written == [run / CARD_FILE, run / "web" / CARD_FILE]
+    card = (run / "web" / CARD_FILE).read_text()
+    assert card == (run / CARD_FILE).read_text()
+    assert "| web/ | web |" in card and "| faithful | 1.000 | 0.0001 | 2.00 |" in card
+    assert "Not calibrated (all 40 held-out predictions are right)" in card
+    assert "all-MiniLM-L6-v2" in card and "`neg`, `pos`" in card and "0.900 (95% Wilson interval 0.800-0.950)" in card
