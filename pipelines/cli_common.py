@@ -14,7 +14,7 @@ from typing import Any, Callable
 import click
 
 from dlpipe.errors import DlpipeError
-from dlpipe.system_errors import explain
+from dlpipe.system_errors import FULL_DISK_CODES, error_code, explain
 
 ERROR_LOG = "dlpipe-error.log"  # written into the command's --out folder when it can be, else a temp file
 OUT_OPTIONS = ("out", "out_dir", "out_file")  # the names the commands give their --out
@@ -45,7 +45,7 @@ def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
             plain = explain(error, out)
             if plain:
                 click.echo(f"error: {plain}", err=True)
-                sys.exit(2)
+                _exit_past_failed_writers(error, 2)
             first = str(error).strip().splitlines()[0][:300] if str(error).strip() else ""
             log = write_error_log(error, out)
             where = f"the traceback is in {log}" if log else "rerun with --debug for the traceback"
@@ -55,6 +55,26 @@ def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     wrapper = click.option("--debug", is_flag=True, help="Show the full traceback of an error.")(wrapper)
     return click.option("--verbose", is_flag=True, expose_value=False,
                         help="Show TensorFlow's own logs and the TFLite converter's output.")(wrapper)
+
+
+def _exit_past_failed_writers(error: BaseException, code: int) -> None:
+    """Exit with `code`; after a full disk met by h5py, without the interpreter's shutdown (exit handlers run).
+
+    Keras' checkpoint writer leaves its HDF5 file open when the disk fills; at shutdown h5py then printed
+    a traceback per object ("Can't decrement id ref count ... No space left on device") and Python died
+    of SIGSEGV (exit 139) after the one-line error.
+    """
+    from_h5py = any("h5py" in frame.filename for frame in traceback.extract_tb(error.__traceback__))
+    if error_code(error) not in FULL_DISK_CODES or not from_h5py:
+        sys.exit(code)
+    import atexit
+
+    try:
+        atexit._run_exitfuncs()  # temporary folders registered for removal at exit
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
 
 
 def write_error_log(error: BaseException, out: str | None) -> Path | None:
