@@ -143,8 +143,12 @@ def _run_in(spec: PipelineSpec, out_dir: Path, data: str | None, config_file: st
         if (out_dir / METRICS_FILE).is_file():
             atomic.write_json(out_dir / METRICS_FILE, ctx.metrics)
         echo((spec.cv_report or crossval.CLASSIFIER_REPORT).summary_line(cv) + " <- the estimate to trust")
+    from dlpipe.pipelines.report_explain import explain_worst_errors
     from dlpipe.pipelines.report_page import write_report_page
 
+    explained = explain_worst_errors(ctx)
+    if explained:
+        echo(explained)
     echo(f"report page: {write_report_page(out_dir)}")
     return RunResult(out_dir=out_dir, config=config, metrics=ctx.metrics, artifacts=ctx.artifacts, report=ctx.report)
 

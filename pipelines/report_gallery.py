@@ -16,10 +16,12 @@ WORST = 12  # cards per gallery
 THUMBNAIL_PIXELS = 160
 
 
-def gallery_section(task: str, metrics: dict[str, Any]) -> str:
-    """The worst-errors section for `task` ('' for a task without one, e.g. a GAN)."""
+def gallery_section(task: str, metrics: dict[str, Any], run: Path | None = None,
+                    explained: dict[str, Any] | None = None) -> str:
+    """The worst-errors section for `task` ('' for a task without one, e.g. a GAN), with the heat maps or word
+    scores of `explained` (OUT/explain/explain.json, files relative to `run`) where the run wrote them."""
     if task in ("image", "text"):
-        return _classification_gallery(metrics, photos=task == "image")
+        return _classification_gallery(metrics, task == "image", run or Path("."), explained or {})
     if task == "multilabel":
         return _multilabel_gallery(metrics)
     if task == "segment":
@@ -33,7 +35,7 @@ def worst_errors(metrics: dict[str, Any], limit: int = WORST) -> list[dict[str, 
     return sorted(errors, key=lambda e: -float(e.get("confidence") or 0.0))[:limit]
 
 
-def _classification_gallery(metrics: dict[str, Any], photos: bool) -> str:
+def _classification_gallery(metrics: dict[str, Any], photos: bool, run: Path, explained: dict[str, Any]) -> str:
     errors = worst_errors(metrics)
     total = len(metrics.get("errors", []))
     if "errors" not in metrics:
@@ -41,16 +43,46 @@ def _classification_gallery(metrics: dict[str, Any], photos: bool) -> str:
     if not errors:
         return section("Worst errors", paragraph("No validation example was misclassified."))
     cards = []
+    items = explained.get("items") if isinstance(explained.get("items"), dict) else {}
     for error in errors:
         caption = (f'<div>true <b>{esc(error.get("true"))}</b>, predicted <b class="bad">{esc(error.get("predicted"))}'
                    f'</b> ({float(error.get("confidence") or 0.0):.3f})</div>')
+        item = items.get(str(error.get("input"))) or {}
         if photos:
-            cards.append(_photo_card(str(error.get("input")), caption))
+            cards.append(_photo_card(str(error.get("input")), caption + heat_map(run, item)))
         else:
-            cards.append(f'<div class="card text"><div class="sentence">{esc(error.get("input"))}</div>{caption}</div>')
-    note = paragraph(f"The {len(errors)} most confident wrong answers of {total} on the validation split "
-                     "(confidence: the probability the model gave its wrong answer).", "note")
-    return section("Worst errors", note, '<div class="gallery">' + "\n".join(cards) + "</div>")
+            sentence = word_scores(item) or esc(error.get("input"))
+            cards.append(f'<div class="card text"><div class="sentence">{sentence}</div>{caption}</div>')
+    notes = [paragraph(f"The {len(errors)} most confident wrong answers of {total} on the validation split "
+                       "(confidence: the probability the model gave its wrong answer).", "note")]
+    if explained.get("note") or explained.get("reason"):
+        notes.append(paragraph(str(explained.get("note") or f"not explained: {explained['reason']}"), "note"))
+    return section("Worst errors", *notes, '<div class="gallery">' + "\n".join(cards) + "</div>")
+
+
+def heat_map(run: Path, item: dict[str, Any]) -> str:
+    """The photo's Grad-CAM overlay (a PNG of the run folder), embedded; '' when there is none."""
+    path = run / str(item.get("file", ""))
+    if not item.get("file") or not path.is_file() or path.resolve().parent != (run / "explain").resolve():
+        return ""
+    return (f'<img class="heat" src="{data_uri(path.read_bytes(), "image/png")}" '
+            f'alt="where the model looked for {esc(item.get("class"))}"><div class="note">where it looked</div>')
+
+
+def word_scores(item: dict[str, Any]) -> str:
+    """The sentence's words shaded by their share of the wrong answer (red: towards it, blue: away); ''
+    without scores."""
+    words = [w for w in item.get("words", []) if isinstance(w, list) and len(w) == 2]
+    if not words:
+        return ""
+    top = max(abs(float(score)) for _, score in words) or 1.0
+    spans = []
+    for word, score in words:
+        alpha = min(1.0, abs(float(score)) / top) * 0.6
+        colour = "220,40,40" if float(score) > 0 else "40,90,220"
+        spans.append(f'<span style="background: rgba({colour},{alpha:.2f})" title="{float(score):+.3f}">'
+                     f"{esc(word)}</span>")
+    return " ".join(spans)
 
 
 def _multilabel_gallery(metrics: dict[str, Any]) -> str:

@@ -42,7 +42,7 @@ def write_report_page(run_dir: str | Path) -> Path:
         metrics_section(metrics),
         cross_validation_section(_read_json(run / "cv.json") or metrics.get("cross_validation")),
         pictures_section(run),
-        gallery_section(task, metrics),
+        gallery_section(task, metrics, run, _read_json(run / "explain" / "explain.json")),
         artifacts_section(run, _read_json(run / "artifacts.json") or {}),
         stages_section(report.get("stages") or {}),
     ]

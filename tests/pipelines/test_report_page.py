@@ -59,12 +59,14 @@ def test_run_writes_a_page_with_counts_metrics_plots_artifacts_and_the_worst_err
     assert f"<td>accuracy</td><td class=\"num\">{metrics['accuracy']:.3f}</td>" in page
     low, high = metrics["accuracy_interval"]
     assert f"{low:.3f} - {high:.3f}" in page
-    assert page.count('src="data:image/png;base64,') == 2  # training curves and confusion matrix, embedded
+    plots = page[page.index("<h2>Plots</h2>"):page.index("<h2>Worst errors</h2>")]
+    assert plots.count('src="data:image/png;base64,') == 2  # training curves and confusion matrix, embedded
     assert "<td>model.keras</td><td>keras</td>" in page and "ms per input" in page
     gallery = page[page.index("<h2>Worst errors</h2>"):]
     cards = gallery.split('<div class="card">')[1:]
     assert cards and "planted_red.png" in cards[0]  # the most confident wrong answer comes first
     assert 'src="data:image/jpeg;base64,' in cards[0]  # with its thumbnail
+    assert 'class="heat" src="data:image/png;base64,' in cards[0]  # and where the model looked
     worst = max(metrics["errors"], key=lambda e: e["confidence"])
     assert Path(worst["input"]).name == "planted_red.png" and worst["true"] == "blue" and worst["confidence"] > 0.5
 
@@ -117,7 +119,7 @@ def test_a_text_run_shows_its_worst_sentences_escaped(tmp_path):
     from conftest import TINY_TEXT_SETS, write_sentences
     from dlpipe.pipelines import api
 
-    planted = "Great <b>love</b> excellent wonderful & perfect."  # positive words filed as negative, with markup
+    planted = "Really great phone & <b>love</b> it."  # positive words filed as negative, with markup
     write_sentences(tmp_path / "train.txt", 160, seed=3)
     val = write_sentences(tmp_path / "val.txt", 30, seed=4)
     val.write_text(val.read_text(encoding="utf-8") + f"{planted}\t0\n", encoding="utf-8")
@@ -128,5 +130,25 @@ def test_a_text_run_shows_its_worst_sentences_escaped(tmp_path):
     worst = max(json.loads((out / "metrics.json").read_text())["errors"], key=lambda e: e["confidence"])
     assert worst["input"] == planted and worst["true"] == "0"
     cards = page[page.index("<h2>Worst errors</h2>"):].split('<div class="card text">')[1:]
-    assert cards and f'<div class="sentence">{html.escape(planted)}</div>' in cards[0]
+    assert cards and html.escape("<b>love</b>") in cards[0]
+    words = json.loads((out / "explain" / "explain.json").read_text())["items"][planted]["words"]
+    assert max(words, key=lambda w: w[1])[0] in ("great", "<b>love</b>")  # a word that made it say positive
+    assert 'title="+' in cards[0]  # each word shaded by its score
     assert "<b>love" not in page and "<img " in page  # the plots; no thumbnails for sentences
+
+
+def test_grad_cam_looks_at_the_red_half_for_red(report_run):
+    from dlpipe.models import artifacts
+    from dlpipe.models.gradcam import grad_cam
+
+    out, _ = report_run
+    model = artifacts.load_keras(out / "model.keras")
+    red = (out / "labels.txt").read_text(encoding="utf-8").split("\n").index(RED_CLASS)
+    pixels = np.random.default_rng(0).integers(0, 110, size=(2, 32, 32, 3)).astype(np.float32)
+    pixels[0, :, :16, 0] += 120  # left half red, right half blue
+    pixels[0, :, 16:, 2] += 120
+    pixels[1] = pixels[0, :, ::-1]  # its mirror: red on the right
+    heat = grad_cam(model, pixels, [red, red])
+    assert heat.shape[0] == 2 and heat.shape[2] >= 2 and heat.max() == 1.0
+    half = heat.shape[2] // 2
+    assert heat[0, :, :half].mean() > heat[0, :, half:].mean() and heat[1, :, half:].mean() > heat[1, :, :half].mean()
