@@ -7,9 +7,10 @@ ops (no Python, so they survive export to a SavedModel that takes image bytes)
 and transpose the decoded pixels as Pillow's `ImageOps.exif_transpose` does,
 the reference for dlpipe's TensorFlow-free decode as well.
 
-The work is bounded: at most `MAX_MARKERS` JPEG segments are walked to find the
-APP1 "Exif" block, and the tag is looked up in IFD0 of that block only (at most
-64 KB). Anything malformed reads as orientation 1 (leave the pixels alone).
+The work is bounded: the EXIF header is looked for in the first 256 KB, at most
+`MAX_MARKERS` JPEG segments are walked to find its APP1 block, and the tag is looked
+up in IFD0 of that block only (at most 64 KB). Anything malformed reads as
+orientation 1 (leave the pixels alone).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 MAX_MARKERS = 64  # JPEG segments walked before giving up on finding the EXIF block
+SEARCH_BYTES = 256 * 1024  # an EXIF block starting later is not read (phones write it first, after SOI or APP0)
 EXIF_HEADER = b"Exif\0\0"
 ORIENTATION_TAG = 0x0112
 _SHORT, _LONG = 3, 4  # TIFF field types the tag may be stored as
@@ -29,9 +31,13 @@ def _bytes(data: tf.Tensor, offset: tf.Tensor, length: tf.Tensor | int) -> tf.Te
     return tf.pad(raw, [[0, length - tf.size(raw)]])
 
 
-def _find_exif(contents: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """(offset, length) of the TIFF block inside the first APP1 "Exif" segment before the scan; length 0 if none."""
-    is_jpeg = tf.equal(tf.strings.substr(contents, 0, 3), b"\xff\xd8\xff")
+def _find_exif(contents: tf.Tensor, present: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """(offset, length) of the TIFF block inside the first APP1 "Exif" segment before the scan; length 0 if none.
+
+    The walk starts only when `present` (an EXIF header occurs in the bytes); a `tf.cond` around it cost
+    more than the walk it saved (its branch is a function called per image).
+    """
+    is_jpeg = tf.logical_and(present, tf.equal(tf.strings.substr(contents, 0, 3), b"\xff\xd8\xff"))
 
     def step(index, pos, found, tiff, length):
         head = _bytes(contents, pos, 4)
@@ -60,9 +66,16 @@ def _find_exif(contents: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
 
 
 def exif_orientation(contents: tf.Tensor) -> tf.Tensor:
-    """The EXIF Orientation (int32, 1-8) of encoded image bytes; 1 for non-JPEGs, no tag or a malformed block."""
+    """The EXIF Orientation (int32, 1-8) of encoded image bytes; 1 for non-JPEGs, no tag or a malformed block.
+
+    The segments are walked only when "Exif\\0\\0" occurs in the first `SEARCH_BYTES` (one byte search): for
+    photos without EXIF the whole read costs about 0.4 ms in tf.data (0.8 ms with the walk each time), next to
+    about 2.5 ms to decode and resize a 500x339 photo (measured here on busy cores).
+    """
     contents = tf.convert_to_tensor(contents, tf.string)
-    offset, length = _find_exif(contents)
+    head = tf.strings.substr(contents, 0, SEARCH_BYTES)
+    present = tf.size(tf.strings.split(head, sep=EXIF_HEADER)) > 1
+    offset, length = _find_exif(contents, present)
     tiff = tf.strings.substr(contents, offset, tf.maximum(length, 0))
     order = tf.strings.substr(tiff, 0, 4)
     little = tf.equal(order, b"II*\0")
