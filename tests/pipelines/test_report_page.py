@@ -152,3 +152,18 @@ def test_grad_cam_looks_at_the_red_half_for_red(report_run):
     assert heat.shape[0] == 2 and heat.shape[2] >= 2 and heat.max() == 1.0
     half = heat.shape[2] // 2
     assert heat[0, :, :half].mean() > heat[0, :, half:].mean() and heat[1, :, half:].mean() > heat[1, :, :half].mean()
+
+
+def test_a_run_that_stopped_early_still_gets_a_page_naming_the_failure(tmp_path):
+    from dlpipe.pipelines.report_page import write_report_page
+
+    skipped = [{"path": f"photos/<img src=x onerror=alert(1)>{i}.jpg", "reason": "cannot be decoded"} for i in range(250)]
+    report = {"pipeline": "image-classify", "task": "image", "data": {"classes": {"a&b": 3, "c": 4}, "skipped": skipped},
+              "stages": {"load": {"status": "done", "seconds": 0.1, "summary": "7 images"},
+                         "train": {"status": "failed", "error": "train: loss is NaN at epoch 2 <lower the rate>"}}}
+    (tmp_path / "report.json").write_text(json.dumps(report), encoding="utf-8")
+    page = write_report_page(tmp_path).read_text(encoding="utf-8")
+    assert "<td>a&amp;b</td>" in page and "<h3>Skipped (250)</h3>" in page and "and 50 more" in page
+    assert "<img" not in page and "&lt;img src=x onerror=alert(1)&gt;0.jpg" in page
+    assert "<td>failed</td><td>-</td><td>train: loss is NaN at epoch 2 &lt;lower the rate&gt;</td>" in page
+    assert "Metrics" not in page and "Worst errors" not in page  # no metrics.json: those sections are left out
