@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from dlpipe import run_lock
-from dlpipe.errors import RunStateError
+from dlpipe.errors import DlpipeError, RunStateError
 from dlpipe.pipelines.catalog import PipelineSpec, get_pipeline
 from dlpipe.pipelines.config import ResolvedConfig, load_yaml, parse_sets, resolve
 from dlpipe.pipelines.engine import CONFIG_FILE
@@ -133,8 +133,12 @@ def _run_in(spec: PipelineSpec, out_dir: Path, data: str | None, config_file: st
     if crossval.check_cross_validation(config):
         cv = crossval.run_cross_validation(spec, config, out_dir, resume=resume, echo=echo, callbacks=callbacks)
         echo("final run on the whole folder, as configured:")
-    ctx = run_pipeline(spec, config, out_dir, resume=resume and (out_dir / "report.json").is_file(), echo=echo,
-                       callbacks=callbacks, cache_dir=out_dir / crossval.FEATURES_DIR if cv else None)
+    try:
+        ctx = run_pipeline(spec, config, out_dir, resume=resume and (out_dir / "report.json").is_file(), echo=echo,
+                           callbacks=callbacks, cache_dir=out_dir / crossval.FEATURES_DIR if cv else None)
+    except DlpipeError:
+        _page_of_failed_run(out_dir, echo)
+        raise
     if cv is not None:
         from dlpipe import atomic
         from dlpipe.pipelines.stages.evaluate import METRICS_FILE
@@ -187,6 +191,18 @@ def lr_find(
         atomic.write_text(out_dir / CONFIG_FILE,
                           dataclasses.replace(config, sections={**config.sections, "train": chosen}).to_yaml())
     return result
+
+
+def _page_of_failed_run(out_dir: Path, echo: Callable[[str], None]) -> None:
+    """report.html of a run a stage stopped (e.g. below evaluate.min_accuracy): how far it got, its metrics and
+    worst errors if evaluated; a page that cannot be written must not hide the run's own error."""
+    from dlpipe.pipelines.report_page import write_report_page
+
+    if (out_dir / "report.json").is_file():
+        try:
+            echo(f"report page: {write_report_page(out_dir)}")
+        except (DlpipeError, OSError) as error:
+            echo(f"note: no report page ({error})")
 
 
 def _never_trained(out_dir: Path) -> bool:

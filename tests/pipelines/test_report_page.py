@@ -167,3 +167,19 @@ def test_a_run_that_stopped_early_still_gets_a_page_naming_the_failure(tmp_path)
     assert "<img" not in page and "&lt;img src=x onerror=alert(1)&gt;0.jpg" in page
     assert "<td>failed</td><td>-</td><td>train: loss is NaN at epoch 2 &lt;lower the rate&gt;</td>" in page
     assert "Metrics" not in page and "Worst errors" not in page  # no metrics.json: those sections are left out
+
+
+def test_a_run_below_the_quality_gate_still_writes_its_page(tmp_path):
+    from conftest import TINY_TEXT_SETS, write_sentences
+    from dlpipe.errors import DlpipeError
+    from dlpipe.pipelines import api
+
+    write_sentences(tmp_path / "train.txt", 80, seed=3)
+    val = write_sentences(tmp_path / "val.txt", 10, seed=4)
+    val.write_text(val.read_text(encoding="utf-8") + "Great love it.\t0\nGreat love it.\t1\n", encoding="utf-8")
+    out = tmp_path / "gated-run"
+    with pytest.raises(DlpipeError, match="below evaluate.min_accuracy"):  # one of the twins is wrong, always
+        api.run("sentiment", data=str(tmp_path / "train.txt"), out=out, echo=lambda _: None,
+                sets=[*TINY_TEXT_SETS, "train.epochs=1", "evaluate.min_accuracy=1.0", f"load.val_path={val}"])
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert "quality gate (min_accuracy 1.0): FAILED" in page and "<td>export</td>" not in page
