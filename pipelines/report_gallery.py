@@ -10,7 +10,7 @@ import io
 from pathlib import Path
 from typing import Any
 
-from dlpipe.pipelines.report_html import data_uri, esc, paragraph, section
+from dlpipe.pipelines.report_html import data_uri, esc, figure, paragraph, section, table
 
 WORST = 12  # cards per gallery
 THUMBNAIL_PIXELS = 160
@@ -25,7 +25,7 @@ def gallery_section(task: str, metrics: dict[str, Any], run: Path | None = None,
     if task == "multilabel":
         return _multilabel_gallery(metrics)
     if task == "segment":
-        return _segment_gallery(metrics)
+        return _segment_gallery(metrics, run or Path("."))
     return ""
 
 
@@ -114,10 +114,14 @@ def _multilabel_gallery(metrics: dict[str, Any]) -> str:
     return section("Worst errors", note, '<div class="gallery">' + "\n".join(cards) + "</div>")
 
 
-def _segment_gallery(metrics: dict[str, Any]) -> str:
+def _segment_gallery(metrics: dict[str, Any], run: Path) -> str:
     worst = metrics.get("worst_images") or []
     if not worst:
         return ""
+    if (run / "worst_masks.png").is_file():  # the photos with their true and predicted masks, drawn by the run
+        rows = [(item.get("input", ""), item.get("pixel_accuracy")) for item in worst]
+        return section("Worst masks", figure(run / "worst_masks.png", "the worst validation masks: photo, true mask, "
+                                             "predicted mask"), table(["photo", "pixel accuracy"], rows))
     cards = [_photo_card(str(item.get("input")),
                          f"<div>pixel accuracy <b>{float(item.get('pixel_accuracy') or 0.0):.3f}</b></div>")
              for item in worst[:WORST]]

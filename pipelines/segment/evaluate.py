@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Sequence
 
 from dlpipe.pipelines.config import option, require
 from dlpipe.pipelines.stage import RunContext, Stage
 
 METRICS_FILE = "metrics.json"
 SAMPLES_FILE = "sample_predictions.png"
+WORST_FILE = "worst_masks.png"
+WORST_SHOWN = 5
 
 
 @dataclass(frozen=True)
@@ -58,8 +61,8 @@ class SegmentEvaluateStage(Stage):
         report.update(split="validation", resolution=f"{predicted.shape[1]}x{predicted.shape[2]} (the model's input)",
                       min_mean_iou=cfg.min_mean_iou, passed=report["mean_iou"] >= cfg.min_mean_iou)
         per_image = [float(np.mean(t == p)) for t, p in zip(truth, predicted)]
-        report["worst_images"] = [{"input": ctx.val.inputs[i], "pixel_accuracy": per_image[i]}
-                                  for i in np.argsort(per_image)[:5]]
+        worst = np.argsort(per_image)[:WORST_SHOWN]
+        report["worst_images"] = [{"input": ctx.val.inputs[i], "pixel_accuracy": per_image[i]} for i in worst]
         ctx.metrics = report
         atomic.write_json(ctx.out_dir / METRICS_FILE, report)
         if cfg.plots:
@@ -70,6 +73,8 @@ class SegmentEvaluateStage(Stage):
                                         ctx.out_dir / SAMPLES_FILE, f"validation mean IoU {report['mean_iou']:.3f}")
             if ctx.history.get("phases"):
                 plot_training_curves(ctx.history["phases"], ctx.out_dir / "training_curves.png")
+            plot_sample_predictions(images_at(data, worst), truth[worst], predicted[worst], ctx.class_names,
+                                    ctx.out_dir / WORST_FILE, "the worst validation masks (fewest pixels right)")
         low, high = report["mean_iou_interval"]
         ious = ", ".join(f"{name} {c['iou']:.3f}" if c["iou"] is not None else f"{name} -"
                          for name, c in report["per_class"].items())
@@ -79,3 +84,17 @@ class SegmentEvaluateStage(Stage):
             raise DlpipeError(f"{summary}: below evaluate.min_mean_iou {cfg.min_mean_iou}; nothing exported "
                               f"(see {ctx.out_dir / METRICS_FILE})")
         return summary
+
+
+def images_at(batches: Any, indices: Sequence[int]) -> Any:
+    """The images of a batched (image, mask) dataset at `indices`, in that order, holding only those in memory."""
+    import numpy as np
+
+    wanted = {int(index): position for position, index in enumerate(indices)}
+    picked, start = [None] * len(wanted), 0
+    for images, _ in batches:
+        for offset in range(len(images)):
+            if start + offset in wanted:
+                picked[wanted[start + offset]] = images[offset].numpy()
+        start += len(images)
+    return np.stack(picked)

@@ -4,6 +4,7 @@ no change in the CLI, the batch job or the server."""
 from __future__ import annotations
 
 import base64
+import html
 import io
 import json
 from pathlib import Path
@@ -77,8 +78,8 @@ def test_trained_model_beats_chance_iou_and_reports_intervals(segment_run):
     assert (out / "labels.txt").read_text().split() == CLASSES
     page = (out / "report.html").read_text(encoding="utf-8")  # the run's page: the worst masks' photos, the plots
     worst = page[page.index("<h2>Worst masks</h2>"):]
-    assert worst.count('src="data:image/jpeg;base64,') == len(metrics["worst_images"]) > 0
-    assert Path(metrics["worst_images"][0]["input"]).name in worst and "sample_predictions" not in worst
+    assert worst.count('src="data:image/png;base64,') == 1 and (out / "worst_masks.png").stat().st_size > 0
+    assert len(metrics["worst_images"]) == 5 and all(html.escape(item["input"]) in worst for item in metrics["worst_images"])
 
 
 def test_exports_agree_with_the_keras_model(segment_run):
