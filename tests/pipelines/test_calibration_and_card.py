@@ -48,7 +48,7 @@ def check_calibrated_run(run: Path, inputs: list[str], tmp_path: Path) -> dict:
     fitted = metrics["calibration"]
     assert "temperature" in fitted, fitted
     assert fitted["count"] == metrics["count"] and "validation" in fitted["source"]
-    assert fitted["ece_after"] <= fitted["ece_before"] + 1e-9 and fitted["nll_after"] <= fitted["nll_before"]
+    assert fitted["nll_after"] <= fitted["nll_before"]  # what T minimises (the ECE need not fall: BENCHMARKS.md)
     saved = np.load(run / "validation_outputs.npz")
     assert saved["logits"].shape == (metrics["count"], 2)
     temperature = fitted["temperature"]
@@ -83,6 +83,7 @@ def test_image_run_calibrates_on_validation_and_writes_the_card(tmp_path_factory
             sets=[*TINY_SETS, "load.val_split=0.5", "evaluate.calibrate=true", "export.formats=[keras,tflite]"])
     photos = sorted(str(p) for p in root.rglob("*.jpg") if p.name != "broken.jpg")[::4]
     metrics = check_calibrated_run(out, photos, tmp_path)
+    assert metrics["calibration"]["ece_after"] < metrics["calibration"]["ece_before"]  # 0.113 -> 0.082 when written
     assert (out / "reliability.png").stat().st_size > 1000
     card = (out / "MODEL_CARD.md").read_text()
     report = json.loads((out / "report.json").read_text())
