@@ -16,7 +16,7 @@ class EvaluateConfig:
     """The quality gate and what to write."""
 
     min_accuracy: float = option(0.0, "fail the run before export when validation accuracy is below this")
-    plots: bool = option(True, "write training_curves.png and confusion_matrix.png")
+    plots: bool = option(True, "write training_curves.png, confusion_matrix.png and (calibrated) reliability.png")
     batch_size: int = option(32, "examples per prediction step")
     calibrate: bool | Literal["auto"] = option(
         "auto", "temperature scaling fitted on held-out predictions (out-of-fold with train.cv_folds, else validation "
