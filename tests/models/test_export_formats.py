@@ -169,7 +169,7 @@ def test_a_write_that_dies_midway_keeps_the_old_export(trained, exports, monkeyp
         raise OSError("No space left on device")
 
     monkeypatch.setattr(artifacts, "write_side_files", disk_full)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(DataError, match="no space left on the device"):  # one line with the remedy (issue 27)
         export(keras_runtime.model, "savedmodel", folder.parent, request_for(keras_runtime, paths))
     assert {p.name: p.stat().st_size for p in folder.rglob("*") if p.is_file()} == before
     assert not [p for p in folder.parent.iterdir() if p.name.startswith(".savedmodel")]
