@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from dlpipe import atomic
-from dlpipe.pipelines.report_gallery import WORST, worst_errors
+from dlpipe.pipelines.report_gallery import WORST, worst_errors, worst_multilabel
 from dlpipe.pipelines.stage import RunContext
 
 EXPLAIN_DIR = "explain"
@@ -23,12 +23,15 @@ MAX_WORDS = 64  # words scored per sentence (one prediction each)
 def explain_worst_errors(ctx: RunContext) -> str | None:
     """Write OUT/explain/explain.json (and the heat map PNGs) for the worst errors; a line saying what was done."""
     task = str(ctx.report.get("task", ""))
-    errors = worst_errors(ctx.metrics, WORST)
-    if task not in ("image", "text") or not errors or ctx.model is None:
+    if task == "multilabel":  # each photo's most confident wrong label
+        errors = [{"input": path, "predicted": wrong[0][1]} for path, wrong in worst_multilabel(ctx.metrics)[0]]
+    else:
+        errors = worst_errors(ctx.metrics, WORST)
+    if task not in ("image", "text", "multilabel") or not errors or ctx.model is None:
         return None
     folder = ctx.out_dir / EXPLAIN_DIR
     try:
-        if task == "image":
+        if task in ("image", "multilabel"):
             explained = _heat_maps(ctx, errors, folder)
         else:
             explained = _word_scores(ctx, errors)
@@ -57,8 +60,8 @@ def _heat_maps(ctx: RunContext, errors: list[dict[str, Any]], folder: Path) -> d
         with atomic.replacing_file(folder / name) as tmp:
             Image.fromarray(overlay(pixels, heat)).save(tmp, "PNG")
         items[error["input"]] = {"file": f"{EXPLAIN_DIR}/{name}", "class": error["predicted"]}
-    note = ("Grad-CAM of the exported model for the wrong class, on the backbone's last feature map: red where "
-            "the features raised that class's score")
+    note = ("Grad-CAM of the exported model for the wrong class (multi-label: the worst wrong label), on the "
+            "backbone's last feature map: red where the features raised that class's score")
     if ctx.selected_weights is not None:
         note += " (after the refit on all photos; the error was made before it)"
     return {"method": "grad-cam", "note": note, "items": items}

@@ -23,7 +23,7 @@ def gallery_section(task: str, metrics: dict[str, Any], run: Path | None = None,
     if task in ("image", "text"):
         return _classification_gallery(metrics, task == "image", run or Path("."), explained or {})
     if task == "multilabel":
-        return _multilabel_gallery(metrics)
+        return _multilabel_gallery(metrics, run or Path("."), explained or {})
     if task == "segment":
         return _segment_gallery(metrics, run or Path("."))
     return ""
@@ -66,7 +66,8 @@ def heat_map(run: Path, item: dict[str, Any]) -> str:
     if not item.get("file") or not path.is_file() or path.resolve().parent != (run / "explain").resolve():
         return ""
     return (f'<img class="heat" src="{data_uri(path.read_bytes(), "image/png")}" '
-            f'alt="where the model looked for {esc(item.get("class"))}"><div class="note">where it looked</div>')
+            f'alt="where the model looked for {esc(item.get("class"))}">'
+            f'<div class="note">where it looked for {esc(item.get("class"))}</div>')
 
 
 def word_scores(item: dict[str, Any]) -> str:
@@ -85,7 +86,9 @@ def word_scores(item: dict[str, Any]) -> str:
     return " ".join(spans)
 
 
-def _multilabel_gallery(metrics: dict[str, Any]) -> str:
+def worst_multilabel(metrics: dict[str, Any], limit: int = WORST) -> tuple[list[tuple[str, list]], int]:
+    """Multi-label photos by their most confident wrong label, worst first: (path, [(confidence, label, 'false' or
+    'missed', score), ...] worst first) for the first `limit`, and how many photos had any wrong label."""
     predictions = metrics.get("predictions") or {}
     thresholds = metrics.get("thresholds") or {}
     names = list(thresholds) or list(metrics.get("class_names", []))
@@ -98,20 +101,28 @@ def _multilabel_gallery(metrics: dict[str, Any]) -> str:
             if predicted != bool(present):
                 wrong.append((score if predicted else 1.0 - score, name, "false" if predicted else "missed", score))
         if wrong:
-            ranked.append((max(w[0] for w in wrong), path, sorted(wrong, reverse=True)))
-    if not predictions:
-        return ""
-    if not ranked:
-        return section("Worst errors", paragraph("Every validation photo got exactly its labels."))
+            ranked.append((max(w[0] for w in wrong), str(path), sorted(wrong, reverse=True)))
     ranked.sort(key=lambda item: -item[0])
+    return [(path, wrong) for _, path, wrong in ranked[:limit]], len(ranked)
+
+
+def _multilabel_gallery(metrics: dict[str, Any], run: Path, explained: dict[str, Any]) -> str:
+    if not metrics.get("predictions"):
+        return ""
+    worst, total = worst_multilabel(metrics)
+    if not worst:
+        return section("Worst errors", paragraph("Every validation photo got exactly its labels."))
+    items = explained.get("items") if isinstance(explained.get("items"), dict) else {}
     cards = []
-    for _, path, wrong in ranked[:WORST]:
+    for path, wrong in worst:
         lines = "".join(f'<div><span class="bad">{kind}</span> <b>{esc(name)}</b> (score {score:.3f})</div>'
                         for _, name, kind, score in wrong)
-        cards.append(_photo_card(str(path), lines))
-    note = paragraph(f"The {len(cards)} photos with the most confident wrong label of {len(ranked)} with any "
-                     "(false: predicted but absent; missed: present but not predicted).", "note")
-    return section("Worst errors", note, '<div class="gallery">' + "\n".join(cards) + "</div>")
+        cards.append(_photo_card(path, lines + heat_map(run, items.get(path) or {})))
+    notes = [paragraph(f"The {len(cards)} photos with the most confident wrong label of {total} with any "
+                       "(false: predicted but absent; missed: present but not predicted).", "note")]
+    if explained.get("note") or explained.get("reason"):
+        notes.append(paragraph(str(explained.get("note") or f"not explained: {explained['reason']}"), "note"))
+    return section("Worst errors", *notes, '<div class="gallery">' + "\n".join(cards) + "</div>")
 
 
 def _segment_gallery(metrics: dict[str, Any], run: Path) -> str:

@@ -183,3 +183,34 @@ def test_a_run_below_the_quality_gate_still_writes_its_page(tmp_path):
                 sets=[*TINY_TEXT_SETS, "train.epochs=1", "evaluate.min_accuracy=1.0", f"load.val_path={val}"])
     page = (out / "report.html").read_text(encoding="utf-8")
     assert "quality gate (min_accuracy 1.0): FAILED" in page and "<td>export</td>" not in page
+
+
+def test_multilabel_photos_get_a_heat_map_for_their_most_confident_wrong_label(report_run, tmp_path):
+    from dlpipe.models import artifacts
+    from dlpipe.models.tasks import TASKS
+    from dlpipe.pipelines.report_explain import explain_worst_errors
+    from dlpipe.pipelines.report_page import write_report_page
+    from dlpipe.pipelines.stage import RunContext
+
+    out, _ = report_run  # its colour model stands in for a multi-label one: Grad-CAM needs only the backbone
+    planted = max(json.loads((out / "metrics.json").read_text())["errors"], key=lambda e: e["confidence"])["input"]
+    other = str(next(Path(planted).parent.glob("blue_*")))
+    names = (out / "labels.txt").read_text(encoding="utf-8").split("\n")[:2]
+    truth, scores = {"blue": 1, RED_CLASS: 0}, [{"blue": 0.2, RED_CLASS: 0.1}, {"blue": 0.3, RED_CLASS: 0.95}]
+    metrics = {"thresholds": dict.fromkeys(names, 0.5), "predictions": {  # columns follow labels.txt
+        "inputs": [other, planted], "truth": [[truth[n] for n in names]] * 2,
+        "scores": [[row[n] for n in names] for row in scores]}}
+    task = TASKS.get("multilabel")
+    side = artifacts.read_side_files(out / "model.keras")
+    ctx = RunContext(out_dir=tmp_path, seed=0, config=None, task=task, report={"task": "multilabel"},
+                     class_names=names, model=artifacts.load_keras(out / "model.keras"), metrics=metrics,
+                     preprocessing=task.preprocessing_from_dict(side.preprocessing))
+    assert explain_worst_errors(ctx) == "explained 2 worst errors (grad-cam)"
+    items = json.loads((tmp_path / "explain" / "explain.json").read_text())["items"]
+    assert items[planted]["class"] == RED_CLASS and items[other]["class"] == "blue"  # false red 0.95; missed blue 0.8
+    (tmp_path / "report.json").write_text(json.dumps({"task": "multilabel"}))
+    (tmp_path / "metrics.json").write_text(json.dumps(metrics))
+    page = write_report_page(tmp_path).read_text(encoding="utf-8")
+    cards = page[page.index("<h2>Worst errors</h2>"):].split('<div class="card">')[1:]
+    assert [Path(planted).name in cards[0], Path(other).name in cards[1]] == [True, True]
+    assert all('class="heat"' in card for card in cards) and "where it looked for &lt;script&gt;red" in cards[0]
