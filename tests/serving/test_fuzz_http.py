@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import base64
 import io
-import socket
-import threading
-import time
 
 import httpx
 import pytest
@@ -25,9 +22,9 @@ schemathesis = require_module("schemathesis")
 from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
 from schemathesis import GenerationMode  # noqa: E402
 
-from dlpipe.serving.http_limits import server_config  # noqa: E402
 from dlpipe.serving.repository import ModelRepository  # noqa: E402
-from dlpipe.serving.server import ServerSettings, create_app  # noqa: E402
+from dlpipe.serving.server import ServerSettings  # noqa: E402
+from live_server import serving  # noqa: E402
 
 FAST = settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck), database=None)
 
@@ -43,26 +40,9 @@ def good_image() -> bytes:
 @pytest.fixture(scope="module")
 def live_server(tiny_tflite):
     """The app on a real loopback socket (uvicorn in a thread), as `dlpipe serve` runs it: base URL."""
-    import uvicorn
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
     settings = ServerSettings(max_body_bytes=100_000, max_instances=16, max_queue=8)
-    app = create_app(ModelRepository(tiny_tflite), settings)
-    server = uvicorn.Server(server_config(app, settings, "127.0.0.1", port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            httpx.get(f"{base}/healthz", timeout=1)
-            break
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    yield base
-    server.should_exit = True
-    thread.join(10)
+    with serving(ModelRepository(tiny_tflite), settings) as (base, _):
+        yield base
 
 
 def assert_alive(base: str) -> None:

@@ -11,15 +11,14 @@ import io
 import json
 import select
 import socket
-import threading
 import time
 
 import httpx
 import pytest
 
-from dlpipe.serving.http_limits import server_config
 from dlpipe.serving.repository import ModelRepository
-from dlpipe.serving.server import ServerSettings, create_app
+from dlpipe.serving.server import ServerSettings
+from live_server import serving
 
 LIMITS = ServerSettings(token="s3cret", max_header_bytes=4096, max_headers=20, header_timeout_s=1.0)
 AUTH = {"Authorization": "Bearer s3cret"}
@@ -28,25 +27,9 @@ AUTH = {"Authorization": "Bearer s3cret"}
 @pytest.fixture(scope="module")
 def live(tiny_tflite):
     """(base URL, port, model name) of the app served with LIMITS."""
-    import uvicorn
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
     repository = ModelRepository(tiny_tflite)
-    server = uvicorn.Server(server_config(create_app(repository, LIMITS), LIMITS, "127.0.0.1", port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            httpx.get(f"{base}/healthz", timeout=1)
-            break
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    yield base, port, repository.names()[0]
-    server.should_exit = True
-    thread.join(10)
+    with serving(repository, LIMITS) as (base, port):
+        yield base, port, repository.names()[0]
 
 
 def send(port: int, head: bytes, tail_bytes: int = 0) -> tuple[bytes, int]:
