@@ -18,6 +18,7 @@ from dlpipe.pipelines.stage import RunContext
 EXPLAIN_DIR = "explain"
 EXPLAIN_FILE = "explain.json"
 MAX_WORDS = 64  # words scored per sentence (one prediction each)
+CHUNK = 32  # sentences per prediction call
 
 
 def explain_worst_errors(ctx: RunContext) -> str | None:
@@ -68,6 +69,8 @@ def _heat_maps(ctx: RunContext, errors: list[dict[str, Any]], folder: Path) -> d
 
 
 def _word_scores(ctx: RunContext, errors: list[dict[str, Any]]) -> dict[str, Any]:
+    import numpy as np
+
     from dlpipe.errors import DlpipeError
     from dlpipe.models.runtimes import load_runtime
 
@@ -79,7 +82,9 @@ def _word_scores(ctx: RunContext, errors: list[dict[str, Any]]) -> dict[str, Any
     sentences = [(error, words) for error, words in sentences if words]
     variants = [text for error, words in sentences
                 for text in [str(error["input"])] + [" ".join(words[:i] + words[i + 1:]) for i in range(len(words))]]
-    scores = runtime.predict(runtime.task.stack(variants)) if variants else None  # one call: one trace
+    # fixed-size chunks: few traces, and a transformer's .tflite never gets hundreds of sentences at once
+    scores = np.concatenate([runtime.predict(runtime.task.stack(variants[start:start + CHUNK]))
+                             for start in range(0, len(variants), CHUNK)]) if variants else None
     items: dict[str, Any] = {}
     start = 0
     for error, words in sentences:
