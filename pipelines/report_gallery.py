@@ -14,6 +14,7 @@ from dlpipe.pipelines.report_html import data_uri, esc, figure, paragraph, secti
 
 WORST = 12  # cards per gallery
 THUMBNAIL_PIXELS = 160
+MAX_SOURCE_PIXELS = 50_000_000  # a photo swapped for a huge one after the run gets a note, not gigabytes of RAM
 
 
 def gallery_section(task: str, metrics: dict[str, Any], run: Path | None = None,
@@ -156,6 +157,9 @@ def thumbnail_uri(path: Path, size: int = THUMBNAIL_PIXELS) -> str:
     from PIL import Image, ImageOps
 
     with Image.open(path) as image:
+        if image.width * image.height > MAX_SOURCE_PIXELS:  # checked from the header, before decoding
+            raise ValueError(f"{image.width}x{image.height} pixels, over the {MAX_SOURCE_PIXELS:,} a thumbnail reads")
+        image.draft("RGB", (size, size))  # a JPEG decodes at 1/2, 1/4 or 1/8 scale when that is enough
         image = ImageOps.exif_transpose(image)
         image.thumbnail((size, size))
         buffer = io.BytesIO()

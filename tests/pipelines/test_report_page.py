@@ -214,3 +214,18 @@ def test_multilabel_photos_get_a_heat_map_for_their_most_confident_wrong_label(r
     cards = page[page.index("<h2>Worst errors</h2>"):].split('<div class="card">')[1:]
     assert [Path(planted).name in cards[0], Path(other).name in cards[1]] == [True, True]
     assert all('class="heat"' in card for card in cards) and "where it looked for &lt;script&gt;red" in cards[0]
+
+
+def test_a_photo_too_large_for_a_thumbnail_is_named_not_decoded(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from dlpipe.pipelines import report_gallery
+
+    Image.new("RGB", (40, 30), (200, 30, 30)).save(tmp_path / "big.png")
+    errors = {"errors": [{"input": str(tmp_path / "big.png"), "true": "a", "predicted": "b", "confidence": 0.9},
+                         {"input": str(tmp_path / "gone.jpg"), "true": "a", "predicted": "b", "confidence": 0.8}]}
+    assert report_gallery.gallery_section("image", errors).count('src="data:image/jpeg') == 1
+    monkeypatch.setattr(report_gallery, "MAX_SOURCE_PIXELS", 1000)  # the real limit: 50 Mpx; 40x30 is 1,200
+    shown = report_gallery.gallery_section("image", errors)
+    assert "<img" not in shown and "40x30 pixels, over the 1,000 a thumbnail reads" in shown
+    assert "no thumbnail: FileNotFoundError" in shown  # a photo moved since the run: its card says so
