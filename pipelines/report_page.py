@@ -90,13 +90,7 @@ def metrics_section(metrics: dict[str, Any]) -> str:
     """Every headline figure with its 95% interval, then the per-class table and the notes."""
     if not metrics:
         return ""
-    rows = []
-    for key, value in metrics.items():
-        if isinstance(value, bool) or key.endswith("_interval") or key.startswith("min_") or not isinstance(value, (int, float)):
-            continue
-        interval = metrics.get(f"{key}_interval")
-        shown = f"{interval[0]:.3f} - {interval[1]:.3f}" if _is_pair(interval) else ""
-        rows.append((key.replace("_", " "), value, shown))
+    rows = figure_rows({key: value for key, value in metrics.items() if not key.startswith("min_")})
     parts = [table(["metric", "value", "95% interval"], rows)]
     if "passed" in metrics:
         gate = {k: v for k, v in metrics.items() if k.startswith("min_")}
@@ -123,17 +117,15 @@ def _is_pair(value: Any) -> bool:
 
 
 def cross_validation_section(cv: Any) -> str:
-    """cv.json: the pooled figures with their intervals and one row per fold."""
+    """cv.json: the pooled figures (the estimate to trust) with their intervals, the fold mean and sd, one row per
+    fold."""
     if not isinstance(cv, dict):
         return ""
-    summary = {key: value for key, value in cv.items() if key not in ("per_fold", "note")}
     rows = []
-    for key, value in summary.items():
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and not key.endswith("_interval"):
-            interval = summary.get(f"{key}_interval")
-            rows.append((key.replace("_", " "), value, f"{interval[0]:.3f} - {interval[1]:.3f}" if _is_pair(interval) else ""))
-        elif isinstance(value, dict):
-            rows.append((key.replace("_", " "), json.dumps(value), ""))
+    for key, value in cv.items():
+        if isinstance(value, dict) and key != "per_fold":  # e.g. pooled: figures over every out-of-fold prediction
+            rows += [(f"{key} {name}", number, shown) for name, number, shown in figure_rows(value)]
+    rows += figure_rows({key: value for key, value in cv.items() if not isinstance(value, dict)})
     parts = [table(["figure", "value", "95% interval"], rows)]
     folds = [fold for fold in cv.get("per_fold", []) if isinstance(fold, dict)]
     if folds:
@@ -142,6 +134,17 @@ def cross_validation_section(cv: Any) -> str:
     if isinstance(cv.get("note"), str):
         parts.append(paragraph(cv["note"], "note"))
     return section("Cross-validation", *parts)
+
+
+def figure_rows(figures: dict[str, Any]) -> list[tuple[str, Any, str]]:
+    """(name, value, its 95% interval or '') for each number of `figures` (a `NAME_interval` pair goes with NAME)."""
+    rows = []
+    for key, value in figures.items():
+        if isinstance(value, bool) or key.endswith("_interval") or not isinstance(value, (int, float)):
+            continue
+        interval = figures.get(f"{key}_interval")
+        rows.append((key.replace("_", " "), value, f"{interval[0]:.3f} - {interval[1]:.3f}" if _is_pair(interval) else ""))
+    return rows
 
 
 def pictures_section(run: Path) -> str:

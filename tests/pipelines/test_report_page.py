@@ -229,3 +229,18 @@ def test_a_photo_too_large_for_a_thumbnail_is_named_not_decoded(tmp_path, monkey
     shown = report_gallery.gallery_section("image", errors)
     assert "<img" not in shown and "40x30 pixels, over the 1,000 a thumbnail reads" in shown
     assert "no thumbnail: FileNotFoundError" in shown  # a photo moved since the run: its card says so
+
+
+def test_cross_validation_shows_the_pooled_estimate_with_its_interval_and_each_fold(tmp_path):
+    from dlpipe.pipelines.report_page import write_report_page
+    from dlpipe.pipelines.training.crossval import summarize
+
+    folds = [{"accuracy": a, "count": 10, "accuracy_interval": [a - 0.2, 1.0], "macro_f1": a, "seconds": 3.0,
+              "confusion_matrix": [[5, 0], [round(10 * (1 - a)), 5 - round(10 * (1 - a))]]} for a in (0.9, 0.8, 1.0)]
+    cv = summarize(folds)  # what a run with train.cv_folds=3 writes to cv.json
+    (tmp_path / "report.json").write_text(json.dumps({"task": "image"}))
+    (tmp_path / "cv.json").write_text(json.dumps(cv))
+    page = write_report_page(tmp_path).read_text(encoding="utf-8")
+    low, high = cv["pooled"]["accuracy_interval"]
+    assert cv["pooled"]["correct"] == 27 and f"<td>pooled accuracy</td><td class=\"num\">0.900</td><td>{low:.3f} - {high:.3f}</td>" in page
+    assert "<td>accuracy mean</td><td class=\"num\">0.900</td>" in page and page.count("<td class=\"num\">3.000</td>") == 3
