@@ -105,9 +105,13 @@ def metrics_section(metrics: dict[str, Any]) -> str:
     for key in ("note", "split", "resolution", "tta"):
         if isinstance(metrics.get(key), str):
             parts.append(paragraph(f"{key}: {metrics[key]}", "note"))
-    for key in ("refit", "probe_baseline", "calibration"):
+    for key in ("probe_baseline", "calibration", "refit"):  # what the figures above compare with or rest on
         if isinstance(metrics.get(key), dict):
-            parts.append(paragraph(f"{key.replace('_', ' ')}: " + json.dumps(metrics[key]), "note"))
+            title = key.replace("_", " ")
+            parts.append(table([title, "value", "95% interval"], figure_rows(metrics[key])))
+            words = [f"{name}: {value}" for name, value in metrics[key].items() if isinstance(value, str)]
+            if words:
+                parts.append(paragraph(f"{title}: " + "; ".join(words), "note"))
     return section("Metrics (validation)", *parts)
 
 
