@@ -29,10 +29,18 @@ def find_classifier(model: Any) -> Any | None:
 
 
 def last_feature_layer(backbone: Any) -> Any | None:
-    """The backbone's last layer with a spatial output (batch, height, width, channels): what Grad-CAM weighs."""
-    for layer in reversed(getattr(backbone, "layers", [])):
-        shape = getattr(layer, "output", None)
-        if shape is not None and len(getattr(shape, "shape", ())) == 4:
+    """The backbone's last layer with a spatial output (batch, height, width, channels) computed by a convolution:
+    what Grad-CAM weighs. None for a backbone without one (an MLP flattens its input pixels)."""
+    import keras
+
+    layers = [layer for layer in getattr(backbone, "layers", []) if not isinstance(layer, keras.layers.InputLayer)]
+    first_conv = next((i for i, layer in enumerate(layers) if len(getattr(getattr(layer, "kernel", None), "shape", ())) == 4
+                       or hasattr(layer, "depthwise_kernel")), None)
+    if first_conv is None:
+        return None
+    for layer in reversed(layers[first_conv:]):
+        output = getattr(layer, "output", None)
+        if output is not None and len(getattr(output, "shape", ())) == 4:
             return layer
     return None
 

@@ -244,3 +244,13 @@ def test_cross_validation_shows_the_pooled_estimate_with_its_interval_and_each_f
     low, high = cv["pooled"]["accuracy_interval"]
     assert cv["pooled"]["correct"] == 27 and f"<td>pooled accuracy</td><td class=\"num\">0.900</td><td>{low:.3f} - {high:.3f}</td>" in page
     assert "<td>accuracy mean</td><td class=\"num\">0.900</td>" in page and page.count("<td class=\"num\">3.000</td>") == 3
+
+
+def test_grad_cam_refuses_a_backbone_without_a_spatial_feature_map():
+    from dlpipe.models.backbones import BACKBONES
+    from dlpipe.models.classifier import build_classifier
+    from dlpipe.models.gradcam import grad_cam
+
+    mlp = build_classifier(BACKBONES.get("mlp"), 2, 16, None)
+    with pytest.raises(ValueError, match="no spatial feature map"):
+        grad_cam(mlp, np.zeros((1, 16, 16, 3), np.float32), [0])
