@@ -19,6 +19,7 @@ from dlpipe.pipelines.report_html import figure, page, paragraph, section, table
 REPORT_PAGE = "report.html"
 PICTURES = [("training_curves.png", "training curves: loss and accuracy per epoch"),
             ("confusion_matrix.png", "confusion matrix on the validation split (rows: true class)"),
+            ("reliability.png", "calibration: confidence against accuracy, before and after temperature scaling"),
             ("cross_validation.png", "cross-validation: each fold's figure"),
             ("sample_predictions.png", "validation images, true and predicted masks"),
             ("samples.png", "generated samples"),
