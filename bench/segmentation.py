@@ -213,13 +213,16 @@ def person_segmenter_bench(work: Path) -> dict:
 def transfer_runs(data: Path, work: Path, args: argparse.Namespace) -> dict:
     from dlpipe.pipelines import api
 
-    common = [f"model.image_size={args.image_size}", "train.batch_size=8", "load.val_split=0.3", "train.tensorboard=false",
-              "train.progress=epochs", "train.early_stopping_patience=0", "export.formats=[keras,tflite]",
+    # the pipeline's own recipe (issue 33: a figure here is what `dlpipe run segment --data DIR` gives); only the
+    # exports to compare and the log format are set, and any of --image-size/--epochs/--finetune-epochs given
+    common = ["train.tensorboard=false", "train.progress=epochs", "export.formats=[keras,tflite]",
               "export.parity_sample=16"]
+    common += [f"model.image_size={args.image_size}"] if args.image_size else []
+    pretrained = [f"train.epochs={args.epochs}"] if args.epochs else []
+    pretrained += [f"train.finetune_epochs={args.finetune_epochs}"] if args.finetune_epochs is not None else []
     runs = {
-        "lite0_imagenet": [*common, "model.weights=imagenet", f"train.epochs={args.epochs}",
-                           f"train.finetune_epochs={args.finetune_epochs}"],
-        "lite0_scratch": [*common, "model.weights=none", f"train.epochs={args.epochs + args.finetune_epochs}"],
+        "lite0_imagenet": [*common, *pretrained],
+        "lite0_scratch": [*common, "model.weights=none"],
     }
     out = {}
     for name, sets in runs.items():
@@ -244,9 +247,9 @@ def transfer_runs(data: Path, work: Path, args: argparse.Namespace) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--finetune-epochs", type=int, default=3)
-    parser.add_argument("--image-size", type=int, default=128)
+    parser.add_argument("--epochs", type=int, default=None, help="default: the segment pipeline's own")
+    parser.add_argument("--finetune-epochs", type=int, default=None, help="default: the segment pipeline's own")
+    parser.add_argument("--image-size", type=int, default=None, help="default: the segment pipeline's own")
     parser.add_argument("--skip-training", action="store_true")
     parser.add_argument("--runs", nargs="*", default=[], help="only these transfer runs (lite0_imagenet, lite0_scratch); "
                                                                "the others keep their results from the last run")
