@@ -91,8 +91,14 @@ def main() -> None:
 
     decoded = []
 
-    def decode_all() -> None:  # decoding as the batch job does it: tf.data, in parallel on every core
-        decoded[:] = [image.numpy() for image in decoded_images(paths, None, prep, cache=False)]
+    def decode_all() -> None:  # decoding as the batch job does it, in parallel on every core
+        if getattr(runtime.task, "decoder", "tensorflow") == "numpy":  # a .tflite: Pillow/NumPy, no TensorFlow
+            from dlpipe.models.tasks.image.numpy_inputs import read_batches
+
+            batches = read_batches(runtime.task, inputs, list(inputs.ids), prep, args.batch_size)
+            decoded[:] = [image for batch in batches for image in batch.batch]
+        else:  # Keras and SavedModel: tf.data
+            decoded[:] = [image.numpy() for image in decoded_images(paths, None, prep, cache=False)]
 
     job_cold, job = rates(batch_job, len(paths), args.passes)
     _, decode = rates(decode_all, len(paths), args.passes)
