@@ -200,6 +200,9 @@ def _add_deploy_commands() -> None:
     for command in (cli_deploy.predict_command, cli_deploy.export_command, cli_deploy.evaluate_command,
                     cli_deploy.serve_command, cli_deploy.generate_command):
         main.add_command(command)
+    from dlpipe.pipelines.cli_device import check_device_command
+
+    main.add_command(check_device_command)
 
 
 _add_deploy_commands()

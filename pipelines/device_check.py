@@ -1,0 +1,188 @@
+"""`dlpipe check-device`: does the exported .tflite answer the user's own inputs in MediaPipe as the run's model does?
+
+The app on a device hands MediaPipe Tasks a raw photo (or sentence), and MediaPipe prepares it its own way
+(it stretches the whole photo to the input size with its own sampling, where dlpipe may centre-crop). The
+reference is always the run's Keras model on the raw input through dlpipe's own preprocessing, never the
+runtime under test. MediaPipe runs in its own environment (pipelines/mediapipe_env.py).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dlpipe import atomic
+from dlpipe.errors import DataError
+from dlpipe.models import artifacts
+from dlpipe.pipelines import mediapipe_env
+
+REPORT_FILE = "device_check.json"
+TASKS = {"image": "image", "text": "text"}  # dlpipe task -> MediaPipe Tasks classifier kind (worker's "kind")
+
+
+def files_to_check(source: str | Path) -> tuple[Path, list[Path]]:
+    """(the run folder, the .tflite files to run): every model*.tflite of a run folder, or the one file given."""
+    source = Path(source)
+    if source.is_file():
+        if source.suffix != ".tflite":
+            raise DataError(str(source), "is not a .tflite file; give a run folder or one of its model*.tflite files")
+        return source.parent, [source]
+    if not source.is_dir():
+        raise DataError(str(source), "does not exist; give a run folder or a .tflite file")
+    found = [path for name, path in artifacts.list_artifacts(source).items() if name in artifacts.TFLITE_VARIANTS]
+    if not found:
+        raise DataError(str(source), "holds no model*.tflite; export one with `dlpipe export RUN --format tflite`")
+    return source, found
+
+
+def reference_answers(keras_file: Path, data: Path, batch_size: int = 32) -> dict[str, Any]:
+    """The Keras model's top-1 on every readable input of `data`, with each input's label when `data` has them.
+
+    Labelled: a folder of class sub-folders named as the model's labels (images), a labelled file (text);
+    anything else is read as unlabelled inputs (every image under the folder, every line of the file).
+    """
+    from dlpipe.models.runtimes import load_runtime
+
+    if not keras_file.is_file():
+        raise DataError(str(keras_file), "is missing: agreement is measured against the run's Keras model; give "
+                                         "the run folder the .tflite came from, or --keras")
+    runtime = load_runtime(keras_file, "keras")
+    task = runtime.task
+    if task.name not in TASKS:
+        raise DataError(str(keras_file), f"check-device compares classifiers ({', '.join(TASKS)} models); this is a "
+                                         f"{task.name} model")
+    try:
+        labelled = task.labelled_data(data)
+        task.check_labels(labelled.labels, runtime.class_names, str(data))
+        inputs, labels, skipped = labelled.inputs, dict(zip(labelled.inputs.ids, labelled.labels)), labelled.skipped
+    except DataError:  # no class sub-folders named as the labels (or no labels): agreement only
+        inputs, labels, skipped = task.collect_inputs([str(data)]), None, []
+    skipped = [*skipped, *({"path": key, "reason": reason} for key, reason in inputs.errors.items())]
+    answers: dict[str, tuple[int, float]] = {}
+    for prepared in task.batches(inputs, runtime.preprocessing, batch_size):
+        skipped += [{"path": key, "reason": reason} for key, reason in prepared.errors.items()]
+        if prepared.readable:
+            outputs = np.asarray(runtime.predict(prepared.batch))
+            for key, row in zip(prepared.readable, outputs):
+                answers[key] = (int(np.argmax(row)), float(np.max(row)))
+    if not answers:
+        raise DataError(str(data), f"holds no readable {task.name} inputs to check on")
+    return {"task": task.name, "class_names": runtime.class_names, "answers": answers, "labels": labels,
+            "payloads": {key: str(inputs.payloads[key]) for key in answers}, "skipped": skipped}
+
+
+def compare(reference: dict[str, Any], answers: list[dict[str, Any]]) -> dict[str, Any]:
+    """One file's figures: top-1 agreement with the Keras model, each one's accuracy (labelled inputs), the
+    inputs they disagree on (both answers) and those MediaPipe could not answer."""
+    names, labels = reference["class_names"], reference["labels"]
+    keys = list(reference["answers"])
+    disagree, failed, agree, right = [], [], 0, {"keras": 0, "mediapipe": 0}
+    for key, answer in zip(keys, answers):
+        if "error" in answer:
+            failed.append({"input": key, "error": answer["error"]})
+            continue
+        ours, score = reference["answers"][key]
+        theirs = int(answer["index"])
+        truth = labels[key] if labels is not None else None
+        right["keras"] += names[ours] == truth
+        right["mediapipe"] += 0 <= theirs < len(names) and names[theirs] == truth
+        if theirs == ours:
+            agree += 1
+            continue
+        disagree.append({"input": key, "keras": names[ours], "keras_score": round(score, 4),
+                         "mediapipe": names[theirs] if 0 <= theirs < len(names) else answer.get("label"),
+                         "mediapipe_score": round(float(answer["score"]), 4), **({"label": truth} if labels else {})})
+    answered = len(keys) - len(failed)
+    result: dict[str, Any] = {"inputs": len(keys), "answered": answered,
+                              "top1_agreement": agree / answered if answered else None}
+    if labels is not None and answered:
+        result.update(keras_accuracy=right["keras"] / answered, mediapipe_accuracy=right["mediapipe"] / answered)
+    result.update(disagreements=disagree, unanswered=failed)
+    return result
+
+
+def check_device(source: str | Path, data: str | Path, out: str | Path | None = None, keras: str | Path | None = None,
+                 mediapipe_python: str | None = None, echo: Any = None) -> dict[str, Any]:
+    """Run each .tflite of `source` in MediaPipe Tasks on `data`, compare with the Keras model, write the report
+    (default RUN/device_check.json) and each file's summary under "mediapipe" in the run's artifacts.json."""
+    run, tflites = files_to_check(source)
+    python = mediapipe_env.mediapipe_python(mediapipe_python)  # before any work: a missing environment is one line
+    data = Path(data)
+    if not data.exists():
+        raise DataError(str(data), "does not exist; give a folder of photos (class sub-folders for accuracy) or a "
+                                   "file of sentences")
+    keras_file = Path(keras) if keras else run / artifacts.KERAS_FILE
+    reference = reference_answers(keras_file, data)
+    inputs = [reference["payloads"][key] for key in reference["answers"]]
+    if reference["task"] == "image":
+        inputs = [str(Path(path).resolve()) for path in inputs]
+    answer = mediapipe_env.run_worker(python, TASKS[reference["task"]], tflites, inputs)
+    report: dict[str, Any] = {
+        "reference": str(keras_file), "data": str(data), "labelled": reference["labels"] is not None,
+        "mediapipe_version": answer.get("mediapipe_version"), "mediapipe_python": str(python),
+        "checked": datetime.now(timezone.utc).isoformat(timespec="seconds"), "skipped": reference["skipped"],
+        "files": {}}
+    for tflite, result in zip(tflites, answer["models"]):
+        if "error" in result:  # MediaPipe refused the file itself (e.g. missing metadata)
+            report["files"][tflite.name] = {"error": result["error"]}
+        else:
+            report["files"][tflite.name] = compare(reference, result["answers"])
+    target = Path(out) if out else run / REPORT_FILE
+    atomic.write_json(target, report)
+    report["report_file"] = str(target)
+    _record(tflites, report, target)
+    return report
+
+
+def _record(tflites: list[Path], report: dict[str, Any], target: Path) -> None:
+    """Each file's summary beside its export-time Keras parity in artifacts.json (the lists stay in the report)."""
+    from dlpipe import run_lock
+
+    with run_lock.hold(tflites[0].parent):  # not while a run or an export is writing that folder
+        for tflite in tflites:
+            figures = report["files"][tflite.name]
+            summary = {key: value for key, value in figures.items() if key not in ("disagreements", "unanswered")}
+            if "disagreements" in figures:
+                summary.update(disagreements=len(figures["disagreements"]), unanswered=len(figures["unanswered"]))
+            summary.update(data=report["data"], mediapipe_version=report["mediapipe_version"],
+                           checked=report["checked"], reference=report["reference"], report=str(target))
+            _set_in_record(tflite, "mediapipe", summary)
+
+
+def _set_in_record(artifact: Path, key: str, value: Any) -> None:
+    """One field of the artifact's record in artifacts.json set, the rest (its export-time parity) kept."""
+    import json
+
+    manifest_path = artifacts.side_folder(artifact) / artifacts.MANIFEST_FILE
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.is_file() else {}
+    except (OSError, ValueError) as error:
+        raise DataError(str(manifest_path), f"cannot be read ({error}); export the run again") from None
+    manifest.setdefault(artifacts.record_key(artifact), {})[key] = value
+    atomic.write_json(manifest_path, manifest)
+
+
+def summary_lines(report: dict[str, Any], shown: int = 10) -> list[str]:
+    """What the command prints: a line per file, then up to `shown` disagreements each."""
+    lines = []
+    for name, figures in report["files"].items():
+        if "error" in figures:
+            lines.append(f"{name}: MediaPipe refused the file: {figures['error']}")
+            continue
+        agreement = figures["top1_agreement"]
+        line = (f"{name}: MediaPipe {report['mediapipe_version']} agrees with the Keras model on "
+                f"{'-' if agreement is None else f'{agreement:.1%}'} of {figures['answered']} inputs")
+        if "keras_accuracy" in figures:
+            line += f"; accuracy Keras {figures['keras_accuracy']:.3f}, MediaPipe {figures['mediapipe_accuracy']:.3f}"
+        if figures["unanswered"]:
+            line += f"; {len(figures['unanswered'])} it could not read (first: {figures['unanswered'][0]['input']})"
+        lines.append(line)
+        for row in figures["disagreements"][:shown]:
+            lines.append(f"  {row['input']}: Keras {row['keras']} {row['keras_score']:.3f}, MediaPipe "
+                         f"{row['mediapipe']} {row['mediapipe_score']:.3f}" + (f" (label {row['label']})" if "label" in row else ""))
+        if len(figures["disagreements"]) > shown:
+            lines.append(f"  ... {len(figures['disagreements']) - shown} more in the report")
+    return lines

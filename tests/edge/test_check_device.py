@@ -1,0 +1,116 @@
+"""`dlpipe check-device`: a run's .tflite files in the real MediaPipe ImageClassifier on raw photos, against the
+run's Keras model, with the photos they disagree on; a missing MediaPipe environment is one line with the fix.
+
+The tiny run centre-crops (`preprocess.resize=crop`), MediaPipe stretches the whole photo: a wide photo whose
+centre is red and whose sides are blue is red to the Keras model and blue in MediaPipe, so the command must list
+it. Every figure is checked against this test's own runs of both (`dlpipe predict` on model.keras, and
+tests/edge/mediapipe_runner.py in .venv-mediapipe).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from conftest import TINY_SETS, write_color_images
+from dlpipe.pipelines.cli import main
+from edge.mediapipe_env import require_mediapipe, run_mediapipe
+
+TRICK = "wide_red_centre.png"
+
+
+@pytest.fixture(scope="module")
+def crop_run(tmp_path_factory) -> tuple[Path, Path]:
+    """(run folder with model.keras, model.tflite and model_int8.tflite, a labelled folder of 13 photos)."""
+    from dlpipe.pipelines import api
+
+    require_mediapipe()
+    root = tmp_path_factory.mktemp("device-check")
+    write_color_images(root / "train" / "blue", "blue", 24, seed=2)
+    write_color_images(root / "train" / "red", "red", 24, seed=1)
+    api.run("image-classify", data=str(root / "train"), out=root / "run", echo=lambda _: None,
+            sets=[*TINY_SETS, "export.formats=[keras,tflite,tflite-int8]", "train.epochs=12",
+                  "train.learning_rate=0.003", "preprocess.resize=crop"])
+    photos = root / "photos"
+    write_color_images(photos / "blue", "blue", 6, seed=12)
+    write_color_images(photos / "red", "red", 6, seed=11)
+    pixels = np.random.default_rng(5).integers(0, 60, size=(40, 160, 3))
+    pixels[:, :, 2] += 160  # blue, but for a red band in the middle that the centre crop keeps
+    pixels[:, 60:100, 2] -= 160
+    pixels[:, 60:100, 0] += 160
+    Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(photos / "blue" / TRICK)
+    return root / "run", photos
+
+
+def top1(rows_file: Path) -> dict[str, str]:
+    return {Path(row["input"]).name: row["label"] for row in map(json.loads, rows_file.read_text().splitlines())}
+
+
+def test_check_device_reports_agreement_accuracy_and_the_photos_mediapipe_answers_differently(crop_run, tmp_path):
+    run, photos = crop_run
+    out = tmp_path / "device.json"
+    result = CliRunner().invoke(main, ["check-device", str(run), "--data", str(photos), "--out", str(out)],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "mediapipe" not in sys.modules  # MediaPipe ran in its own environment, never in dlpipe's
+    report = json.loads(out.read_text())
+    chosen = sorted(photos.rglob("*.*"))
+    truth = {p.name: p.parent.name for p in chosen}
+    predicted = CliRunner().invoke(main, ["predict", str(run / "model.keras"), str(photos), "--top-k", "1",
+                                          "--out", str(tmp_path / "keras.jsonl")], catch_exceptions=False)
+    assert predicted.exit_code == 0, predicted.output
+    keras = top1(tmp_path / "keras.jsonl")
+    assert report["labelled"] and set(report["files"]) == {"model.tflite", "model_int8.tflite"}
+    for name, figures in report["files"].items():
+        answer = run_mediapipe({"image": [{"model": str(run / name), "images": [str(p) for p in chosen]}]})["image"][0]
+        theirs = {p.name: max(c, key=lambda c: c["score"])["category_name"] for p, c in zip(chosen, answer)}
+        differ = {photo for photo in theirs if theirs[photo] != keras[photo]}
+        assert TRICK in differ and keras[TRICK] == "red" and theirs[TRICK] == "blue"  # crop vs stretch
+        assert figures["inputs"] == figures["answered"] == 13 and not figures["unanswered"]
+        assert figures["top1_agreement"] == pytest.approx(1 - len(differ) / 13)
+        assert {Path(row["input"]).name: (row["keras"], row["mediapipe"], row["label"])
+                for row in figures["disagreements"]} == {p: (keras[p], theirs[p], truth[p]) for p in differ}
+        assert figures["keras_accuracy"] == pytest.approx(np.mean([keras[p] == truth[p] for p in truth]))
+        assert figures["mediapipe_accuracy"] == pytest.approx(np.mean([theirs[p] == truth[p] for p in truth]))
+        assert f"{name}: MediaPipe" in result.output and f"{TRICK}: Keras red" in result.output
+        record = json.loads((run / "artifacts.json").read_text())[name]
+        assert record["parity"]["top1_agreement"] is not None  # the export-time Keras parity is kept beside it
+        assert record["mediapipe"]["top1_agreement"] == figures["top1_agreement"]
+        assert record["mediapipe"]["disagreements"] == len(differ) and record["mediapipe"]["report"] == str(out)
+
+
+def test_check_device_fails_below_min_agreement(crop_run, tmp_path):
+    run, photos = crop_run
+    result = CliRunner().invoke(main, ["check-device", str(run / "model.tflite"), "--data", str(photos),
+                                       "--out", str(tmp_path / "d.json"), "--min-agreement", "1"])
+    assert result.exit_code == 1 and "below --min-agreement 1.0: model.tflite" in result.output
+
+
+@pytest.mark.parametrize("how", ["option", "environment"])
+def test_a_missing_mediapipe_environment_is_one_line_with_the_command_that_creates_it(tiny_tflite, tmp_path, how,
+                                                                                       monkeypatch):
+    missing = tmp_path / "nowhere" / "bin" / "python"
+    args = ["check-device", str(tiny_tflite / "model.tflite"), "--data", str(tmp_path)]
+    if how == "option":
+        args += ["--mediapipe-python", str(missing)]
+    else:
+        monkeypatch.setenv("DLPIPE_MEDIAPIPE_PYTHON", str(missing))
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {missing}: no MediaPipe environment there")
+    assert "python -m venv .venv-mediapipe && .venv-mediapipe/bin/pip install mediapipe==" in lines[0]
+    assert "bash scripts/setup.sh" in lines[0]
+
+
+def test_the_version_the_error_names_is_the_one_the_setup_installs():
+    from dlpipe.pipelines.mediapipe_env import MEDIAPIPE_VERSION
+
+    setup = (Path(__file__).resolve().parents[2] / "scripts" / "setup.sh").read_text()
+    assert f"MEDIAPIPE_VERSION={MEDIAPIPE_VERSION}\n" in setup
