@@ -58,5 +58,6 @@ def build_classifier(
         x = layers.Dense(hidden_units, activation="relu", kernel_regularizer=regularizer, name="head_hidden")(x)
     if dropout:
         x = layers.Dropout(dropout, name="head_dropout")(x)
-    outputs = layers.Dense(num_classes, activation=activation, kernel_regularizer=regularizer, name="probabilities")(x)
+    outputs = layers.Dense(num_classes, activation=activation, kernel_regularizer=regularizer,
+                           dtype="float32", name="probabilities")(x)  # float32 under mixed precision too
     return keras.Model(inputs, outputs, name=re.sub(r"\W+", "_", spec.name).strip("_")[-40:] + "_classifier")

@@ -138,5 +138,6 @@ def build_unet(encoder_name: str, num_classes: int, image_size: int, weights: st
             x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"decoder{level}_conv{conv}")(x)
             x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"decoder{level}_bn{conv}")(x)
             x = layers.ReLU(name=f"decoder{level}_relu{conv}")(x)
-    outputs = layers.Conv2D(num_classes, 1, activation="softmax", name="probabilities")(x)
+    outputs = layers.Conv2D(num_classes, 1, activation="softmax", dtype="float32",  # float32 under mixed precision
+                            name="probabilities")(x)
     return keras.Model(inputs, outputs, name=f"unet_{encoder_name}"), spec.block_pattern

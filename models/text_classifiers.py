@@ -98,7 +98,7 @@ def recurrent_classifier(
                         recurrent_dropout=recurrent_dropout, name=f"{kind}_{index}")
         x = layers.Bidirectional(cell, name=f"bidirectional_{index}")(x) if kind == "bilstm" else cell(x)
     x = layers.Dropout(dropout, name="head_dropout")(x)
-    outputs = layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", dtype="float32", name="probabilities")(x)
     return keras.Model(inputs, outputs, name=f"{kind}_classifier")
 
 
@@ -129,7 +129,7 @@ def transformer_classifier(
     # a masked mean with an epsilon: a text with no known token (empty, punctuation only) must not divide 0 by 0
     x = MeanPooling(name="mean_pool")([x, keras.ops.not_equal(token_ids, 0)])
     x = layers.Dropout(dropout, name="head_dropout")(x)
-    outputs = layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", dtype="float32", name="probabilities")(x)
     return keras.Model(inputs, outputs, name="transformer_classifier")
 
 
@@ -162,5 +162,5 @@ def _pooled_classifier(encoder: keras.Model, num_classes: int, sequence_length: 
     inputs = {key: keras.Input(shape=(sequence_length,), dtype="int32", name=key) for key in ("input_ids", "attention_mask")}
     pooled = MeanPooling(name="mean_pooling")([encoder(inputs), inputs["attention_mask"]])
     x = layers.Dropout(dropout, name="head_dropout")(pooled)
-    outputs = layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", dtype="float32", name="probabilities")(x)
     return keras.Model(inputs, outputs, name=name)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import platform
 import time
+from contextlib import ExitStack
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -17,6 +18,7 @@ from dlpipe.errors import DlpipeError
 from dlpipe.pipelines.catalog import PipelineSpec
 from dlpipe.pipelines.config import ResolvedConfig
 from dlpipe.pipelines.stage import RunContext
+from dlpipe.pipelines.training.precision import global_dtype_policy, precision_of, to_float32
 
 CONFIG_FILE = "config.yaml"
 REPORT_FILE = "report.json"
@@ -52,23 +54,36 @@ def run_pipeline(
     )
     _seed_everything(config.seed)
     total = len(config.stages)
-    for number, (name, stage) in enumerate(zip(config.stages, stages), start=1):
-        echo(f"[{number}/{total}] {name} ...")
-        started, cpu_started = time.perf_counter(), time.process_time()
-        try:
-            summary = stage.run(ctx)
-        except (DlpipeError, KeyboardInterrupt) as error:
-            ctx.report["stages"][name] = {"status": "failed", "error": str(error) or type(error).__name__}
-            atomic.write_json(out_dir / REPORT_FILE, ctx.report)
-            raise
-        seconds = time.perf_counter() - started
-        ctx.report["stages"][name] = {"status": "done", "seconds": round(seconds, 2),
-                                      "cpu_seconds": round(time.process_time() - cpu_started, 2), "summary": summary}
-        atomic.write_json(out_dir / REPORT_FILE, ctx.report)
-        echo(f"[{number}/{total}] {name}: {summary} ({seconds:.1f}s)")
+    with ExitStack() as mixed_precision:  # train.precision: from the model stage to the end of training
+        for number, (name, stage) in enumerate(zip(config.stages, stages), start=1):
+            echo(f"[{number}/{total}] {name} ...")
+            if name == "model" and precision_of(config) != "float32":
+                mixed_precision.enter_context(global_dtype_policy(precision_of(config)))
+            started, cpu_started = time.perf_counter(), time.process_time()
+            try:
+                summary = stage.run(ctx)
+            except (DlpipeError, KeyboardInterrupt) as error:
+                ctx.report["stages"][name] = {"status": "failed", "error": str(error) or type(error).__name__}
+                atomic.write_json(out_dir / REPORT_FILE, ctx.report)
+                raise
+            if name == "train":  # evaluate and export see a float32 model, built-in layers a float32 policy
+                mixed_precision.close()
+                if ctx.model is not None:
+                    ctx.model = to_float32(ctx.model)
+            _stage_done(ctx, out_dir, name, summary, started, cpu_started, f"[{number}/{total}]")
     ctx.report["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     atomic.write_json(out_dir / REPORT_FILE, ctx.report)
     return ctx
+
+
+def _stage_done(ctx: RunContext, out_dir: Path, name: str, summary: str, started: float, cpu_started: float,
+                counter: str) -> None:
+    """Record a finished stage in report.json (rewritten now, so it survives a later failure) and say so."""
+    seconds = time.perf_counter() - started
+    ctx.report["stages"][name] = {"status": "done", "seconds": round(seconds, 2),
+                                  "cpu_seconds": round(time.process_time() - cpu_started, 2), "summary": summary}
+    atomic.write_json(out_dir / REPORT_FILE, ctx.report)
+    ctx.echo(f"{counter} {name}: {summary} ({seconds:.1f}s)")
 
 
 def _seed_everything(seed: int) -> None:

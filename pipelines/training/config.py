@@ -49,6 +49,12 @@ class TrainConfig:
     monitor: Literal["val_loss", "val_accuracy"] = option("val_loss", "metric for early stopping and the best checkpoint")
     progress: Literal["auto", "bar", "epochs", "none"] = option("auto", "a progress bar on a terminal, epoch lines in logs")
     tensorboard: bool = option(True, "write TensorBoard logs under logs/")
+    precision: Literal["float32", "mixed_float16", "mixed_bfloat16"] = option(
+        "float32", "compute dtype while training: mixed_bfloat16 for CPUs with AVX512_BF16 / AMX and recent GPUs, "
+                   "mixed_float16 for GPUs (loss scaling is automatic); weights, the output layer, evaluation and "
+                   "every export stay float32")
+    jit_compile: bool | Literal["auto"] = option(
+        "auto", "compile training steps with XLA; auto: Keras' choice (XLA on a GPU, not on a CPU)")
 
     def __post_init__(self) -> None:
         require(self.epochs >= 1, "epochs", f"must be at least 1. Received: {self.epochs}")

@@ -64,7 +64,7 @@ def fit_phase(ctx: RunContext, model: Any, phase: Phase, data: tuple[Any, Any], 
                  "parameters" + (" (train + validation)" if phase.refit else ""))
         steps = max(int(train_ds.cardinality()), 1)
         model.compile(optimizer=make_phase_optimizer(phase, steps, cfg, settings), loss=settings.loss,
-                      metrics=list(settings.metrics))
+                      metrics=list(settings.metrics), jit_compile=cfg.jit_compile)
         model.fit(train_ds, validation_data=val_ds, epochs=phase.epochs,
                   callbacks=phase_callbacks(ctx, phase, cfg, history_file, val_ds is not None),
                   class_weight=settings.class_weight, verbose=fit_verbosity(cfg.progress),
