@@ -43,7 +43,8 @@ EMBEDDED_FILE_PREFIX = "dlpipe_file:"
 # artifact kinds `choose_artifact` knows, by what a user calls them (`--artifact`)
 TFLITE_VARIANTS = {"float32": "model.tflite", "float16": "model_float16.tflite", "dynamic": "model_dynamic.tflite",
                    "int8": "model_int8.tflite"}
-CHOICES = ("auto", "keras", "savedmodel", *TFLITE_VARIANTS)
+ONNX_FILE = "model.onnx"
+CHOICES = ("auto", "keras", "savedmodel", *TFLITE_VARIANTS, "onnx")
 # the licence field of a .tflite's standard metadata: the model's, which dlpipe cannot know
 METADATA_LICENSE = "Not set by dlpipe: the terms of the training data and of the pretrained weights apply"
 PARITY_TOLERANCE = 0.01  # accuracy (or top-1 agreement) an export may lose against Keras and still be chosen by auto
@@ -212,6 +213,13 @@ def embedded_in_tflite(path: str | Path) -> dict[str, bytes]:
     return metadata_buffers(path)
 
 
+def embedded_in_onnx(path: str | Path) -> dict[str, str]:
+    """The metadata_props of an .onnx file (dlpipe's exports carry labels and preprocessing.json there)."""
+    from dlpipe.models.runtimes import _onnx_session
+
+    return dict(_onnx_session(Path(path), 1).get_modelmeta().custom_metadata_map)
+
+
 def read_side_files(artifact: str | Path) -> SideFiles:
     """Labels, preprocessing and extra files of an artifact; a .tflite without files beside it uses its own."""
     artifact = Path(artifact)
@@ -225,6 +233,11 @@ def read_side_files(artifact: str | Path) -> SideFiles:
         if not (labels.is_file() and preprocessing.is_file()) and EMBEDDED_LABELS in buffers:
             prep = json.loads(buffers.get(EMBEDDED_PREPROCESSING, b"{}").decode("utf-8"))
             return SideFiles(folder, _task_name(prep), buffers[EMBEDDED_LABELS].decode("utf-8").splitlines(), prep, embedded)
+    if artifact.suffix == ".onnx" and artifact.is_file() and not (labels.is_file() and preprocessing.is_file()):
+        props = embedded_in_onnx(artifact)
+        if EMBEDDED_LABELS in props:
+            prep = json.loads(props.get(EMBEDDED_PREPROCESSING, "{}"))
+            return SideFiles(folder, _task_name(prep), props[EMBEDDED_LABELS].splitlines(), prep, {})
     if not labels.is_file():
         raise DataError(str(labels), "labels file missing; export the model again with dlpipe export")
     if not preprocessing.is_file():
@@ -252,6 +265,8 @@ def list_artifacts(folder: str | Path) -> dict[str, Path]:
     for name, file_name in TFLITE_VARIANTS.items():
         if (folder / file_name).is_file():
             found[name] = folder / file_name
+    if (folder / ONNX_FILE).is_file():
+        found["onnx"] = folder / ONNX_FILE
     return found
 
 
@@ -274,7 +289,7 @@ def choose_artifact(source: str | Path, preference: str = "auto") -> tuple[Path,
         raise DataError(str(source), "does not exist; give a run folder, a .keras file, a SavedModel folder or a .tflite file")
     found = list_artifacts(source)
     if not found:
-        raise DataError(str(source), "holds no model artifact (model.keras, savedmodel/ or model*.tflite); "
+        raise DataError(str(source), "holds no model artifact (model.keras, savedmodel/, model*.tflite or model.onnx); "
                                      "train one with dlpipe run or export one with dlpipe export")
     if preference != "auto":
         if preference not in found:

@@ -1,4 +1,4 @@
-"""One runtime for every artifact: `load_runtime(path)` for .keras, SavedModel, .tflite and named models.
+"""One runtime for every artifact: `load_runtime(path)` for .keras, SavedModel, .tflite, .onnx and named models.
 
 Every consumer (`dlpipe predict`, `dlpipe evaluate`, `dlpipe serve`, the Ray
 engine, export parity) loads models here. A runtime's `predict(batch)` takes
@@ -165,6 +165,65 @@ class TFLiteRuntime(Runtime):
         return dequantised
 
 
+class OnnxRuntime(Runtime):
+    """onnxruntime on the CPU, fed exactly as the float32 .tflite (the task's TensorFlow-free inputs), so
+    predicting through an .onnx never imports TensorFlow. One session runs a whole batch (its batch axis is dynamic)."""
+
+    format = "onnx"
+
+    def __init__(self, path: Path, side: artifacts.SideFiles, num_threads: int | None = None):
+        super().__init__(path, side)
+        self.task = self.task.without_tensorflow()
+        self.num_threads = num_threads or default_threads()
+        self.session = _onnx_session(path, self.num_threads)
+        self._feed = self.task.tflite_feed(self.preprocessing, side)
+        self._inputs = [_onnx_detail(i, node) for i, node in enumerate(self.session.get_inputs())]
+        self._outputs = [_onnx_detail(i, node) for i, node in enumerate(self.session.get_outputs())]
+
+    def replica(self, num_threads: int) -> "OnnxRuntime":
+        """A second session with its own threads, for a server's batch workers (see RuntimePool)."""
+        twin = OnnxRuntime(self.path, self.side, num_threads)
+        twin.chosen_because = self.chosen_because
+        return twin
+
+    def predict(self, batch: Any) -> np.ndarray:
+        arrays = self._feed(batch, self._inputs)
+        if not len(arrays[0]):
+            return self.task.finish(batch, np.zeros((0,), np.float32))
+        feeds = {detail["name"]: array.astype(detail["dtype"], copy=False) for detail, array in zip(self._inputs, arrays)}
+        outputs = self.session.run([detail["name"] for detail in self._outputs], feeds)
+        return self.task.finish(batch, self.task.tflite_output(list(outputs), self._outputs))
+
+
+_ONNX_TYPES = {"tensor(float)": np.float32, "tensor(int32)": np.int32, "tensor(int64)": np.int64,
+               "tensor(uint8)": np.uint8, "tensor(bool)": np.bool_}
+
+
+def _onnx_detail(index: int, node: Any) -> dict[str, Any]:
+    """An onnxruntime input/output as the interpreter details a task's feed reads (name, dtype, shape)."""
+    shape = [dim if isinstance(dim, int) else -1 for dim in node.shape]
+    return {"name": node.name, "index": index, "dtype": _ONNX_TYPES.get(node.type, np.float32),
+            "shape": np.array(shape), "shape_signature": np.array(shape), "quantization": (0.0, 0)}
+
+
+def _onnx_session(path: Path, num_threads: int) -> Any:
+    """An onnxruntime CPU session of `path`; a file it cannot read is a DataError naming it."""
+    try:
+        import onnxruntime
+    except ImportError:
+        raise DataError(str(path), "running an .onnx needs onnxruntime: pip install onnxruntime") from None
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = num_threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3  # errors only: no warnings about unused initialisers on every load
+    try:
+        return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as error:  # onnxruntime's own Fail/InvalidProtobuf exceptions
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
+        raise DataError(str(path), f"not an ONNX model onnxruntime can load ({reason}); export it again with "
+                                   "dlpipe export --format onnx") from None
+
+
 def _power_of_two_chunks(rows: int, largest: int) -> list[int]:
     """Row counts that sum to `rows`: as many `largest` as fit, then the binary digits of the rest."""
     chunks = [largest] * (rows // largest)
@@ -253,7 +312,10 @@ def load_runtime(source: str | Path, artifact: str = "auto", num_threads: int | 
         runtime = KerasRuntime(path, side)
     elif path.suffix == ".tflite":
         runtime = TFLiteRuntime(path, side, num_threads)
+    elif path.suffix == ".onnx":
+        runtime = OnnxRuntime(path, side, num_threads)
     else:
-        raise DataError(str(path), "not a model artifact: expected a run folder, .keras, a SavedModel folder or .tflite")
+        raise DataError(str(path), "not a model artifact: expected a run folder, .keras, a SavedModel folder, .tflite "
+                                   "or .onnx")
     runtime.chosen_because = why
     return runtime

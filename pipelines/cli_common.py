@@ -20,7 +20,7 @@ ERROR_LOG = "dlpipe-error.log"  # written into the command's --out folder when i
 OUT_OPTIONS = ("out", "out_dir", "out_file")  # the names the commands give their --out
 
 ARTIFACT_HELP = ("Which artifact of a run or export folder runs: auto (the fastest whose parity with the Keras model, "
-                 "measured at export, is within 1 point), keras, savedmodel, float32, float16, dynamic or int8.")
+                 "measured at export, is within 1 point), keras, savedmodel, float32, float16, dynamic, int8 or onnx.")
 
 
 def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:

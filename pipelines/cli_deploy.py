@@ -110,9 +110,10 @@ def predict_command(inputs: tuple[str, ...], model_name: str | None, artifact: s
 
 @click.command("export")
 @click.argument("run_dir", metavar="RUN_DIR|NAMED_MODEL")
-@click.option("--format", "fmt", type=click.Choice(["keras", "savedmodel", "tflite", "web"]), default="tflite",
-              show_default=True,
-              help="web: a static folder that runs the float32 .tflite in the browser with MediaPipe Tasks; "
+@click.option("--format", "fmt", type=click.Choice(["keras", "savedmodel", "tflite", "web", "onnx"]),
+              default="tflite", show_default=True,
+              help="onnx: for onnxruntime, takes what the float32 .tflite takes (image, segmentation and text models); "
+                   "web: a static folder that runs the float32 .tflite in the browser with MediaPipe Tasks; "
                    "savedmodel: for TF Serving/GPU servers, takes encoded image bytes or raw strings; tflite: for "
                    "phones and boards, takes pixels or token ids (the vocabulary is shipped with it).")
 @click.option("--quantize", type=click.Choice(["none", "float16", "dynamic", "int8"]), default="none", show_default=True,

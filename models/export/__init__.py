@@ -50,6 +50,8 @@ FORMATS: dict[str, ExportFormat] = {fmt.name: fmt for fmt in (
                  "TFLite full-integer (uint8 in/out), calibrated on training inputs: smallest and fastest on CPUs"),
     ExportFormat("web", "web", "a static folder for the browser: the float32 .tflite, a page and MediaPipe Tasks' "
                  "web files (fetched from npm at set-up), classifying in the page", folder=True),
+    ExportFormat("onnx", artifacts.ONNX_FILE, "ONNX (converted by tf2onnx) for onnxruntime and the servers that "
+                 "run it; takes what the float32 .tflite takes (pixels, token ids)"),
 )}
 
 

@@ -33,6 +33,8 @@ TASK = "detect"
 
 refuse(TASK, "keras", "the detector is a TensorFlow graph (converted from TF.js), not Keras layers: export "
                       "savedmodel or tflite")
+refuse(TASK, "onnx", "no ONNX exporter for the detector yet (its graph, converted from TF.js, is not tried with "
+                     "tf2onnx): export savedmodel or tflite")
 refuse(TASK, "web", "the web page classifies; a detection page is not written yet (the .tflite runs in MediaPipe "
                     "Tasks' ObjectDetector for the web)")
 refuse(TASK, "tflite-int8", "full-integer int8 does not hold for this detector: calibrated on darknet's five sample "

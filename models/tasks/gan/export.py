@@ -23,6 +23,7 @@ TASK = "gan"
 register(TASK, "keras")(write_keras)
 refuse(TASK, "tflite-int8", "a generator's input is a Gaussian latent vector, which a uint8 input cannot hold "
                             "faithfully; use tflite, tflite-float16 or tflite-dynamic")
+refuse(TASK, "onnx", "no ONNX exporter for generators yet: export tflite or savedmodel")
 refuse(TASK, "web", "the browser page runs MediaPipe's ImageClassifier; a generator is not a classifier")
 
 

@@ -28,12 +28,14 @@ from dlpipe.errors import DataError, DlpipeError
 from dlpipe.models import artifacts, tflite_metadata
 from dlpipe.models.export import ExportRequest, register
 from dlpipe.models.export.converters import convert, export_archive, labelled_outputs, quantization_of, write_keras
+from dlpipe.models.export.onnx import pixels_exporter
 from dlpipe.models.export.web import WEB_MODEL, WebPage, write_web_folder
 
 TASK = "image"
 
 
 register(TASK, "keras")(write_keras)
+register(TASK, "onnx")(pixels_exporter)  # pixels in, as the float32 .tflite
 
 
 @register(TASK, "savedmodel")

@@ -14,6 +14,7 @@ from dlpipe.models import tflite_metadata
 from dlpipe.models.tasks.image import export as image_exports
 from dlpipe.models.export import register
 from dlpipe.models.export.converters import write_keras
+from dlpipe.models.export.onnx import pixels_exporter
 from dlpipe.models.tasks.multilabel import DECISION_THRESHOLD
 
 TASK = "multilabel"
@@ -21,6 +22,7 @@ METADATA = functools.partial(tflite_metadata.image_classifier_metadata, mean=[0.
                              score_threshold=DECISION_THRESHOLD)
 
 register(TASK, "keras")(write_keras)
+register(TASK, "onnx")(pixels_exporter)  # pixels in, thresholds folded into the scores
 
 
 def label_set_outputs(scores: tf.Tensor, class_names: list[str]) -> dict[str, tf.Tensor]:

@@ -20,11 +20,13 @@ from dlpipe.errors import DlpipeError
 from dlpipe.models import artifacts
 from dlpipe.models.export import ExportRequest, refuse, register
 from dlpipe.models.export.converters import convert, export_archive, quantization_of, write_keras
+from dlpipe.models.export.onnx import pixels_exporter
 from dlpipe.models.tasks.image.export import checked_pixels, representative_images
 
 TASK = "segment"
 
 register(TASK, "keras")(write_keras)
+register(TASK, "onnx")(pixels_exporter)  # scaled pixels in, as the float32 .tflite
 refuse(TASK, "web", "the browser page runs MediaPipe's ImageClassifier; segmentation models are not supported there")
 
 

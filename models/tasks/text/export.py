@@ -39,6 +39,7 @@ from dlpipe.data.text import TextPreprocessing
 from dlpipe.models import artifacts
 from dlpipe.models.export import ExportRequest, refuse, register
 from dlpipe.models.export.converters import export_archive, labelled_outputs, quantization_of, write_keras
+from dlpipe.models.export.onnx import OUTPUT_NAME, write_onnx
 from dlpipe.models.tasks.text.twin import convert_twin, inference_model
 from dlpipe.models.export.web import WEB_MODEL, WebPage, write_web_folder
 from dlpipe.models.text_tokenizers import tokenizer_for
@@ -97,3 +98,20 @@ def export_web(model: keras.Model, target: Path, request: ExportRequest, fmt: st
     target.mkdir(parents=True, exist_ok=True)
     export_tflite(model, target / WEB_MODEL, request, "tflite")
     write_web_folder(target, WEB_PAGE)
+
+
+@register(TASK, "onnx")
+def export_onnx(model: keras.Model, target: Path, request: ExportRequest, fmt: str) -> None:
+    """The .tflite's ids-in twin as ONNX: the same int32 inputs [N, L] by the same names, dlpipe's own ids (no
+    MediaPipe id remap), so the tokenizer's feed for LiteRT feeds onnxruntime too; the vocabulary travels beside it."""
+    prep: TextPreprocessing = request.bundle.preprocessing
+    twin, input_names = inference_model(model, prep)
+    specs = [tf.TensorSpec([None, prep.sequence_length], tf.int32, name=name) for name in input_names]
+
+    def serve(*inputs: tf.Tensor) -> dict[str, tf.Tensor]:
+        if len(inputs) == 1:
+            return {OUTPUT_NAME: twin(inputs[0], training=False)}
+        features = {ours: tensor for ours, tensor in zip(input_names.values(), inputs) if ours is not None}
+        return {OUTPUT_NAME: twin(features, training=False)}
+
+    write_onnx(serve, specs, target, request.bundle)

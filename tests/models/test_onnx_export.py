@@ -1,0 +1,125 @@
+"""ONNX exports answer as the Keras model does, through onnxruntime, without TensorFlow at prediction time."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from dlpipe.data.datasets import batched, decoded_images
+from dlpipe.errors import DlpipeError
+from dlpipe.models import artifacts
+from dlpipe.models.export import ExportRequest, export, support
+from dlpipe.models.runtimes import OnnxRuntime, load_runtime
+from dlpipe.models.tasks import get_task
+from dlpipe.pipelines.cli import main
+
+pytest.importorskip("onnxruntime")
+pytest.importorskip("tf2onnx")
+
+
+@pytest.fixture(scope="module")
+def onnx_export(trained_run, tmp_path_factory):
+    """`dlpipe export RUN --format onnx --out OUT` of the tiny blue/red run: (data folder, run, OUT)."""
+    root, run = trained_run
+    out = tmp_path_factory.mktemp("onnx")
+    result = CliRunner().invoke(main, ["export", str(run), "--format", "onnx", "--out", str(out)],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "agrees with the Keras model on 100.0%" in result.output
+    return root, run, out
+
+
+def test_onnx_scores_match_keras_and_its_parity_is_recorded(onnx_export):
+    root, run, out = onnx_export
+    keras_runtime = load_runtime(run, "keras")
+    paths = get_task("image").collect_inputs([str(root)]).ids
+    pixels = next(iter(batched(decoded_images(paths, None, keras_runtime.preprocessing), len(paths)))).numpy()
+    runtime = load_runtime(out / "model.onnx")
+    assert isinstance(runtime, OnnxRuntime) and runtime.class_names == keras_runtime.class_names
+    np.testing.assert_allclose(runtime.predict(pixels), keras_runtime.predict(pixels), atol=1e-4)
+    record = json.loads((out / "artifacts.json").read_text())["model.onnx"]
+    assert record["format"] == "onnx" and artifacts.parity_state(record["parity"]) == "faithful"
+    assert record["parity"]["max_abs_diff"] < 1e-4 and record["parity"]["seconds_per_item"] > 0
+    chosen = load_runtime(out, "onnx")
+    assert isinstance(chosen, OnnxRuntime) and chosen.chosen_because == "onnx"
+
+
+def test_predict_on_the_onnx_file_answers_like_keras_without_tensorflow(onnx_export, tmp_path):
+    root, run, out = onnx_export
+    rows = {}
+    for name, model in (("keras", str(run / "model.keras")), ("onnx", str(out / "model.onnx"))):
+        target = tmp_path / f"{name}.jsonl"
+        code = ("import sys; from dlpipe.pipelines.cli import main\n"
+                "try: main(sys.argv[1:], standalone_mode=False)\n"
+                "finally: print('HEAVY', sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')),"
+                " file=sys.stderr)")
+        done = subprocess.run([sys.executable, "-c", code, "predict", model, str(root / "blue"), str(root / "red"),
+                               "--out", str(target)], capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        if name == "onnx":
+            assert "HEAVY []" in done.stderr, done.stderr[-2000:]
+        rows[name] = {row["input"]: row for row in map(json.loads, target.read_text().splitlines())}
+    assert rows["onnx"].keys() == rows["keras"].keys() and len(rows["onnx"]) == 48
+    for key, row in rows["keras"].items():
+        assert rows["onnx"][key]["label"] == row["label"]
+        assert abs(rows["onnx"][key]["score"] - row["score"]) < 1e-3
+
+
+def test_the_onnx_file_alone_carries_labels_and_preprocessing(onnx_export, tmp_path):
+    _, _, out = onnx_export
+    alone = tmp_path / "model.onnx"
+    alone.write_bytes((out / "model.onnx").read_bytes())
+    side = artifacts.read_side_files(alone)
+    assert side.task == "image" and side.class_names == ["blue", "red"]
+    assert side.preprocessing["image_size"] == 32
+
+
+def test_evaluate_runs_the_onnx_artifact(onnx_export, tmp_path):
+    root, _, out = onnx_export
+    result = CliRunner().invoke(main, ["evaluate", str(out), "--artifact", "onnx", "--data", str(root),
+                                       "--out", str(tmp_path / "metrics.json")], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "metrics.json").read_text())["accuracy"] >= 0.8
+
+
+def test_a_task_without_an_onnx_graph_gets_a_one_line_error():
+    assert support("image")["onnx"] is None and support("segment")["onnx"] is None
+    assert "no ONNX exporter for the detector" in support("detect")["onnx"]
+    with pytest.raises(DlpipeError, match="onnx is not available for detect models: no ONNX exporter") as raised:
+        export(None, "onnx", "/tmp", ExportRequest(artifacts.Bundle("detect", ["a"], None)))
+    assert "\n" not in str(raised.value)
+
+
+def test_a_graph_tf2onnx_cannot_convert_is_one_error_naming_the_format(tmp_path):
+    import tensorflow as tf
+
+    from dlpipe.models.export.onnx import write_onnx
+
+    bundle = artifacts.Bundle("image", ["a"], get_task("image").preprocessing_from_dict({}))
+    spec = tf.TensorSpec([None], tf.string, name="text")  # a string op tf2onnx has no mapping for
+    with pytest.raises(DlpipeError, match="tf2onnx cannot convert this image model .no ONNX mapping for St") as raised:
+        write_onnx(lambda text: {"probabilities": tf.strings.to_number(tf.strings.regex_replace(text, "a", "1"))},
+                   [spec], tmp_path / "model.onnx", bundle)
+    assert "\n" not in str(raised.value)
+
+
+@pytest.mark.parametrize("name", ["gru-1", "bilstm-1", "transformer"])
+def test_text_onnx_takes_the_tflite_ids_and_matches_keras(name, tmp_path):
+    import tensorflow as tf
+
+    from test_text_tflite import CLASSES, PREP, TEXTS, TRAIN, _build
+    from dlpipe.models.text_classifiers import make_vectorizer
+
+    model = _build(name, make_vectorizer(TRAIN, PREP.max_tokens, PREP.sequence_length, PREP.standardize))
+    bundle = artifacts.Bundle("text", CLASSES, PREP, get_task("text").side_files_for(model, PREP))
+    path = export(model, "onnx", tmp_path, ExportRequest(bundle, sample=TEXTS))
+    runtime = load_runtime(path)
+    assert isinstance(runtime, OnnxRuntime) and runtime.class_names == CLASSES
+    expected = model.predict(tf.constant(TEXTS), verbose=0)
+    np.testing.assert_allclose(runtime.predict(TEXTS), expected, rtol=0, atol=1e-4)
+    assert artifacts.read_record(path)["parity"]["top1_agreement"] == 1.0
