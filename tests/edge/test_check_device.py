@@ -92,6 +92,56 @@ def test_check_device_fails_below_min_agreement(crop_run, tmp_path):
     assert result.exit_code == 1 and "below --min-agreement 1.0: model.tflite" in result.output
 
 
+def test_a_folder_without_class_sub_folders_gets_agreement_only(crop_run, tmp_path):
+    run, photos = crop_run
+    result = CliRunner().invoke(main, ["check-device", str(run / "model.tflite"), "--data", str(photos / "blue"),
+                                       "--out", str(tmp_path / "d.json")], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "d.json").read_text())
+    figures = report["files"]["model.tflite"]
+    assert not report["labelled"] and figures["inputs"] == 7 and "keras_accuracy" not in figures
+    assert TRICK in {Path(row["input"]).name for row in figures["disagreements"]} and "label" not in str(figures)
+
+
+@pytest.fixture(scope="module")
+def text_run(tmp_path_factory) -> tuple[Path, Path]:
+    """(a tiny GRU sentiment run with model.tflite and model_dynamic.tflite, a labelled file of unseen sentences)."""
+    from conftest import TINY_TEXT_SETS, write_sentences
+    from dlpipe.pipelines import api
+
+    require_mediapipe()
+    root = tmp_path_factory.mktemp("device-check-text")
+    api.run("sentiment", data=str(write_sentences(root / "train.txt", 160, seed=3)), out=root / "run",
+            sets=[*TINY_TEXT_SETS, "preprocess.tokenizer=words", "export.formats=[keras,tflite,tflite-dynamic]"],
+            echo=lambda _: None)
+    return root / "run", write_sentences(root / "unseen.txt", 40, seed=9)
+
+
+def test_check_device_runs_a_text_run_in_the_text_classifier_on_raw_sentences(text_run, tmp_path):
+    run, sentences = text_run
+    result = CliRunner().invoke(main, ["check-device", str(run), "--data", str(sentences), "--out",
+                                       str(tmp_path / "d.json")], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "d.json").read_text())
+    texts, labels = zip(*(line.rsplit("\t", 1) for line in sentences.read_text().splitlines()))
+    listing = tmp_path / "texts.txt"
+    listing.write_text("".join(f"{text}\n" for text in texts))
+    predicted = CliRunner().invoke(main, ["predict", str(run / "model.keras"), str(listing), "--top-k", "1",
+                                          "--out", str(tmp_path / "keras.jsonl")], catch_exceptions=False)
+    assert predicted.exit_code == 0, predicted.output
+    keras = [row["label"] for row in map(json.loads, (tmp_path / "keras.jsonl").read_text().splitlines())]
+    assert report["labelled"] and set(report["files"]) == {"model.tflite", "model_dynamic.tflite"}
+    for name, figures in report["files"].items():
+        answer = run_mediapipe({"text": [{"model": str(run / name), "texts": list(texts)}]})["text"][0]
+        theirs = [max(c, key=lambda c: c["score"])["category_name"] for c in answer]
+        assert figures["inputs"] == figures["answered"] == 40
+        assert figures["top1_agreement"] == pytest.approx(np.mean([a == b for a, b in zip(keras, theirs)]))
+        assert figures["keras_accuracy"] == pytest.approx(np.mean([a == b for a, b in zip(keras, labels)]))
+        assert figures["mediapipe_accuracy"] == pytest.approx(np.mean([a == b for a, b in zip(theirs, labels)]))
+        assert figures["keras_accuracy"] >= 0.8  # a model that learnt the words, so agreement means something
+        assert json.loads((run / "artifacts.json").read_text())[name]["mediapipe"]["inputs"] == 40
+
+
 @pytest.mark.parametrize("how", ["option", "environment"])
 def test_a_missing_mediapipe_environment_is_one_line_with_the_command_that_creates_it(tiny_tflite, tmp_path, how,
                                                                                        monkeypatch):
