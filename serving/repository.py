@@ -91,7 +91,7 @@ class ServedModel:
 
 def _is_model(path: Path) -> bool:
     if path.is_file():
-        return path.suffix in (".tflite", ".keras")
+        return path.suffix in (".tflite", ".keras", ".onnx")
     return bool(artifacts.list_artifacts(path))
 
 
@@ -157,7 +157,7 @@ class ModelRepository:
         self.named = str(root) if not self.root.exists() and str(root) in NAMED_MODELS else None
         if not self.root.exists() and self.named is None:
             raise DataError(str(self.root), "does not exist; give a run or export folder, ROOT/NAME/VERSION/, "
-                                            "or a .tflite/.keras file")
+                                            "or a .tflite/.keras/.onnx file")
         self._models: dict[str, ServedModel] = {}
         self._failed: dict[str, _Failure] = {}  # NAME -> the newest version that would not load, until it changes
         self._lock = threading.Lock()
@@ -165,7 +165,7 @@ class ModelRepository:
         self.refresh()
         if not self._models:
             detail = f" ({self.errors[0]})" if self.errors else ""
-            raise DataError(str(self.root), "no servable model (model.keras, savedmodel/ or model*.tflite with "
+            raise DataError(str(self.root), "no servable model (model.keras, savedmodel/, model*.tflite or model.onnx with "
                                             f"labels.txt) found; export one with dlpipe run or dlpipe export{detail}")
 
     def refresh(self) -> list[str]:

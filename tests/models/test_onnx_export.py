@@ -123,3 +123,52 @@ def test_text_onnx_takes_the_tflite_ids_and_matches_keras(name, tmp_path):
     expected = model.predict(tf.constant(TEXTS), verbose=0)
     np.testing.assert_allclose(runtime.predict(TEXTS), expected, rtol=0, atol=1e-4)
     assert artifacts.read_record(path)["parity"]["top1_agreement"] == 1.0
+
+
+def test_serve_answers_like_predict_on_the_onnx_file(onnx_export, tmp_path):
+    import base64
+
+    from fastapi.testclient import TestClient
+
+    from dlpipe.serving.repository import ModelRepository
+    from dlpipe.serving.server import create_app
+
+    root, run, out = onnx_export
+    photos = sorted((root / "blue").iterdir())[:4] + sorted((root / "red").iterdir())[:4]
+    rows = tmp_path / "keras.jsonl"
+    predicted = CliRunner().invoke(main, ["predict", str(run / "model.keras"), *map(str, photos), "--out", str(rows)],
+                                   catch_exceptions=False)
+    assert predicted.exit_code == 0, predicted.output
+    keras_labels = {row["input"]: row["label"] for row in map(json.loads, rows.read_text().splitlines())}
+    repository = ModelRepository(out / "model.onnx")
+    served = repository.models()[0]
+    assert served.runtime.format == "onnx"
+    with TestClient(create_app(repository)) as client:
+        instances = [{"b64": base64.b64encode(p.read_bytes()).decode()} for p in photos]
+        response = client.post(f"/v1/models/{served.name}:predict", json={"instances": instances})
+        assert response.status_code == 200, response.text
+        labels = [row["label"] for row in response.json()["predictions"]]
+    assert labels == [keras_labels[str(p)] for p in photos]
+
+
+def test_segmentation_and_multilabel_onnx_match_keras(tmp_path):
+    import keras
+
+    from test_multilabel_export import NAMES, THRESHOLDS, colour_model
+    from dlpipe.data.preprocess import ImagePreprocessing
+    from dlpipe.models.segmentation import build_unet
+    from dlpipe.models.tasks.multilabel.layers import fold_thresholds
+    from dlpipe.models.tasks.segment.task import SegmentPreprocessing
+
+    keras.utils.set_random_seed(0)
+    pixels = np.random.default_rng(0).uniform(0, 255, (3, 32, 32, 3)).astype(np.float32)
+    unet, _ = build_unet("small", 3, 32, weights=None, decoder_filters=(16, 8, 8, 8, 8))
+    multilabel = fold_thresholds(colour_model(), THRESHOLDS)
+    cases = [("segment", unet, ["background", "a", "b"], SegmentPreprocessing(image_size=32), pixels),
+             ("multilabel", multilabel, NAMES, ImagePreprocessing(image_size=16, resize="stretch"), pixels[:, :16, :16])]
+    for task, model, names, prep, batch in cases:
+        path = export(model, "onnx", tmp_path / task, ExportRequest(artifacts.Bundle(task, names, prep), sample=batch))
+        runtime = load_runtime(path)
+        assert isinstance(runtime, OnnxRuntime) and runtime.task.name == task
+        np.testing.assert_allclose(runtime.predict(batch), model.predict(batch, verbose=0), rtol=0, atol=1e-4)
+        assert artifacts.read_record(path)["parity"]["max_abs_diff"] < 1e-4
