@@ -25,11 +25,14 @@ from dlpipe.pipelines.cli_common import check_writable, friendly_errors
 @click.option("--mediapipe-python", default=None, metavar="PATH",
               help="The MediaPipe environment's python (default: $DLPIPE_MEDIAPIPE_PYTHON, else .venv-mediapipe "
                    "that scripts/setup.sh creates).")
+@click.option("--web", is_flag=True,
+              help="Also run each file in MediaPipe Tasks Web in headless Chromium (the page `dlpipe export --format "
+                   "web` writes; needs chromium and the web files scripts/setup.sh fetches).")
 @click.option("--min-agreement", type=float, default=None,
               help="Exit with status 1 when a file agrees with the Keras model on fewer inputs than this (0-1).")
 @friendly_errors
 def check_device_command(source: str, data: str, out_file: str | None, keras_file: str | None,
-                         mediapipe_python: str | None, min_agreement: float | None) -> None:
+                         mediapipe_python: str | None, web: bool, min_agreement: float | None) -> None:
     """Run RUN_OR_TFLITE's .tflite file(s) in MediaPipe Tasks (ImageClassifier, TextClassifier) on --data as an
     app on a device does (raw photos, raw sentences), and report each file's top-1 agreement with the run's Keras
     model (on the same raw inputs through dlpipe's own preprocessing), the accuracy of each, and the inputs they
@@ -37,13 +40,14 @@ def check_device_command(source: str, data: str, out_file: str | None, keras_fil
     from dlpipe.pipelines.device_check import check_device, summary_lines
 
     check_writable(out_file)
-    report = check_device(source, data, out_file, keras_file, mediapipe_python)
+    report = check_device(source, data, out_file, keras_file, mediapipe_python, web)
     for line in summary_lines(report):
         click.echo(line)
     if report["skipped"]:
         click.echo(f"{len(report['skipped'])} inputs skipped (unreadable; listed in the report)", err=True)
     click.echo(f"report: {report['report_file']}", err=True)
-    low = [name for name, figures in report["files"].items()
+    checked = [*report["files"].items(), *((f"{name} (web)", figures) for name, figures in report.get("web", {}).items())]
+    low = [name for name, figures in checked
            if min_agreement is not None and (figures.get("top1_agreement") or 0.0) < min_agreement]
     if low:
         click.echo(f"below --min-agreement {min_agreement}: {', '.join(low)}", err=True)

@@ -105,11 +105,16 @@ def compare(reference: dict[str, Any], answers: list[dict[str, Any]]) -> dict[st
 
 
 def check_device(source: str | Path, data: str | Path, out: str | Path | None = None, keras: str | Path | None = None,
-                 mediapipe_python: str | None = None, echo: Any = None) -> dict[str, Any]:
-    """Run each .tflite of `source` in MediaPipe Tasks on `data`, compare with the Keras model, write the report
-    (default RUN/device_check.json) and each file's summary under "mediapipe" in the run's artifacts.json."""
+                 mediapipe_python: str | None = None, web: bool = False) -> dict[str, Any]:
+    """Run each .tflite of `source` in MediaPipe Tasks on `data` (with `web`, also in MediaPipe Tasks Web in
+    headless Chromium), compare with the Keras model, write the report (default RUN/device_check.json) and each
+    file's summary under "mediapipe" (and "mediapipe_web") in the run's artifacts.json."""
+    from dlpipe.pipelines import web_check
+
     run, tflites = files_to_check(source)
     python = mediapipe_env.mediapipe_python(mediapipe_python)  # before any work: a missing environment is one line
+    if web:
+        web_check.browser()
     data = Path(data)
     if not data.exists():
         raise DataError(str(data), "does not exist; give a folder of photos (class sub-folders for accuracy) or a "
@@ -130,6 +135,10 @@ def check_device(source: str | Path, data: str | Path, out: str | Path | None = 
             report["files"][tflite.name] = {"error": result["error"]}
         else:
             report["files"][tflite.name] = compare(reference, result["answers"])
+    if web:
+        report["web"] = {tflite.name: {"error": result["error"]} if "error" in result else
+                         compare(reference, result["answers"])
+                         for tflite, result in zip(tflites, web_check.web_answers(reference["task"], tflites, inputs))}
     target = Path(out) if out else run / REPORT_FILE
     atomic.write_json(target, report)
     report["report_file"] = str(target)
@@ -143,13 +152,18 @@ def _record(tflites: list[Path], report: dict[str, Any], target: Path) -> None:
 
     with run_lock.hold(tflites[0].parent):  # not while a run or an export is writing that folder
         for tflite in tflites:
-            figures = report["files"][tflite.name]
-            summary = {key: value for key, value in figures.items() if key not in ("disagreements", "unanswered")}
-            if "disagreements" in figures:
-                summary.update(disagreements=len(figures["disagreements"]), unanswered=len(figures["unanswered"]))
-            summary.update(data=report["data"], mediapipe_version=report["mediapipe_version"],
-                           checked=report["checked"], reference=report["reference"], report=str(target))
-            _set_in_record(tflite, "mediapipe", summary)
+            for section, key in (("files", "mediapipe"), ("web", "mediapipe_web")):
+                if section not in report:
+                    continue
+                figures = report[section][tflite.name]
+                summary = {name: value for name, value in figures.items() if name not in ("disagreements", "unanswered")}
+                if "disagreements" in figures:
+                    summary.update(disagreements=len(figures["disagreements"]), unanswered=len(figures["unanswered"]))
+                summary.update(data=report["data"], checked=report["checked"], reference=report["reference"],
+                               report=str(target))
+                if key == "mediapipe":
+                    summary["mediapipe_version"] = report["mediapipe_version"]
+                _set_in_record(tflite, key, summary)
 
 
 def _set_in_record(artifact: Path, key: str, value: Any) -> None:
@@ -168,20 +182,30 @@ def _set_in_record(artifact: Path, key: str, value: Any) -> None:
 def summary_lines(report: dict[str, Any], shown: int = 10) -> list[str]:
     """What the command prints: a line per file, then up to `shown` disagreements each."""
     lines = []
-    for name, figures in report["files"].items():
+    runtimes = [(f"MediaPipe {report['mediapipe_version']}", report["files"])]
+    if "web" in report:
+        runtimes.append(("MediaPipe Web in Chromium", report["web"]))
+    for runtime, files in runtimes:
+        lines += _file_lines(runtime, files, shown)
+    return lines
+
+
+def _file_lines(runtime: str, files: dict[str, Any], shown: int) -> list[str]:
+    lines = []
+    for name, figures in files.items():
         if "error" in figures:
-            lines.append(f"{name}: MediaPipe refused the file: {figures['error']}")
+            lines.append(f"{name}: {runtime} refused the file: {figures['error']}")
             continue
         agreement = figures["top1_agreement"]
-        line = (f"{name}: MediaPipe {report['mediapipe_version']} agrees with the Keras model on "
+        line = (f"{name}: {runtime} agrees with the Keras model on "
                 f"{'-' if agreement is None else f'{agreement:.1%}'} of {figures['answered']} inputs")
         if "keras_accuracy" in figures:
-            line += f"; accuracy Keras {figures['keras_accuracy']:.3f}, MediaPipe {figures['mediapipe_accuracy']:.3f}"
+            line += f"; accuracy Keras {figures['keras_accuracy']:.3f}, {runtime} {figures['mediapipe_accuracy']:.3f}"
         if figures["unanswered"]:
             line += f"; {len(figures['unanswered'])} it could not read (first: {figures['unanswered'][0]['input']})"
         lines.append(line)
         for row in figures["disagreements"][:shown]:
-            lines.append(f"  {row['input']}: Keras {row['keras']} {row['keras_score']:.3f}, MediaPipe "
+            lines.append(f"  {row['input']}: Keras {row['keras']} {row['keras_score']:.3f}, {runtime.split(' in ')[0]} "
                          f"{row['mediapipe']} {row['mediapipe_score']:.3f}" + (f" (label {row['label']})" if "label" in row else ""))
         if len(figures["disagreements"]) > shown:
             lines.append(f"  ... {len(figures['disagreements']) - shown} more in the report")

@@ -103,6 +103,35 @@ def test_a_folder_without_class_sub_folders_gets_agreement_only(crop_run, tmp_pa
     assert TRICK in {Path(row["input"]).name for row in figures["disagreements"]} and "label" not in str(figures)
 
 
+def test_check_device_web_runs_each_file_in_mediapipe_web_in_headless_chromium(crop_run, tmp_path):
+    import shutil
+
+    from assets import require
+    from dlpipe.models.export.web import vendor_root
+
+    require(bool(shutil.which("chromium") or shutil.which("chromium-browser")), "chromium on PATH",
+            "Debian: apt-get install chromium; scripts/setup.sh does as root")
+    require(vendor_root().is_dir(), f"MediaPipe Tasks web files ({vendor_root()})",
+            "scripts/setup.sh runs npm install --prefix .web-vendor @mediapipe/tasks-vision @mediapipe/tasks-text")
+    run, photos = crop_run
+    out = tmp_path / "d.json"
+    result = CliRunner().invoke(main, ["check-device", str(run), "--data", str(photos), "--out", str(out), "--web"],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    assert set(report["web"]) == {"model.tflite", "model_int8.tflite"}
+    for name, figures in report["web"].items():
+        python = report["files"][name]
+        assert figures["inputs"] == figures["answered"] == 13
+        rows = {Path(row["input"]).name: row for row in figures["disagreements"]}
+        assert rows[TRICK]["keras"] == "red" and rows[TRICK]["mediapipe"] == "blue"  # the browser stretches too
+        assert figures["top1_agreement"] == pytest.approx(1 - len(rows) / 13)
+        assert abs(figures["mediapipe_accuracy"] - python["mediapipe_accuracy"]) <= 1 / 13 + 1e-9
+        record = json.loads((run / "artifacts.json").read_text())[name]
+        assert record["mediapipe_web"]["top1_agreement"] == figures["top1_agreement"] and "mediapipe" in record
+    assert "MediaPipe Web in Chromium agrees with the Keras model" in result.output
+
+
 @pytest.fixture(scope="module")
 def text_run(tmp_path_factory) -> tuple[Path, Path]:
     """(a tiny GRU sentiment run with model.tflite and model_dynamic.tflite, a labelled file of unseen sentences)."""
@@ -164,3 +193,12 @@ def test_the_version_the_error_names_is_the_one_the_setup_installs():
 
     setup = (Path(__file__).resolve().parents[2] / "scripts" / "setup.sh").read_text()
     assert f"MEDIAPIPE_VERSION={MEDIAPIPE_VERSION}\n" in setup
+
+
+def test_web_without_a_browser_is_one_line_before_any_work(tiny_tflite, tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no chromium to be found
+    result = CliRunner().invoke(main, ["check-device", str(tiny_tflite / "model.tflite"), "--data", str(tmp_path),
+                                       "--mediapipe-python", sys.executable, "--web"])
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().splitlines() == ["error: --web needs chromium on PATH; install it (Debian: apt-get "
+                                                  "install chromium; scripts/setup.sh does as root), or leave out --web"]
