@@ -47,6 +47,25 @@ def test_onnx_scores_match_keras_and_its_parity_is_recorded(onnx_export):
     assert record["parity"]["max_abs_diff"] < 1e-4 and record["parity"]["seconds_per_item"] > 0
     chosen = load_runtime(out, "onnx")
     assert isinstance(chosen, OnnxRuntime) and chosen.chosen_because == "onnx"
+    automatic = load_runtime(out)  # the faithful .onnx is the fastest checked artifact in its export folder
+    assert isinstance(automatic, OnnxRuntime) and automatic.chosen_because.startswith("onnx (fastest within 1%")
+
+
+def test_auto_takes_the_onnx_file_only_while_it_is_the_fastest_faithful_artifact(onnx_export, tmp_path):
+    import shutil
+
+    _, run, out = onnx_export
+    folder = tmp_path / "both"
+    shutil.copytree(out, folder)
+    shutil.copy(run / "model.keras", folder / "model.keras")
+    manifest = json.loads((folder / "artifacts.json").read_text())
+    manifest["model.onnx"]["parity"]["seconds_per_item"] = 1e-6
+    (folder / "artifacts.json").write_text(json.dumps(manifest))
+    assert artifacts.choose_artifact(folder)[0].name == "model.onnx"
+    manifest["model.onnx"]["parity"]["top1_agreement"] = 0.5  # unfaithful: never chosen, however fast
+    manifest["model.onnx"]["parity"]["accuracy"] = 0.0
+    (folder / "artifacts.json").write_text(json.dumps(manifest))
+    assert artifacts.choose_artifact(folder)[0].name == "model.keras"
 
 
 def test_predict_on_the_onnx_file_answers_like_keras_without_tensorflow(onnx_export, tmp_path):
