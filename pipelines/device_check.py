@@ -94,7 +94,8 @@ def compare(reference: dict[str, Any], answers: list[dict[str, Any]]) -> dict[st
             continue
         disagree.append({"input": key, "keras": names[ours], "keras_score": round(score, 4),
                          "mediapipe": names[theirs] if 0 <= theirs < len(names) else answer.get("label"),
-                         "mediapipe_score": round(float(answer["score"]), 4), **({"label": truth} if labels else {})})
+                         "mediapipe_score": round(float(answer["score"]), 4), **({"label": truth} if labels else {}),
+                         **({"text": reference["payloads"][key]} if reference["task"] == "text" else {})})
     answered = len(keys) - len(failed)
     result: dict[str, Any] = {"inputs": len(keys), "answered": answered,
                               "top1_agreement": agree / answered if answered else None}
@@ -126,24 +127,24 @@ def check_device(source: str | Path, data: str | Path, out: str | Path | None = 
         inputs = [str(Path(path).resolve()) for path in inputs]
     answer = mediapipe_env.run_worker(python, TASKS[reference["task"]], tflites, inputs)
     report: dict[str, Any] = {
-        "reference": str(keras_file), "data": str(data), "labelled": reference["labels"] is not None,
+        "task": reference["task"], "reference": str(keras_file), "data": str(data),
+        "labelled": reference["labels"] is not None,
         "mediapipe_version": answer.get("mediapipe_version"), "mediapipe_python": str(python),
-        "checked": datetime.now(timezone.utc).isoformat(timespec="seconds"), "skipped": reference["skipped"],
-        "files": {}}
-    for tflite, result in zip(tflites, answer["models"]):
-        if "error" in result:  # MediaPipe refused the file itself (e.g. missing metadata)
-            report["files"][tflite.name] = {"error": result["error"]}
-        else:
-            report["files"][tflite.name] = compare(reference, result["answers"])
+        "checked": datetime.now(timezone.utc).isoformat(timespec="seconds"), "skipped": reference["skipped"]}
+    report["files"] = _figures(reference, tflites, answer["models"])
     if web:
-        report["web"] = {tflite.name: {"error": result["error"]} if "error" in result else
-                         compare(reference, result["answers"])
-                         for tflite, result in zip(tflites, web_check.web_answers(reference["task"], tflites, inputs))}
+        report["web"] = _figures(reference, tflites, web_check.web_answers(reference["task"], tflites, inputs))
     target = Path(out) if out else run / REPORT_FILE
     atomic.write_json(target, report)
     report["report_file"] = str(target)
     _record(tflites, report, target)
     return report
+
+
+def _figures(reference: dict[str, Any], tflites: list[Path], results: list[dict[str, Any]]) -> dict[str, Any]:
+    """compare() per file; a file the runtime refused (e.g. missing metadata) keeps its error instead."""
+    return {tflite.name: {"error": result["error"]} if "error" in result else compare(reference, result["answers"])
+            for tflite, result in zip(tflites, results)}
 
 
 def _record(tflites: list[Path], report: dict[str, Any], target: Path) -> None:
@@ -186,11 +187,11 @@ def summary_lines(report: dict[str, Any], shown: int = 10) -> list[str]:
     if "web" in report:
         runtimes.append(("MediaPipe Web in Chromium", report["web"]))
     for runtime, files in runtimes:
-        lines += _file_lines(runtime, files, shown)
+        lines += _file_lines(runtime, files, shown, "photos" if report["task"] == "image" else "sentences")
     return lines
 
 
-def _file_lines(runtime: str, files: dict[str, Any], shown: int) -> list[str]:
+def _file_lines(runtime: str, files: dict[str, Any], shown: int, noun: str) -> list[str]:
     lines = []
     for name, figures in files.items():
         if "error" in figures:
@@ -198,14 +199,15 @@ def _file_lines(runtime: str, files: dict[str, Any], shown: int) -> list[str]:
             continue
         agreement = figures["top1_agreement"]
         line = (f"{name}: {runtime} agrees with the Keras model on "
-                f"{'-' if agreement is None else f'{agreement:.1%}'} of {figures['answered']} inputs")
+                f"{'-' if agreement is None else f'{agreement:.1%}'} of {figures['answered']} {noun}")
         if "keras_accuracy" in figures:
             line += f"; accuracy Keras {figures['keras_accuracy']:.3f}, {runtime} {figures['mediapipe_accuracy']:.3f}"
         if figures["unanswered"]:
             line += f"; {len(figures['unanswered'])} it could not read (first: {figures['unanswered'][0]['input']})"
         lines.append(line)
         for row in figures["disagreements"][:shown]:
-            lines.append(f"  {row['input']}: Keras {row['keras']} {row['keras_score']:.3f}, {runtime.split(' in ')[0]} "
+            shown_input = f"{row['input']} {row['text']!r}" if "text" in row else row["input"]
+            lines.append(f"  {shown_input}: Keras {row['keras']} {row['keras_score']:.3f}, {runtime.split(' in ')[0]} "
                          f"{row['mediapipe']} {row['mediapipe_score']:.3f}" + (f" (label {row['label']})" if "label" in row else ""))
         if len(figures["disagreements"]) > shown:
             lines.append(f"  ... {len(figures['disagreements']) - shown} more in the report")
