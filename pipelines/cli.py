@@ -129,6 +129,38 @@ def report_command(run_dir: str) -> None:
     click.echo(f"report page: {write_report_page(run_dir)}")
 
 
+@main.command("doctor")
+@click.argument("data", metavar="DATA", type=click.Path(file_okay=False))
+@click.option("--out", "out", metavar="DIR", help="Folder for doctor.csv and doctor.html (default: runs/doctor-TIMESTAMP).")
+@click.option("--config", "config_file", metavar="FILE", type=click.Path(dir_okay=False),
+              help="image-classify YAML config: the backbone, image size and load options the features use.")
+@click.option("--set", "sets", metavar="KEY=VALUE", multiple=True, help="Override one image-classify config value.")
+@click.option("--folds", default=5, show_default=True, help="Folds of the out-of-fold probe.")
+@click.option("--near-bits", default=4, show_default=True, help="Perceptual-hash bits (of 64) two near copies may differ in.")
+@click.option("--cosine", type=float, default=None, help="Also call photos near copies when their backbone features' "
+                                                         "cosine similarity is at least this (e.g. 0.95).")
+@friendly_errors
+def doctor_command(data: str, out: str | None, config_file: str | None, sets: tuple[str, ...], folds: int,
+                   near_bits: int, cosine: float | None) -> None:
+    """Check the image folder DATA (one sub-folder per class) for likely label errors, exact and near duplicates,
+    duplicates across classes, unreadable files and class imbalance; writes doctor.csv (usable as
+    --set load.exclude=doctor.csv) and doctor.html."""
+    from datetime import datetime
+    from pathlib import Path
+
+    from dlpipe.pipelines.doctor import diagnose
+    from dlpipe.pipelines.doctor_page import write_doctor_files
+
+    out_dir = Path(out) if out else Path("runs") / f"doctor-{datetime.now():%Y%m%d-%H%M%S}"
+    diagnosis = diagnose(data, out_dir, config_file, sets, folds, near_bits, cosine, echo=click.echo)
+    csv_path, html_path = write_doctor_files(diagnosis, out_dir)
+    counts = {}
+    for finding in diagnosis.findings:
+        counts[finding.problem] = counts.get(finding.problem, 0) + 1
+    click.echo("found: " + (", ".join(f"{n} {p}" for p, n in counts.items()) or "nothing"))
+    click.echo(f"doctor: {csv_path} and {html_path}")
+
+
 @main.command("pipelines")
 def pipelines_command() -> None:
     """List the pipelines, their tasks and their stages."""

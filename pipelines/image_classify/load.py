@@ -22,6 +22,8 @@ class ImageLoadConfig(FoldOptions):
     max_per_class: int | None = option(None, "use at most this many images per class (quick trials; a builtin: set, "
                                                        "in both of its splits)")
     max_pixels: int = option(50_000_000, "skip images with more pixels than this, read from the header before decoding")
+    exclude: str | None = option(None, "file of paths to leave out: a doctor.csv written by `dlpipe doctor` (its path "
+                                       "column) or a text file with one path per line")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -47,6 +49,7 @@ class ImageLoadStage(Stage):
 
     def run(self, ctx: RunContext) -> str:
         from dlpipe.data.builtin_datasets import builtin_folders, is_builtin
+        from dlpipe.data.exclude_list import drop_excluded, read_exclude_list
         from dlpipe.data.images import scan_image_folder
         from dlpipe.data.split import holdout_split
         from dlpipe.errors import ConfigError, DataError
@@ -60,11 +63,15 @@ class ImageLoadStage(Stage):
             builtin = builtin_folders(cfg.path, max_per_class=cfg.max_per_class)
             path, val_path, verify, names = str(builtin.train), str(builtin.test), False, list(builtin.class_names)
             ctx.report["split"] = builtin.split
+        excluded = read_exclude_list(cfg.exclude) if cfg.exclude else set()
         folder = scan_image_folder(path, extensions, verify, cfg.max_per_class, cfg.max_pixels)
+        folder.paths, folder.labels, dropped = drop_excluded(folder.paths, folder.labels, excluded)
         skipped, notes = list(folder.skipped), list(folder.notes)
         ctx.class_names = names or folder.class_names
         if val_path:
             val = scan_image_folder(val_path, extensions, verify, max_pixels=cfg.max_pixels)
+            val.paths, val.labels, val_dropped = drop_excluded(val.paths, val.labels, excluded)
+            dropped += val_dropped
             if val.class_names != folder.class_names:
                 raise DataError(val_path, f"validation classes {val.class_names} differ from training classes {folder.class_names}")
             ctx.train = Examples(folder.paths, folder.labels)
@@ -84,9 +91,11 @@ class ImageLoadStage(Stage):
             "train_images": len(ctx.train),
             "val_images": len(ctx.val),
             "skipped": [{"path": i.path, "reason": i.reason} for i in skipped],
+            "excluded": dropped,
             "notes": [{"path": i.path, "note": i.reason} for i in notes],
         }
         return (
             f"{len(folder.paths)} images in {len(folder.class_names)} classes "
             f"({len(ctx.train)} train / {len(ctx.val)} val), {len(skipped)} skipped"
+            + (f", {dropped} excluded by {cfg.exclude}" if cfg.exclude else "")
         )

@@ -1,0 +1,177 @@
+"""`dlpipe doctor DATA`: what is wrong with an image folder before anything is trained on it.
+
+Likely label errors come from confident learning (cleanlab's `find_label_issues`) on out-of-fold probabilities of
+a logistic-regression probe over frozen backbone features: each photo is judged by a model that never saw it.
+Exact duplicates come from file hashes, near-duplicates from a perceptual hash (and, when asked, the cosine of the
+backbone features); a duplicate in two class folders is a label conflict. Unreadable files are the load stage's
+skipped list; class imbalance compares each class with the largest.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+
+PIPELINE = "image-classify"
+FEATURE_STAGES = ("load", "model", "preprocess")
+IMBALANCE_RATIO = 3.0  # a class with under a third of the largest class's photos is flagged
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem with one file (or class folder), and what to do about it."""
+
+    path: str
+    problem: str
+    detail: str
+    action: str
+
+
+@dataclass
+class Diagnosis:
+    """Everything `dlpipe doctor` found in a folder."""
+
+    data: str
+    backbone: str
+    folds: int
+    class_counts: dict[str, int]
+    findings: list[Finding] = field(default_factory=list)
+    label_scores: list[dict[str, Any]] = field(default_factory=list)  # the flagged photos, most suspicious first
+
+    def of(self, problem: str) -> list[Finding]:
+        return [f for f in self.findings if f.problem == problem]
+
+
+def diagnose(data: str, out_dir: Path, config_file: str | None = None, sets: Iterable[str] = (), folds: int = 5,
+             near_bits: int = 4, cosine: float | None = None, echo: Callable[[str], None] = print) -> Diagnosis:
+    """Load the folder as a run would (same config keys), embed every photo and collect the findings."""
+    from dlpipe import run_lock
+    from dlpipe.data.exclude_list import canonical
+    from dlpipe.errors import ConfigError
+    from dlpipe.pipelines.api import resolve_config
+    from dlpipe.pipelines.catalog import get_pipeline
+    from dlpipe.pipelines.engine import run_pipeline
+
+    if folds < 2:
+        raise ConfigError("--folds", f"must be at least 2. Received: {folds}")
+    config = resolve_config(PIPELINE, config_file, sets, data)
+    with run_lock.hold(out_dir, echo=echo):
+        ctx = run_pipeline(get_pipeline(PIPELINE), dataclasses.replace(config, stages=list(FEATURE_STAGES)),
+                           out_dir, echo=echo)
+        pairs = sorted(zip(ctx.train.inputs + ctx.val.inputs, ctx.train.labels + ctx.val.labels))
+        paths, labels = [canonical(p) for p, _ in pairs], [label for _, label in pairs]
+        echo(f"doctor: {len(paths)} photos, out-of-fold probe over {folds} folds")
+        features = backbone_features(ctx, config, paths)
+    probs = out_of_fold_probabilities(features, labels, len(ctx.class_names), folds, config["train"].probe_c,
+                                      config.seed)
+    names = ctx.class_names
+    diagnosis = Diagnosis(data=str(data), backbone=config["model"].backbone, folds=folds,
+                          class_counts={name: labels.count(i) for i, name in enumerate(names)})
+    label_errors, diagnosis.label_scores = label_findings(paths, labels, probs, names)
+    diagnosis.findings += label_errors
+    diagnosis.findings += duplicate_findings(paths, labels, names, features, near_bits, cosine)
+    diagnosis.findings += [Finding(canonical(item["path"]), "unreadable", item["reason"], "fix or delete the file")
+                           for item in ctx.report["data"]["skipped"]]
+    diagnosis.findings += imbalance_findings(diagnosis.class_counts, str(config["load"].path))
+    return diagnosis
+
+
+def backbone_features(ctx: Any, config: Any, paths: list[str]) -> np.ndarray:
+    """The frozen backbone's pooled features of each photo: the image task's cached features when the backbone is
+    pretrained (a second doctor run, or a run into the same folder, reuses them), computed afresh otherwise."""
+    from dlpipe.data.datasets import decoded_images
+    from dlpipe.models.classifier import BACKBONE_LAYER_NAME
+    from dlpipe.models.probe import extract_features, feature_model
+    from dlpipe.pipelines.image_classify.train import ImageTrainStage
+
+    layer = ctx.fine_tuning.layer if ctx.fine_tuning else BACKBONE_LAYER_NAME
+    extractor = feature_model(ctx.model, layer)
+    if ctx.fine_tuning is not None:
+        return np.asarray(ImageTrainStage(config["train"]).features(ctx, extractor, paths))
+    images = decoded_images(paths, None, ctx.preprocessing, cache=False)
+    return extract_features(extractor, images.batch(config["train"].batch_size))
+
+
+def out_of_fold_probabilities(features: np.ndarray, labels: Sequence[int], num_classes: int, folds: int,
+                              c: float, seed: int) -> np.ndarray:
+    """Class probabilities of each photo from a logistic-regression probe fitted on the other folds only."""
+    from dlpipe.data.split import stratified_folds
+    from dlpipe.models.probe import fit_logistic, predict_logistic
+
+    fold_of = np.asarray(stratified_folds(labels, folds, seed))
+    y = np.asarray(labels)
+    probs = np.zeros((len(y), num_classes))
+    for fold in range(folds):
+        held = fold_of == fold
+        if held.any():
+            kernel, bias = fit_logistic(features[~held], y[~held], num_classes, c, seed)
+            probs[held] = predict_logistic(features[held], kernel, bias)
+    return probs
+
+
+def label_findings(paths: list[str], labels: list[int], probs: np.ndarray,
+                   names: list[str]) -> tuple[list[Finding], list[dict[str, Any]]]:
+    """Confident learning (cleanlab): photos whose out-of-fold probability of their own class is below that class's
+    threshold while another class is confidently predicted; most suspicious (lowest self-confidence) first."""
+    from cleanlab.filter import find_label_issues
+
+    ranked = find_label_issues(labels=np.asarray(labels), pred_probs=probs, n_jobs=1,
+                               return_indices_ranked_by="self_confidence")
+    findings, scores = [], []
+    for index in ranked:
+        given, guess = labels[index], int(np.argmax(probs[index]))
+        detail = (f"in {names[given]}/ but looks like {names[guess]} (out-of-fold probability {probs[index, guess]:.2f};"
+                  f" of {names[given]}: {probs[index, given]:.2f})")
+        findings.append(Finding(paths[index], "label_error", detail, f"move it to {names[guess]}/ or delete it"))
+        scores.append({"path": paths[index], "given": names[given], "predicted": names[guess],
+                       "confidence": float(probs[index, guess])})
+    return findings, scores
+
+
+def duplicate_findings(paths: list[str], labels: list[int], names: list[str], features: np.ndarray,
+                       near_bits: int, cosine: float | None) -> list[Finding]:
+    """Exact copies (same bytes), near copies (perceptual hash, optional feature cosine), and copies in two classes."""
+    from dlpipe.data.duplicates import cosine_pairs, difference_hash, exact_groups, near_pairs
+
+    findings: list[Finding] = []
+    exact_pairs = set()
+    for group in exact_groups(paths):
+        exact_pairs |= {(i, j) for i in group for j in group if i < j}
+        classes = sorted({names[labels[i]] for i in group})
+        for position, index in enumerate(group):
+            others = ", ".join(paths[j] for j in group if j != index)
+            if len(classes) > 1:
+                findings.append(Finding(paths[index], "cross_class_duplicate", f"same bytes in {', '.join(classes)}: "
+                                        f"{others}", "keep the copy in the right class, delete the other"))
+            elif position:
+                findings.append(Finding(paths[index], "exact_duplicate", f"same bytes as {paths[group[0]]}",
+                                        "delete this copy"))
+    near = {(i, j): f"{bits} of 64 perceptual-hash bits differ" for i, j, bits in
+            near_pairs([difference_hash(p) for p in paths], near_bits)}
+    if cosine is not None:
+        for i, j, similarity in cosine_pairs(features, cosine):
+            near.setdefault((i, j), f"feature cosine similarity {similarity:.3f}")
+    for (i, j), how in sorted(near.items()):
+        if (i, j) in exact_pairs:
+            continue
+        if labels[i] != labels[j]:
+            for a, b in ((i, j), (j, i)):
+                findings.append(Finding(paths[a], "cross_class_duplicate", f"near copy ({how}) of {paths[b]} in "
+                                        f"{names[labels[b]]}/", "keep the copy in the right class, delete the other"))
+        else:
+            findings.append(Finding(paths[j], "near_duplicate", f"near copy ({how}) of {paths[i]}",
+                                    "delete it unless it adds a real variation"))
+    return findings
+
+
+def imbalance_findings(counts: dict[str, int], root: str) -> list[Finding]:
+    """Classes with under 1/IMBALANCE_RATIO of the largest class's photos."""
+    largest = max(counts.values(), default=0)
+    return [Finding(str(Path(root) / name), "class_imbalance",
+                    f"{count} photos against {largest} in the largest class",
+                    "add photos of this class or set train.class_weight=balanced")
+            for name, count in counts.items() if count * IMBALANCE_RATIO < largest]
