@@ -212,3 +212,14 @@ def test_minilm_onnx_takes_the_tflite_ids_mask_and_segment_ids_and_matches_keras
     assert [detail["name"] for detail in runtime._inputs] == ["ids", "mask", "segment_ids"]
     expected = model.predict(make_text_encoder(prep, tmp_path / "vocab.txt")(texts), verbose=0)
     np.testing.assert_allclose(runtime.predict(texts), expected, rtol=0, atol=1e-4)
+
+
+def test_a_file_that_is_not_onnx_gets_a_one_line_error_naming_it(onnx_export, tmp_path):
+    _, _, out = onnx_export
+    for name in ("labels.txt", "preprocessing.json"):
+        (tmp_path / name).write_bytes((out / name).read_bytes())
+    (tmp_path / "model.onnx").write_bytes((out / "model.onnx").read_bytes()[:200])  # truncated
+    result = CliRunner().invoke(main, ["predict", str(tmp_path / "model.onnx"), str(tmp_path / "labels.txt")])
+    assert result.exit_code != 0
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "model.onnx" in lines[0] and "not an ONNX model" in lines[0], result.output
