@@ -223,3 +223,12 @@ def test_a_file_that_is_not_onnx_gets_a_one_line_error_naming_it(onnx_export, tm
     assert result.exit_code != 0
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and "model.onnx" in lines[0] and "not an ONNX model" in lines[0], result.output
+
+
+def test_a_run_with_onnx_in_export_formats_writes_and_checks_it(tmp_path_factory):
+    from conftest import TINY_SETS, tiny_image_run
+
+    _, out, _ = tiny_image_run(tmp_path_factory, [*TINY_SETS, "train.epochs=2", "export.formats=[keras,onnx]"])
+    record = artifacts.read_record(out / "model.onnx")
+    assert record["format"] == "onnx" and record["parity"]["max_abs_diff"] < 1e-4
+    assert record["parity"]["top1_agreement"] == 1.0
