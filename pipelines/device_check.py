@@ -38,11 +38,12 @@ def files_to_check(source: str | Path) -> tuple[Path, list[Path]]:
     return source, found
 
 
-def reference_answers(keras_file: Path, data: Path, batch_size: int = 32) -> dict[str, Any]:
+def reference_answers(keras_file: Path, data: Path, batch_size: int = 32, given: Any = None) -> dict[str, Any]:
     """The Keras model's top-1 on every readable input of `data`, with each input's label when `data` has them.
 
     Labelled: a folder of class sub-folders named as the model's labels (images), a labelled file (text);
     anything else is read as unlabelled inputs (every image under the folder, every line of the file).
+    `given`: (InputSet, {id: label name} or None) to use instead of reading `data` (the export stage's).
     """
     from dlpipe.models.runtimes import load_runtime
 
@@ -54,12 +55,7 @@ def reference_answers(keras_file: Path, data: Path, batch_size: int = 32) -> dic
     if task.name not in TASKS:
         raise DataError(str(keras_file), f"check-device compares classifiers ({', '.join(TASKS)} models); this is a "
                                          f"{task.name} model")
-    try:
-        labelled = task.labelled_data(data)
-        task.check_labels(labelled.labels, runtime.class_names, str(data))
-        inputs, labels, skipped = labelled.inputs, dict(zip(labelled.inputs.ids, labelled.labels)), labelled.skipped
-    except DataError:  # no class sub-folders named as the labels (or no labels): agreement only
-        inputs, labels, skipped = task.collect_inputs([str(data)]), None, []
+    inputs, labels, skipped = (*given, []) if given is not None else _read_data(task, data, runtime.class_names)
     skipped = [*skipped, *({"path": key, "reason": reason} for key, reason in inputs.errors.items())]
     answers: dict[str, tuple[int, float]] = {}
     for prepared in task.batches(inputs, runtime.preprocessing, batch_size):
@@ -72,6 +68,16 @@ def reference_answers(keras_file: Path, data: Path, batch_size: int = 32) -> dic
         raise DataError(str(data), f"holds no readable {task.name} inputs to check on")
     return {"task": task.name, "class_names": runtime.class_names, "answers": answers, "labels": labels,
             "payloads": {key: str(inputs.payloads[key]) for key in answers}, "skipped": skipped}
+
+
+def _read_data(task: Any, data: Path, class_names: list[str]) -> tuple[Any, dict[str, Any] | None, list]:
+    """(inputs, {id: label name} or None, skipped): labelled when `data` is labelled data of the model's labels."""
+    try:
+        labelled = task.labelled_data(data)
+        task.check_labels(labelled.labels, class_names, str(data))
+        return labelled.inputs, dict(zip(labelled.inputs.ids, labelled.labels)), labelled.skipped
+    except DataError:  # no class sub-folders named as the labels (or no labels): agreement only
+        return task.collect_inputs([str(data)]), None, []
 
 
 def compare(reference: dict[str, Any], answers: list[dict[str, Any]]) -> dict[str, Any]:
@@ -106,10 +112,11 @@ def compare(reference: dict[str, Any], answers: list[dict[str, Any]]) -> dict[st
 
 
 def check_device(source: str | Path, data: str | Path, out: str | Path | None = None, keras: str | Path | None = None,
-                 mediapipe_python: str | None = None, web: bool = False) -> dict[str, Any]:
+                 mediapipe_python: str | None = None, web: bool = False, given: Any = None) -> dict[str, Any]:
     """Run each .tflite of `source` in MediaPipe Tasks on `data` (with `web`, also in MediaPipe Tasks Web in
     headless Chromium), compare with the Keras model, write the report (default RUN/device_check.json) and each
-    file's summary under "mediapipe" (and "mediapipe_web") in the run's artifacts.json."""
+    file's summary under "mediapipe" (and "mediapipe_web") in the run's artifacts.json. `given`: the inputs
+    instead of reading `data` (see `reference_answers`; `data` then only names them)."""
     from dlpipe.pipelines import web_check
 
     run, tflites = files_to_check(source)
@@ -117,11 +124,11 @@ def check_device(source: str | Path, data: str | Path, out: str | Path | None = 
     if web:
         web_check.browser()
     data = Path(data)
-    if not data.exists():
+    if given is None and not data.exists():
         raise DataError(str(data), "does not exist; give a folder of photos (class sub-folders for accuracy) or a "
                                    "file of sentences")
     keras_file = Path(keras) if keras else run / artifacts.KERAS_FILE
-    reference = reference_answers(keras_file, data)
+    reference = reference_answers(keras_file, data, given=given)
     inputs = [reference["payloads"][key] for key in reference["answers"]]
     if reference["task"] == "image":
         inputs = [str(Path(path).resolve()) for path in inputs]

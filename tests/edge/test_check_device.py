@@ -27,7 +27,9 @@ TRICK = "wide_red_centre.png"
 
 @pytest.fixture(scope="module")
 def crop_run(tmp_path_factory) -> tuple[Path, Path]:
-    """(run folder with model.keras, model.tflite and model_int8.tflite, a labelled folder of 13 photos)."""
+    """(run folder with model.keras, model.tflite and model_int8.tflite, a labelled folder of 13 photos); the run's
+    export stage checked its files in MediaPipe (export.device_check): artifacts.json as it left it is saved aside
+    in export_artifacts.json."""
     from dlpipe.pipelines import api
 
     require_mediapipe()
@@ -36,7 +38,8 @@ def crop_run(tmp_path_factory) -> tuple[Path, Path]:
     write_color_images(root / "train" / "red", "red", 24, seed=1)
     api.run("image-classify", data=str(root / "train"), out=root / "run", echo=lambda _: None,
             sets=[*TINY_SETS, "export.formats=[keras,tflite,tflite-int8]", "train.epochs=12",
-                  "train.learning_rate=0.003", "preprocess.resize=crop"])
+                  "train.learning_rate=0.003", "preprocess.resize=crop", "export.device_check=true"])
+    (root / "export_artifacts.json").write_text((root / "run" / "artifacts.json").read_text())
     photos = root / "photos"
     write_color_images(photos / "blue", "blue", 6, seed=12)
     write_color_images(photos / "red", "red", 6, seed=11)
@@ -83,6 +86,26 @@ def test_check_device_reports_agreement_accuracy_and_the_photos_mediapipe_answer
         assert record["parity"]["top1_agreement"] is not None  # the export-time Keras parity is kept beside it
         assert record["mediapipe"]["top1_agreement"] == figures["top1_agreement"]
         assert record["mediapipe"]["disagreements"] == len(differ) and record["mediapipe"]["report"] == str(out)
+
+
+def test_the_export_stage_records_mediapipe_on_the_validation_photos_beside_the_parity(crop_run):
+    run, _ = crop_run
+    records = json.loads((run.parent / "export_artifacts.json").read_text())
+    validation = json.loads((run / "metrics.json").read_text())["count"]
+    for name in ("model.tflite", "model_int8.tflite"):
+        parity, device = records[name]["parity"], records[name]["mediapipe"]
+        assert parity["top1_agreement"] is not None and device["data"] == "the validation inputs"
+        assert device["inputs"] == device["answered"] == validation and device["unanswered"] == 0
+        assert device["top1_agreement"] == pytest.approx(1 - device["disagreements"] / validation)
+        # the plain colour photos are square-ish and one colour: crop and stretch see the same answer
+        assert device["top1_agreement"] == 1.0 and device["keras_accuracy"] == device["mediapipe_accuracy"]
+    assert "mediapipe" not in records["model.keras"]
+
+
+def test_export_device_check_needs_the_keras_reference():
+    result = CliRunner().invoke(main, ["config", "image-classify", "--set", "export.device_check=true",
+                                       "--set", "export.formats=[tflite]"])
+    assert result.exit_code == 2 and "needs keras among export.formats" in result.output, result.output
 
 
 def test_check_device_fails_below_min_agreement(crop_run, tmp_path):
