@@ -215,9 +215,9 @@ def embedded_in_tflite(path: str | Path) -> dict[str, bytes]:
 
 def embedded_in_onnx(path: str | Path) -> dict[str, str]:
     """The metadata_props of an .onnx file (dlpipe's exports carry labels and preprocessing.json there)."""
-    from dlpipe.models.runtimes import _onnx_session
+    from dlpipe.models.runtimes import onnx_session
 
-    return dict(_onnx_session(Path(path), 1).get_modelmeta().custom_metadata_map)
+    return dict(onnx_session(Path(path), 1).get_modelmeta().custom_metadata_map)
 
 
 def read_side_files(artifact: str | Path) -> SideFiles:

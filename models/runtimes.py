@@ -175,7 +175,7 @@ class OnnxRuntime(Runtime):
         super().__init__(path, side)
         self.task = self.task.without_tensorflow()
         self.num_threads = num_threads or default_threads()
-        self.session = _onnx_session(path, self.num_threads)
+        self.session = onnx_session(path, self.num_threads)
         self._feed = self.task.tflite_feed(self.preprocessing, side)
         self._inputs = [_onnx_detail(i, node) for i, node in enumerate(self.session.get_inputs())]
         self._outputs = [_onnx_detail(i, node) for i, node in enumerate(self.session.get_outputs())]
@@ -206,7 +206,7 @@ def _onnx_detail(index: int, node: Any) -> dict[str, Any]:
             "shape": np.array(shape), "shape_signature": np.array(shape), "quantization": (0.0, 0)}
 
 
-def _onnx_session(path: Path, num_threads: int) -> Any:
+def onnx_session(path: Path, num_threads: int) -> Any:
     """An onnxruntime CPU session of `path`; a file it cannot read is a DataError naming it."""
     try:
         import onnxruntime
