@@ -20,9 +20,11 @@ from dlpipe.errors import DlpipeError
 PYTHON_ENV = "DLPIPE_MEDIAPIPE_PYTHON"  # the MediaPipe environment's interpreter, overriding the default
 MEDIAPIPE_VERSION = "1.2.3"  # what scripts/setup.sh installs (keep the two equal)
 CHECKOUT = Path(__file__).resolve().parents[1]  # the repository root of an editable install
+IN_CHECKOUT = (CHECKOUT / "scripts" / "setup.sh").is_file()  # else an installed package: look in the current folder
 SETUP_HINT = (f"create it with `python -m venv .venv-mediapipe && .venv-mediapipe/bin/pip install "
-              f"mediapipe=={MEDIAPIPE_VERSION}` in {CHECKOUT} (bash scripts/setup.sh does), or point "
-              f"--mediapipe-python or ${PYTHON_ENV} at its python")
+              f"mediapipe=={MEDIAPIPE_VERSION}` in {CHECKOUT if IN_CHECKOUT else 'the folder you run dlpipe from'}"
+              f"{' (bash scripts/setup.sh does)' if IN_CHECKOUT else ''}, or point --mediapipe-python or "
+              f"${PYTHON_ENV} at its python")
 
 
 def _worker() -> Path:
@@ -38,7 +40,8 @@ def mediapipe_python(given: str | None = None) -> Path:
     if given or os.environ.get(PYTHON_ENV):
         candidates = [Path(given or os.environ[PYTHON_ENV])]
     else:
-        candidates = [folder / ".venv-mediapipe" / "bin" / "python" for folder in (CHECKOUT, Path.cwd())]
+        folders = (CHECKOUT, Path.cwd()) if IN_CHECKOUT else (Path.cwd(),)
+        candidates = [folder / ".venv-mediapipe" / "bin" / "python" for folder in folders]
     for python in candidates:
         if python.is_file():
             return python
