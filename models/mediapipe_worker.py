@@ -39,7 +39,17 @@ def _answer(kind: str, classifier, item: str) -> dict:
         value = mp.Image.create_from_file(item) if kind == "image" else item
         return _top(classifier.classify(value))
     except Exception as error:  # noqa: BLE001 - reported per input
-        return {"error": f"{type(error).__name__}: {str(error).strip()[:300]}"}
+        message = " ".join(str(error).split())
+        if "sizes do not match" in message and kind == "image":  # e.g. a 1-channel PNG, which MediaPipe hands on as is
+            message = f"the decoded image does not fit the model's input ({message[message.find('TfLiteTensor dims'):][:160]})"
+        return {"error": f"{type(error).__name__}: {message[:300]}"}
+
+
+def _close(classifier) -> None:
+    try:
+        classifier.close()
+    except Exception:  # noqa: BLE001 - a graph a failed input broke also fails to close; nothing left to do
+        pass
 
 
 def _run_model(kind: str, model: str, inputs: list) -> dict:
@@ -47,8 +57,14 @@ def _run_model(kind: str, model: str, inputs: list) -> dict:
         classifier = _classifier(kind, model)
     except Exception as error:  # noqa: BLE001 - MediaPipe refusing the file is the finding, reported
         return {"error": f"{type(error).__name__}: {str(error).strip()[:500]}"}
-    with classifier:
-        return {"answers": [_answer(kind, classifier, item) for item in inputs]}
+    answers = []
+    for item in inputs:
+        answers.append(_answer(kind, classifier, item))
+        if "error" in answers[-1]:  # the failed call may leave MediaPipe's graph broken: a fresh one for the rest
+            _close(classifier)
+            classifier = _classifier(kind, model)
+    _close(classifier)
+    return {"answers": answers}
 
 
 def main(job_path: str, answer_path: str) -> None:

@@ -210,7 +210,8 @@ def _file_lines(runtime: str, files: dict[str, Any], shown: int, noun: str) -> l
         if "keras_accuracy" in figures:
             line += f"; accuracy Keras {figures['keras_accuracy']:.3f}, {runtime} {figures['mediapipe_accuracy']:.3f}"
         if figures["unanswered"]:
-            line += f"; {len(figures['unanswered'])} it could not read (first: {figures['unanswered'][0]['input']})"
+            first = figures["unanswered"][0]
+            line += f"; {len(figures['unanswered'])} it could not classify (first: {first['input']}: {first['error']})"
         lines.append(line)
         for row in figures["disagreements"][:shown]:
             shown_input = f"{row['input']} {row['text']!r}" if "text" in row else row["input"]

@@ -10,6 +10,7 @@ tests/edge/mediapipe_runner.py in .venv-mediapipe).
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -102,6 +103,24 @@ def test_the_export_stage_records_mediapipe_on_the_validation_photos_beside_the_
     assert "mediapipe" not in records["model.keras"]
 
 
+def test_a_photo_mediapipe_cannot_classify_is_listed_and_the_rest_still_answered(crop_run, tmp_path):
+    run, photos = crop_run
+    odd = tmp_path / "odd"
+    odd.mkdir()
+    shutil.copy(next((photos / "red").iterdir()), odd / "a_red.jpg")
+    pixels = np.full((40, 40), 90, np.uint8)
+    Image.fromarray(pixels).save(odd / "b_gray.png")  # one channel: dlpipe makes it RGB, MediaPipe 1.2.3 refuses it
+    shutil.copy(next((photos / "blue").iterdir()), odd / "c_blue.jpg")
+    result = CliRunner().invoke(main, ["check-device", str(run / "model.tflite"), "--data", str(odd),
+                                       "--out", str(tmp_path / "d.json")], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    figures = json.loads((tmp_path / "d.json").read_text())["files"]["model.tflite"]
+    assert figures["inputs"] == 3 and figures["answered"] == 2 and figures["top1_agreement"] == 1.0
+    assert [Path(row["input"]).name for row in figures["unanswered"]] == ["b_gray.png"]
+    assert "does not fit the model's input" in figures["unanswered"][0]["error"]
+    assert "1 it could not classify (first: " in result.output
+
+
 def test_export_device_check_needs_the_keras_reference():
     result = CliRunner().invoke(main, ["config", "image-classify", "--set", "export.device_check=true",
                                        "--set", "export.formats=[tflite]"])
@@ -127,8 +146,6 @@ def test_a_folder_without_class_sub_folders_gets_agreement_only(crop_run, tmp_pa
 
 
 def test_check_device_web_runs_each_file_in_mediapipe_web_in_headless_chromium(crop_run, tmp_path):
-    import shutil
-
     from assets import require
     from dlpipe.models.export.web import vendor_root
 
