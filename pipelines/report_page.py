@@ -170,14 +170,26 @@ def artifacts_section(run: Path, records: dict[str, Any]) -> str:
                      parity.get("top1_agreement") if parity else "not checked",
                      parity.get("max_abs_diff") if parity else None,
                      parity.get("accuracy") if parity else None,
-                     round(seconds * 1000, 3) if isinstance(seconds, (int, float)) else None))
+                     round(seconds * 1000, 3) if isinstance(seconds, (int, float)) else None,
+                     _mediapipe_text(record.get("mediapipe"))))
     if not rows:
         return ""
     note = paragraph("parity: the written file loaded back and compared with the Keras model on validation "
                      "inputs (top-1 agreement, largest score difference, its accuracy, milliseconds per input).",
                      "note")
-    header = ["file", "format", "size", "top-1 agreement", "max |diff|", "accuracy", "ms per input"]
-    return section("Artifacts", table(header, rows), note)
+    device = paragraph("MediaPipe: the file in MediaPipe Tasks on raw inputs (dlpipe check-device, or "
+                       "export.device_check on the validation inputs): its top-1 agreement with the Keras model.", "note")
+    header = ["file", "format", "size", "top-1 agreement", "max |diff|", "accuracy", "ms per input", "MediaPipe"]
+    return section("Artifacts", table(header, rows), note, device)
+
+
+def _mediapipe_text(device: Any) -> str:
+    """'0.996 of 245 (DATA)' from a record's "mediapipe" entry; '' when the file was never run in MediaPipe."""
+    if not isinstance(device, dict):
+        return ""
+    if device.get("top1_agreement") is None:
+        return f"not compared: {device.get('error', 'nothing answered')}"
+    return f"{device['top1_agreement']:.3f} of {device.get('answered')} ({device.get('data')})"
 
 
 def _size_text(path: Path) -> str:

@@ -87,6 +87,10 @@ def test_check_device_reports_agreement_accuracy_and_the_photos_mediapipe_answer
         assert record["parity"]["top1_agreement"] is not None  # the export-time Keras parity is kept beside it
         assert record["mediapipe"]["top1_agreement"] == figures["top1_agreement"]
         assert record["mediapipe"]["disagreements"] == len(differ) and record["mediapipe"]["report"] == str(out)
+    from dlpipe.pipelines.report_page import write_report_page
+
+    page = Path(write_report_page(run)).read_text()  # the run's page shows each file's MediaPipe agreement
+    assert f"<td>{report['files']['model.tflite']['top1_agreement']:.3f} of 13 ({photos})</td>" in page
 
 
 def test_the_export_stage_records_mediapipe_on_the_validation_photos_beside_the_parity(crop_run):
