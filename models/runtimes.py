@@ -134,12 +134,9 @@ class TFLiteRuntime(Runtime):
 
     def predict(self, batch: Any) -> np.ndarray:
         arrays = self._feed(batch, self._inputs)
-        if self._one_at_a_time:
-            chunks = [1] * len(arrays[0])
-        else:
-            chunks = _power_of_two_chunks(len(arrays[0]), self.MAX_CHUNK)
-        parts, start = [], 0
-        for rows in chunks:
+        parts, start, total = [], 0, len(arrays[0])
+        while start < total:
+            rows = 1 if self._one_at_a_time else self._next_chunk(total - start)
             parts.append(self._invoke([array[start:start + rows] for array in arrays]))
             start += rows
         if not parts:
@@ -147,19 +144,32 @@ class TFLiteRuntime(Runtime):
         joined = [np.concatenate([part[i] for part in parts]) for i in range(len(parts[0]))]
         return self.task.finish(batch, self.task.tflite_output(joined, self._outputs))
 
+    def _next_chunk(self, left: int) -> int:
+        """Rows of the next chunk: all that is `left` when an interpreter already allocated holds them with at
+        most as many padding rows (building one for a batch's odd tail costs more than that compute), else the
+        largest power of two that fits."""
+        if left <= self.MAX_CHUNK and any(left <= size <= 2 * left for size in self._sized):
+            return left
+        return _power_of_two_chunks(left, self.MAX_CHUNK)[0]
+
     def _invoke(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
-        """The dequantised outputs of one chunk, on the interpreter allocated for its row count."""
+        """The dequantised outputs of one chunk, on the smallest allocated interpreter that holds it with at most
+        as many padding rows (rows are independent), else on a new one allocated for its row count."""
         rows = len(arrays[0])
-        if rows not in self._sized:
+        size = min((size for size in self._sized if rows <= size <= 2 * rows), default=None)
+        if size is None:
             interpreter = self._new_interpreter(rows)
             self._sized[rows] = (interpreter, interpreter.get_input_details(), interpreter.get_output_details())
-        interpreter, inputs, outputs = self._sized[rows]
+            size = rows
+        interpreter, inputs, outputs = self._sized[size]
         for detail, array in zip(inputs, arrays):
-            interpreter.set_tensor(detail["index"], _quantized(array, detail))
+            padded = np.concatenate([array, np.repeat(array[-1:], size - rows, axis=0)]) if size > rows else array
+            interpreter.set_tensor(detail["index"], _quantized(padded, detail))
         interpreter.invoke()
         dequantised = []
         for detail in outputs:
             out = interpreter.get_tensor(detail["index"])
+            out = out[:rows] if size > rows else out
             scale, zero = detail["quantization"]
             dequantised.append((out.astype(np.float32) - zero) * scale if scale else out)
         return dequantised
