@@ -139,9 +139,11 @@ def report_command(run_dir: str) -> None:
 @click.option("--near-bits", default=4, show_default=True, help="Perceptual-hash bits (of 64) two near copies may differ in.")
 @click.option("--cosine", type=float, default=None, help="Also call photos near copies when their backbone features' "
                                                          "cosine similarity is at least this (e.g. 0.95).")
+@click.option("--probe-c", type=float, default=None, help="Inverse L2 strength of the out-of-fold probe (default: the "
+                                                          "one of 0.001..1 with the lowest out-of-fold log-loss).")
 @friendly_errors
 def doctor_command(data: str, out: str | None, config_file: str | None, sets: tuple[str, ...], folds: int,
-                   near_bits: int, cosine: float | None) -> None:
+                   near_bits: int, cosine: float | None, probe_c: float | None) -> None:
     """Check the image folder DATA (one sub-folder per class) for likely label errors, exact and near duplicates,
     duplicates across classes, unreadable files and class imbalance; writes doctor.csv (usable as
     --set load.exclude=doctor.csv) and doctor.html."""
@@ -152,11 +154,12 @@ def doctor_command(data: str, out: str | None, config_file: str | None, sets: tu
     from dlpipe.pipelines.doctor_page import write_doctor_files
 
     out_dir = Path(out) if out else Path("runs") / f"doctor-{datetime.now():%Y%m%d-%H%M%S}"
-    diagnosis = diagnose(data, out_dir, config_file, sets, folds, near_bits, cosine, echo=click.echo)
+    diagnosis = diagnose(data, out_dir, config_file, sets, folds, near_bits, cosine, probe_c, echo=click.echo)
     csv_path, html_path = write_doctor_files(diagnosis, out_dir)
     counts = {}
     for finding in diagnosis.findings:
         counts[finding.problem] = counts.get(finding.problem, 0) + 1
+    click.echo(f"probe: C={diagnosis.probe_c}, out-of-fold accuracy {diagnosis.probe_accuracy:.3f} on the labels as given")
     click.echo("found: " + (", ".join(f"{n} {p}" for p, n in counts.items()) or "nothing"))
     click.echo(f"doctor: {csv_path} and {html_path}")
 

@@ -19,6 +19,8 @@ import numpy as np
 PIPELINE = "image-classify"
 FEATURE_STAGES = ("load", "model", "preprocess")
 IMBALANCE_RATIO = 3.0  # a class with under a third of the largest class's photos is flagged
+# the probe's inverse L2 strengths tried; the one with the lowest out-of-fold log-loss of the given labels is used
+C_GRID = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,8 @@ class Diagnosis:
     backbone: str
     folds: int
     class_counts: dict[str, int]
+    probe_c: float = 0.0
+    probe_accuracy: float = 0.0  # out-of-fold accuracy against the labels as given
     findings: list[Finding] = field(default_factory=list)
     label_scores: list[dict[str, Any]] = field(default_factory=list)  # the flagged photos, most suspicious first
 
@@ -47,7 +51,8 @@ class Diagnosis:
 
 
 def diagnose(data: str, out_dir: Path, config_file: str | None = None, sets: Iterable[str] = (), folds: int = 5,
-             near_bits: int = 4, cosine: float | None = None, echo: Callable[[str], None] = print) -> Diagnosis:
+             near_bits: int = 4, cosine: float | None = None, probe_c: float | None = None,
+             echo: Callable[[str], None] = print) -> Diagnosis:
     """Load the folder as a run would (same config keys), embed every photo and collect the findings."""
     from dlpipe import run_lock
     from dlpipe.data.exclude_list import canonical
@@ -66,11 +71,12 @@ def diagnose(data: str, out_dir: Path, config_file: str | None = None, sets: Ite
         paths, labels = [canonical(p) for p, _ in pairs], [label for _, label in pairs]
         echo(f"doctor: {len(paths)} photos, out-of-fold probe over {folds} folds")
         features = backbone_features(ctx, config, paths)
-    probs = out_of_fold_probabilities(features, labels, len(ctx.class_names), folds, config["train"].probe_c,
-                                      config.seed)
     names = ctx.class_names
+    grid = C_GRID if probe_c is None else (probe_c,)
+    probs, chosen = calibrated_probabilities(features, labels, len(names), folds, config.seed, grid)
     diagnosis = Diagnosis(data=str(data), backbone=config["model"].backbone, folds=folds,
-                          class_counts={name: labels.count(i) for i, name in enumerate(names)})
+                          class_counts={name: labels.count(i) for i, name in enumerate(names)}, probe_c=chosen,
+                          probe_accuracy=float(np.mean(np.argmax(probs, axis=1) == np.asarray(labels))))
     label_errors, diagnosis.label_scores = label_findings(paths, labels, probs, names)
     diagnosis.findings += label_errors
     diagnosis.findings += duplicate_findings(paths, labels, names, features, near_bits, cosine)
@@ -111,6 +117,24 @@ def out_of_fold_probabilities(features: np.ndarray, labels: Sequence[int], num_c
             kernel, bias = fit_logistic(features[~held], y[~held], num_classes, c, seed)
             probs[held] = predict_logistic(features[held], kernel, bias)
     return probs
+
+
+def calibrated_probabilities(features: np.ndarray, labels: Sequence[int], num_classes: int, folds: int, seed: int,
+                             grid: Sequence[float] = C_GRID) -> tuple[np.ndarray, float]:
+    """Out-of-fold probabilities at the probe strength with the lowest out-of-fold log-loss, and that strength.
+
+    Confident learning trusts the probabilities' scale: an over-confident probe (weak L2) pushes honest but
+    unusual photos past the thresholds. The log-loss is of the labels as given, so nothing planted or known is used.
+    """
+    y = np.asarray(labels)
+    best: tuple[float, np.ndarray, float] | None = None
+    for c in grid:
+        probs = out_of_fold_probabilities(features, labels, num_classes, folds, c, seed)
+        loss = float(-np.mean(np.log(probs[np.arange(len(y)), y] + 1e-12)))
+        if best is None or loss < best[0]:
+            best = (loss, probs, c)
+    assert best is not None
+    return best[1], best[2]
 
 
 def label_findings(paths: list[str], labels: list[int], probs: np.ndarray,

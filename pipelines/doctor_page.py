@@ -45,7 +45,8 @@ def doctor_html(diagnosis: Diagnosis) -> str:
     found = table(["problem", "files"], [(PROBLEM_HEADINGS[p], len(diagnosis.of(p))) for p in PROBLEM_HEADINGS])
     summary = section("Summary", paragraph(
         f"Label errors: confident learning (cleanlab) on out-of-fold probabilities of a logistic-regression probe "
-        f"over frozen {diagnosis.backbone} features, {diagnosis.folds} folds. Apply the CSV to a run with "
+        f"over frozen {diagnosis.backbone} features, {diagnosis.folds} folds, C={diagnosis.probe_c} (lowest out-of-fold "
+        f"log-loss), out-of-fold accuracy {diagnosis.probe_accuracy:.3f} on the labels as given. Apply the CSV to a run with "
         f"--set load.exclude=doctor.csv after deleting the rows you want to keep."), counts, found)
     sections = [summary, section(PROBLEM_HEADINGS["label_error"], _gallery(diagnosis))]
     for problem, heading in PROBLEM_HEADINGS.items():
