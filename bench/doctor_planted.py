@@ -112,7 +112,7 @@ def main() -> None:
         in_pairs = {path for pair in pairs for path in pair}
         found = sum(1 for pair in pairs if flagged & set(pair))
         print(f"{'exact_duplicate':22s} planted {len(pairs):3d} pairs, flagged {len(flagged):3d}, pairs found {found:3d}  "
-              f"recall {found / len(pairs):.2f}  precision {len(flagged & in_pairs) / max(1, len(flagged)):.2f}")
+              f"recall {found / max(1, len(pairs)):.2f}  precision {len(flagged & in_pairs) / max(1, len(flagged)):.2f}")
         print("other findings: " + ", ".join(f"{p}: {len(diagnosis.of(p))}" for p in
                                                ("near_duplicate", "unreadable", "class_imbalance")))
 
