@@ -69,6 +69,7 @@ def diagnose(data: str, out_dir: Path, config_file: str | None = None, sets: Ite
                            out_dir, echo=echo)
         pairs = sorted(zip(ctx.train.inputs + ctx.val.inputs, ctx.train.labels + ctx.val.labels))
         paths, labels = [canonical(p) for p, _ in pairs], [label for _, label in pairs]
+        held_out = {canonical(p) for p in ctx.val.inputs} if config["load"].val_path else None
         echo(f"doctor: {len(paths)} photos, out-of-fold probe over {folds} folds")
         features = backbone_features(ctx, config, paths)
     names = ctx.class_names
@@ -79,7 +80,8 @@ def diagnose(data: str, out_dir: Path, config_file: str | None = None, sets: Ite
                           probe_accuracy=float(np.mean(np.argmax(probs, axis=1) == np.asarray(labels))))
     label_errors, diagnosis.label_scores = label_findings(paths, labels, probs, names)
     diagnosis.findings += label_errors
-    diagnosis.findings += duplicate_findings(paths, labels, names, features, near_bits, cosine)
+    split_of = ["val" if p in held_out else "train" for p in paths] if held_out is not None else None
+    diagnosis.findings += duplicate_findings(paths, labels, names, features, near_bits, cosine, split_of)
     diagnosis.findings += [Finding(canonical(item["path"]), "unreadable", item["reason"], "fix or delete the file")
                            for item in ctx.report["data"]["skipped"]]
     diagnosis.findings += imbalance_findings(diagnosis.class_counts, str(config["load"].path))
@@ -157,8 +159,9 @@ def label_findings(paths: list[str], labels: list[int], probs: np.ndarray,
 
 
 def duplicate_findings(paths: list[str], labels: list[int], names: list[str], features: np.ndarray,
-                       near_bits: int, cosine: float | None) -> list[Finding]:
-    """Exact copies (same bytes), near copies (perceptual hash, optional feature cosine), and copies in two classes."""
+                       near_bits: int, cosine: float | None, split_of: list[str] | None = None) -> list[Finding]:
+    """Exact copies (same bytes), near copies (perceptual hash, optional feature cosine), copies in two classes, and,
+    when `split_of` says which photos are in load.val_path ("val"), copies on both sides of that split."""
     from dlpipe.data.duplicates import cosine_pairs, difference_hash, exact_groups, near_pairs
 
     findings: list[Finding] = []
@@ -189,6 +192,18 @@ def duplicate_findings(paths: list[str], labels: list[int], names: list[str], fe
         else:
             findings.append(Finding(paths[j], "near_duplicate", f"near copy ({how}) of {paths[i]}",
                                     "delete it unless it adds a real variation"))
+    return findings + (split_findings(paths, split_of, exact_pairs | set(near)) if split_of else [])
+
+
+def split_findings(paths: list[str], split_of: list[str], pairs: Iterable[tuple[int, int]]) -> list[Finding]:
+    """The validation copy of each photo in both the training and the validation folder: it is scored on a photo
+    the model trained on, which inflates every validation figure."""
+    findings = []
+    for i, j in sorted(pairs):
+        if split_of[i] != split_of[j]:
+            held, seen = (i, j) if split_of[i] == "val" else (j, i)
+            findings.append(Finding(paths[held], "split_duplicate", f"validation photo, copy of training photo "
+                                    f"{paths[seen]}", "delete the validation copy (it inflates validation figures)"))
     return findings
 
 

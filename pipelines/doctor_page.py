@@ -16,6 +16,7 @@ CSV_COLUMNS = ["path", "problem", "detail", "suggested action"]
 PROBLEM_HEADINGS = {
     "label_error": "Likely label errors",
     "cross_class_duplicate": "Duplicates across classes",
+    "split_duplicate": "Duplicates across the train/validation split",
     "exact_duplicate": "Exact duplicates",
     "near_duplicate": "Near-duplicates",
     "unreadable": "Unreadable files",

@@ -17,8 +17,8 @@ FEATURE_SETS = ["model.backbone=small_cnn", "model.weights=none", "model.image_s
 
 @pytest.fixture
 def planted_folder(tmp_path: Path) -> dict[str, Path]:
-    """24 blue, 24 red; a red photo moved into blue/ (named like markup), a blue photo copied within blue/, and a
-    red photo copied into blue/ (the same photo in both classes)."""
+    """24 blue, 24 red; a red photo moved into blue/ (named like markup), a blue photo copied within blue/, a
+    red photo copied into blue/ (the same photo in both classes) and a corrupt JPEG."""
     root = tmp_path / "colors"
     write_color_images(root / "blue", "blue", 24, seed=2)
     write_color_images(root / "red", "red", 24, seed=1)
@@ -28,6 +28,7 @@ def planted_folder(tmp_path: Path) -> dict[str, Path]:
     shutil.copy(root / "blue" / "blue_001.jpg", duplicate)
     in_both = root / "blue" / "red_005_copy.jpg"
     shutil.copy(root / "red" / "red_005.jpg", in_both)
+    (root / "red" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"not really a jpeg" * 10)
     return {"root": root, "relabelled": relabelled, "duplicate": duplicate, "in_both": in_both,
             "original": root / "red" / "red_005.jpg"}
 
@@ -53,13 +54,14 @@ def test_doctor_finds_planted_problems_and_its_csv_excludes_them(planted_folder,
     assert len(found["label_error"]) <= 4  # a few honest blue photos at most, not the folder
     assert found["exact_duplicate"] == {"copy_of_blue_001.jpg"}
     assert found["cross_class_duplicate"] == {"red_005_copy.jpg", "red_005.jpg"}
+    assert found["unreadable"] == {"broken.jpg"}
     page = (out / "doctor.html").read_text(encoding="utf-8")
     assert "&lt;i&gt;moved.jpg" in page and "<i>moved" not in page and "data:image/jpeg;base64," in page
 
     run = api.run("image-classify", data=str(planted_folder["root"]), out=tmp_path / "run", echo=lambda _: None,
                   sets=[*TINY_SETS, "train.epochs=2", "export.formats=[keras]", f"load.exclude={out / 'doctor.csv'}"])
     data = json.loads((run.out_dir / "report.json").read_text())["data"]
-    listed = {row["path"] for row in rows}
+    listed = {row["path"] for row in rows if row["problem"] != "unreadable"}  # never among the usable photos
     assert data["excluded"] == len(listed) >= 4
     assert data["train_images"] + data["val_images"] == 50 - len(listed)
 
@@ -78,3 +80,18 @@ def test_exclude_takes_a_plain_list_and_a_missing_file_is_one_clear_error(plante
         api.run("image-classify", data=str(planted_folder["root"]), out=tmp_path / "run", echo=lambda _: None,
                 sets=[*TINY_SETS, f"load.exclude={tmp_path / 'missing.csv'}"])
     assert "\n" not in str(error.value) and "missing.csv" in str(error.value)
+
+
+def test_a_copy_in_both_the_training_and_the_validation_folder_is_a_split_duplicate(tmp_path):
+    from dlpipe.pipelines.doctor import duplicate_findings
+
+    write_color_images(tmp_path / "train" / "blue", "blue", 3, seed=2)
+    write_color_images(tmp_path / "val" / "blue", "blue", 2, seed=5)
+    leaked = tmp_path / "val" / "blue" / "leaked.jpg"
+    shutil.copy(tmp_path / "train" / "blue" / "blue_001.jpg", leaked)
+    paths = sorted(str(p) for p in tmp_path.glob("*/blue/*.jpg"))
+    split_of = ["val" if "/val/" in p else "train" for p in paths]
+    findings = duplicate_findings(paths, [0] * len(paths), ["blue"], None, 4, None, split_of)
+    assert [(Path(f.path).name, f.problem) for f in findings if f.problem == "split_duplicate"] == [("leaked.jpg", "split_duplicate")]
+    plain = duplicate_findings(paths, [0] * len(paths), ["blue"], None, 4, None)  # no val_path: just a copy
+    assert [(Path(f.path).name, f.problem) for f in plain] == [("leaked.jpg", "exact_duplicate")]
