@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import pytest
 
-from conftest import TINY_SETS, write_color_images
+from conftest import TINY_SETS, TINY_TEXT_SETS, write_color_images, write_sentences
 from dlpipe.data.datasets import batched, decoded_images
 from dlpipe.errors import ConfigError
 from dlpipe.models.runtimes import load_runtime
@@ -91,6 +91,20 @@ def test_mixed_run_exports_float32_models_that_agree_with_the_float32_run(runs, 
     assert (keras_scores.argmax(1) == float32_scores.argmax(1)).mean() >= 0.99
     assert (keras_scores.argmax(1) == truth).mean() >= 0.9
     assert (float32_scores.argmax(1) == truth).mean() >= 0.9
+
+
+def test_mixed_bfloat16_text_transformer_trains_and_its_float32_tflite_agrees(tmp_path):
+    import json
+
+    seen = SeenInTraining()
+    result = api.run("sentiment", data=str(write_sentences(tmp_path / "sentences.txt", 200, seed=3)),
+                     out=tmp_path / "out", echo=lambda _: None, callbacks=[seen],
+                     sets=[*TINY_TEXT_SETS, "model.architecture=transformer", "train.precision=mixed_bfloat16",
+                           "export.formats=[keras,tflite]"])
+    assert "bfloat16" in seen.compute_dtypes and seen.output_dtype == "float32"
+    assert result.metrics["accuracy"] >= 0.8  # chance: 0.5
+    parity = json.loads((tmp_path / "out" / "artifacts.json").read_text())["model.tflite"]["parity"]
+    assert parity["count"] >= 16 and parity["top1_agreement"] >= 0.99  # measured by the export on validation sentences
 
 
 def test_jit_compile_runs_the_training_steps_with_xla(photos, tmp_path_factory):
