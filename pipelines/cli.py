@@ -130,23 +130,25 @@ def report_command(run_dir: str) -> None:
 
 
 @main.command("doctor")
-@click.argument("data", metavar="DATA", type=click.Path(file_okay=False))
+@click.argument("data", metavar="DATA", type=click.Path(exists=True))
 @click.option("--out", "out", metavar="DIR", help="Folder for doctor.csv and doctor.html (default: runs/doctor-TIMESTAMP).")
 @click.option("--config", "config_file", metavar="FILE", type=click.Path(dir_okay=False),
-              help="image-classify YAML config: the backbone, image size and load options the features use.")
-@click.option("--set", "sets", metavar="KEY=VALUE", multiple=True, help="Override one image-classify config value.")
+              help="image-classify (a folder) or sentiment (a file) YAML config: the backbone, image size and load options.")
+@click.option("--set", "sets", metavar="KEY=VALUE", multiple=True, help="Override one config value (load.*, model.*).")
 @click.option("--folds", default=5, show_default=True, help="Folds of the out-of-fold probe.")
 @click.option("--near-bits", default=4, show_default=True, help="Perceptual-hash bits (of 64) two near copies may differ in.")
 @click.option("--cosine", type=float, default=None, help="Also call photos near copies when their backbone features' "
-                                                         "cosine similarity is at least this (e.g. 0.95).")
+                                                         "cosine similarity is at least this (e.g. 0.95); "
+                                                         "text: character n-grams' cosine, default 0.9.")
 @click.option("--probe-c", type=float, default=None, help="Inverse L2 strength of the out-of-fold probe (default: the "
-                                                          "one of 0.001..1 with the lowest out-of-fold log-loss).")
+                                                          "one with the lowest out-of-fold log-loss of a grid).")
 @friendly_errors
 def doctor_command(data: str, out: str | None, config_file: str | None, sets: tuple[str, ...], folds: int,
                    near_bits: int, cosine: float | None, probe_c: float | None) -> None:
     """Check the image folder DATA (one sub-folder per class) for likely label errors, exact and near duplicates,
     duplicates across classes, unreadable files and class imbalance; writes doctor.csv (usable as
-    --set load.exclude=doctor.csv) and doctor.html."""
+    --set load.exclude=doctor.csv) and doctor.html. A file DATA (text<TAB>label, the sentiment task's) is checked
+    for likely label errors, duplicate and near-duplicate sentences and conflicting labels."""
     from datetime import datetime
     from pathlib import Path
 
@@ -154,7 +156,13 @@ def doctor_command(data: str, out: str | None, config_file: str | None, sets: tu
     from dlpipe.pipelines.doctor_page import write_doctor_files
 
     out_dir = Path(out) if out else Path("runs") / f"doctor-{datetime.now():%Y%m%d-%H%M%S}"
-    diagnosis = diagnose(data, out_dir, config_file, sets, folds, near_bits, cosine, probe_c, echo=click.echo)
+    if Path(data).is_file():
+        from dlpipe.pipelines.doctor_text import diagnose_text
+
+        diagnosis = diagnose_text(data, config_file, sets, folds, 0.9 if cosine is None else cosine, probe_c)
+        out_dir.mkdir(parents=True, exist_ok=True)
+    else:
+        diagnosis = diagnose(data, out_dir, config_file, sets, folds, near_bits, cosine, probe_c, echo=click.echo)
     csv_path, html_path = write_doctor_files(diagnosis, out_dir)
     counts = {}
     for finding in diagnosis.findings:

@@ -75,7 +75,7 @@ def diagnose(data: str, out_dir: Path, config_file: str | None = None, sets: Ite
     names = ctx.class_names
     grid = C_GRID if probe_c is None else (probe_c,)
     probs, chosen = calibrated_probabilities(features, labels, len(names), folds, config.seed, grid)
-    diagnosis = Diagnosis(data=str(data), backbone=config["model"].backbone, folds=folds,
+    diagnosis = Diagnosis(data=str(data), backbone=f"frozen {config['model'].backbone}", folds=folds,
                           class_counts={name: labels.count(i) for i, name in enumerate(names)}, probe_c=chosen,
                           probe_accuracy=float(np.mean(np.argmax(probs, axis=1) == np.asarray(labels))))
     label_errors, diagnosis.label_scores = label_findings(paths, labels, probs, names)

@@ -17,6 +17,7 @@ PROBLEM_HEADINGS = {
     "label_error": "Likely label errors",
     "cross_class_duplicate": "Duplicates across classes",
     "split_duplicate": "Duplicates across the train/validation split",
+    "conflicting_labels": "Same or nearly the same text, different labels",
     "exact_duplicate": "Exact duplicates",
     "near_duplicate": "Near-duplicates",
     "unreadable": "Unreadable files",
@@ -42,11 +43,12 @@ def write_doctor_files(diagnosis: Diagnosis, out_dir: Path) -> tuple[Path, Path]
 
 def doctor_html(diagnosis: Diagnosis) -> str:
     """The self-contained page: a summary, the label-error gallery, then one table per kind of problem."""
-    counts = table(["class", "photos"], diagnosis.class_counts.items())
-    found = table(["problem", "files"], [(PROBLEM_HEADINGS[p], len(diagnosis.of(p))) for p in PROBLEM_HEADINGS])
+    counts = table(["class", "count"], diagnosis.class_counts.items())
+    found = table(["problem", "files"], [(PROBLEM_HEADINGS[p], len(diagnosis.of(p))) for p in PROBLEM_HEADINGS
+                                       if p not in ("split_duplicate", "conflicting_labels") or diagnosis.of(p)])  # shown when checked
     summary = section("Summary", paragraph(
         f"Label errors: confident learning (cleanlab) on out-of-fold probabilities of a logistic-regression probe "
-        f"over frozen {diagnosis.backbone} features, {diagnosis.folds} folds, C={diagnosis.probe_c} (lowest out-of-fold "
+        f"over features of {diagnosis.backbone}, {diagnosis.folds} folds, C={diagnosis.probe_c} (lowest out-of-fold "
         f"log-loss), out-of-fold accuracy {diagnosis.probe_accuracy:.3f} on the labels as given. Apply the CSV to a run with "
         f"--set load.exclude=doctor.csv after deleting the rows you want to keep."), counts, found)
     sections = [summary, section(PROBLEM_HEADINGS["label_error"], _gallery(diagnosis))]
@@ -56,7 +58,7 @@ def doctor_html(diagnosis: Diagnosis) -> str:
                                 table(["path", "detail", "suggested action"], rows)))
     total = len(diagnosis.findings)
     return page(f"dlpipe doctor: {diagnosis.data}", f"{total} findings in {sum(diagnosis.class_counts.values())} "
-                f"photos of {len(diagnosis.class_counts)} classes", sections)
+                f"items of {len(diagnosis.class_counts)} classes", sections)
 
 
 def _gallery(diagnosis: Diagnosis) -> str:
