@@ -148,7 +148,7 @@ def doctor_command(data: str, out: str | None, config_file: str | None, sets: tu
     """Check the image folder DATA (one sub-folder per class) for likely label errors, exact and near duplicates,
     duplicates across classes, unreadable files and class imbalance; writes doctor.csv (usable as
     --set load.exclude=doctor.csv) and doctor.html. A file DATA (text<TAB>label, the sentiment task's) is checked
-    for likely label errors, duplicate and near-duplicate sentences and conflicting labels."""
+    for duplicate and near-duplicate sentences and conflicting labels."""
     from datetime import datetime
     from pathlib import Path
 
@@ -159,7 +159,7 @@ def doctor_command(data: str, out: str | None, config_file: str | None, sets: tu
     if Path(data).is_file():
         from dlpipe.pipelines.doctor_text import diagnose_text
 
-        diagnosis = diagnose_text(data, config_file, sets, folds, 0.9 if cosine is None else cosine, probe_c)
+        diagnosis = diagnose_text(data, config_file, sets, 0.9 if cosine is None else cosine)
         out_dir.mkdir(parents=True, exist_ok=True)
     else:
         diagnosis = diagnose(data, out_dir, config_file, sets, folds, near_bits, cosine, probe_c, echo=click.echo)
@@ -167,7 +167,9 @@ def doctor_command(data: str, out: str | None, config_file: str | None, sets: tu
     counts = {}
     for finding in diagnosis.findings:
         counts[finding.problem] = counts.get(finding.problem, 0) + 1
-    click.echo(f"probe: C={diagnosis.probe_c}, out-of-fold accuracy {diagnosis.probe_accuracy:.3f} on the labels as given")
+    if diagnosis.probe_c:
+        click.echo(f"probe: C={diagnosis.probe_c}, out-of-fold accuracy {diagnosis.probe_accuracy:.3f} on the labels "
+                   "as given")
     click.echo("found: " + (", ".join(f"{n} {p}" for p, n in counts.items()) or "nothing"))
     click.echo(f"doctor: {csv_path} and {html_path}")
 

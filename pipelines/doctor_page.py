@@ -46,11 +46,14 @@ def doctor_html(diagnosis: Diagnosis) -> str:
     counts = table(["class", "count"], diagnosis.class_counts.items())
     found = table(["problem", "files"], [(PROBLEM_HEADINGS[p], len(diagnosis.of(p))) for p in PROBLEM_HEADINGS
                                        if p not in ("split_duplicate", "conflicting_labels") or diagnosis.of(p)])  # shown when checked
-    summary = section("Summary", paragraph(
+    method = paragraph(
         f"Label errors: confident learning (cleanlab) on out-of-fold probabilities of a logistic-regression probe "
         f"over features of {diagnosis.backbone}, {diagnosis.folds} folds, C={diagnosis.probe_c} (lowest out-of-fold "
         f"log-loss), out-of-fold accuracy {diagnosis.probe_accuracy:.3f} on the labels as given. Apply the CSV to a run with "
-        f"--set load.exclude=doctor.csv after deleting the rows you want to keep."), counts, found)
+        f"--set load.exclude=doctor.csv after deleting the rows you want to keep.") if diagnosis.probe_c else paragraph(
+        "Text: duplicates, near-duplicates (character n-grams) and conflicting labels; label errors are not "
+        "searched for (a TF-IDF probe flags mostly its own mistakes). Row N is the file's N-th labelled row.")
+    summary = section("Summary", method, counts, found)
     sections = [summary, section(PROBLEM_HEADINGS["label_error"], _gallery(diagnosis))]
     for problem, heading in PROBLEM_HEADINGS.items():
         rows = [(f.path, f.detail, f.action) for f in diagnosis.of(problem)]

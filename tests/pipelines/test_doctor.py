@@ -97,7 +97,7 @@ def test_a_copy_in_both_the_training_and_the_validation_folder_is_a_split_duplic
     assert [(Path(f.path).name, f.problem) for f in plain] == [("leaked.jpg", "exact_duplicate")]
 
 
-def test_text_doctor_finds_a_flipped_label_a_duplicate_and_a_conflict(tmp_path):
+def test_text_doctor_finds_a_duplicate_and_a_conflict(tmp_path):
     from click.testing import CliRunner
 
     from conftest import write_sentences
@@ -105,8 +105,7 @@ def test_text_doctor_finds_a_flipped_label_a_duplicate_and_a_conflict(tmp_path):
 
     path = write_sentences(tmp_path / "sentences.txt", 160, seed=3)
     lines = path.read_text(encoding="utf-8").splitlines()
-    lines += ["Great great love it, really excellent.\t0",  # positive words, negative label
-              lines[10], "The phone was awful, the worst.\t0", "The phone was awful, the worst.\t1"]
+    lines += [lines[10], "The phone was awful, the worst.\t0", "The phone was awful, the worst.\t1"]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     out = tmp_path / "doctor"
     result = CliRunner().invoke(main, ["doctor", str(path), "--out", str(out)])
@@ -115,7 +114,6 @@ def test_text_doctor_finds_a_flipped_label_a_duplicate_and_a_conflict(tmp_path):
         found: dict[str, set[str]] = {}
         for row in csv.DictReader(handle):
             found.setdefault(row["problem"], set()).add(row["path"].rsplit("#", 1)[1])
-    assert "row161" in found["label_error"] and len(found["label_error"]) <= 8
-    assert "row162" in found["exact_duplicate"]
-    assert {"row163", "row164"} <= found["conflicting_labels"]
+    assert "row161" in found["exact_duplicate"] and "label_error" not in found
+    assert found["conflicting_labels"] == {"row162", "row163"}
     assert "Same or nearly the same text, different labels" in (out / "doctor.html").read_text(encoding="utf-8")
