@@ -39,13 +39,18 @@ class ImageLoadStage(Stage):
     config_cls = ImageLoadConfig
 
     def preflight(self) -> None:
-        """Class folder names (no line breaks, control characters or separators), before TensorFlow is imported."""
+        """Class folder names (no line breaks, control characters or separators) and load.exclude, before TensorFlow
+        is imported."""
         from dlpipe.data.builtin_datasets import is_builtin
         from dlpipe.data.class_names import check_class_folders
 
         for path in (self.config.path, self.config.val_path):
             if path and not is_builtin(path):
                 check_class_folders(path)
+        if self.config.exclude:  # a missing or unreadable list fails here, not after the model is built
+            from dlpipe.data.exclude_list import read_exclude_list
+
+            read_exclude_list(self.config.exclude)
 
     def run(self, ctx: RunContext) -> str:
         from dlpipe.data.builtin_datasets import builtin_folders, is_builtin
