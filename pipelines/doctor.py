@@ -63,6 +63,9 @@ def diagnose(data: str, out_dir: Path, config_file: str | None = None, sets: Ite
 
     if folds < 2:
         raise ConfigError("--folds", f"must be at least 2. Received: {folds}")
+    if (out_dir / "config.yaml").exists() and not (out_dir / "doctor.csv").exists():
+        raise ConfigError("--out", f"{out_dir} holds a run, whose config.yaml the doctor would replace; give it a "
+                                   "folder of its own")
     config = resolve_config(PIPELINE, config_file, sets, data)
     with run_lock.hold(out_dir, echo=echo):
         ctx = run_pipeline(get_pipeline(PIPELINE), dataclasses.replace(config, stages=list(FEATURE_STAGES)),
@@ -90,7 +93,7 @@ def diagnose(data: str, out_dir: Path, config_file: str | None = None, sets: Ite
 
 def backbone_features(ctx: Any, config: Any, paths: list[str]) -> np.ndarray:
     """The frozen backbone's pooled features of each photo: the image task's cached features when the backbone is
-    pretrained (a second doctor run, or a run into the same folder, reuses them), computed afresh otherwise."""
+    pretrained (a second doctor run into the same folder reuses them), computed afresh otherwise."""
     from dlpipe.data.datasets import decoded_images
     from dlpipe.models.classifier import BACKBONE_LAYER_NAME
     from dlpipe.models.probe import extract_features, feature_model

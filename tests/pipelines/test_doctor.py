@@ -117,3 +117,16 @@ def test_text_doctor_finds_a_duplicate_and_a_conflict(tmp_path):
     assert "row161" in found["exact_duplicate"] and "label_error" not in found
     assert found["conflicting_labels"] == {"row162", "row163"}
     assert "Same or nearly the same text, different labels" in (out / "doctor.html").read_text(encoding="utf-8")
+
+
+def test_the_doctor_refuses_a_run_folder(tmp_path, color_folder):
+    from click.testing import CliRunner
+
+    from dlpipe.pipelines.cli import main
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text("pipeline: image-classify\n")
+    result = CliRunner().invoke(main, ["doctor", str(color_folder), "--out", str(run)])
+    assert result.exit_code == 2 and "holds a run" in result.output
+    assert (run / "config.yaml").read_text() == "pipeline: image-classify\n"
