@@ -50,9 +50,9 @@ class TrainConfig:
     progress: Literal["auto", "bar", "epochs", "none"] = option("auto", "a progress bar on a terminal, epoch lines in logs")
     tensorboard: bool = option(True, "write TensorBoard logs under logs/")
     precision: Literal["float32", "mixed_float16", "mixed_bfloat16"] = option(
-        "float32", "compute dtype while training: mixed_bfloat16 for CPUs with AVX512_BF16 / AMX and recent GPUs, "
-                   "mixed_float16 for GPUs (loss scaling is automatic); weights, the output layer, evaluation and "
-                   "every export stay float32")
+        "float32", "compute dtype while training: mixed_bfloat16 (recent GPUs; measured 3x slower on an AVX512_BF16 "
+                   "CPU: BENCHMARKS.md) or mixed_float16 (GPUs; loss scaling is automatic); weights, the output "
+                   "layer, evaluation and every export stay float32")
     jit_compile: bool | Literal["auto"] = option(
         "auto", "compile training steps with XLA; auto: Keras' choice (XLA on a GPU, not on a CPU)")
 
