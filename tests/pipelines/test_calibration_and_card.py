@@ -84,7 +84,15 @@ def test_image_run_calibrates_on_validation_and_writes_the_card(tmp_path_factory
             sets=[*TINY_SETS, "load.val_split=0.5", "evaluate.calibrate=true", "export.formats=[keras,tflite]"])
     photos = sorted(str(p) for p in root.rglob("*.jpg") if p.name != "broken.jpg")[::4]
     metrics = check_calibrated_run(out, photos, tmp_path)
-    assert metrics["calibration"]["ece_after"] < metrics["calibration"]["ece_before"]  # 0.113 -> 0.082 when written
+    # the recorded ECEs are those of the held-out predictions before and after T (T minimises the NLL, so the ECE
+    # may move either way: 0.113 -> 0.082 once, 0.038 -> 0.041 in a CI run)
+    from dlpipe.models.calibration import expected_calibration_error, tempered
+
+    saved = np.load(out / "validation_outputs.npz")
+    fitted = metrics["calibration"]
+    before = expected_calibration_error(tempered(saved["logits"], 1.0), saved["labels"])
+    after = expected_calibration_error(tempered(saved["logits"], fitted["temperature"]), saved["labels"])
+    assert (before, after) == pytest.approx((fitted["ece_before"], fitted["ece_after"]), abs=1e-6)
     assert (out / "reliability.png").stat().st_size > 1000
     card = (out / "MODEL_CARD.md").read_text()
     report = json.loads((out / "report.json").read_text())
