@@ -50,7 +50,7 @@ def web_answers(task: str, tflites: list[Path], inputs: list[str], timeout: floa
         query = _stage_inputs(task, inputs, site)
         for tflite in tflites:
             shutil.copy(tflite, site / WEB_MODEL)
-            rows = _browser_rows(chromium, site, query, timeout)
+            rows = browser_rows(chromium, site, query, timeout)
             if isinstance(rows, dict):  # {"error": ...}: the page could not load the model
                 results.append({"error": str(rows.get("error"))})
             else:
@@ -87,7 +87,7 @@ def _top(row: dict[str, Any]) -> dict[str, Any]:
     return {"index": int(best["index"]), "label": best.get("category_name"), "score": float(best["score"])}
 
 
-def _browser_rows(chromium: str, site: Path, query: str, timeout: float) -> list | dict:
+def browser_rows(chromium: str, site: Path, query: str, timeout: float) -> list | dict:
     """Serve `site` on 127.0.0.1, open index.html?QUERY&report=1 headless, return what the page POSTs."""
     posted: dict[str, bytes] = {}
 

@@ -220,42 +220,13 @@ def test_dlpipe_evaluates_a_text_tflite_from_the_file_alone(text_run, tmp_path):
 
 
 def browser_rows(site: Path, query: str, timeout: float = 180) -> list:
-    """Serve `site` on 127.0.0.1, open index.html?QUERY&report=1 in headless Chromium, return the rows it POSTs."""
-    import functools
-    import http.server
-    import subprocess
-    import threading
-    import time
+    """Serve `site` on 127.0.0.1, open index.html?QUERY&report=1 in headless Chromium, return the rows it POSTs
+    (through the same code `dlpipe check-device --web` runs)."""
+    from dlpipe.pipelines.web_check import browser_rows as page_rows
 
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     require(bool(chromium), "chromium on PATH", "Debian: apt-get install chromium; scripts/setup.sh does as root")
-    posted: dict[str, bytes] = {}
-
-    class Handler(http.server.SimpleHTTPRequestHandler):
-        def do_POST(self) -> None:  # the page reports its rows here
-            posted["body"] = self.rfile.read(int(self.headers["Content-Length"]))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(site)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_port}/index.html?{query}&report=1"
-    browser = subprocess.Popen([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                                f"--user-data-dir={site.parent / 'chromium-profile'}", url],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        started = time.monotonic()
-        while "body" not in posted and time.monotonic() - started < timeout and browser.poll() is None:
-            time.sleep(0.2)
-    finally:
-        browser.terminate()
-        browser.wait(timeout=30)
-        server.shutdown()
-    assert "body" in posted, f"the page posted nothing within {timeout} s ({url})"
-    rows = json.loads(posted["body"])
+    rows = page_rows(chromium, site, query, timeout)
     assert not isinstance(rows, dict), rows  # {"error": ...}
     return rows
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TINY_SETS, TINY_TEXT_SETS, write_color_images, write_sentences
+from conftest import TINY_SETS, TINY_TEXT_SETS, write_color_images
 
 
 def scores(artifact: Path, inputs: list[str]) -> np.ndarray:

@@ -3,7 +3,6 @@ value is named."""
 
 from __future__ import annotations
 
-import json
 
 import pytest
 from click.testing import CliRunner

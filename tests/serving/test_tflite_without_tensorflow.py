@@ -8,7 +8,6 @@ TensorFlow/Keras modules it imported.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
