@@ -43,9 +43,8 @@ def resolve_config(
         layers.append(("--data", {"load": {"path": str(data)}}))
     layers.append(("--set", parse_sets(sets)))
     stage_configs = spec.stage_configs()
-    if spec.recipes:
-        resolve(spec.name, stage_configs, layers, task=spec.task)  # the user's own errors first, named as theirs
-        layers = recipe_layers(spec.recipes, stage_configs, layers) + layers
+    # a recipe matches on the user's values as given; a mistake in them is named by the one resolve below
+    layers = recipe_layers(spec.recipes, stage_configs, layers) + layers
     return resolve(spec.name, stage_configs, layers, task=spec.task)
 
 
