@@ -148,15 +148,19 @@ class TFLiteRuntime(Runtime):
         """Rows of the next chunk: all that is `left` when an interpreter already allocated holds them with at
         most as many padding rows (building one for a batch's odd tail costs more than that compute), else the
         largest power of two that fits."""
-        if left <= self.MAX_CHUNK and any(left <= size <= 2 * left for size in self._sized):
+        if left <= self.MAX_CHUNK and self._holding(left) is not None:
             return left
         return _power_of_two_chunks(left, self.MAX_CHUNK)[0]
+
+    def _holding(self, rows: int) -> int | None:
+        """The smallest allocated interpreter size that takes `rows` with at most as many padding rows, or None."""
+        return min((size for size in self._sized if rows <= size <= 2 * rows), default=None)
 
     def _invoke(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
         """The dequantised outputs of one chunk, on the smallest allocated interpreter that holds it with at most
         as many padding rows (rows are independent), else on a new one allocated for its row count."""
         rows = len(arrays[0])
-        size = min((size for size in self._sized if rows <= size <= 2 * rows), default=None)
+        size = self._holding(rows)
         if size is None:
             interpreter = self._new_interpreter(rows)
             self._sized[rows] = (interpreter, interpreter.get_input_details(), interpreter.get_output_details())
