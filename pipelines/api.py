@@ -48,15 +48,20 @@ def resolve_config(
     return resolve(spec.name, stage_configs, layers, task=spec.task)
 
 
-def applied_recipes(spec: PipelineSpec, config: ResolvedConfig) -> list[str]:
-    """One line per recipe that set at least one value of `config`: its name, what it set and why."""
-    lines = []
+def recipes_in(spec: PipelineSpec, config: ResolvedConfig) -> list[tuple[Any, list[str]]]:
+    """(recipe, the dotted keys it set) for each recipe of `spec` that set at least one value of `config`."""
+    found = []
     for recipe in spec.recipes:
         keys = sorted(key for key, source in config.origins.items() if source == f"recipe {recipe.name}" and "." in key)
         if keys:
-            lines.append(f"recipe {recipe.name} ({recipe.why}): " + ", ".join(
-                f"{key}={_value(config, key)}" for key in keys))
-    return lines
+            found.append((recipe, keys))
+    return found
+
+
+def applied_recipes(spec: PipelineSpec, config: ResolvedConfig) -> list[str]:
+    """One line per recipe that set at least one value of `config`: its name, what it set and why."""
+    return [f"recipe {recipe.name} ({recipe.why}): " + ", ".join(f"{key}={_value(config, key)}" for key in keys)
+            for recipe, keys in recipes_in(spec, config)]
 
 
 def _value(config: ResolvedConfig, dotted: str) -> Any:

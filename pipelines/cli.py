@@ -197,16 +197,15 @@ def config_command(pipeline: str, config_file: str | None, data: str | None, set
     Without options: the defaults (a starting point for --config). With --data, --config or --set: what `dlpipe
     run` would use with them, each value's source named (default, a recipe, the file, --data, --set).
     """
-    from dlpipe.pipelines.api import resolve_config
+    from dlpipe.pipelines.api import recipes_in, resolve_config
     from dlpipe.pipelines.catalog import get_pipeline
 
     spec = get_pipeline(pipeline)
     config = resolve_config(pipeline, config_file, sets, data)
     click.echo(f"# {spec.description}")
     click.echo(f"pipeline: {pipeline}\ntask: {spec.task}\nseed: {config.seed}\nstages: [{', '.join(config.stages)}]")
-    for recipe in spec.recipes:
-        if any(source == f"recipe {recipe.name}" for source in config.origins.values()):
-            click.echo(f"# recipe {recipe.name}: {recipe.why}")
+    for recipe, _ in recipes_in(spec, config):
+        click.echo(f"# recipe {recipe.name}: {recipe.why}")
     for name, section in config.sections.items():
         stage = spec.stage_class(name)
         click.echo(f"\n# {name}: " + _comment(inspect.getdoc(stage) or ""))
