@@ -161,6 +161,16 @@ def label_findings(paths: list[str], labels: list[int], probs: np.ndarray,
     return findings, scores
 
 
+def copy_findings(group: list[int], classes_of: list[str], mixed: Callable[[int, list[int], list[str]], Finding],
+                  same: Callable[[int, int], Finding]) -> list[Finding]:
+    """Findings for one group of copies (indexes): every copy, by `mixed(index, other indexes, classes)`, when the
+    copies carry two or more classes; else every copy after the first, by `same(index, first index)`."""
+    classes = sorted({classes_of[i] for i in group})
+    if len(classes) > 1:
+        return [mixed(index, [j for j in group if j != index], classes) for index in group]
+    return [same(index, group[0]) for index in group[1:]]
+
+
 def duplicate_findings(paths: list[str], labels: list[int], names: list[str], features: np.ndarray,
                        near_bits: int, cosine: float | None, split_of: list[str] | None = None) -> list[Finding]:
     """Exact copies (same bytes), near copies (perceptual hash, optional feature cosine), copies in two classes, and,
@@ -171,15 +181,13 @@ def duplicate_findings(paths: list[str], labels: list[int], names: list[str], fe
     exact_pairs = set()
     for group in exact_groups(paths):
         exact_pairs |= {(i, j) for i in group for j in group if i < j}
-        classes = sorted({names[labels[i]] for i in group})
-        for position, index in enumerate(group):
-            others = ", ".join(paths[j] for j in group if j != index)
-            if len(classes) > 1:
-                findings.append(Finding(paths[index], "cross_class_duplicate", f"same bytes in {', '.join(classes)}: "
-                                        f"{others}", "keep the copy in the right class, delete the other"))
-            elif position:
-                findings.append(Finding(paths[index], "exact_duplicate", f"same bytes as {paths[group[0]]}",
-                                        "delete this copy"))
+        findings += copy_findings(
+            group, [names[label] for label in labels],
+            mixed=lambda index, others, classes: Finding(
+                paths[index], "cross_class_duplicate", f"same bytes in {', '.join(classes)}: "
+                f"{', '.join(paths[j] for j in others)}", "keep the copy in the right class, delete the other"),
+            same=lambda index, first: Finding(paths[index], "exact_duplicate", f"same bytes as {paths[first]}",
+                                              "delete this copy"))
     near = {(i, j): f"{bits} of 64 perceptual-hash bits differ" for i, j, bits in
             near_pairs([difference_hash(p) for p in paths], near_bits)}
     if cosine is not None:

@@ -13,7 +13,7 @@ import re
 from collections import defaultdict
 from typing import Iterable
 
-from dlpipe.pipelines.doctor import Diagnosis, Finding, imbalance_findings
+from dlpipe.pipelines.doctor import Diagnosis, Finding, copy_findings, imbalance_findings
 
 
 def diagnose_text(data: str, config_file: str | None = None, sets: Iterable[str] = (),
@@ -59,18 +59,16 @@ def text_duplicate_findings(rows: list[str], texts: list[str], labels: list[int]
     for index, text in enumerate(texts):
         groups[normalised(text)].append(index)
     same = set()
+    given = [names[label] for label in labels]
     for group in (g for g in groups.values() if len(g) > 1):
         same |= {(i, j) for i in group for j in group if i < j}
-        given = sorted({names[labels[i]] for i in group})
-        for position, index in enumerate(group):
-            others = ", ".join(rows[j] for j in group if j != index)
-            if len(given) > 1:
-                findings.append(Finding(rows[index], "conflicting_labels", f"{quote(texts[index])} is "
-                                        f"{names[labels[index]]} here, also at {others} ({', '.join(given)})",
-                                        "keep one copy with the right label"))
-            elif position:
-                findings.append(Finding(rows[index], "exact_duplicate", f"{quote(texts[index])} also at "
-                                        f"{rows[group[0]]}", "delete this copy"))
+        findings += copy_findings(
+            group, given,
+            mixed=lambda index, others, classes: Finding(
+                rows[index], "conflicting_labels", f"{quote(texts[index])} is {given[index]} here, also at "
+                f"{', '.join(rows[j] for j in others)} ({', '.join(classes)})", "keep one copy with the right label"),
+            same=lambda index, first: Finding(rows[index], "exact_duplicate", f"{quote(texts[index])} also at "
+                                              f"{rows[first]}", "delete this copy"))
     x = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True).fit_transform(texts)
     cosine = (x @ x.T).tocoo()
     for i, j, value in zip(cosine.row, cosine.col, cosine.data):
