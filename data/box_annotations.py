@@ -1,4 +1,10 @@
-"""Box annotations for scoring a detector: COCO's instances JSON, checked in full before any model runs.
+"""Box annotations for training and scoring a detector, checked in full before any model runs.
+
+`read_box_annotations` reads the three formats labelling tools export (COCO instances JSON, Pascal VOC XML
+in `data/box_voc.py`, YOLO txt in `data/box_yolo.py`; which one is told from what the path holds, see
+`data/box_formats.py`) into one `AnnotatedImages`. The checks every format shares live here, so a photo
+that cannot be read, a box with no area or a box outside its photo reads the same whatever the format.
+Boxes that spill over the photo's edge (labelling tools let a drag overshoot) are clipped to the photo.
 
 COCO's format is what labelling tools (CVAT, Label Studio, Roboflow) export and what published
 detection numbers are measured on: `images` (id, file_name, width, height), `annotations`
@@ -12,12 +18,13 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from dlpipe.data.class_names import check_class_name
-from dlpipe.errors import DataError
+from dlpipe.errors import ConfigError, DataError, brief
 
 ANNOTATIONS_FILE = "annotations.json"
 IMAGES_DIR = "images"
@@ -34,11 +41,13 @@ class BoxLabel:
 
 @dataclass
 class AnnotatedImages:
-    """Photos in file order with their objects (an empty list: a photo with nothing to find)."""
+    """Photos in file order with their objects (an empty list: a photo with nothing to find), and the dataset's
+    class names in a stable order (a model's class index is a position in this list)."""
 
     source: str
     images: list[str] = field(default_factory=list)
     objects: list[list[BoxLabel]] = field(default_factory=list)
+    class_names: list[str] = field(default_factory=list)
 
 
 def annotations_file(path: str | Path) -> Path:
@@ -57,8 +66,53 @@ def annotations_file(path: str | Path) -> Path:
     raise DataError(str(path), "does not exist; give a COCO annotations JSON (or its folder) for a detection model")
 
 
-def read_coco_annotations(path: str | Path) -> AnnotatedImages:
-    """Read and check a COCO instances file; every problem stops with one line naming the file and the entry."""
+def read_box_annotations(path: str | Path, fmt: str = "auto", classes: Sequence[str] | None = None) -> AnnotatedImages:
+    """Photos and boxes from COCO JSON, a Pascal VOC folder or a YOLO folder (or its data.yaml), checked in full.
+
+    `fmt` is "auto" (told from what `path` holds), "coco", "voc" or "yolo". `classes`, when given, are the
+    class names in the model's order: the result's `class_names`, and an object of any other class is refused
+    (a YOLO class number is still read through the dataset's own names file, when it has one).
+    """
+    from dlpipe.data.box_formats import FORMATS, detect_box_format
+
+    if fmt not in ("auto", *FORMATS):
+        raise ConfigError("load.format", f"must be auto, {', '.join(FORMATS)}; got {fmt!r}")
+    names = checked_classes(classes)
+    path = Path(path)
+    if not path.exists():
+        raise DataError(str(path), "does not exist; give a COCO JSON, a Pascal VOC folder or a YOLO folder")
+    fmt = detect_box_format(path) if fmt == "auto" else fmt
+    if fmt == "coco":
+        return read_coco_annotations(path, names)
+    if fmt == "voc":
+        from dlpipe.data.box_voc import read_voc_annotations
+
+        return read_voc_annotations(path, names)
+    from dlpipe.data.box_yolo import read_yolo_annotations
+
+    return read_yolo_annotations(path, names)
+
+
+def checked_classes(classes: Sequence[str] | None) -> list[str] | None:
+    """`classes` as a list of distinct, well-formed names (None when not given)."""
+    if classes is None:
+        return None
+    if isinstance(classes, str) or not all(isinstance(name, str) for name in classes) or not classes:
+        raise ConfigError("load.classes", f"must be a non-empty list of class names; got {brief(classes)}")
+    names = [name.strip() for name in classes]
+    for name in names:
+        check_class_name(name, "load.classes", "class name", "give one line of text per class")
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ConfigError("load.classes", f"names {repeated} more than once; list each class once")
+    return names
+
+
+def read_coco_annotations(path: str | Path, classes: Sequence[str] | None = None) -> AnnotatedImages:
+    """Read and check a COCO instances file; every problem stops with one line naming the file and the entry.
+
+    Class names are the categories in file order, or `classes` (then a box of another category is refused).
+    """
     source = annotations_file(path)
     try:
         document = json.loads(source.read_bytes().decode("utf-8"))
@@ -70,6 +124,7 @@ def read_coco_annotations(path: str | Path) -> AnnotatedImages:
         raise DataError(str(source), 'is not COCO instances JSON: it needs the lists "images", "annotations" and '
                                      '"categories"')
     names = _categories(source, document["categories"])
+    allowed = set(classes) if classes is not None else None
     images, paths = _images(source, document["images"])
     objects: dict[Any, list[BoxLabel]] = {image_id: [] for image_id in images}
     for index, annotation in enumerate(document["annotations"]):
@@ -81,9 +136,13 @@ def read_coco_annotations(path: str | Path) -> AnnotatedImages:
             raise DataError(str(source), f"{where} names image_id {image_id!r}, which no entry of images has")
         if category not in names:
             raise DataError(str(source), f"{where} names category_id {category!r}, which no entry of categories has")
+        if allowed is not None and names[category] not in allowed:
+            raise DataError(str(source), f"{where} is a {names[category]!r}, not one of the classes given "
+                                         f"({brief(classes)}); add it to load.classes or remove the annotation")
         objects[image_id].append(BoxLabel(names[category], _box(source, where, annotation.get("bbox"), images[image_id]),
                                           bool(annotation.get("iscrowd", 0))))
-    out = AnnotatedImages(str(source))
+    out = AnnotatedImages(str(source), class_names=list(classes) if classes is not None else
+                          list(dict.fromkeys(names.values())))
     for image_id, photo in paths.items():
         out.images.append(photo)
         out.objects.append(objects[image_id])
@@ -104,8 +163,6 @@ def _categories(source: Path, entries: list[Any]) -> dict[Any, str]:
 
 def _images(source: Path, entries: list[Any]) -> tuple[dict[Any, tuple[int, int]], dict[Any, str]]:
     """image id -> (width, height) as the file says, checked against the photo; image id -> the photo's path."""
-    from PIL import Image, UnidentifiedImageError
-
     sizes: dict[Any, tuple[int, int]] = {}
     paths: dict[Any, str] = {}
     for entry in entries:
@@ -114,12 +171,7 @@ def _images(source: Path, entries: list[Any]) -> tuple[dict[Any, tuple[int, int]
         if entry["id"] in paths:
             raise DataError(str(source), f"image id {entry['id']!r} appears twice in images")
         photo = _find_photo(source, entry["file_name"])
-        try:
-            with Image.open(photo) as image:
-                size = image.size
-        except (UnidentifiedImageError, OSError) as error:
-            raise DataError(str(photo), f"cannot be read as an image ({error}); fix it or remove its entry from "
-                                        f"{source.name}") from None
+        size = photo_size(photo, f"fix it or remove its entry from {source.name}")
         stated = (entry.get("width"), entry.get("height"))
         if stated != (None, None) and tuple(stated) != size:
             raise DataError(str(photo), f"is {size[0]}x{size[1]} but {source.name} says {stated[0]}x{stated[1]}; its "
@@ -138,16 +190,56 @@ def _find_photo(source: Path, file_name: str) -> Path:
 
 def _box(source: Path, where: str, bbox: Any, size: tuple[int, int]) -> tuple[float, float, float, float]:
     """COCO's [x, y, width, height] -> (x1, y1, x2, y2), refused if it is not four finite numbers with a real area."""
-    if not (isinstance(bbox, list) and len(bbox) == 4 and all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                                                               and math.isfinite(v) for v in bbox)):
+    if not (isinstance(bbox, list) and len(bbox) == 4 and all(is_number(v) for v in bbox)):
         raise DataError(str(source), f"{where}: bbox {bbox!r} must be [x, y, width, height] in pixels")
     x, y, width, height = (float(v) for v in bbox)
-    if width <= 0 or height <= 0:
-        raise DataError(str(source), f"{where}: bbox {bbox!r} has no area (width and height must be positive)")
-    if x + width < 0 or y + height < 0 or x > size[0] or y > size[1]:
-        raise DataError(str(source), f"{where}: bbox {bbox!r} lies outside its {size[0]}x{size[1]} photo; COCO boxes "
-                                     "are x, y, width, height in the photo's pixels")
-    return (x, y, x + width, y + height)
+    return clipped_box(str(source), f"{where}: bbox {bbox!r}", (x, y, x + width, y + height), size,
+                       "COCO boxes are [x, y, width, height] in the photo's pixels")
 
 
-__all__ = ["ANNOTATIONS_FILE", "AnnotatedImages", "BoxLabel", "annotations_file", "read_coco_annotations"]
+# --- checks every format shares -------------------------------------------------------------------
+def is_number(value: Any) -> bool:
+    """A finite int or float (not a bool, not text)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def parse_number(text: str | None) -> float | None:
+    """The finite number `text` spells (labels in XML and text files), or None."""
+    try:
+        value = float(text) if text is not None else math.nan
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def photo_size(photo: Path, fix: str) -> tuple[int, int]:
+    """The photo's (width, height) from its header; a photo that cannot be read stops naming it and `fix`."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(photo) as image:
+            return image.size
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as error:
+        raise DataError(str(photo), f"cannot be read as an image ({error}); {fix}") from None
+
+
+def clipped_box(file: str, entry: str, box: tuple[float, float, float, float], size: tuple[int, int],
+                form: str) -> tuple[float, float, float, float]:
+    """(x1, y1, x2, y2) in pixels clipped to the photo; refused when it has no area, or no area inside the photo.
+
+    `entry` names the box in `file` (an annotation id, an object, a line), `form` says how the format writes
+    boxes, so each message says what to fix.
+    """
+    x1, y1, x2, y2 = box
+    if not (x2 > x1 and y2 > y1):
+        raise DataError(file, f"{entry} has no area (its right edge must lie right of its left, its bottom below "
+                              f"its top); {form}: fix or remove it")
+    width, height = size
+    clipped = (max(x1, 0.0), max(y1, 0.0), min(x2, float(width)), min(y2, float(height)))
+    if not (clipped[2] > clipped[0] and clipped[3] > clipped[1]):
+        raise DataError(file, f"{entry} lies outside its {width}x{height} photo; {form}: fix or remove it")
+    return clipped
+
+
+__all__ = ["ANNOTATIONS_FILE", "AnnotatedImages", "BoxLabel", "annotations_file", "checked_classes", "clipped_box",
+           "is_number", "parse_number", "photo_size", "read_box_annotations", "read_coco_annotations"]
