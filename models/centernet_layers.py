@@ -1,0 +1,79 @@
+"""The two graph ops of the ported CenterNet that Keras has no layer for, as serialisable layers.
+
+Why custom layers: the TF.js graph (models/centernet_port.py) adds and multiplies by scalar
+constants (hard-swish's `+ 3` and `* 0.16662598`, the float16 value of 1/6 the graph stores, and
+the box head's `* 16`), and upsamples with TF1's legacy bilinear resize (align_corners=False,
+half_pixel_centers=False). Keras' Rescaling would add dead ops, and its UpSampling2D /
+ops.image.resize sample at half-pixel centres, which shifts every upsampled value. Both layers
+save in a `.keras` file (no Lambda) and convert to TFLite builtins (MUL/ADD, RESIZE_BILINEAR).
+"""
+
+from __future__ import annotations
+
+import keras
+
+SCALAR_OPS = ("add", "mul")
+
+
+@keras.saving.register_keras_serializable(package="dlpipe")
+class ScalarOp(keras.layers.Layer):
+    """`x + value` or `x * value` with a fixed scalar, as the graph's Add/Mul by a constant does.
+
+    Args:
+        op: "add" or "mul".
+        value: the graph's constant (kept exactly, e.g. float16's 1/6 = 0.16662598).
+
+    Call arguments:
+        inputs: float tensor of any shape.
+    """
+
+    def __init__(self, op: str = "mul", value: float = 1.0, **kwargs):
+        super().__init__(**kwargs)
+        if op not in SCALAR_OPS:
+            raise ValueError(f"`op` must be one of {SCALAR_OPS}. Received: op={op!r}")
+        self.op = op
+        self.value = float(value)
+
+    def call(self, inputs):
+        return inputs + self.value if self.op == "add" else inputs * self.value
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "op": self.op, "value": self.value}
+
+
+@keras.saving.register_keras_serializable(package="dlpipe")
+class LegacyBilinearUpsample(keras.layers.Layer):
+    """Bilinear upsampling by an integer factor with TF1's corner convention (as the graph's ResizeBilinear).
+
+    Output pixel i samples input position i / factor (not (i + 0.5) / factor - 0.5 as Keras' own
+    resize does). TensorFlow backend only: it calls tf.compat.v1.image.resize_bilinear.
+
+    Args:
+        factor: the integer scale of both spatial axes.
+
+    Call arguments:
+        inputs: float tensor (batch, height, width, channels).
+    """
+
+    def __init__(self, factor: int = 2, **kwargs):
+        super().__init__(**kwargs)
+        if int(factor) != factor or factor < 1:
+            raise ValueError(f"`factor` must be a positive integer. Received: factor={factor!r}")
+        self.factor = int(factor)
+
+    def call(self, inputs):
+        import tensorflow as tf
+
+        static = inputs.shape[1:3]
+        size = [d * self.factor for d in static] if None not in static else tf.shape(inputs)[1:3] * self.factor
+        return tf.compat.v1.image.resize_bilinear(inputs, size, align_corners=False, half_pixel_centers=False)
+
+    def compute_output_shape(self, input_shape):
+        scaled = [None if d is None else d * self.factor for d in input_shape[1:3]]
+        return (input_shape[0], *scaled, input_shape[3])
+
+    def get_config(self):
+        return {**super().get_config(), "factor": self.factor}

@@ -1,0 +1,140 @@
+"""The Keras port of coco-detector's CenterNet-MobileNetV3: faithful to the graph, trainable, saved, converted.
+
+Needs the COCO detector's TF.js files (scripts/fetch_coco_detector.sh, run by scripts/setup.sh): skipped
+locally without them, a failure under CI. The photo is darknet's dog.jpg when the Debian package is there,
+else a hymenoptera photo.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from assets import require
+from conftest import HYMENOPTERA
+
+DARKNET_DOG = Path("/usr/share/darknet/data/dog.jpg")
+
+
+@pytest.fixture(scope="module")
+def port():
+    from dlpipe.models import centernet_port
+
+    reason = centernet_port.missing_reason()
+    require(not reason, "COCO detector's TF.js graph (coco-detector)", reason or "")
+    return centernet_port
+
+
+@pytest.fixture(scope="module")
+def photo() -> np.ndarray:
+    from PIL import Image
+
+    path = DARKNET_DOG if DARKNET_DOG.is_file() else next(iter(sorted(HYMENOPTERA.glob("*/*.jpg"))), None)
+    require(path is not None, f"{DARKNET_DOG} or a photo in {HYMENOPTERA}", "scripts/setup.sh installs darknet")
+    image = Image.open(path).convert("RGB").resize((512, 512), Image.BILINEAR)
+    return np.asarray(image, np.float32)[None]
+
+
+@contextlib.contextmanager
+def grappler_without(option: str):
+    """Run TF graphs without one Grappler rewrite (restored after), to compare op for op."""
+    import tensorflow as tf
+
+    before = tf.config.optimizer.get_experimental_options().get(option, True)
+    tf.config.optimizer.set_experimental_options({option: False})
+    try:
+        yield
+    finally:
+        tf.config.optimizer.set_experimental_options({option: before})
+
+
+def graph_function(port, feeds: list[str], fetches: list[str]):
+    import tensorflow as tf
+
+    from dlpipe.models.tfjs_graph import graph_def, read_model_json
+
+    graph = graph_def(read_model_json(port.tfjs_dir()))
+    wrapped = tf.compat.v1.wrap_function(lambda: tf.compat.v1.import_graph_def(graph, name=""), [])
+    return wrapped.prune(feeds=[f"{name}:0" for name in feeds],
+                         fetches=[wrapped.graph.get_tensor_by_name(f"{name}:0") for name in fetches])
+
+
+def test_the_port_computes_the_graphs_features_and_with_its_decode_coco_detectors_detections(port, photo):
+    import tensorflow as tf
+
+    from dlpipe.models.coco_detector import GraphDetector, load_graph
+
+    model = port.centernet_model(512)
+    assert model.get_layer("CenternetHead.mul").output is not None  # the feature map is a layer of the port
+    features = model.get_layer("CenternetHead.mul").output
+    assert tuple(features.shape[1:]) == (512 // port.FEATURE_STRIDE, 512 // port.FEATURE_STRIDE,
+                                         port.FEATURE_CHANNELS)
+    outputs = model(photo)
+    # oneDNN's fused kernels (Grappler's remapper) move the graph's own features by up to ~0.02 of a range
+    # of ~3.5; op for op the port computes what the graph computes
+    with grappler_without("remapping"):
+        (graph_features,) = graph_function(port, [port.INPUT_NODE], [port.feature_node()])(tf.constant(photo))
+    port_features = port.centernet_features(512)(photo)
+    assert np.abs(port_features.numpy() - graph_features.numpy()).max() < 1e-4
+
+    shipped = GraphDetector(load_graph())(tf.constant(photo)).numpy()[0]
+    (decoded,) = graph_function(port, [port.HEATMAP_NODE, port.BOXES_NODE], [port.DETECTIONS_NODE])(
+        outputs["heatmap"], outputs["boxes"])
+    ours = port.decode_detections(outputs["heatmap"], outputs["boxes"]).numpy()[0]
+    np.testing.assert_allclose(ours, decoded.numpy()[0], atol=1e-3)
+    confident = shipped[:, 4] > 0.25
+    assert confident.sum() >= 1
+    found = ours[: confident.sum()]
+    np.testing.assert_array_equal(found[:, 5], shipped[confident, 5])
+    np.testing.assert_allclose(found[:, 4], shipped[confident, 4], atol=0.01)
+    np.testing.assert_allclose(found[:, :4], shipped[confident, :4], atol=1.0)
+
+
+def test_at_320_a_new_class_head_trains_the_backbone_saves_as_keras_and_converts_to_builtin_tflite(port, photo,
+                                                                                                   tmp_path):
+    import keras
+    import tensorflow as tf
+    from ai_edge_litert.interpreter import Interpreter
+
+    model = port.centernet_model(320, num_classes=3)
+    assert model.output["heatmap"].shape[1:] == (80, 80, 3) and model.output["boxes"].shape[1:] == (80, 80, 4)
+    image = tf.image.resize(photo, (320, 320))
+    first_conv, box_head = model.get_layer("MobilenetV3.Conv.BatchNorm.FusedBatchNorm"), \
+        model.get_layer("CenternetHead.centernet_wh_output.BiasAdd")
+    before = [first_conv.kernel.numpy().copy(), box_head.kernel.numpy().copy()]
+    with tf.GradientTape() as tape:
+        out = model(image, training=True)
+        loss = tf.reduce_mean(out["heatmap"]) + tf.reduce_mean(tf.abs(out["boxes"])) * 1e-3
+    grads = tape.gradient(loss, model.trainable_variables)
+    keras.optimizers.SGD(0.01).apply_gradients(zip(grads, model.trainable_variables))
+    assert all(g is not None for g in grads)
+    assert not np.allclose(first_conv.kernel.numpy(), before[0]) and not np.allclose(box_head.kernel.numpy(), before[1])
+
+    path = tmp_path / "centernet.keras"
+    model.save(path)
+    reloaded = keras.models.load_model(path)
+    expected = model(image)
+    np.testing.assert_allclose(reloaded(image)["heatmap"].numpy(), expected["heatmap"].numpy(), atol=1e-6)
+
+    backbone = keras.Model(model.input, model.get_layer("CenternetHead.mul").output)
+    converter = tf.lite.TFLiteConverter.from_keras_model(backbone)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    interpreter = Interpreter(model_content=converter.convert())
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], image.numpy())
+    interpreter.invoke()
+    lite = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+    reference = backbone(image).numpy()
+    assert np.abs(lite - reference).max() < 1e-3
+
+
+def test_a_size_the_graph_cannot_take_is_refused_naming_it(port):
+    with pytest.raises(ValueError, match="multiple of 32.*image_size=300"):
+        port.centernet_features(300)
+    with pytest.raises(ValueError, match="num_classes=0"):
+        import keras
+
+        port.centernet_heads(keras.Input((8, 8, port.FEATURE_CHANNELS)), num_classes=0)
