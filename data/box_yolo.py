@@ -14,10 +14,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from dlpipe.data.box_annotations import (AnnotatedImages, BoxLabel, checked_classes, clipped_box, parse_number,
-                                          photo_size)
+from dlpipe.data.box_annotations import AnnotatedImages, BoxLabel, clipped_box, parse_number, photo_size
 from dlpipe.data.box_formats import YOLO_LABELS_DIR, YOLO_NAMES_FILES, YOLO_YAML_SUFFIXES, is_photo
-from dlpipe.errors import ConfigError, DataError, brief
+from dlpipe.data.class_names import check_class_name
+from dlpipe.errors import DataError, brief
 
 IMAGES_DIR = "images"
 MAX_TEXT_BYTES = 10_000_000  # a label or names file is a few KB
@@ -134,14 +134,13 @@ def _names(root: Path, config_file: Path | None, config: dict[str, Any],
                                        "(one name a line, line 1 = class 0) or data.yaml's names, or give load.classes")
         return list(classes), "load.classes"
     names, source = found[0]
-    for number, name in enumerate(names, start=1):
+    for number, name in enumerate(names):
         if not name:
-            raise DataError(source, f"class {number - 1} has an empty name; one class name a line, line 1 = class 0")
-    try:
-        checked_classes(names)
-    except (ConfigError, DataError) as error:  # worded for load.classes: name the file that holds the names
-        raise DataError(source, f"class names {error.reason if isinstance(error, ConfigError) else error}; "
-                                "one class name a line, each once") from None
+            raise DataError(source, f"class {number} has an empty name; one class name a line, line 1 = class 0")
+        check_class_name(name, source, f"class {number}'s name", "rename it")
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise DataError(source, f"names {repeated} more than once; list each class once")
     return names, source
 
 

@@ -2,7 +2,8 @@
 
 Each scene is a noise background with up to three saturated shapes, one class each (a red square, a green
 disc, a blue upright bar), placed without overlap so every box is the shape's exact extent; every fourth
-photo (index 3, 7, ...) has none (a negative). Used by the label-format tests and the detect pipeline's.
+photo (index 3, 7, ...) has none (a negative). Used by the label-format tests and the detect pipeline's;
+`write_labels` writes any photos' boxes in any of the formats (the detector's evaluate test converts with it).
 """
 
 from __future__ import annotations
@@ -33,17 +34,30 @@ def write_box_dataset(folder: Path, fmt: str, n_photos: int = 8, size: int = 64,
     if n_photos < 4:
         raise ValueError(f"n_photos must be at least 4 (photo 3 is the negative); got {n_photos}")
     rng = np.random.default_rng(seed)
-    folder = Path(folder)
-    photo_dir = folder if flat else folder / {"coco": "images", "voc": "JPEGImages", "yolo": "images"}[fmt]
-    photo_dir.mkdir(parents=True, exist_ok=True)
+    photo_dir = photo_folder(folder, fmt, flat=flat)
     scenes = []
     for index in range(n_photos):
         objects = [] if index % 4 == 3 else _scene_objects(rng, index, size)
         name = f"photo_{index:03d}.jpg"
         _draw(rng, objects, size).save(photo_dir / name, "JPEG", quality=95)
-        scenes.append((name, objects))
-    {"coco": _write_coco, "voc": _write_voc, "yolo": _write_yolo}[fmt](folder, photo_dir, scenes, size, flat)
-    return list(CLASS_NAMES), [objects for _, objects in scenes]
+        scenes.append((name, (size, size), objects))
+    write_labels(folder, fmt, scenes, CLASS_NAMES, flat=flat)
+    return list(CLASS_NAMES), [objects for _, _, objects in scenes]
+
+
+def photo_folder(folder: Path, fmt: str, *, flat: bool = False) -> Path:
+    """Where `fmt`'s usual layout keeps the photos (made if missing): images/, JPEGImages/, or `folder` if flat."""
+    photo_dir = Path(folder) if flat else Path(folder) / {"coco": "images", "voc": "JPEGImages", "yolo": "images"}[fmt]
+    photo_dir.mkdir(parents=True, exist_ok=True)
+    return photo_dir
+
+
+def write_labels(folder: Path, fmt: str, scenes: list[tuple[str, tuple[int, int], list[BoxLabel]]],
+                 class_names: list[str], *, flat: bool = False) -> None:
+    """Write `fmt`'s label files for photos already in `photo_folder(folder, fmt)`: each scene is (file name,
+    (width, height), objects with boxes in pixels). Converts one set of boxes into every format."""
+    writer = {"coco": _write_coco, "voc": _write_voc, "yolo": _write_yolo}[fmt]
+    writer(Path(folder), photo_folder(folder, fmt, flat=flat), scenes, list(class_names), flat)
 
 
 def _scene_objects(rng: np.random.Generator, index: int, size: int) -> list[BoxLabel]:
@@ -77,50 +91,51 @@ def _draw(rng: np.random.Generator, objects: list[BoxLabel], size: int):
     return image
 
 
-def _write_coco(folder: Path, photo_dir: Path, scenes: list, size: int, flat: bool) -> None:
-    images = [{"id": i + 1, "file_name": name, "width": size, "height": size} for i, (name, _) in enumerate(scenes)]
-    annotations = []
-    for i, (_, objects) in enumerate(scenes):
+def _write_coco(folder: Path, photo_dir: Path, scenes: list, class_names: list[str], flat: bool) -> None:
+    images, annotations = [], []
+    for image_id, (name, (width, height), objects) in enumerate(scenes, start=1):
+        images.append({"id": image_id, "file_name": name, "width": width, "height": height})
         for obj in objects:
             x1, y1, x2, y2 = obj.box
-            annotations.append({"id": len(annotations) + 1, "image_id": i + 1, "iscrowd": 0,
-                                "category_id": CLASS_NAMES.index(obj.label) + 1, "bbox": [x1, y1, x2 - x1, y2 - y1]})
-    categories = [{"id": i + 1, "name": name} for i, name in enumerate(CLASS_NAMES)]
+            annotations.append({"id": len(annotations) + 1, "image_id": image_id, "iscrowd": int(obj.crowd),
+                                "category_id": class_names.index(obj.label) + 1, "bbox": [x1, y1, x2 - x1, y2 - y1]})
+    categories = [{"id": i + 1, "name": name} for i, name in enumerate(class_names)]
     document = {"images": images, "annotations": annotations, "categories": categories}
     (folder / "annotations.json").write_text(json.dumps(document, indent=1))
 
 
-def _write_voc(folder: Path, photo_dir: Path, scenes: list, size: int, flat: bool) -> None:
+def _write_voc(folder: Path, photo_dir: Path, scenes: list, class_names: list[str], flat: bool) -> None:
     xml_dir = folder if flat else folder / "Annotations"
     xml_dir.mkdir(parents=True, exist_ok=True)
-    for name, objects in scenes:
+    for name, (width, height), objects in scenes:
         boxes = "".join(
-            f"<object><name>{obj.label}</name><difficult>0</difficult><bndbox><xmin>{obj.box[0]:g}</xmin>"
-            f"<ymin>{obj.box[1]:g}</ymin><xmax>{obj.box[2]:g}</xmax><ymax>{obj.box[3]:g}</ymax></bndbox></object>"
+            f"<object><name>{obj.label}</name><difficult>{int(obj.crowd)}</difficult><bndbox><xmin>{obj.box[0]:g}"
+            f"</xmin><ymin>{obj.box[1]:g}</ymin><xmax>{obj.box[2]:g}</xmax><ymax>{obj.box[3]:g}</ymax></bndbox></object>"
             for obj in objects)
         (xml_dir / f"{Path(name).stem}.xml").write_text(
-            f"<annotation><folder>{photo_dir.name}</folder><filename>{name}</filename><size><width>{size}</width>"
-            f"<height>{size}</height><depth>3</depth></size>{boxes}</annotation>\n")
+            f"<annotation><folder>{photo_dir.name}</folder><filename>{name}</filename><size><width>{width}</width>"
+            f"<height>{height}</height><depth>3</depth></size>{boxes}</annotation>\n")
 
 
-def _write_yolo(folder: Path, photo_dir: Path, scenes: list, size: int, flat: bool) -> None:
+def _write_yolo(folder: Path, photo_dir: Path, scenes: list, class_names: list[str], flat: bool) -> None:
+    """YOLO has no crowd flag: a crowd box is written as an ordinary one."""
     label_dir = folder if flat else folder / "labels"
     label_dir.mkdir(parents=True, exist_ok=True)
     if flat:
-        (folder / "classes.txt").write_text("".join(f"{name}\n" for name in CLASS_NAMES))
+        (folder / "classes.txt").write_text("".join(f"{name}\n" for name in class_names))
     else:
         (folder / "data.yaml").write_text("path: .\ntrain: images\nval: images\nnames:\n" +
-                                          "".join(f"  {i}: {name}\n" for i, name in enumerate(CLASS_NAMES)))
+                                          "".join(f"  {i}: {name}\n" for i, name in enumerate(class_names)))
     negatives = 0
-    for name, objects in scenes:
+    for name, (width, height), objects in scenes:
         if not objects:
             negatives += 1
             if negatives > 1:
                 continue  # no label file at all: a negative too
-        lines = [f"{CLASS_NAMES.index(obj.label)} {(obj.box[0] + obj.box[2]) / 2 / size!r} "
-                 f"{(obj.box[1] + obj.box[3]) / 2 / size!r} {(obj.box[2] - obj.box[0]) / size!r} "
-                 f"{(obj.box[3] - obj.box[1]) / size!r}\n" for obj in objects]
+        lines = [f"{class_names.index(obj.label)} {(obj.box[0] + obj.box[2]) / 2 / width!r} "
+                 f"{(obj.box[1] + obj.box[3]) / 2 / height!r} {(obj.box[2] - obj.box[0]) / width!r} "
+                 f"{(obj.box[3] - obj.box[1]) / height!r}\n" for obj in objects]
         (label_dir / f"{Path(name).stem}.txt").write_text("".join(lines))
 
 
-__all__ = ["CLASS_NAMES", "FORMATS", "write_box_dataset"]
+__all__ = ["CLASS_NAMES", "FORMATS", "photo_folder", "write_box_dataset", "write_labels"]

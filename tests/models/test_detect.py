@@ -194,6 +194,40 @@ def test_evaluate_scores_the_detector_on_coco_boxes_and_a_wrong_label_costs_its_
     assert bad.exit_code != 0 and "motorbike -> motorcycle?" in bad.output and "Traceback" not in bad.output
 
 
+def test_evaluate_reads_the_same_boxes_from_pascal_voc_and_yolo_folders(photos, tmp_path):
+    """`--data` is told apart by what it holds: the hand-checked boxes as COCO, VOC and YOLO are the same labels,
+    and the detector scores on the VOC folder as on COCO's file."""
+    from click.testing import CliRunner
+    from helpers_boxes import photo_folder, write_labels
+    from PIL import Image
+
+    from dlpipe.data.box_annotations import BoxLabel
+    from dlpipe.models.tasks.detect import DetectTask
+    from dlpipe.pipelines.cli import main
+
+    hand_checked = {"dog.jpg": [("dog", DOG_BOX), ("bicycle", [111, 125, 564, 445])],
+                    "person.jpg": [("person", [187, 112, 276, 375]), ("horse", [398, 138, 602, 342])]}
+    labelled = {}
+    for fmt in ("coco", "voc", "yolo"):
+        scenes = []
+        for name, boxes in hand_checked.items():
+            shutil.copy(PHOTOS / name, photo_folder(tmp_path / fmt, fmt) / name)
+            with Image.open(PHOTOS / name) as image:
+                scenes.append((name, image.size, [BoxLabel(label, tuple(map(float, box))) for label, box in boxes]))
+        write_labels(tmp_path / fmt, fmt, scenes, ["bicycle", "dog", "horse", "person"])
+        labelled[fmt] = DetectTask().labelled_data(tmp_path / fmt)
+        assert [Path(key).name for key in labelled[fmt].inputs.ids] == ["dog.jpg", "person.jpg"]
+    for fmt in ("voc", "yolo"):
+        assert [[(o.label, pytest.approx(o.box)) for o in objects] for objects in labelled[fmt].labels] == \
+            [[(o.label, o.box) for o in objects] for objects in labelled["coco"].labels], fmt
+    result = CliRunner().invoke(main, ["evaluate", "coco-detector", "--data", str(tmp_path / "voc"), "--out",
+                                       str(tmp_path / "m.json")], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "on 2 photos, 4 objects" in result.output
+    report = json.loads((tmp_path / "m.json").read_text())
+    assert report["ap50"] >= 0.8 and set(report["per_class"]) == {"dog", "bicycle", "person", "horse"}
+
+
 def test_draw_is_for_detectors_and_a_segmenter_is_pointed_at_its_overlays(tmp_path):
     from dlpipe.errors import DataError
     from dlpipe.models.tasks import get_task

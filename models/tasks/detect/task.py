@@ -109,11 +109,12 @@ class DetectTask(ImageTask):
                 "sizes": np.stack([np.asarray(item["sizes"], np.int32) for item in items])}
 
     def labelled_data(self, path: Path) -> LabelledData:
-        """Photos and their boxes from a COCO instances JSON (or a folder holding one); see `data/box_annotations.py`."""
-        from dlpipe.data.box_annotations import read_coco_annotations
+        """Photos and their boxes from COCO JSON, a Pascal VOC folder or a YOLO folder (or its data.yaml), the
+        format told from what `path` holds; see `data/box_annotations.py`."""
+        from dlpipe.data.box_annotations import read_box_annotations
         from dlpipe.data.images import display_name
 
-        found = read_coco_annotations(path)
+        found = read_box_annotations(path)
         inputs = InputSet()
         for photo in found.images:
             inputs.add(display_name(photo), photo)
