@@ -47,6 +47,13 @@ def is_photo(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
 
 
+def photos_in(folder: Path, recursive: bool = False) -> list[Path]:
+    """The photos in `folder` (and its sub-folders), sorted; hidden files and folders (.ipynb_checkpoints) skipped."""
+    found = folder.rglob("*") if recursive else folder.iterdir()
+    return sorted(p for p in found if is_photo(p) and p.is_file()
+                  and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+
+
 def _looks_coco(folder: Path) -> bool:
     return any(not name.name.startswith(".") for name in folder.glob("*.json"))
 
@@ -68,4 +75,5 @@ def _looks_yolo(folder: Path) -> bool:
     return any(p.stem in photos for p in folder.glob("*.txt") if p.name not in YOLO_NAMES_FILES)
 
 
-__all__ = ["FORMATS", "LAYOUTS", "VOC_ANNOTATIONS_DIR", "YOLO_LABELS_DIR", "detect_box_format", "is_photo"]
+__all__ = ["FORMATS", "LAYOUTS", "VOC_ANNOTATIONS_DIR", "YOLO_LABELS_DIR", "detect_box_format", "is_photo",
+           "photos_in"]

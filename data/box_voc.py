@@ -15,7 +15,7 @@ from pathlib import Path
 from xml.etree import ElementTree
 
 from dlpipe.data.box_annotations import AnnotatedImages, BoxLabel, clipped_box, parse_number, photo_size
-from dlpipe.data.box_formats import VOC_ANNOTATIONS_DIR, is_photo
+from dlpipe.data.box_formats import VOC_ANNOTATIONS_DIR, photos_in
 from dlpipe.data.class_names import check_class_name
 from dlpipe.errors import DataError, brief
 
@@ -67,7 +67,7 @@ class _PhotoIndex:
 
     def __init__(self, folders: list[Path]):
         self.folders = folders
-        self.photos = [p for folder in folders for p in sorted(folder.iterdir()) if is_photo(p) and p.is_file()]
+        self.photos = [photo for folder in folders for photo in photos_in(folder)]
         self.by_name = {p.name: p for p in reversed(self.photos)}
         self.by_stem = {p.stem: p for p in reversed(self.photos)}
 

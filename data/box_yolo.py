@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from dlpipe.data.box_annotations import AnnotatedImages, BoxLabel, clipped_box, parse_number, photo_size
-from dlpipe.data.box_formats import YOLO_LABELS_DIR, YOLO_NAMES_FILES, YOLO_YAML_SUFFIXES, is_photo
+from dlpipe.data.box_formats import YOLO_LABELS_DIR, YOLO_NAMES_FILES, YOLO_YAML_SUFFIXES, photos_in
 from dlpipe.data.class_names import check_class_name
 from dlpipe.errors import DataError, brief
 
@@ -40,8 +40,7 @@ def read_yolo_annotations(path: str | Path, classes: Sequence[str] | None = None
         photos = _train_photos(config_file, config)
     else:
         folder = root / IMAGES_DIR if (root / IMAGES_DIR).is_dir() else root
-        photos = sorted(p for p in (folder.rglob("*") if folder != root else folder.iterdir())
-                        if is_photo(p) and p.is_file())
+        photos = photos_in(folder, recursive=folder != root)
     if not photos:
         raise DataError(str(path), f"holds no photos (looked in {IMAGES_DIR}/ and beside the labels); add them, or "
                                    "set load.format if this is not a YOLO dataset")
@@ -119,6 +118,9 @@ def _names(root: Path, config_file: Path | None, config: dict[str, Any],
     found: list[tuple[list[str], str]] = []
     if "names" in config:
         found.append((_yaml_names(config_file, config["names"]), str(config_file)))
+        if config.get("nc") is not None and config["nc"] != len(found[0][0]):
+            raise DataError(str(config_file), f"says nc: {brief(config['nc'])} but names {len(found[0][0])} classes; "
+                                              "make them agree (or drop nc)")
     for candidate in (root / folder / name for folder in ("", YOLO_LABELS_DIR) for name in YOLO_NAMES_FILES):
         if candidate.is_file() and len(found) < 2:
             lines = _read_text(candidate).splitlines()
@@ -146,7 +148,9 @@ def _names(root: Path, config_file: Path | None, config: dict[str, Any],
 
 def _yaml_names(file: Path | None, names: Any) -> list[str]:
     if isinstance(names, dict):
-        if sorted(names) != list(range(len(names))):
+        names = {int(key) if isinstance(key, str) and key.strip().isdigit() else key: name
+                 for key, name in names.items()}
+        if not all(isinstance(key, int) for key in names) or sorted(names) != list(range(len(names))):
             raise DataError(str(file), f"names' keys {brief(sorted(names, key=str))} must be the class numbers "
                                        f"0-{len(names) - 1}")
         names = [names[index] for index in range(len(names))]
@@ -169,7 +173,7 @@ def _train_photos(config_file: Path, config: dict[str, Any]) -> list[Path]:
         if not where.exists() and entry.startswith("../"):
             where = base / entry[3:]  # Roboflow writes train: ../train/images beside data.yaml
         if where.is_dir():
-            photos += sorted(p for p in where.rglob("*") if is_photo(p) and p.is_file())
+            photos += photos_in(where, recursive=True)
         elif where.is_file() and where.suffix.lower() == ".txt":
             listed = [line.strip() for line in _read_text(where).splitlines() if line.strip()]
             photos += [Path(line) if Path(line).is_absolute() else where.parent / line for line in listed]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -120,7 +121,10 @@ def test_a_yolo_data_yaml_reads_its_train_photos_only(tmp_path):
         (tmp_path / sub / "val").mkdir()
         for path in sorted((tmp_path / sub).glob("photo_*")):
             path.rename(tmp_path / sub / ("train" if int(path.stem[-3:]) < 6 else "val") / path.name)
-    (tmp_path / "data.yaml").write_text("path: .\ntrain: images/train\nval: images/val\nnames: [bar, disc, square]\n")
+    (tmp_path / "data.yaml").write_text("path: .\ntrain: images/train\nval: images/val\nnames: {'0': bar, '1': disc, "
+                                        "'2': square}\n")
+    (tmp_path / "images/train/.ipynb_checkpoints").mkdir()  # a notebook's copies are not photos of the set
+    shutil.copy(tmp_path / "images/train/photo_000.jpg", tmp_path / "images/train/.ipynb_checkpoints")
     found = read_box_annotations(tmp_path / "data.yaml")
     assert names(found) == [f"photo_{i:03d}.jpg" for i in range(6)] and found.objects == objects[:6]
     assert len(read_box_annotations(tmp_path).images) == 8  # the folder: every photo under images/

@@ -49,6 +49,8 @@ YOLO_CASES = [
     ("data.yaml", replace("names:", "names: [bar, bar]\nold_names:"), "names ['bar'] more than once; list each class once"),
     ("data.yaml", replace("train: images", "train: images/train"), "train names 'images/train', which is not a folder"),
     ("data.yaml", line("names: &n [a]\nval: *n\n"), "uses YAML aliases"),
+    ("data.yaml", replace("names:", "nc: 5\nnames:"), "says nc: 5 but names 3 classes"),
+    ("data.yaml", replace("  1: disc", "  7: disc"), "names' keys [0, 2, 7] must be the class numbers 0-2"),
 ]
 
 
