@@ -36,7 +36,8 @@ def read_yolo_annotations(path: str | Path, classes: Sequence[str] | None = None
     config_file = path if path.is_file() else next((root / f"data{s}" for s in YOLO_YAML_SUFFIXES
                                                     if (root / f"data{s}").is_file()), None)
     config = _read_yaml(config_file) if config_file else {}
-    if path.is_file() or (config_file and not (root / IMAGES_DIR).is_dir()):
+    from_config = path.is_file() or (config_file is not None and not (root / IMAGES_DIR).is_dir())
+    if from_config:
         photos = _train_photos(config_file, config)
     else:
         folder = root / IMAGES_DIR if (root / IMAGES_DIR).is_dir() else root
@@ -45,7 +46,7 @@ def read_yolo_annotations(path: str | Path, classes: Sequence[str] | None = None
         raise DataError(str(path), f"holds no photos (looked in {IMAGES_DIR}/ and beside the labels); add them, or "
                                    "set load.format if this is not a YOLO dataset")
     names, names_from = _names(root, config_file, config, classes)
-    base = _base(config_file, config) if path.is_file() else root
+    base = _base(config_file, config) if from_config else root
     allowed = set(classes) if classes is not None else None
     out = AnnotatedImages(str(config_file or root), class_names=list(classes) if classes is not None else names)
     for photo in photos:

@@ -130,6 +130,15 @@ def test_a_yolo_data_yaml_reads_its_train_photos_only(tmp_path):
     assert len(read_box_annotations(tmp_path).images) == 8  # the folder: every photo under images/
 
 
+def test_a_roboflow_yolo_export_reads_its_train_split(tmp_path):
+    _, objects = write_box_dataset(tmp_path / "train", "yolo", n_photos=4)
+    (tmp_path / "train/data.yaml").rename(tmp_path / "data.yaml")
+    (tmp_path / "data.yaml").write_text("train: ../train/images\nval: ../valid/images\nnc: 3\n"
+                                        "names: ['bar', 'disc', 'square']\n")
+    found = read_box_annotations(tmp_path)
+    assert found.source == str(tmp_path / "data.yaml") and found.objects == objects
+
+
 def test_the_shared_detection_fashion_set_reads_in_full():
     found = read_box_annotations(FASHION)
     assert found.class_names == ["trouser", "dress", "sneaker", "bag"]  # COCO's categories in file order
