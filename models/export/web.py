@@ -48,18 +48,23 @@ def vendor_root() -> Path:
 
 def write_web_folder(target: Path, page: WebPage) -> None:
     """index.html and MediaPipe's web files into `target` (the exporter has written model.tflite there)."""
-    source = vendor_root() / page.package
-    bundle = source / page.bundle
+    copy_mediapipe_files(target, page.package, page.bundle)
+    (target / "index.html").write_text(_page(page), encoding="utf-8")
+
+
+def copy_mediapipe_files(target: Path, package: str, bundle_name: str) -> None:
+    """MediaPipe's ES module bundle and its wasm/ folder into `target`/mediapipe (pages of other tasks use it too)."""
+    source = vendor_root() / package
+    bundle = source / bundle_name
     if not bundle.is_file():
         raise DlpipeError(f"export: web needs MediaPipe's web files ({bundle} is missing); run scripts/setup.sh "
-                          f"(npm install --prefix .web-vendor @mediapipe/{page.package})")
+                          f"(npm install --prefix .web-vendor @mediapipe/{package})")
     vendor = target / VENDOR_DIR
     (vendor / "wasm").mkdir(parents=True, exist_ok=True)
-    shutil.copy(bundle, vendor / page.bundle)
+    shutil.copy(bundle, vendor / bundle_name)
     for wasm in sorted((source / "wasm").iterdir()):
         if "_module_" not in wasm.name:  # the loader picks the SIMD or no-SIMD build; the module build is unused
             shutil.copy(wasm, vendor / "wasm" / wasm.name)
-    (target / "index.html").write_text(_page(page), encoding="utf-8")
 
 
 def _page(page: WebPage) -> str:

@@ -28,6 +28,7 @@ from dlpipe.models import artifacts
 from dlpipe.models.coco_detector import INPUT_SIZE, MAX_DETECTIONS, normalized
 from dlpipe.models.export import ExportRequest, refuse, register
 from dlpipe.models.export.converters import _quiet_convert, quantization_of
+from dlpipe.models.tasks.detect import web as _web  # noqa: F401 - registers (detect, "web"): the page
 
 TASK = "detect"
 
@@ -35,8 +36,6 @@ refuse(TASK, "keras", "the detector is a TensorFlow graph (converted from TF.js)
                       "savedmodel or tflite")
 refuse(TASK, "onnx", "no ONNX exporter for the detector yet (its graph, converted from TF.js, is not tried with "
                      "tf2onnx): export savedmodel or tflite")
-refuse(TASK, "web", "the web page classifies; a detection page is not written yet (the .tflite runs in MediaPipe "
-                    "Tasks' ObjectDetector for the web)")
 refuse(TASK, "tflite-int8", "full-integer int8 does not hold for this detector: calibrated on darknet's five sample "
                            "photos, the quantised heat map collapses (every score 0.173, every box empty) and 0 of "
                            "the float model's 28 boxes are found (measured 2026-12-01); use tflite-float16 or "
