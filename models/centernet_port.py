@@ -35,8 +35,13 @@ INPUT_NODE = "tower_0/images"
 HEATMAP_NODE = "tower_0/keypoints"  # sigmoid of the class head, [1, 128, 128, 80]
 BOXES_NODE = "tower_0/wh"  # box head x 16, [1, 128, 128, 4]
 DETECTIONS_NODE = "tower_0/detections"
-CLASS_HEAD_INPUT = "tower_0/CenternetHead/centernet_cls_output/separable_conv2d/depthwise"
-HEATMAP_PRIOR = 0.1  # a re-initialised class head starts at this probability everywhere (CenterNet's bias)
+NECK_PREFIX = "tower_0/CenternetHead/"  # the neck and heads; everything else before them is the encoder
+HEADS = {"heatmap": "tower_0/CenternetHead/centernet_cls_output", "boxes": "tower_0/CenternetHead/centernet_wh_output"}
+CLASS_HEAD_INPUT = HEADS["heatmap"] + "/separable_conv2d/depthwise"
+BOX_SCALE_NODE = "tower_0/mul/y"  # the graph multiplies the box head's output by this constant (16)
+HEATMAP_PRIOR = 0.01  # a new class head starts at this probability everywhere (as models/detector.py's does)
+ENCODER_LAYER_NAME = "backbone"  # the nested encoder model, as in models/detector.py
+ENCODER_BLOCK_PATTERN = r"^(MobilenetV3\.expanded_conv(?:_\d+)?|extern1)\."  # blocks for unfreeze_top_blocks
 
 
 def tfjs_dir() -> Path:
@@ -129,27 +134,62 @@ def _check_size(image_size: int) -> None:
                          f"Received: image_size={image_size!r}")
 
 
-def centernet_features(image_size: int = GRAPH_SIZE) -> Any:
-    """The backbone and neck: RGB float [N, S, S, 3] in [0, 255] -> features [N, S/4, S/4, 128].
+def encoder_taps() -> list[str]:
+    """The encoder's tensors the neck reads (strides 4, 8, 16, 32), in graph order."""
+    graph = _graph()
+    neck = _order(graph, {INPUT_NODE}, [feature_node()])
+    read = {name for node in neck if node.startswith(NECK_PREFIX) for name in _input_names(graph.nodes[node])
+            if not name.startswith(NECK_PREFIX) and name not in graph.weights}
+    return [name for name in graph.nodes if name in read]
 
-    S must be a multiple of 32; the weights are the COCO-trained graph's, all trainable.
-    """
+
+def centernet_encoder(image_size: int = GRAPH_SIZE) -> Any:
+    """The MobileNetV3 encoder as its own model (named ENCODER_LAYER_NAME): images -> the four maps the neck reads."""
     import keras
 
     _check_size(image_size)
-    graph = _graph()
     images = keras.Input((image_size, image_size, 3), name="images")
-    (features,) = _build(graph, {INPUT_NODE: images}, [feature_node()], image_size)
+    taps = _build(_graph(), {INPUT_NODE: images}, encoder_taps(), image_size)
+    return keras.Model(images, taps, name=ENCODER_LAYER_NAME)
+
+
+def centernet_features(image_size: int = GRAPH_SIZE) -> Any:
+    """The encoder and neck: RGB float [N, S, S, 3] in [0, 255] -> features [N, S/4, S/4, 128].
+
+    S must be a multiple of 32; the weights are the COCO-trained graph's, all trainable. The encoder is
+    a nested model (layer ENCODER_LAYER_NAME, blocks ENCODER_BLOCK_PATTERN) so fine-tuning can freeze
+    it and unfreeze its top blocks; the neck's layers sit in this model, named after their graph nodes.
+    """
+    import keras
+
+    encoder = centernet_encoder(image_size)
+    images = keras.Input((image_size, image_size, 3), name="images")
+    taps = dict(zip(encoder_taps(), encoder(images)))
+    (features,) = _build(_graph(), taps, [feature_node()], image_size)
     return keras.Model(images, features, name="centernet_mobilenetv3_features")
+
+
+def head_weights(head: str) -> dict[str, Any]:
+    """A pretrained head's arrays ("heatmap" or "boxes"): 3x3 depthwise kernel, 1x1 kernel and bias."""
+    graph = _graph()
+    depthwise = _input_names(graph.nodes[HEADS[head] + "/separable_conv2d/depthwise"])
+    pointwise = _input_names(graph.nodes[HEADS[head] + "/BiasAdd"])
+    return {"depthwise": graph.weights[depthwise[1]], "kernel": graph.weights[pointwise[1]],
+            "bias": graph.weights[pointwise[2]]}
+
+
+def box_scale() -> float:
+    """What the graph multiplies the box head's 1x1 output by to get distances in input pixels."""
+    return float(_graph().weights[BOX_SCALE_NODE])
 
 
 def centernet_heads(features: Any, num_classes: int | None = None) -> dict[str, Any]:
     """The heads on a features tensor (stride 4, 128 channels): {"heatmap": [N,h,w,C] in (0,1), "boxes": [N,h,w,4]}.
 
     The box head is always the pretrained one (distances in input pixels, see the module docstring). The
-    class head is the pretrained 80-class COCO one when `num_classes` is None or 80; otherwise its 3x3
-    depthwise filter stays pretrained and its 1x1 classifier is new, with the bias of a HEATMAP_PRIOR
-    probability, so a user's classes start from COCO's spatial filter but not from COCO's class scores.
+    class head is the pretrained 80-class COCO one when `num_classes` is None; otherwise its 3x3 depthwise
+    filter stays pretrained and its 1x1 classifier is new, with the bias of a HEATMAP_PRIOR probability,
+    so a user's classes start from COCO's spatial filter but not from COCO's class scores.
     """
     import keras
 
@@ -158,12 +198,12 @@ def centernet_heads(features: Any, num_classes: int | None = None) -> dict[str, 
     graph = _graph()
     start = {feature_node(): features}
     boxes, = _build(graph, start, [BOXES_NODE], GRAPH_SIZE)  # the heads hold no resize: the size is unused
-    if num_classes in (None, COCO_CLASSES):
+    if num_classes is None:
         heatmap, = _build(graph, start, [HEATMAP_NODE], GRAPH_SIZE)
     else:
         spatial = keras.layers.DepthwiseConv2D(3, padding="same", use_bias=False, name="heatmap_depthwise")
         x = spatial(features)
-        spatial.set_weights([graph.weights[_input_names(graph.nodes[CLASS_HEAD_INPUT])[1]]])
+        spatial.set_weights([head_weights("heatmap")["depthwise"]])
         prior = -math.log((1 - HEATMAP_PRIOR) / HEATMAP_PRIOR)
         x = keras.layers.Conv2D(int(num_classes), 1, bias_initializer=keras.initializers.Constant(prior),
                                 name="heatmap_classes")(x)
