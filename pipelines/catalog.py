@@ -30,6 +30,7 @@ PIPELINE_PACKAGES = (
     "dlpipe.pipelines.segment",
     "dlpipe.pipelines.gan",
     "dlpipe.pipelines.image_multilabel",
+    "dlpipe.pipelines.detect",
 )
 
 

@@ -32,6 +32,7 @@ class Examples:
     inputs: list[str] = field(default_factory=list)
     labels: list[int] = field(default_factory=list)  # empty when the label is a file (targets)
     targets: list[str] = field(default_factory=list)  # per-input label files, e.g. segmentation masks
+    objects: list[list[Any]] = field(default_factory=list)  # per-input annotated boxes (data.box_annotations.BoxLabel)
 
     def __len__(self) -> int:
         return len(self.inputs)

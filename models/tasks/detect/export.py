@@ -18,8 +18,10 @@ max-pool over the heat map) leaves few duplicates; dlpipe applies class-wise NMS
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import tensorflow as tf
 
@@ -28,12 +30,11 @@ from dlpipe.models import artifacts
 from dlpipe.models.coco_detector import INPUT_SIZE, MAX_DETECTIONS, normalized
 from dlpipe.models.export import ExportRequest, refuse, register
 from dlpipe.models.export.converters import _quiet_convert, quantization_of
-from dlpipe.models.tasks.detect import web as _web  # noqa: F401 - registers (detect, "web"): the page
 
 TASK = "detect"
 
-refuse(TASK, "keras", "the detector is a TensorFlow graph (converted from TF.js), not Keras layers: export "
-                      "savedmodel or tflite")
+refuse(TASK, "web", "the web page classifies; a detection page is not written yet (the .tflite runs in MediaPipe "
+                    "Tasks' ObjectDetector for the web)")
 refuse(TASK, "onnx", "no ONNX exporter for the detector yet (its graph, converted from TF.js, is not tried with "
                      "tf2onnx): export savedmodel or tflite")
 refuse(TASK, "tflite-int8", "full-integer int8 does not hold for this detector: calibrated on darknet's five sample "
@@ -42,11 +43,36 @@ refuse(TASK, "tflite-int8", "full-integer int8 does not hold for this detector: 
                            "tflite-dynamic")
 
 
-def _detector(model: Any) -> Any:
-    detector = getattr(model, "detector", None)
+def _graph_detector(model: Any) -> Any:
+    """coco-detector's converted TF.js graph (batch of one, 512-px frame), or None for a trained Keras detector."""
+    return getattr(model, "detector", None)
+
+
+def detect_rows(model: Any, one_image: bool = False) -> Any:
+    """pixels float32 [N, S, S, 3] -> [N, K, 6] rows (boxes as fractions): the graph row by row (or on its one
+    image, without a loop: a .tflite must have a single subgraph), or the Keras model."""
+    detector = _graph_detector(model)
     if detector is None:
-        raise DlpipeError("export: a detect model is the coco-detector graph (dlpipe.models.coco_detector)")
-    return detector
+        return lambda pixels: model(pixels, training=False)
+    if one_image:
+        return lambda pixels: normalized(detector(pixels))
+    return lambda pixels: normalized(tf.map_fn(lambda image: detector(image[None])[0], pixels,
+                                               fn_output_signature=tf.TensorSpec([MAX_DETECTIONS, 6], tf.float32)))
+
+
+def _input_size(model: Any) -> int:
+    return INPUT_SIZE if _graph_detector(model) is not None else int(model.input_shape[1])
+
+
+@register(TASK, "keras")
+def export_keras(model: Any, target: Path, request: ExportRequest, fmt: str) -> None:
+    """A trained detector (decoding included) as a .keras file; coco-detector's graph has no Keras layers to save."""
+    from dlpipe.models.export.converters import write_keras
+
+    if _graph_detector(model) is not None:
+        raise DlpipeError("export: coco-detector is a TensorFlow graph (converted from TF.js), not Keras layers: "
+                          "export savedmodel or tflite")
+    write_keras(model, target, request, fmt)
 
 
 @register(TASK, "savedmodel")
@@ -54,15 +80,10 @@ def export_savedmodel(model: Any, target: Path, request: ExportRequest, fmt: str
     """`serving_default` (image_bytes) answering boxes in each photo's pixels; `serving_pixels` for dlpipe."""
     from dlpipe.models.tasks.image.export import checked_map
 
-    detector = _detector(model)
+    detect = detect_rows(model)
     prep = request.bundle.preprocessing
     task = _task()
     labels = tf.constant(request.bundle.class_names)
-
-    def detect(pixels: tf.Tensor) -> tf.Tensor:
-        found = tf.map_fn(lambda image: detector(image[None])[0], pixels,
-                          fn_output_signature=tf.TensorSpec([MAX_DETECTIONS, 6], tf.float32))
-        return normalized(found)
 
     def from_pixels(pixels: tf.Tensor) -> dict[str, tf.Tensor]:
         return {"detections": detect(pixels)}
@@ -79,7 +100,8 @@ def export_savedmodel(model: Any, target: Path, request: ExportRequest, fmt: str
                 "labels": tf.gather(labels, classes)}
 
     module = tf.Module()
-    module.graph = detector.loaded  # tracked: the graph's functions and constants are saved with the endpoints
+    # tracked: the graph's functions and constants (or the Keras model's variables) are saved with the endpoints
+    module.graph = _graph_detector(model).loaded if _graph_detector(model) is not None else model
     serving = tf.function(from_bytes, input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
     pixels = tf.function(from_pixels, input_signature=[
         tf.TensorSpec([None, prep.image_size, prep.image_size, 3], tf.float32, name="pixels")])
@@ -87,18 +109,44 @@ def export_savedmodel(model: Any, target: Path, request: ExportRequest, fmt: str
     tf.saved_model.save(module, str(target), signatures={"serving_default": serving, "serving_pixels": pixels})
 
 
-def mediapipe_function(model: Any, size: int = INPUT_SIZE) -> Any:
+def mediapipe_function(model: Any, size: int | None = None) -> Any:
     """The batch-of-one concrete function with MediaPipe ObjectDetector's four outputs."""
-    detector = _detector(model)
+    rows = detect_rows(model, one_image=True)
+    size = size or _input_size(model)
 
     @tf.function(input_signature=[tf.TensorSpec([1, size, size, 3], tf.float32, name="image")])
     def detect(image: tf.Tensor) -> dict[str, tf.Tensor]:
-        found = normalized(detector(image))  # [1, 100, 6]: x1 y1 x2 y2 (fractions), score, class
+        found = rows(image)  # [1, K, 6]: x1 y1 x2 y2 (fractions), score, class
         locations = tf.stack([found[..., 1], found[..., 0], found[..., 3], found[..., 2]], axis=-1)
         return {"locations": locations, "classes": found[..., 5], "scores": found[..., 4],
-                "count": tf.constant([float(MAX_DETECTIONS)], tf.float32)}
+                "count": tf.cast(tf.shape(found)[1:2], tf.float32)}
 
     return detect.get_concrete_function()
+
+
+def convert_detector(model: Any, configure: Any) -> bytes:
+    """`mediapipe_function(model)` as a flatbuffer whose outputs carry their names; `configure(converter)` sets
+    the quantisation.
+
+    A Keras detector's variables are frozen into constants first: converted with them (a trackable object,
+    or a SavedModel), the file keeps READ_VARIABLE ops that LiteRT runs uninitialised (NaN boxes). A frozen
+    function has no signature, so its outputs are named from the function's own output structure.
+    """
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    function = mediapipe_function(model)
+    if _graph_detector(model) is not None:
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([function], model)
+        configure(converter)
+        return _named_outputs(_quiet_convert(converter))
+    frozen = convert_variables_to_constants_v2(function)
+    keys = tf.nest.flatten({key: key for key in function.structured_outputs})  # the keys in the outputs' flat order
+    names = {tensor.name.split(":")[0]: key for key, tensor in zip(keys, frozen.outputs)}
+    with _absl_quiet():  # "consider providing the trackable_obj": a frozen function has no variables to track
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen])
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    configure(converter)
+    return _named_outputs(_quiet_convert(converter), names)
 
 
 @register(TASK, "tflite", "tflite-float16", "tflite-dynamic")
@@ -107,24 +155,44 @@ def export_tflite(model: Any, target: Path, request: ExportRequest, fmt: str) ->
     from dlpipe.models.tflite_metadata import object_detector_metadata
 
     quantize = quantization_of(fmt)
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([mediapipe_function(model)], model)
-    if quantize != "none":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    if quantize == "float16":
-        converter.target_spec.supported_types = [tf.float16]
-    flatbuffer = _named_outputs(_quiet_convert(converter))
+
+    def configure(converter: Any) -> None:
+        if quantize != "none":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        if quantize == "float16":
+            converter.target_spec.supported_types = [tf.float16]
+
+    flatbuffer = convert_detector(model, configure)
+    coco = _graph_detector(model) is not None
+    size = _input_size(model)
+
     def standard(flatbuffer: bytes, labels: list[str], **info: Any) -> bytes:
         # the model card: what the model is and whose terms apply (the shared writer's defaults say "classifier")
-        info.update(name="dlpipe COCO object detector (CenterNet-MobileNetV3)", license=_licence())
+        if coco:
+            info.update(name="dlpipe COCO object detector (CenterNet-MobileNetV3)", license=_licence())
+        else:
+            info.update(name=f"dlpipe object detector ({model.name})")
         return object_detector_metadata(flatbuffer, labels, mean=[0.0], std=[1.0], **info)
 
-    description = (f"Finds the 80 COCO object classes in an RGB image ({fmt}). Input: {INPUT_SIZE}x{INPUT_SIZE} RGB "
+    what = "the 80 COCO object classes" if coco else f"{len(request.bundle.class_names)} object classes"
+    description = (f"Finds {what} in an RGB image ({fmt}). Input: {size}x{size} RGB "
                    "pixels in [0, 255] (the photo stretched); outputs locations (ymin, xmin, ymax, xmax as fractions "
-                   "of the image), classes, scores, count.")
+                   "of the image), classes, scores, count; decoding (heat-map peaks, top-k) is inside the file.")
     target.write_bytes(artifacts.tflite_bytes(flatbuffer, request.bundle, standard, description))
 
 
-def _named_outputs(flatbuffer: bytes) -> bytes:
+@contextlib.contextmanager
+def _absl_quiet() -> Iterator[None]:
+    logger = logging.getLogger("absl")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _named_outputs(flatbuffer: bytes, names: dict[str, str] | None = None) -> bytes:
     """Name each output tensor after its signature key (the converter calls them PartitionedCall:N).
 
     MediaPipe's metadata and dlpipe's runtime tell the four outputs apart by name; two of them have the
@@ -133,8 +201,12 @@ def _named_outputs(flatbuffer: bytes) -> bytes:
     from ai_edge_litert.interpreter import Interpreter
     from tensorflow.lite.tools import flatbuffer_utils
 
-    signature = Interpreter(model_content=flatbuffer)._get_full_signature_list()  # noqa: SLF001 - name -> tensor index
-    outputs = next(iter(signature.values()))["outputs"]
+    interpreter = Interpreter(model_content=flatbuffer)
+    if names is None:
+        signature = interpreter._get_full_signature_list()  # noqa: SLF001 - name -> tensor index
+        outputs = next(iter(signature.values()))["outputs"]
+    else:  # a frozen function's outputs: their graph names -> the function's keys
+        outputs = {names[detail["name"].split(":")[0]]: detail["index"] for detail in interpreter.get_output_details()}
     model = flatbuffer_utils.convert_bytearray_to_object(bytearray(flatbuffer))
     for key, index in outputs.items():
         model.subgraphs[0].tensors[index].name = key.encode()

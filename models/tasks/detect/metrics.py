@@ -33,9 +33,10 @@ class _ClassMatches:
 
 
 def detection_report(truth: Sequence[Sequence[Any]], predicted: Sequence[np.ndarray], class_names: list[str],
-                     min_score: float, resamples: int = 300, seed: int = 0) -> dict[str, Any]:
+                     min_score: float, resamples: int = 300, seed: int = 0, curves: bool = False) -> dict[str, Any]:
     """COCO metrics of `predicted` (per photo, rows x1 y1 x2 y2 score class in pixels) against `truth` (per photo,
-    objects with .label, .box and .crowd), plus precision and recall at the operating threshold `min_score`."""
+    objects with .label, .box and .crowd), plus precision and recall at the operating threshold `min_score`;
+    with `curves`, each class's precision at COCO's 101 recall points at IoU 0.5 (`pr_curves`)."""
     evaluator = _coco_eval(truth, predicted, class_names)
     if evaluator is None:  # no detections at all: every AP is 0
         stats, per_class, matches = np.zeros(12), {}, []
@@ -51,7 +52,7 @@ def detection_report(truth: Sequence[Sequence[Any]], predicted: Sequence[np.ndar
         per_class[name]["objects"] = counts[name]
     samples = _bootstrap(matches, len(truth), resamples, seed)
     tp, fp = _at_threshold(matches, min_score)
-    return {
+    report = {
         "map": float(max(stats[0], 0.0)),
         "map_interval": _interval(samples[:, 0]),
         "ap50": float(max(stats[1], 0.0)),
@@ -67,6 +68,22 @@ def detection_report(truth: Sequence[Sequence[Any]], predicted: Sequence[np.ndar
         "objects": objects,
         "metric": "COCO bbox mAP (IoU 0.50:0.95, 100 detections per photo; pycocotools), intervals: bootstrap over photos",
     }
+    if curves:
+        report["pr_curves"] = _pr_curves(evaluator, class_names) if evaluator is not None else {}
+    return report
+
+
+def _pr_curves(evaluator: Any, class_names: list[str]) -> dict[str, dict[str, list[float]]]:
+    """Precision at recall 0, 0.01, ..., 1 at IoU 0.5, per class with objects (pycocotools' interpolated curve)."""
+    precision = evaluator.eval["precision"]  # (T, R, K, A, M)
+    recall = evaluator.params.recThrs
+    out = {}
+    for k, category in enumerate(evaluator.params.catIds):
+        values = precision[0, :, k, 0, -1]
+        if (values > -1).any():
+            out[class_names[category]] = {"recall": [round(float(r), 2) for r in recall],
+                                          "precision": [round(float(max(v, 0.0)), 4) for v in values]}
+    return out
 
 
 def _coco_eval(truth: Sequence[Sequence[Any]], predicted: Sequence[np.ndarray], class_names: list[str]) -> Any:

@@ -78,6 +78,9 @@ class DetectTask(ImageTask):
         twin.decoder = self.decoder  # a .tflite's task keeps decoding without TensorFlow
         return twin
 
+    def register_layers(self) -> None:
+        from dlpipe.models import detector  # noqa: F401  (registers CenterNetDecode)
+
     # --- preprocessing and inputs -------------------------------------------------------------
     def preprocessing_from_dict(self, values: dict[str, Any]) -> DetectPreprocessing:
         return DetectPreprocessing.from_dict(values)

@@ -1,0 +1,126 @@
+"""A trainable anchor-free detector: a pretrained encoder, a light feature pyramid, CenterNet's three heads.
+
+Why this design: CenterNet ("Objects as Points", Zhou et al. 2019) finds objects as peaks of a per-class
+heat map at stride 4 and reads each box's size and sub-cell offset at its peak. Its decoding is a 3x3
+max-pool and a top-k, so it needs no anchors and no NMS op: every step is a builtin TFLite op, the whole
+detector (decoding included) runs inside one `.tflite`, and full-integer quantisation has no NMS to break.
+
+The training model maps RGB pixels in [0, 255] (normalisation inside) to the raw head map
+(N, S/4, S/4, classes + 4): heat-map logits, box width and height in output cells, and the centre's
+offset within its cell. `detection_model` adds `CenterNetDecode`, giving the rows every dlpipe detect
+artifact answers: (N, K, 6) = x1, y1, x2, y2 as fractions of the image, score, class index.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+from keras import layers, ops
+
+from dlpipe.errors import ConfigError
+
+STRIDE = 4  # the head map's cells are 4x4 input pixels
+PRIOR = 0.01  # the heat map starts near this probability everywhere (focal-loss initialisation)
+ENCODER_LAYER_NAME = "backbone"
+BN_MOMENTUM = 0.9
+
+
+def build_detector(encoder_name: str, num_classes: int, image_size: int, weights: str | None = None,
+                   neck_filters: tuple[int, int, int] = (96, 64, 48), head_filters: int = 64) -> tuple[keras.Model, str]:
+    """The training model (pixels -> head map) and its encoder's block regex; a pretrained encoder starts frozen.
+
+    The neck upsamples the encoder's stride-32 map to stride 4, adding the encoder's map at each stride
+    (a 1x1 lateral, as a feature pyramid does), with one depthwise-separable 3x3 mixing per level: a third
+    of a U-Net decoder's cost, for boxes that only need stride 4.
+    """
+    from dlpipe.models.layers import ImagePreprocess
+    from dlpipe.models.segmentation import ENCODERS, build_encoder
+
+    if num_classes < 1:
+        raise ConfigError("classes", "a detector needs at least one class")
+    if image_size % 32:
+        raise ConfigError("model.image_size", f"must be a multiple of 32. Received: {image_size}")
+    spec = ENCODERS.get(encoder_name, key="model.encoder")
+    encoder = build_encoder(spec, image_size, weights)
+    inputs = keras.Input((image_size, image_size, 3), dtype="float32", name="image")
+    x = ImagePreprocess(spec.normalization, name="normalize")(inputs)
+    if weights is not None:
+        encoder.trainable = False
+        features = encoder(x, training=False)
+    else:
+        features = encoder(x)
+    _, stride4, stride8, stride16, x = features
+    for level, (skip, filters) in enumerate(zip((stride16, stride8, stride4), neck_filters)):
+        x = layers.Conv2D(filters, 1, use_bias=False, name=f"neck{level}_reduce")(x)
+        x = layers.UpSampling2D(2, interpolation="bilinear", name=f"neck{level}_up")(x)
+        lateral = layers.Conv2D(filters, 1, use_bias=False, name=f"neck{level}_lateral")(skip)
+        x = layers.Add(name=f"neck{level}_add")([x, lateral])
+        x = layers.SeparableConv2D(filters, 3, padding="same", use_bias=False, name=f"neck{level}_mix")(x)
+        x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"neck{level}_bn")(x)
+        x = layers.ReLU(name=f"neck{level}_relu")(x)
+    outputs = layers.Concatenate(name="head", dtype="float32")([
+        _head(x, num_classes, head_filters, "heatmap", bias=-math.log((1 - PRIOR) / PRIOR)),
+        _head(x, 2, head_filters, "size", bias=0.0),
+        _head(x, 2, head_filters, "offset", bias=0.0),
+    ])
+    return keras.Model(inputs, outputs, name=f"centernet_{encoder_name}"), spec.block_pattern
+
+
+def _head(x: keras.KerasTensor, channels: int, filters: int, name: str, bias: float) -> keras.KerasTensor:
+    x = layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"{name}_conv")(x)
+    return layers.Conv2D(channels, 1, bias_initializer=keras.initializers.Constant(bias), dtype="float32",
+                         name=f"{name}_out")(x)
+
+
+@keras.saving.register_keras_serializable(package="dlpipe")
+class CenterNetDecode(keras.layers.Layer):
+    """Head map (N, H, W, classes + 4) -> the K best peaks as (N, K, 6) rows: x1 y1 x2 y2 (fractions), score, class.
+
+    A peak is a heat-map cell that equals the 3x3 max around it (CenterNet's stand-in for NMS); rows past
+    the real peaks have scores near 0 and are dropped by the caller's score threshold.
+    """
+
+    def __init__(self, num_classes: int, max_detections: int = 100, **kwargs):
+        super().__init__(**kwargs)
+        self.num_classes, self.max_detections = int(num_classes), int(max_detections)
+
+    def call(self, head):
+        classes = self.num_classes
+        heat = ops.sigmoid(head[..., :classes])
+        pooled = ops.max_pool(heat, 3, strides=1, padding="same")
+        peaks = heat * ops.cast(ops.equal(pooled, heat), heat.dtype)
+        height, width = ops.shape(head)[1], ops.shape(head)[2]
+        flat = ops.reshape(peaks, (ops.shape(head)[0], -1))
+        count = min(self.max_detections, int(head.shape[1] * head.shape[2] * classes)) if head.shape[1] else \
+            self.max_detections
+        scores, index = ops.top_k(flat, count)
+        label = index % classes
+        cell = index // classes
+        row, column = cell // width, cell % width
+        regression = ops.reshape(head[..., classes:classes + 4], (ops.shape(head)[0], -1, 4))
+        picked = ops.take_along_axis(regression, ops.expand_dims(cell, -1), axis=1)
+        width_f, height_f = ops.cast(width, "float32"), ops.cast(height, "float32")
+        centre_x = (ops.cast(column, "float32") + picked[..., 2]) / width_f
+        centre_y = (ops.cast(row, "float32") + picked[..., 3]) / height_f
+        half_w = ops.maximum(picked[..., 0], 0.0) / width_f / 2.0
+        half_h = ops.maximum(picked[..., 1], 0.0) / height_f / 2.0
+        boxes = ops.clip(ops.stack([centre_x - half_w, centre_y - half_h, centre_x + half_w, centre_y + half_h],
+                                   axis=-1), 0.0, 1.0)
+        return ops.concatenate([boxes, ops.expand_dims(scores, -1), ops.expand_dims(ops.cast(label, "float32"), -1)],
+                               axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.max_detections, 6)
+
+    def get_config(self):
+        return {**super().get_config(), "num_classes": self.num_classes, "max_detections": self.max_detections}
+
+
+def detection_model(training_model: keras.Model, num_classes: int, max_detections: int = 100) -> keras.Model:
+    """The deployable model: the training model's layers (shared, not copied) followed by the decoding."""
+    rows = CenterNetDecode(num_classes, max_detections, name="decode")(training_model.output)
+    return keras.Model(training_model.input, rows, name=training_model.name.replace("centernet", "detector", 1))
+
+
+__all__ = ["ENCODER_LAYER_NAME", "STRIDE", "CenterNetDecode", "build_detector", "detection_model"]

@@ -1,0 +1,59 @@
+"""Stage `model` (detect): CenterNet heads on a light feature pyramid over a (pretrained) encoder."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dlpipe.pipelines.config import option, require
+from dlpipe.pipelines.stage import (
+    FineTuning,
+    ModelInput,
+    RunContext,
+    Stage,
+    TrainingDefaults,
+)
+
+
+@dataclass(frozen=True)
+class DetectModelConfig:
+    """The network: encoder and its weights, input size, neck and head widths, boxes per photo."""
+
+    encoder: str = option(
+        "efficientnet_lite0", "efficientnet_lite0 (ImageNet weights, frozen then fine-tuned) or small (a tiny "
+                              "from-scratch conv encoder for tests)")
+    weights: str | None = option("imagenet", "imagenet (pretrained encoder), none (from scratch) or a weights file")
+    image_size: int = option(256, "square input size in pixels, a multiple of 32 (photos are stretched to it)")
+    neck_filters: list[int] = option([96, 64, 48], "channels of the feature pyramid at stride 16, 8 and 4")
+    head_filters: int = option(64, "channels of each head's 3x3 convolution")
+    max_detections: int = option(100, "boxes the model answers per photo (best first; predict thresholds them)")
+
+    def __post_init__(self) -> None:
+        require(self.image_size >= 64 and self.image_size % 32 == 0, "image_size",
+                f"must be a multiple of 32, at least 64. Received: {self.image_size}")
+        require(len(self.neck_filters) == 3 and all(f > 0 for f in self.neck_filters), "neck_filters",
+                "must be three positive channel counts")
+        require(self.head_filters > 0, "head_filters", "must be positive")
+        require(1 <= self.max_detections <= 1000, "max_detections", "must be in 1..1000")
+
+
+class DetectModelStage(Stage):
+    """Build the training model (pixels -> heat map, sizes, offsets); the encoder starts frozen when pretrained."""
+
+    config_cls = DetectModelConfig
+
+    def run(self, ctx: RunContext) -> str:
+        from dlpipe.models.backbones import resolve_weights
+        from dlpipe.models.detector import ENCODER_LAYER_NAME, build_detector
+        from dlpipe.models.segmentation import ENCODERS
+
+        cfg = self.config
+        weights = resolve_weights(ENCODERS.get(cfg.encoder, key="model.encoder"), cfg.weights)
+        classes = len(ctx.need("class_names", "load"))
+        ctx.model, pattern = build_detector(cfg.encoder, classes, cfg.image_size, weights, tuple(cfg.neck_filters),
+                                            cfg.head_filters)
+        ctx.model.max_detections = cfg.max_detections  # the export stage's decoding keeps this many
+        ctx.model_input = ModelInput(cfg.image_size, "stretch")
+        ctx.fine_tuning = FineTuning(ENCODER_LAYER_NAME, pattern) if weights else None
+        ctx.training_defaults = TrainingDefaults(optimizer="adam", learning_rate=2e-3)
+        return (f"CenterNet on {cfg.encoder} ({weights or 'random init'}), {cfg.image_size}x{cfg.image_size} input, "
+                f"{ctx.model.count_params():,} parameters, {classes} classes")

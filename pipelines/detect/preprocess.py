@@ -1,0 +1,77 @@
+"""Stage `preprocess` (detect): photos decoded and stretched as inference does; boxes as fractions; targets drawn."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from dlpipe.pipelines.config import option, require
+from dlpipe.pipelines.stage import Examples, RunContext, Stage
+
+
+@dataclass(frozen=True)
+class DetectPreprocessConfig:
+    """How photos and boxes become tensors, and the box-aware augmentation of training photos."""
+
+    flip: bool = option(True, "flip training photos left-right at random (boxes with them)")
+    zoom: list[float] = option([0.6, 1.4], "random zoom window side, as a fraction of the photo: below 1 enlarges "
+                                           "objects, above 1 shrinks them inside a grey frame ([1, 1]: off)")
+    colour: float = option(0.2, "brightness, contrast and saturation jitter (0: off)")
+    cache: bool = option(True, "keep decoded photos in memory after the first epoch")
+
+    def __post_init__(self) -> None:
+        require(len(self.zoom) == 2 and 0.1 <= self.zoom[0] <= self.zoom[1] <= 4.0, "zoom",
+                f"must be [low, high] with 0.1 <= low <= high <= 4. Received: {self.zoom}")
+        require(0.0 <= self.colour < 1.0, "colour", f"must be in [0, 1). Received: {self.colour}")
+
+
+class DetectPreprocessStage(Stage):
+    """Decode and stretch photos with the task's own input code; draw CenterNet targets after augmenting."""
+
+    config_cls = DetectPreprocessConfig
+
+    def run(self, ctx: RunContext) -> str:
+        from dlpipe.data.box_augment import BoxAugmentation
+        from dlpipe.models.tasks.detect import DetectPreprocessing
+
+        cfg = self.config
+        size = ctx.need("model_input", "model").image_size
+        ctx.preprocessing = DetectPreprocessing(image_size=size, resize="stretch")
+        augmentation = BoxAugmentation(flip=cfg.flip, zoom_min=cfg.zoom[0], zoom_max=cfg.zoom[1], colour=cfg.colour)
+        classes = len(ctx.class_names)
+        ctx.train_data = box_dataset(ctx.train, ctx.task, ctx.preprocessing, ctx.class_names, cfg.cache, augmentation)
+        ctx.val_data = box_dataset(ctx.val, ctx.task, ctx.preprocessing, ctx.class_names, cfg.cache) if len(ctx.val) else None
+        return (f"{size}x{size} stretched, heat maps {size // 4}x{size // 4}x{classes}; augmentation: flips "
+                f"{'on' if cfg.flip else 'off'}, zoom {cfg.zoom[0]:g}-{cfg.zoom[1]:g}, colour {cfg.colour:g}")
+
+
+def box_dataset(examples: Examples, task: Any, prep: Any, class_names: list[str], cache: bool = True,
+                augmentation: Any = None) -> Any:
+    """Unbatched (pixels (S, S, 3), targets (S/4, S/4, classes + 5)); crowd/difficult boxes are left out."""
+    import numpy as np
+    import tensorflow as tf
+    from dlpipe.data.box_augment import augment_boxes
+    from dlpipe.data.images import tf_path
+    from dlpipe.models.centernet_loss import encode_targets
+    from dlpipe.models.detector import STRIDE
+
+    kept = [[obj for obj in photo if not obj.crowd] for photo in examples.objects]
+    lengths = [len(photo) for photo in kept]
+    boxes = np.asarray([obj.box for photo in kept for obj in photo], np.float32).reshape(-1, 4)
+    labels = np.asarray([class_names.index(obj.label) for photo in kept for obj in photo], np.int32)
+    ds = tf.data.Dataset.from_tensor_slices(([tf_path(p) for p in examples.inputs],
+                                             tf.RaggedTensor.from_row_lengths(boxes, lengths),
+                                             tf.RaggedTensor.from_row_lengths(labels, lengths)))
+
+    def load(path: tf.Tensor, pixel_boxes: tf.Tensor, classes: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        inputs = task.model_input(path, prep)  # the same decode and stretch as inference
+        height, width = tf.unstack(tf.cast(inputs["sizes"], tf.float32))
+        return inputs["pixels"], pixel_boxes / tf.stack([width, height, width, height]), classes
+
+    ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE)
+    if cache:
+        ds = ds.cache()
+    if augmentation is not None and augmentation.active:
+        ds = ds.map(lambda x, b, c: augment_boxes(x, b, c, augmentation), num_parallel_calls=tf.data.AUTOTUNE)
+    grid = prep.image_size // STRIDE
+    return ds.map(lambda x, b, c: (x, encode_targets(b, c, grid, len(class_names))), num_parallel_calls=tf.data.AUTOTUNE)
