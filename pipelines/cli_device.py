@@ -21,7 +21,8 @@ from dlpipe.pipelines.cli_common import check_writable, friendly_errors
 @click.option("--out", "out_file", type=click.Path(dir_okay=False), default=None,
               help="Where the JSON report goes (default: RUN/device_check.json).")
 @click.option("--keras", "keras_file", type=click.Path(dir_okay=False), default=None,
-              help="The reference Keras model (default: model.keras in the .tflite's run folder).")
+              help="The reference Keras model (default: model.keras in the .tflite's run folder, else the named "
+                   "model the .tflite was exported from, e.g. coco-detector).")
 @click.option("--mediapipe-python", default=None, metavar="PATH",
               help="The MediaPipe environment's python (default: $DLPIPE_MEDIAPIPE_PYTHON, else .venv-mediapipe "
                    "that scripts/setup.sh creates).")
@@ -29,15 +30,17 @@ from dlpipe.pipelines.cli_common import check_writable, friendly_errors
               help="Also run each file in MediaPipe Tasks Web in headless Chromium (the page `dlpipe export --format "
                    "web` writes; needs chromium and the web files scripts/setup.sh fetches).")
 @click.option("--min-agreement", type=float, default=None,
-              help="Exit with status 1 when a file agrees with the Keras model on fewer inputs than this (0-1).")
+              help="Exit with status 1 when a file agrees with the Keras model on fewer inputs (a detector: finds "
+                   "fewer of its boxes) than this (0-1).")
 @friendly_errors
 def check_device_command(source: str, data: str, out_file: str | None, keras_file: str | None,
                          mediapipe_python: str | None, web: bool, min_agreement: float | None) -> None:
-    """Run RUN_OR_TFLITE's .tflite file(s) in MediaPipe Tasks (ImageClassifier, TextClassifier) on --data as an
-    app on a device does (raw photos, raw sentences), and report each file's top-1 agreement with the run's Keras
-    model (on the same raw inputs through dlpipe's own preprocessing), the accuracy of each, and the inputs they
-    disagree on. Writes the report as JSON and each file's figures under "mediapipe" in the run's artifacts.json."""
-    from dlpipe.pipelines.device_check import check_device, summary_lines
+    """Run RUN_OR_TFLITE's .tflite file(s) in MediaPipe Tasks (ImageClassifier, TextClassifier, ObjectDetector) on
+    --data as an app on a device does (raw photos, raw sentences), and report each file's top-1 agreement with the
+    run's Keras model (on the same raw inputs through dlpipe's own preprocessing), the accuracy of each, and the
+    inputs they disagree on; for a detector, the share of the Keras model's boxes MediaPipe finds (same label,
+    IoU >= 0.9), and the photos with boxes missed or added. Writes the report as JSON and each file's figures under "mediapipe" in the run's artifacts.json."""
+    from dlpipe.pipelines.device_check import agreement, check_device, summary_lines
 
     check_writable(out_file)
     report = check_device(source, data, out_file, keras_file, mediapipe_python, web)
@@ -48,7 +51,7 @@ def check_device_command(source: str, data: str, out_file: str | None, keras_fil
     click.echo(f"report: {report['report_file']}", err=True)
     checked = [*report["files"].items(), *((f"{name} (web)", figures) for name, figures in report.get("web", {}).items())]
     low = [name for name, figures in checked
-           if min_agreement is not None and (figures.get("top1_agreement") or 0.0) < min_agreement]
+           if min_agreement is not None and (agreement(figures) or 0.0) < min_agreement]
     if low:
         click.echo(f"below --min-agreement {min_agreement}: {', '.join(low)}", err=True)
         sys.exit(1)

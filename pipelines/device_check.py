@@ -20,7 +20,7 @@ from dlpipe.models import artifacts
 from dlpipe.pipelines import mediapipe_env
 
 REPORT_FILE = "device_check.json"
-TASKS = {"image": "image", "text": "text"}  # dlpipe task -> MediaPipe Tasks classifier kind (worker's "kind")
+TASKS = {"image": "image", "text": "text", "detect": "detect"}  # dlpipe task -> the MediaPipe worker's "kind"
 
 
 def files_to_check(source: str | Path) -> tuple[Path, list[Path]]:
@@ -47,14 +47,16 @@ def reference_answers(keras_file: Path, data: Path, batch_size: int = 32, given:
     """
     from dlpipe.models.runtimes import load_runtime
 
-    if not keras_file.is_file():
+    if not keras_file.is_file() and not _named(str(keras_file)):
         raise DataError(str(keras_file), "is missing: agreement is measured against the run's Keras model; give "
                                          "the run folder the .tflite came from, or --keras")
     runtime = load_runtime(keras_file, "keras")
     task = runtime.task
     if task.name not in TASKS:
-        raise DataError(str(keras_file), f"check-device compares classifiers ({', '.join(TASKS)} models); this is a "
-                                         f"{task.name} model")
+        raise DataError(str(keras_file), f"check-device compares classifiers and detectors ({', '.join(TASKS)} "
+                                         f"models); this is a {task.name} model")
+    if task.name == "detect":
+        return _box_reference(runtime, data, given)
     inputs, labels, skipped = (*given, []) if given is not None else _read_data(task, data, runtime.class_names)
     skipped = [*skipped, *({"path": key, "reason": reason} for key, reason in inputs.errors.items())]
     answers: dict[str, tuple[int, float]] = {}
@@ -68,6 +70,40 @@ def reference_answers(keras_file: Path, data: Path, batch_size: int = 32, given:
         raise DataError(str(data), f"holds no readable {task.name} inputs to check on")
     return {"task": task.name, "class_names": runtime.class_names, "answers": answers, "labels": labels,
             "payloads": {key: str(inputs.payloads[key]) for key in answers}, "skipped": skipped}
+
+
+def _box_reference(runtime: Any, data: Path, given: Any) -> dict[str, Any]:
+    """A detector's reference: the boxes `dlpipe predict` keeps on each photo (pipelines/device_check_boxes.py)."""
+    from dlpipe.pipelines import device_check_boxes
+
+    inputs, _, skipped = (*given, []) if given is not None else _read_data(runtime.task, data, runtime.class_names)
+    answers, unreadable = device_check_boxes.reference_boxes(runtime, inputs)
+    skipped = [*skipped, *({"path": key, "reason": reason} for key, reason in inputs.errors.items()), *unreadable]
+    if not answers:
+        raise DataError(str(data), "holds no readable photos to check on")
+    return {"task": "detect", "class_names": runtime.class_names, "answers": answers, "labels": None,
+            "payloads": {key: str(inputs.payloads[key]) for key in answers}, "skipped": skipped,
+            "thresholds": device_check_boxes.thresholds(runtime.task)}
+
+
+def _named(name: str) -> bool:
+    from dlpipe.models.pretrained import NAMED_MODELS
+
+    return name in NAMED_MODELS
+
+
+def reference_model(run: Path, tflites: list[Path], keras: str | Path | None) -> Path:
+    """--keras, else the run's model.keras, else the named model the .tflite was exported from (coco-detector)."""
+    own = run / artifacts.KERAS_FILE
+    if keras or own.is_file():
+        return Path(keras) if keras else own
+    source = (artifacts.read_record(tflites[0]) or {}).get("source_model")
+    return Path(source) if source and _named(str(source)) else own
+
+
+def agreement(figures: dict[str, Any]) -> float | None:
+    """A file's headline: top-1 agreement (classifiers), the share of the reference's boxes found (detectors)."""
+    return figures.get("box_agreement") if "box_agreement" in figures else figures.get("top1_agreement")
 
 
 def _read_data(task: Any, data: Path, class_names: list[str]) -> tuple[Any, dict[str, Any] | None, list]:
@@ -127,20 +163,24 @@ def check_device(source: str | Path, data: str | Path, out: str | Path | None = 
     if given is None and not data.exists():
         raise DataError(str(data), "does not exist; give a folder of photos (class sub-folders for accuracy) or a "
                                    "file of sentences")
-    keras_file = Path(keras) if keras else run / artifacts.KERAS_FILE
+    keras_file = reference_model(run, tflites, keras)
     reference = reference_answers(keras_file, data, given=given)
     inputs = [reference["payloads"][key] for key in reference["answers"]]
-    if reference["task"] == "image":
+    if reference["task"] != "text":
         inputs = [str(Path(path).resolve()) for path in inputs]
-    answer = mediapipe_env.run_worker(python, TASKS[reference["task"]], tflites, inputs)
+    # a detector: boxes down to half of min_score, so one whose score moves a little is still found
+    options = {"score_threshold": reference["thresholds"]["min_score"] * 0.5} if "thresholds" in reference else {}
+    answer = mediapipe_env.run_worker(python, TASKS[reference["task"]], tflites, inputs, **options)
     report: dict[str, Any] = {
         "task": reference["task"], "reference": str(keras_file), "data": str(data),
         "labelled": reference["labels"] is not None,
         "mediapipe_version": answer.get("mediapipe_version"), "mediapipe_python": str(python),
-        "checked": datetime.now(timezone.utc).isoformat(timespec="seconds"), "skipped": reference["skipped"]}
+        "checked": datetime.now(timezone.utc).isoformat(timespec="seconds"), "skipped": reference["skipped"],
+        **({"thresholds": reference["thresholds"]} if "thresholds" in reference else {})}
     report["files"] = _figures(reference, tflites, answer["models"])
     if web:
-        report["web"] = _figures(reference, tflites, web_check.web_answers(reference["task"], tflites, inputs))
+        report["web"] = _figures(reference, tflites, web_check.web_answers(reference["task"], tflites, inputs,
+                                                                           **options))
     target = Path(out) if out else run / REPORT_FILE
     atomic.write_json(target, report)
     report["report_file"] = str(target)
@@ -149,8 +189,12 @@ def check_device(source: str | Path, data: str | Path, out: str | Path | None = 
 
 
 def _figures(reference: dict[str, Any], tflites: list[Path], results: list[dict[str, Any]]) -> dict[str, Any]:
-    """compare() per file; a file the runtime refused (e.g. missing metadata) keeps its error instead."""
-    return {tflite.name: {"error": result["error"]} if "error" in result else compare(reference, result["answers"])
+    """compare() per file (compare_boxes for a detector); a file the runtime refused (e.g. missing metadata) keeps
+    its error instead."""
+    from dlpipe.pipelines.device_check_boxes import compare_boxes
+
+    comparing = compare_boxes if reference["task"] == "detect" else compare
+    return {tflite.name: {"error": result["error"]} if "error" in result else comparing(reference, result["answers"])
             for tflite, result in zip(tflites, results)}
 
 
@@ -194,7 +238,12 @@ def summary_lines(report: dict[str, Any], shown: int = 10) -> list[str]:
     if "web" in report:
         runtimes.append(("MediaPipe Web in Chromium", report["web"]))
     for runtime, files in runtimes:
-        lines += _file_lines(runtime, files, shown, "photos" if report["task"] == "image" else "sentences")
+        if report["task"] == "detect":
+            from dlpipe.pipelines.device_check_boxes import summary_lines as box_lines
+
+            lines += box_lines(runtime, files, shown)
+        else:
+            lines += _file_lines(runtime, files, shown, "photos" if report["task"] == "image" else "sentences")
     return lines
 
 

@@ -48,12 +48,14 @@ def mediapipe_python(given: str | None = None) -> Path:
     raise DlpipeError(f"{candidates[0]}: no MediaPipe environment there; {SETUP_HINT}")
 
 
-def run_worker(python: Path, kind: str, models: list[Path], inputs: list[str], timeout: float | None = None) -> dict:
-    """MediaPipe's top answer per input for each model (see models/mediapipe_worker.py for the answer's shape)."""
+def run_worker(python: Path, kind: str, models: list[Path], inputs: list[str], timeout: float | None = None,
+               **options: Any) -> dict:
+    """MediaPipe's top answer per input for each model, or its boxes for "detect" (see models/mediapipe_worker.py
+    for the answer's shape and the `options` a job takes, e.g. score_threshold)."""
     timeout = timeout or 120 + 2.0 * len(inputs) * len(models)
     with tempfile.TemporaryDirectory(prefix="dlpipe-mediapipe-") as folder:
         job, answer = Path(folder) / "job.json", Path(folder) / "answer.json"
-        job.write_text(json.dumps({"kind": kind, "models": [str(m) for m in models], "inputs": inputs}),
+        job.write_text(json.dumps({"kind": kind, "models": [str(m) for m in models], "inputs": inputs, **options}),
                        encoding="utf-8")
         env = {key: value for key, value in os.environ.items() if key not in ("PYTHONPATH", "PYTHONHOME")}
         env.update(GLOG_minloglevel="2", TF_CPP_MIN_LOG_LEVEL="2")

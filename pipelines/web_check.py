@@ -1,8 +1,9 @@
 """`dlpipe check-device --web`: each .tflite in MediaPipe Tasks Web, in headless Chromium, on the user's own inputs.
 
-The page is the one `dlpipe export --format web` writes (models/export/web.py), served from a temporary folder on
-127.0.0.1 with the file under test as its model.tflite and the raw inputs beside it; with `?inputs=...&report=1`
-it classifies them and POSTs its rows back. Needs chromium and MediaPipe's web files (scripts/setup.sh).
+The page is the one `dlpipe export --format web` writes (models/export/web.py; a detector's, models/tasks/detect/
+web.py), served from a temporary folder on 127.0.0.1 with the file under test as its model.tflite and the raw
+inputs beside it; with `?inputs=...&report=1` it classifies them (finds their boxes) and POSTs its rows back.
+Needs chromium and MediaPipe's web files (scripts/setup.sh).
 """
 
 from __future__ import annotations
@@ -32,38 +33,50 @@ def browser() -> str:
     return found
 
 
-def web_answers(task: str, tflites: list[Path], inputs: list[str], timeout: float | None = None) -> list[dict]:
-    """Per file, {"answers": [...]} in the worker's shape (models/mediapipe_worker.py) or {"error": ...}."""
-    from dlpipe.models.export.web import WEB_MODEL, write_web_folder
+def web_answers(task: str, tflites: list[Path], inputs: list[str], timeout: float | None = None,
+                score_threshold: float | None = None) -> list[dict]:
+    """Per file, {"answers": [...]} in the worker's shape (models/mediapipe_worker.py) or {"error": ...};
+    `score_threshold`: a detector page's lowest score (its min_score)."""
+    from dlpipe.models.export.web import WEB_MODEL
 
     chromium = browser()
-    page = _page(task)
     timeout = timeout or 120 + 1.0 * len(inputs)
     results = []
     with tempfile.TemporaryDirectory(prefix="dlpipe-web-check-") as folder:
         site = Path(folder) / "site"
         site.mkdir()
         try:
-            write_web_folder(site, page)
+            _write_page(task, site)
         except DlpipeError as error:
             raise DlpipeError(f"--web: {str(error).removeprefix('export: web needs ')}") from None
         query = _stage_inputs(task, inputs, site)
+        if score_threshold is not None:
+            query += f"&min_score={score_threshold}"
         for tflite in tflites:
             shutil.copy(tflite, site / WEB_MODEL)
             rows = browser_rows(chromium, site, query, timeout)
             if isinstance(rows, dict):  # {"error": ...}: the page could not load the model
                 results.append({"error": str(rows.get("error"))})
             else:
-                results.append({"answers": [_top(row) for row in rows]})
+                results.append({"answers": [{"boxes": row["detections"]} if task == "detect" else _top(row)
+                                            for row in rows]})
     return results
 
 
-def _page(task: str) -> Any:
+def _write_page(task: str, site: Path) -> None:
+    """The task's page and MediaPipe's web files into `site`, as its web exporter writes them."""
+    from dlpipe.models.export.web import write_web_folder
+
+    if task == "detect":
+        from dlpipe.models.tasks.detect.web import write_detect_page
+
+        write_detect_page(site)
+        return
     if task == "image":
         from dlpipe.models.tasks.image.export import WEB_PAGE
     else:
         from dlpipe.models.tasks.text.export import WEB_PAGE
-    return WEB_PAGE
+    write_web_folder(site, WEB_PAGE)
 
 
 def _stage_inputs(task: str, inputs: list[str], site: Path) -> str:

@@ -61,18 +61,18 @@ class ExportStage(Stage):
     def check_on_device(self, ctx: RunContext, written: dict[str, Any]) -> str:
         """Each written .tflite in MediaPipe Tasks on the raw validation inputs (pipelines/device_check.py)."""
         from dlpipe.models.tasks import InputSet
-        from dlpipe.pipelines.device_check import check_device
+        from dlpipe.pipelines.device_check import agreement, check_device
 
         if not any(str(path).endswith(".tflite") for path in written.values()) or not len(ctx.val):
             return ""
         inputs, labels = InputSet(), {}
         for index, item in enumerate(ctx.val.inputs):
             inputs.add(f"val:{index}", item)
-            if ctx.val.labels:
+            if ctx.val.labels and ctx.task.name != "detect":  # a detector's labels are boxes: not compared
                 labels[f"val:{index}"] = ctx.task.label_name(ctx.val.labels[index], ctx.class_names)
         report = check_device(ctx.out_dir, "the validation inputs", given=(inputs, labels or None))
         return "; MediaPipe agrees with the Keras model on " + ", ".join(
-            f"{figures['top1_agreement']:.1%} ({name})" if figures.get("top1_agreement") is not None
+            f"{agreement(figures):.1%} ({name})" if agreement(figures) is not None
             else f"- ({name})" for name, figures in report["files"].items())
 
     def exported_model(self, ctx: RunContext) -> Any:

@@ -2,7 +2,7 @@
 
 Runs under the separate .venv-mediapipe interpreter (see mediapipe_env.py), importing nothing of dlpipe.
 Job: {"model": PATH, "images": [PATH, ...], "score_threshold": 0.3}
-Result: {"detections": [[{"label", "score", "box": [x1, y1, x2, y2] in pixels}, ...] per image],
+Result: {"detections": [[{"label", "score", "box": [x1, y1, x2, y2] in pixels}, ...] per image] (one per category),
 "seconds": median time of one detect() call} or {"error": message} when the model does not load.
 """
 
@@ -33,10 +33,12 @@ def main() -> None:
             started = time.perf_counter()
             result = detector.detect(image)
             times.append(time.perf_counter() - started)
-            found.append([{"label": d.categories[0].category_name, "score": float(d.categories[0].score),
+            # every category: MediaPipe merges the classes found at the same box into one detection
+            found.append([{"label": c.category_name, "score": float(c.score),
                            "box": [d.bounding_box.origin_x, d.bounding_box.origin_y,
                                    d.bounding_box.origin_x + d.bounding_box.width,
-                                   d.bounding_box.origin_y + d.bounding_box.height]} for d in result.detections])
+                                   d.bounding_box.origin_y + d.bounding_box.height]}
+                          for d in result.detections for c in d.categories])
     json.dump({"detections": found, "seconds": statistics.median(times) if times else None}, sys.stdout)
 
 

@@ -1,8 +1,8 @@
-"""The detect task's files in MediaPipe's ObjectDetector: the `web` page in headless Chromium, on coco-detector's
-.tflite and darknet's sample photos.
+"""The detect task's files in MediaPipe's ObjectDetector: the `web` page in headless Chromium, and `dlpipe
+check-device` (Python and `--web`), on coco-detector's .tflite and darknet's sample photos.
 
-Needs the converted detector (scripts/fetch_coco_detector.sh), darknet's photos (Debian `darknet`), chromium and
-MediaPipe's web files, all from scripts/setup.sh (a failure under CI when missing).
+Needs the converted detector (scripts/fetch_coco_detector.sh), darknet's photos (Debian `darknet`), chromium,
+MediaPipe's web files and .venv-mediapipe, all from scripts/setup.sh (a failure under CI when missing).
 
 MediaPipe stretches a photo to 512x512 by plain bilinear sampling; dlpipe's detect preprocessing antialiases. To
 compare the runtimes on the same pixels, the page gets each photo as dlpipe prepares it, enlarged 4x by repeating
@@ -12,6 +12,7 @@ and its whole-pixel boxes are 4x finer. On the raw photos the agreement is what 
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 from pathlib import Path
@@ -23,6 +24,8 @@ from click.testing import CliRunner
 from dlpipe.models.tasks.detect import box_iou
 from dlpipe.pipelines.cli import main
 from PIL import Image
+
+from edge.mediapipe_env import require_mediapipe
 
 PHOTOS = Path("/usr/share/darknet/data")
 ENLARGE = 4
@@ -104,3 +107,59 @@ def test_web_export_draws_the_boxes_litert_finds_in_chromium(photos, tmp_path):
     share = np.mean(np.array(ious) >= 0.9)
     print(f"web page vs LiteRT: {share:.1%} of {len(ious)} boxes at IoU >= 0.9, mean IoU {np.mean(ious):.3f}")
     assert len(ious) >= 20 and share >= 0.95 and max(scores) < 1e-3
+
+
+@pytest.fixture(scope="module")
+def checked(photos, tmp_path_factory) -> tuple[Path, dict, str, int]:
+    """(the float32 .tflite, check-device's report with --web, its output, exit code at --min-agreement 0.99)."""
+    require_mediapipe()
+    require_browser()
+    root = tmp_path_factory.mktemp("check-device")
+    tflite = exported("tflite", photos, root / "export") / "model.tflite"
+    out = root / "device_check.json"
+    result = CliRunner().invoke(main, ["check-device", str(tflite), "--data", str(photos), "--out", str(out), "--web",
+                                       "--min-agreement", "0.99"], catch_exceptions=False)
+    assert out.is_file(), result.output
+    return tflite, json.loads(out.read_text()), result.output, result.exit_code
+
+
+def test_check_device_compares_mediapipes_boxes_with_the_named_models(photos, checked, tmp_path):
+    """Every figure recomputed here from `dlpipe predict --model coco-detector` and this test's own
+    ObjectDetector run (tests/edge/mediapipe_detect_runner.py)."""
+    import subprocess
+
+    tflite, report, output, code = checked
+    assert report["task"] == "detect" and report["reference"] == "coco-detector" and report["web"]
+    rows_file = tmp_path / "rows.jsonl"
+    result = CliRunner().invoke(main, ["predict", "--model", "coco-detector", str(photos), "--out", str(rows_file)],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    ours = {Path(row["input"]).name: row["top"] for row in map(json.loads, rows_file.read_text().splitlines())}
+    runner = Path(__file__).resolve().parent / "mediapipe_detect_runner.py"
+    paths = sorted(photos.glob("*.jpg"))
+    job = {"model": str(tflite), "images": [str(p) for p in paths], "score_threshold": 0.15}
+    done = subprocess.run([str(require_mediapipe()), str(runner)], input=json.dumps(job), capture_output=True,
+                          check=False, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    theirs = dict(zip((p.name for p in paths), json.loads(done.stdout)["detections"]))
+    found, missed = [], set()
+    for name, boxes in ours.items():
+        for box in boxes:
+            same = [item["box"] for item in theirs[name] if item["label"] == box["label"]]
+            best = box_iou(np.array([as_mediapipe_reports(box["box"])]), np.array(same).reshape(-1, 4))
+            found.append(bool(same) and best.max() >= 0.9)
+            missed |= {name} if not found[-1] else set()
+    figures = report["files"]["model.tflite"]
+    assert figures["inputs"] == figures["answered"] == 7 and figures["boxes"] == len(found) >= 20
+    assert figures["box_agreement"] == pytest.approx(np.mean(found))
+    assert {Path(row["input"]).name for row in figures["disagreements"] if row["missed"]} == missed
+    web = report["web"]["model.tflite"]
+    assert web["boxes"] == figures["boxes"] and abs(web["box_agreement"] - figures["box_agreement"]) <= 2 / len(found)
+    print(f"check-device: MediaPipe Python finds {figures['box_agreement']:.1%}, Chromium {web['box_agreement']:.1%} "
+          f"of {figures['boxes']} boxes (IoU >= 0.9) on darknet's raw photos")
+    record = json.loads((tflite.parent / "artifacts.json").read_text())["model.tflite"]
+    assert record["mediapipe"]["box_agreement"] == figures["box_agreement"] and "parity" in record
+    assert record["mediapipe_web"]["box_agreement"] == web["box_agreement"]
+    assert "MediaPipe Web in Chromium finds" in output
+    low = min(figures["box_agreement"], web["box_agreement"]) < 0.99
+    assert (code == 1) == low and ("below --min-agreement 0.99" in output) == low

@@ -1,0 +1,124 @@
+"""`dlpipe check-device` for detectors: does MediaPipe's ObjectDetector find the boxes the run's model finds?
+
+The reference is the Keras model's rows on the raw photos through dlpipe's own preprocessing: the boxes
+`dlpipe predict` keeps (min_score, class-wise NMS, max_boxes), in each photo's pixels. A reference box is
+found when MediaPipe (Python, or the `web` page in Chromium) has a box of the same label with IoU >= 0.9.
+MediaPipe reports whole pixels (origin and size truncated), so each reference box is put in that form before
+the IoU: a 12-pixel box would otherwise lose up to 0.15 of IoU to the rounding alone. MediaPipe is asked for
+boxes down to half of min_score, so a box whose score moves a little across the threshold is still found
+(as the export-time parity does); its boxes at or above min_score, after the same NMS, that match no
+reference box (IoU >= 0.5, same label) are counted as extra.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+MATCH_IOU = 0.9  # a reference box is found at this IoU (the issue's criterion)
+EXTRA_IOU = 0.5  # a MediaPipe box overlapping no reference box this much is extra
+
+
+def reference_boxes(runtime: Any, inputs: Any, batch_size: int = 8) -> tuple[dict[str, list[dict]], list[dict]]:
+    """({input id: the rows `dlpipe predict` keeps: [{"label", "score", "box"}]}, skipped inputs)."""
+    task, answers, skipped = runtime.task, {}, []
+    for prepared in task.batches(inputs, runtime.preprocessing, batch_size):
+        skipped += [{"path": key, "reason": reason} for key, reason in prepared.errors.items()]
+        if prepared.readable:
+            outputs = np.asarray(runtime.predict(prepared.batch))  # boxes already in each photo's pixels
+            for key, row in zip(prepared.readable, outputs):
+                answers[key] = task.describe(row, runtime.class_names, 0)["top"]
+    return answers, skipped
+
+
+def thresholds(task: Any) -> dict[str, Any]:
+    """The reference task's selection, kept in the report (compare applies it to MediaPipe's boxes too)."""
+    return {"min_score": task.min_score, "nms_iou": task.nms_iou, "max_boxes": task.max_boxes}
+
+
+def whole_pixels(box: list[float]) -> list[float]:
+    """A box as MediaPipe's BoundingBox holds it: origin and size truncated to whole pixels."""
+    x1, y1 = math.floor(box[0]), math.floor(box[1])
+    return [x1, y1, x1 + math.floor(box[2] - box[0]), y1 + math.floor(box[3] - box[1])]
+
+
+def compare_boxes(reference: dict[str, Any], answers: list[dict[str, Any]]) -> dict[str, Any]:
+    """One file's figures: the share of reference boxes MediaPipe finds (same label, IoU >= 0.9), the mean best
+    IoU, MediaPipe's extra boxes, and per photo the boxes it missed (with its closest box) or added."""
+    from dlpipe.models.tasks.detect import box_iou
+
+    names, select = reference["class_names"], reference["thresholds"]
+    found, ious, extra, disagree, failed = 0, [], 0, [], []
+    for key, answer in zip(reference["answers"], answers):
+        if "error" in answer:
+            failed.append({"input": key, "error": answer["error"]})
+            continue
+        ours, theirs = reference["answers"][key], _selected(answer["boxes"], names, select)
+        missed = []
+        for box in ours:
+            same = [item for item in theirs if item["label"] == box["label"]]
+            overlaps = box_iou(np.array([whole_pixels(box["box"])]), np.array([item["box"] for item in same]).reshape(
+                -1, 4))[0]
+            best = int(np.argmax(overlaps)) if len(same) else None
+            iou = float(overlaps[best]) if best is not None else 0.0
+            ious.append(iou)
+            found += iou >= MATCH_IOU
+            if iou < MATCH_IOU:
+                missed.append({**box, "iou": round(iou, 3), "mediapipe": same[best] if best is not None else None})
+        added = [item for item in theirs if item["score"] >= select["min_score"] and not _overlaps(item, ours)]
+        extra += len(added)
+        if missed or added:
+            disagree.append({"input": key, "missed": missed, "extra": added})
+    answered = len(reference["answers"]) - len(failed)
+    return {"inputs": len(reference["answers"]), "answered": answered, "boxes": len(ious),
+            "box_agreement": found / len(ious) if ious else None,
+            "mean_box_iou": float(np.mean(ious)) if ious else None,
+            "extra_boxes": extra, "disagreements": disagree, "unanswered": failed}
+
+
+def _selected(boxes: list[dict[str, Any]], names: list[str], select: dict[str, Any]) -> list[dict[str, Any]]:
+    """MediaPipe's boxes down to half of min_score after the reference's class-wise NMS and box limit."""
+    from dlpipe.models.tasks.detect import select_detections
+
+    index = {name: position for position, name in enumerate(names)}
+    rows = np.array([[*item["box"], item["score"], index.get(item["label"], -1)] for item in boxes], np.float32)
+    kept = select_detections(rows.reshape(-1, 6), select["min_score"] * 0.5, select["nms_iou"], select["max_boxes"])
+    return [{"label": names[int(row[5])] if row[5] >= 0 else "?", "score": round(float(row[4]), 4),
+             "box": [int(value) for value in row[:4]]} for row in kept]
+
+
+def _overlaps(item: dict[str, Any], ours: list[dict[str, Any]]) -> bool:
+    from dlpipe.models.tasks.detect import box_iou
+
+    same = [box["box"] for box in ours if box["label"] == item["label"]]
+    return bool(same) and float(box_iou(np.array([item["box"]]), np.array(same)).max()) >= EXTRA_IOU
+
+
+def summary_lines(runtime: str, files: dict[str, Any], shown: int) -> list[str]:
+    """A line per file (boxes found, mean IoU, extra boxes), then up to `shown` photos with what differs."""
+    lines = []
+    for name, figures in files.items():
+        if "error" in figures:
+            lines.append(f"{name}: {runtime} refused the file: {figures['error']}")
+            continue
+        share = figures["box_agreement"]
+        line = (f"{name}: {runtime} finds {'-' if share is None else f'{share:.1%}'} of the Keras model's "
+                f"{figures['boxes']} boxes (same label, IoU >= {MATCH_IOU}) on {figures['answered']} photos")
+        if figures["mean_box_iou"] is not None:
+            line += f", mean IoU {figures['mean_box_iou']:.3f}"
+        line += f"; {figures['extra_boxes']} extra box{'es' if figures['extra_boxes'] != 1 else ''}"
+        if figures["unanswered"]:
+            first = figures["unanswered"][0]
+            line += (f"; {len(figures['unanswered'])} photos it could not read (first: {first['input']}: "
+                     f"{first['error']})")
+        lines.append(line)
+        for row in figures["disagreements"][:shown]:
+            missed = ", ".join(f"{box['label']} {box['score']:.2f} (IoU {box['iou']:.2f})" for box in row["missed"])
+            added = ", ".join(f"{box['label']} {box['score']:.2f}" for box in row["extra"])
+            lines.append(f"  {row['input']}: " + "; ".join(part for part in (
+                f"missed {missed}" if missed else "", f"extra {added}" if added else "") if part))
+        if len(figures["disagreements"]) > shown:
+            lines.append(f"  ... {len(figures['disagreements']) - shown} more in the report")
+    return lines
