@@ -1,4 +1,4 @@
-"""The two graph ops of the ported CenterNet that Keras has no layer for, as serialisable layers.
+"""The graph ops of the ported CenterNet that Keras has no layer for, as serialisable layers.
 
 Why custom layers: the TF.js graph (models/centernet_port.py) adds and multiplies by scalar
 constants (hard-swish's `+ 3` and `* 0.16662598`, the float16 value of 1/6 the graph stores, and
@@ -6,6 +6,7 @@ the box head's `* 16`), and upsamples with TF1's legacy bilinear resize (align_c
 half_pixel_centers=False). Keras' Rescaling would add dead ops, and its UpSampling2D /
 ops.image.resize sample at half-pixel centres, which shifts every upsampled value. Both layers
 save in a `.keras` file (no Lambda) and convert to TFLite builtins (MUL/ADD, RESIZE_BILINEAR).
+ClampedLog (LOG, MAXIMUM) lets the pretrained box head answer in log-distances (models/centernet_start.py).
 """
 
 from __future__ import annotations
@@ -77,3 +78,30 @@ class LegacyBilinearUpsample(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "factor": self.factor}
+
+
+@keras.saving.register_keras_serializable(package="dlpipe")
+class ClampedLog(keras.layers.Layer):
+    """`log(max(x, floor))`: turns positive distances into the log-distances a head may be trained to give.
+
+    Args:
+        floor: the smallest value taken (its log is the output's minimum; no gradient flows below it).
+
+    Call arguments:
+        inputs: float tensor of any shape.
+    """
+
+    def __init__(self, floor: float = 1e-3, **kwargs):
+        super().__init__(**kwargs)
+        if not floor > 0:
+            raise ValueError(f"`floor` must be positive. Received: floor={floor!r}")
+        self.floor = float(floor)
+
+    def call(self, inputs):
+        return keras.ops.log(keras.ops.maximum(inputs, self.floor))
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "floor": self.floor}

@@ -1,50 +1,50 @@
 """The COCO-pretrained start of the detect task: the ported CenterNet in models/detector.py's head layout.
 
 Why a layout change: the detect task trains and decodes one head map (N, S/4, S/4, classes + 4) =
-heat-map logits, box width and height in cells, and the centre's offset within its cell
-(models/detector.py, models/centernet_loss.py). coco-detector's box head instead gives distances in
-pixels from the cell's corner to the four edges (l, t, r, b). Both are linear in the head's 1x1
-convolution, so the pretrained box head is rewritten exactly: width = (l + r) / 4, height = (t + b) / 4,
-offset x = (r - l) / 8, offset y = (b - t) / 8 (stride 4: a cell is 4 pixels, its centre at the corner plus
-the offset). The encoder, neck and box head keep COCO's weights; the class head is new for the user's
-classes (or COCO's own 80 with `coco_classes=True`).
+heat-map logits and, per cell, the logarithms of its distances (in cells, from the cell's centre) to the
+box's left, top, right and bottom sides (TTFNet's boxes: models/detector.py side_distances = exp(clip(raw,
+-6, 6)), models/centernet_loss.py). coco-detector's box head gives the same four distances, linearly, in
+pixels from the cell's corner (x * 4, y * 4): from the centre (2 px further right and down) that is
+(l + 2, t + 2, r - 2, b - 2) / 4 cells. That map is linear, so it is folded into the head's 1x1
+convolution, and a ClampedLog layer (floor e^-6, the decoder's lower clip) gives the logarithms: at the
+start the detect task decodes exactly COCO's boxes. The encoder, neck and box head keep COCO's weights; the
+class head is new for the user's classes (or COCO's own 80 with `coco_classes=True`).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
-# rows l, t, r, b (pixels) -> columns width, height, offset x, offset y (cells of FEATURE_STRIDE = 4 pixels)
-LTRB_TO_SIZE_OFFSET = np.array([[0.25, 0.0, -0.125, 0.0],
-                                [0.0, 0.25, 0.0, -0.125],
-                                [0.25, 0.0, 0.125, 0.0],
-                                [0.0, 0.25, 0.0, 0.125]], np.float32)
+CENTRE_SHIFT_PX = np.array([2.0, 2.0, -2.0, -2.0], np.float32)  # corner -> centre of a 4-pixel cell, per side
+DISTANCE_FLOOR = math.exp(-6.0)  # the detect task's decoder clips log-distances to [-6, 6]
 
 
-def _size_offset_head(features: Any) -> Any:
-    """The pretrained box head, rewritten to give width, height and centre offset in cells."""
+def _side_distance_head(features: Any) -> Any:
+    """The pretrained box head, answering the log of each side's distance from the cell's centre, in cells."""
     import keras
 
-    from dlpipe.models.centernet_port import box_scale, head_weights
+    from dlpipe.models.centernet_layers import ClampedLog
+    from dlpipe.models.centernet_port import FEATURE_STRIDE, box_scale, head_weights
 
     pretrained = head_weights("boxes")
     spatial = keras.layers.DepthwiseConv2D(3, padding="same", use_bias=False, name="box_depthwise")
     x = spatial(features)
     spatial.set_weights([pretrained["depthwise"]])
-    mapping = box_scale() * LTRB_TO_SIZE_OFFSET
-    out = keras.layers.Conv2D(4, 1, dtype="float32", name="box_out")
+    out = keras.layers.Conv2D(4, 1, dtype="float32", name="box_distances")
     x = out(x)
-    out.set_weights([np.einsum("hwio,oj->hwij", pretrained["kernel"], mapping), pretrained["bias"] @ mapping])
-    return x
+    scale = box_scale() / FEATURE_STRIDE
+    out.set_weights([pretrained["kernel"] * scale, pretrained["bias"] * scale + CENTRE_SHIFT_PX / FEATURE_STRIDE])
+    return ClampedLog(DISTANCE_FLOOR, dtype="float32", name="box_log_distances")(x)
 
 
 def _class_head(features: Any, num_classes: int | None) -> Any:
     """Heat-map logits: COCO's 80 (num_classes None) or a new 1x1 classifier after COCO's 3x3 depthwise filter."""
     import keras
 
-    from dlpipe.models.centernet_port import head_weights
+    from dlpipe.models.centernet_port import HEATMAP_PRIOR, head_weights
 
     pretrained = head_weights("heatmap")
     spatial = keras.layers.DepthwiseConv2D(3, padding="same", use_bias=False, name="heatmap_depthwise")
@@ -55,9 +55,7 @@ def _class_head(features: Any, num_classes: int | None) -> Any:
         x = out(x)
         out.set_weights([pretrained["kernel"], pretrained["bias"]])
         return x
-    from dlpipe.models.centernet_port import HEATMAP_PRIOR
-
-    prior = float(-np.log((1 - HEATMAP_PRIOR) / HEATMAP_PRIOR))
+    prior = -math.log((1 - HEATMAP_PRIOR) / HEATMAP_PRIOR)
     return keras.layers.Conv2D(num_classes, 1, dtype="float32", bias_initializer=keras.initializers.Constant(prior),
                                name="heatmap_out")(x)
 
@@ -80,5 +78,5 @@ def build_coco_start(num_classes: int, image_size: int = 320, coco_classes: bool
     backbone = centernet_features(image_size)
     features = backbone.output
     head = keras.layers.Concatenate(name="head", dtype="float32")(
-        [_class_head(features, None if coco_classes else int(num_classes)), _size_offset_head(features)])
+        [_class_head(features, None if coco_classes else int(num_classes)), _side_distance_head(features)])
     return keras.Model(backbone.input, head, name="centernet_coco_mobilenetv3"), ENCODER_BLOCK_PATTERN

@@ -105,9 +105,12 @@ def test_the_coco_start_in_the_detect_tasks_layout_holds_cocos_heat_map_and_boxe
     head = model(photo).numpy()
     expected = coco_port(photo)
     np.testing.assert_allclose(1 / (1 + np.exp(-head[..., :80])), expected["heatmap"].numpy(), atol=1e-5)
-    width, height, offset_x, offset_y = np.moveaxis(head[..., 80:], -1, 0)
-    ltrb = np.stack([width / 2 - offset_x, height / 2 - offset_y, width / 2 + offset_x, height / 2 + offset_y], -1)
-    np.testing.assert_allclose(ltrb * port.FEATURE_STRIDE, expected["boxes"].numpy(), atol=1e-2)
+    # log-distances from each cell's centre, in cells -> the graph's pixel distances from the cell's corner
+    sides = np.exp(np.clip(head[..., 80:], -6.0, 6.0)) * port.FEATURE_STRIDE + np.array([-2.0, -2.0, 2.0, 2.0])
+    graph_sides = expected["boxes"].numpy()
+    positive = np.all(graph_sides + np.array([2.0, 2.0, -2.0, -2.0]) > 0.1, axis=-1)  # not clipped by the log
+    assert positive.mean() > 0.9
+    np.testing.assert_allclose(sides[positive], graph_sides[positive], atol=1e-2)
 
 
 def test_at_320_a_new_class_head_trains_the_encoder_saves_as_keras_and_converts_to_builtin_tflite(port, photo,
@@ -126,7 +129,7 @@ def test_at_320_a_new_class_head_trains_the_encoder_saves_as_keras_and_converts_
     assert {v.path.split("/")[0] for v in encoder.trainable_weights} == {"extern1.BatchNorm.FusedBatchNorm"}
     unfreeze_top_blocks(encoder, pattern, -1)
     image = tf.image.resize(photo, (320, 320))
-    first_conv, box_head = encoder.get_layer("MobilenetV3.Conv.BatchNorm.FusedBatchNorm"), model.get_layer("box_out")
+    first_conv, box_head = encoder.get_layer("MobilenetV3.Conv.BatchNorm.FusedBatchNorm"), model.get_layer("box_distances")
     before = [first_conv.kernel.numpy().copy(), box_head.kernel.numpy().copy()]
     with tf.GradientTape() as tape:
         out = model(image, training=True)
