@@ -74,16 +74,11 @@ def reference_answers(keras_file: Path, data: Path, batch_size: int = 32, given:
 
 def _box_reference(runtime: Any, data: Path, given: Any) -> dict[str, Any]:
     """A detector's reference: the boxes `dlpipe predict` keeps on each photo (pipelines/device_check_boxes.py)."""
-    from dlpipe.pipelines import device_check_boxes
+    from dlpipe.pipelines.device_check_boxes import box_reference
 
-    inputs, _, skipped = (*given, []) if given is not None else _read_data(runtime.task, data, runtime.class_names)
-    answers, unreadable = device_check_boxes.reference_boxes(runtime, inputs)
-    skipped = [*skipped, *({"path": key, "reason": reason} for key, reason in inputs.errors.items()), *unreadable]
-    if not answers:
-        raise DataError(str(data), "holds no readable photos to check on")
-    return {"task": "detect", "class_names": runtime.class_names, "answers": answers, "labels": None,
-            "payloads": {key: str(inputs.payloads[key]) for key in answers}, "skipped": skipped,
-            "thresholds": device_check_boxes.thresholds(runtime.task)}
+    task = runtime.task
+    inputs, labels, skipped = (*given, []) if given is not None else _read_data(task, data, runtime.class_names)
+    return box_reference(runtime, inputs, labels, skipped, str(data))
 
 
 def _named(name: str) -> bool:
@@ -168,8 +163,7 @@ def check_device(source: str | Path, data: str | Path, out: str | Path | None = 
     inputs = [reference["payloads"][key] for key in reference["answers"]]
     if reference["task"] != "text":
         inputs = [str(Path(path).resolve()) for path in inputs]
-    # a detector: boxes down to half of min_score, so one whose score moves a little is still found
-    options = {"score_threshold": reference["thresholds"]["min_score"] * 0.5} if "thresholds" in reference else {}
+    options = {"score_threshold": reference["score_threshold"]} if "score_threshold" in reference else {}
     answer = mediapipe_env.run_worker(python, TASKS[reference["task"]], tflites, inputs, **options)
     report: dict[str, Any] = {
         "task": reference["task"], "reference": str(keras_file), "data": str(data),

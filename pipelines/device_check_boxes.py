@@ -7,7 +7,8 @@ MediaPipe reports whole pixels (origin and size truncated), so each reference bo
 the IoU: a 12-pixel box would otherwise lose up to 0.15 of IoU to the rounding alone. MediaPipe is asked for
 boxes down to half of min_score, so a box whose score moves a little across the threshold is still found
 (as the export-time parity does); its boxes at or above min_score, after the same NMS, that match no
-reference box (IoU >= 0.5, same label) are counted as extra.
+reference box (IoU >= 0.5, same label) are counted as extra. When the photos have box labels (COCO, VOC or YOLO, as
+`dlpipe evaluate` reads them), MediaPipe is asked for every box and the report adds the mAP and AP50 of both.
 """
 
 from __future__ import annotations
@@ -21,16 +22,28 @@ MATCH_IOU = 0.9  # a reference box is found at this IoU (the issue's criterion)
 EXTRA_IOU = 0.5  # a MediaPipe box overlapping no reference box this much is extra
 
 
-def reference_boxes(runtime: Any, inputs: Any, batch_size: int = 8) -> tuple[dict[str, list[dict]], list[dict]]:
-    """({input id: the rows `dlpipe predict` keeps: [{"label", "score", "box"}]}, skipped inputs)."""
-    task, answers, skipped = runtime.task, {}, []
-    for prepared in task.batches(inputs, runtime.preprocessing, batch_size):
+def box_reference(runtime: Any, inputs: Any, labels: dict[str, Any] | None, skipped: list[dict],
+                  data: str) -> dict[str, Any]:
+    """The Keras model's boxes on each readable photo: the rows `dlpipe predict` keeps ("answers") and all its rows
+    ("outputs", for mAP when `labels` holds each photo's annotated objects)."""
+    from dlpipe.errors import DataError
+
+    task, answers, outputs = runtime.task, {}, {}
+    skipped = [*skipped, *({"path": key, "reason": reason} for key, reason in inputs.errors.items())]
+    for prepared in task.batches(inputs, runtime.preprocessing, 8):
         skipped += [{"path": key, "reason": reason} for key, reason in prepared.errors.items()]
         if prepared.readable:
-            outputs = np.asarray(runtime.predict(prepared.batch))  # boxes already in each photo's pixels
-            for key, row in zip(prepared.readable, outputs):
-                answers[key] = task.describe(row, runtime.class_names, 0)["top"]
-    return answers, skipped
+            found = np.asarray(runtime.predict(prepared.batch))  # boxes already in each photo's pixels
+            for key, rows in zip(prepared.readable, found):
+                answers[key], outputs[key] = task.describe(rows, runtime.class_names, 0)["top"], rows
+    if not answers:
+        raise DataError(data, "holds no readable photos to check on")
+    select = thresholds(task)
+    # MediaPipe's boxes down to half of min_score, so one whose score moves a little is still found; all of them
+    # for mAP
+    return {"task": "detect", "class_names": runtime.class_names, "answers": answers, "outputs": outputs,
+            "labels": labels, "payloads": {key: str(inputs.payloads[key]) for key in answers}, "skipped": skipped,
+            "thresholds": select, "score_threshold": 0.0 if labels is not None else select["min_score"] * 0.5}
 
 
 def thresholds(task: Any) -> dict[str, Any]:
@@ -72,10 +85,30 @@ def compare_boxes(reference: dict[str, Any], answers: list[dict[str, Any]]) -> d
         if missed or added:
             disagree.append({"input": key, "missed": missed, "extra": added})
     answered = len(reference["answers"]) - len(failed)
-    return {"inputs": len(reference["answers"]), "answered": answered, "boxes": len(ious),
-            "box_agreement": found / len(ious) if ious else None,
-            "mean_box_iou": float(np.mean(ious)) if ious else None,
-            "extra_boxes": extra, "disagreements": disagree, "unanswered": failed}
+    result = {"inputs": len(reference["answers"]), "answered": answered, "boxes": len(ious),
+              "box_agreement": found / len(ious) if ious else None,
+              "mean_box_iou": float(np.mean(ious)) if ious else None, "extra_boxes": extra}
+    if reference["labels"] is not None and answered:
+        result.update(_maps(reference, answers))
+    return {**result, "disagreements": disagree, "unanswered": failed}
+
+
+def _maps(reference: dict[str, Any], answers: list[dict[str, Any]]) -> dict[str, float]:
+    """COCO mAP and AP50 of the Keras model's and of MediaPipe's boxes on the photos MediaPipe answered, scored
+    as `dlpipe evaluate` scores (class-wise NMS, no threshold)."""
+    from dlpipe.models.tasks.detect import DetectTask
+
+    task, names = DetectTask(**reference["thresholds"]), reference["class_names"]
+    index = {name: position for position, name in enumerate(names)}
+    keys = [key for key, answer in zip(reference["answers"], answers) if "error" not in answer]
+    theirs = [np.array([[*item["box"], item["score"], index[item["label"]]] for item in answer["boxes"]
+                        if item["label"] in index], np.float32).reshape(-1, 6)
+              for answer in answers if "error" not in answer]
+    truth = [reference["labels"][key] for key in keys]
+    ours = task.score(truth, [reference["outputs"][key] for key in keys], names)
+    mediapipe = task.score(truth, theirs, names)
+    return {"keras_map": ours["map"], "mediapipe_map": mediapipe["map"], "keras_ap50": ours["ap50"],
+            "mediapipe_ap50": mediapipe["ap50"]}
 
 
 def _selected(boxes: list[dict[str, Any]], names: list[str], select: dict[str, Any]) -> list[dict[str, Any]]:
@@ -109,6 +142,10 @@ def summary_lines(runtime: str, files: dict[str, Any], shown: int) -> list[str]:
         if figures["mean_box_iou"] is not None:
             line += f", mean IoU {figures['mean_box_iou']:.3f}"
         line += f"; {figures['extra_boxes']} extra box{'es' if figures['extra_boxes'] != 1 else ''}"
+        if "keras_map" in figures:
+            line += (f"; mAP Keras {figures['keras_map']:.3f}, {runtime.split(' in ')[0]} "
+                     f"{figures['mediapipe_map']:.3f} (AP50 {figures['keras_ap50']:.3f}, "
+                     f"{figures['mediapipe_ap50']:.3f})")
         if figures["unanswered"]:
             first = figures["unanswered"][0]
             line += (f"; {len(figures['unanswered'])} photos it could not read (first: {first['input']}: "

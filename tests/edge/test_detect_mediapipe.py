@@ -163,3 +163,68 @@ def test_check_device_compares_mediapipes_boxes_with_the_named_models(photos, ch
     assert "MediaPipe Web in Chromium finds" in output
     low = min(figures["box_agreement"], web["box_agreement"]) < 0.99
     assert (code == 1) == low and ("below --min-agreement 0.99" in output) == low
+
+
+HAND_CHECKED = {"dog.jpg": [("dog", [124, 207, 313, 542]), ("bicycle", [111, 125, 564, 445]),
+                            ("truck", [466, 76, 690, 170])],
+                "person.jpg": [("person", [187, 112, 276, 375]), ("dog", [67, 262, 201, 348]),
+                               ("horse", [398, 138, 602, 342])]}  # tests/models/test_detect.py's
+
+
+def test_check_device_on_box_labels_scores_mediapipes_boxes_as_evaluate_does(photos, checked, tmp_path):
+    """With COCO labels beside the photos, the report adds the mAP of the Keras model's boxes (as `dlpipe evaluate`
+    scores them) and of MediaPipe's (this test's own ObjectDetector run, scored the same way)."""
+    import subprocess
+
+    from dlpipe.data.box_annotations import BoxLabel
+    from dlpipe.models.coco_detector import COCO_LABELS
+    from dlpipe.models.tasks.detect import DetectTask
+
+    tflite, data = checked[0], coco_folder(photos, tmp_path / "labelled")
+    out = tmp_path / "d.json"
+    result = CliRunner().invoke(main, ["check-device", str(tflite), "--data", str(data), "--out", str(out)],
+                                catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "mAP Keras" in result.output
+    report = json.loads(out.read_text())
+    figures = report["files"]["model.tflite"]
+    assert report["labelled"] and figures["inputs"] == 2
+    evaluated = tmp_path / "m.json"
+    done = CliRunner().invoke(main, ["evaluate", "coco-detector", "--data", str(data), "--out", str(evaluated)],
+                              catch_exceptions=False)
+    assert done.exit_code == 0, done.output
+    keras = json.loads(evaluated.read_text())
+    assert figures["keras_map"] == pytest.approx(keras["map"]) and figures["keras_ap50"] == pytest.approx(keras["ap50"])
+    runner = Path(__file__).resolve().parent / "mediapipe_detect_runner.py"
+    job = {"model": str(tflite), "images": [str(data / "images" / name) for name in HAND_CHECKED],
+           "score_threshold": 0.0}
+    ran = subprocess.run([str(require_mediapipe()), str(runner)], input=json.dumps(job), capture_output=True,
+                         check=False, text=True, timeout=300)
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    classes = list(COCO_LABELS)
+    rows = [np.array([[*item["box"], item["score"], classes.index(item["label"])] for item in found], np.float32)
+            for found in json.loads(ran.stdout)["detections"]]
+    truth = [[BoxLabel(label, tuple(map(float, box))) for label, box in HAND_CHECKED[name]] for name in HAND_CHECKED]
+    mediapipe = DetectTask().score(truth, rows, classes)
+    print(f"mAP on the hand-checked boxes: Keras {keras['map']:.3f}, MediaPipe {mediapipe['map']:.3f}; AP50 "
+          f"{keras['ap50']:.3f}, {mediapipe['ap50']:.3f}")
+    assert figures["mediapipe_map"] == pytest.approx(mediapipe["map"])
+    assert figures["mediapipe_ap50"] == pytest.approx(mediapipe["ap50"]) and mediapipe["ap50"] >= keras["ap50"] - 0.1
+
+
+def coco_folder(photos: Path, folder: Path) -> Path:
+    """HAND_CHECKED as a COCO instances folder: annotations.json and images/."""
+    (folder / "images").mkdir(parents=True)
+    names = sorted({label for boxes in HAND_CHECKED.values() for label, _ in boxes})
+    images, annotations = [], []
+    for image_id, (name, boxes) in enumerate(HAND_CHECKED.items(), start=1):
+        shutil.copy(photos / name, folder / "images" / name)
+        with Image.open(photos / name) as image:
+            images.append({"id": image_id, "file_name": name, "width": image.width, "height": image.height})
+        annotations += [{"id": len(annotations) + index + 1, "image_id": image_id, "iscrowd": 0,
+                         "category_id": names.index(label) + 1, "bbox": [x1, y1, x2 - x1, y2 - y1]}
+                        for index, (label, (x1, y1, x2, y2)) in enumerate(boxes)]
+    categories = [{"id": index + 1, "name": name} for index, name in enumerate(names)]
+    (folder / "annotations.json").write_text(json.dumps({"images": images, "annotations": annotations,
+                                                         "categories": categories}))
+    return folder
