@@ -228,3 +228,40 @@ def coco_folder(photos: Path, folder: Path) -> Path:
     (folder / "annotations.json").write_text(json.dumps({"images": images, "annotations": annotations,
                                                          "categories": categories}))
     return folder
+
+
+def test_mediapipe_sampling_makes_dlpipes_boxes_mediapipes_on_raw_photos(photos, checked):
+    """DetectPreprocessing(sampling="mediapipe") stretches as MediaPipe does, in TensorFlow and in NumPy alike, and
+    the .tflite's boxes from those pixels are MediaPipe's own on the raw photos (antialiased pixels: fewer)."""
+    import subprocess
+
+    import tensorflow as tf
+
+    from dlpipe.models.runtimes import load_runtime
+    from dlpipe.models.tasks.detect import DetectPreprocessing
+
+    tflite = checked[0]
+    runtime = load_runtime(tflite)  # LiteRT
+    paths = sorted(photos.glob("*.jpg"))
+    runner = Path(__file__).resolve().parent / "mediapipe_detect_runner.py"
+    job = {"model": str(tflite), "images": [str(p) for p in paths], "score_threshold": 0.15}
+    ran = subprocess.run([str(require_mediapipe()), str(runner)], input=json.dumps(job), capture_output=True,
+                         check=False, text=True, timeout=300)
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    theirs = json.loads(ran.stdout)["detections"]
+    found = {}
+    for sampling in ("antialias", "mediapipe"):
+        prep, hits = DetectPreprocessing(image_size=512, sampling=sampling), []
+        for path, boxes in zip(paths, theirs):
+            inputs = runtime.task.numpy_input(path.read_bytes(), prep)
+            graph = runtime.task.input_from_bytes(tf.io.read_file(str(path)), prep)["pixels"].numpy()
+            assert np.abs(graph - inputs["pixels"]).max() < 0.05  # the TensorFlow and NumPy paths agree
+            batch = {"pixels": inputs["pixels"][None].astype(np.float32), "sizes": inputs["sizes"][None]}
+            for box in runtime.task.describe(np.asarray(runtime.predict(batch))[0], runtime.class_names, 0)["top"]:
+                same = [item["box"] for item in boxes if item["label"] == box["label"]]
+                iou = box_iou(np.array([as_mediapipe_reports(box["box"])]), np.array(same).reshape(-1, 4))
+                hits.append(bool(same) and iou.max() >= 0.9)
+        found[sampling] = np.mean(hits)
+    print(f"MediaPipe Python finds {found['mediapipe']:.1%} of LiteRT's boxes from MediaPipe-sampled pixels, "
+          f"{found['antialias']:.1%} from antialiased ones")
+    assert found["mediapipe"] >= 0.9 and found["mediapipe"] > found["antialias"] + 0.1
