@@ -90,12 +90,9 @@ def test_the_port_computes_the_graphs_features_and_with_its_decode_coco_detector
         outputs["heatmap"], outputs["boxes"])
     ours = port.decode_detections(outputs["heatmap"], outputs["boxes"]).numpy()[0]
     np.testing.assert_allclose(ours, decoded.numpy()[0], atol=1e-3)
-    confident = shipped[:, 4] > 0.25
-    assert confident.sum() >= 1
-    found = ours[: confident.sum()]
-    np.testing.assert_array_equal(found[:, 5], shipped[confident, 5])
-    np.testing.assert_allclose(found[:, 4], shipped[confident, 4], atol=0.01)
-    np.testing.assert_allclose(found[:, :4], shipped[confident, :4], atol=1.0)
+    for box in shipped[:5]:  # coco-detector's five best: each one is among the port's, same class, score and box
+        same = (ours[:, 5] == box[5]) & (np.abs(ours[:, 4] - box[4]) < 0.01)
+        assert same.any() and np.abs(ours[same, :4] - box[:4]).max(axis=1).min() < 1.0, box
 
 
 def test_the_coco_start_in_the_detect_tasks_layout_holds_cocos_heat_map_and_boxes(port, coco_port, photo):
