@@ -5,9 +5,9 @@ heat map at stride 4 and reads each box's size and sub-cell offset at its peak. 
 max-pool and a top-k, so it needs no anchors and no NMS op: every step is a builtin TFLite op, the whole
 detector (decoding included) runs inside one `.tflite`, and full-integer quantisation has no NMS to break.
 
-The training model maps RGB pixels in [0, 255] (normalisation inside) to the raw head map
-(N, S/4, S/4, classes + 4): heat-map logits, box width and height in output cells, and the centre's
-offset within its cell. `detection_model` adds `CenterNetDecode`, giving the rows every dlpipe detect
+Boxes follow TTFNet (see models/centernet_loss.py): each cell predicts its distances to the four sides of
+the object it belongs to. The training model maps RGB pixels in [0, 255] (normalisation inside) to the raw
+head map (N, S/4, S/4, classes + 4): heat-map logits and the four distances' logarithms (in cells). `detection_model` adds `CenterNetDecode`, giving the rows every dlpipe detect
 artifact answers: (N, K, 6) = x1, y1, x2, y2 as fractions of the image, score, class index.
 """
 
@@ -61,10 +61,14 @@ def build_detector(encoder_name: str, num_classes: int, image_size: int, weights
         x = layers.ReLU(name=f"neck{level}_relu")(x)
     outputs = layers.Concatenate(name="head", dtype="float32")([
         _head(x, num_classes, head_filters, "heatmap", bias=-math.log((1 - PRIOR) / PRIOR)),
-        _head(x, 2, head_filters, "size", bias=0.0),
-        _head(x, 2, head_filters, "offset", bias=0.0),
+        _head(x, 4, head_filters, "box", bias=math.log(2.0)),  # every side 2 cells away to start
     ])
     return keras.Model(inputs, outputs, name=f"centernet_{encoder_name}"), spec.block_pattern
+
+
+def side_distances(raw: keras.KerasTensor) -> keras.KerasTensor:
+    """The box head's raw outputs -> distances to the left, top, right and bottom sides, in cells (exp, clipped)."""
+    return ops.exp(ops.clip(raw, -6.0, 6.0))
 
 
 def _head(x: keras.KerasTensor, channels: int, filters: int, name: str, bias: float) -> keras.KerasTensor:
@@ -99,14 +103,12 @@ class CenterNetDecode(keras.layers.Layer):
         cell = index // classes
         row, column = cell // width, cell % width
         regression = ops.reshape(head[..., classes:classes + 4], (ops.shape(head)[0], -1, 4))
-        picked = ops.take_along_axis(regression, ops.expand_dims(cell, -1), axis=1)
+        sides = side_distances(ops.take_along_axis(regression, ops.expand_dims(cell, -1), axis=1))
         width_f, height_f = ops.cast(width, "float32"), ops.cast(height, "float32")
-        centre_x = (ops.cast(column, "float32") + picked[..., 2]) / width_f
-        centre_y = (ops.cast(row, "float32") + picked[..., 3]) / height_f
-        half_w = ops.maximum(picked[..., 0], 0.0) / width_f / 2.0
-        half_h = ops.maximum(picked[..., 1], 0.0) / height_f / 2.0
-        boxes = ops.clip(ops.stack([centre_x - half_w, centre_y - half_h, centre_x + half_w, centre_y + half_h],
-                                   axis=-1), 0.0, 1.0)
+        x = ops.cast(column, "float32") + 0.5
+        y = ops.cast(row, "float32") + 0.5
+        boxes = ops.clip(ops.stack([(x - sides[..., 0]) / width_f, (y - sides[..., 1]) / height_f,
+                                    (x + sides[..., 2]) / width_f, (y + sides[..., 3]) / height_f], axis=-1), 0.0, 1.0)
         return ops.concatenate([boxes, ops.expand_dims(scores, -1), ops.expand_dims(ops.cast(label, "float32"), -1)],
                                axis=-1)
 

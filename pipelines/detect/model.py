@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from dlpipe.pipelines.config import option, require
 from dlpipe.pipelines.stage import (
@@ -19,9 +20,12 @@ class DetectModelConfig:
     """The network: encoder and its weights, input size, neck and head widths, boxes per photo."""
 
     encoder: str = option(
-        "efficientnet_lite0", "efficientnet_lite0 (ImageNet weights, frozen then fine-tuned) or small (a tiny "
-                              "from-scratch conv encoder for tests)")
-    weights: str | None = option("imagenet", "imagenet (pretrained encoder), none (from scratch) or a weights file")
+        "efficientnet_lite0", "efficientnet_lite0 (ImageNet weights, with a new feature pyramid and heads), "
+                              "centernet_coco (coco-detector's CenterNet-MobileNetV3: COCO detection weights for the "
+                              "encoder, neck and box head, a new class head; needs scripts/fetch_coco_detector.sh) or "
+                              "small (a tiny from-scratch conv encoder for tests)")
+    weights: str | None = option("imagenet", "imagenet (pretrained encoder), none (from scratch) or a weights file; "
+                                             "centernet_coco always starts from its COCO weights")
     image_size: int = option(256, "square input size in pixels, a multiple of 32 (photos are stretched to it)")
     neck_filters: list[int] = option([96, 64, 48], "channels of the feature pyramid at stride 16, 8 and 4")
     head_filters: int = option(64, "channels of each head's 3x3 convolution")
@@ -36,6 +40,25 @@ class DetectModelConfig:
         require(1 <= self.max_detections <= 1000, "max_detections", "must be in 1..1000")
 
 
+COCO_START = "centernet_coco"
+
+
+def coco_start(classes: int, image_size: int) -> tuple[Any, str]:
+    """coco-detector's CenterNet-MobileNetV3 as a trainable model with a new class head, its encoder frozen; and
+    the encoder's block regex."""
+    from dlpipe.errors import DataError
+    from dlpipe.models import centernet_port
+    from dlpipe.models.centernet_start import build_coco_start
+    from dlpipe.models.detector import ENCODER_LAYER_NAME
+
+    reason = centernet_port.missing_reason()
+    if reason:
+        raise DataError("model.encoder=centernet_coco", reason)
+    model, pattern = build_coco_start(classes, image_size)
+    model.get_layer(ENCODER_LAYER_NAME).trainable = False
+    return model, pattern
+
+
 class DetectModelStage(Stage):
     """Build the training model (pixels -> heat map, sizes, offsets); the encoder starts frozen when pretrained."""
 
@@ -47,10 +70,13 @@ class DetectModelStage(Stage):
         from dlpipe.models.segmentation import ENCODERS
 
         cfg = self.config
-        weights = resolve_weights(ENCODERS.get(cfg.encoder, key="model.encoder"), cfg.weights)
         classes = len(ctx.need("class_names", "load"))
-        ctx.model, pattern = build_detector(cfg.encoder, classes, cfg.image_size, weights, tuple(cfg.neck_filters),
-                                            cfg.head_filters)
+        if cfg.encoder == COCO_START:
+            (ctx.model, pattern), weights = coco_start(classes, cfg.image_size), "COCO detection"
+        else:
+            weights = resolve_weights(ENCODERS.get(cfg.encoder, key="model.encoder"), cfg.weights)
+            ctx.model, pattern = build_detector(cfg.encoder, classes, cfg.image_size, weights,
+                                                tuple(cfg.neck_filters), cfg.head_filters)
         ctx.model.max_detections = cfg.max_detections  # the export stage's decoding keeps this many
         ctx.model_input = ModelInput(cfg.image_size, "stretch")
         ctx.fine_tuning = FineTuning(ENCODER_LAYER_NAME, pattern) if weights else None

@@ -30,17 +30,15 @@ from dlpipe.models import artifacts
 from dlpipe.models.coco_detector import INPUT_SIZE, MAX_DETECTIONS, normalized
 from dlpipe.models.export import ExportRequest, refuse, register
 from dlpipe.models.export.converters import _quiet_convert, quantization_of
+from dlpipe.models.tasks.detect import web as _web  # noqa: F401 - registers (detect, "web"): the page
 
 TASK = "detect"
 
-refuse(TASK, "web", "the web page classifies; a detection page is not written yet (the .tflite runs in MediaPipe "
-                    "Tasks' ObjectDetector for the web)")
 refuse(TASK, "onnx", "no ONNX exporter for the detector yet (its graph, converted from TF.js, is not tried with "
                      "tf2onnx): export savedmodel or tflite")
-refuse(TASK, "tflite-int8", "full-integer int8 does not hold for this detector: calibrated on darknet's five sample "
-                           "photos, the quantised heat map collapses (every score 0.173, every box empty) and 0 of "
-                           "the float model's 28 boxes are found (measured 2026-12-01); use tflite-float16 or "
-                           "tflite-dynamic")
+COCO_INT8_REFUSAL = ("full-integer int8 does not hold for coco-detector: calibrated on darknet's five sample "
+                     "photos, the quantised heat map collapses (every score 0.173, every box empty) and 0 of the "
+                     "float model's 28 boxes are found (measured 2026-12-01); use tflite-float16 or tflite-dynamic")
 
 
 def _graph_detector(model: Any) -> Any:
@@ -152,8 +150,6 @@ def convert_detector(model: Any, configure: Any) -> bytes:
 @register(TASK, "tflite", "tflite-float16", "tflite-dynamic")
 def export_tflite(model: Any, target: Path, request: ExportRequest, fmt: str) -> None:
     """A .tflite that MediaPipe's ObjectDetector loads (float input, standard detector metadata)."""
-    from dlpipe.models.tflite_metadata import object_detector_metadata
-
     quantize = quantization_of(fmt)
 
     def configure(converter: Any) -> None:
@@ -161,6 +157,13 @@ def export_tflite(model: Any, target: Path, request: ExportRequest, fmt: str) ->
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
         if quantize == "float16":
             converter.target_spec.supported_types = [tf.float16]
+
+    write_detector_tflite(model, target, request, fmt, configure)
+
+
+def write_detector_tflite(model: Any, target: Path, request: ExportRequest, fmt: str, configure: Any) -> None:
+    """Convert with `configure`'s quantisation and write the file with the object-detector metadata and labels."""
+    from dlpipe.models.tflite_metadata import object_detector_metadata
 
     flatbuffer = convert_detector(model, configure)
     coco = _graph_detector(model) is not None
@@ -179,6 +182,27 @@ def export_tflite(model: Any, target: Path, request: ExportRequest, fmt: str) ->
                    "pixels in [0, 255] (the photo stretched); outputs locations (ymin, xmin, ymax, xmax as fractions "
                    "of the image), classes, scores, count; decoding (heat-map peaks, top-k) is inside the file.")
     target.write_bytes(artifacts.tflite_bytes(flatbuffer, request.bundle, standard, description))
+
+
+@register(TASK, "tflite-int8")
+def export_tflite_int8(model: Any, target: Path, request: ExportRequest, fmt: str) -> None:
+    """A trained detector with int8 weights and activations, calibrated on training photos; float32 pixels in and
+    MediaPipe's four float outputs out (quantise/dequantise at the edges), so the same metadata serves."""
+    from dlpipe.models.export.converters import _calibration
+    from dlpipe.models.tasks.image.export import representative_images
+
+    if _graph_detector(model) is not None:
+        raise DlpipeError(f"export: {COCO_INT8_REFUSAL}")
+    if not request.calibration:
+        raise DlpipeError("export: int8 needs training photos for calibration; the run's load.path has none")
+    samples = representative_images(list(request.calibration), request.bundle.preprocessing.image())
+
+    def configure(converter: Any) -> None:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = _calibration([sample[None] for sample in samples])
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+
+    write_detector_tflite(model, target, request, fmt, configure)
 
 
 @contextlib.contextmanager

@@ -1,0 +1,187 @@
+"""`dlpipe run detect` end to end on generated scenes: a run killed mid-training resumes, the trained detector
+finds the shapes, its exports agree with it, and predict, evaluate and the server work on it unchanged."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import json
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from dlpipe.pipelines import api
+from dlpipe.pipelines.cli import main
+from helpers_boxes import CLASS_NAMES, write_box_dataset
+
+EPOCHS = 30
+# a from-scratch small encoder on 64 px scenes: 16x16 heat maps, trains in about a minute
+TINY_DETECT_SETS = [
+    "model.encoder=small", "model.weights=none", "model.image_size=64", "model.neck_filters=[32,32,16]",
+    "model.head_filters=16", f"train.epochs={EPOCHS}", "train.batch_size=8", "train.learning_rate=0.005",
+    "train.tensorboard=false", "train.progress=none", "train.early_stopping_patience=0", "evaluate.bootstrap=100",
+    "export.parity_sample=12", "export.formats=[keras,savedmodel,tflite,tflite-float16]",
+]
+
+
+class InterruptAfter(keras.callbacks.Callback):
+    """Stands in for a kill: raises KeyboardInterrupt at the end of epoch `epoch` (0-based)."""
+
+    def __init__(self, epoch: int):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise KeyboardInterrupt
+
+
+@pytest.fixture(scope="module")
+def detect_run(tmp_path_factory):
+    """A run killed after its 4th epoch, then resumed to the end (the resume is part of what is tested)."""
+    data = tmp_path_factory.mktemp("scenes") / "coco"
+    write_box_dataset(data, "coco", n_photos=48, size=64, seed=0)
+    out = tmp_path_factory.mktemp("detrun") / "out"
+    with pytest.raises(KeyboardInterrupt):
+        api.run("detect", data=str(data), out=out, sets=TINY_DETECT_SETS, callbacks=[InterruptAfter(3)],
+                echo=lambda _: None)
+    assert (out / "checkpoints" / "backup_train").is_dir() and not (out / "metrics.json").exists()
+    lines: list[str] = []
+    result = api.run("detect", out=out, resume=True, echo=lines.append)
+    return data, out, result, lines
+
+
+def test_a_killed_run_resumes_and_the_detector_finds_the_shapes(detect_run):
+    _, out, result, _ = detect_run
+    with open(out / "history_train.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    # epochs 0-3 before the kill (3 is repeated: it was interrupted before its backup), then 3 .. the last
+    assert [int(row["epoch"]) for row in rows] == [0, 1, 2, 3, *range(3, EPOCHS)], [row["epoch"] for row in rows]
+    assert float(rows[4]["loss"]) < float(rows[0]["loss"])  # the resumed epoch starts from the backed-up weights
+    metrics = json.loads((out / "metrics.json").read_text())
+    # chance (boxes at random places) scores ~0; the tiny model from scratch finds most shapes
+    assert metrics["ap50"] > 0.5 and metrics["map"] > 0.2, metrics
+    low, high = metrics["map_interval"]
+    assert 0 <= low <= high <= 1
+    assert set(metrics["per_class"]) <= set(CLASS_NAMES) and metrics["count"] == 10
+    assert set(metrics["pr_curves"]) <= set(CLASS_NAMES) and len(next(iter(metrics["pr_curves"].values()))["recall"]) == 101
+    for picture in ("pr_curves.png", "sample_detections.png"):
+        assert (out / picture).stat().st_size > 0
+    assert (out / "labels.txt").read_text().split() == CLASS_NAMES
+    assert result.metrics["map"] == metrics["map"]
+
+
+def test_exports_agree_with_the_keras_model(detect_run):
+    from dlpipe.models import artifacts
+
+    _, out, _, _ = detect_run
+    for artifact in (out / "savedmodel", out / "model.tflite", out / "model_float16.tflite"):
+        parity = artifacts.read_record(artifact)["parity"]
+        assert parity["boxes"] > 0 and parity["top1_agreement"] >= 0.95 and parity["mean_box_iou"] > 0.9, (artifact, parity)
+
+
+def test_the_tflite_holds_mediapipes_four_outputs_and_the_decoding(detect_run):
+    from ai_edge_litert.interpreter import Interpreter
+
+    _, out, _, _ = detect_run
+    interpreter = Interpreter(str(out / "model.tflite"))
+    assert {d["name"] for d in interpreter.get_output_details()} == {"locations", "classes", "scores", "count"}
+    assert interpreter.get_input_details()[0]["shape"].tolist() == [1, 64, 64, 3]
+    ops = {detail["op_name"] for detail in interpreter._get_ops_details()}  # noqa: SLF001
+    assert {"MAX_POOL_2D", "TOPK_V2"} <= ops and not any(op.startswith(("FLEX", "READ_VARIABLE")) for op in ops), ops
+
+
+def test_evaluate_scores_artifacts_on_a_pascal_voc_folder_alike(detect_run, tmp_path):
+    _, out, _, _ = detect_run
+    fresh = tmp_path / "voc"
+    write_box_dataset(fresh, "voc", n_photos=12, size=64, seed=7)
+    scores = {}
+    for artifact in ("model.keras", "model.tflite"):
+        report_file = tmp_path / f"{artifact}.json"
+        result = CliRunner().invoke(main, ["evaluate", str(out / artifact), "--data", str(fresh), "--out",
+                                           str(report_file)], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        assert "mAP" in result.output and "on 12 photos" in result.output
+        scores[artifact] = json.loads(report_file.read_text())["ap50"]
+    assert scores["model.keras"] > 0.4 and abs(scores["model.keras"] - scores["model.tflite"]) < 0.03, scores
+
+
+def test_predict_draws_boxes_in_the_photos_pixels_and_the_server_answers(detect_run, tmp_path):
+    from fastapi.testclient import TestClient
+    from PIL import Image
+
+    from dlpipe.serving.repository import ModelRepository
+    from dlpipe.serving.server import create_app
+
+    data, out, _, _ = detect_run
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for index in (0, 1, 2):
+        big = Image.open(data / "images" / f"photo_{index:03d}.jpg").resize((128, 96))  # not the training size
+        big.save(photos / f"photo_{index}.jpg")
+    rows_file = tmp_path / "rows.jsonl"
+    result = CliRunner().invoke(main, ["predict", str(out), str(photos), "--out", str(rows_file), "--draw",
+                                       str(tmp_path / "drawn"), "--min-score", "0.2"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in rows_file.read_text().splitlines()]
+    assert len(rows) == 3 and any(row["top"] for row in rows)
+    for row in rows:
+        for box in row["top"]:
+            x1, y1, x2, y2 = box["box"]
+            assert 0 <= x1 < x2 <= 128 and 0 <= y1 < y2 <= 96 and box["label"] in CLASS_NAMES
+        assert Path(row["drawing"]).is_file()
+    image = base64.b64encode((photos / "photo_0.jpg").read_bytes()).decode()
+    with TestClient(create_app(ModelRepository(out))) as client:
+        answer = client.post("/v1/models/out:predict", json={"instances": [{"b64": image}]})
+        assert answer.status_code == 200, answer.text
+        assert all(box["label"] in CLASS_NAMES for box in answer.json()["predictions"][0]["top"])
+
+
+@pytest.mark.parametrize("fmt", ["voc", "yolo"])
+def test_the_load_stage_reads_voc_and_yolo_as_coco_negatives_included(tmp_path, fmt):
+    from dlpipe.pipelines.detect.load import DetectLoadConfig, DetectLoadStage
+    from dlpipe.pipelines.stage import RunContext
+
+    def loaded(folder: Path) -> RunContext:
+        ctx = RunContext(out_dir=tmp_path, seed=3, config=None, task=None)
+        DetectLoadStage(DetectLoadConfig(path=str(folder))).run(ctx)
+        return ctx
+
+    write_box_dataset(tmp_path / "coco", "coco", n_photos=12, size=64, seed=2)
+    write_box_dataset(tmp_path / fmt, fmt, n_photos=12, size=64, seed=2)
+    reference, other = loaded(tmp_path / "coco"), loaded(tmp_path / fmt)
+    assert other.class_names == reference.class_names == CLASS_NAMES
+    for split in ("train", "val"):
+        ours, theirs = getattr(reference, split), getattr(other, split)
+        assert [Path(p).name for p in ours.inputs] == [Path(p).name for p in theirs.inputs]
+        assert [[(o.label, o.box) for o in photo] for photo in ours.objects] == \
+               [[(o.label, o.box) for o in photo] for photo in theirs.objects]
+    assert other.report["data"]["photos_without_boxes"] == 3  # photos 3, 7 and 11
+
+
+@pytest.mark.parametrize("problem, message", [
+    ("missing", "missing"),
+    ("outside", "outside"),
+    ("category", "category_id 99"),
+])
+def test_bad_entries_stop_with_one_line_naming_the_file(tmp_path, problem, message):
+    data = tmp_path / "coco"
+    write_box_dataset(data, "coco", n_photos=8, size=64, seed=1)
+    document = json.loads((data / "annotations.json").read_text())
+    if problem == "missing":
+        (data / "images" / "photo_001.jpg").unlink()
+    elif problem == "outside":
+        document["annotations"][0]["bbox"] = [500, 500, 10, 10]
+    else:
+        document["annotations"][0]["category_id"] = 99
+    (data / "annotations.json").write_text(json.dumps(document))
+    result = CliRunner().invoke(main, ["run", "detect", "--data", str(data), "--out", str(tmp_path / "run"),
+                                       "--set", "model.encoder=small", "--set", "model.weights=none"])
+    assert result.exit_code == 2, result.output
+    line = result.output.strip().splitlines()[-1]
+    assert line.startswith("error: ") and message in line, line
+    assert ("photo_001.jpg" in line) if problem == "missing" else ("annotations.json" in line), line
+    assert "Traceback" not in result.output
