@@ -159,3 +159,13 @@ def test_a_size_the_graph_cannot_take_is_refused_naming_it(port):
         import keras
 
         port.centernet_heads(keras.Input((8, 8, port.FEATURE_CHANNELS)), num_classes=0)
+
+
+def test_an_op_the_port_does_not_map_is_named_in_the_error():
+    from tensorflow.core.framework import node_def_pb2
+
+    from dlpipe.models.tfjs_keras_ops import port_node
+
+    node = node_def_pb2.NodeDef(name="tower_0/head/Softmax", op="Softmax", input=["x"])
+    with pytest.raises(NotImplementedError, match="tower_0/head/Softmax \\(Softmax\\)"):
+        port_node(node, ["x"], {"x": None}, {}, 1.0, "head.Softmax")
