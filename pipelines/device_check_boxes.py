@@ -6,9 +6,10 @@ found when MediaPipe (Python, or the `web` page in Chromium) has a box of the sa
 MediaPipe reports whole pixels (origin and size truncated), so each reference box is put in that form before
 the IoU: a 12-pixel box would otherwise lose up to 0.15 of IoU to the rounding alone. MediaPipe is asked for
 boxes down to half of min_score, so a box whose score moves a little across the threshold is still found
-(as the export-time parity does); its boxes at or above min_score, after the same NMS, that match no
-reference box (IoU >= 0.5, same label) are counted as extra. When the photos have box labels (COCO, VOC or YOLO, as
-`dlpipe evaluate` reads them), MediaPipe is asked for every box and the report adds the mAP and AP50 of both.
+(as the export-time parity does); its boxes at or above min_score, after the same NMS, that overlap none of the
+Keras model's boxes down to half of min_score (IoU >= 0.5, same label) are counted as extra. When the photos have
+box labels (COCO, VOC or YOLO, as `dlpipe evaluate` reads them), MediaPipe is asked for every box and the report
+adds the mAP and AP50 of both.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def box_reference(runtime: Any, inputs: Any, labels: dict[str, Any] | None, skip
         if prepared.readable:
             found = np.asarray(runtime.predict(prepared.batch))  # boxes already in each photo's pixels
             for key, rows in zip(prepared.readable, found):
-                answers[key], outputs[key] = task.describe(rows, runtime.class_names, 0)["top"], rows
+                answers[key], outputs[key] = _kept(task, rows, runtime.class_names), rows
     if not answers:
         raise DataError(data, "holds no readable photos to check on")
     select = thresholds(task)
@@ -44,6 +45,15 @@ def box_reference(runtime: Any, inputs: Any, labels: dict[str, Any] | None, skip
     return {"task": "detect", "class_names": runtime.class_names, "answers": answers, "outputs": outputs,
             "labels": labels, "payloads": {key: str(inputs.payloads[key]) for key in answers}, "skipped": skipped,
             "thresholds": select, "score_threshold": 0.0 if labels is not None else select["min_score"] * 0.5}
+
+
+def _kept(task: Any, rows: np.ndarray, names: list[str]) -> list[dict[str, Any]]:
+    """The boxes `dlpipe predict` keeps, unrounded (its rows round to 0.1 px, which moves a whole-pixel edge)."""
+    from dlpipe.models.tasks.detect import select_detections
+
+    kept = select_detections(rows, task.min_score, task.nms_iou, task.max_boxes)
+    return [{"label": names[int(row[5])], "score": float(row[4]), "box": [float(value) for value in row[:4]]}
+            for row in kept]
 
 
 def thresholds(task: Any) -> dict[str, Any]:
@@ -80,7 +90,8 @@ def compare_boxes(reference: dict[str, Any], answers: list[dict[str, Any]]) -> d
             found += iou >= MATCH_IOU
             if iou < MATCH_IOU:
                 missed.append({**box, "iou": round(iou, 3), "mediapipe": same[best] if best is not None else None})
-        added = [item for item in theirs if item["score"] >= select["min_score"] and not _overlaps(item, ours)]
+        loose = _selected_rows(reference["outputs"][key], names, select)  # the Keras model's, down to min_score / 2
+        added = [item for item in theirs if item["score"] >= select["min_score"] and not _overlaps(item, loose)]
         extra += len(added)
         if missed or added:
             disagree.append({"input": key, "missed": missed, "extra": added})
@@ -113,19 +124,26 @@ def _maps(reference: dict[str, Any], answers: list[dict[str, Any]]) -> dict[str,
 
 def _selected(boxes: list[dict[str, Any]], names: list[str], select: dict[str, Any]) -> list[dict[str, Any]]:
     """MediaPipe's boxes down to half of min_score after the reference's class-wise NMS and box limit."""
-    from dlpipe.models.tasks.detect import select_detections
-
     index = {name: position for position, name in enumerate(names)}
     rows = np.array([[*item["box"], item["score"], index.get(item["label"], -1)] for item in boxes], np.float32)
-    kept = select_detections(rows.reshape(-1, 6), select["min_score"] * 0.5, select["nms_iou"], select["max_boxes"])
-    return [{"label": names[int(row[5])] if row[5] >= 0 else "?", "score": round(float(row[4]), 4),
-             "box": [int(value) for value in row[:4]]} for row in kept]
+    return [{**item, "score": round(item["score"], 4), "box": [int(value) for value in item["box"]]}
+            for item in _selected_rows(rows, names, select)]
+
+
+def _selected_rows(rows: np.ndarray, names: list[str], select: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rows [K, 6] down to half of min_score after class-wise NMS and the box limit, as {"label", "score", "box"}."""
+    from dlpipe.models.tasks.detect import select_detections
+
+    kept = select_detections(np.asarray(rows, np.float32).reshape(-1, 6), select["min_score"] * 0.5,
+                             select["nms_iou"], select["max_boxes"])
+    return [{"label": names[int(row[5])] if row[5] >= 0 else "?", "score": float(row[4]),
+             "box": [float(value) for value in row[:4]]} for row in kept]
 
 
 def _overlaps(item: dict[str, Any], ours: list[dict[str, Any]]) -> bool:
     from dlpipe.models.tasks.detect import box_iou
 
-    same = [box["box"] for box in ours if box["label"] == item["label"]]
+    same = [whole_pixels(box["box"]) for box in ours if box["label"] == item["label"]]
     return bool(same) and float(box_iou(np.array([item["box"]]), np.array(same)).max()) >= EXTRA_IOU
 
 

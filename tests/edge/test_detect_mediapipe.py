@@ -123,20 +123,24 @@ def checked(photos, tmp_path_factory) -> tuple[Path, dict, str, int]:
     return tflite, json.loads(out.read_text()), result.output, result.exit_code
 
 
-def test_check_device_compares_mediapipes_boxes_with_the_named_models(photos, checked, tmp_path):
-    """Every figure recomputed here from `dlpipe predict --model coco-detector` and this test's own
-    ObjectDetector run (tests/edge/mediapipe_detect_runner.py)."""
+def test_check_device_compares_mediapipes_boxes_with_the_named_models(photos, checked):
+    """Every figure recomputed here from the named model's boxes (those `dlpipe predict` keeps, unrounded) and
+    this test's own ObjectDetector run (tests/edge/mediapipe_detect_runner.py)."""
     import subprocess
+
+    from dlpipe.models.runtimes import load_runtime
+    from dlpipe.models.tasks.detect import select_detections
 
     tflite, report, output, code = checked
     assert report["task"] == "detect" and report["reference"] == "coco-detector" and report["web"]
-    rows_file = tmp_path / "rows.jsonl"
-    result = CliRunner().invoke(main, ["predict", "--model", "coco-detector", str(photos), "--out", str(rows_file)],
-                                catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    ours = {Path(row["input"]).name: row["top"] for row in map(json.loads, rows_file.read_text().splitlines())}
-    runner = Path(__file__).resolve().parent / "mediapipe_detect_runner.py"
+    runtime, ours = load_runtime("coco-detector"), {}
     paths = sorted(photos.glob("*.jpg"))
+    for path in paths:
+        inputs = runtime.task.collect_inputs([str(path)])
+        batch = next(iter(runtime.task.batches(inputs, runtime.preprocessing, 1))).batch
+        rows = select_detections(np.asarray(runtime.predict(batch))[0], 0.3, 0.5, 100)
+        ours[path.name] = [{"label": runtime.class_names[int(row[5])], "box": row[:4]} for row in rows]
+    runner = Path(__file__).resolve().parent / "mediapipe_detect_runner.py"
     job = {"model": str(tflite), "images": [str(p) for p in paths], "score_threshold": 0.15}
     done = subprocess.run([str(require_mediapipe()), str(runner)], input=json.dumps(job), capture_output=True,
                           check=False, text=True, timeout=300)
@@ -238,7 +242,7 @@ def test_mediapipe_sampling_makes_dlpipes_boxes_mediapipes_on_raw_photos(photos,
     import tensorflow as tf
 
     from dlpipe.models.runtimes import load_runtime
-    from dlpipe.models.tasks.detect import DetectPreprocessing
+    from dlpipe.models.tasks.detect import DetectPreprocessing, select_detections
 
     tflite = checked[0]
     runtime = load_runtime(tflite)  # LiteRT
@@ -257,9 +261,9 @@ def test_mediapipe_sampling_makes_dlpipes_boxes_mediapipes_on_raw_photos(photos,
             graph = runtime.task.input_from_bytes(tf.io.read_file(str(path)), prep)["pixels"].numpy()
             assert np.abs(graph - inputs["pixels"]).max() < 0.05  # the TensorFlow and NumPy paths agree
             batch = {"pixels": inputs["pixels"][None].astype(np.float32), "sizes": inputs["sizes"][None]}
-            for box in runtime.task.describe(np.asarray(runtime.predict(batch))[0], runtime.class_names, 0)["top"]:
-                same = [item["box"] for item in boxes if item["label"] == box["label"]]
-                iou = box_iou(np.array([as_mediapipe_reports(box["box"])]), np.array(same).reshape(-1, 4))
+            for row in select_detections(np.asarray(runtime.predict(batch))[0], 0.3, 0.5, 100):  # as predict, unrounded
+                same = [item["box"] for item in boxes if item["label"] == runtime.class_names[int(row[5])]]
+                iou = box_iou(np.array([as_mediapipe_reports(row[:4])]), np.array(same).reshape(-1, 4))
                 hits.append(bool(same) and iou.max() >= 0.9)
         found[sampling] = np.mean(hits)
     print(f"MediaPipe Python finds {found['mediapipe']:.1%} of LiteRT's boxes from MediaPipe-sampled pixels, "

@@ -34,8 +34,8 @@ class DetectPreprocessing:
 
     sampling: "antialias" filters before downsampling; "mediapipe" samples bilinearly on MediaPipe Tasks' grid
     (as `ImagePreprocessing.sampling`), so MediaPipe's ObjectDetector, stretching a raw photo itself, feeds the
-    .tflite the pixels dlpipe does (coco-detector's float32 file on darknet's 7 photos: MediaPipe Python finds 30 of
-    LiteRT's 31 boxes at IoU >= 0.9, Chromium 29; from antialiased pixels 19 of 30).
+    .tflite the pixels dlpipe does (coco-detector's float32 file on darknet's 7 photos: MediaPipe, in Python and in
+    Chromium, finds 29 of LiteRT's 31 boxes at IoU >= 0.9; from antialiased pixels 20 of 30).
     """
 
     image_size: int = 512
