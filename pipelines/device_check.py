@@ -92,7 +92,8 @@ def reference_model(run: Path, tflites: list[Path], keras: str | Path | None) ->
     own = run / artifacts.KERAS_FILE
     if keras or own.is_file():
         return Path(keras) if keras else own
-    source = (artifacts.read_record(tflites[0]) or {}).get("source_model")
+    sources = {(artifacts.read_record(tflite) or {}).get("source_model") for tflite in tflites} - {None}
+    source = sources.pop() if len(sources) == 1 else None  # one named model, whichever file records it
     return Path(source) if source and _named(str(source)) else own
 
 
