@@ -17,12 +17,17 @@ class DetectPreprocessConfig:
     zoom: list[float] = option([0.6, 1.4], "random zoom window side, as a fraction of the photo: below 1 enlarges "
                                            "objects, above 1 shrinks them inside a grey frame ([1, 1]: off)")
     colour: float = option(0.2, "brightness, contrast and saturation jitter (0: off)")
+    sampling: str = option("mediapipe", "how photos are resized to the model's size: mediapipe (bilinear on MediaPipe "
+                                         "Tasks' grid, so its ObjectDetector, resizing raw photos itself, feeds the "
+                                         "model what dlpipe does) or antialias (filtered; smoother when shrinking)")
     cache: bool = option(True, "keep decoded photos in memory after the first epoch")
 
     def __post_init__(self) -> None:
         require(len(self.zoom) == 2 and 0.1 <= self.zoom[0] <= self.zoom[1] <= 4.0, "zoom",
                 f"must be [low, high] with 0.1 <= low <= high <= 4. Received: {self.zoom}")
         require(0.0 <= self.colour < 1.0, "colour", f"must be in [0, 1). Received: {self.colour}")
+        require(self.sampling in ("mediapipe", "antialias"), "sampling",
+                f"must be mediapipe or antialias. Received: {self.sampling}")
 
 
 class DetectPreprocessStage(Stage):
@@ -36,7 +41,7 @@ class DetectPreprocessStage(Stage):
 
         cfg = self.config
         size = ctx.need("model_input", "model").image_size
-        ctx.preprocessing = DetectPreprocessing(image_size=size, resize="stretch")
+        ctx.preprocessing = DetectPreprocessing(image_size=size, resize="stretch", sampling=cfg.sampling)
         augmentation = BoxAugmentation(flip=cfg.flip, zoom_min=cfg.zoom[0], zoom_max=cfg.zoom[1], colour=cfg.colour)
         classes = len(ctx.class_names)
         ctx.train_data = box_dataset(ctx.train, ctx.task, ctx.preprocessing, ctx.class_names, cfg.cache, augmentation)

@@ -32,6 +32,8 @@ class DetectTrainConfig(TrainConfig):
     early_stopping_patience: int = option(6, "stop a phase after this many epochs without improvement (0: never)")
     refit: bool | Literal["auto"] = option(False, "retrain on train + validation for the chosen epochs after "
                                                   "selecting on validation (doubles the training time)")
+    clipnorm: float | None = option(5.0, "clip each gradient's norm to this (none: off): fine-tuning a whole "
+                                         "detector at once can otherwise diverge")
     cv_folds: int = option(0, "K-fold cross-validation before the final run (OUT/folds/K/, resumable per fold): "
                               "pooled mAP / AP50 over every photo with 95% intervals in metrics.json (0: off)")
 
@@ -50,4 +52,4 @@ class DetectTrainStage(TrainStage):
 
         return FitSettings(loss=CenterNetLoss(len(ctx.class_names)), metrics=[],
                            optimizer=self.setting(ctx, "optimizer", "adam"),
-                           warmup_fraction=self.setting(ctx, "warmup_fraction", 0.0))
+                           warmup_fraction=self.setting(ctx, "warmup_fraction", 0.0), clipnorm=self.config.clipnorm)

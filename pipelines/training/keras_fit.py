@@ -17,15 +17,16 @@ def make_optimizer(
     learning_rate: float | keras.optimizers.schedules.LearningRateSchedule,
     momentum: float = 0.9,
     weight_decay: float = 1e-4,
+    clipnorm: float | None = None,
 ) -> keras.optimizers.Optimizer:
-    """The optimizer the config names, with its learning rate (or schedule)."""
+    """The optimizer the config names, with its learning rate (or schedule) and optional gradient clipping."""
     if name == "sgd":
-        return keras.optimizers.SGD(learning_rate, momentum=momentum, nesterov=momentum > 0)
+        return keras.optimizers.SGD(learning_rate, momentum=momentum, nesterov=momentum > 0, clipnorm=clipnorm)
     if name == "rmsprop":
-        return keras.optimizers.RMSprop(learning_rate, momentum=momentum)
+        return keras.optimizers.RMSprop(learning_rate, momentum=momentum, clipnorm=clipnorm)
     if name == "adamw":
-        return keras.optimizers.AdamW(learning_rate, weight_decay=weight_decay)
-    return keras.optimizers.Adam(learning_rate)
+        return keras.optimizers.AdamW(learning_rate, weight_decay=weight_decay, clipnorm=clipnorm)
+    return keras.optimizers.Adam(learning_rate, clipnorm=clipnorm)
 
 
 def balanced_class_weights(labels: Sequence[int], num_classes: int) -> dict[int, float]:

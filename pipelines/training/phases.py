@@ -39,6 +39,7 @@ class FitSettings:
     optimizer: str
     warmup_fraction: float
     class_weight: dict[int, float] | None = None
+    clipnorm: float | None = None  # clip each gradient's norm (a detector's fine-tuning can diverge without it)
 
 
 def fit_phase(ctx: RunContext, model: Any, phase: Phase, data: tuple[Any, Any], cfg: TrainConfig,
@@ -91,7 +92,7 @@ def make_phase_optimizer(phase: Phase, steps_per_epoch: int, cfg: TrainConfig, s
             alpha=0.0 if cfg.lr_schedule == "cosine" else 1.0,
             warmup_target=phase.learning_rate if warmup else None, warmup_steps=warmup,
         )
-    return make_optimizer(settings.optimizer, rate, cfg.momentum, cfg.weight_decay)
+    return make_optimizer(settings.optimizer, rate, cfg.momentum, cfg.weight_decay, settings.clipnorm)
 
 
 def phase_callbacks(ctx: RunContext, phase: Phase, cfg: TrainConfig, history_file: Path, has_val: bool) -> list[Any]:
