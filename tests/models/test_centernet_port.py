@@ -8,6 +8,8 @@ else a hymenoptera photo.
 from __future__ import annotations
 
 import contextlib
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -141,6 +143,9 @@ def test_at_320_a_new_class_head_trains_the_encoder_saves_as_keras_and_converts_
     reloaded = keras.models.load_model(path)
     expected = model(image)
     np.testing.assert_allclose(reloaded(image).numpy(), expected.numpy(), atol=1e-5)
+    fresh = subprocess.run([sys.executable, "-c", "import sys; from dlpipe.models.artifacts import load_keras; "
+                            "print(load_keras(sys.argv[1]).name)", str(path)], capture_output=True, text=True)
+    assert fresh.stdout.strip() == model.name, fresh.stderr[-2000:]  # dlpipe's loader registers the port's layers
 
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]

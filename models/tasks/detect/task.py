@@ -91,7 +91,7 @@ class DetectTask(ImageTask):
         return twin
 
     def register_layers(self) -> None:
-        from dlpipe.models import detector  # noqa: F401  (registers CenterNetDecode)
+        from dlpipe.models import centernet_layers, detector  # noqa: F401  (CenterNetDecode; the COCO start's layers)
 
     # --- preprocessing and inputs -------------------------------------------------------------
     def preprocessing_from_dict(self, values: dict[str, Any]) -> DetectPreprocessing:
