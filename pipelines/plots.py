@@ -30,8 +30,9 @@ def plot_training_curves(phases: list[dict[str, Any]], path: str | Path) -> Path
         boundaries.append((len(series["loss"]), phase["name"]))
     if not series.get("loss"):
         return None
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for axis, metric in zip(axes, ("loss", "accuracy")):
+    metrics = [metric for metric in ("loss", "accuracy") if metric in series]  # a detector has no accuracy
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 4), squeeze=False)
+    for axis, metric in zip(axes[0], metrics):
         epochs = np.arange(1, len(series.get(metric, [])) + 1)
         for key, style in ((metric, "-o"), (f"val_{metric}", "-s")):
             if key in series:

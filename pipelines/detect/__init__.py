@@ -1,8 +1,8 @@
 """detect: an object detector trained on your own boxes (COCO JSON, Pascal VOC XML or YOLO txt).
 
-The training half of the detect task (its runtime half is `dlpipe.models.tasks.detect`): CenterNet heads
-on a feature pyramid over ImageNet EfficientNet-Lite0 (models/detector.py), trained with box-aware
-augmentation and the shared phases; `evaluate` scores COCO mAP; `export` writes the task's formats
+The training half of the detect task (its runtime half is `dlpipe.models.tasks.detect`): CenterNet with
+TTFNet's boxes, started from coco-detector's COCO weights (models/centernet_start.py) or on ImageNet
+EfficientNet-Lite0 (models/detector.py), trained with box-aware augmentation and the shared phases; `evaluate` scores COCO mAP; `export` writes the task's formats
 (the .tflite runs in MediaPipe's ObjectDetector, decoding included).
 """
 
@@ -15,6 +15,7 @@ from dlpipe.pipelines.detect.evaluate import DetectEvaluateStage, deployable_mod
 from dlpipe.pipelines.detect.load import DetectLoadStage
 from dlpipe.pipelines.detect.model import DetectModelStage
 from dlpipe.pipelines.detect.preprocess import DetectPreprocessStage
+from dlpipe.pipelines.detect.recipes import RECIPES
 from dlpipe.pipelines.detect.train import DetectTrainStage
 from dlpipe.pipelines.stages.export import ExportConfig, ExportStage
 
@@ -37,12 +38,13 @@ class DetectExportStage(ExportStage):
 
 PIPELINE = PipelineSpec(
     name="detect",
-    description="object detection trained on your boxes (COCO JSON, Pascal VOC or YOLO txt): CenterNet on "
-                "EfficientNet-Lite0",
+    description="object detection trained on your boxes (COCO JSON, Pascal VOC or YOLO txt): CenterNet from "
+                "coco-detector's COCO weights or on ImageNet EfficientNet-Lite0",
     task="detect",
     stages=(("load", DetectLoadStage), ("model", DetectModelStage), ("preprocess", DetectPreprocessStage),
             ("train", DetectTrainStage), ("evaluate", DetectEvaluateStage), ("export", DetectExportStage)),
     search_space={"train.learning_rate": ("float", 5e-4, 5e-3, True), "train.finetune_epochs": ("int", 8, 40),
                   "model.image_size": ("categorical", [224, 256, 320])},
     cv_report=DETECT_REPORT,
+    recipes=RECIPES,
 )

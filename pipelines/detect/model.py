@@ -20,13 +20,13 @@ class DetectModelConfig:
     """The network: encoder and its weights, input size, neck and head widths, boxes per photo."""
 
     encoder: str = option(
-        "efficientnet_lite0", "efficientnet_lite0 (ImageNet weights, with a new feature pyramid and heads), "
+        "centernet_coco", "efficientnet_lite0 (ImageNet weights, with a new feature pyramid and heads), "
                               "centernet_coco (coco-detector's CenterNet-MobileNetV3: COCO detection weights for the "
                               "encoder, neck and box head, a new class head; needs scripts/fetch_coco_detector.sh) or "
                               "small (a tiny from-scratch conv encoder for tests)")
     weights: str | None = option("imagenet", "imagenet (pretrained encoder), none (from scratch) or a weights file; "
                                              "centernet_coco always starts from its COCO weights")
-    image_size: int = option(256, "square input size in pixels, a multiple of 32 (photos are stretched to it)")
+    image_size: int = option(320, "square input size in pixels, a multiple of 32 (photos are stretched to it)")
     neck_filters: list[int] = option([96, 64, 48], "channels of the feature pyramid at stride 16, 8 and 4")
     head_filters: int = option(64, "channels of each head's 3x3 convolution")
     max_detections: int = option(100, "boxes the model answers per photo (best first; predict thresholds them)")
@@ -60,7 +60,7 @@ def coco_start(classes: int, image_size: int) -> tuple[Any, str]:
 
 
 class DetectModelStage(Stage):
-    """Build the training model (pixels -> heat map, sizes, offsets); the encoder starts frozen when pretrained."""
+    """Build the training model (pixels -> heat map and box distances); the encoder starts frozen when pretrained."""
 
     config_cls = DetectModelConfig
 

@@ -14,7 +14,7 @@ class DetectPreprocessConfig:
     """How photos and boxes become tensors, and the box-aware augmentation of training photos."""
 
     flip: bool = option(True, "flip training photos left-right at random (boxes with them)")
-    zoom: list[float] = option([0.6, 1.4], "random zoom window side, as a fraction of the photo: below 1 enlarges "
+    zoom: list[float] = option([0.75, 1.25], "random zoom window side, as a fraction of the photo: below 1 enlarges "
                                            "objects, above 1 shrinks them inside a grey frame ([1, 1]: off)")
     colour: float = option(0.2, "brightness, contrast and saturation jitter (0: off)")
     sampling: str = option("mediapipe", "how photos are resized to the model's size: mediapipe (bilinear on MediaPipe "

@@ -21,15 +21,15 @@ from dlpipe.pipelines.training.stage import TrainStage
 class DetectTrainConfig(TrainConfig):
     """Phases, optimizer, schedule, early stopping and progress output of the detector."""
 
-    epochs: int = option(4, "epochs of the first phase (neck and heads, with a pretrained encoder frozen)")
-    finetune_epochs: int = option(24, "epochs of the second phase, with the encoder's blocks unfrozen")
-    finetune_lr_factor: float = option(0.5, "fine-tuning learning rate = learning_rate * this")
+    epochs: int = option(3, "epochs of the first phase (neck and heads, with a pretrained encoder frozen)")
+    finetune_epochs: int = option(40, "epochs of the second phase, with the encoder's blocks unfrozen")
+    finetune_lr_factor: float = option(0.1, "fine-tuning learning rate = learning_rate * this")
     learning_rate: float | Literal["auto"] | None = option(None, "learning rate of the first phase (default: the "
                                                                  "model's advice, 2e-3); auto: run the finder first")
-    batch_size: int = option(16, "photos per step; lower it if memory runs out")
+    batch_size: int = option(8, "photos per step; lower it if memory runs out")
     lr_schedule: Literal["constant", "cosine", "plateau"] = option(
         "cosine", "constant, cosine decay over each phase, or plateau (halve when the monitored metric stalls)")
-    early_stopping_patience: int = option(6, "stop a phase after this many epochs without improvement (0: never)")
+    early_stopping_patience: int = option(10, "stop a phase after this many epochs without improvement (0: never)")
     refit: bool | Literal["auto"] = option(False, "retrain on train + validation for the chosen epochs after "
                                                   "selecting on validation (doubles the training time)")
     clipnorm: float | None = option(5.0, "clip each gradient's norm to this (none: off): fine-tuning a whole "

@@ -185,3 +185,25 @@ def test_bad_entries_stop_with_one_line_naming_the_file(tmp_path, problem, messa
     assert line.startswith("error: ") and message in line, line
     assert ("photo_001.jpg" in line) if problem == "missing" else ("annotations.json" in line), line
     assert "Traceback" not in result.output
+
+
+def test_the_default_coco_start_fine_tunes_and_exports_for_mediapipe(tmp_path):
+    """The default start (coco-detector's ported CenterNet, a new class head) trains both phases and exports a
+    .tflite that agrees with it; its metadata carries the COCO weights' licence note."""
+    from dlpipe.models import artifacts
+    from dlpipe.models.coco_detector import LICENSE_NOTE
+
+    data = tmp_path / "coco"
+    write_box_dataset(data, "coco", n_photos=12, size=64, seed=3)
+    out = tmp_path / "run"
+    lines: list[str] = []
+    api.run("detect", data=str(data), out=out, echo=lines.append,
+            sets=["model.image_size=64", "train.epochs=1", "train.finetune_epochs=1", "train.tensorboard=false",
+                  "train.progress=none", "evaluate.bootstrap=20", "export.formats=[keras,tflite]",
+                  "export.parity_sample=4"])
+    assert any("CenterNet on centernet_coco" in line or "centernet_coco" in line for line in lines), lines
+    history = json.loads((out / "report.json").read_text())["stages"]["train"]
+    assert "2 epochs in 2 phase(s): head, finetune" in history["summary"], history
+    record = artifacts.read_record(out / "model.tflite")
+    assert record["parity"]["boxes"] == 0 or record["parity"]["top1_agreement"] >= 0.95, record["parity"]
+    assert LICENSE_NOTE.split(" (MIT)")[0] in (out / "model.tflite").read_bytes().decode("latin-1")

@@ -175,6 +175,8 @@ def write_detector_tflite(model: Any, target: Path, request: ExportRequest, fmt:
             info.update(name="dlpipe COCO object detector (CenterNet-MobileNetV3)", license=_licence())
         else:
             info.update(name=f"dlpipe object detector ({model.name})")
+            if "coco" in model.name:  # fine-tuned from coco-detector's weights: their terms travel with the file
+                info.update(license=_licence())
         return object_detector_metadata(flatbuffer, labels, mean=[0.0], std=[1.0], **info)
 
     what = "the 80 COCO object classes" if coco else f"{len(request.bundle.class_names)} object classes"
