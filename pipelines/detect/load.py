@@ -36,13 +36,23 @@ class DetectLoadStage(Stage):
 
     config_cls = DetectLoadConfig
 
-    def run(self, ctx: RunContext) -> str:
+    def preflight(self) -> None:
+        """Read and check every label and photo header before TensorFlow starts: a bad entry is one line in a second."""
+        self.labelled()
+
+    def labelled(self):
+        """The photos and boxes at load.path, read once per stage."""
         from dlpipe.errors import ConfigError
 
-        cfg = self.config
-        if not cfg.path:
+        if not self.config.path:
             raise ConfigError("load.path", "no dataset given; pass --data PATH (COCO JSON, Pascal VOC or YOLO folder)")
-        found = read_labelled(cfg.path, cfg.format, cfg.classes)
+        if getattr(self, "_labelled", None) is None:
+            self._labelled = read_labelled(self.config.path, self.config.format, self.config.classes)
+        return self._labelled
+
+    def run(self, ctx: RunContext) -> str:
+        cfg = self.config
+        found = self.labelled()
         ctx.class_names = list(found.class_names)
         photos, objects = found.images[:cfg.max_images], found.objects[:cfg.max_images]
         if cfg.val_path:
