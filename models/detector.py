@@ -34,23 +34,14 @@ def build_detector(encoder_name: str, num_classes: int, image_size: int, weights
     (a 1x1 lateral, as a feature pyramid does), with one depthwise-separable 3x3 mixing per level: a third
     of a U-Net decoder's cost, for boxes that only need stride 4.
     """
-    from dlpipe.models.layers import ImagePreprocess
-    from dlpipe.models.segmentation import ENCODERS, build_encoder
+    from dlpipe.models.segmentation import ENCODERS, encoder_features
 
     if num_classes < 1:
         raise ConfigError("classes", "a detector needs at least one class")
     if image_size % 32:
         raise ConfigError("model.image_size", f"must be a multiple of 32. Received: {image_size}")
     spec = ENCODERS.get(encoder_name, key="model.encoder")
-    encoder = build_encoder(spec, image_size, weights)
-    inputs = keras.Input((image_size, image_size, 3), dtype="float32", name="image")
-    x = ImagePreprocess(spec.normalization, name="normalize")(inputs)
-    if weights is not None:
-        encoder.trainable = False
-        features = encoder(x, training=False)
-    else:
-        features = encoder(x)
-    _, stride4, stride8, stride16, x = features
+    inputs, (_, stride4, stride8, stride16, x) = encoder_features(spec, image_size, weights)
     for level, (skip, filters) in enumerate(zip((stride16, stride8, stride4), neck_filters)):
         x = layers.Conv2D(filters, 1, use_bias=False, name=f"neck{level}_reduce")(x)
         x = layers.UpSampling2D(2, interpolation="bilinear", name=f"neck{level}_up")(x)

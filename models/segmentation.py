@@ -106,6 +106,19 @@ def build_encoder(spec: EncoderSpec, image_size: int, weights: str | None) -> ke
     return keras.Model(base.input, outputs, name=ENCODER_LAYER_NAME)
 
 
+def encoder_features(spec: EncoderSpec, image_size: int, weights: str | None) -> tuple[keras.KerasTensor, list]:
+    """The pixel input (RGB in [0, 255], normalised inside) and the encoder's maps at strides 2..32. A pretrained
+    encoder starts frozen and always runs with `training=False`: its batch-norm statistics stay ImageNet's, also
+    when fine-tuned."""
+    encoder = build_encoder(spec, image_size, weights)
+    inputs = keras.Input((image_size, image_size, 3), dtype="float32", name="image")
+    x = ImagePreprocess(spec.normalization, name="normalize")(inputs)
+    if weights is None:
+        return inputs, encoder(x)
+    encoder.trainable = False
+    return inputs, encoder(x, training=False)
+
+
 def build_unet(encoder_name: str, num_classes: int, image_size: int, weights: str | None = None,
                decoder_filters: tuple[int, ...] = (256, 128, 64, 32, 16), dropout: float = 0.1) -> tuple[keras.Model, str]:
     """The segmentation model and its encoder's block regex; a pretrained encoder starts frozen.
@@ -119,14 +132,7 @@ def build_unet(encoder_name: str, num_classes: int, image_size: int, weights: st
         raise ConfigError("classes", f"need at least 2 classes. Received: {num_classes}")
     spec = ENCODERS.get(encoder_name, key="model.encoder")
     weights = resolve_weights(spec, weights)
-    encoder = build_encoder(spec, image_size, weights)
-    inputs = keras.Input((image_size, image_size, 3), dtype="float32", name="image")
-    x = ImagePreprocess(spec.normalization, name="normalize")(inputs)
-    if weights is not None:
-        encoder.trainable = False
-        features = encoder(x, training=False)
-    else:
-        features = encoder(x)
+    inputs, features = encoder_features(spec, image_size, weights)
     skips, x = list(features[:-1]), features[-1]
     if dropout:
         x = layers.Dropout(dropout, name="bottleneck_dropout")(x)

@@ -182,3 +182,16 @@ def tiny_tflite(tmp_path_factory) -> Path:
     (folder / "model.tflite").write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
     artifacts.write_side_files(folder, artifacts.Bundle("image", ["blue", "red"], ImagePreprocessing(image_size=16)))
     return folder
+
+
+def InterruptAfter(epoch: int):  # noqa: N802 - reads as the callback class it builds
+    """Stands in for a kill: a callback raising KeyboardInterrupt at the end of epoch `epoch` (0-based). Keras is
+    imported here, not when conftest loads: tests of the TensorFlow-free paths run in this process too."""
+    import keras
+
+    class _InterruptAfter(keras.callbacks.Callback):
+        def on_epoch_end(self, done, logs=None):
+            if done == epoch:
+                raise KeyboardInterrupt
+
+    return _InterruptAfter()

@@ -8,11 +8,10 @@ import csv
 import json
 from pathlib import Path
 
-import keras
-import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from conftest import InterruptAfter
 from dlpipe.pipelines import api
 from dlpipe.pipelines.cli import main
 from helpers_boxes import CLASS_NAMES, write_box_dataset
@@ -25,18 +24,6 @@ TINY_DETECT_SETS = [
     "train.tensorboard=false", "train.progress=none", "train.early_stopping_patience=0", "evaluate.bootstrap=100",
     "export.parity_sample=12", "export.formats=[keras,savedmodel,tflite,tflite-float16]",
 ]
-
-
-class InterruptAfter(keras.callbacks.Callback):
-    """Stands in for a kill: raises KeyboardInterrupt at the end of epoch `epoch` (0-based)."""
-
-    def __init__(self, epoch: int):
-        super().__init__()
-        self.epoch = epoch
-
-    def on_epoch_end(self, epoch, logs=None):
-        if epoch == self.epoch:
-            raise KeyboardInterrupt
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import json
 import keras
 import pytest
 
-from conftest import TINY_SETS
+from conftest import TINY_SETS, InterruptAfter
 from dlpipe.errors import RunStateError
 from dlpipe.pipelines import api
 
@@ -18,18 +18,6 @@ EPOCHS = 6
 RESUME_SETS = [*TINY_SETS, f"train.epochs={EPOCHS}", "train.early_stopping_patience=0", "augment.enabled=false",
                "export.formats=[keras]"]
 ACCURACY_TOLERANCE = 0.05  # at most 1 of the 10 held-out test images more wrong than the unbroken run
-
-
-class InterruptAfter(keras.callbacks.Callback):
-    """Stands in for a kill: raises KeyboardInterrupt at the end of epoch `epoch` (0-based)."""
-
-    def __init__(self, epoch: int):
-        super().__init__()
-        self.epoch = epoch
-
-    def on_epoch_end(self, epoch, logs=None):
-        if epoch == self.epoch:
-            raise KeyboardInterrupt
 
 
 class EpochRecorder(keras.callbacks.Callback):
