@@ -194,3 +194,20 @@ def test_the_default_coco_start_fine_tunes_and_exports_for_mediapipe(tmp_path):
     record = artifacts.read_record(out / "model.tflite")
     assert record["parity"]["boxes"] == 0 or record["parity"]["top1_agreement"] >= 0.95, record["parity"]
     assert LICENSE_NOTE.split(" (MIT)")[0] in (out / "model.tflite").read_bytes().decode("latin-1")
+
+
+def test_check_device_finds_the_trained_detectors_boxes_in_mediapipe_and_chromium(detect_run, tmp_path):
+    """The run's .tflite in MediaPipe's ObjectDetector (Python) and in the web page (Chromium) on the training
+    scenes: a box counts when MediaPipe has one of the same label at IoU >= 0.9 (its whole-pixel boxes)."""
+    from edge.mediapipe_env import require_browser, require_mediapipe
+
+    require_mediapipe()
+    require_browser()
+    data, out, _, _ = detect_run
+    report_file = tmp_path / "device.json"
+    result = CliRunner().invoke(main, ["check-device", str(out / "model.tflite"), "--data", str(data / "images"),
+                                       "--out", str(report_file), "--web"], catch_exceptions=False)
+    assert report_file.is_file(), result.output
+    report = json.loads(report_file.read_text())
+    python, web = report["files"]["model.tflite"], report["web"]["model.tflite"]
+    assert python["boxes"] >= 10 and python["box_agreement"] >= 0.9 and web["box_agreement"] >= 0.9, (python, web)

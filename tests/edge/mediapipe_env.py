@@ -44,3 +44,16 @@ def run_mediapipe(job: dict, timeout: float = 300) -> dict:
     if done.returncode:
         raise RuntimeError(f"mediapipe runner failed ({done.returncode}): {done.stderr[-2000:]}")
     return json.loads(done.stdout)
+
+
+def require_browser() -> str:
+    """Chromium and MediaPipe's web files for the browser checks; without them, a skip (a failure under CI)."""
+    import shutil
+
+    from dlpipe.models.export.web import vendor_root
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    require(bool(chromium), "chromium on PATH", "Debian: apt-get install chromium; scripts/setup.sh does as root")
+    require(vendor_root().is_dir(), f"MediaPipe Tasks web files ({vendor_root()})",
+            "scripts/setup.sh runs npm install --prefix .web-vendor @mediapipe/tasks-vision @mediapipe/tasks-text")
+    return str(chromium)

@@ -25,7 +25,7 @@ from dlpipe.models.tasks.detect import box_iou
 from dlpipe.pipelines.cli import main
 from PIL import Image
 
-from edge.mediapipe_env import require_mediapipe
+from edge.mediapipe_env import require_browser, require_mediapipe
 
 PHOTOS = Path("/usr/share/darknet/data")
 ENLARGE = 4
@@ -43,16 +43,6 @@ def photos(tmp_path_factory) -> Path:
     for photo in sorted(PHOTOS.glob("*.jpg")):
         shutil.copy(photo, folder / photo.name)
     return folder
-
-
-def require_browser() -> str:
-    from dlpipe.models.export.web import vendor_root
-
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    require(bool(chromium), "chromium on PATH", "Debian: apt-get install chromium; scripts/setup.sh does as root")
-    require(vendor_root().is_dir(), f"MediaPipe Tasks web files ({vendor_root()})",
-            "scripts/setup.sh runs npm install --prefix .web-vendor @mediapipe/tasks-vision @mediapipe/tasks-text")
-    return str(chromium)
 
 
 def exported(fmt: str, photos: Path, out: Path) -> Path:
