@@ -211,3 +211,33 @@ def test_check_device_finds_the_trained_detectors_boxes_in_mediapipe_and_chromiu
     report = json.loads(report_file.read_text())
     python, web = report["files"]["model.tflite"], report["web"]["model.tflite"]
     assert python["boxes"] >= 10 and python["box_agreement"] >= 0.9 and web["box_agreement"] >= 0.9, (python, web)
+
+
+def test_the_savedmodel_decodes_photos_and_applies_class_wise_nms_in_the_graph(detect_run):
+    """serving_default takes encoded photos and answers what `dlpipe predict` keeps (NMS at 0.5) in their pixels."""
+    import numpy as np
+    import tensorflow as tf
+
+    from dlpipe.models.runtimes import load_runtime
+
+    data, out, _, _ = detect_run
+    photos = sorted((data / "images").glob("*.jpg"))[:6]
+    answer = tf.saved_model.load(str(out / "savedmodel")).signatures["serving_default"](
+        image_bytes=tf.constant([p.read_bytes() for p in photos]))
+    runtime = load_runtime(out / "model.keras")
+    runtime.task = runtime.task.with_options(min_score=0.2)
+    for index, photo in enumerate(photos):
+        count = int(answer["count"][index])
+        scores = answer["scores"][index].numpy()[:count]
+        assert np.all(np.diff(scores) <= 1e-6) and np.all(answer["scores"][index].numpy()[count:] == 0)
+        kept = scores >= 0.2
+        described = runtime.task.describe(_keras_rows(runtime, photo), runtime.class_names, 1)
+        assert int(kept.sum()) == described["count"], (photo.name, scores, described)
+        for box, item in zip(answer["boxes"][index].numpy()[:count][kept], described["top"]):
+            assert np.allclose(box, item["box"], atol=0.6), (box, item)
+
+
+def _keras_rows(runtime, photo):
+    inputs = runtime.task.collect_inputs([str(photo)])
+    batch = next(iter(runtime.task.batches(inputs, runtime.preprocessing, 1))).batch
+    return runtime.predict(batch)[0]  # boxes in the photo's pixels

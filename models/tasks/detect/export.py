@@ -2,18 +2,22 @@
 
 SavedModel (`savedmodel/`):
   `serving_default`  image_bytes string[N] (JPEG/PNG/GIF/BMP; TF Serving base64-decodes "_bytes" inputs):
-                     decode, stretch to 512x512 and the detector, all in the graph; answers `boxes` [N, 100, 4]
-                     (x1, y1, x2, y2 in each photo's own pixels), `scores` [N, 100], `classes` [N, 100] (int),
-                     `labels` [N, 100] (COCO names), best first, no threshold applied.
-  `serving_pixels`   pixels float32 [N, 512, 512, 3] in [0, 255] -> `detections` [N, 100, 6] with boxes as
-                     fractions of the image (what dlpipe's runtime feeds; it scales them to the photo).
-TFLite (float32, float16, dynamic-range int8 weights; full-integer int8 is refused, see below): one image float32 [1, 512, 512, 3] RGB in [0, 255] (the
+                     decode, stretch to the model's size, the detector and class-wise NMS at IoU 0.5, all in
+                     the graph; answers `boxes` [N, 100, 4] (x1, y1, x2, y2 in each photo's own pixels), `scores`
+                     [N, 100], `classes` [N, 100] (int), `labels` [N, 100], best first, `count` [N] boxes kept by
+                     NMS (the rest zero), no score threshold applied.
+  `serving_pixels`   pixels float32 [N, S, S, 3] in [0, 255] -> `detections` [N, 100, 6] with boxes as
+                     fractions of the image (what dlpipe's runtime feeds; it scales them to the photo and applies
+                     NMS when it describes rows).
+TFLite (float32, float16, dynamic-range int8 weights; full-integer int8 for trained detectors, refused for
+coco-detector, see below): one image float32 [1, S, S, 3] RGB in [0, 255] (the
 caller resizes; dlpipe's runtime stretches as preprocessing.json says) and MediaPipe ObjectDetector's
 four outputs: locations [1, 100, 4] (ymin, xmin, ymax, xmax as fractions), classes [1, 100], scores
 [1, 100], count [1], with the standard object-detector metadata and labels, so the file alone runs in
 MediaPipe Tasks. The graph's decoding half is written for a batch of one, so the file takes one image
-(dlpipe's runtime runs a batch row by row). There is no NMS in the file: CenterNet's peak picking (a 3x3
-max-pool over the heat map) leaves few duplicates; dlpipe applies class-wise NMS when it describes rows.
+(dlpipe's runtime runs a batch row by row). The decoding is in the file; there is no NMS op: CenterNet's peak
+picking (a 3x3 max-pool over the heat map) leaves few duplicates; dlpipe applies class-wise NMS when it
+describes rows. A trained detector (models/detector.py) exports the same way at its own input size S.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from dlpipe.models.export.converters import _quiet_convert, quantization_of
 from dlpipe.models.tasks.detect import web as _web  # noqa: F401 - registers (detect, "web"): the page
 
 TASK = "detect"
+NMS_IOU = 0.5  # the SavedModel's class-wise NMS, as `dlpipe predict`'s default --nms-iou
 
 refuse(TASK, "onnx", "no ONNX exporter for the detector yet (its graph, converted from TF.js, is not tried with "
                      "tf2onnx): export savedmodel or tflite")
@@ -91,11 +96,11 @@ def export_savedmodel(model: Any, target: Path, request: ExportRequest, fmt: str
             "pixels": tf.TensorSpec([prep.image_size, prep.image_size, 3], tf.float32),
             "sizes": tf.TensorSpec([2], tf.int32)})
         found = detect(inputs["pixels"])
+        boxes, scores, classes, count = class_wise_nms(found, len(request.bundle.class_names))
         sizes = tf.cast(inputs["sizes"], tf.float32)  # (height, width)
         scale = tf.stack([sizes[:, 1], sizes[:, 0], sizes[:, 1], sizes[:, 0]], axis=1)[:, None, :]
-        classes = tf.cast(found[..., 5], tf.int32)
-        return {"boxes": found[..., :4] * scale, "scores": found[..., 4], "classes": classes,
-                "labels": tf.gather(labels, classes)}
+        return {"boxes": boxes * scale, "scores": scores, "classes": classes, "labels": tf.gather(labels, classes),
+                "count": count}
 
     module = tf.Module()
     # tracked: the graph's functions and constants (or the Keras model's variables) are saved with the endpoints
@@ -105,6 +110,17 @@ def export_savedmodel(model: Any, target: Path, request: ExportRequest, fmt: str
         tf.TensorSpec([None, prep.image_size, prep.image_size, 3], tf.float32, name="pixels")])
     module.serving_default, module.serving_pixels = serving, pixels
     tf.saved_model.save(module, str(target), signatures={"serving_default": serving, "serving_pixels": pixels})
+
+
+def class_wise_nms(rows: tf.Tensor, num_classes: int, iou: float = NMS_IOU) -> tuple[tf.Tensor, ...]:
+    """[N, K, 6] rows -> boxes [N, K, 4], scores [N, K], classes [N, K] (int32), count [N] after class-wise NMS
+    (what `dlpipe predict --nms-iou` applies), best first, zero-padded past `count`."""
+    keep = rows.shape[1] or MAX_DETECTIONS
+    per_class = tf.one_hot(tf.cast(rows[..., 5], tf.int32), num_classes) * rows[..., 4:5]  # [N, K, classes]
+    boxes, scores, classes, count = tf.image.combined_non_max_suppression(
+        rows[..., None, :4], per_class, max_output_size_per_class=keep, max_total_size=keep, iou_threshold=iou,
+        score_threshold=0.0, pad_per_class=False, clip_boxes=False)
+    return boxes, scores, tf.cast(classes, tf.int32), count
 
 
 def mediapipe_function(model: Any, size: int | None = None) -> Any:
