@@ -52,6 +52,7 @@ def cross_validate(start: str, folds: int, sets: list[str], out: Path) -> dict:
 
 def score_exports(out: Path) -> dict:
     """Each export's mAP on the final run's validation photos next to the Keras model's."""
+    from dlpipe.errors import DlpipeError
     from dlpipe.pipelines.evaluation import evaluate_artifact
     from dlpipe.pipelines.exporting import export_run
 
@@ -60,7 +61,11 @@ def score_exports(out: Path) -> dict:
         labels = _validation_coco(metrics, Path(folder))
         scores = {"keras": _scores(evaluate_artifact(out / "model.keras", labels))}
         for fmt in EXPORTS:
-            path = export_run(out, fmt, None)
+            try:
+                path = export_run(out, fmt, None)
+            except DlpipeError as refused:  # e.g. int8 of the COCO start: the refusal is the result
+                scores[fmt] = {"refused": str(refused)}
+                continue
             scores[fmt] = {"file": path.name, "megabytes": round(path.stat().st_size / 1e6, 2),
                            **_scores(evaluate_artifact(path, labels))}
         scores["savedmodel"] = _scores(evaluate_artifact(out / "savedmodel", labels))

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 
 import keras
+import tensorflow as tf
 from keras import layers, ops
 
 from dlpipe.errors import ConfigError
@@ -93,8 +94,10 @@ class CenterNetDecode(keras.layers.Layer):
         label = index % classes
         cell = index // classes
         row, column = cell // width, cell % width
-        regression = ops.reshape(head[..., classes:classes + 4], (ops.shape(head)[0], -1, 4))
-        sides = side_distances(ops.take_along_axis(regression, ops.expand_dims(cell, -1), axis=1))
+        # the distances of every cell first, then the picked cells' (tf.gather, int32 indices; take_along_axis
+        # adds int64 casts and a SELECT_V2): an int8 file keeps this float path apart from the quantised network
+        distances = ops.reshape(side_distances(head[..., classes:classes + 4]), (ops.shape(head)[0], -1, 4))
+        sides = tf.gather(distances, ops.cast(cell, "int32"), batch_dims=1)
         width_f, height_f = ops.cast(width, "float32"), ops.cast(height, "float32")
         x = ops.cast(column, "float32") + 0.5
         y = ops.cast(row, "float32") + 0.5
@@ -108,6 +111,17 @@ class CenterNetDecode(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "num_classes": self.num_classes, "max_detections": self.max_detections}
+
+
+@keras.saving.register_keras_serializable(package="dlpipe")
+class MediaPipeOutputs(keras.layers.Layer):
+    """(N, K, 6) rows -> MediaPipe ObjectDetector's outputs: locations (ymin, xmin, ymax, xmax), classes, scores,
+    count (K, as a float [1]); what a detector's .tflite answers."""
+
+    def call(self, rows):
+        locations = ops.stack([rows[..., 1], rows[..., 0], rows[..., 3], rows[..., 2]], axis=-1)
+        return {"locations": locations, "classes": rows[..., 5], "scores": rows[..., 4],
+                "count": ops.cast(ops.shape(rows)[1:2], "float32")}
 
 
 def detection_model(training_model: keras.Model, num_classes: int, max_detections: int = 100) -> keras.Model:

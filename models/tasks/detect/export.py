@@ -22,10 +22,8 @@ describes rows. A trained detector (models/detector.py) exports the same way at 
 
 from __future__ import annotations
 
-import contextlib
-import logging
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import tensorflow as tf
 
@@ -41,6 +39,12 @@ NMS_IOU = 0.5  # the SavedModel's class-wise NMS, as `dlpipe predict`'s default 
 
 refuse(TASK, "onnx", "no ONNX exporter for the detector yet (its graph, converted from TF.js, is not tried with "
                      "tf2onnx): export savedmodel or tflite")
+COCO_START_INT8_REFUSAL = (
+    "full-integer int8 does not hold for a detector fine-tuned from the COCO start (model.encoder=centernet_coco): "
+    "its MobileNetV3 activations are heavy-tailed (median |x| 5.8 against a maximum of 124 after the third block), "
+    "so post-training int8 loses every box, and LiteRT's XNNPACK delegate aborts the process on the quantised "
+    "network (measured 2026-12-04); export tflite-float16 or tflite-dynamic, or train with "
+    "--set model.encoder=efficientnet_lite0 for an int8 file")
 COCO_INT8_REFUSAL = ("full-integer int8 does not hold for coco-detector: calibrated on darknet's five sample "
                      "photos, the quantised heat map collapses (every score 0.173, every box empty) and 0 of the "
                      "float model's 28 boxes are found (measured 2026-12-01); use tflite-float16 or tflite-dynamic")
@@ -142,25 +146,28 @@ def convert_detector(model: Any, configure: Any) -> bytes:
     """`mediapipe_function(model)` as a flatbuffer whose outputs carry their names; `configure(converter)` sets
     the quantisation.
 
-    A Keras detector's variables are frozen into constants first: converted with them (a trackable object,
-    or a SavedModel), the file keeps READ_VARIABLE ops that LiteRT runs uninitialised (NaN boxes). A frozen
-    function has no signature, so its outputs are named from the function's own output structure.
+    A Keras detector is converted as a Keras model wrapped to answer MediaPipe's four outputs for a batch of
+    one (`from_keras_model`): as a concrete function with the model as trackable object its variables stayed
+    READ_VARIABLE ops that LiteRT ran uninitialised (NaN boxes), and frozen into constants first, int8
+    calibration aborted the process inside the converter.
     """
-    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
-
-    function = mediapipe_function(model)
     if _graph_detector(model) is not None:
-        converter = tf.lite.TFLiteConverter.from_concrete_functions([function], model)
-        configure(converter)
-        return _named_outputs(_quiet_convert(converter))
-    frozen = convert_variables_to_constants_v2(function)
-    keys = tf.nest.flatten({key: key for key in function.structured_outputs})  # the keys in the outputs' flat order
-    names = {tensor.name.split(":")[0]: key for key, tensor in zip(keys, frozen.outputs)}
-    with _absl_quiet():  # "consider providing the trackable_obj": a frozen function has no variables to track
-        converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen])
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([mediapipe_function(model)], model)
+    else:
+        converter = tf.lite.TFLiteConverter.from_keras_model(_mediapipe_model(model))
     configure(converter)
-    return _named_outputs(_quiet_convert(converter), names)
+    return _named_outputs(_quiet_convert(converter))
+
+
+def _mediapipe_model(model: Any) -> Any:
+    """The Keras detector taking one image and answering MediaPipe ObjectDetector's outputs by name."""
+    import keras
+
+    from dlpipe.models.detector import MediaPipeOutputs
+
+    size = _input_size(model)
+    image = keras.Input((size, size, 3), batch_size=1, name="image")
+    return keras.Model(image, MediaPipeOutputs(name="mediapipe_outputs")(model(image)), name=model.name)
 
 
 @register(TASK, "tflite", "tflite-float16", "tflite-dynamic")
@@ -205,12 +212,15 @@ def write_detector_tflite(model: Any, target: Path, request: ExportRequest, fmt:
 @register(TASK, "tflite-int8")
 def export_tflite_int8(model: Any, target: Path, request: ExportRequest, fmt: str) -> None:
     """A trained detector with int8 weights and activations, calibrated on training photos; float32 pixels in and
-    MediaPipe's four float outputs out (quantise/dequantise at the edges), so the same metadata serves."""
+    MediaPipe's four float outputs out (quantise/dequantise at the edges), so the same metadata serves. An op
+    without an int8 kernel in the decoding stays float (the converter's float fallback)."""
     from dlpipe.models.export.converters import _calibration
     from dlpipe.models.tasks.image.export import representative_images
 
     if _graph_detector(model) is not None:
         raise DlpipeError(f"export: {COCO_INT8_REFUSAL}")
+    if "coco" in model.name:
+        raise DlpipeError(f"export: {COCO_START_INT8_REFUSAL}")
     if not request.calibration:
         raise DlpipeError("export: int8 needs training photos for calibration; the run's load.path has none")
     samples = representative_images(list(request.calibration), request.bundle.preprocessing.image())
@@ -218,23 +228,11 @@ def export_tflite_int8(model: Any, target: Path, request: ExportRequest, fmt: st
     def configure(converter: Any) -> None:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = _calibration([sample[None] for sample in samples])
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
 
     write_detector_tflite(model, target, request, fmt, configure)
 
 
-@contextlib.contextmanager
-def _absl_quiet() -> Iterator[None]:
-    logger = logging.getLogger("absl")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
-
-
-def _named_outputs(flatbuffer: bytes, names: dict[str, str] | None = None) -> bytes:
+def _named_outputs(flatbuffer: bytes) -> bytes:
     """Name each output tensor after its signature key (the converter calls them PartitionedCall:N).
 
     MediaPipe's metadata and dlpipe's runtime tell the four outputs apart by name; two of them have the
@@ -243,12 +241,8 @@ def _named_outputs(flatbuffer: bytes, names: dict[str, str] | None = None) -> by
     from ai_edge_litert.interpreter import Interpreter
     from tensorflow.lite.tools import flatbuffer_utils
 
-    interpreter = Interpreter(model_content=flatbuffer)
-    if names is None:
-        signature = interpreter._get_full_signature_list()  # noqa: SLF001 - name -> tensor index
-        outputs = next(iter(signature.values()))["outputs"]
-    else:  # a frozen function's outputs: their graph names -> the function's keys
-        outputs = {names[detail["name"].split(":")[0]]: detail["index"] for detail in interpreter.get_output_details()}
+    signature = Interpreter(model_content=flatbuffer)._get_full_signature_list()  # noqa: SLF001 - name -> tensor index
+    outputs = next(iter(signature.values()))["outputs"]
     model = flatbuffer_utils.convert_bytearray_to_object(bytearray(flatbuffer))
     for key, index in outputs.items():
         model.subgraphs[0].tensors[index].name = key.encode()
