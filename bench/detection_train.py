@@ -33,7 +33,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "detection_fashion"
 RESULTS = ROOT / "bench" / "results"
-EXPORTS = ("tflite", "tflite-float16", "tflite-dynamic", "tflite-int8")
+EXPORTS = ("savedmodel", "tflite", "tflite-float16", "tflite-dynamic", "tflite-int8")
 
 
 def cross_validate(start: str, folds: int, sets: list[str], out: Path) -> dict:
@@ -66,9 +66,8 @@ def score_exports(out: Path) -> dict:
             except DlpipeError as refused:  # e.g. int8 of the COCO start: the refusal is the result
                 scores[fmt] = {"refused": str(refused)}
                 continue
-            scores[fmt] = {"file": path.name, "megabytes": round(path.stat().st_size / 1e6, 2),
-                           **_scores(evaluate_artifact(path, labels))}
-        scores["savedmodel"] = _scores(evaluate_artifact(out / "savedmodel", labels))
+            size = sum(f.stat().st_size for f in path.rglob("*")) if path.is_dir() else path.stat().st_size
+            scores[fmt] = {"file": path.name, "megabytes": round(size / 1e6, 2), **_scores(evaluate_artifact(path, labels))}
     return scores
 
 
@@ -103,7 +102,16 @@ def main() -> None:
     parser.add_argument("--set", dest="sets", action="append", default=[], help="extra --set KEY=VALUE for the run")
     parser.add_argument("--exports", action="store_true", help="also score every export of the final run")
     parser.add_argument("--out", type=Path, default=None, help="run folder (default: a folder under /tmp)")
+    parser.add_argument("--exports-of", type=Path, default=None,
+                        help="only score the exports of this finished run (e.g. a fold's) on its validation photos")
     args = parser.parse_args()
+    if args.exports_of:
+        scores = score_exports(args.exports_of)
+        (RESULTS / f"detection_exports_{args.start}.json").write_text(json.dumps(
+            {"date": date.today().isoformat(), "run": str(args.exports_of), "exports": scores}, indent=1))
+        for name, figures in scores.items():
+            print(f"  {name}: {figures}")
+        return
     out = args.out or Path(tempfile.gettempdir()) / f"dlpipe-bench-detect-{args.start}"
     results = {"date": date.today().isoformat(), "start": args.start, "folds": args.folds, "sets": args.sets,
                "command": "python bench/detection_train.py " + " ".join(
