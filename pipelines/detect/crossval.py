@@ -6,11 +6,10 @@ validation photos together, so it is one estimate over the whole dataset; mean a
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-from dlpipe.pipelines.training.crossval import CrossValidationReport
+from dlpipe.pipelines.training.crossval import CrossValidationReport, interval_text, plot_pooled_map
 
 
 def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
@@ -43,23 +42,12 @@ def fold_line(metrics: dict[str, Any]) -> str:
 
 def summary_line(summary: dict[str, Any]) -> str:
     pooled = summary["pooled"]
-
-    def interval(key: str) -> str:
-        bounds = pooled.get(f"{key}_interval")
-        return f" (95% interval {bounds[0]:.3f}-{bounds[1]:.3f})" if bounds else ""
+    interval = lambda key: interval_text(pooled, key)  # noqa: E731
 
     return (f"cross-validation ({summary['folds']} folds): mAP {summary['map_mean']:.3f} ± {summary['map_sd']:.3f}, "
             f"AP50 {summary['ap50_mean']:.3f} ± {summary['ap50_sd']:.3f} (mean ± sd); pooled mAP {pooled['map']:.3f}"
             f"{interval('map')}, AP50 {pooled['ap50']:.3f}{interval('ap50')} on {pooled['count']} photos")
 
 
-def plot(summary: dict[str, Any], path: Path) -> None:
-    """mAP per fold, with the pooled estimate's interval as a band."""
-    from dlpipe.pipelines.plots import plot_fold_scores
-
-    pooled = summary["pooled"]
-    plot_fold_scores([f["map"] for f in summary["per_fold"]], pooled["map"], pooled.get("map_interval"), "mAP", path)
-
-
-DETECT_REPORT = CrossValidationReport(summarize, fold_line, summary_line, plot,
+DETECT_REPORT = CrossValidationReport(summarize, fold_line, summary_line, plot_pooled_map,
                                       lambda summary: (summary["pooled"]["map"], summary["map_sd"]))

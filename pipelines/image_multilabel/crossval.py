@@ -7,12 +7,11 @@ so no photo's decision uses a threshold tuned on itself. Intervals resample phot
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from dlpipe.pipelines.training.crossval import CrossValidationReport
+from dlpipe.pipelines.training.crossval import CrossValidationReport, interval_text, plot_pooled_map
 
 
 def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
@@ -39,23 +38,12 @@ def fold_line(metrics: dict[str, Any]) -> str:
 
 def summary_line(summary: dict[str, Any]) -> str:
     pooled = summary["pooled"]
-
-    def interval(key: str) -> str:
-        bounds = pooled.get(f"{key}_interval")
-        return f" (95% interval {bounds[0]:.3f}-{bounds[1]:.3f})" if bounds else ""
+    interval = lambda key: interval_text(pooled, key)  # noqa: E731
 
     return (f"cross-validation ({summary['folds']} folds): mAP {summary['map_mean']:.3f} ± {summary['map_sd']:.3f} "
             f"(mean ± sd); pooled mAP {pooled['map']:.3f}{interval('map')}, micro F1 {pooled['micro_f1']:.3f}"
             f"{interval('micro_f1')}, macro F1 {pooled['macro_f1']:.3f}{interval('macro_f1')} on {pooled['count']} photos")
 
 
-def plot(summary: dict[str, Any], path: Path) -> None:
-    """mAP per fold, with the pooled estimate's interval as a band."""
-    from dlpipe.pipelines.plots import plot_fold_scores
-
-    pooled = summary["pooled"]
-    plot_fold_scores([f["map"] for f in summary["per_fold"]], pooled["map"], pooled.get("map_interval"), "mAP", path)
-
-
-MULTILABEL_REPORT = CrossValidationReport(summarize, fold_line, summary_line, plot,
+MULTILABEL_REPORT = CrossValidationReport(summarize, fold_line, summary_line, plot_pooled_map,
                                           lambda summary: (summary["pooled"]["map"], summary["map_sd"]))

@@ -168,6 +168,20 @@ def _plot_accuracy(summary: dict[str, Any], path: Path) -> None:
     plot_cross_validation(summary, path)
 
 
+def interval_text(pooled: dict[str, Any], key: str) -> str:
+    """" (95% interval low-high)" of pooled[key + "_interval"], or nothing when there is none."""
+    bounds = pooled.get(f"{key}_interval")
+    return f" (95% interval {bounds[0]:.3f}-{bounds[1]:.3f})" if bounds else ""
+
+
+def plot_pooled_map(summary: dict[str, Any], path: Path) -> None:
+    """mAP per fold, with the pooled estimate's interval as a band (multi-label and detection reports)."""
+    from dlpipe.pipelines.plots import plot_fold_scores
+
+    pooled = summary["pooled"]
+    plot_fold_scores([f["map"] for f in summary["per_fold"]], pooled["map"], pooled.get("map_interval"), "mAP", path)
+
+
 @dataclass(frozen=True)
 class CrossValidationReport:
     """How a task pools its folds' metrics.json into one summary, and prints and plots it."""
