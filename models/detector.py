@@ -20,11 +20,10 @@ import tensorflow as tf
 from keras import layers, ops
 
 from dlpipe.errors import ConfigError
+from dlpipe.models.segmentation import BN_MOMENTUM, ENCODER_LAYER_NAME, ENCODERS, encoder_features
 
 STRIDE = 4  # the head map's cells are 4x4 input pixels
 PRIOR = 0.01  # the heat map starts near this probability everywhere (focal-loss initialisation)
-ENCODER_LAYER_NAME = "backbone"
-BN_MOMENTUM = 0.9
 
 
 def build_detector(encoder_name: str, num_classes: int, image_size: int, weights: str | None = None,
@@ -35,8 +34,6 @@ def build_detector(encoder_name: str, num_classes: int, image_size: int, weights
     (a 1x1 lateral, as a feature pyramid does), with one depthwise-separable 3x3 mixing per level: a third
     of a U-Net decoder's cost, for boxes that only need stride 4.
     """
-    from dlpipe.models.segmentation import ENCODERS, encoder_features
-
     if num_classes < 1:
         raise ConfigError("classes", "a detector needs at least one class")
     if image_size % 32:

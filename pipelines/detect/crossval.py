@@ -9,7 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from dlpipe.pipelines.training.crossval import CrossValidationReport, interval_text, plot_pooled_map
+from dlpipe.pipelines.training.crossval import (
+    CrossValidationReport, interval_text, plot_pooled_map, pooled_map_score,
+)
 
 
 def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
@@ -49,5 +51,4 @@ def summary_line(summary: dict[str, Any]) -> str:
             f"{interval('map')}, AP50 {pooled['ap50']:.3f}{interval('ap50')} on {pooled['count']} photos")
 
 
-DETECT_REPORT = CrossValidationReport(summarize, fold_line, summary_line, plot_pooled_map,
-                                      lambda summary: (summary["pooled"]["map"], summary["map_sd"]))
+DETECT_REPORT = CrossValidationReport(summarize, fold_line, summary_line, plot_pooled_map, pooled_map_score)

@@ -11,7 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from dlpipe.pipelines.training.crossval import CrossValidationReport, interval_text, plot_pooled_map
+from dlpipe.pipelines.training.crossval import (
+    CrossValidationReport, interval_text, plot_pooled_map, pooled_map_score,
+)
 
 
 def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
@@ -45,5 +47,4 @@ def summary_line(summary: dict[str, Any]) -> str:
             f"{interval('micro_f1')}, macro F1 {pooled['macro_f1']:.3f}{interval('macro_f1')} on {pooled['count']} photos")
 
 
-MULTILABEL_REPORT = CrossValidationReport(summarize, fold_line, summary_line, plot_pooled_map,
-                                          lambda summary: (summary["pooled"]["map"], summary["map_sd"]))
+MULTILABEL_REPORT = CrossValidationReport(summarize, fold_line, summary_line, plot_pooled_map, pooled_map_score)

@@ -182,6 +182,11 @@ def plot_pooled_map(summary: dict[str, Any], path: Path) -> None:
     plot_fold_scores([f["map"] for f in summary["per_fold"]], pooled["map"], pooled.get("map_interval"), "mAP", path)
 
 
+def pooled_map_score(summary: dict[str, Any]) -> tuple[float, float]:
+    """What `dlpipe tune` maximises for a report pooled on mAP: (pooled mAP, sd of the folds' mAP)."""
+    return summary["pooled"]["map"], summary["map_sd"]
+
+
 @dataclass(frozen=True)
 class CrossValidationReport:
     """How a task pools its folds' metrics.json into one summary, and prints and plots it."""

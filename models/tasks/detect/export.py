@@ -55,14 +55,11 @@ def _graph_detector(model: Any) -> Any:
     return getattr(model, "detector", None)
 
 
-def detect_rows(model: Any, one_image: bool = False) -> Any:
-    """pixels float32 [N, S, S, 3] -> [N, K, 6] rows (boxes as fractions): the graph row by row (or on its one
-    image, without a loop: a .tflite must have a single subgraph), or the Keras model."""
+def detect_rows(model: Any) -> Any:
+    """pixels float32 [N, S, S, 3] -> [N, K, 6] rows (boxes as fractions): the graph row by row, or the Keras model."""
     detector = _graph_detector(model)
     if detector is None:
         return lambda pixels: model(pixels, training=False)
-    if one_image:
-        return lambda pixels: normalized(detector(pixels))
     return lambda pixels: normalized(tf.map_fn(lambda image: detector(image[None])[0], pixels,
                                                fn_output_signature=tf.TensorSpec([MAX_DETECTIONS, 6], tf.float32)))
 
@@ -127,24 +124,23 @@ def class_wise_nms(rows: tf.Tensor, num_classes: int, iou: float = NMS_IOU) -> t
     return boxes, scores, tf.cast(classes, tf.int32), count
 
 
-def mediapipe_function(model: Any, size: int | None = None) -> Any:
-    """The batch-of-one concrete function with MediaPipe ObjectDetector's four outputs."""
-    rows = detect_rows(model, one_image=True)
-    size = size or _input_size(model)
+def graph_function(model: Any) -> Any:
+    """coco-detector's graph as the batch-of-one concrete function with MediaPipe ObjectDetector's four outputs;
+    the graph is called on its one image directly (no tf.map_fn loop: a .tflite must have a single subgraph)."""
+    from dlpipe.models.detector import MediaPipeOutputs
 
-    @tf.function(input_signature=[tf.TensorSpec([1, size, size, 3], tf.float32, name="image")])
+    detector, outputs = _graph_detector(model), MediaPipeOutputs(name="mediapipe_outputs")
+
+    @tf.function(input_signature=[tf.TensorSpec([1, INPUT_SIZE, INPUT_SIZE, 3], tf.float32, name="image")])
     def detect(image: tf.Tensor) -> dict[str, tf.Tensor]:
-        found = rows(image)  # [1, K, 6]: x1 y1 x2 y2 (fractions), score, class
-        locations = tf.stack([found[..., 1], found[..., 0], found[..., 3], found[..., 2]], axis=-1)
-        return {"locations": locations, "classes": found[..., 5], "scores": found[..., 4],
-                "count": tf.cast(tf.shape(found)[1:2], tf.float32)}
+        return outputs(normalized(detector(image)))  # [1, 100, 6]: x1 y1 x2 y2 (fractions), score, class
 
     return detect.get_concrete_function()
 
 
 def convert_detector(model: Any, configure: Any) -> bytes:
-    """`mediapipe_function(model)` as a flatbuffer whose outputs carry their names; `configure(converter)` sets
-    the quantisation.
+    """The detector answering MediaPipe's four outputs for one image, as a flatbuffer whose outputs carry their
+    names; `configure(converter)` sets the quantisation.
 
     A Keras detector is converted as a Keras model wrapped to answer MediaPipe's four outputs for a batch of
     one (`from_keras_model`): as a concrete function with the model as trackable object its variables stayed
@@ -152,7 +148,7 @@ def convert_detector(model: Any, configure: Any) -> bytes:
     calibration aborted the process inside the converter.
     """
     if _graph_detector(model) is not None:
-        converter = tf.lite.TFLiteConverter.from_concrete_functions([mediapipe_function(model)], model)
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([graph_function(model)], model)
     else:
         converter = tf.lite.TFLiteConverter.from_keras_model(_mediapipe_model(model))
     configure(converter)
