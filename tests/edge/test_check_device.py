@@ -2,8 +2,9 @@
 run's Keras model, with the photos they disagree on; a missing MediaPipe environment is one line with the fix.
 
 The tiny run centre-crops (`preprocess.resize=crop`), MediaPipe stretches the whole photo: a wide photo whose
-centre is red and whose sides are blue is red to the Keras model and blue in MediaPipe, so the command must list
-it. Every figure is checked against this test's own runs of both (`dlpipe predict` on model.keras, and
+centre is blue and whose sides are red is blue to the Keras model and red in MediaPipe, so the command must list
+it (red sides, not a red centre: the small CNN max-pools, so a red band in the middle would reach every cell of the
+stretched photo and could turn both answers red). Every figure is checked against this test's own runs of both (`dlpipe predict` on model.keras, and
 tests/edge/mediapipe_runner.py in .venv-mediapipe).
 """
 
@@ -23,7 +24,7 @@ from conftest import TINY_SETS, write_color_images
 from dlpipe.pipelines.cli import main
 from edge.mediapipe_env import require_mediapipe, run_mediapipe
 
-TRICK = "wide_red_centre.png"
+TRICK = "wide_blue_centre.png"
 
 
 @pytest.fixture(scope="module")
@@ -39,16 +40,17 @@ def crop_run(tmp_path_factory) -> tuple[Path, Path]:
     write_color_images(root / "train" / "red", "red", 24, seed=1)
     api.run("image-classify", data=str(root / "train"), out=root / "run", echo=lambda _: None,
             sets=[*TINY_SETS, "export.formats=[keras,tflite,tflite-int8]", "train.epochs=12",
-                  "train.learning_rate=0.003", "preprocess.resize=crop", "export.device_check=true"])
+                  "train.learning_rate=0.003", "preprocess.resize=crop", "export.device_check=true",
+                  "augment.enabled=false"])
     (root / "export_artifacts.json").write_text((root / "run" / "artifacts.json").read_text())
     photos = root / "photos"
     write_color_images(photos / "blue", "blue", 6, seed=12)
     write_color_images(photos / "red", "red", 6, seed=11)
     pixels = np.random.default_rng(5).integers(0, 60, size=(40, 160, 3))
-    pixels[:, :, 2] += 160  # blue, but for a red band in the middle that the centre crop keeps
-    pixels[:, 60:100, 2] -= 160
-    pixels[:, 60:100, 0] += 160
-    Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(photos / "blue" / TRICK)
+    pixels[:, :, 0] += 160  # red, but for a blue band in the middle that the centre crop keeps
+    pixels[:, 60:100, 0] -= 160
+    pixels[:, 60:100, 2] += 160
+    Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(photos / "red" / TRICK)
     return root / "run", photos
 
 
@@ -75,14 +77,14 @@ def test_check_device_reports_agreement_accuracy_and_the_photos_mediapipe_answer
         answer = run_mediapipe({"image": [{"model": str(run / name), "images": [str(p) for p in chosen]}]})["image"][0]
         theirs = {p.name: max(c, key=lambda c: c["score"])["category_name"] for p, c in zip(chosen, answer)}
         differ = {photo for photo in theirs if theirs[photo] != keras[photo]}
-        assert TRICK in differ and keras[TRICK] == "red" and theirs[TRICK] == "blue"  # crop vs stretch
+        assert TRICK in differ and keras[TRICK] == "blue" and theirs[TRICK] == "red", (keras[TRICK], theirs[TRICK])  # crop vs stretch
         assert figures["inputs"] == figures["answered"] == 13 and not figures["unanswered"]
         assert figures["top1_agreement"] == pytest.approx(1 - len(differ) / 13)
         assert {Path(row["input"]).name: (row["keras"], row["mediapipe"], row["label"])
                 for row in figures["disagreements"]} == {p: (keras[p], theirs[p], truth[p]) for p in differ}
         assert figures["keras_accuracy"] == pytest.approx(np.mean([keras[p] == truth[p] for p in truth]))
         assert figures["mediapipe_accuracy"] == pytest.approx(np.mean([theirs[p] == truth[p] for p in truth]))
-        assert f"{name}: MediaPipe" in result.output and f"{TRICK}: Keras red" in result.output
+        assert f"{name}: MediaPipe" in result.output and f"{TRICK}: Keras blue" in result.output
         record = json.loads((run / "artifacts.json").read_text())[name]
         assert record["parity"]["top1_agreement"] is not None  # the export-time Keras parity is kept beside it
         assert record["mediapipe"]["top1_agreement"] == figures["top1_agreement"]
@@ -140,7 +142,7 @@ def test_check_device_fails_below_min_agreement(crop_run, tmp_path):
 
 def test_a_folder_without_class_sub_folders_gets_agreement_only(crop_run, tmp_path):
     run, photos = crop_run
-    result = CliRunner().invoke(main, ["check-device", str(run / "model.tflite"), "--data", str(photos / "blue"),
+    result = CliRunner().invoke(main, ["check-device", str(run / "model.tflite"), "--data", str(photos / "red"),
                                        "--out", str(tmp_path / "d.json")], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "d.json").read_text())
@@ -168,7 +170,7 @@ def test_check_device_web_runs_each_file_in_mediapipe_web_in_headless_chromium(c
         python = report["files"][name]
         assert figures["inputs"] == figures["answered"] == 13
         rows = {Path(row["input"]).name: row for row in figures["disagreements"]}
-        assert rows[TRICK]["keras"] == "red" and rows[TRICK]["mediapipe"] == "blue"  # the browser stretches too
+        assert rows[TRICK]["keras"] == "blue" and rows[TRICK]["mediapipe"] == "red"  # the browser stretches too
         assert figures["top1_agreement"] == pytest.approx(1 - len(rows) / 13)
         assert abs(figures["mediapipe_accuracy"] - python["mediapipe_accuracy"]) <= 1 / 13 + 1e-9
         record = json.loads((run / "artifacts.json").read_text())[name]
