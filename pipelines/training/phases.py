@@ -118,6 +118,10 @@ def phase_callbacks(ctx: RunContext, phase: Phase, cfg: TrainConfig, history_fil
                 monitor=monitor, factor=0.5, patience=max(1, cfg.early_stopping_patience // 2)))
     if cfg.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(ctx.out_dir / "logs" / phase.name)))
+    before = sum(len(p["history"].get("loss", [])) for p in ctx.history.get("phases", []))
+    for callback in ctx.extra_callbacks:  # run tracking numbers epochs across phases (pipelines/tracking_callback.py)
+        if hasattr(callback, "start_phase"):
+            callback.start_phase(phase, before)
     callbacks.extend(ctx.extra_callbacks)
     callbacks.append(backup_callback(checkpoints / f"backup_{phase.name}"))
     return callbacks
