@@ -166,6 +166,11 @@ def _run_in(spec: PipelineSpec, out_dir: Path, data: str | None, config_file: st
     explained = explain_worst_errors(ctx)
     if explained:
         echo(explained)
+    if ctx.artifacts and ctx.task is not None:  # last, so it sees metrics.json with the cross-validation
+        from dlpipe.pipelines.model_card import CARD_TASKS, write_model_card
+
+        if ctx.task.name in CARD_TASKS:
+            write_model_card(out_dir)
     echo(f"report page: {write_report_page(out_dir)}")
     return RunResult(out_dir=out_dir, config=config, metrics=ctx.metrics, artifacts=ctx.artifacts, report=ctx.report)
 

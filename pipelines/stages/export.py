@@ -45,7 +45,6 @@ class ExportStage(Stage):
 
     def run(self, ctx: RunContext) -> str:
         from dlpipe.pipelines.exporting import export_formats
-        from dlpipe.pipelines.model_card import CARD_TASKS, write_model_card
 
         model = self.exported_model(ctx)
         written = export_formats(model, list(self.config.formats), ctx.out_dir, ctx.task, ctx.class_names,
@@ -53,8 +52,6 @@ class ExportStage(Stage):
                                  source_run=ctx.out_dir, config_text=ctx.config.to_yaml())
         ctx.artifacts.update({fmt: str(path) for fmt, path in written.items()})
         checked = self.check_on_device(ctx, written) if self.config.device_check else ""
-        if ctx.task is not None and ctx.task.name in CARD_TASKS:
-            write_model_card(ctx.out_dir)
         wrote = ", ".join(p.name + ("/" if p.is_dir() else "") for p in written.values())
         return ("wrote " + wrote if written else "nothing to write") + checked
 

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
 from conftest import InterruptAfter
 from dlpipe.pipelines import api
 from dlpipe.pipelines.cli import main
 from helpers_boxes import CLASS_NAMES, write_box_dataset
+from helpers_card import assert_card_states_the_run
 
 EPOCHS = 30
 # a from-scratch small encoder on 64 px scenes: 16x16 heat maps, trains in about a minute
@@ -97,11 +97,10 @@ def test_evaluate_scores_artifacts_on_a_pascal_voc_folder_alike(detect_run, tmp_
 
 
 def test_predict_draws_boxes_in_the_photos_pixels_and_the_server_answers(detect_run, tmp_path):
-    from fastapi.testclient import TestClient
-    from PIL import Image
-
     from dlpipe.serving.repository import ModelRepository
     from dlpipe.serving.server import create_app
+    from fastapi.testclient import TestClient
+    from PIL import Image
 
     data, out, _, _ = detect_run
     photos = tmp_path / "photos"
@@ -217,7 +216,6 @@ def test_the_savedmodel_decodes_photos_and_applies_class_wise_nms_in_the_graph(d
     """serving_default takes encoded photos and answers what `dlpipe predict` keeps (NMS at 0.5) in their pixels."""
     import numpy as np
     import tensorflow as tf
-
     from dlpipe.models.runtimes import load_runtime
 
     data, out, _, _ = detect_run
@@ -241,3 +239,13 @@ def _keras_rows(runtime, photo):
     inputs = runtime.task.collect_inputs([str(photo)])
     batch = next(iter(runtime.task.batches(inputs, runtime.preprocessing, 1))).batch
     return runtime.predict(batch)[0]  # boxes in the photo's pixels
+
+
+def test_the_model_card_states_the_detectors_figures(detect_run):
+    _, out, _, _ = detect_run
+    metrics = json.loads((out / "metrics.json").read_text())
+    lines = [f"Validation COCO mAP (IoU 0.50:0.95) {metrics['map']:.3f}", f"AP50 {metrics['ap50']:.3f}",
+             f"precision {metrics['precision_at_min_score']:.3f}, recall {metrics['recall_at_min_score']:.3f}"]
+    lines += [f"| {name} | {row['ap']:.3f} | {row['ap50']:.3f} | {row['objects']} |"
+              for name, row in metrics["per_class"].items()]
+    assert_card_states_the_run(out, lines, "mean_box_iou")

@@ -14,11 +14,11 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from PIL import Image
-
 from dlpipe.models import artifacts
 from dlpipe.models.tasks.gan import latent_vectors, to_pixels
 from dlpipe.pipelines.cli import main
+from helpers_card import assert_card_states_the_run
+from PIL import Image
 
 SETTINGS = ["load.limit=300", "model.latent_dim=16", "model.filters=8", "train.epochs=1", "train.batch_size=32",
             "train.feature_epochs=1", "train.fid_samples=30", "train.progress=none", "export.samples=16",
@@ -97,10 +97,9 @@ def test_generate_draws_the_images_predict_draws(run, keras_images, tmp_path):
 
 
 def test_the_server_answers_seeds_with_generated_images(run, keras_images):
-    from fastapi.testclient import TestClient
-
     from dlpipe.serving.repository import ModelRepository
     from dlpipe.serving.server import create_app
+    from fastapi.testclient import TestClient
 
     with TestClient(create_app(ModelRepository(run))) as client:
         answer = client.post("/v1/models/run:predict", json={"instances": [5, 0]})
@@ -125,3 +124,10 @@ def test_evaluation_and_int8_are_refused_in_one_line_and_a_reexport_is_checked(r
     assert again.exit_code == 0, again.output
     parity = artifacts.read_record(tmp_path / "model_float16.tflite")["parity"]
     assert parity["count"] == 100 and parity["max_abs_diff"] < 0.05  # the run's load stage gave the seeds again
+
+
+def test_the_model_card_states_the_frechet_distance_and_its_floor(run):
+    metrics = json.loads((run / "metrics.json").read_text())
+    lines = [f"{metrics['fid_per_epoch'][-1]:.3f} after the last epoch",
+             f"two disjoint halves of real images score {metrics['fid_floor_real_vs_real']:.3f}"]
+    assert_card_states_the_run(run, lines, "max_pixel_diff", digits=0)

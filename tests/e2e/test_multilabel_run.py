@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from PIL import Image
-
 from conftest import TINY_SETS
 from dlpipe.pipelines.cli import main
+from helpers_card import assert_card_states_the_run
+from PIL import Image
 
 SETS = [*(s for s in TINY_SETS if not s.startswith("train.monitor=")), "train.monitor=val_auc", "train.epochs=12",
         "train.learning_rate=0.003", "augment.enabled=false", "export.formats=[keras,savedmodel,tflite]",
@@ -119,12 +119,11 @@ def test_evaluate_scores_a_labelled_csv_with_map_and_f1(finished):
 
 
 def test_the_server_answers_a_set_of_labels(finished, tmp_path):
-    from fastapi.testclient import TestClient
-
     import shutil
 
     from dlpipe.serving.repository import ModelRepository
     from dlpipe.serving.server import ServerSettings, create_app
+    from fastapi.testclient import TestClient
 
     _, out, _ = finished
     version = tmp_path / "models" / "scenes" / "1"
@@ -161,3 +160,11 @@ def test_cross_validation_pools_out_of_fold_scores_with_thresholds_from_other_fo
     low, high = cv["pooled"]["micro_f1_interval"]
     assert low <= cv["pooled"]["micro_f1"] <= high
     assert (tmp_path / "cv" / "cross_validation.png").stat().st_size > 0
+
+
+def test_the_model_card_states_the_label_scores_and_thresholds(finished):
+    _, out, _ = finished
+    metrics = json.loads((out / "metrics.json").read_text())
+    lines = [f"Validation mAP {metrics['map']:.3f}", f"micro F1 {metrics['micro_f1']:.3f}"]
+    lines += [f"| {name} | {value:.3f} |" for name, value in metrics["thresholds"].items()]
+    assert_card_states_the_run(out, lines, "decision_agreement")

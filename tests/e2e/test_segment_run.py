@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-
 from dlpipe.pipelines.cli import main
+from helpers_card import assert_card_states_the_run
 
 CLASSES = ["background", "disc", "square"]
 
@@ -147,11 +147,10 @@ def test_predict_writes_masks_at_the_photo_size_overlays_and_error_rows_resumabl
 
 
 def test_server_answers_segmentation_requests(segment_run):
-    from fastapi.testclient import TestClient
-    from PIL import Image
-
     from dlpipe.serving.repository import ModelRepository
     from dlpipe.serving.server import create_app
+    from fastapi.testclient import TestClient
+    from PIL import Image
 
     data, out = segment_run
     image = base64.b64encode((data / "images" / "shape_01.png").read_bytes()).decode()
@@ -195,3 +194,11 @@ def test_bad_mask_folders_stop_with_one_line_naming_the_file(tmp_path, problem, 
     line = result.output.strip().splitlines()[-1]
     assert line.startswith("error: ") and message in line and ("shape_01" in line or problem == "index"), line
     assert "Traceback" not in result.output
+
+
+def test_the_model_card_states_the_mean_and_per_class_iou(segment_run):
+    _, out = segment_run
+    metrics = json.loads((out / "metrics.json").read_text())
+    lines = [f"Validation mean IoU {metrics['mean_iou']:.3f}"]
+    lines += [f"| {name} | {row['iou']:.3f} |" for name, row in metrics["per_class"].items()]
+    assert_card_states_the_run(out, lines, "mask_iou")
