@@ -252,6 +252,9 @@ def _add_deploy_commands() -> None:
     from dlpipe.pipelines.cli_device import check_device_command
 
     main.add_command(check_device_command)
+    from dlpipe.pipelines.cli_runs import runs_command
+
+    main.add_command(runs_command)
 
 
 _add_deploy_commands()
