@@ -116,16 +116,29 @@ def predict_command(inputs: tuple[str, ...], model_name: str | None, artifact: s
                    "web: a static folder that runs the float32 .tflite in the browser with MediaPipe Tasks; "
                    "savedmodel: for TF Serving/GPU servers, takes encoded image bytes or raw strings; tflite: for "
                    "phones and boards, takes pixels or token ids (the vocabulary is shipped with it).")
-@click.option("--quantize", type=click.Choice(["none", "float16", "dynamic", "int8"]), default="none", show_default=True,
+@click.option("--quantize", type=click.Choice(["none", "float16", "dynamic", "int8", "auto"]), default="none",
+              show_default=True,
               help="TFLite weights: float32 (none), float16, dynamic-range int8, or full int8 with uint8 input/output "
-                   "(image models only, calibrated on the run's training images).")
+                   "(image models only, calibrated on the run's training images); auto: build them all (and int8 "
+                   "with its fragile layers in float), score each on held-out data, ship the smallest within "
+                   "--max-drop.")
+@click.option("--max-drop", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="--quantize auto: points of accuracy (mAP, mean IoU) a candidate may lose against float32.")
+@click.option("--eval-data", metavar="PATH", default=None,
+              help="--quantize auto: labelled data the model never trained on, as `dlpipe evaluate --data` takes "
+                   "(default: the run's validation split, refused when the model was refitted on it).")
+@click.option("--prefer", type=click.Choice(["size", "speed"]), default="size", show_default=True,
+              help="--quantize auto: among candidates within the budget, the smallest file or the fastest.")
+@click.option("--keep-candidates", metavar="DIR", default=None,
+              help="--quantize auto: keep every candidate file in DIR/NAME/ to inspect (default: only the chosen).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False),
               help="Folder to write into (default: RUN_DIR; required for a named model).")
 @click.option("--sample", "samples", multiple=True, metavar="PATH",
               help="Named models (coco-detector): inputs (files or folders) to check the export against the model "
                    "with (the parity record) and to calibrate full-integer files on; repeatable.")
 @friendly_errors
-def export_command(run_dir: str, fmt: str, quantize: str, out_dir: str | None, samples: tuple[str, ...]) -> None:
+def export_command(run_dir: str, fmt: str, quantize: str, out_dir: str | None, samples: tuple[str, ...],
+                   max_drop: float, eval_data: str | None, prefer: str, keep_candidates: str | None) -> None:
     """Export a finished run's model, or a named model (coco-detector) with --out; the new file replaces an old one
     only once it is complete."""
     from dlpipe.models import artifacts
@@ -134,6 +147,13 @@ def export_command(run_dir: str, fmt: str, quantize: str, out_dir: str | None, s
 
     if quantize != "none" and fmt != "tflite":
         raise click.UsageError("--quantize applies to --format tflite")
+    if quantize == "auto":
+        from dlpipe.pipelines.quantize_auto import export_auto
+
+        if not Path(run_dir).exists() and run_dir in NAMED_MODELS or samples:
+            raise click.UsageError("--quantize auto takes a run folder (named models: choose --quantize yourself)")
+        export_auto(run_dir, out_dir, max_drop, eval_data, prefer, echo=click.echo, keep_candidates=keep_candidates)
+        return
     name = fmt if fmt != "tflite" or quantize == "none" else f"tflite-{quantize}"
     if not Path(run_dir).exists() and run_dir in NAMED_MODELS:
         path = export_named(run_dir, name, out_dir, samples)

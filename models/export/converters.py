@@ -2,18 +2,31 @@
 
 TFLite quantisation, in one place for every task: "none" (float32), "float16"
 (half-size weights), "dynamic" (int8 weights, float compute) and "int8"
-(full-integer, uint8 in and out, calibrated on representative inputs).
+(full-integer, uint8 in and out, calibrated on representative inputs). Inside
+`keep_fragile_in_float()`, "int8" is selective instead: float in and out, and the
+layers whose quantisation error is largest stay float (QuantizationDebugger's
+denylist), for `dlpipe export --quantize auto`.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+import contextlib
+import contextvars
+import csv
+import io
+from typing import Any, Callable, Iterable, Iterator
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
+# a layer whose int8 output error (root mean square, in units of its quantisation step) is above this stays float:
+# the threshold TensorFlow's selective-quantisation guide uses
+FRAGILE_RMSE_PER_STEP = 0.7
+FRAGILE_AT_LEAST = 3  # when no layer is above the threshold, the worst few still stay float (else it is plain int8)
+DEBUG_SAMPLES = 32  # calibration inputs the debugger measures each layer's error on
+_SELECTIVE: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar("dlpipe_selective_int8", default=None)
 
 
 def quantization_of(fmt: str) -> str:
@@ -64,6 +77,9 @@ def convert(converter: tf.lite.TFLiteConverter, quantize: str,
         if not samples:
             raise ValueError("int8 quantisation needs representative inputs (a sample of the training data)")
         converter.representative_dataset = _calibration(samples)
+        kept = _SELECTIVE.get()
+        if kept is not None:
+            return _selective_int8(converter, samples, kept)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         # uint8 in/out; the input scale comes from calibration: callers quantise with the input
         # tensor's scale and zero point, as dlpipe.models.runtimes does
@@ -89,3 +105,47 @@ def _calibration(samples: list[np.ndarray]) -> Callable[[], Iterable[list[np.nda
             yield [sample]
 
     return generate
+
+
+@contextlib.contextmanager
+def keep_fragile_in_float() -> Iterator[list[str]]:
+    """Within this block "int8" converts selectively; yields the list the denylisted layer names land in."""
+    kept: list[str] = []
+    token = _SELECTIVE.set(kept)
+    try:
+        yield kept
+    finally:
+        _SELECTIVE.reset(token)
+
+
+def _selective_int8(converter: tf.lite.TFLiteConverter, samples: list[np.ndarray], kept: list[str]) -> bytes:
+    """int8 with float in/out whose most error-prone layers stay float (names appended to `kept`).
+
+    QuantizationDebugger quantises every layer, compares each layer's output with the float model's on
+    calibration inputs, and the layers worst in units of their own quantisation step are denylisted.
+    """
+    from dlpipe.quiet import captured_output
+
+    import warnings
+
+    debug = _calibration(samples[:DEBUG_SAMPLES])
+    with captured_output(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Statistics for quantized inputs")  # float in/out: asked for
+        warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")  # the debugger's own use
+        debugger = tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=debug)
+        debugger.run()
+    dump = io.StringIO()
+    debugger.layer_statistics_dump(dump)
+    dump.seek(0)
+    errors = sorted(((float(row["mean_squared_error"]) ** 0.5 / float(row["scale"]), row["tensor_name"])
+                     for row in csv.DictReader(dump) if float(row["scale"] or 0) > 0), reverse=True)
+    fragile = [name for error, name in errors if error > FRAGILE_RMSE_PER_STEP] or [
+        name for _, name in errors[:FRAGILE_AT_LEAST]]
+    kept.extend(fragile)
+    options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=fragile)
+    with captured_output(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
+        warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
+        selective = tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=debug,
+                                                              debug_options=options)
+        return selective.get_nondebug_quantized_model()
