@@ -104,18 +104,30 @@ def lr_find_command(pipeline: str, data: str | None, out: str | None, config_fil
 @click.option("--max-trials", type=int, default=None, help="Stop after this many finished trials.")
 @click.option("--space", "space_items", metavar="KEY=a,b|LOW..HIGH", multiple=True,
               help="Search this instead of the built-in space, e.g. --space train.probe_c=0.01..10; repeatable.")
+@click.option("--storage", metavar="URL", default=None,
+              help="Share the study with other tune processes: sqlite:///FILE, postgresql://USER@HOST:PORT/DB or "
+                   "journal:///FILE (default: DIR/study.db).")
+@click.option("--workers", type=int, default=1, show_default=True,
+              help="Local worker processes (each its own TensorFlow) searching the study together.")
+@click.option("--heartbeat-seconds", type=int, default=30, show_default=True,
+              help="A worker's running trial beats this often; one silent for 3 beats is run again by another.")
+@click.option("--study-name", metavar="NAME", default=None, help="Study name in --storage (default: PIPELINE).")
 @friendly_errors
 def tune_command(pipeline: str, data: str, out: str, config_file: str | None, sets: tuple[str, ...],
-                 budget_minutes: float, folds: int, max_trials: int | None, space_items: tuple[str, ...]) -> None:
+                 budget_minutes: float, folds: int, max_trials: int | None, space_items: tuple[str, ...],
+                 storage: str | None, workers: int, heartbeat_seconds: int, study_name: str | None) -> None:
     """Search hyperparameters of PIPELINE within a time budget, each trial scored by K-fold cross-validation.
 
-    Optuna's TPE sampler; the study is stored in DIR/study.db, so the same command resumes after a kill.
-    One line per finished trial; DIR/best.yaml repeats the best with `dlpipe run PIPELINE --config DIR/best.yaml`.
+    Optuna's TPE sampler; the study is stored in DIR/study.db (or --storage, shared by every tune process given
+    it, on this machine or others), so the same command resumes after a kill. --max-trials counts the study's
+    trials, whichever worker ran them. One line per finished trial; DIR/best.yaml repeats the best with
+    `dlpipe run PIPELINE --config DIR/best.yaml`.
     """
     from dlpipe.pipelines.training.tuning import parse_space, tune
 
     space = parse_space(space_items) if space_items else None
-    result = tune(pipeline, data, out, budget_minutes, folds, config_file, sets, space, max_trials, echo=click.echo)
+    result = tune(pipeline, data, out, budget_minutes, folds, config_file, sets, space, max_trials, echo=click.echo,
+                  storage=storage, workers=workers, heartbeat_seconds=heartbeat_seconds, study_name=study_name)
     click.echo(f"best: {folds}-fold CV accuracy {result['best_value']:.3f} after {result['trials']} trials; "
                f"config: {result['best_config']} (dlpipe run {pipeline} --config {result['best_config']})")
 

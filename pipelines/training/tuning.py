@@ -10,12 +10,19 @@ config without cross-validation, which `dlpipe run PIPELINE --config OUT/best.ya
 A proposal that repeats a tried trial's settings is skipped and not counted (TPE draws discrete
 settings again; its sampler is seeded anew each session so a resumed study does not replay the
 first one). OUT is locked for the search (dlpipe/run_lock.py): a second search there fails at once.
+
+Many workers share one study (`--storage URL`, pipelines/training/tune_storage.py; `--workers N` starts N
+local ones, pipelines/training/tune_workers.py): max_trials counts the study's trials, not one worker's; a
+worker whose last trials run elsewhere waits for them, since a dead worker's trial (its heartbeat stopped)
+is queued again and someone must run it; of two workers drawing the same settings the later trial gives way.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,8 +30,10 @@ from typing import Any, Callable, Iterable
 
 from dlpipe import atomic, run_lock
 from dlpipe.errors import ConfigError
+from dlpipe.pipelines.training import tune_storage
+from dlpipe.pipelines.training.tune_storage import STUDY_FILE  # noqa: F401 - where the study was always found
 
-STUDY_FILE = "study.db"
+HEARTBEAT_SECONDS = 30  # a dead worker's trial is run again by another after HEARTBEAT_GRACE of these
 BEST_FILE = "best.yaml"
 DUPLICATE_LIMIT = 20  # proposals in a row that repeat tried settings before the search stops: the space is spent
 
@@ -64,10 +73,13 @@ def parse_space(items: Iterable[str]) -> dict[str, tuple]:
 
 def tune(pipeline: str, data: str, out: str | Path, budget_minutes: float, folds: int = 3,
          config_file: str | Path | None = None, sets: Iterable[str] = (), space: dict[str, tuple] | None = None,
-         max_trials: int | None = None, seed: int = 0, echo: Callable[[str], None] = print) -> dict[str, Any]:
+         max_trials: int | None = None, seed: int = 0, echo: Callable[[str], None] = print,
+         storage: str | None = None, workers: int = 1, heartbeat_seconds: int = HEARTBEAT_SECONDS,
+         study_name: str | None = None) -> dict[str, Any]:
     """Search until the budget (or max_trials) is spent; returns {best_value, best_params, best_config, trials}.
 
-    The study folder is locked for this search (dlpipe/run_lock.py); its trials run in this process.
+    The study folder is locked for this search (dlpipe/run_lock.py); its trials run in this process, or in
+    `workers` worker processes (each its own TensorFlow) that join the lock and share the study's storage.
     """
     from dlpipe.pipelines import api
     from dlpipe.pipelines.catalog import get_pipeline
@@ -77,13 +89,35 @@ def tune(pipeline: str, data: str, out: str | Path, budget_minutes: float, folds
         if not spec.search_space:
             raise ConfigError("tune", f"no built-in search space for '{pipeline}'; give one with --space KEY=...")
         space = spec.search_space
+    if workers < 1 or heartbeat_seconds < 1:
+        raise ConfigError("--workers" if workers < 1 else "--heartbeat-seconds", "expected a whole number >= 1")
     api.resolve_config(pipeline, config_file, list(sets), data)  # fail now, not in trial 1, on a bad base config
     search = _Search(spec, data, Path(out), folds, config_file, list(sets), space, echo,
-                     time.monotonic() + budget_minutes * 60)
+                     time.monotonic() + budget_minutes * 60, tune_storage.storage_url(storage, Path(out)),
+                     heartbeat_seconds, study_name or spec.name)
     with run_lock.hold(search.out_dir, echo=echo):
-        study = search.open_study(seed)
-        search.optimize(study, max_trials)
+        # the embedded default storage is ours alone while we hold OUT: its running trials died with their process
+        study = search.open_study(seed, reclaim=not storage)
+        if workers == 1:
+            search.optimize(study, max_trials)
+        else:
+            from dlpipe.pipelines.training.tune_workers import run_workers
+
+            run_workers(workers, search.job(max_trials, seed), echo)
         return search.finish(study)
+
+
+def run_worker(job: dict[str, Any], echo: Callable[[str], None]) -> None:
+    """One worker of `dlpipe tune --workers N` (in its own process): search the shared study until it is done."""
+    from dlpipe.pipelines.catalog import get_pipeline
+
+    spec = get_pipeline(job["pipeline"])
+    space = {key: tuple(dimension) for key, dimension in job["space"].items()}
+    search = _Search(spec, job["data"], Path(job["out"]), job["folds"], job["config_file"], job["sets"], space,
+                     echo, time.monotonic() + job["deadline"] - time.time(), job["storage"], job["heartbeat"],
+                     job["study"])
+    with run_lock.hold(search.out_dir, echo=echo):  # joins its starter's hold (the inherited owner token)
+        search.optimize(search.open_study(job["seed"] + 1000 * job["worker"], reclaim=False), job["max_trials"])
 
 
 @dataclass
@@ -99,43 +133,66 @@ class _Search:
     space: dict[str, tuple]
     echo: Callable[[str], None]
     deadline: float
+    storage: str
+    heartbeat: int
+    study_name: str
 
-    def open_study(self, seed: int) -> Any:
-        """Create or load OUT/study.db; re-queue trials a kill cut short."""
+    def open_study(self, seed: int, reclaim: bool) -> Any:
+        """Create or load the study; with `reclaim`, re-queue at once the trials a kill cut short."""
         import optuna
 
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        study = optuna.create_study(study_name=self.spec.name, storage=f"sqlite:///{self.out_dir / STUDY_FILE}",
-                                    direction="maximize", load_if_exists=True)
+        storage = tune_storage.open_storage(self.storage, self.heartbeat)
+        study = optuna.create_study(study_name=self.study_name, storage=storage, direction="maximize",
+                                    load_if_exists=True)
         # a sampler seeded alike in every session drew the first session's settings again after a resume,
-        # so each session continues the seed from the number of trials the study already holds
-        study.sampler = optuna.samplers.TPESampler(seed=seed + len(study.get_trials(deepcopy=False)))
-        for stale in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        # so each session continues the seed from the number of trials the study already holds; constant_liar
+        # keeps parallel workers from proposing near the same point
+        study.sampler = optuna.samplers.TPESampler(seed=seed + len(study.get_trials(deepcopy=False)),
+                                                   constant_liar=True)
+        retry = storage.get_heartbeat_stale_trial_callback()
+        for stale in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)) if reclaim else ():
             study.tell(stale.number, state=optuna.trial.TrialState.FAIL)  # cut short by a kill: run its settings again
-            study.enqueue_trial(stale.params, skip_if_exists=False)
+            retry(study, study.trials[stale.number])
             self.echo(f"trial {stale.number}: cut short earlier; its settings are queued again")
         return study
 
+    def job(self, max_trials: int | None, seed: int) -> dict[str, Any]:
+        """What a worker process needs to join this search (JSON)."""
+        return {"pipeline": self.spec.name, "data": self.data, "out": str(self.out_dir), "folds": self.folds,
+                "config_file": None if self.config_file is None else str(self.config_file), "sets": self.base_sets,
+                "space": self.space, "deadline": time.time() + self.deadline - time.monotonic(),
+                "storage": self.storage, "heartbeat": self.heartbeat, "study": self.study_name,
+                "max_trials": max_trials, "seed": seed}
+
     def optimize(self, study: Any, max_trials: int | None) -> None:
-        """Ask for trials until the budget, max_trials counted trials, or the space, is spent.
+        """Ask for trials until the budget, the study's max_trials counted trials, or the space, is spent.
 
         A proposal that repeats a finished or running trial's settings (TPE draws discrete settings again)
         is told FAIL, which samplers ignore (PRUNED would count it as a bad result), and is not counted.
         """
         import optuna
 
-        finished = len(self.tried(study))
-        remaining = None if max_trials is None else max(0, max_trials - finished)
-        size, counted, repeats = space_size(self.space), 0, 0
-        while (remaining is None or counted < remaining) and time.monotonic() < self.deadline:
-            if size is not None and len(self.tried(study)) >= size:
-                self.echo(f"every one of the {size} settings of the search space has been tried")
+        size, repeats, waiting = space_size(self.space), 0, False
+        while time.monotonic() < self.deadline:
+            optuna.storages.fail_stale_trials(study)  # a dead worker's trial: failed, its settings queued again
+            done, running, covered = _progress(study)
+            if max_trials is not None and done >= max_trials:
                 return
+            last_ones = max_trials is not None and done + running >= max_trials
+            if last_ones or (size is not None and covered >= size):
+                if not running:
+                    self.echo(f"every one of the {size} settings of the search space has been tried")
+                    return
+                if not waiting:
+                    self.echo(f"waiting for {running} trial(s) running elsewhere (run again here if their worker dies)")
+                waiting = True
+                time.sleep(max(0.0, min(self.heartbeat, self.deadline - time.monotonic())))
+                continue
             trial = study.ask()
+            tune_storage.beat(study, trial)  # at once: a worker killed before its heartbeat thread starts is seen
             params = {key: _suggest(trial, key, dimension) for key, dimension in self.space.items()}
-            same = next((t.number for t in study.get_trials(deepcopy=False, states=(
-                optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING))
-                if t.number != trial.number and _key(t.params) == _key(params)), None)
+            same = _same_settings(study, trial, params)
             if same is not None:
                 trial.set_user_attr("repeats", same)
                 study.tell(trial, state=optuna.trial.TrialState.FAIL)
@@ -145,14 +202,30 @@ class _Search:
                     self.echo(f"the last {DUPLICATE_LIMIT} proposals all repeated tried settings; stopping")
                     return
                 continue
-            repeats, counted = 0, counted + 1
-            try:
+            repeats, waiting = 0, False
+            self.run_and_tell(study, trial, params)
+
+    def run_and_tell(self, study: Any, trial: Any, params: dict[str, Any]) -> None:
+        """Run one trial while its heartbeat is recorded, and store its result (or its config error)."""
+        import optuna
+        from optuna.storages._heartbeat import get_heartbeat_thread
+
+        trial.set_user_attr("host", socket.gethostname())
+        trial.set_user_attr("pid", os.getpid())
+        try:
+            with get_heartbeat_thread(trial._trial_id, study._storage):
                 score = self.run_trial(trial, params)
-            except ConfigError as error:
-                study.tell(trial, state=optuna.trial.TrialState.FAIL)
-                self.echo(f"trial {trial.number}: failed: {error}")
-                continue
-            study.tell(trial, score)
+        except ConfigError as error:
+            trial.set_user_attr("error", str(error)[:300])
+            state, score = optuna.trial.TrialState.FAIL, None
+            self.echo(f"trial {trial.number}: failed: {error}")
+        else:
+            state = optuna.trial.TrialState.COMPLETE
+        try:
+            study.tell(trial, score, state=state)
+        except ValueError:  # its heartbeat lapsed and another worker failed it; the retry finds its folds done
+            self.echo(f"trial {trial.number}: finished after another worker had given it up; its retry reuses "
+                      f"its folder")
 
     @staticmethod
     def tried(study: Any) -> set[str]:
@@ -205,9 +278,34 @@ class _Search:
         plot_trials([(t.number, t.value) for t in complete], self.out_dir / "trials.png",
                     f"{self.folds}-fold CV accuracy")
         atomic.write_json(self.out_dir / "trials.json", [{"number": t.number, "value": t.value, "params": t.params,
-                                                          "folder": t.user_attrs.get("folder")} for t in complete])
+                                                          "folder": t.user_attrs.get("folder"),
+                                                          "host": t.user_attrs.get("host")} for t in complete])
         return {"best_value": best.value, "best_params": best.params, "best_config": str(path),
                 "trials": len(complete)}
+
+
+def _progress(study: Any) -> tuple[int, int, int]:
+    """(counted trials: finished or failed on their config, running trials, distinct settings finished or running)."""
+    import optuna
+
+    State = optuna.trial.TrialState
+    trials = study.get_trials(deepcopy=False, states=(State.COMPLETE, State.RUNNING, State.FAIL))
+    done = sum(t.state == State.COMPLETE or (t.state == State.FAIL and "error" in t.user_attrs) for t in trials)
+    running = [t for t in trials if t.state == State.RUNNING]
+    covered = {_key(t.params) for t in trials if t.state == State.COMPLETE} | {_key(t.params) for t in running}
+    return done, len(running), len(covered)
+
+
+def _same_settings(study: Any, trial: Any, params: dict[str, Any]) -> int | None:
+    """The number of a finished trial with these settings, or of an earlier running one (the later one gives way)."""
+    import optuna
+
+    State = optuna.trial.TrialState
+    for other in study.get_trials(deepcopy=False, states=(State.COMPLETE, State.RUNNING)):
+        earlier = other.state == State.COMPLETE or other.number < trial.number
+        if other.number != trial.number and earlier and _key(other.params) == _key(params):
+            return other.number
+    return None
 
 
 def space_size(space: dict[str, tuple]) -> int | None:
