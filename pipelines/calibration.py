@@ -42,10 +42,12 @@ def view_logits(outputs: Any) -> np.ndarray:
     return as_logits(outputs)
 
 
-def save_outputs(out_dir: Path, logits: np.ndarray, labels: list[int]) -> None:
-    """Keep the validation predictions, so the final run of a cross-validation can pool its folds'."""
+def save_outputs(out_dir: Path, logits: np.ndarray, labels: list[int], inputs: list[str]) -> None:
+    """Keep the validation predictions with their inputs, so the final run of a cross-validation can pool its folds'
+    (calibration) and the run's data doctor can name the examples they flag."""
     with atomic.replacing_file(out_dir / OUTPUTS_FILE) as tmp, open(tmp, "wb") as handle:
-        np.savez(handle, logits=logits.astype(np.float32), labels=np.asarray(labels, np.int64))
+        np.savez(handle, logits=logits.astype(np.float32), labels=np.asarray(labels, np.int64),
+                 inputs=np.asarray(inputs, dtype=np.str_))
 
 
 def out_of_fold(out_dir: Path) -> tuple[np.ndarray, np.ndarray, int] | None:

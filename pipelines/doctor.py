@@ -45,6 +45,7 @@ class Diagnosis:
     probe_accuracy: float = 0.0  # out-of-fold accuracy against the labels as given
     findings: list[Finding] = field(default_factory=list)
     label_scores: list[dict[str, Any]] = field(default_factory=list)  # the flagged photos, most suspicious first
+    method: str = ""  # how the findings were made, when not by `dlpipe doctor` itself (a run's own check)
 
     def of(self, problem: str) -> list[Finding]:
         return [f for f in self.findings if f.problem == problem]

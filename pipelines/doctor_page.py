@@ -46,7 +46,7 @@ def doctor_html(diagnosis: Diagnosis) -> str:
     counts = table(["class", "count"], diagnosis.class_counts.items())
     found = table(["problem", "files"], [(PROBLEM_HEADINGS[p], len(diagnosis.of(p))) for p in PROBLEM_HEADINGS
                                        if p not in ("split_duplicate", "conflicting_labels") or diagnosis.of(p)])  # shown when checked
-    method = paragraph(
+    method = paragraph(diagnosis.method) if diagnosis.method else paragraph(
         f"Label errors: confident learning (cleanlab) on out-of-fold probabilities of a logistic-regression probe "
         f"over features of {diagnosis.backbone}, {diagnosis.folds} folds, C={diagnosis.probe_c} (lowest out-of-fold "
         f"log-loss), out-of-fold accuracy {diagnosis.probe_accuracy:.3f} on the labels as given. Apply the CSV to a run with "

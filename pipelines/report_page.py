@@ -14,7 +14,7 @@ from typing import Any
 from dlpipe import atomic
 from dlpipe.errors import RunStateError
 from dlpipe.pipelines.report_gallery import gallery_section
-from dlpipe.pipelines.report_html import figure, page, paragraph, section, table
+from dlpipe.pipelines.report_html import esc, figure, page, paragraph, section, table
 
 REPORT_PAGE = "report.html"
 PICTURES = [("training_curves.png", "training curves: loss and accuracy per epoch"),
@@ -44,12 +44,39 @@ def write_report_page(run_dir: str | Path) -> Path:
         cross_validation_section(_read_json(run / "cv.json") or metrics.get("cross_validation")),
         pictures_section(run),
         gallery_section(task, metrics, run, _read_json(run / "explain" / "explain.json")),
+        doctor_section(run),
         artifacts_section(run, _read_json(run / "artifacts.json") or {}),
         stages_section(report.get("stages") or {}),
     ]
     path = run / REPORT_PAGE
     atomic.write_text(path, page(title, subtitle, sections))
     return path
+
+
+def doctor_section(run: Path, shown: int = 30) -> str:
+    """The run's data doctor (doctor.csv, pipelines/run_doctor.py): findings per problem, then the first rows."""
+    import csv
+
+    from dlpipe.pipelines.doctor_page import CSV_FILE, HTML_FILE, PROBLEM_HEADINGS
+
+    try:
+        with open(run / CSV_FILE, encoding="utf-8", newline="") as handle:
+            rows = list(csv.DictReader(handle))
+    except (OSError, ValueError, csv.Error):
+        return ""
+    counts = {problem: sum(row.get("problem") == problem for row in rows) for problem in PROBLEM_HEADINGS}
+    summary = table(["problem", "found"], [(heading, counts[p]) for p, heading in PROBLEM_HEADINGS.items() if counts[p]])
+    listed = table(["path", "problem", "detail", "suggested action"],
+                   [(r.get("path"), PROBLEM_HEADINGS.get(r.get("problem", ""), r.get("problem")), r.get("detail"),
+                     r.get("suggested action")) for r in rows[:shown]])
+    more = f" The first {shown} of {len(rows)} are listed here." if len(rows) > shown else ""
+    if not rows:
+        return section("Data doctor", paragraph(
+            "The run's own data check found nothing: no copies across the split or the classes, no likely label "
+            "error in the held-out predictions, no class under a third of the largest."))
+    lead = (f"<p>{esc(f'{len(rows)} findings in this run' + chr(39) + 's data (method and thumbnails: ')}"
+            f'<a href="{HTML_FILE}">{HTML_FILE}</a>{esc(f"; {CSV_FILE} is ready for --set load.exclude={CSV_FILE}).{more}")}</p>')
+    return section("Data doctor", lead, summary, listed)
 
 
 def _read_json(path: Path) -> Any:

@@ -54,7 +54,7 @@ class EvaluateStage(Stage):
         ctx.model = self.model_to_ship(ctx, model)
         logits = calibration.view_logits(outputs_before_refit(ctx, model, calibration.view_outputs_model(ctx.model),
                                                               batched(ctx.val_data, cfg.batch_size)))
-        calibration.save_outputs(ctx.out_dir, logits, labels)
+        calibration.save_outputs(ctx.out_dir, logits, labels, paths)
         probabilities = tempered(logits, 1.0)
         predicted = np.argmax(probabilities, axis=1)
         report = classification_report(labels, predicted.tolist(), ctx.class_names)
