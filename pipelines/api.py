@@ -104,6 +104,10 @@ def run(
 
     spec: PipelineSpec = get_pipeline(pipeline)
     out_dir = Path(out) if out else Path("runs") / f"{pipeline}-{datetime.now():%Y%m%d-%H%M%S}"
+    from dlpipe.pipelines import distributed_run
+
+    if distributed_run.is_worker():  # a multi-worker run's other workers leave out_dir to the chief
+        return distributed_run.run_as_worker(spec, out_dir, data, config_file, sets, resume, echo, callbacks)
     with run_lock.hold(out_dir, echo=echo), tracking.session(track, track_uri, echo) as tracker:
         return _run_in(spec, out_dir, data, config_file, sets, resume, overwrite, echo, callbacks, tracker)
 
@@ -171,21 +175,8 @@ def _run_in(spec: PipelineSpec, out_dir: Path, data: str | None, config_file: st
 
         if ctx.task.name in CARD_TASKS:
             write_model_card(out_dir)
-    doctor_line = _run_doctor(ctx)
-    if doctor_line:
-        echo(doctor_line)
     echo(f"report page: {write_report_page(out_dir)}")
     return RunResult(out_dir=out_dir, config=config, metrics=ctx.metrics, artifacts=ctx.artifacts, report=ctx.report)
-
-
-def _run_doctor(ctx: Any) -> str | None:
-    """The run's own data check (pipelines/run_doctor.py); a file it cannot read costs the check, never the run."""
-    from dlpipe.pipelines.run_doctor import write_run_doctor
-
-    try:
-        return write_run_doctor(ctx)
-    except (OSError, ValueError, ImportError) as error:
-        return f"data doctor skipped: {error}"
 
 
 def lr_find(

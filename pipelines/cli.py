@@ -17,6 +17,7 @@ import click
 
 from dlpipe import __version__
 from dlpipe.pipelines.cli_common import friendly_errors
+from dlpipe.pipelines.cli_distribute import ray_engine_options
 from dlpipe.quiet import VERBOSE_ENV, quiet_tensorflow
 
 if "--verbose" in sys.argv[1:]:  # read before TensorFlow is first imported, which is when it reads its log level
@@ -61,6 +62,7 @@ def _config_options(out_help: str, data_help: str = "Training data; shortcut for
               help="MLflow store: http://host:5000, sqlite:///FILE.db or a folder (default: $MLFLOW_TRACKING_URI, "
                    "else OUT/../mlflow.db).")
 @friendly_errors
+@ray_engine_options
 def run_command(pipeline: str, data: str | None, out: str | None, config_file: str | None, sets: tuple[str, ...],
                 resume: bool, overwrite: bool, track: str | None, track_uri: str | None) -> None:
     """Run PIPELINE (see `dlpipe pipelines`) end to end: load, preprocess, augment, train, evaluate, export.

@@ -18,6 +18,7 @@ from dlpipe.errors import DlpipeError
 from dlpipe.pipelines.catalog import PipelineSpec
 from dlpipe.pipelines.config import ResolvedConfig
 from dlpipe.pipelines.stage import RunContext
+from dlpipe.pipelines.training import distribute
 from dlpipe.pipelines.training.precision import global_dtype_policy, precision_of, to_float32
 
 CONFIG_FILE = "config.yaml"
@@ -52,13 +53,17 @@ def run_pipeline(
         versions=_versions(),
         stages={},
     )
+    strategy = distribute.make_strategy(distribute.distribute_of(config))  # before any other TensorFlow work (multi_worker)
     _seed_everything(config.seed)
     total = len(config.stages)
-    with ExitStack() as mixed_precision:  # train.precision: from the model stage to the end of training
+    # train.precision and train.distribute: from the model stage to the end of training
+    with ExitStack() as training_scope:
         for number, (name, stage) in enumerate(zip(config.stages, stages), start=1):
             echo(f"[{number}/{total}] {name} ...")
             if name == "model" and precision_of(config) != "float32":
-                mixed_precision.enter_context(global_dtype_policy(precision_of(config)))
+                training_scope.enter_context(global_dtype_policy(precision_of(config)))
+            if name == "model" and strategy is not None:
+                training_scope.enter_context(strategy.scope())
             started, cpu_started = time.perf_counter(), time.process_time()
             try:
                 summary = stage.run(ctx)
@@ -67,10 +72,13 @@ def run_pipeline(
                 atomic.write_json(out_dir / REPORT_FILE, ctx.report)
                 raise
             if name == "train":  # evaluate and export see a float32 model, built-in layers a float32 policy
-                mixed_precision.close()
+                training_scope.close()
                 if ctx.model is not None:
-                    ctx.model = to_float32(ctx.model)
+                    ctx.model = to_float32(distribute.plain_model(ctx.model))
             _stage_done(ctx, out_dir, name, summary, started, cpu_started, f"[{number}/{total}]")
+            if name == "train" and not distribute.writes_outputs(strategy):
+                echo("  this worker's part is done: the chief evaluates and writes the run's outputs")
+                break
     ctx.report["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     atomic.write_json(out_dir / REPORT_FILE, ctx.report)
     return ctx

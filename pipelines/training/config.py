@@ -56,6 +56,13 @@ class TrainConfig:
                    "layer, evaluation and every export stay float32")
     jit_compile: bool | Literal["auto"] = option(
         "auto", "compile training steps with XLA; auto: Keras' choice (XLA on a GPU, not on a CPU)")
+    distribute: Literal["none", "auto", "mirrored", "multi_worker"] = option(
+        "none", "mirrored: every local GPU (MirroredStrategy); multi_worker: the machines TF_CONFIG names "
+                "(MultiWorkerMirroredStrategy; or `dlpipe run --engine ray --workers N`); auto: multi_worker with a "
+                "TF_CONFIG cluster, mirrored with 2+ GPUs, else none")
+    distribute_scaling: Literal["none", "linear"] = option(
+        "none", "none: batch_size is the global batch, split over the replicas (same steps and rate as one device); "
+                "linear: batch_size per replica, the batch and learning rate multiplied by the replica count")
     track: Literal["none", "mlflow"] = track_option()
     track_uri: str | None = track_uri_option()
     track_models: bool = track_models_option()

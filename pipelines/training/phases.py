@@ -81,16 +81,17 @@ def make_phase_optimizer(phase: Phase, steps_per_epoch: int, cfg: TrainConfig, s
     """The phase's optimizer: linear warm-up to its rate, then cosine decay (lr_schedule=cosine) or a constant rate."""
     import keras
 
+    from dlpipe.pipelines.training.distribute import scale
     from dlpipe.pipelines.training.keras_fit import make_optimizer
 
-    rate: Any = phase.learning_rate
+    rate: Any = phase.learning_rate * scale(cfg)  # linear scaling: R replicas, R times the batch and the rate
     total = phase.epochs * steps_per_epoch
     warmup = int(settings.warmup_fraction * total)
     if cfg.lr_schedule == "cosine" or warmup:
         rate = keras.optimizers.schedules.CosineDecay(
-            0.0 if warmup else phase.learning_rate, decay_steps=max(total - warmup, 1),
+            0.0 if warmup else rate, decay_steps=max(total - warmup, 1),
             alpha=0.0 if cfg.lr_schedule == "cosine" else 1.0,
-            warmup_target=phase.learning_rate if warmup else None, warmup_steps=warmup,
+            warmup_target=rate if warmup else None, warmup_steps=warmup,
         )
     return make_optimizer(settings.optimizer, rate, cfg.momentum, cfg.weight_decay, settings.clipnorm)
 

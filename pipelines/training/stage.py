@@ -100,13 +100,15 @@ class TrainStage(Stage):
     # --- the shared recipe ---------------------------------------------------------------------
     def train_batches(self, ctx: RunContext, dataset: Any) -> Any:
         from dlpipe.data.datasets import batched
+        from dlpipe.pipelines.training.distribute import scale, sharded
 
-        return batched(dataset, self.config.batch_size, True, ctx.augmenter, ctx.seed)
+        return sharded(batched(dataset, self.config.batch_size * scale(self.config), True, ctx.augmenter, ctx.seed))
 
     def eval_batches(self, dataset: Any) -> Any:
         from dlpipe.data.datasets import batched
+        from dlpipe.pipelines.training.distribute import scale, sharded
 
-        return batched(dataset, self.config.batch_size)
+        return sharded(batched(dataset, self.config.batch_size * scale(self.config)))
 
     def setting(self, ctx: RunContext, name: str, fallback: Any) -> Any:
         """A train option: the config's value, else the model stage's recommendation, else the fallback."""
