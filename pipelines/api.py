@@ -175,8 +175,21 @@ def _run_in(spec: PipelineSpec, out_dir: Path, data: str | None, config_file: st
 
         if ctx.task.name in CARD_TASKS:
             write_model_card(out_dir)
+    doctor_line = _run_doctor(ctx)
+    if doctor_line:
+        echo(doctor_line)
     echo(f"report page: {write_report_page(out_dir)}")
     return RunResult(out_dir=out_dir, config=config, metrics=ctx.metrics, artifacts=ctx.artifacts, report=ctx.report)
+
+
+def _run_doctor(ctx: Any) -> str | None:
+    """The run's own data check (pipelines/run_doctor.py); a file it cannot read costs the check, never the run."""
+    from dlpipe.pipelines.run_doctor import write_run_doctor
+
+    try:
+        return write_run_doctor(ctx)
+    except (OSError, ValueError, ImportError) as error:
+        return f"data doctor skipped: {error}"
 
 
 def lr_find(
