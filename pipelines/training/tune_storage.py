@@ -96,8 +96,11 @@ def _check_driver(url: str) -> None:
         return
     driver = scheme.partition("+")[2] or "psycopg2"
     if not _has_module(driver):
+        package = "psycopg2-binary" if driver == "psycopg2" else driver
+        how = (POSTGRES_INSTALL if driver == "psycopg" else
+               f"pip install {package} (or drop '+{driver}' from the URL to use psycopg 3: {POSTGRES_INSTALL})")
         raise ConfigError("--storage", f"{shown(url)} needs the PostgreSQL driver {driver}, which is not installed; "
-                                       f"install it with: {POSTGRES_INSTALL}")
+                                       f"install it with: {how}")
 
 
 def _has_module(name: str) -> bool:
