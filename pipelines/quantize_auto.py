@@ -139,6 +139,8 @@ def _load_run(run_dir: Path) -> tuple[Any, Any, Any, Any]:
 
 def held_out_data(run_dir: Path, task: Any, class_names: list[str], eval_data: str | None, val: Any) -> HeldOut:
     """`--eval-data`, else the run's validation split if the shipped model never trained on it; else a DlpipeError."""
+    import numpy as np
+
     from dlpipe.models.tasks import InputSet
 
     if eval_data:
@@ -160,7 +162,10 @@ def held_out_data(run_dir: Path, task: Any, class_names: list[str], eval_data: s
     inputs = InputSet()
     for index, item in enumerate(val.inputs):
         inputs.add(f"val:{index}", item)
-    return HeldOut(inputs, [task.label_name(label, class_names) for label in val.labels],
+    # class indices become names; a detector's boxes and a segmenter's mask files are what `score` takes already
+    names = [task.label_name(label, class_names) if isinstance(label, (int, np.integer)) else label
+             for label in val.labels]
+    return HeldOut(inputs, names,
                    f"validation split of {run_dir} (the shipped model was not refitted on it)")
 
 
@@ -192,6 +197,9 @@ def _write_candidates(model: Any, task: Any, bundle: Any, preprocessing: Any, tr
             candidate.verdict = f"rejected: not available ({str(failure).removeprefix('export: ')})"
         elif failure is not None:
             candidate.verdict = f"rejected: conversion failed ({type(failure).__name__}: {str(failure)[:160]})"
+        elif selective and not kept:  # the task's int8 exporter sets up its own converter: the same file as int8
+            candidate.verdict = (f"rejected: not available (the {task.name} int8 exporter configures its own "
+                                 "converter, so no layer can be kept in float)")
         else:
             candidate.file, candidate.size_bytes = str(path), path.stat().st_size
             candidate.note = f"{len(kept)} layer(s) kept in float" if selective else ""
