@@ -92,6 +92,30 @@ def test_epochs_are_numbered_across_phases_and_a_refit_is_named_apart():
     assert Store.logged == [({"loss": 0.5}, 2), ({"loss": 0.4}, 3), ({"refit_loss": 0.3}, 6)]
 
 
+def test_a_killed_run_resumed_continues_its_mlflow_run_one_value_per_epoch(tmp_path):
+    from mlflow import MlflowClient
+
+    from conftest import InterruptAfter
+    from dlpipe.pipelines import api
+
+    write_color_images(tmp_path / "data" / "blue", "blue", 12, seed=2)
+    write_color_images(tmp_path / "data" / "red", "red", 12, seed=1)
+    uri, out = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}", tmp_path / "out"
+    (tmp_path / "store").mkdir()
+    with pytest.raises(KeyboardInterrupt):  # killed at the end of epoch 1, before it is logged or backed up
+        api.run("image-classify", data=str(tmp_path / "data"), out=out, echo=lambda _: None, track="mlflow",
+                track_uri=uri, callbacks=[InterruptAfter(1)], sets=[*TINY_SETS, "export.formats=[keras]",
+                                                                   "train.epochs=3"])
+    client = MlflowClient(tracking_uri=uri)
+    run_id = json.loads((out / "tracking.json").read_text())["run_id"]
+    assert client.get_run(run_id).info.status == "KILLED"
+    api.run("image-classify", out=out, resume=True, echo=lambda _: None, track="mlflow", track_uri=uri)
+    assert json.loads((out / "tracking.json").read_text())["run_id"] == run_id
+    assert client.get_run(run_id).info.status == "FINISHED"
+    assert [m.step for m in sorted(client.get_metric_history(run_id, "loss"), key=lambda m: m.step)] == [0, 1, 2]
+    assert len(client.search_runs([client.get_run(run_id).info.experiment_id])) == 1
+
+
 def test_a_tracking_server_that_is_down_stops_the_run_before_training(tmp_path):
     from dlpipe.pipelines import api
 
@@ -104,6 +128,21 @@ def test_a_tracking_server_that_is_down_stops_the_run_before_training(tmp_path):
     assert "\n" not in str(caught.value)
     assert time.monotonic() - started < 60
     assert not (tmp_path / "out" / "checkpoints").exists()
+
+
+def test_model_files_are_artifacts_only_when_asked(tmp_path):
+    from dlpipe.pipelines.tracking import artifact_files
+
+    for name in ("metrics.json", "report.html", "training_curves.png", "model.keras", "model_int8.tflite"):
+        (tmp_path / name).write_bytes(b"x" * 100)
+    (tmp_path / "savedmodel").mkdir()
+    (tmp_path / "savedmodel" / "saved_model.pb").write_bytes(b"x")
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "artifacts.json").write_text(json.dumps({"model.keras": {}, "savedmodel": {}, "model_int8.tflite": {}}))
+    small = {"artifacts.json", "metrics.json", "report.html", "training_curves.png"}
+    assert {path.name for path in artifact_files(tmp_path, models=False)} == small
+    assert {path.name for path in artifact_files(tmp_path, models=True)} == small | {"model.keras", "savedmodel",
+                                                                                      "model_int8.tflite"}
 
 
 def test_without_mlflow_the_error_names_the_install_command(monkeypatch):
