@@ -17,7 +17,7 @@ import pytest
 from tests.conftest import TINY_SETS, write_color_images
 from helpers_postgres import postgres_server
 
-FAST = [*TINY_SETS, "export.formats=[]", "model.image_size=16", "train.epochs=1"]
+FAST = [*TINY_SETS, "export.formats=[]", "model.image_size=16", "train.epochs=1", "evaluate.plots=false"]
 SPACE = "train.learning_rate=0.0005,0.001,0.002,0.004,0.008"  # five settings; the study runs three
 TRIALS = 3
 HEARTBEAT = 2  # seconds; a trial silent for 3 beats is its dead worker's
@@ -49,10 +49,11 @@ def _kill_a_worker_mid_trial(study_of, process: subprocess.Popen, out: Path) -> 
     import optuna
 
     State = optuna.trial.TrialState
-    deadline = time.monotonic() + 240
+    deadline, study = time.monotonic() + 240, None
     while time.monotonic() < deadline and process.poll() is None:
         try:
-            trials = study_of().get_trials(deepcopy=False)
+            study = study or study_of()  # opened once: each opening checks the schema, costing CPU the workers need
+            trials = study.get_trials(deepcopy=False)
         except (KeyError, FileNotFoundError):  # the study is not created yet
             trials = []
         if any(t.state == State.COMPLETE for t in trials):
@@ -60,7 +61,7 @@ def _kill_a_worker_mid_trial(study_of, process: subprocess.Popen, out: Path) -> 
             if running:
                 os.kill(running[0].user_attrs["pid"], signal.SIGKILL)
                 return running[0].number, running[0].user_attrs["pid"]
-        time.sleep(0.3)
+        time.sleep(0.5)
     process.kill()
     pytest.fail(f"no trial ran while another had finished; the search said:\n{_output(out)[-3000:]}")
 
