@@ -269,6 +269,9 @@ def _add_deploy_commands() -> None:
     from dlpipe.pipelines.cli_runs import runs_command
 
     main.add_command(runs_command)
+    from dlpipe.pipelines.cli_playground import playground_command
+
+    main.add_command(playground_command)
 
 
 _add_deploy_commands()

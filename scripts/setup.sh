@@ -19,6 +19,7 @@ cd "$(dirname "$0")/.."
 MEDIAPIPE_VERSION=1.2.3
 MEDIAPIPE_WEB_VISION=1.1.0  # npm packages of `dlpipe export --format web` (the browser's MediaPipe Tasks)
 MEDIAPIPE_WEB_TEXT=1.0.1
+TFJS_VERSION=4.22.0  # npm package of `dlpipe playground` (pipelines/playground TFJS_VERSION names the same)
 mediapipe_log=$(mktemp)
 missing=()  # assets that could not be installed: a warning here, a failure under CI (CI=true)
 
@@ -102,6 +103,14 @@ if command -v npm >/dev/null 2>&1 &&
 else
   echo "setup: WARNING: no npm or npm install failed: dlpipe export --format web and its test will not run" >&2
   missing+=("MediaPipe Tasks web files (.web-vendor, npm)")
+fi
+echo "setup: TensorFlow.js for \`dlpipe playground\` (npm, into .web-vendor/; the page copies its dist/tf.min.js)"
+if command -v npm >/dev/null 2>&1 &&
+   npm install --silent --no-audit --no-fund --prefix .web-vendor "@tensorflow/tfjs@${TFJS_VERSION}" >/dev/null; then
+  echo "setup: .web-vendor: @tensorflow/tfjs ${TFJS_VERSION}"
+else
+  echo "setup: WARNING: no npm or npm install failed: dlpipe playground and its test will not run" >&2
+  missing+=("TensorFlow.js (.web-vendor/node_modules/@tensorflow/tfjs, npm)")
 fi
 
 if wait "${mediapipe_pid}"; then

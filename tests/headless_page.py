@@ -29,6 +29,7 @@ class PageVisit:
     failed: list[str] = field(default_factory=list)  # 'url: error' per request that failed
     images: list[dict[str, Any]] = field(default_factory=list)  # per <img>: src (start), complete, naturalWidth
     screenshot: bytes = b""  # PNG of the first screen
+    value: Any = None  # what `read` evaluated to, once `until` held
 
 
 def chromium_path() -> str | None:
@@ -81,8 +82,13 @@ class _Pipe:
         return message
 
 
-def visit(url: str, profile: Path, chromium: str, width: int = 1200, height: int = 900) -> PageVisit:
-    """Load `url` in a fresh headless Chromium (profile folder `profile`) and record the visit."""
+def visit(url: str, profile: Path, chromium: str, width: int = 1200, height: int = 900, until: str | None = None,
+          read: str | None = None, wait_s: float = 120) -> PageVisit:
+    """Load `url` in a fresh headless Chromium (profile folder `profile`) and record the visit.
+
+    `until` (a JS expression) is polled after the load until it is true (at most `wait_s` seconds, else
+    TimeoutError), then `read` (a JS expression giving JSON-able data) is evaluated into `PageVisit.value`.
+    """
     commands_read, commands_write = os.pipe()
     answers_read, answers_write = os.pipe()
 
@@ -105,6 +111,7 @@ def visit(url: str, profile: Path, chromium: str, width: int = 1200, height: int
         pipe.call("Page.enable", session)
         pipe.call("Page.navigate", session, url=url)
         pipe.wait_for("Page.loadEventFired")
+        value = _wait_and_read(pipe, session, until, read, wait_s)
         images = json.loads(pipe.call("Runtime.evaluate", session, expression=IMAGES_JS,
                                       returnByValue=True)["result"]["value"])
         shot = base64.b64decode(pipe.call("Page.captureScreenshot", session, format="png")["data"])
@@ -124,5 +131,21 @@ def visit(url: str, profile: Path, chromium: str, width: int = 1200, height: int
             urls[params["requestId"]] = params["request"]["url"]
     failed = [f"{urls.get(e['params']['requestId'], '?')[:80]}: {e['params'].get('errorText')}"
               for e in pipe.events if e.get("method") == "Network.loadingFailed"]
-    return PageVisit(requested=list(urls.values()), failed=failed, images=images, screenshot=shot)
+    return PageVisit(requested=list(urls.values()), failed=failed, images=images, screenshot=shot, value=value)
+
+
+def _wait_and_read(pipe: _Pipe, session: str, until: str | None, read: str | None, wait_s: float) -> Any:
+    """Poll `until` every 0.2 s (up to `wait_s`), then the value of `read` (None when not asked)."""
+    deadline = time.monotonic() + wait_s
+    while until is not None:
+        answer = pipe.call("Runtime.evaluate", session, expression=f"Boolean({until})", returnByValue=True)
+        if answer["result"].get("value"):
+            break
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the page did not reach `{until}` within {wait_s} s")
+        time.sleep(0.2)
+    if read is None:
+        return None
+    text = pipe.call("Runtime.evaluate", session, expression=f"JSON.stringify({read})", returnByValue=True)["result"]
+    return json.loads(text["value"]) if "value" in text else None
 
