@@ -229,6 +229,22 @@ class OutputWriter(Protocol):
         row fields that name them."""
 
 
+def _unknown_apart(report: dict[str, Any]) -> dict[str, Any]:
+    """A model with the unknown answer scored on data of its classes: the labelled classes' macro averages
+    (unknown, no example's label, would add a zero), and how many inputs it answered unknown (each counted wrong)."""
+    from dlpipe.models.unknown import UNKNOWN_LABEL
+
+    unknown = report["per_class"].get(UNKNOWN_LABEL)
+    if unknown is None or unknown["support"]:
+        return report
+    column = report["class_names"].index(UNKNOWN_LABEL)
+    labelled = [scores for name, scores in report["per_class"].items() if name != UNKNOWN_LABEL]
+    for key in ("precision", "recall", "f1"):
+        report[f"macro_{key}"] = float(np.mean([scores[key] for scores in labelled]))
+    report["answered_unknown"] = int(sum(row[column] for row in report["confusion_matrix"]))
+    return report
+
+
 class ClassificationTask(Task):
     """Outputs are class probabilities (N, classes): top-k answers, accuracy metrics, top-1 agreement."""
 
@@ -240,16 +256,21 @@ class ClassificationTask(Task):
         from dlpipe.models.metrics import classification_report
 
         index = {name: i for i, name in enumerate(class_names)}
-        return classification_report([index[name] for name in labels], np.asarray(outputs).argmax(axis=1).tolist(),
-                                     class_names)
+        report = classification_report([index[name] for name in labels], np.asarray(outputs).argmax(axis=1).tolist(),
+                                       class_names)
+        return _unknown_apart(report)
 
     def summary_lines(self, report: dict[str, Any]) -> list[str]:
         """`score`'s report as the lines `dlpipe evaluate` prints: accuracy with its interval, then each class."""
         low, high = report["accuracy_interval"]
         lines = [f"accuracy {report['accuracy']:.4f} (95% interval {low:.3f}-{high:.3f}) on {report['count']} inputs, "
                  f"macro F1 {report['macro_f1']:.4f}"]
-        return lines + [f"  {name}: precision {scores['precision']:.3f} recall {scores['recall']:.3f} "
-                        f"f1 {scores['f1']:.3f}" for name, scores in report["per_class"].items()]
+        lines += [f"  {name}: precision {scores['precision']:.3f} recall {scores['recall']:.3f} f1 {scores['f1']:.3f}"
+                  for name, scores in report["per_class"].items()
+                  if "answered_unknown" not in report or name != report["class_names"][-1]]
+        if "answered_unknown" in report:
+            lines.append(f"  answered unknown: {report['answered_unknown']} of {report['count']} (counted wrong)")
+        return lines
 
     def parity(self, reference: np.ndarray, outputs: np.ndarray) -> dict[str, float]:
         reference, outputs = np.asarray(reference, np.float64), np.asarray(outputs, np.float64)

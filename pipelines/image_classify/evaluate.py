@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from dlpipe.pipelines.config import option
+from dlpipe.pipelines.config import option, require
 from dlpipe.pipelines.stage import RunContext
 from dlpipe.pipelines.stages.evaluate import EvaluateConfig, EvaluateStage
 
@@ -17,6 +17,15 @@ class ImageEvaluateConfig(EvaluateConfig):
     tta: Literal["none", "flip"] = option(
         "none", "test-time augmentation: flip averages each image's probabilities with its mirror's; the model "
                 "itself does it, so every export does too (twice the inference cost)")
+    unknown: bool | Literal["auto"] = option(
+        "auto", "answer 'unknown' for photos far from the training photos (cosine of the backbone features to the "
+                "nearest class mean, checked inside the exported model); auto: with a pretrained backbone and at "
+                "least 50 held-out photos to choose the threshold from")
+    unknown_keep: float = option(0.97, "the unknown threshold keeps this share of held-out in-distribution photos")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require(0.5 <= self.unknown_keep < 1.0, "unknown_keep", f"must be in [0.5, 1). Received: {self.unknown_keep}")
 
 
 class ImageEvaluateStage(EvaluateStage):
@@ -37,3 +46,8 @@ class ImageEvaluateStage(EvaluateStage):
 
     def report_fields(self) -> dict[str, Any]:
         return {"tta": self.config.tta}
+
+    def after_calibration(self, ctx: RunContext) -> dict[str, Any]:
+        from dlpipe.pipelines.unknown import attach_unknown
+
+        return {"unknown": attach_unknown(ctx, self.config.unknown, self.config.unknown_keep, self.config.batch_size)}

@@ -68,6 +68,7 @@ class EvaluateStage(Stage):
             report["probe_baseline"] = ctx.history["probe"]
         report["calibration"] = calibration.calibrate(ctx, cfg.calibrate, logits, labels)
         fitted = report["calibration"] if "temperature" in (report["calibration"] or {}) else None
+        report.update(self.after_calibration(ctx))
         if fitted is not None:  # the scores the exported model gives (the classes are the same)
             probabilities = tempered(logits, fitted["temperature"])
         report["min_accuracy"] = cfg.min_accuracy
@@ -80,7 +81,7 @@ class EvaluateStage(Stage):
         ctx.metrics = report
         atomic.write_json(ctx.out_dir / METRICS_FILE, report)
         if cfg.plots:
-            plot_confusion_matrix(report["confusion_matrix"], ctx.class_names, ctx.out_dir / "confusion_matrix.png",
+            plot_confusion_matrix(report["confusion_matrix"], report["class_names"], ctx.out_dir / "confusion_matrix.png",
                                   f"validation accuracy {report['accuracy']:.3f}")
             if ctx.history.get("phases"):
                 plot_training_curves(ctx.history["phases"], ctx.out_dir / "training_curves.png")
@@ -109,6 +110,10 @@ class EvaluateStage(Stage):
 
     def report_fields(self) -> dict[str, Any]:
         """Settings of this evaluation that metrics.json records (none by default)."""
+        return {}
+
+    def after_calibration(self, ctx: RunContext) -> dict[str, Any]:
+        """Change the calibrated model to ship (e.g. add the unknown answer): the records metrics.json keeps."""
         return {}
 
 

@@ -38,6 +38,9 @@ class ImageTask(ClassificationTask):
         twin.decoder = "numpy"
         return twin
 
+    def register_layers(self) -> None:
+        from dlpipe.models import unknown_layer  # noqa: F401  (registers UnknownGate: the unknown answer)
+
     def preprocessing_from_dict(self, values: dict[str, Any]) -> "ImagePreprocessing":
         from dlpipe.data.preprocess_spec import ImagePreprocessing
 
