@@ -90,6 +90,8 @@ class LabelTrainConfig(TrainConfig):
         super().__post_init__()
         require(0.0 <= self.label_smoothing < 1.0, "label_smoothing", f"must be in [0, 1). Received: {self.label_smoothing}")
         require(self.cv_folds == 0 or self.cv_folds >= 2, "cv_folds", f"must be 0 (off) or at least 2. Received: {self.cv_folds}")
+        require(self.cv_folds == 0 or self.distribute != "multi_worker", "cv_folds",
+                "runs in one process: use train.distribute none or mirrored with cross-validation")
 
 
 @dataclass(frozen=True)

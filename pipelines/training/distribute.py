@@ -29,6 +29,7 @@ from typing import Any
 from dlpipe.errors import ConfigError
 
 DISTRIBUTE = ("none", "auto", "mirrored", "multi_worker")
+RESUME_STATE = ("config.yaml", "report.json", "lr_find.json", "checkpoints", "features")
 _STRATEGIES: dict[str, Any] = {}  # a process may configure collective ops once: one multi-worker strategy per process
 
 
@@ -156,11 +157,14 @@ def plain_model(model: Any) -> Any:
 def worker_folder(out_dir: Path, resume: bool) -> Path:
     """Where this non-chief worker writes: a temporary folder holding the chief's config and checkpoints."""
     folder = Path(tempfile.mkdtemp(prefix="dlpipe-worker-"))
-    for name in ("config.yaml", "report.json"):
-        if resume and (out_dir / name).is_file():
-            shutil.copy2(out_dir / name, folder / name)
-    if resume and (out_dir / "checkpoints").is_dir():
-        shutil.copytree(out_dir / "checkpoints", folder / "checkpoints")
+    if not resume:
+        return folder
+    for name in RESUME_STATE:  # what decides what a resumed run skips; a worker that skipped less would wait forever
+        source = out_dir / name
+        if source.is_dir():
+            shutil.copytree(source, folder / name)
+        elif source.is_file():
+            shutil.copy2(source, folder / name)
     return folder
 
 

@@ -164,3 +164,10 @@ def test_multi_worker_without_a_cluster_is_a_config_error(monkeypatch):
                                                                                                 "index": 1}}))
     assert distribute.cluster_from_env() == distribute.Cluster(workers=2, index=1, chief=False)
     assert distribute.resolve("auto") == "multi_worker"
+
+
+def test_cross_validation_with_multi_worker_is_a_config_error():
+    with pytest.raises(ConfigError, match="cv_folds"):
+        api.resolve_config("image-classify", None, ["train.cv_folds=3", "train.distribute=multi_worker"], "photos/")
+    with pytest.raises(ConfigError, match="distribute"):
+        api.resolve_config("image-classify", None, ["train.distribute=gpus"], "photos/")
