@@ -19,7 +19,10 @@ preprocessing and classifier and cached (OOD_DIR/features.npz). Every in-distrib
 `--keep` (0.97) of those held-out in-distribution scores; the outlier photos never choose anything. The
 outlier photos are then scored as the shipped model would: head and bank from all 245 photos.
 
-    python bench/unknown_ood.py [--keep 0.97] [--json bench/results/unknown_ood.json]
+    python bench/unknown_ood.py [--keep 0.97] [--json bench/results/unknown_ood.json] [--run RUN]
+
+`--run RUN` also scores a finished run's own artifacts (Keras, SavedModel, float32 and int8 .tflite: the unknown
+check is inside each) on the outlier photos, beside the threshold and keep share its metrics.json records.
 """
 
 from __future__ import annotations
@@ -135,11 +138,38 @@ def auroc(id_scores: np.ndarray, ood_scores: np.ndarray) -> float:
     return float(np.mean((a > b) + 0.5 * (a == b)))
 
 
+def shipped_run(run: Path, ood: list[tuple[str, str]]) -> list[dict]:
+    """Each artifact of a finished run (with evaluate.unknown) on the outlier photos: the share it answers unknown,
+    per group, beside the keep share its metrics.json records."""
+    from dlpipe.models.artifacts import list_artifacts
+    from dlpipe.models.runtimes import load_runtime
+
+    record = json.loads((run / "metrics.json").read_text())["unknown"]
+    rows = []
+    for choice in ("keras", "savedmodel", "float32", "int8"):
+        if choice not in list_artifacts(run):
+            continue
+        runtime = load_runtime(run, choice)
+        inputs = runtime.task.collect_inputs([path for path, _ in ood])
+        answers = {}
+        for prepared in runtime.task.batches(inputs, runtime.preprocessing, 32):
+            if prepared.readable:
+                top = runtime.predict(prepared.batch).argmax(axis=1)
+                answers.update({key: runtime.class_names[i] for key, i in zip(prepared.readable, top)})
+        unknown = np.asarray([answers.get(path) == "unknown" for path, _ in ood])
+        groups = np.asarray([group for _, group in ood])
+        rows.append({"artifact": choice, "threshold": record["threshold"], "id_kept": record["kept"],
+                     "ood_rejected": float(unknown.mean()),
+                     "by_group": {g: float(unknown[groups == g].mean()) for g in dict.fromkeys(groups)}})
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keep", type=float, default=0.97)
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--run", type=Path, help="also score this finished run's artifacts on the outlier photos")
     args = parser.parse_args()
 
     from dlpipe.data.images import scan_image_folder
@@ -177,9 +207,18 @@ def main() -> None:
         print(f"| {row['method']} | {row['threshold']:.4f} | {row['id_kept']:.3f} | {row['ood_rejected']:.3f} | "
               f"{row['auroc']:.4f} | {row['ood_highest']:.4f} | "
               + " | ".join(f"{row['by_group'][g]:.3f}" for g in names) + " |")
+    shipped_rows = shipped_run(args.run, ood) if args.run else []
+    if shipped_rows:
+        print(f"\n{args.run}: its own threshold and keep share (metrics.json), each artifact on the outlier photos\n")
+        print("| artifact | threshold | in-distribution kept (out of fold) | OOD rejected | " + " | ".join(names) + " |")
+        print("|---|---:|---:|---:|" + "---:|" * len(names))
+        for row in shipped_rows:
+            print(f"| {row['artifact']} | {row['threshold']:.4f} | {row['id_kept']:.3f} | {row['ood_rejected']:.3f} | "
+                  + " | ".join(f"{row['by_group'][g]:.3f}" for g in names) + " |")
     if args.json:
         args.json.write_text(json.dumps({"keep": args.keep, "folds": args.folds, "id_count": int(len(id_y)),
-                                         "ood_count": int(len(groups)), "methods": table}, indent=1))
+                                         "ood_count": int(len(groups)), "methods": table, "run": shipped_rows},
+                                        indent=1))
 
 
 if __name__ == "__main__":
