@@ -31,6 +31,7 @@ PIPELINE_PACKAGES = (
     "dlpipe.pipelines.gan",
     "dlpipe.pipelines.image_multilabel",
     "dlpipe.pipelines.detect",
+    "dlpipe.pipelines.points",
 )
 
 

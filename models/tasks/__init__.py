@@ -23,6 +23,7 @@ TASK_MODULES = (
     "dlpipe.models.tasks.segment",
     "dlpipe.models.tasks.multilabel",
     "dlpipe.models.tasks.gan",
+    "dlpipe.models.tasks.points",
 )
 
 TASKS: Registry[Task] = Registry("task")
