@@ -99,3 +99,26 @@ def test_evaluate_counts_unknown_answers_wrong_and_keeps_the_classes_macro_f1(un
     unknown = sum(label == "unknown" for label in answers.values())
     assert unknown >= 3 and f"answered unknown: {unknown} of 27 (counted wrong)" in result.output
     assert "unknown: precision" not in result.output  # the classes' macro F1, not a zero for a class nobody has
+
+
+def test_serve_answers_unknown_as_predict_does(unknown_run, tmp_path):
+    import base64
+
+    from fastapi.testclient import TestClient
+
+    from dlpipe.serving.repository import ModelRepository
+    from dlpipe.serving.server import ServerSettings, create_app
+
+    run, other, held = unknown_run
+    repository = ModelRepository(run, "float32")
+    name = repository.models()[0].name
+    photos = sorted(other.iterdir())[:2] + sorted((held / "blue").iterdir())[:3] + sorted((held / "red").iterdir())[:3]
+    body = {"instances": [{"b64": base64.b64encode(p.read_bytes()).decode()} for p in photos]}
+    with TestClient(create_app(repository, ServerSettings())) as client:
+        answer = client.post(f"/v1/models/{name}:predict", json=body)
+    assert answer.status_code == 200, answer.text
+    served = [row["label"] for row in answer.json()["predictions"]]
+    ours = {**predicted(run, other, "float32", tmp_path / "o.jsonl"),
+            **predicted(run, held, "float32", tmp_path / "h.jsonl")}
+    assert served == [ours[p.name] for p in photos] and served[:2] == ["unknown", "unknown"]
+    assert {"blue", "red"} <= set(served[2:])
