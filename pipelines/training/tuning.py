@@ -185,7 +185,7 @@ class _Search:
                     self.echo(f"every one of the {size} settings of the search space has been tried")
                     return
                 if not waiting:
-                    self.echo(f"waiting for {running} trial(s) running elsewhere (run again here if their worker dies)")
+                    self.echo(f"waiting for the {running} trial(s) other workers run (run here again if one dies)")
                 waiting = True
                 time.sleep(max(0.0, min(self.heartbeat, self.deadline - time.monotonic())))
                 continue
@@ -212,27 +212,22 @@ class _Search:
 
         trial.set_user_attr("host", socket.gethostname())
         trial.set_user_attr("pid", os.getpid())
+        state, score = optuna.trial.TrialState.COMPLETE, None
         try:
             with get_heartbeat_thread(trial._trial_id, study._storage):
                 score = self.run_trial(trial, params)
         except ConfigError as error:
             trial.set_user_attr("error", str(error)[:300])
-            state, score = optuna.trial.TrialState.FAIL, None
+            state = optuna.trial.TrialState.FAIL
             self.echo(f"trial {trial.number}: failed: {error}")
-        else:
-            state = optuna.trial.TrialState.COMPLETE
-        try:
-            study.tell(trial, score, state=state)
-        except ValueError:  # its heartbeat lapsed and another worker failed it; the retry finds its folds done
-            self.echo(f"trial {trial.number}: finished after another worker had given it up; its retry reuses "
-                      f"its folder")
-
-    @staticmethod
-    def tried(study: Any) -> set[str]:
-        """The settings of the study's finished trials."""
-        import optuna
-
-        return {_key(t.params) for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))}
+        except optuna.exceptions.UpdateFinishedTrialError:
+            pass  # failed by another worker meanwhile: said below
+        if study._storage.get_trial(trial._trial_id).state.is_finished():
+            # its heartbeat lapsed (a stalled process) and another worker failed it and queued it again;
+            # the retry finds this trial's finished folds in the same folder
+            self.echo(f"trial {trial.number}: given up by another worker before it finished; its retry goes on")
+            return
+        study.tell(trial, score, state=state)
 
     def run_trial(self, trial: Any, params: dict[str, Any]) -> float:
         """One trial: a cross-validation in OUT/trials/<hash of its settings>/, scored by the task's CV report."""
