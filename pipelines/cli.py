@@ -103,7 +103,8 @@ def lr_find_command(pipeline: str, data: str | None, out: str | None, config_fil
                  set_help="Fixed overrides for every trial.", required=True)
 @click.option("--budget-minutes", type=float, required=True, help="Stop starting trials after this many minutes.")
 @click.option("--folds", default=3, show_default=True, help="Cross-validation folds per trial.")
-@click.option("--max-trials", type=int, default=None, help="Stop after this many finished trials in the study, all workers' together.")
+@click.option("--max-trials", type=int, default=None,
+              help="Stop after this many finished trials in the study, all workers' together.")
 @click.option("--space", "space_items", metavar="KEY=a,b|LOW..HIGH", multiple=True,
               help="Search this instead of the built-in space, e.g. --space train.probe_c=0.01..10; repeatable.")
 @click.option("--storage", metavar="URL", default=None,
