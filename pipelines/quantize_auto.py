@@ -228,12 +228,15 @@ def _score(candidates: list[Candidate], held_out: HeldOut, task: Any, preprocess
         try:
             runtime = load_runtime(candidate.file)
             runtime.predict(batches[0])  # warm up: kernels and tensors are built on the first call
-            started = time.perf_counter()
-            outputs = [runtime.predict(batch) for batch in batches]
+            passes = []
+            for _ in range(2):  # the faster of two passes: on a shared machine the minimum is what the file costs
+                started = time.perf_counter()
+                outputs = [runtime.predict(batch) for batch in batches]
+                passes.append(time.perf_counter() - started)
         except Exception as error:  # noqa: BLE001 - written but LiteRT cannot run it: out, the others go on
             candidate.verdict = f"rejected: does not run ({type(error).__name__}: {str(error)[:160]})"
             continue
-        candidate.ms_per_input = (time.perf_counter() - started) * 1000 / len(keys)
+        candidate.ms_per_input = min(passes) * 1000 / len(keys)
         report = runtime.task.score([label_of[key] for key in keys], np.concatenate(outputs), runtime.class_names)
         candidate.score = 100.0 * float(report[metric])
     reference = candidates[0].score

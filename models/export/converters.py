@@ -77,9 +77,8 @@ def convert(converter: tf.lite.TFLiteConverter, quantize: str,
         if not samples:
             raise ValueError("int8 quantisation needs representative inputs (a sample of the training data)")
         converter.representative_dataset = _calibration(samples)
-        kept = _SELECTIVE.get()
-        if kept is not None:
-            return _selective_int8(converter, samples, kept)
+        if _SELECTIVE.get() is not None:  # float in/out, the fragile layers float: see _quiet_convert
+            return _quiet_convert(converter)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         # uint8 in/out; the input scale comes from calibration: callers quantise with the input
         # tensor's scale and zero point, as dlpipe.models.runtimes does
@@ -94,6 +93,9 @@ def _quiet_convert(converter: tf.lite.TFLiteConverter) -> bytes:
 
     from dlpipe.quiet import captured_output
 
+    kept = _SELECTIVE.get()
+    if kept is not None and getattr(converter, "representative_dataset", None) is not None:
+        return _selective_int8(converter, kept)  # an int8 conversion inside keep_fragile_in_float()
     with captured_output(), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Statistics for quantized inputs")  # uint8 in/out is what we ask for
         return converter.convert()
@@ -118,17 +120,23 @@ def keep_fragile_in_float() -> Iterator[list[str]]:
         _SELECTIVE.reset(token)
 
 
-def _selective_int8(converter: tf.lite.TFLiteConverter, samples: list[np.ndarray], kept: list[str]) -> bytes:
+def _selective_int8(converter: tf.lite.TFLiteConverter, kept: list[str]) -> bytes:
     """int8 with float in/out whose most error-prone layers stay float (names appended to `kept`).
 
     QuantizationDebugger quantises every layer, compares each layer's output with the float model's on
-    calibration inputs, and the layers worst in units of their own quantisation step are denylisted.
+    the first DEBUG_SAMPLES calibration inputs, and the layers worst in units of their own quantisation
+    step are denylisted. Any exporter's int8 converter (optimisations and representative data set) works.
     """
-    from dlpipe.quiet import captured_output
-
+    import itertools
     import warnings
 
-    debug = _calibration(samples[:DEBUG_SAMPLES])
+    from dlpipe.quiet import captured_output
+
+    calibration = converter.representative_dataset
+
+    def debug() -> Iterable[list[np.ndarray]]:
+        return itertools.islice(calibration(), DEBUG_SAMPLES)
+
     with captured_output(), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Statistics for quantized inputs")  # float in/out: asked for
         warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")  # the debugger's own use
