@@ -13,6 +13,8 @@ from typing import Any, Callable
 
 import click
 
+from dlpipe.errors import DlpipeError
+
 
 def ray_engine_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """Add --engine, --workers and --address to `dlpipe run`."""
@@ -21,15 +23,15 @@ def ray_engine_options(command: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, engine: str = "local", workers: int = 2, address: str | None = None, **kwargs: Any) -> Any:
         if engine == "local":
             if address:
-                raise click.UsageError("--address goes with --engine ray")
+                raise DlpipeError("--address goes with --engine ray")
             return command(*args, **kwargs)
-        if workers < 1:
-            raise click.UsageError("--workers must be at least 1")
+        if workers < 2:
+            raise DlpipeError("--engine ray trains with at least 2 workers; one process is --engine local")
         if not kwargs.get("out"):
-            raise click.UsageError("--engine ray needs --out: a folder every worker can reach")
+            raise DlpipeError("--engine ray needs --out: a folder every worker can reach")
         unsupported = [name for name in ("overwrite", "track") if kwargs.get(name) not in (None, False, "none")]
         if unsupported:
-            raise click.UsageError(f"--{unsupported[0]} runs with --engine local")
+            raise DlpipeError(f"--{unsupported[0]} runs with --engine local")
         from dlpipe.pipelines.distributed_run import run_on_ray
 
         out = run_on_ray(kwargs["pipeline"], kwargs.get("data"), kwargs["out"], kwargs.get("config_file"),

@@ -18,7 +18,7 @@ import shutil
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from dlpipe.errors import RunStateError
+from dlpipe.errors import DlpipeError, RunStateError
 from dlpipe.pipelines.engine import CONFIG_FILE, REPORT_FILE
 
 RAY_MAX_FAILURES = 3  # group restarts after a worker dies, each resuming from the last backup
@@ -89,9 +89,12 @@ def run_on_ray(pipeline: str, data: str | None, out: str | Path, config_file: st
     if resume and _saved_distribute(out_dir) not in ("multi_worker", "auto"):
         raise RunStateError(f"{out_dir} was trained in one process (train.distribute is not multi_worker); "
                             "continue it with `dlpipe run --resume` without --engine ray")
-    import ray
-    from ray.train import FailureConfig, RunConfig, ScalingConfig
-    from ray.train.tensorflow import TensorflowTrainer
+    try:
+        import ray
+        from ray.train import FailureConfig, RunConfig, ScalingConfig, TrainingFailedError
+        from ray.train.tensorflow import TensorflowTrainer
+    except ImportError as error:
+        raise DlpipeError(f"--engine ray needs Ray Train ({error}): pip install 'dlpipe[ray]'") from None
 
     if not ray.is_initialized():
         ray.init(address=address, include_dashboard=False, log_to_driver=False, ignore_reinit_error=True)
@@ -107,10 +110,14 @@ def run_on_ray(pipeline: str, data: str | None, out: str | Path, config_file: st
                                          resources_per_worker={"CPU": cpus_per_worker}),
             run_config=RunConfig(name="dlpipe", storage_path=storage,
                                  failure_config=FailureConfig(max_failures=RAY_MAX_FAILURES)))
-        result = trainer.fit()
-    if result.error is not None:
-        raise RunStateError(f"{out_dir}: the Ray training job failed ({str(result.error).splitlines()[0][:200]}); "
-                            "fix the cause and continue with --engine ray --resume")
+        try:
+            error = trainer.fit().error
+        except TrainingFailedError as failed:  # Ray Train 2.x raises once the restarts are spent
+            error = failed
+    if error is not None:
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+        raise RunStateError(f"{out_dir}: the Ray training job failed ({first}); fix the cause and continue with "
+                            "--engine ray --resume")
     return out_dir
 
 
