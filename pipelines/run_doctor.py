@@ -28,7 +28,9 @@ def doctor_run(ctx: Any) -> Diagnosis | None:
     predictions allow (`diagnosis.folds` says how: K folds, 1 = the validation split only, 0 = not searched)."""
     if ctx.task is None or ctx.task.name not in DOCTOR_TASKS or not ctx.train.labels:
         return None
-    names = list(ctx.class_names)
+    from dlpipe.models.unknown import UNKNOWN_LABEL
+
+    names = [name for name in ctx.class_names if name != UNKNOWN_LABEL]  # the answer added after training
     inputs = list(ctx.train.inputs) + list(ctx.val.inputs)
     labels = list(ctx.train.labels) + list(ctx.val.labels)
     split_of = ["train"] * len(ctx.train.inputs) + ["val"] * len(ctx.val.inputs)
@@ -42,7 +44,7 @@ def doctor_run(ctx: Any) -> Diagnosis | None:
     if held_out is not None:
         held_inputs, logits, held_labels, folds = held_out
         probs = _softmax(logits)
-        classes = names[:probs.shape[1]]  # the classes the model was trained on (not an added `unknown`)
+        classes = names[:probs.shape[1]]
         if _enough(held_labels, len(classes)):
             rows = [_row_name(ctx.task.name, path, inputs, split_of) for path in held_inputs]
             errors, diagnosis.label_scores = label_findings(rows, held_labels.tolist(), probs, classes)

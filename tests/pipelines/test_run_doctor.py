@@ -70,3 +70,27 @@ def test_a_text_run_lists_a_sentence_on_both_sides_of_its_split_and_a_flipped_la
     assert "validation sentence 41" in found["split_duplicate"]  # the repeated line, after the 40 written ones
     assert "validation sentence 42" in found["label_error"]
     assert "Data doctor" in (out / "report.html").read_text(encoding="utf-8")
+
+
+def test_the_unknown_answer_added_after_training_is_not_a_class_of_the_data(tmp_path):
+    """A run with the unknown answer lists it last among its class names; the doctor must not count it as an empty,
+    imbalanced class, nor search label errors among three classes of which the data has two."""
+    from types import SimpleNamespace
+
+    from dlpipe.pipelines.calibration import save_outputs
+    from dlpipe.pipelines.run_doctor import doctor_run
+    from dlpipe.pipelines.stage import Examples
+
+    write_color_images(tmp_path / "blue", "blue", 15, seed=2)
+    write_color_images(tmp_path / "red", "red", 15, seed=1)
+    paths = {colour: sorted(str(p) for p in (tmp_path / colour).iterdir()) for colour in ("blue", "red")}
+    train = Examples(inputs=paths["blue"][:5] + paths["red"][:5], labels=[0] * 5 + [1] * 5)
+    val = Examples(inputs=paths["blue"][5:] + paths["red"][5:], labels=[0] * 10 + [1] * 10)
+    logits = np.log(np.where(np.eye(2)[val.labels] > 0, 0.9, 0.1))
+    logits[0] = np.log([0.02, 0.98])  # a blue photo the model is sure is red
+    save_outputs(tmp_path, logits, val.labels, val.inputs)
+    ctx = SimpleNamespace(task=SimpleNamespace(name="image"), class_names=["blue", "red", "unknown"], train=train,
+                          val=val, config={"load": SimpleNamespace(path=str(tmp_path))}, out_dir=tmp_path)
+    diagnosis = doctor_run(ctx)
+    assert diagnosis.class_counts == {"blue": 15, "red": 15} and not diagnosis.of("class_imbalance")
+    assert [f.path for f in diagnosis.of("label_error")] == [val.inputs[0]] and diagnosis.folds == 1
