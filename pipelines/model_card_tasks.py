@@ -107,11 +107,20 @@ def classifier_metrics(config: dict[str, Any], metrics: dict[str, Any], report: 
 
 
 def classifier_threshold(config: dict[str, Any], metrics: dict[str, Any], report: dict[str, Any], cv: dict) -> str:
-    threshold = metrics.get("threshold") or metrics.get("unknown")
+    unknown = metrics.get("unknown") or {}
+    if "threshold" in unknown:
+        return (f"## Threshold: the unknown answer\n\nThe model answers `{unknown['label']}` (its last label) when "
+                f"the {unknown['score']} is below {unknown['threshold']:.4f}. That threshold keeps "
+                f"{unknown['kept']:.1%} (target {unknown['keep_target']:.0%}) of {unknown['count']} in-distribution "
+                f"photos it was chosen on: {unknown['source']}. No out-of-distribution photo chose it. The check is "
+                "inside every exported file, so every runtime (MediaPipe too) answers it alike; expect about "
+                f"{1 - unknown['keep_target']:.0%} of photos of these classes to be answered unknown.")
+    threshold = metrics.get("threshold")
     if threshold:
         return f"## Threshold\n\n```json\n{json.dumps(threshold, indent=2)}\n```"
+    skipped = f" (the unknown answer was skipped: {unknown['skipped']})" if "skipped" in unknown else ""
     return ("## Threshold\n\nNone: every input gets the class with the highest score, whatever the input; a score is "
-            "not a test of whether the input belongs to any of these classes.")
+            f"not a test of whether the input belongs to any of these classes{skipped}.")
 
 
 def classifier_use(config: dict[str, Any], metrics: dict[str, Any], report: dict[str, Any], cv: dict) -> str:

@@ -52,6 +52,7 @@ def test_threshold_is_recorded_and_in_the_labels(unknown_run):
     assert record["count"] == 10 and record["kept"] >= 0.97  # the validation photos it was chosen on
     assert 0 < record["threshold"] < 1 and "validation photos" in record["source"]
     assert (run / "labels.txt").read_text().split() == ["blue", "red", "unknown"]
+    assert f"is below {record['threshold']:.4f}" in (run / "MODEL_CARD.md").read_text()
 
 
 @pytest.mark.parametrize("artifact", ["keras", "float32"])
