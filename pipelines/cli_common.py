@@ -23,6 +23,15 @@ ARTIFACT_HELP = ("Which artifact of a run or export folder runs: auto (the faste
                  "measured at export, is within 1 point), keras, savedmodel, float32, float16, dynamic, int8 or onnx.")
 
 
+def _how_to_continue(command: Callable[..., Any], kwargs: dict[str, Any]) -> str:
+    """What continues an interrupted command: --resume where it has one, the same command for a tune study."""
+    if "resume" in kwargs:
+        return "; checkpoints are kept: rerun with --resume to continue"
+    if getattr(command, "__name__", "") == "tune_command":
+        return "; the study is kept: run the same command again to continue it"
+    return ""
+
+
 def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     """Turn errors into one line on stderr and an exit code; --debug shows the traceback."""
 
@@ -36,7 +45,7 @@ def friendly_errors(command: Callable[..., Any]) -> Callable[..., Any]:
             click.echo(f"error: {error}", err=True)
             sys.exit(2)
         except KeyboardInterrupt:
-            click.echo("interrupted; checkpoints are kept: rerun with --resume to continue", err=True)
+            click.echo(f"interrupted{_how_to_continue(command, kwargs)}", err=True)
             sys.exit(130)
         except Exception as error:  # noqa: BLE001 - the last line of defence before a traceback
             if debug:

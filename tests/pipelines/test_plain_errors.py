@@ -234,3 +234,29 @@ def test_a_read_only_out_is_refused_before_any_work(tmp_path, monkeypatch, comma
     code, line = run_cli(getattr(cli_deploy, command), *args)
     # the model is never looked for: the missing model would be the error otherwise
     assert code == 2 and line == f"error: {args[-1]}: the file system is read-only; write to a writable folder (--out)"
+
+
+def test_ctrl_c_says_how_to_continue_each_kind_of_command():
+    """A run continues with --resume, a tune study by the same command again; a command that keeps nothing says
+    only that it was interrupted."""
+    import click
+    from click.testing import CliRunner
+
+    from dlpipe.pipelines.cli_common import friendly_errors
+
+    def interrupted(name: str, **options: object) -> click.Command:
+        def body(**_: object) -> None:
+            raise KeyboardInterrupt
+
+        body.__name__ = name
+        command = friendly_errors(body)
+        for option in options:
+            command = click.option(f"--{option}", is_flag=True)(command)
+        return click.command(name)(command)
+
+    said = {name: CliRunner().invoke(interrupted(name, **options), []) for name, options in
+            (("run_command", {"resume": True}), ("tune_command", {}), ("export_command", {}))}
+    assert all(result.exit_code == 130 for result in said.values())
+    assert "rerun with --resume" in said["run_command"].output
+    assert "run the same command again" in said["tune_command"].output and "--resume" not in said["tune_command"].output
+    assert said["export_command"].output.strip() == "interrupted"
