@@ -323,7 +323,12 @@ function start() {
   for (const name of Object.keys(FEATURES)) {
     holder.insertAdjacentHTML("beforeend", `<label><input type="checkbox" name="feature" value="${name}"> ${name}</label> `);
   }
-  if (!applyQuery(location.search)) applyQuery("");
+  if (!applyQuery(location.search)) {  // a bad URL: say what is wrong, and show the defaults meanwhile
+    const error = state.error;
+    applyQuery("");
+    state.error = error;
+    document.getElementById("problems").textContent = `Check the URL's settings: ${error} (defaults shown)`;
+  }
   fillControls();
   reset();
   document.getElementById("play").onclick = () => (state.running ? (state.running = false) : run());
