@@ -171,3 +171,17 @@ def test_cross_validation_with_multi_worker_is_a_config_error():
         api.resolve_config("image-classify", None, ["train.cv_folds=3", "train.distribute=multi_worker"], "photos/")
     with pytest.raises(ConfigError, match="distribute"):
         api.resolve_config("image-classify", None, ["train.distribute=gpus"], "photos/")
+
+
+def test_ray_engine_options_are_checked_before_ray_starts(tmp_path):
+    from click.testing import CliRunner
+
+    from dlpipe.pipelines.cli import main
+
+    cases = [(["--engine", "ray"], "--engine ray needs --out"),
+             (["--engine", "ray", "--out", str(tmp_path), "--workers", "1"], "at least 2 workers"),
+             (["--engine", "ray", "--out", str(tmp_path), "--overwrite"], "--overwrite runs with --engine local"),
+             (["--out", str(tmp_path), "--address", "head:6379"], "--address goes with --engine ray")]
+    for extra, message in cases:
+        result = CliRunner().invoke(main, ["run", "image-classify", "--data", str(tmp_path), *extra])
+        assert result.exit_code == 2 and message in result.output, result.output
