@@ -1,5 +1,5 @@
-"""The points task: `dlpipe run points` learns a CSV of 2-D points, its artifacts classify points, bad CSVs get
-one-line errors, and `dlpipe playground` names the set-up when TensorFlow.js is missing (no browser needed)."""
+"""The points task: `dlpipe run points` learns a CSV of 2-D points, its artifacts classify points (predict, evaluate,
+serve), bad CSVs get one-line errors, and `dlpipe playground` names the set-up when TensorFlow.js is missing (no browser needed)."""
 
 from __future__ import annotations
 
@@ -43,6 +43,26 @@ def test_a_run_learns_the_circle_and_its_artifacts_classify_points(tmp_path):
     assert rows["0,0.5"].startswith("in ") and rows["4,-2"].startswith("out ") and rows["x,1"].startswith("error")
     scored = CliRunner().invoke(main, ["evaluate", str(out), "--data", str(tmp_path / "circle.csv")])
     assert scored.exit_code == 0 and "on 80 inputs" in scored.output  # the split column: test rows only
+    served = _served(out, tmp_path / "models")
+    assert [p["label"] for p in served(json={"instances": [[0, 0.5], [4, -2]]}).json()["predictions"]] == ["in", "out"]
+    refused = served(json={"instances": ["oops"]})
+    assert refused.status_code == 400 and "send [x, y] numbers" in refused.json()["error"]
+
+
+def _served(run, root):
+    """POST to `dlpipe serve`'s app holding the run's Keras model as ROOT/circle/1."""
+    import shutil
+
+    from fastapi.testclient import TestClient
+
+    from dlpipe.serving.repository import ModelRepository
+    from dlpipe.serving.server import ServerSettings, create_app
+
+    (root / "circle" / "1").mkdir(parents=True)
+    for name in ("model.keras", "labels.txt", "preprocessing.json"):
+        shutil.copy(run / name, root / "circle" / "1" / name)
+    client = TestClient(create_app(ModelRepository(root), ServerSettings()))
+    return lambda **body: client.post("/v1/models/circle:predict", **body)
 
 
 @pytest.mark.parametrize("text, where, reason", [
