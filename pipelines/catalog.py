@@ -32,6 +32,7 @@ PIPELINE_PACKAGES = (
     "dlpipe.pipelines.image_multilabel",
     "dlpipe.pipelines.detect",
     "dlpipe.pipelines.points",
+    "dlpipe.pipelines.distill",
 )
 
 

@@ -273,6 +273,9 @@ def _add_deploy_commands() -> None:
     from dlpipe.pipelines.cli_playground import playground_command
 
     main.add_command(playground_command)
+    from dlpipe.pipelines.cli_distill import distill_command
+
+    main.add_command(distill_command)
 
 
 _add_deploy_commands()
