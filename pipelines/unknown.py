@@ -50,7 +50,7 @@ def attach_unknown(ctx: Any, setting: bool | str, keep: float, batch_size: int) 
         return _refuse(ctx, setting, why_not)
     frozen = ctx.fine_tuning is not None and not any(
         phase.get("name") == "finetune" and phase.get("history") for phase in ctx.history.get("phases", []))
-    bank = _bank_features(ctx, batch_size)
+    bank = _bank_features(ctx, batch_size, frozen)
     held, source = _held_out_scores(ctx, frozen, bank, batch_size)
     if len(held) < (MIN_AUTO_COUNT if setting == "auto" else 1):
         return _refuse(ctx, setting, f"{len(held)} held-out photos, fewer than {MIN_AUTO_COUNT}")
@@ -97,15 +97,18 @@ def _ship(ctx: Any, held: np.ndarray, source: str, keep: float, bank: tuple[np.n
                      "The threshold was chosen from in-distribution photos only.")}
 
 
-def _bank_features(ctx: Any, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+def _bank_features(ctx: Any, batch_size: int, frozen: bool) -> tuple[np.ndarray, np.ndarray]:
     """Features (shipped weights) and labels of the photos the shipped model trained on (train, + validation
-    after a refit)."""
-    sets = [(ctx.train_data, ctx.train.labels)]
-    if ctx.selected_weights is not None and len(ctx.val):
-        sets.append((ctx.val_data, ctx.val.labels))
+    after a refit); a frozen backbone's come from the train stage's cache (OUT/features/), computed once."""
+    from dlpipe.pipelines.image_classify.train import cached_backbone_features
+
+    sets = [ctx.train] + ([ctx.val] if ctx.selected_weights is not None and len(ctx.val) else [])
+    labels = np.concatenate([np.asarray(examples.labels, int) for examples in sets])
     extractor = _extractor(ctx.model)
-    x = np.concatenate([extractor.predict(_batches(data, batch_size), verbose=0) for data, _ in sets])
-    return x, np.concatenate([np.asarray(labels, int) for _, labels in sets])
+    if frozen:
+        return cached_backbone_features(ctx, extractor, [p for e in sets for p in e.inputs], batch_size), labels
+    data = [ctx.train_data] + ([ctx.val_data] if len(sets) > 1 else [])
+    return np.concatenate([extractor.predict(_batches(d, batch_size), verbose=0) for d in data]), labels
 
 
 def _features_tensor(model: Any) -> Any:

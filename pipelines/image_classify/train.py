@@ -142,28 +142,8 @@ class ImageTrainStage(TrainStage):
         return {"kernel": kernel, "bias": bias, "train": train_x, "val": val_x, "report": report}
 
     def features(self, ctx: RunContext, extractor: Any, paths: list[str]) -> Any:
-        """Backbone features of these images, each computed once per run (or per cross-validation, for every fold).
-
-        The cache is keyed by what the features depend on: the backbone (`ctx.fine_tuning.source`) and the
-        preprocessing spec, both products of earlier stages, never their configs.
-        """
-        import dataclasses
-        import hashlib
-        import json
-
-        from dlpipe.data.datasets import decoded_images
-        from dlpipe.models.probe import cached_features, extract_features
-
-        recipe = {"backbone": ctx.fine_tuning.source, "preprocessing": dataclasses.asdict(ctx.preprocessing)}
-        digest = hashlib.sha256(json.dumps(recipe, sort_keys=True, default=str).encode()).hexdigest()[:16]
-        folder = ctx.cache_dir or (ctx.out_dir / "features")
-
-        def compute(missing: list[str]) -> Any:
-            ctx.echo(f"  backbone features of {len(missing)} images (cached in {folder})")
-            images = decoded_images(missing, None, ctx.preprocessing, cache=False)
-            return extract_features(extractor, images.batch(self.config.batch_size))
-
-        return cached_features(folder / f"{digest}.npz", paths, compute)
+        """Backbone features of these images, each computed once per run (see `cached_backbone_features`)."""
+        return cached_backbone_features(ctx, extractor, paths, self.config.batch_size)
 
     def keep_probe_as_model(self, ctx: RunContext, model: Any) -> str:
         """model.mode=probe, after the head was fitted on the training images: keep it as the model (the selected
@@ -179,3 +159,29 @@ class ImageTrainStage(TrainStage):
             tail = f"; refit on train + validation ({len(ctx.train) + len(ctx.val)} images)"
         save_weights(model, checkpoints / "probe.weights.h5")
         return tail
+
+
+def cached_backbone_features(ctx: RunContext, extractor: Any, paths: list[str], batch_size: int) -> Any:
+    """Frozen backbone features of these images, each computed once per run (or per cross-validation, for every
+    fold); the evaluate stage's unknown answer reads them too.
+
+    The cache is keyed by what the features depend on: the backbone (`ctx.fine_tuning.source`) and the
+    preprocessing spec, both products of earlier stages, never their configs.
+    """
+    import dataclasses
+    import hashlib
+    import json
+
+    from dlpipe.data.datasets import decoded_images
+    from dlpipe.models.probe import cached_features, extract_features
+
+    recipe = {"backbone": ctx.fine_tuning.source, "preprocessing": dataclasses.asdict(ctx.preprocessing)}
+    digest = hashlib.sha256(json.dumps(recipe, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    folder = ctx.cache_dir or (ctx.out_dir / "features")
+
+    def compute(missing: list[str]) -> Any:
+        ctx.echo(f"  backbone features of {len(missing)} images (cached in {folder})")
+        images = decoded_images(missing, None, ctx.preprocessing, cache=False)
+        return extract_features(extractor, images.batch(batch_size))
+
+    return cached_features(folder / f"{digest}.npz", paths, compute)

@@ -123,3 +123,32 @@ def test_serve_answers_unknown_as_predict_does(unknown_run, tmp_path):
             **predicted(run, held, "float32", tmp_path / "h.jsonl")}
     assert served == [ours[p.name] for p in photos] and served[:2] == ["unknown", "unknown"]
     assert {"blue", "red"} <= set(served[2:])
+
+
+def test_a_frozen_backbone_chooses_the_threshold_out_of_fold_from_the_cached_features(tmp_path):
+    import keras
+
+    from dlpipe.models.small_cnn import small_cnn
+    from dlpipe.pipelines import api
+
+    weights = tmp_path / "frozen.weights.h5"  # a fixed (random) backbone stands in for pretrained weights
+    keras.utils.set_random_seed(0)
+    small_cnn((32, 32, 3)).save_weights(weights)
+    write_color_images(tmp_path / "data" / "blue", "blue", 24, seed=2)
+    write_color_images(tmp_path / "data" / "red", "red", 24, seed=1)
+    api.run("image-classify", data=str(tmp_path / "data"), out=tmp_path / "run", echo=lambda _: None,
+            sets=[*TINY_SETS, f"model.weights={weights}", "model.mode=probe", "train.refit=true",
+                  "export.formats=[keras]", "evaluate.unknown=true", "evaluate.plots=false"])
+    record = json.loads((tmp_path / "run" / "metrics.json").read_text())["unknown"]
+    assert record["count"] == record["means_of"] == 48 and "out-of-fold" in record["source"]
+    assert record["kept"] >= 0.97
+    from dlpipe.models.artifacts import load_keras
+    from dlpipe.models.unknown import class_means
+
+    (cache,) = (tmp_path / "run" / "features").glob("*.npz")  # the train stage's features, which the gate reads
+    with np.load(cache) as stored:  # all 48 photos (the refit trained on every one), blue = class 0
+        keys, features = [str(key) for key in stored["keys"]], stored["features"]
+    assert len(keys) == 48
+    gate = load_keras(tmp_path / "run" / "model.keras").get_layer("unknown_gate")
+    expected = class_means(features, [0 if "/blue/" in key else 1 for key in keys])
+    np.testing.assert_allclose(gate.means.numpy().T, expected, atol=1e-5)
