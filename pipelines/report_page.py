@@ -133,7 +133,7 @@ def metrics_section(metrics: dict[str, Any]) -> str:
     for key in ("note", "split", "resolution", "tta"):
         if isinstance(metrics.get(key), str):
             parts.append(paragraph(f"{key}: {metrics[key]}", "note"))
-    for key in ("probe_baseline", "calibration", "refit"):  # what the figures above compare with or rest on
+    for key in ("probe_baseline", "calibration", "refit", "unknown"):  # what the figures above compare with or rest on
         if isinstance(metrics.get(key), dict):
             title = key.replace("_", " ")
             parts.append(table([title, "value", "95% interval"], figure_rows(metrics[key])))
