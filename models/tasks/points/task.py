@@ -72,7 +72,7 @@ def read_points_csv(path: str | Path, need_labels: bool = True) -> PointsTable:
             raise DataError(str(path), f"needs columns {', '.join(wanted)}; its header has {columns or 'nothing'}")
         points, labels, splits, lines = [], [], [], []
         for row in reader:
-            row = {(key or "").strip(): (value or "").strip() for key, value in row.items()}
+            row = {key.strip(): (value or "").strip() for key, value in row.items() if key is not None}  # None: extras
             point = parse_point(row.get("x"), row.get("y"))
             if point is None:
                 raise DataError(f"{path}:{reader.line_num}", f"x and y must be numbers. Received: {row.get('x')!r}, "
