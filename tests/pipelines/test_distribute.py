@@ -64,8 +64,18 @@ def start_workers(job: dict, tmp: Path, kill_at: list[int] | None = None) -> lis
     return workers
 
 
-def finish(workers: list[subprocess.Popen], timeout: float = 240) -> None:
-    outputs = [worker.communicate(timeout=timeout)[0] for worker in workers]
+def wait(worker: subprocess.Popen, everyone: list[subprocess.Popen], timeout: float = 240) -> str:
+    """The worker's output once it exits; on a timeout every worker is killed, so none outlives the test."""
+    try:
+        return worker.communicate(timeout=timeout)[0]
+    except subprocess.TimeoutExpired:
+        for process in everyone:
+            process.kill()
+        raise
+
+
+def finish(workers: list[subprocess.Popen]) -> None:
+    outputs = [wait(worker, workers) for worker in workers]
     for index, (worker, output) in enumerate(zip(workers, outputs)):
         assert worker.returncode == 0, f"worker {index} failed:\n{output[-3000:]}"
 
@@ -79,10 +89,10 @@ def two_workers_killed_and_resumed(photos, tmp_path_factory) -> tuple[Path, Path
     job = {"pipeline": "image-classify", "data": str(photos), "out": str(out),
            "sets": [*SETS, "train.distribute=multi_worker"], "resume": False}
     chief, worker = start_workers(job, tmp, kill_at=[1, 1])
-    worker.communicate(timeout=240)
-    assert worker.returncode == -9, "worker 1 was to be killed mid-epoch"
+    output = wait(worker, [chief, worker])
     chief.kill()
     chief.communicate()
+    assert worker.returncode == -signal.SIGKILL, f"worker 1 was to be killed mid-epoch:\n{output[-3000:]}"
     for index in range(2):
         (tmp / f"epochs_{index}.txt").rename(tmp / f"epochs_{index}_before_kill.txt")
     finish(start_workers({**job, "resume": True}, tmp))
