@@ -75,9 +75,12 @@ def _held_out_scores(ctx: Any, frozen: bool, bank: tuple[np.ndarray, np.ndarray]
                else outputs_before_refit(ctx, ctx.model, extractor, _batches(ctx.train_data, batch_size)))
     val_x = outputs_before_refit(ctx, ctx.model, extractor, _batches(ctx.val_data, batch_size))
     scores = class_mean_similarity(val_x, class_means(train_x, ctx.train.labels))
-    weights = "the weights selected before the refit" if ctx.selected_weights is not None else "the shipped weights"
+    weights = "the shipped weights"
+    if ctx.selected_weights is not None:
+        weights = ("the weights selected before the refit (the shipped, refitted weights' feature space is close to "
+                   "theirs, not the same, so the shipped keep share is close to, not exactly, the one measured)")
     return scores, (f"the {len(scores)} validation photos against the training split's class means, through "
-                    f"{weights} (the backbone trained, so only photos it never saw are held out)")
+                    f"{weights}; the backbone trained, so only photos it never saw are held out")
 
 
 def _ship(ctx: Any, held: np.ndarray, source: str, keep: float, bank: tuple[np.ndarray, np.ndarray]) -> dict[str, Any]:

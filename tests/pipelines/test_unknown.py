@@ -152,3 +152,16 @@ def test_a_frozen_backbone_chooses_the_threshold_out_of_fold_from_the_cached_fea
     gate = load_keras(tmp_path / "run" / "model.keras").get_layer("unknown_gate")
     expected = class_means(features, [0 if "/blue/" in key else 1 for key in keys])
     np.testing.assert_allclose(gate.means.numpy().T, expected, atol=1e-5)
+
+
+def test_a_refitted_trained_backbone_chooses_the_threshold_on_validation_before_the_refit(tmp_path):
+    from dlpipe.pipelines import api
+
+    write_color_images(tmp_path / "data" / "blue", "blue", 24, seed=2)
+    write_color_images(tmp_path / "data" / "red", "red", 24, seed=1)
+    sets = [*TINY_SETS, "train.epochs=3", "train.refit=true", "export.formats=[keras]", "evaluate.unknown=true",
+            "evaluate.plots=false"]
+    api.run("image-classify", data=str(tmp_path / "data"), out=tmp_path / "run", sets=sets, echo=lambda _: None)
+    record = json.loads((tmp_path / "run" / "metrics.json").read_text())["unknown"]
+    assert record["count"] == 10 and record["means_of"] == 48  # held out: validation; means: every photo
+    assert "before the refit" in record["source"] and record["kept"] >= 0.97
