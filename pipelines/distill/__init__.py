@@ -12,6 +12,7 @@ from dlpipe.pipelines.distill.train import DistillTrainStage
 from dlpipe.pipelines.sentiment.load import TextLoadStage
 from dlpipe.pipelines.sentiment.model import TextModelStage
 from dlpipe.pipelines.sentiment.preprocess import TextPreprocessStage
+from dlpipe.pipelines.sentiment.recipes import RECIPES
 from dlpipe.pipelines.stages.evaluate import EvaluateStage
 from dlpipe.pipelines.stages.export import ExportStage
 
@@ -23,4 +24,5 @@ PIPELINE = PipelineSpec(
     stages=(("load", TextLoadStage), ("distill", TeacherTargetsStage), ("preprocess", TextPreprocessStage),
             ("model", TextModelStage), ("train", DistillTrainStage), ("evaluate", EvaluateStage),
             ("export", ExportStage)),
+    recipes=RECIPES,  # a minilm or mpnet student gets the epochs measured for them, as in `dlpipe run sentiment`
 )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from dlpipe.pipelines.config import option, require
 from dlpipe.pipelines.stage import RunContext, Stage
@@ -86,8 +86,12 @@ def soft_targets(teacher_probs: Any, labels: list[int], labelled: int, temperatu
     return soft.astype(np.float32)
 
 
-def teacher_probabilities(runtime: Any, texts: list[str], class_names: list[str], teacher: str) -> Any:
-    """The teacher's probabilities over `texts`, columns in the student's class order."""
+def teacher_probabilities(runtime: Any, texts: list[str], class_names: list[str], teacher: str,
+                          echo: Callable[[str], None] = print) -> Any:
+    """The teacher's probabilities over `texts`, columns in the student's class order (progress every 1,024
+    texts: a large teacher on a CPU takes minutes)."""
+    import time
+
     import numpy as np
 
     from dlpipe.errors import DataError
@@ -96,7 +100,12 @@ def teacher_probabilities(runtime: Any, texts: list[str], class_names: list[str]
         raise DataError(teacher, f"the teacher's labels {runtime.class_names} differ from the data's {class_names}; "
                                  "distil on data with the teacher's labels (or set load.labels)")
     order = [runtime.class_names.index(name) for name in class_names]
-    out = [np.asarray(runtime.predict(texts[i:i + TEACHER_BATCH]))[:, order] for i in range(0, len(texts), TEACHER_BATCH)]
+    out, start = [], time.time()
+    for first in range(0, len(texts), TEACHER_BATCH):
+        out.append(np.asarray(runtime.predict(texts[first:first + TEACHER_BATCH]))[:, order])
+        done = first + TEACHER_BATCH
+        if done % 1024 == 0 and done < len(texts):
+            echo(f"  teacher: {done:,} of {len(texts):,} texts ({time.time() - start:.0f} s)")
     return np.concatenate(out).astype(np.float32)
 
 
@@ -123,7 +132,7 @@ class TeacherTargetsStage(Stage):
         extra = read_unlabelled(cfg.unlabelled) if cfg.unlabelled else []
         runtime = load_runtime(cfg.teacher, cfg.teacher_artifact)
         texts = list(train.inputs) + extra
-        probs = teacher_probabilities(runtime, texts, ctx.class_names, str(cfg.teacher))
+        probs = teacher_probabilities(runtime, texts, ctx.class_names, str(cfg.teacher), ctx.echo)
         targets = soft_targets(probs, list(train.labels), len(train), cfg.temperature, cfg.alpha)
         ctx.train = Examples(texts, list(train.labels) + probs[len(train):].argmax(axis=1).tolist())
         with atomic.replacing_file(ctx.out_dir / TARGETS_FILE) as tmp:
