@@ -75,8 +75,8 @@ def _data_section(config: dict[str, Any], report: dict[str, Any]) -> str:
     lines = ["## Data", "", f"Source: `{source}`" + (f", validation `{load['val_path']}`" if load.get("val_path") else "")]
     if data.get("split") and isinstance(data["split"], str):
         lines.append(f"Split: {data['split']}.")
-    train = data.get("train_images", data.get("train_texts"))
-    val = data.get("val_images", data.get("val_texts", data.get("test_images")))
+    train = data.get("train_images", data.get("train_texts", data.get("train_points")))
+    val = data.get("val_images", data.get("val_texts", data.get("test_images", data.get("test_points"))))
     if train is not None and not isinstance(data.get("split"), str):
         lines.append(f"Split: {train} training / {val} validation examples (load.val_split {load.get('val_split')}, "
                      f"seed {config.get('seed')}).")
@@ -87,6 +87,7 @@ def _data_section(config: dict[str, Any], report: dict[str, Any]) -> str:
                       ("photos_without_labels", "photos without any label (kept as negatives)")):
         if data.get(key) is not None:
             lines.append(f"\n{data[key]} {what}.")
+    lines += _distill_lines(report.get("distill"))
     skipped = data.get("skipped", [])
     lines += ["", f"Skipped: {len(skipped)}" + (" (unreadable or invalid; listed in report.json)" if skipped else ".")]
     for item in skipped[:10]:
@@ -95,6 +96,19 @@ def _data_section(config: dict[str, Any], report: dict[str, Any]) -> str:
     if len(skipped) > 10:
         lines.append(f"- ... and {len(skipped) - 10} more (report.json)")
     return "\n".join(lines)
+
+
+def _distill_lines(distill: dict[str, Any] | None) -> list[str]:
+    """A distilled student (dlpipe distill): what taught it, on which texts, with which targets."""
+    if not distill:
+        return []
+    unlabelled = f" + {distill.get('unlabelled_texts')} unlabelled texts from `{distill.get('unlabelled')}`" \
+        if distill.get("unlabelled_texts") else ""
+    return ["", f"Distilled from the teacher run `{distill.get('teacher')}` (artifact `{distill.get('teacher_artifact')}`): "
+                f"trained on its probabilities over {distill.get('labelled_texts')} training texts{unlabelled}; "
+                f"targets distill.alpha {distill.get('alpha')} of the label + the rest the teacher's at temperature "
+                f"{distill.get('temperature')} (distill_targets.npz); the teacher agrees with "
+                f"{_number(distill.get('teacher_train_accuracy'))} of the training labels. Validation texts never fit it."]
 
 
 def _class_counts(data: dict[str, Any]) -> tuple[str, list[tuple[str, Any]]]:

@@ -296,6 +296,38 @@ def gan_use(config: dict[str, Any], metrics: dict[str, Any], report: dict[str, A
             "- Generated images are not evidence of anything and must not be passed off as real.")
 
 
+# 2-D points (the Playground's task)
+
+def points_task(config: dict[str, Any], metrics: dict[str, Any], report: dict[str, Any], cv: dict) -> str:
+    model = config.get("model", {})
+    layers = model.get("layers") or []
+    return (f"## Task\n\nClassification of 2-D points (x, y) into {len(metrics.get('class_names') or [])} classes "
+            f"({_names(metrics)}) by the Playground's network: features {', '.join(model.get('features') or [])}, "
+            f"hidden layers {', '.join(map(str, layers)) or 'none'}, activation {model.get('activation', '?')}, L1 "
+            f"{model.get('l1', 0)}, L2 {model.get('l2', 0)}; the features are computed inside the model, so every "
+            f"export takes raw points.\n\n{_model_line(config, report)}")
+
+
+def points_metrics(config: dict[str, Any], metrics: dict[str, Any], report: dict[str, Any], cv: dict) -> str:
+    missing = _not_evaluated(metrics, "test_loss")
+    if missing:
+        return missing
+    return (f"## Metrics\n\nTest loss {metrics['test_loss']:.3f} (cross-entropy) and test accuracy "
+            f"{metrics.get('test_accuracy', 0):.3f} on {metrics.get('test_points')} held-out points; training loss "
+            f"{metrics.get('train_loss', 0):.3f} on {metrics.get('train_points')} points after {metrics.get('epochs')} "
+            "epochs. One split, no interval: rerun with another seed to see the spread.")
+
+
+def points_threshold(config: dict[str, Any], metrics: dict[str, Any], report: dict[str, Any], cv: dict) -> str:
+    return "## Threshold\n\nNone: each point gets the class with the highest score."
+
+
+def points_use(config: dict[str, Any], metrics: dict[str, Any], report: dict[str, Any], cv: dict) -> str:
+    return ("## Intended use and limits\n\nTeaching and experiments: seeing a network learn a decision boundary on "
+            "toy data (the Playground's sets or your own CSV). Limits:\n- Points far outside the training range get "
+            "whatever the boundary extrapolates to.\n" + HARM)
+
+
 CARDS = {
     "image": TaskCard(classifier_task, classifier_metrics, classifier_threshold, classifier_use),
     "text": TaskCard(classifier_task, classifier_metrics, classifier_threshold, classifier_use),
@@ -303,6 +335,7 @@ CARDS = {
     "detect": TaskCard(detect_task, detect_metrics, detect_threshold, detect_use),
     "segment": TaskCard(segment_task, segment_metrics, segment_threshold, segment_use),
     "gan": TaskCard(gan_task, gan_metrics, gan_threshold, gan_use),
+    "points": TaskCard(points_task, points_metrics, points_threshold, points_use),
 }
 
 # the parity figure beside top-1 agreement that says most about each task's exports (artifacts.json)

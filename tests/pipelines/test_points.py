@@ -38,6 +38,8 @@ def test_a_run_learns_the_circle_and_its_artifacts_classify_points(tmp_path):
     records = json.loads((out / "artifacts.json").read_text())
     tflite = next(record for record in records.values() if record["format"] == "tflite")
     assert tflite["parity"]["count"] == 80 and tflite["parity"]["top1_agreement"] == 1.0  # the features convert too
+    card = (out / "MODEL_CARD.md").read_text()
+    assert f"Test loss {metrics['test_loss']:.3f}" in card and "features x2, y2, hidden layers none" in card
     answered = CliRunner().invoke(main, ["predict", str(out), "0,0.5", "4,-2", "x,1"])
     rows = {line.split(": ")[0]: line.split(": ")[1] for line in answered.output.splitlines() if ": " in line}
     assert rows["0,0.5"].startswith("in ") and rows["4,-2"].startswith("out ") and rows["x,1"].startswith("error")
