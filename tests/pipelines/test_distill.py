@@ -78,6 +78,8 @@ def test_student_run_is_a_normal_run(distilled, tmp_path):
     root, _, student, _ = distilled
     for name in ("labels.txt", "preprocessing.json", "artifacts.json", "MODEL_CARD.md", "report.html", "metrics.json"):
         assert (student / name).is_file(), name
+    card = (student / "MODEL_CARD.md").read_text()
+    assert f"Distilled from the teacher run `{root / 'teacher'}`" in card and "+ 300 unlabelled texts" in card
     texts = tmp_path / "texts.txt"
     texts.write_text("Really great and wonderful service.\nThe worst, terrible food.\n", encoding="utf-8")
     result = CliRunner().invoke(main, ["predict", str(student), str(texts), "--out", str(tmp_path / "rows.jsonl")],
