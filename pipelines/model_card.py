@@ -75,8 +75,8 @@ def _data_section(config: dict[str, Any], report: dict[str, Any]) -> str:
     lines = ["## Data", "", f"Source: `{source}`" + (f", validation `{load['val_path']}`" if load.get("val_path") else "")]
     if data.get("split") and isinstance(data["split"], str):
         lines.append(f"Split: {data['split']}.")
-    train = data.get("train_images", data.get("train_texts"))
-    val = data.get("val_images", data.get("val_texts", data.get("test_images")))
+    train = data.get("train_images", data.get("train_texts", data.get("train_points")))
+    val = data.get("val_images", data.get("val_texts", data.get("test_images", data.get("test_points"))))
     if train is not None and not isinstance(data.get("split"), str):
         lines.append(f"Split: {train} training / {val} validation examples (load.val_split {load.get('val_split')}, "
                      f"seed {config.get('seed')}).")
