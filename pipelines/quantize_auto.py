@@ -139,8 +139,6 @@ def _load_run(run_dir: Path) -> tuple[Any, Any, Any, Any]:
 
 def held_out_data(run_dir: Path, task: Any, class_names: list[str], eval_data: str | None, val: Any) -> HeldOut:
     """`--eval-data`, else the run's validation split if the shipped model never trained on it; else a DlpipeError."""
-    import numpy as np
-
     from dlpipe.models.tasks import InputSet
 
     if eval_data:
@@ -162,10 +160,8 @@ def held_out_data(run_dir: Path, task: Any, class_names: list[str], eval_data: s
     inputs = InputSet()
     for index, item in enumerate(val.inputs):
         inputs.add(f"val:{index}", item)
-    # class indices become names; a detector's boxes and a segmenter's mask files are what `score` takes already
-    names = [task.label_name(label, class_names) if isinstance(label, (int, np.integer)) else label
-             for label in val.labels]
-    return HeldOut(inputs, names,
+    # the task's own reading of a training label (a class name; a multi-label run's names that are on)
+    return HeldOut(inputs, [task.label_name(label, class_names) for label in val.labels],
                    f"validation split of {run_dir} (the shipped model was not refitted on it)")
 
 

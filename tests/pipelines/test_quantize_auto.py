@@ -78,6 +78,20 @@ def test_a_refitted_model_without_eval_data_gets_a_one_line_error(auto_run, tmp_
     assert sorted(path.name for path in refitted.iterdir()) == before  # nothing written
 
 
+def test_a_model_not_refitted_is_scored_on_its_validation_split_by_default(auto_run, tmp_path):
+    out, _ = auto_run
+    assert not json.loads((out / "metrics.json").read_text()).get("refit")
+    result = _export(str(out), "--quantize", "auto", "--out", str(tmp_path / "export"), "--prefer", "speed")
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "export" / "artifacts.json").read_text())
+    record = next(record["quantize_auto"] for record in manifest.values() if "quantize_auto" in record)
+    validation = json.loads((out / "metrics.json").read_text())["count"]
+    assert record["eval_count"] == validation and "validation split" in record["eval_data"]
+    rows = {row["name"]: row for row in record["candidates"]}
+    within = [row for row in rows.values() if row["drop"] is not None and row["drop"] <= 1.0]
+    assert rows[record["chosen"]]["ms_per_input"] == min(row["ms_per_input"] for row in within)  # --prefer speed
+
+
 def _near_ties(float32_file: Path, folder: Path, pairs: int = 32) -> None:
     """Photos on the float32 file's decision boundary, labelled with its own answers (so it scores 100%).
 
