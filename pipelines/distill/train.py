@@ -20,6 +20,14 @@ class DistillTrainStage(TextTrainStage):
     """Fit the student on the teacher's soft targets (distill_targets.npz in the run folder)."""
 
     def run(self, ctx: RunContext) -> str:
+        self._load_targets(ctx)
+        return super().run(ctx) + f"; student fitted to the teacher's soft targets on {len(self._targets)} texts"
+
+    def find_learning_rate(self, ctx: RunContext, model: Any, out_dir: Any) -> dict[str, Any]:
+        self._load_targets(ctx)  # `dlpipe lr-find distill` calls this without `run`
+        return super().find_learning_rate(ctx, model, out_dir)
+
+    def _load_targets(self, ctx: RunContext) -> None:
         import numpy as np
 
         from dlpipe.errors import DlpipeError
@@ -34,7 +42,6 @@ class DistillTrainStage(TextTrainStage):
             raise DlpipeError(f"{path}: {len(self._targets)} targets for {len(ctx.train)} training texts; run the "
                               "'distill' stage again (dlpipe distill ... --overwrite)")
         self._classes = len(ctx.class_names)
-        return super().run(ctx) + f"; student fitted to the teacher's soft targets on {len(self._targets)} texts"
 
     def refits(self, ctx: RunContext) -> bool:
         return False  # validation texts stay held out: the student never fits them

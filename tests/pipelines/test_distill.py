@@ -108,3 +108,14 @@ def test_bad_teacher_and_unlabelled_files_are_one_line_errors(distilled, tmp_pat
         assert result.exit_code != 0
         lines = result.output.strip().splitlines()
         assert len(lines) == 1 and named in lines[0] and words in lines[0], result.output
+
+
+def test_lr_find_sweeps_the_student_on_soft_targets(distilled, tmp_path):
+    root, teacher, _, unlabelled = distilled
+    sets = [*TINY_TEXT_SETS, *STUDENT_SETS, f"distill.teacher={teacher}", f"distill.unlabelled={unlabelled}",
+            "train.lr_find_steps=20"]
+    result = CliRunner().invoke(main, ["lr-find", "distill", "--data", str(root / "few.tsv"), "--out", str(tmp_path),
+                                       *[arg for item in sets for arg in ("--set", item)]], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    sweep = json.loads((tmp_path / "lr_find.json").read_text())
+    assert len(sweep["losses"]) == 20 and all(np.isfinite(sweep["losses"][:5]))
