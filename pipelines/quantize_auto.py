@@ -84,6 +84,7 @@ def _export_auto(run_dir: Path, target_dir: Path, max_drop: float, eval_data: st
     model, task, bundle, preprocessing = _load_run(run_dir)
     train, val, _ = _run_data(run_dir)
     held_out = held_out_data(run_dir, task, bundle.class_names, eval_data, val)
+    _remove_dead_scratch(target_dir / SCRATCH)
     scratch = keep or target_dir / SCRATCH / str(os.getpid())
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True)
@@ -98,8 +99,8 @@ def _export_auto(run_dir: Path, target_dir: Path, max_drop: float, eval_data: st
     finally:
         if keep is None:
             shutil.rmtree(scratch, ignore_errors=True)
-            with contextlib.suppress(OSError):
-                (target_dir / SCRATCH).rmdir()  # left when another export is using it
+        with contextlib.suppress(OSError):
+            (target_dir / SCRATCH).rmdir()  # left when another export is using it
     from dlpipe.pipelines.model_card import CARD_TASKS, write_model_card
 
     if task.name in CARD_TASKS:
@@ -109,6 +110,16 @@ def _export_auto(run_dir: Path, target_dir: Path, max_drop: float, eval_data: st
     echo(f"chose {chosen.name}: wrote {path} ({chosen.size_bytes / 1e6:.2f} MB, {chosen.drop:+.2f} points against "
          f"float32 on {record['eval_count']} held-out inputs, budget {max_drop:g})")
     return record
+
+
+def _remove_dead_scratch(root: Path) -> None:
+    """What a killed `--quantize auto` left (SCRATCH/PID of a process that is gone); a live one's stays."""
+    from dlpipe.models.export import _alive
+
+    if root.is_dir():
+        for leftover in root.iterdir():
+            if not (leftover.name.isdigit() and _alive(int(leftover.name))):
+                shutil.rmtree(leftover, ignore_errors=True)
 
 
 def _load_run(run_dir: Path) -> tuple[Any, Any, Any, Any]:

@@ -31,6 +31,9 @@ def test_auto_ships_the_smallest_candidate_within_budget_and_the_table_is_real(a
 
     out, held_out = auto_run
     before = {path.name for path in out.iterdir()}
+    killed = out / ".quantize-auto" / "999999999"  # what an export killed midway left (no such process)
+    killed.mkdir(parents=True)
+    (killed / "model.tflite").write_bytes(b"partial")
     keep = tmp_path / "candidates"
     result = _export(str(out), "--quantize", "auto", "--max-drop", "1.0", "--eval-data", str(held_out),
                      "--keep-candidates", str(keep))
