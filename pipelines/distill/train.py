@@ -56,12 +56,18 @@ class DistillTrainStage(TextTrainStage):
     def train_batches(self, ctx: RunContext, dataset: Any) -> Any:
         import tensorflow as tf
 
+        def with_target(example: Any, target: Any) -> tuple[Any, Any]:  # (inputs, label), soft target
+            return example[0], target
+
         soft = tf.data.Dataset.from_tensor_slices(self._targets)
-        paired = tf.data.Dataset.zip((dataset, soft)).map(lambda example, target: (example[0], target))
-        return super().train_batches(ctx, paired)
+        return super().train_batches(ctx, tf.data.Dataset.zip((dataset, soft)).map(with_target))
 
     def eval_batches(self, dataset: Any) -> Any:
         import tensorflow as tf
 
         classes = self._classes
-        return super().eval_batches(dataset.map(lambda x, y: (x, tf.one_hot(y, classes))))
+
+        def one_hot(inputs: Any, label: Any) -> tuple[Any, Any]:
+            return inputs, tf.one_hot(label, classes)
+
+        return super().eval_batches(dataset.map(one_hot))
