@@ -86,8 +86,9 @@ def _export_auto(run_dir: Path, target_dir: Path, max_drop: float, eval_data: st
     held_out = held_out_data(run_dir, task, bundle.class_names, eval_data, val)
     _remove_dead_scratch(target_dir / SCRATCH)
     scratch = keep or target_dir / SCRATCH / str(os.getpid())
-    shutil.rmtree(scratch, ignore_errors=True)
-    scratch.mkdir(parents=True)
+    for name, _, _ in CANDIDATES:  # only the candidates' own folders: a --keep-candidates folder may hold more
+        shutil.rmtree(scratch / name, ignore_errors=True)
+    scratch.mkdir(parents=True, exist_ok=True)
     try:
         candidates = _write_candidates(model, task, bundle, preprocessing, train, val, scratch, echo)
         _score(candidates, held_out, task, preprocessing)
@@ -107,8 +108,9 @@ def _export_auto(run_dir: Path, target_dir: Path, max_drop: float, eval_data: st
         write_model_card(run_dir, target_dir if target_dir != run_dir else None)
     for line in table_lines(candidates, record["metric"]):
         echo(line)
-    echo(f"chose {chosen.name}: wrote {path} ({chosen.size_bytes / 1e6:.2f} MB, {chosen.drop:+.2f} points against "
-         f"float32 on {record['eval_count']} held-out inputs, budget {max_drop:g})")
+    echo(f"chose {chosen.name}: wrote {path} ({chosen.size_bytes / 1e6:.2f} MB; {record['metric']} {chosen.score:.2f} "
+         f"against float32's {candidates[0].score:.2f} on {record['eval_count']} held-out inputs, budget "
+         f"{max_drop:g} points)")
     return record
 
 

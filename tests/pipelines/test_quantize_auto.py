@@ -35,6 +35,8 @@ def test_auto_ships_the_smallest_candidate_within_budget_and_the_table_is_real(a
     killed.mkdir(parents=True)
     (killed / "model.tflite").write_bytes(b"partial")
     keep = tmp_path / "candidates"
+    keep.mkdir()
+    (keep / "notes.txt").write_text("mine")  # a folder given to --keep-candidates keeps what it held
     result = _export(str(out), "--quantize", "auto", "--max-drop", "1.0", "--eval-data", str(held_out),
                      "--keep-candidates", str(keep))
     assert result.exit_code == 0, result.output
@@ -62,6 +64,7 @@ def test_auto_ships_the_smallest_candidate_within_budget_and_the_table_is_real(a
     assert rows["int8"]["size_bytes"] < rows["float32"]["size_bytes"] / 2  # int8 really is smaller
     assert before <= {path.name for path in out.iterdir()}  # no file of the run is lost
     assert not (out / ".quantize-auto").exists()
+    assert (keep / "notes.txt").read_text() == "mine"
 
 
 def test_a_refitted_model_without_eval_data_gets_a_one_line_error(auto_run, tmp_path):
