@@ -119,3 +119,16 @@ def test_lr_find_sweeps_the_student_on_soft_targets(distilled, tmp_path):
     assert result.exit_code == 0, result.output
     sweep = json.loads((tmp_path / "lr_find.json").read_text())
     assert len(sweep["losses"]) == 20 and all(np.isfinite(sweep["losses"][:5]))
+
+
+def test_a_student_run_resumes_with_its_saved_config(distilled, tmp_path):
+    import shutil
+
+    _, teacher, student, _ = distilled
+    copy = tmp_path / "student"
+    shutil.copytree(student, copy, ignore=shutil.ignore_patterns(".dlpipe.lock"))
+    result = CliRunner().invoke(main, ["distill", str(teacher), "--resume", "--out", str(copy)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert json.loads((copy / "metrics.json").read_text())["accuracy"] == json.loads((student / "metrics.json").read_text())["accuracy"]
+    missing = CliRunner().invoke(main, ["distill", str(teacher), "--out", str(tmp_path / "new")])
+    assert missing.exit_code != 0 and "--data FILE" in missing.output
