@@ -2,7 +2,7 @@
 
 One command, from the repository root with the venv active:
 
-    python bench/distill_text.py --teacher amazon→yelp=RUN --teacher yelp→amazon=RUN --pool DIR [--max-unlabelled N]
+    python bench/distill_text.py --teacher amazon→yelp=RUN --teacher yelp→amazon=RUN --pool DIR [--max-unlabelled N] [--student-set distill.alpha=0 ...]
 
 For each direction: the teacher is a finished `dlpipe run sentiment --set model.architecture=mpnet` run trained on
 the first site (validated on the second); the student is `dlpipe distill TEACHER --data FIRST_SITE --unlabelled
@@ -71,6 +71,8 @@ def main() -> None:
     parser.add_argument("--max-unlabelled", type=int, default=4000)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "distill_text")
     parser.add_argument("--no-baseline", action="store_true", help="skip the GRU trained on labels only")
+    parser.add_argument("--student-set", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra --set for the student, e.g. distill.alpha=0 (repeatable)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     pool = args.out / "unlabelled.txt"
@@ -84,7 +86,7 @@ def main() -> None:
         start = time.time()
         student = args.out / f"student-{first}"
         api.run("distill", data=data, out=student, overwrite=True, echo=print,
-                sets=[f"distill.teacher={teacher}", f"distill.unlabelled={pool}", *held_out, *EXPORT])
+                sets=[f"distill.teacher={teacher}", f"distill.unlabelled={pool}", *held_out, *EXPORT, *args.student_set])
         row.update(student_accuracy=accuracy(student), student_tflite_mb=tflite_mb(student),
                    student_seconds=round(time.time() - start), distill=json.loads((student / "report.json").read_text()).get("distill"))
         if not args.no_baseline:
@@ -96,8 +98,10 @@ def main() -> None:
         rows.append(row)
         print(json.dumps(row, indent=1))
     (ROOT / "bench" / "results").mkdir(exist_ok=True)
-    (ROOT / "bench" / "results" / "distill_text.json").write_text(json.dumps(
-        {"date": str(date.today()), "unlabelled_texts": len(pool.read_text().splitlines()), "rows": rows}, indent=1))
+    record = json.dumps({"date": str(date.today()), "unlabelled_texts": len(pool.read_text().splitlines()),
+                         "student_sets": args.student_set, "rows": rows}, indent=1)
+    for path in (ROOT / "bench" / "results" / "distill_text.json", args.out / "distill_text.json"):
+        path.write_text(record)
     print("| setting | MPNet teacher | distilled GRU (student) | GRU on labels only | student .tflite |")
     print("| --- | --- | --- | --- | --- |")
     for row in rows:
