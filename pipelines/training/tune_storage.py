@@ -30,6 +30,9 @@ POSTGRES_INSTALL = "pip install 'dlpipe[tune-postgres]'"
 _BEAT_KEY = "dlpipe:heartbeat"  # the journal's heartbeat: [trial id, unix time] in the trial's system attributes
 
 
+CREATE_ATTEMPTS = 4  # openings of a new database that another process is creating at the same moment
+
+
 def storage_url(url: str | None, out_dir: Path) -> str:
     """The storage URL a search uses: the given one (PostgreSQL URLs get psycopg 3 as their driver), or OUT/study.db."""
     if not url:
@@ -70,15 +73,33 @@ def open_storage(url: str, heartbeat_seconds: int) -> Any:
     engine_kwargs: dict[str, Any] = ({"connect_args": {"timeout": 60}} if url.startswith("sqlite")
                                      else {"pool_pre_ping": True})  # a trial can outlast an idle connection
     try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_seconds,
-                                          grace_period=HEARTBEAT_GRACE * heartbeat_seconds,
-                                          heartbeat_stale_trial_callback=retry)
+        return _rdb_storage(url, engine_kwargs, heartbeat_seconds, retry)
     except ImportError as error:
         raise ConfigError("--storage", f"{shown(url)}: its database driver is not installed ({error}); install "
                                        f"it, e.g. {POSTGRES_INSTALL} for PostgreSQL") from None
     except Exception as error:  # noqa: BLE001 - SQLAlchemy's connection errors: one line, not a traceback
         first = str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
         raise ConfigError("--storage", f"cannot open the study storage {shown(url)}: {first}") from None
+
+
+def _rdb_storage(url: str, engine_kwargs: dict[str, Any], heartbeat_seconds: int, retry: Any) -> Any:
+    """RDBStorage, opened again when another process created the same new database at the same moment: both then
+    create its tables and stamp its schema version, and the second stamp fails on the first's row."""
+    import time
+
+    import optuna
+
+    for attempt in range(CREATE_ATTEMPTS):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_seconds,
+                                              grace_period=HEARTBEAT_GRACE * heartbeat_seconds,
+                                              heartbeat_stale_trial_callback=retry)
+        except Exception as error:  # noqa: BLE001 - SQLAlchemy's IntegrityError / OperationalError, by message
+            racing = "alembic_version" in str(error) or "already exists" in str(error)
+            if not racing or attempt == CREATE_ATTEMPTS - 1:
+                raise
+            time.sleep(0.5 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def beat(study: Any, trial: Any) -> None:

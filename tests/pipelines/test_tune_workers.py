@@ -155,3 +155,29 @@ def test_a_postgresql_url_without_its_driver_names_the_install_command(tmp_path)
     needs = r"needs the PostgreSQL driver no_such_driver.*pip install 'dlpipe\[tune-postgres\]'"
     with pytest.raises(ConfigError, match=needs):
         open_storage("postgresql+no_such_driver://dlpipe@127.0.0.1:1/db", heartbeat_seconds=1)
+
+
+def _open_at(url: str, barrier) -> str:
+    from dlpipe.pipelines.training.tune_storage import open_storage
+
+    barrier.wait()
+    try:
+        open_storage(url, 30)
+    except Exception as error:  # noqa: BLE001 - reported to the test
+        return str(error)
+    return "ok"
+
+
+def test_processes_opening_one_new_sqlite_study_at_once_all_get_it(tmp_path):
+    """The first opening of a new database creates its tables and stamps its schema version: processes racing on
+    it (two workers, or a second `dlpipe tune` started with the first) must all get the storage, not a UNIQUE error."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    for attempt in range(3):
+        url = f"sqlite:///{tmp_path / f'study{attempt}.db'}"
+        with context.Manager() as manager:
+            barrier = manager.Barrier(4)
+            with context.Pool(4) as pool:
+                answers = pool.starmap(_open_at, [(url, barrier)] * 4)
+        assert answers == ["ok"] * 4, answers
