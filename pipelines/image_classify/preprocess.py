@@ -14,11 +14,13 @@ class ImagePreprocessConfig:
     """How a file becomes model input pixels (the size itself is the model's: model.image_size)."""
 
     resize: Literal["stretch", "pad", "crop"] | None = option(
-        None, "stretch (ignore aspect), pad (keep aspect, letterbox) or crop (shorter side, centre crop); default: the backbone's"
+        "stretch", "stretch (ignore aspect: what MediaPipe Tasks does, so a .tflite answers raw photos on the device as "
+                   "dlpipe does; BENCHMARKS.md, 'Same answer on the device'), pad (keep aspect, letterbox), crop "
+                   "(shorter side, centre crop) or null (the backbone's own recipe: crop for ImageNet backbones)"
     )
     crop_fraction: float = option(0.875, "with resize=crop: fraction of the resized shorter side kept (224/256)")
     sampling: Literal["antialias", "mediapipe"] = option(
-        "antialias", "antialias (filter, then bilinear: the least aliased input) or mediapipe (bilinear sampling on "
+        "mediapipe", "antialias (filter, then bilinear: the least aliased input) or mediapipe (bilinear sampling on "
                      "MediaPipe Tasks' grid, no filter; with resize=stretch an exported .tflite sees the same pixels "
                      "in MediaPipe's ImageClassifier as in dlpipe)")
     color_space: Literal["rgb", "grayscale", "yuv"] = option("rgb", "convert images before the model sees them")

@@ -40,7 +40,8 @@ def crop_run(tmp_path_factory) -> tuple[Path, Path]:
     write_color_images(root / "train" / "red", "red", 24, seed=1)
     api.run("image-classify", data=str(root / "train"), out=root / "run", echo=lambda _: None,
             sets=[*TINY_SETS, "export.formats=[keras,tflite,tflite-int8]", "train.epochs=12",
-                  "train.learning_rate=0.003", "preprocess.resize=crop", "export.device_check=true",
+                  "train.learning_rate=0.003", "preprocess.resize=crop", "preprocess.sampling=antialias",
+                  "export.device_check=true",
                   "augment.enabled=false"])
     (root / "export_artifacts.json").write_text((root / "run" / "artifacts.json").read_text())
     photos = root / "photos"
