@@ -27,6 +27,10 @@ def gallery_section(task: str, metrics: dict[str, Any], run: Path | None = None,
         return _multilabel_gallery(metrics, run or Path("."), explained or {})
     if task == "segment":
         return _segment_gallery(metrics, run or Path("."))
+    if task == "detect":
+        from dlpipe.pipelines.report_detections import detection_gallery
+
+        return detection_gallery(metrics)
     return ""
 
 

@@ -31,7 +31,7 @@ figure img {{ max-width: 100%; border: 1px solid #eee; }}
 figcaption {{ font-size: 0.9em; color: #555; }}
 .gallery {{ display: flex; flex-wrap: wrap; gap: 0.8em; }}
 .card {{ border: 1px solid #ddd; border-radius: 4px; padding: 0.5em; width: 14em; font-size: 0.9em; }}
-.card img {{ display: block; width: 100%; margin-bottom: 0.3em; }}
+.card img, .card svg {{ display: block; width: 100%; height: auto; margin-bottom: 0.3em; }}
 .card.text {{ width: 22em; }}
 .sentence {{ font-style: italic; margin: 0.2em 0 0.4em; overflow-wrap: anywhere; }}
 .bad {{ color: #a00; }}

@@ -22,6 +22,8 @@ PICTURES = [("training_curves.png", "training curves: loss and accuracy per epoc
             ("reliability.png", "calibration: confidence against accuracy, before and after temperature scaling"),
             ("cross_validation.png", "cross-validation: each fold's figure"),
             ("sample_predictions.png", "validation images, true and predicted masks"),
+            ("pr_curves.png", "precision against recall per class (detection, IoU 0.5)"),
+            ("sample_detections.png", "validation photos with their true boxes and the detections kept"),
             ("samples.png", "generated samples"),
             ("lr_find.png", "learning-rate sweep")]
 SKIPPED_SHOWN = 200  # rows of the skipped-files table; the rest are counted

@@ -249,3 +249,36 @@ def test_the_model_card_states_the_detectors_figures(detect_run):
     lines += [f"| {name} | {row['ap']:.3f} | {row['ap50']:.3f} | {row['objects']} |"
               for name, row in metrics["per_class"].items()]
     assert_card_states_the_run(out, lines, "mean_box_iou")
+
+
+def _errors_of(boxes, truth, names, min_score):
+    """Missed + false boxes of one photo at min_score, matching greedily by score at IoU >= 0.5 (as COCO's AP50)."""
+    def overlap(a, b):
+        inter = max(0.0, min(a[2], b[2]) - max(a[0], b[0])) * max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+        return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+    left, false = list(truth), 0
+    for box in sorted((b for b in boxes if b[4] >= min_score), key=lambda b: -b[4]):
+        candidates = [t for t in left if t[0] == names[int(box[5])] and overlap(box, t[1:5]) >= 0.5]
+        if candidates:
+            left.remove(max(candidates, key=lambda t: overlap(box, t[1:5])))
+        else:
+            false += 1
+    return len(left), false
+
+
+def test_the_report_page_shows_the_photos_with_the_most_missed_and_false_boxes(detect_run):
+    import re
+
+    _, out, _, _ = detect_run
+    metrics = json.loads((out / "metrics.json").read_text())
+    predictions = metrics["predictions"]
+    counted = [_errors_of(b, t, metrics["class_names"], metrics["min_score"])
+               for b, t in zip(predictions["boxes"], predictions["truth"])]
+    wrong = sorted((sum(c) for c in counted if sum(c)), reverse=True)
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert "precision against recall per class" in page and "true boxes and the detections kept" in page
+    assert wrong, "the tiny detector should miss or add a box somewhere among its validation photos"
+    gallery = page[page.index("<h2>Worst detections</h2>"):].split("</section>")[0]
+    shown = [int(m) + int(f) for m, f in re.findall(r"<div>(\d+) missed[^;]*; (\d+) false", gallery)]
+    assert shown == wrong[:6] and gallery.count("<svg ") == len(shown)
