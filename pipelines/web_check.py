@@ -1,7 +1,8 @@
 """`dlpipe check-device --web`: each .tflite in MediaPipe Tasks Web, in headless Chromium, on the user's own inputs.
 
 The page is the one `dlpipe export --format web` writes (models/export/web.py; a detector's, models/tasks/detect/
-web.py), served from a temporary folder on 127.0.0.1 with the file under test as its model.tflite and the raw
+web.py), served from a temporary folder on 127.0.0.1 with the file under test as its model.tflite, the file's
+preprocessing.json (so a crop-trained image model gets its centre crop, as from the exported page) and the raw
 inputs beside it; with `?inputs=...&report=1` it classifies them (finds their boxes) and POSTs its rows back.
 Needs chromium and MediaPipe's web files (scripts/setup.sh).
 """
@@ -54,6 +55,7 @@ def web_answers(task: str, tflites: list[Path], inputs: list[str], timeout: floa
             query += f"&min_score={score_threshold}"
         for tflite in tflites:
             shutil.copy(tflite, site / WEB_MODEL)
+            _copy_preprocessing(tflite, site)
             rows = browser_rows(chromium, site, query, timeout)
             if isinstance(rows, dict):  # {"error": ...}: the page could not load the model
                 results.append({"error": str(rows.get("error"))})
@@ -77,6 +79,17 @@ def _write_page(task: str, site: Path) -> None:
     else:
         from dlpipe.models.tasks.text.export import WEB_PAGE
     write_web_folder(site, WEB_PAGE)
+
+
+def _copy_preprocessing(tflite: Path, site: Path) -> None:
+    """The file's preprocessing.json beside the page, as `--format web` puts it: the image page draws a crop- or
+    letterbox-trained model's region itself (models/tasks/image/export.py); without one it hands the photo over."""
+    side = tflite.parent / "preprocessing.json"
+    target = site / "preprocessing.json"
+    if side.is_file():
+        shutil.copy(side, target)
+    else:
+        target.unlink(missing_ok=True)
 
 
 def _stage_inputs(task: str, inputs: list[str], site: Path) -> str:

@@ -40,6 +40,7 @@ class WebPage:
     read_inputs_js: str  # async JS: `inputs` from the ?inputs= value `given`
     read_user_js: str  # async JS: `inputs` from the user's control
     prepare_js: str  # async JS: `value` (what classify takes) from one `item`
+    helpers_js: str = ""  # module-level JS the other snippets call
 
 
 def vendor_root() -> Path:
@@ -81,6 +82,7 @@ nothing leaves the page.</p>
 import {{ FilesetResolver, {page.classifier} }} from "./{VENDOR_DIR}/{page.bundle}";
 const out = document.getElementById("result");
 const query = new URLSearchParams(location.search);
+{page.helpers_js}
 async function report(body) {{
   if (query.get("report")) await fetch("result", {{method: "POST", body: JSON.stringify(body)}});
 }}

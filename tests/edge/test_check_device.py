@@ -171,7 +171,10 @@ def test_check_device_web_runs_each_file_in_mediapipe_web_in_headless_chromium(c
         python = report["files"][name]
         assert figures["inputs"] == figures["answered"] == 13
         rows = {Path(row["input"]).name: row for row in figures["disagreements"]}
-        assert rows[TRICK]["keras"] == "blue" and rows[TRICK]["mediapipe"] == "red"  # the browser stretches too
+        # dlpipe's page draws the centre crop the model was trained on (preprocessing.json) before MediaPipe
+        # stretches it, so the browser answers the trick photo as Keras does, where MediaPipe Python is given the
+        # whole photo and does not
+        assert TRICK not in rows and TRICK in {Path(row["input"]).name for row in python["disagreements"]}
         assert figures["top1_agreement"] == pytest.approx(1 - len(rows) / 13)
         assert abs(figures["mediapipe_accuracy"] - python["mediapipe_accuracy"]) <= 1 / 13 + 1e-9
         record = json.loads((run / "artifacts.json").read_text())[name]

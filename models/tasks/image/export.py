@@ -128,14 +128,39 @@ def _description(request: ExportRequest, fmt: str) -> str:
             f"{size}x{size} RGB pixels in [0, 255] (normalisation is inside the model); {resizing}")
 
 
+# MediaPipe stretches whatever it is given; a model trained on a centre crop or a letterbox (preprocessing.json's
+# `resize`) gets that region drawn on a canvas first, so the page feeds it the pixels dlpipe trains on (up to the
+# browser's and MediaPipe's resampling). The image default (stretch) is handed over as it is.
+FRAME_JS = """
+let preprocessing;
+async function framed(picture) {
+  preprocessing ??= await fetch("preprocessing.json").then(r => r.ok ? r.json() : {}).catch(() => ({}));
+  const mode = preprocessing.resize, w = picture.naturalWidth, h = picture.naturalHeight;
+  if (mode !== "crop" && mode !== "pad") return picture;
+  const canvas = document.createElement("canvas"), context = canvas.getContext("2d");
+  if (mode === "crop") {
+    const side = Math.min(w, h) * (preprocessing.crop_fraction ?? 0.875);
+    canvas.width = canvas.height = Math.max(1, Math.round(side));
+    context.drawImage(picture, (w - side) / 2, (h - side) / 2, side, side, 0, 0, canvas.width, canvas.height);
+  } else {
+    canvas.width = canvas.height = Math.max(w, h);
+    context.fillStyle = "black";
+    context.fillRect(0, 0, canvas.width, canvas.height);
+    context.drawImage(picture, Math.floor((canvas.width - w) / 2), Math.floor((canvas.height - h) / 2));
+  }
+  return canvas;
+}
+"""
+
 WEB_PAGE = WebPage(
     package="tasks-vision", bundle="vision_bundle.mjs", resolver="forVisionTasks", classifier="ImageClassifier",
     title="dlpipe image classifier",
     input_html='<p><input type="file" id="files" accept="image/*" multiple> <button id="go">Classify</button></p>',
     read_inputs_js='inputs = given.split(",");',
     read_user_js='inputs = Array.from(document.getElementById("files").files);',
-    prepare_js=("const value = new Image(); value.src = typeof item === 'string' ? item : URL.createObjectURL(item); "
-                "await value.decode();"))
+    prepare_js=("const picture = new Image(); picture.src = typeof item === 'string' ? item : "
+                "URL.createObjectURL(item); await picture.decode(); const value = await framed(picture);"),
+    helpers_js=FRAME_JS)
 
 
 @register(TASK, "web")
