@@ -173,11 +173,12 @@ def test_backbones_command_lists_the_family():
 
 @pytest.mark.parametrize("name", LARGER)
 def test_pipeline_preprocessing_follows_the_backbone(name, color_folder, tmp_path):
-    """`--set model.backbone=efficientnet_lite1` resizes to 240 px (Lite2: 260) with no image_size given."""
+    """`--set model.backbone=efficientnet_lite1` resizes to 240 px (Lite2: 260) with no image_size given, stretching
+    the whole photo on MediaPipe's grid (the image default since issue 32)."""
     out = tmp_path / "run"
     args = ["run", "image-classify", "--data", str(color_folder), "--out", str(out),
             "--set", f"model.backbone={name}", "--set", "stages=[load, model, preprocess]"]
     result = CliRunner().invoke(main, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     size = EXPECTED[name][0]
-    assert f"preprocess: {size}x{size} crop" in result.output
+    assert f"preprocess: {size}x{size} stretch (mediapipe)" in result.output
