@@ -55,7 +55,9 @@ def runs(photos, tmp_path_factory):
     root, _ = photos
     # trained_run's settings: TINY_SETS' 8 epochs at 0.001 sometimes leave a float32 run calling a tenth of the
     # held-out photos wrong, which no comparison of precisions should be measured against
-    sets = ["export.formats=[keras,tflite]", "train.epochs=12", "train.learning_rate=0.003"]
+    # no augmentation: random flips drawn in a parallel map differ run to run, and once left the two precisions'
+    # models disagreeing on 23 of 200 photos (a fresh-clone CI run); the precisions are what is compared here
+    sets = ["export.formats=[keras,tflite]", "train.epochs=12", "train.learning_rate=0.003", "augment.enabled=false"]
     return {precision: train(tmp_path_factory, root, [*sets, f"train.precision={precision}"])
             for precision in ("float32", "mixed_bfloat16")}
 
