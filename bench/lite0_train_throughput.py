@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 from datetime import datetime, timezone
@@ -34,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from minilm_train_throughput import StepClock  # noqa: E402  (the same timing callback)
+from minilm_train_throughput import StepClock, alternate  # noqa: E402  (the same timing and rounds)
 
 ROOT = Path(__file__).resolve().parents[1]
 PHOTOS = ROOT.parent / "shared" / "data" / "hymenoptera" / "train"
@@ -107,22 +106,13 @@ def main() -> None:
     args = parser.parse_args()
     from dlpipe.models.efficientnet_lite import imagenet_weights_path
 
-    ours, theirs = [], []
     with tempfile.TemporaryDirectory() as tmp:
         data = write_images(Path(tmp) / "images.npz")
         model, batches = dlpipe_model(data)
-        for _ in range(args.rounds):  # alternate the two, so a burst of other work on the machine hits both
-            ours.append(dlpipe_side(model, batches, args.warmup, args.steps))
-            print("dlpipe:", ours[-1], flush=True)
-            busy = os.getloadavg()[0]
-            torch_run = subprocess.run(
-                [args.torch_python, str(ROOT / "bench" / "lite0_train_throughput_torch.py"), str(data),
-                 str(imagenet_weights_path()), str(args.warmup), str(args.steps),
-                 args.torch_layout], capture_output=True, text=True)
-            if torch_run.returncode:
-                sys.exit(f"the PyTorch side failed:\n{torch_run.stderr[-3000:]}")
-            theirs.append({**json.loads(torch_run.stdout.strip().splitlines()[-1]), "load_before": round(busy, 2)})
-            print("pytorch:", theirs[-1], flush=True)
+        ours, theirs = alternate(args.rounds, lambda: dlpipe_side(model, batches, args.warmup, args.steps),
+                                 [args.torch_python, str(ROOT / "bench" / "lite0_train_throughput_torch.py"),
+                                  str(data), str(imagenet_weights_path()), str(args.warmup), str(args.steps),
+                                  args.torch_layout])
     best_ours = max(r["images_per_s"] for r in ours)
     best_theirs = max(r["images_per_s"] for r in theirs)
     ratio = round(best_ours / best_theirs, 2)

@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -100,6 +101,22 @@ class _Clock:
         self.end = now
 
 
+def alternate(rounds: int, ours: Callable[[], dict], torch_command: list[str]) -> tuple[list[dict], list[dict]]:
+    """dlpipe's figures then the PyTorch side's (a subprocess in its own venv printing one JSON line), `rounds`
+    times, alternating so a burst of other work on the machine hits both; each side's load average beside it."""
+    mine, theirs = [], []
+    for _ in range(rounds):
+        mine.append(ours())
+        print("dlpipe:", mine[-1], flush=True)
+        busy = os.getloadavg()[0]
+        torch_run = subprocess.run(torch_command, capture_output=True, text=True)
+        if torch_run.returncode:
+            sys.exit(f"the PyTorch side failed:\n{torch_run.stderr[-3000:]}")
+        theirs.append({**json.loads(torch_run.stdout.strip().splitlines()[-1]), "load_before": round(busy, 2)})
+        print("pytorch:", theirs[-1], flush=True)
+    return mine, theirs
+
+
 def StepClock(warmup: int):  # noqa: N802 - a Keras callback built lazily so the module imports without Keras
     import keras
 
@@ -116,21 +133,12 @@ def main() -> None:
     args = parser.parse_args()
     from dlpipe.models.minilm import minilm_files
 
-    ours, theirs = [], []
     with tempfile.TemporaryDirectory() as tmp:
         data = write_batches(Path(tmp) / "batches.npz", (args.warmup + args.steps) * BATCH)
         model, batches = dlpipe_model(data)
-        for _ in range(args.rounds):  # alternate the two, so a burst of other work on the machine hits both
-            ours.append(dlpipe_side(model, batches, args.warmup, args.steps))
-            print("dlpipe:", ours[-1], flush=True)
-            busy = os.getloadavg()[0]
-            torch_run = subprocess.run(
-                [args.torch_python, str(ROOT / "bench" / "minilm_train_throughput_torch.py"), str(data),
-                 str(minilm_files()[0]), str(args.warmup), str(args.steps)], capture_output=True, text=True)
-            if torch_run.returncode:
-                sys.exit(f"the PyTorch side failed:\n{torch_run.stderr[-3000:]}")
-            theirs.append({**json.loads(torch_run.stdout.strip().splitlines()[-1]), "load_before": round(busy, 2)})
-            print("pytorch:", theirs[-1], flush=True)
+        ours, theirs = alternate(args.rounds, lambda: dlpipe_side(model, batches, args.warmup, args.steps),
+                                 [args.torch_python, str(ROOT / "bench" / "minilm_train_throughput_torch.py"),
+                                  str(data), str(minilm_files()[0]), str(args.warmup), str(args.steps)])
     best_ours = max(r["sentences_per_s"] for r in ours)
     best_theirs = max(r["sentences_per_s"] for r in theirs)
     ratio = round(best_ours / best_theirs, 2)
