@@ -46,7 +46,7 @@ def doctor_run(ctx: Any) -> Diagnosis | None:
         probs = _softmax(logits)
         classes = names[:probs.shape[1]]
         if _enough(held_labels, len(classes)):
-            rows = [_row_name(ctx.task.name, path, inputs, split_of) for path in held_inputs]
+            rows = held_inputs if ctx.task.name == "image" else _sentence_rows(held_inputs, inputs, split_of)
             errors, diagnosis.label_scores = label_findings(rows, held_labels.tolist(), probs, classes)
             if ctx.task.name == "text":  # a sentence has no class folder to move it to
                 errors = [Finding(f.path, f.problem, f.detail.replace("/ but", " but"), "correct its label or delete it")
@@ -82,7 +82,7 @@ def text_findings(texts: list[str], labels: list[int], names: list[str], split_o
     is reported as such (the validation copy is scored on a sentence the model trained on)."""
     from dlpipe.pipelines.doctor_text import normalised, quote, text_duplicate_findings
 
-    rows = [_text_row(i, split_of) for i in range(len(texts))]
+    rows = [_text_row(i, split_of.count("train")) for i in range(len(texts))]
     findings = text_duplicate_findings(rows, texts, labels, names, TEXT_SIMILARITY)
     trained = {normalised(text): i for i, (text, side) in enumerate(zip(texts, split_of)) if side == "train"}
     for index, (text, side) in enumerate(zip(texts, split_of)):
@@ -139,17 +139,16 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     return shifted / shifted.sum(axis=1, keepdims=True)
 
 
-def _text_row(index: int, split_of: list[str]) -> str:
-    side = split_of[index]
-    position = index - (0 if side == "train" else split_of.index("val"))
-    return f"{'training' if side == 'train' else 'validation'} sentence {position + 1}"
+def _text_row(index: int, trained: int) -> str:
+    """A sentence's name: its place in the run's training split, or in its validation split after the `trained`."""
+    return f"training sentence {index + 1}" if index < trained else f"validation sentence {index - trained + 1}"
 
 
-def _row_name(task: str, item: str, inputs: list[str], split_of: list[str]) -> str:
-    """Images are named by their path; a sentence by its place in the run's split (its text is in the detail)."""
-    if task == "image":
-        return item
-    try:
-        return _text_row(inputs.index(item), split_of)
-    except ValueError:
-        return item[:80]
+def _sentence_rows(held_inputs: list[str], inputs: list[str], split_of: list[str]) -> list[str]:
+    """Held-out sentences named by their place in the run's split (their text is in the detail); a sentence the run
+    does not hold (a fold's own split) by its first 80 characters."""
+    position: dict[str, int] = {}
+    for index, text in enumerate(inputs):
+        position.setdefault(text, index)  # the first copy, as list.index would find
+    trained = split_of.count("train")
+    return [_text_row(position[text], trained) if text in position else text[:80] for text in held_inputs]
