@@ -92,7 +92,9 @@ TINY_SETS = [
     # the settings the tests were written for
     "model.width=1.0",
     "train.lr_schedule=constant",
-    "augment.enabled=true",
+    # no augmentation: its random flips are drawn in a parallel tf.data map, so they differ run to run and so did
+    # the tiny models (five tests flaked in CI on that); the messy e2e run turns it on to keep the stage covered
+    "augment.enabled=false",
     "export.formats=[keras,savedmodel]",  # the image default adds tflite-int8; the tests that want it ask for it
 ]
 

@@ -44,7 +44,7 @@ def finished_run(tmp_path_factory, request):
 def tiny_sets():
     from conftest import TINY_SETS
 
-    return TINY_SETS
+    return [*TINY_SETS, "augment.enabled=true"]  # the one tiny image run that keeps the augment stage covered
 
 
 def test_run_succeeds_and_beats_chance(finished_run):
@@ -76,6 +76,7 @@ def test_saved_config_reproduces_the_run_settings(finished_run):
     assert saved["model"]["backbone"] == "small_cnn"
     assert saved["train"]["epochs"] == 8
     assert saved["model"]["image_size"] == 32
+    assert saved["augment"]["enabled"] is True
 
 
 def test_exported_models_agree_with_each_other(finished_run):
