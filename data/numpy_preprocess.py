@@ -75,7 +75,7 @@ def resize_array(image: np.ndarray, size: int, mode: str = "stretch", crop_fract
     """uint8 or float (H, W, 3) -> float32 (size, size, 3) in [0, 255], as `preprocess.resize_image`."""
     check_choice("resize", mode, RESIZE_MODES)
     check_choice("sampling", sampling, SAMPLINGS)
-    image = np.asarray(image, np.float32)
+    image = np.asarray(image)  # kept uint8: each path casts only the pixels it samples (a whole photo costs 0.5 ms)
     shape = np.array(image.shape[:2], np.float32)
     if mode == "stretch":
         out = _resample(image, (size, size), sampling)
@@ -131,14 +131,18 @@ def _antialias(image: np.ndarray, shape: Any, window: Any, offset: Any) -> np.nd
     scale_x = np.float32(shape[1]) / np.float32(width)
     box = (float(offset[1] / scale_x), float(offset[0] / scale_y),
            min(float((offset[1] + window[1]) / scale_x), width), min(float((offset[0] + window[0]) / scale_y), height))
-    channels = [np.asarray(Image.fromarray(np.ascontiguousarray(image[..., c]), mode="F")
+    channels = [np.asarray(Image.fromarray(np.ascontiguousarray(image[..., c], dtype=np.float32), mode="F")
                            .resize((int(window[1]), int(window[0])), Image.Resampling.BILINEAR, box=box))
                 for c in range(image.shape[2])]
     return np.stack(channels, axis=-1)
 
 
 def _mediapipe_bilinear(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    """TF1's ResizeBilinear (no half-pixel centres): output pixel i samples source i * (in / out), float32."""
+    """TF1's ResizeBilinear (no half-pixel centres): output pixel i samples source i * (in / out), float32.
+
+    The four neighbours are gathered from the source as it is (uint8 for a decoded photo) and only they are cast:
+    the same float32 arithmetic in the same order, without casting and copying the whole photo first.
+    """
 
     def grid(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         where = np.arange(out_size, dtype=np.float32) * np.float32(in_size / np.float32(out_size))
@@ -150,9 +154,14 @@ def _mediapipe_bilinear(image: np.ndarray, height: int, width: int) -> np.ndarra
     top, bottom, y_lerp = grid(image.shape[0], height)
     left, right, x_lerp = grid(image.shape[1], width)
     x_lerp = x_lerp[None, :, None]
-    upper_rows, lower_rows = image[top], image[bottom]
-    top_row = upper_rows[:, left] + (upper_rows[:, right] - upper_rows[:, left]) * x_lerp
-    bottom_row = lower_rows[:, left] + (lower_rows[:, right] - lower_rows[:, left]) * x_lerp
+
+    def corners(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # np.take: 2x faster than rows[:, left] here
+        return (np.take(rows, left, axis=1).astype(np.float32, copy=False),
+                np.take(rows, right, axis=1).astype(np.float32, copy=False))
+
+    (top_left, top_right), (bottom_left, bottom_right) = corners(image[top]), corners(image[bottom])
+    top_row = top_left + (top_right - top_left) * x_lerp
+    bottom_row = bottom_left + (bottom_right - bottom_left) * x_lerp
     return top_row + (bottom_row - top_row) * y_lerp[:, None, None]
 
 
