@@ -145,23 +145,60 @@ class DCGAN(keras.Model):
     def _bce(self, target: float, logits):
         return ops.mean(ops.binary_crossentropy(ops.full(ops.shape(logits), target), logits, from_logits=True))
 
+    def get_config(self) -> dict:
+        """Both networks and the settings: `keras.models.clone_model` copies a DCGAN (e.g. out of a strategy)."""
+        return {"generator": keras.saving.serialize_keras_object(self.generator),
+                "discriminator": keras.saving.serialize_keras_object(self.discriminator),
+                "label_smoothing": self.label_smoothing, "seed": self.seed_generator._initial_seed, "name": self.name}
+
+    def get_compile_config(self) -> None:
+        """None: a copy is compiled by whoever trains it (`compile` takes the two optimizers, not Keras' options)."""
+        return None
+
+    @classmethod
+    def from_config(cls, config: dict) -> "DCGAN":
+        config = dict(config)
+        for part in ("generator", "discriminator"):
+            config[part] = keras.saving.deserialize_keras_object(config[part])
+        return cls(**config)
+
+    def _latent(self, batch):
+        """This replica's latent vectors: its slice of one draw for the global batch.
+
+        On one device that is the whole draw; under a tf.distribute strategy (train.distribute) each of
+        R replicas takes its own rows of the same R x batch draw, so no two replicas generate alike.
+        """
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        latent = keras.random.normal((batch * replicas, self.latent_dim), seed=self.seed_generator)
+        if replicas == 1:
+            return latent
+        replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+        return latent[replica * batch:(replica + 1) * batch]
+
+    @staticmethod
+    def _replica_share(loss):
+        """A loss averaged over this replica's batch, divided by the replica count as Keras' own losses are:
+        the optimizer sums the replicas' gradients (train.distribute), so their sum is the global batch's."""
+        return loss / tf.distribute.get_strategy().num_replicas_in_sync
+
     def train_step(self, data):
         real = data[0] if isinstance(data, (tuple, list)) else data
         batch = ops.shape(real)[0]
-        latent = keras.random.normal((batch, self.latent_dim), seed=self.seed_generator)
-        fake = self.generator(latent, training=True)
+        fake = self.generator(self._latent(batch), training=True)
         with tf.GradientTape() as tape:
             real_logits = self.discriminator(real, training=True)
             fake_logits = self.discriminator(fake, training=True)
             d_loss = self._bce(1.0 - self.label_smoothing, real_logits) + self._bce(0.0, fake_logits)
-        grads = tape.gradient(d_loss, self.discriminator.trainable_variables)
+            share = self._replica_share(d_loss)
+        grads = tape.gradient(share, self.discriminator.trainable_variables)
         self.d_optimizer.apply_gradients(zip(grads, self.discriminator.trainable_variables))
 
-        latent = keras.random.normal((batch, self.latent_dim), seed=self.seed_generator)
+        latent = self._latent(batch)
         with tf.GradientTape() as tape:
             # the generator wins when the discriminator calls its images real; only its weights move
             g_loss = self._bce(1.0, self.discriminator(self.generator(latent, training=True), training=True))
-        grads = tape.gradient(g_loss, self.generator.trainable_variables)
+            share = self._replica_share(g_loss)
+        grads = tape.gradient(share, self.generator.trainable_variables)
         self.g_optimizer.apply_gradients(zip(grads, self.generator.trainable_variables))
         self.d_loss_tracker.update_state(d_loss)
         self.g_loss_tracker.update_state(g_loss)

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from dlpipe.pipelines.config import option, require
 from dlpipe.pipelines.stage import Examples, RunContext, Stage
 from dlpipe.pipelines.stages.export import ExportConfig, ExportStage
+from dlpipe.pipelines.training.config import distribute_option, distribute_scaling_option
 
 # a generator's validation inputs are seeds: every export is checked on the first export.parity_sample of them
 VALIDATION_SEEDS = 1000
@@ -100,11 +101,14 @@ class GanTrainConfig:
     """Adversarial training and its Fréchet-distance measurement."""
 
     epochs: int = option(5, "training epochs in total (a resumed run continues to this many)")
-    batch_size: int = option(64, "real images per step (each step also generates as many)")
+    batch_size: int = option(64, "real images per step (each step also generates as many); with train.distribute "
+                                     "the global batch, split over the replicas")
     learning_rate: float = option(2e-4, "Adam learning rate of both networks (beta_1 0.5)")
     feature_epochs: int = option(2, "epochs of the classifier whose features measure the Fréchet distance")
     fid_samples: int = option(1000, "generated and real images compared after each epoch")
     progress: Literal["auto", "bar", "epochs", "none"] = option("auto", "a progress bar on a terminal, epoch lines in logs")
+    distribute: Literal["none", "auto", "mirrored", "multi_worker"] = distribute_option()
+    distribute_scaling: Literal["none", "linear"] = distribute_scaling_option()
 
     def __post_init__(self) -> None:
         require(self.epochs >= 1, "epochs", f"must be at least 1. Received: {self.epochs}")
@@ -125,14 +129,15 @@ class GanTrainStage(Stage):
 
         from dlpipe.models import dcgan, frechet
         from dlpipe.pipelines.gan.training import train_gan
+        from dlpipe.pipelines.training.distribute import scale, sharded
         from dlpipe.pipelines.training.keras_fit import fit_verbosity
 
         cfg = self.config
         gan = ctx.need("model", "model")
         data = ctx.need("arrays", "load")
         images, labels, test_images = data.train_images, data.train_labels, data.test_images
-        gan.compile(keras.optimizers.Adam(cfg.learning_rate, beta_1=0.5),
-                    keras.optimizers.Adam(cfg.learning_rate, beta_1=0.5))
+        rate, batch = cfg.learning_rate * scale(cfg), cfg.batch_size * scale(cfg)  # distribute_scaling=linear: x R
+        gan.compile(keras.optimizers.Adam(rate, beta_1=0.5), keras.optimizers.Adam(rate, beta_1=0.5))
         size = gan.generator.output_shape[1]
         images, test_images = _resized(images, size), _resized(test_images, size)
         features = frechet.train_feature_model(images, labels, epochs=cfg.feature_epochs, seed=ctx.seed)
@@ -141,7 +146,7 @@ class GanTrainStage(Stage):
         reference = test_images[order[:count]]
         floor = frechet.real_floor(features, test_images[order[count:3 * count]], ctx.seed)
         monitor = frechet.FrechetMonitor(features, reference, count, grid_dir=ctx.out_dir / "samples")
-        history = train_gan(gan, dcgan.gan_dataset(images, cfg.batch_size, ctx.seed), cfg.epochs, ctx.out_dir,
+        history = train_gan(gan, sharded(dcgan.gan_dataset(images, batch, ctx.seed)), cfg.epochs, ctx.out_dir,
                             [monitor, *ctx.extra_callbacks], verbose=fit_verbosity(cfg.progress))
         ctx.history = history
         ctx.metrics = {"fid_per_epoch": history.get("fid", []), "fid_floor_real_vs_real": floor,

@@ -13,6 +13,7 @@ from typing import Literal
 from dlpipe.pipelines.config import option, require
 from dlpipe.pipelines.stage import Examples, RunContext, Stage
 from dlpipe.pipelines.stages.export import ExportConfig, ExportStage
+from dlpipe.pipelines.training.config import distribute_option, distribute_scaling_option
 
 FEATURES = ("x", "y", "x2", "y2", "xy", "sinx", "siny")  # as dlpipe.models.tasks.points.layers (no TF imported here)
 
@@ -102,9 +103,11 @@ class PointsTrainConfig:
     """Plain SGD, as the Playground trains."""
 
     epochs: int = option(100, "passes over the train points")
-    batch_size: int = option(10, "points per step")
+    batch_size: int = option(10, "points per step; with train.distribute the global batch, split over the replicas")
     learning_rate: float = option(0.03, "SGD learning rate (no momentum)")
     progress: Literal["auto", "bar", "epochs", "none"] = option("none", "a progress bar on a terminal, epoch lines in logs")
+    distribute: Literal["none", "auto", "mirrored", "multi_worker"] = distribute_option()
+    distribute_scaling: Literal["none", "linear"] = distribute_scaling_option()
 
     def __post_init__(self) -> None:
         require(self.epochs >= 1, "epochs", f"must be at least 1. Received: {self.epochs}")
@@ -123,15 +126,17 @@ class PointsTrainStage(Stage):
         import numpy as np
 
         from dlpipe import atomic
+        from dlpipe.pipelines.training.distribute import scale, steps_per_execution
         from dlpipe.pipelines.training.keras_fit import fit_verbosity
 
         cfg, model = self.config, ctx.need("model", "model")
         train_x, train_y = _arrays(ctx.need("train", "load"))
         test_x, test_y = _arrays(ctx.need("val", "load"))
-        steps = -(-len(train_x) // cfg.batch_size)  # one call per epoch: tiny steps cost Python overhead, not math
-        model.compile(keras.optimizers.SGD(cfg.learning_rate), loss="sparse_categorical_crossentropy",
-                      metrics=["accuracy"], steps_per_execution=steps)
-        history = model.fit(train_x, train_y, batch_size=cfg.batch_size, epochs=cfg.epochs, shuffle=True,
+        batch = cfg.batch_size * scale(cfg)  # the global batch (x R with distribute_scaling=linear, and the rate too)
+        steps = -(-len(train_x) // batch)  # one call per epoch: tiny steps cost Python overhead, not math
+        model.compile(keras.optimizers.SGD(cfg.learning_rate * scale(cfg)), loss="sparse_categorical_crossentropy",
+                      metrics=["accuracy"], steps_per_execution=steps_per_execution(steps))
+        history = model.fit(train_x, train_y, batch_size=batch, epochs=cfg.epochs, shuffle=True,
                             # the test curve at every tenth of the run: measuring it each epoch doubled the fit's time
                             validation_data=(test_x, test_y), validation_freq=max(1, cfg.epochs // 10),
                             callbacks=list(ctx.extra_callbacks),

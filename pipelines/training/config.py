@@ -9,12 +9,26 @@ default lives in exactly one dataclass.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from dlpipe.pipelines.config import option, require
 from dlpipe.pipelines.tracking import track_models_option, track_option, track_uri_option
 
 REFIT_AUTO_LIMIT = 2000  # refit=auto refits below this many examples: where every fifth one left out costs most
+
+
+def distribute_option() -> Any:
+    """`train.distribute`, shared by the train stage and the tasks with their own (the GAN's, the points')."""
+    return option("none", "mirrored: every local GPU (MirroredStrategy); multi_worker: the machines TF_CONFIG names "
+                          "(MultiWorkerMirroredStrategy; or `dlpipe run --engine ray --workers N`); auto: multi_worker "
+                          "with a TF_CONFIG cluster, mirrored with 2+ GPUs, else none")
+
+
+def distribute_scaling_option() -> Any:
+    """`train.distribute_scaling`: what `batch_size` means when several replicas train."""
+    return option("none", "none: batch_size is the global batch, split over the replicas (same steps and rate as one "
+                          "device); linear: batch_size per replica, the batch and learning rate multiplied by the "
+                          "replica count")
 
 
 @dataclass(frozen=True)
@@ -56,13 +70,8 @@ class TrainConfig:
                    "layer, evaluation and every export stay float32")
     jit_compile: bool | Literal["auto"] = option(
         "auto", "compile training steps with XLA; auto: Keras' choice (XLA on a GPU, not on a CPU)")
-    distribute: Literal["none", "auto", "mirrored", "multi_worker"] = option(
-        "none", "mirrored: every local GPU (MirroredStrategy); multi_worker: the machines TF_CONFIG names "
-                "(MultiWorkerMirroredStrategy; or `dlpipe run --engine ray --workers N`); auto: multi_worker with a "
-                "TF_CONFIG cluster, mirrored with 2+ GPUs, else none")
-    distribute_scaling: Literal["none", "linear"] = option(
-        "none", "none: batch_size is the global batch, split over the replicas (same steps and rate as one device); "
-                "linear: batch_size per replica, the batch and learning rate multiplied by the replica count")
+    distribute: Literal["none", "auto", "mirrored", "multi_worker"] = distribute_option()
+    distribute_scaling: Literal["none", "linear"] = distribute_scaling_option()
     track: Literal["none", "mlflow"] = track_option()
     track_uri: str | None = track_uri_option()
     track_models: bool = track_models_option()

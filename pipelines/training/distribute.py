@@ -62,7 +62,7 @@ def cluster_from_env() -> Cluster | None:
 
 
 def distribute_of(config: Any) -> str:
-    """The run's `train.distribute` (none for a pipeline without the option, such as the GAN's)."""
+    """The run's `train.distribute` (none for a pipeline without a train section or without the option)."""
     train = config.sections.get("train") if "train" in config.stages else None
     return getattr(train, "distribute", "none")
 
@@ -176,6 +176,14 @@ def writes_outputs(strategy: Any | None) -> bool:
         return True
     cluster = cluster_from_env()
     return cluster is None or cluster.chief
+
+
+def steps_per_execution(steps: int) -> int:
+    """Keras' `steps_per_execution` for `steps` batches per call: 1 under a multi-worker strategy, whose collective
+    ops fail inside Keras' multi-step loop ("You must feed a value for placeholder tensor"), else `steps`."""
+    import tensorflow as tf
+
+    return 1 if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy) else steps
 
 
 def sharded(dataset: Any) -> Any:

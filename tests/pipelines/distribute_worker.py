@@ -1,8 +1,9 @@
 """One worker of a multi-worker test run, in its own process: `api.run` with TF_CONFIG from the environment.
 
-argv[1] is a JSON job: pipeline, data, out, sets, resume; `epochs_file` gets the number of each epoch
-this process begins (what a resumed run really trained); `kill_at` [epoch, batch] SIGKILLs this
-process after that training batch, as a machine lost mid-epoch would be.
+argv[1] is a JSON job, or a list of jobs run one after another in this process (one cluster, one strategy, one
+start of TensorFlow): pipeline, data, out, sets, resume; `epochs_file` gets the number of each epoch this
+process begins (what a resumed run really trained); `kill_at` [epoch, batch] SIGKILLs this process after that
+training batch, as a machine lost mid-epoch would be.
 """
 
 import json
@@ -31,9 +32,11 @@ class Watch(keras.callbacks.Callback):
             os.kill(os.getpid(), signal.SIGKILL)
 
 
-job = json.loads(sys.argv[1])
-watch = [Watch(job.get("epochs_file"), job.get("kill_at"))]
-if job["resume"]:
-    api.run(job["pipeline"], out=job["out"], resume=True, echo=lambda _: None, callbacks=watch)
-else:
-    api.run(job["pipeline"], data=job["data"], out=job["out"], sets=job["sets"], echo=lambda _: None, callbacks=watch)
+jobs = json.loads(sys.argv[1])
+for job in jobs if isinstance(jobs, list) else [jobs]:
+    watch = [Watch(job.get("epochs_file"), job.get("kill_at"))]
+    if job["resume"]:
+        api.run(job["pipeline"], out=job["out"], resume=True, echo=lambda _: None, callbacks=watch)
+    else:
+        api.run(job["pipeline"], data=job["data"], out=job["out"], sets=job["sets"], echo=lambda _: None,
+                callbacks=watch)

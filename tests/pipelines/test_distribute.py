@@ -1,26 +1,25 @@
 """train.distribute: two worker processes on 127.0.0.1 (MultiWorkerMirroredStrategy) train the small CNN as well as
 one process does, and after a worker is killed mid-epoch the restarted cluster resumes from the chief's last backup;
-the same run as a Ray Train job on a local Ray; `mirrored` runs on this CPU; bad settings are one-line errors."""
+the same run as a Ray Train job on a local Ray; `mirrored` runs on this CPU; the tasks with their own training
+loops (points, the GAN) train under `mirrored` and on two workers as in one process; bad settings are one-line
+errors. The tasks of the shared train stage under `mirrored`: test_distribute_tasks.py."""
 
 from __future__ import annotations
 
 import json
 import os
 import signal
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from conftest import TINY_SETS, write_color_images
+from helpers_multiworker import finish, start_workers, wait
 from dlpipe.errors import ConfigError
 from dlpipe.pipelines import api
 from dlpipe.pipelines.training import distribute
 
-WORKER = Path(__file__).with_name("distribute_worker.py")
-REPO = Path(__file__).resolve().parents[2]
 EPOCHS = 3
 SETS = [*TINY_SETS, f"train.epochs={EPOCHS}", "train.learning_rate=0.003", "augment.enabled=false",
         "export.formats=[keras]"]
@@ -35,55 +34,67 @@ def photos(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def one_worker(photos, tmp_path_factory) -> dict:
-    """The same training in this process, on one device: the accuracy the workers must match."""
-    return api.run("image-classify", data=str(photos), out=tmp_path_factory.mktemp("one") / "out", sets=SETS,
-                   echo=lambda _: None).metrics
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for sock in sockets:
-        sock.bind(("127.0.0.1", 0))
-    ports = [sock.getsockname()[1] for sock in sockets]
-    for sock in sockets:
-        sock.close()
-    return ports
-
-
-def start_workers(job: dict, tmp: Path, kill_at: list[int] | None = None) -> list[subprocess.Popen]:
-    """Two `dlpipe run` workers on 127.0.0.1, each told its place by TF_CONFIG; worker 1 may be killed mid-epoch."""
-    addresses = [f"127.0.0.1:{port}" for port in free_ports(2)]
-    workers = []
-    for index in range(2):
-        env = {**os.environ, "TF_CONFIG": json.dumps({"cluster": {"worker": addresses},
-                                                      "task": {"type": "worker", "index": index}})}
-        mine = {**job, "epochs_file": str(tmp / f"epochs_{index}.txt"), "kill_at": kill_at if index == 1 else None}
-        workers.append(subprocess.Popen([sys.executable, str(WORKER), json.dumps(mine)], cwd=REPO, env=env,
-                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
-    return workers
-
-
-def wait(worker: subprocess.Popen, everyone: list[subprocess.Popen], timeout: float = 240) -> str:
-    """The worker's output once it exits; on a timeout every worker is killed, so none outlives the test."""
-    try:
-        return worker.communicate(timeout=timeout)[0]
-    except subprocess.TimeoutExpired:
-        for process in everyone:
-            process.kill()
-        raise
-
-
-def finish(workers: list[subprocess.Popen]) -> None:
-    outputs = [wait(worker, workers) for worker in workers]
-    for index, (worker, output) in enumerate(zip(workers, outputs)):
-        assert worker.returncode == 0, f"worker {index} failed:\n{output[-3000:]}"
+def one_worker_run(photos, tmp_path_factory):
+    """The same training in this process on one device, through the strategy's path (`mirrored`: on this CPU one
+    replica): the accuracy the workers must match."""
+    return api.run("image-classify", data=str(photos), out=tmp_path_factory.mktemp("one") / "out",
+                   sets=[*SETS, "train.distribute=mirrored"], echo=lambda _: None)
 
 
 @pytest.fixture(scope="module")
-def two_workers_killed_and_resumed(photos, tmp_path_factory) -> tuple[Path, Path]:
+def one_worker(one_worker_run) -> dict:
+    return one_worker_run.metrics
+
+
+def write_circle(path: Path, count: int = 160, seed: int = 0) -> Path:
+    """Points inside radius 2 ('in') and between radius 3.5 and 5 ('out'), half marked train, half test."""
+    rng = np.random.default_rng(seed)
+    radius = np.where(np.arange(count) % 2 == 0, rng.uniform(0, 2, count), rng.uniform(3.5, 5, count))
+    angle = rng.uniform(0, 2 * np.pi, count)
+    rows = ["x,y,label,split"] + [f"{r * np.sin(a)},{r * np.cos(a)},{'in' if i % 2 == 0 else 'out'},"
+                                  f"{'train' if i % 4 < 2 else 'test'}"
+                                  for i, (r, a) in enumerate(zip(radius, angle))]
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return path
+
+
+# the tasks with their own training loops: the points MLP (2 steps an epoch), the GAN (9 adversarial steps an epoch)
+POINTS_SETS = ["model.features=[x2,y2]", "model.layers=[]", "train.epochs=6", "train.batch_size=40",
+               "train.learning_rate=0.3", "export.formats=[keras,tflite]"]
+GAN_SETS = ["load.limit=300", "model.latent_dim=16", "model.filters=8", "train.epochs=2", "train.batch_size=32",
+            "train.feature_epochs=1", "train.fid_samples=100", "train.progress=none", "export.samples=16",
+            "export.parity_sample=8", "export.formats=[keras]"]
+
+
+@pytest.fixture(scope="module")
+def circle(tmp_path_factory) -> Path:
+    return write_circle(tmp_path_factory.mktemp("circle") / "circle.csv")
+
+
+def custom_loop_jobs(circle: Path, root: Path, distribute: str) -> list[dict]:
+    """The points and GAN runs, into root/points and root/gan."""
+    return [{"pipeline": "points", "data": str(circle), "out": str(root / "points"), "resume": False,
+             "sets": [*POINTS_SETS, f"train.distribute={distribute}"]},
+            {"pipeline": "gan", "data": "builtin:mnist-5k", "out": str(root / "gan"), "resume": False,
+             "sets": [*GAN_SETS, f"train.distribute={distribute}"]}]
+
+
+@pytest.fixture(scope="module")
+def one_process(circle, tmp_path_factory) -> Path:
+    """points and the GAN under `mirrored` in this process (one replica): the runs the two workers must match."""
+    root = tmp_path_factory.mktemp("one_custom")
+    for job in custom_loop_jobs(circle, root, "mirrored"):
+        api.run(job["pipeline"], data=job["data"], out=job["out"], sets=job["sets"], echo=lambda _: None)
+    return root
+
+
+@pytest.fixture(scope="module")
+def two_workers_killed_and_resumed(photos, circle, tmp_path_factory) -> tuple[Path, Path]:
     """Two workers train; worker 1 is SIGKILLed in the second epoch, the chief (stuck without it) too, as a cluster
-    manager would; both restart with --resume and finish. Returns the chief's run folder and the scratch folder."""
+    manager would; both restart with --resume and finish. Returns the chief's run folder and the scratch folder.
+
+    The restarted workers then run the points and GAN jobs with multi_worker (into scratch/points, scratch/gan):
+    the same two processes, so TensorFlow starts once for them."""
     tmp = tmp_path_factory.mktemp("two")
     out = tmp / "out"
     job = {"pipeline": "image-classify", "data": str(photos), "out": str(out),
@@ -95,7 +106,7 @@ def two_workers_killed_and_resumed(photos, tmp_path_factory) -> tuple[Path, Path
     assert worker.returncode == -signal.SIGKILL, f"worker 1 was to be killed mid-epoch:\n{output[-3000:]}"
     for index in range(2):
         (tmp / f"epochs_{index}.txt").rename(tmp / f"epochs_{index}_before_kill.txt")
-    finish(start_workers({**job, "resume": True}, tmp))
+    finish(start_workers([{**job, "resume": True}, *custom_loop_jobs(circle, tmp, "multi_worker")], tmp))
     return out, tmp
 
 
@@ -113,8 +124,8 @@ def test_a_killed_worker_resumes_from_the_last_backup(two_workers_killed_and_res
     assert (tmp / "epochs_0_before_kill.txt").read_text().split() == ["0", "1"]
     assert (tmp / "epochs_1_before_kill.txt").read_text().split() == ["0", "1"]
     # the restarted chief and worker begin at epoch 1, the one being trained when worker 1 died, not at 0
-    assert (tmp / "epochs_0.txt").read_text().split() == ["1", "2"]
-    assert (tmp / "epochs_1.txt").read_text().split() == ["1", "2"]
+    assert (tmp / "epochs_0_0.txt").read_text().split() == ["1", "2"]
+    assert (tmp / "epochs_1_0.txt").read_text().split() == ["1", "2"]
     history = json.loads((out / "report.json").read_text())["stages"]["train"]["summary"]
     assert history.startswith(f"{EPOCHS} epochs")
 
@@ -156,11 +167,49 @@ def test_ray_train_job_resumes_after_a_worker_dies(photos, one_worker, tmp_path)
     assert "distribute: multi_worker" in (out / "config.yaml").read_text()
 
 
-def test_mirrored_runs_on_the_cpu(photos, one_worker, tmp_path):
-    result = api.run("image-classify", data=str(photos), out=tmp_path / "out", sets=[*SETS, "train.distribute=mirrored"],
-                     echo=lambda _: None)
-    assert result.metrics["accuracy"] >= 0.8
-    assert (tmp_path / "out" / "model.keras").is_file()
+def test_mirrored_runs_on_the_cpu(one_worker_run):
+    assert one_worker_run.metrics["accuracy"] >= 0.8
+    assert (one_worker_run.out_dir / "model.keras").is_file()
+    assert "distribute: mirrored" in (one_worker_run.out_dir / "config.yaml").read_text()
+
+
+def test_points_trains_and_exports_under_mirrored(one_process):
+    from dlpipe.models.artifacts import read_record
+
+    metrics = json.loads((one_process / "points" / "metrics.json").read_text())
+    assert metrics["test_accuracy"] >= 0.95 and metrics["test_loss"] < 0.3, metrics  # chance: 0.5 and ln 2
+    assert read_record(one_process / "points" / "model.tflite")["parity"]["top1_agreement"] == 1.0
+
+
+def test_gan_trains_and_exports_under_mirrored(one_process):
+    from dlpipe.models.artifacts import read_record
+
+    fid = json.loads((one_process / "gan" / "metrics.json").read_text())["fid_per_epoch"]
+    assert len(fid) == 2 and fid[1] < fid[0], fid  # the generated digits come closer to real ones
+    assert (one_process / "gan" / "samples.png").is_file()
+    assert read_record(one_process / "gan" / "model.keras")["parity"]["image_agreement"] == 1.0
+
+
+def test_points_on_two_workers_learns_as_one_process_does(one_process, two_workers_killed_and_resumed):
+    _, tmp = two_workers_killed_and_resumed
+    one = json.loads((one_process / "points" / "metrics.json").read_text())
+    two = json.loads((tmp / "points" / "metrics.json").read_text())
+    # each worker takes half of every global batch and their gradients are summed: the same steps as one process
+    # (measured: the same test loss to 1e-7)
+    assert two["test_accuracy"] == one["test_accuracy"] and abs(two["test_loss"] - one["test_loss"]) < 1e-3, (one, two)
+    for index in range(2):  # both workers trained every epoch; the chief wrote the run folder
+        assert (tmp / f"epochs_{index}_1.txt").read_text().split() == [str(e) for e in range(6)]
+    assert (tmp / "points" / "model.tflite").is_file()
+
+
+def test_gan_on_two_workers_trains_as_one_process_does(one_process, two_workers_killed_and_resumed):
+    _, tmp = two_workers_killed_and_resumed
+    one = json.loads((one_process / "gan" / "metrics.json").read_text())["fid_per_epoch"]
+    two = json.loads((tmp / "gan" / "metrics.json").read_text())["fid_per_epoch"]
+    # not the same steps: each worker's generator batch-normalises its own half batch (measured 3.15 against 2.98)
+    assert len(two) == 2 and two[1] < two[0] and abs(two[1] - one[1]) <= 0.25 * one[1], (one, two)
+    assert (tmp / "epochs_1_2.txt").read_text().split() == ["0", "1"]
+    assert (tmp / "gan" / "samples.png").is_file() and "distribute: multi_worker" in (tmp / "gan" / "config.yaml").read_text()
 
 
 def test_multi_worker_without_a_cluster_is_a_config_error(monkeypatch):
