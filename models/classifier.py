@@ -13,7 +13,7 @@ from keras import layers
 
 from dlpipe.errors import ConfigError
 from dlpipe.models.backbones import BackboneSpec, ScratchOptions, resolve_weights
-from dlpipe.models.layers import ImagePreprocess
+from dlpipe.models.layers import ImagePreprocess, LogSumExpPooling
 
 BACKBONE_LAYER_NAME = "backbone"
 
@@ -30,10 +30,16 @@ def build_classifier(
     l2: float = 0.0,
     scratch: ScratchOptions | None = None,
     activation: str = "softmax",
+    pooling: str = "avg",
+    sharpness: float = 5.0,
+    finer_map: bool = False,
 ) -> keras.Model:
     """Build the full classifier; a pretrained backbone starts frozen.
 
     `activation`: softmax (one class per image) or sigmoid (any set of labels per image: multi-label).
+    `pooling`: avg (the backbone's pooled features, then a Dense layer) or lse (a 1x1 convolution scores every
+    location of the backbone's last feature map, pooled per class by log-sum-exp of sharpness r: small things
+    in a scene are not averaged away); `finer_map` takes the last map at twice that side (stride 16), batch-normalised.
 
     A pretrained backbone is called with `training=False`, so its batch-norm
     layers stay in inference mode even after it is unfrozen for fine-tuning
@@ -44,6 +50,8 @@ def build_classifier(
         raise ConfigError("classes", f"need at least {2 if activation == 'softmax' else 1} classes. Received: {num_classes}")
     resolved = resolve_weights(spec, weights)
     backbone = spec.build_with((image_size, image_size, 3), resolved, scratch)
+    if pooling == "lse":
+        backbone = feature_map(backbone, finer_map)
     backbone.name = BACKBONE_LAYER_NAME  # a fixed name so fine-tuning and export can find it
     regularizer = keras.regularizers.L1L2(l1=l1, l2=l2) if (l1 or l2) else None
 
@@ -54,10 +62,52 @@ def build_classifier(
         x = backbone(x, training=False)
     else:
         x = backbone(x)
+    if pooling == "lse":
+        return _spatial_head(x, inputs, spec, num_classes, dropout, hidden_units, regularizer, activation, sharpness,
+                             finer_map)
     if hidden_units:
         x = layers.Dense(hidden_units, activation="relu", kernel_regularizer=regularizer, name="head_hidden")(x)
     if dropout:
         x = layers.Dropout(dropout, name="head_dropout")(x)
     outputs = layers.Dense(num_classes, activation=activation, kernel_regularizer=regularizer,
                            dtype="float32", name="probabilities")(x)  # float32 under mixed precision too
-    return keras.Model(inputs, outputs, name=re.sub(r"\W+", "_", spec.name).strip("_")[-40:] + "_classifier")
+    return keras.Model(inputs, outputs, name=_model_name(spec))
+
+
+def _model_name(spec: BackboneSpec) -> str:
+    return re.sub(r"\W+", "_", spec.name).strip("_")[-40:] + "_classifier"
+
+
+def feature_map(backbone: keras.Model, finer: bool = False) -> keras.Model:
+    """The backbone without its final global pooling layer: its last feature map, or with `finer` the last map of
+    twice that side (stride 16 instead of 32), dropping the layers after it (same layers and weights)."""
+    last = backbone.layers[-1]
+    if not isinstance(last, (layers.GlobalAveragePooling2D, layers.GlobalMaxPooling2D)):
+        raise ConfigError("model.pooling", f"lse needs a backbone ending in global pooling; {backbone.name} ends in "
+                                           f"{type(last).__name__}: use model.pooling=avg")
+    output = last.input
+    if finer:
+        side = output.shape[1]
+        maps = [layer.output for layer in backbone.layers[1:-1]
+                if len(layer.output.shape) == 4 and side and layer.output.shape[1] == 2 * side]
+        if not maps:
+            raise ConfigError("model.lse_map", f"{backbone.name} has no feature map of side {2 * side}; use "
+                                               "model.lse_map=last")
+        output = maps[-1]
+    return keras.Model(backbone.inputs, output, name=backbone.name)
+
+
+def _spatial_head(x, inputs, spec: BackboneSpec, num_classes: int, dropout: float, hidden_units: int,
+                  regularizer, activation: str, sharpness: float, finer: bool) -> keras.Model:
+    """Per-location class logits (1x1 convolution) pooled by log-sum-exp, then the activation. A finer map (a
+    block's inner activations, unnormalised) is batch-normalised first."""
+    if hidden_units:
+        raise ConfigError("model.hidden_units", "the lse head is one 1x1 convolution; set model.hidden_units=0")
+    if finer:
+        x = layers.BatchNormalization(name="head_norm")(x)
+    if dropout:
+        x = layers.Dropout(dropout, name="head_dropout")(x)
+    x = layers.Conv2D(num_classes, 1, kernel_regularizer=regularizer, dtype="float32", name="location_logits")(x)
+    x = LogSumExpPooling(sharpness, dtype="float32", name="lse_pool")(x)
+    outputs = layers.Activation(activation, dtype="float32", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name=_model_name(spec))

@@ -85,3 +85,36 @@ class HorizontalFlip(keras.layers.Layer):
 
     def compute_output_shape(self, input_shape):
         return input_shape
+
+
+@keras.saving.register_keras_serializable(package="dlpipe")
+class LogSumExpPooling(keras.layers.Layer):
+    """Pool per-location class logits over the image by log-sum-exp (multiple-instance pooling, as in WILDCAT).
+
+    (1/r) log(mean(exp(r z))) lies between the average (r -> 0) and the maximum (r -> inf) of the logits, so a
+    label scored high at a few locations (a small thing in a large scene) is not averaged away as global average
+    pooling does. It commutes with a constant shift of the logits (a folded threshold stays exact).
+
+    Args:
+        sharpness: r, above 0.
+
+    Call arguments:
+        logits: (batch, height, width, classes).
+    """
+
+    def __init__(self, sharpness: float = 5.0, **kwargs):
+        super().__init__(**kwargs)
+        if not sharpness > 0:
+            raise ValueError(f"sharpness must be above 0. Received: sharpness={sharpness}")
+        self.sharpness = float(sharpness)
+
+    def call(self, logits):
+        top = ops.max(logits, axis=(1, 2), keepdims=True)  # subtracted first: exp never overflows
+        spread = ops.mean(ops.exp(self.sharpness * (logits - top)), axis=(1, 2))
+        return ops.squeeze(top, axis=(1, 2)) + ops.log(spread) / self.sharpness
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[-1])
+
+    def get_config(self):
+        return {**super().get_config(), "sharpness": self.sharpness}

@@ -59,6 +59,10 @@ class ModelStage(Stage):
         if self.config.image_size is not None:
             check_input_size(self.config.backbone, self.config.image_size)
 
+    def head_options(self) -> dict:
+        """Extra keyword arguments of `build_classifier` for this task's head (the multi-label stage's pooling)."""
+        return {}
+
     def run(self, ctx: RunContext) -> str:
         from dlpipe.models.backbones import ScratchOptions, get_backbone, resolve_weights
         from dlpipe.models.classifier import BACKBONE_LAYER_NAME, build_classifier
@@ -80,6 +84,7 @@ class ModelStage(Stage):
             l2=cfg.l2,
             scratch=ScratchOptions(cfg.width, cfg.batch_norm, cfg.initializer),
             activation=self.head_activation,
+            **self.head_options(),
         )
         pretrained = resolve_weights(spec, cfg.weights) is not None
         if cfg.mode == "probe" and not pretrained:

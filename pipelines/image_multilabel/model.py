@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from dlpipe.pipelines.config import option
+from dlpipe.pipelines.config import option, require
 from dlpipe.pipelines.image_classify.model import ModelConfig, ModelStage
 from dlpipe.pipelines.image_classify.preprocess import ImagePreprocessConfig, ImagePreprocessStage
 from dlpipe.pipelines.stage import RunContext
@@ -25,6 +25,19 @@ class MultiLabelModelConfig(ModelConfig):
     train_batch_norm: bool = option(
         True, "fine-tuning also trains the batch-norm scales and offsets (their ImageNet statistics stay): on the "
               "fashion scenes, fine-tuning every block with them frozen did not learn at all (loss stuck at 0.69)")
+    pooling: Literal["avg", "lse"] = option(
+        "avg", "how the head sees the scene: avg (global average of the backbone's features, then one sigmoid per "
+               "label) or lse (every location of the last feature map scored per label by a 1x1 convolution, pooled "
+               "by log-sum-exp: a small labelled thing is not averaged away)")
+    lse_sharpness: float = option(5.0, "pooling=lse: r of (1/r) log(mean(exp(r z))); small: near the average, "
+                                       "large: near the maximum over locations")
+    lse_map: Literal["last", "finer"] = option(
+        "last", "pooling=lse: which feature map is scored: last (the backbone's last, stride 32: 14x14 at 448 px) or "
+                "finer (the last one of twice that side, stride 16: 28x28, the layers after it dropped)")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require(self.lse_sharpness > 0, "lse_sharpness", f"must be above 0. Received: {self.lse_sharpness}")
 
 
 class MultiLabelModelStage(ModelStage):
@@ -37,12 +50,21 @@ class MultiLabelModelStage(ModelStage):
     config_cls = MultiLabelModelConfig
     head_activation = "sigmoid"
 
+    def head_options(self) -> dict:
+        return {"pooling": self.config.pooling, "sharpness": self.config.lse_sharpness,
+                "finer_map": self.config.lse_map == "finer"}
+
     def run(self, ctx: RunContext) -> str:
         import dataclasses
 
+        from dlpipe.errors import ConfigError
+
+        if self.config.pooling == "lse" and self.config.mode == "probe":
+            raise ConfigError("model.mode", "probe fits a linear head on pooled features; use model.pooling=avg")
         summary = super().run(ctx)
-        if ctx.fine_tuning is not None:
-            ctx.fine_tuning = dataclasses.replace(ctx.fine_tuning, batch_norm=self.config.train_batch_norm)
+        if ctx.fine_tuning is not None:  # the lse head has no pooled features for a linear probe
+            ctx.fine_tuning = dataclasses.replace(ctx.fine_tuning, batch_norm=self.config.train_batch_norm,
+                                                  probe_features=self.config.pooling == "avg")
         return summary
 
 

@@ -5,7 +5,8 @@ thresholds would answer wrongly there. `fold_thresholds` maps each label's score
 logit(t)): a monotone change of the score that puts each label's threshold t at 0.5, inside the graph, so
 every export (SavedModel, TFLite, web) and every runtime decides the same way with one threshold. On the
 usual head (a sigmoid Dense layer) that is its bias minus logit(t): no new operation, exact, and safe in a
-full-integer .tflite. Any other model gets a `ThresholdShift` layer on its output.
+full-integer .tflite; on the lse head (`model.pooling=lse`) it is the per-location convolution's bias, as
+log-sum-exp pooling commutes with a constant shift. Any other model gets a `ThresholdShift` layer on its output.
 """
 
 from __future__ import annotations
@@ -49,14 +50,18 @@ class ThresholdShift(keras.layers.Layer):
 def fold_thresholds(model: keras.Model, thresholds: Sequence[float]) -> keras.Model:
     """`model` deciding at 0.5 as it did at `thresholds` (one per label); `model` itself is left unchanged.
 
-    A model ending in a sigmoid Dense layer gets a copy of that layer with its bias lowered by logit(t) (the
-    rest of the graph is shared); any other model gets a ThresholdShift on its output.
+    A model ending in a sigmoid Dense layer (or the lse head's per-location convolution) gets a copy of that
+    layer with its bias lowered by logit(t) (the rest of the graph is shared); any other model gets a
+    ThresholdShift on its output.
     """
     values = np.asarray(thresholds, np.float64)
     ThresholdShift(values)  # the same checks either way: one value per label, each in (0, 1)
     if model.output_shape[-1] != len(values):
         raise ValueError(f"one threshold per label: the model has {model.output_shape[-1]} outputs. "
                          f"Received: thresholds={list(values)}")
+    folded = _fold_into_location_logits(model, values)
+    if folded is not None:
+        return folded
     head = model.layers[-1]
     if isinstance(head, keras.layers.Dense) and head.activation is keras.activations.sigmoid and head.use_bias:
         try:
@@ -72,6 +77,24 @@ def fold_thresholds(model: keras.Model, thresholds: Sequence[float]) -> keras.Mo
     inputs = keras.Input(shape=model.input_shape[1:], dtype=model.inputs[0].dtype, name=model.inputs[0].name)
     outputs = ThresholdShift(values, name="thresholds")(model(inputs))
     return keras.Model(inputs, outputs, name=f"{model.name}_thresholded")
+
+
+def _fold_into_location_logits(model: keras.Model, values: np.ndarray) -> keras.Model | None:
+    """The lse head (1x1 convolution, log-sum-exp pooling, sigmoid) with the convolution's bias lowered by
+    logit(t): log-sum-exp pooling commutes with a constant shift, so this is exact. None for other heads."""
+    from dlpipe.models.layers import LogSumExpPooling
+
+    names = [layer.name for layer in model.layers]
+    if names[-3:] != ["location_logits", "lse_pool", "probabilities"]:
+        return None
+    conv, pool, head = model.layers[-3:]
+    if not (isinstance(pool, LogSumExpPooling) and head.activation is keras.activations.sigmoid and conv.use_bias):
+        return None
+    folded = keras.layers.Conv2D.from_config(conv.get_config())
+    outputs = head(pool(folded(conv.input)))
+    kernel, bias = conv.get_weights()
+    folded.set_weights([kernel, (bias - np.log(values / (1 - values))).astype(bias.dtype)])
+    return keras.Model(model.inputs, outputs, name=f"{model.name}_thresholded")
 
 
 def shifted_scores(scores: np.ndarray, thresholds: Sequence[float]) -> np.ndarray:
