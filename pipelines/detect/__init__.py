@@ -43,7 +43,7 @@ PIPELINE = PipelineSpec(
     task="detect",
     stages=(("load", DetectLoadStage), ("model", DetectModelStage), ("preprocess", DetectPreprocessStage),
             ("train", DetectTrainStage), ("evaluate", DetectEvaluateStage), ("export", DetectExportStage)),
-    search_space={"train.learning_rate": ("float", 5e-4, 5e-3, True), "train.finetune_epochs": ("int", 8, 40),
+    search_space={"train.learning_rate": ("float", 5e-4, 5e-3, True), "train.finetune_epochs": ("int", 8, 60),
                   "model.image_size": ("categorical", [224, 256, 320])},
     cv_report=DETECT_REPORT,
     recipes=RECIPES,

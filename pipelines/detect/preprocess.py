@@ -17,6 +17,8 @@ class DetectPreprocessConfig:
     zoom: list[float] = option([0.75, 1.25], "random zoom window side, as a fraction of the photo: below 1 enlarges "
                                            "objects, above 1 shrinks them inside a grey frame ([1, 1]: off)")
     colour: float = option(0.2, "brightness, contrast and saturation jitter (0: off)")
+    mosaic: float = option(0.5, "probability that a training photo is a zoom window of four photos tiled 2 x 2 "
+                                "(boxes moved with them; more objects and contexts per photo; 0: off)")
     sampling: str = option("mediapipe", "how photos are resized to the model's size: mediapipe (bilinear on MediaPipe "
                                          "Tasks' grid, so its ObjectDetector, resizing raw photos itself, feeds the "
                                          "model what dlpipe does) or antialias (filtered; smoother when shrinking)")
@@ -26,6 +28,7 @@ class DetectPreprocessConfig:
         require(len(self.zoom) == 2 and 0.1 <= self.zoom[0] <= self.zoom[1] <= 4.0, "zoom",
                 f"must be [low, high] with 0.1 <= low <= high <= 4. Received: {self.zoom}")
         require(0.0 <= self.colour < 1.0, "colour", f"must be in [0, 1). Received: {self.colour}")
+        require(0.0 <= self.mosaic <= 1.0, "mosaic", f"must be in [0, 1]. Received: {self.mosaic}")
         require(self.sampling in ("mediapipe", "antialias"), "sampling",
                 f"must be mediapipe or antialias. Received: {self.sampling}")
 
@@ -42,12 +45,13 @@ class DetectPreprocessStage(Stage):
         cfg = self.config
         size = ctx.need("model_input", "model").image_size
         ctx.preprocessing = DetectPreprocessing(image_size=size, resize="stretch", sampling=cfg.sampling)
-        augmentation = BoxAugmentation(flip=cfg.flip, zoom_min=cfg.zoom[0], zoom_max=cfg.zoom[1], colour=cfg.colour)
+        augmentation = BoxAugmentation(flip=cfg.flip, zoom_min=cfg.zoom[0], zoom_max=cfg.zoom[1], colour=cfg.colour,
+                                       mosaic=cfg.mosaic)
         classes = len(ctx.class_names)
         ctx.train_data = box_dataset(ctx.train, ctx.task, ctx.preprocessing, ctx.class_names, cfg.cache, augmentation)
         ctx.val_data = box_dataset(ctx.val, ctx.task, ctx.preprocessing, ctx.class_names, cfg.cache) if len(ctx.val) else None
         return (f"{size}x{size} stretched, heat maps {size // 4}x{size // 4}x{classes}; augmentation: flips "
-                f"{'on' if cfg.flip else 'off'}, zoom {cfg.zoom[0]:g}-{cfg.zoom[1]:g}, colour {cfg.colour:g}")
+                f"{'on' if cfg.flip else 'off'}, zoom {cfg.zoom[0]:g}-{cfg.zoom[1]:g}, colour {cfg.colour:g}, mosaic {cfg.mosaic:g}")
 
 
 def box_dataset(examples: Examples, task: Any, prep: Any, class_names: list[str], cache: bool = True,
@@ -55,7 +59,7 @@ def box_dataset(examples: Examples, task: Any, prep: Any, class_names: list[str]
     """Unbatched (pixels (S, S, 3), targets (S/4, S/4, classes + 5)); crowd/difficult boxes are left out."""
     import numpy as np
     import tensorflow as tf
-    from dlpipe.data.box_augment import augment_boxes
+    from dlpipe.data.box_augment import augment_boxes, augment_group
     from dlpipe.data.images import tf_path
     from dlpipe.models.centernet_loss import encode_targets
     from dlpipe.models.detector import STRIDE
@@ -76,7 +80,10 @@ def box_dataset(examples: Examples, task: Any, prep: Any, class_names: list[str]
     ds = ds.map(load, num_parallel_calls=tf.data.AUTOTUNE)
     if cache:
         ds = ds.cache()
-    if augmentation is not None and augmentation.active:
+    if augmentation is not None and augmentation.mosaic > 0:  # each photo opens a group of 4 (shuffled), once
+        groups = ds.repeat(4).shuffle(max(len(examples), 1)).ragged_batch(4)
+        ds = groups.map(lambda x, b, c: augment_group(x, b, c, augmentation), num_parallel_calls=tf.data.AUTOTUNE)
+    elif augmentation is not None and augmentation.active:
         ds = ds.map(lambda x, b, c: augment_boxes(x, b, c, augmentation), num_parallel_calls=tf.data.AUTOTUNE)
     grid = prep.image_size // STRIDE
     return ds.map(lambda x, b, c: (x, encode_targets(b, c, grid, len(class_names))), num_parallel_calls=tf.data.AUTOTUNE)

@@ -1,8 +1,10 @@
 """Stage `train` (detect): the shared phases with CenterNet's loss.
 
 The neck and heads train with the encoder frozen, then the whole network fine-tunes (a detector's
-features must learn to localise, so every block unfreezes by default), with checkpoints, early
-stopping on the validation loss and resume after a kill.
+features must learn to localise, so every block unfreezes by default), with checkpoints and resume
+after a kill. The fine-tuning runs its cosine schedule to the end (no early stopping) and keeps the epoch
+with the best validation loss; with mosaic augmentation (preprocess.mosaic) this beat early stopping at
+patience 10 on 43 epochs without mosaic (BENCHMARKS.md, "Detection: training on your boxes").
 """
 
 from __future__ import annotations
@@ -22,14 +24,15 @@ class DetectTrainConfig(TrainConfig):
     """Phases, optimizer, schedule, early stopping and progress output of the detector."""
 
     epochs: int = option(3, "epochs of the first phase (neck and heads, with a pretrained encoder frozen)")
-    finetune_epochs: int = option(40, "epochs of the second phase, with the encoder's blocks unfrozen")
+    finetune_epochs: int = option(52, "epochs of the second phase, with the encoder's blocks unfrozen")
     finetune_lr_factor: float = option(0.1, "fine-tuning learning rate = learning_rate * this")
     learning_rate: float | Literal["auto"] | None = option(None, "learning rate of the first phase (default: the "
                                                                  "model's advice, 2e-3); auto: run the finder first")
     batch_size: int = option(8, "photos per step; lower it if memory runs out")
     lr_schedule: Literal["constant", "cosine", "plateau"] = option(
         "cosine", "constant, cosine decay over each phase, or plateau (halve when the monitored metric stalls)")
-    early_stopping_patience: int = option(10, "stop a phase after this many epochs without improvement (0: never)")
+    early_stopping_patience: int = option(0, "stop a phase after this many epochs without improvement (0: never; "
+                                             "the default runs the cosine schedule to its end)")
     refit: bool | Literal["auto"] = option(False, "retrain on train + validation for the chosen epochs after "
                                                   "selecting on validation (doubles the training time)")
     clipnorm: float | None = option(5.0, "clip each gradient's norm to this (none: off): fine-tuning a whole "
