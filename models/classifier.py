@@ -107,7 +107,10 @@ def _spatial_head(x, inputs, spec: BackboneSpec, num_classes: int, dropout: floa
         x = layers.BatchNormalization(name="head_norm")(x)
     if dropout:
         x = layers.Dropout(dropout, name="head_dropout")(x)
-    x = layers.Conv2D(num_classes, 1, kernel_regularizer=regularizer, dtype="float32", name="location_logits")(x)
+    # a small kernel starts every location's logit near 0, so the pooled score starts near 0.5: the default
+    # initialisation sent log-sum-exp (near the maximum of 784 locations) to confident "on" for every label
+    x = layers.Conv2D(num_classes, 1, kernel_initializer=keras.initializers.RandomNormal(stddev=0.01),
+                      kernel_regularizer=regularizer, dtype="float32", name="location_logits")(x)
     x = LogSumExpPooling(sharpness, dtype="float32", name="lse_pool")(x)
     outputs = layers.Activation(activation, dtype="float32", name="probabilities")(x)
     return keras.Model(inputs, outputs, name=_model_name(spec))
