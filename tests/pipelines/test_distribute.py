@@ -11,11 +11,11 @@ import os
 import signal
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from conftest import TINY_SETS, write_color_images
 from helpers_multiworker import finish, start_workers, wait
+from helpers_points import write_circle
 from dlpipe.errors import ConfigError
 from dlpipe.pipelines import api
 from dlpipe.pipelines.training import distribute
@@ -44,18 +44,6 @@ def one_worker_run(photos, tmp_path_factory):
 @pytest.fixture(scope="module")
 def one_worker(one_worker_run) -> dict:
     return one_worker_run.metrics
-
-
-def write_circle(path: Path, count: int = 160, seed: int = 0) -> Path:
-    """Points inside radius 2 ('in') and between radius 3.5 and 5 ('out'), half marked train, half test."""
-    rng = np.random.default_rng(seed)
-    radius = np.where(np.arange(count) % 2 == 0, rng.uniform(0, 2, count), rng.uniform(3.5, 5, count))
-    angle = rng.uniform(0, 2 * np.pi, count)
-    rows = ["x,y,label,split"] + [f"{r * np.sin(a)},{r * np.cos(a)},{'in' if i % 2 == 0 else 'out'},"
-                                  f"{'train' if i % 4 < 2 else 'test'}"
-                                  for i, (r, a) in enumerate(zip(radius, angle))]
-    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
-    return path
 
 
 # the tasks with their own training loops: the points MLP (2 steps an epoch), the GAN (9 adversarial steps an epoch)

@@ -5,23 +5,12 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from dlpipe.errors import DataError
 from dlpipe.pipelines.cli import main
-
-
-def write_circle(path, count: int = 160, seed: int = 0) -> None:
-    """Points inside radius 2 ('in') and between radius 3.5 and 5 ('out'), half marked train, half test."""
-    rng = np.random.default_rng(seed)
-    radius = np.where(np.arange(count) % 2 == 0, rng.uniform(0, 2, count), rng.uniform(3.5, 5, count))
-    angle = rng.uniform(0, 2 * np.pi, count)
-    rows = ["x,y,label,split"] + [f"{r * np.sin(a)},{r * np.cos(a)},{'in' if i % 2 == 0 else 'out'},"
-                                  f"{'train' if i % 4 < 2 else 'test'}"
-                                  for i, (r, a) in enumerate(zip(radius, angle))]
-    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+from helpers_points import write_circle
 
 
 def test_a_run_learns_the_circle_and_its_artifacts_classify_points(tmp_path):
