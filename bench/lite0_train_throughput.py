@@ -23,17 +23,15 @@ Writes bench/results/lite0_train_throughput.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from minilm_train_throughput import StepClock, alternate  # noqa: E402  (the same timing and rounds)
+from minilm_train_throughput import StepClock, alternate, write_result  # noqa: E402  (the same timing and rounds)
 
 ROOT = Path(__file__).resolve().parents[1]
 PHOTOS = ROOT.parent / "shared" / "data" / "hymenoptera" / "train"
@@ -113,17 +111,9 @@ def main() -> None:
                                  [args.torch_python, str(ROOT / "bench" / "lite0_train_throughput_torch.py"),
                                   str(data), str(imagenet_weights_path()), str(args.warmup), str(args.steps),
                                   args.torch_layout])
-    best_ours = max(r["images_per_s"] for r in ours)
-    best_theirs = max(r["images_per_s"] for r in theirs)
-    ratio = round(best_ours / best_theirs, 2)
-    result = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "batch": BATCH, "image_size": SIZE,
-              "optimizer": f"Adam lr {RATE}", "warmup_steps": args.warmup, "timed_steps": args.steps,
-              "cpu_cores": os.cpu_count(), "rounds": args.rounds, "dlpipe": ours, "pytorch": theirs,
-              "best_images_per_s": {"dlpipe": best_ours, "pytorch": best_theirs}, "dlpipe_over_pytorch": ratio}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(f"dlpipe {best_ours} images/s, PyTorch {best_theirs} images/s (best of {args.rounds} rounds each), "
-          f"ratio {ratio}x; written {args.out}")
+    write_result(args.out, "images", ours, theirs, args.rounds,
+                 {"batch": BATCH, "image_size": SIZE, "optimizer": f"Adam lr {RATE}", "warmup_steps": args.warmup,
+                  "timed_steps": args.steps})
 
 
 if __name__ == "__main__":

@@ -117,6 +117,20 @@ def alternate(rounds: int, ours: Callable[[], dict], torch_command: list[str]) -
     return mine, theirs
 
 
+def write_result(out: str, unit: str, ours: list[dict], theirs: list[dict], rounds: int, setting: dict) -> None:
+    """The best round of each side, their ratio and every round's figures, to `out` as JSON, and one line."""
+    key = f"{unit}_per_s"
+    best_ours, best_theirs = max(r[key] for r in ours), max(r[key] for r in theirs)
+    ratio = round(best_ours / best_theirs, 2)
+    result = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), **setting,
+              "cpu_cores": os.cpu_count(), "rounds": rounds, "dlpipe": ours, "pytorch": theirs,
+              f"best_{key}": {"dlpipe": best_ours, "pytorch": best_theirs}, "dlpipe_over_pytorch": ratio}
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(f"dlpipe {best_ours} {unit}/s, PyTorch {best_theirs} {unit}/s (best of {rounds} rounds each), "
+          f"ratio {ratio}x; written {out}")
+
+
 def StepClock(warmup: int):  # noqa: N802 - a Keras callback built lazily so the module imports without Keras
     import keras
 
@@ -139,16 +153,9 @@ def main() -> None:
         ours, theirs = alternate(args.rounds, lambda: dlpipe_side(model, batches, args.warmup, args.steps),
                                  [args.torch_python, str(ROOT / "bench" / "minilm_train_throughput_torch.py"),
                                   str(data), str(minilm_files()[0]), str(args.warmup), str(args.steps)])
-    best_ours = max(r["sentences_per_s"] for r in ours)
-    best_theirs = max(r["sentences_per_s"] for r in theirs)
-    ratio = round(best_ours / best_theirs, 2)
-    result = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "batch": BATCH, "sequence_length": LENGTH,
-              "optimizer": f"AdamW lr {RATE} weight decay {DECAY}", "warmup_steps": args.warmup, "timed_steps": args.steps,
-              "cpu_cores": os.cpu_count(), "rounds": args.rounds, "dlpipe": ours, "pytorch": theirs,
-              "best_sentences_per_s": {"dlpipe": best_ours, "pytorch": best_theirs}, "dlpipe_over_pytorch": ratio}
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    print(f"dlpipe {best_ours} sentences/s, PyTorch {best_theirs} sentences/s (best of {args.rounds} rounds each), "
-          f"ratio {ratio}x; written {args.out}")
+    write_result(args.out, "sentences", ours, theirs, args.rounds,
+                 {"batch": BATCH, "sequence_length": LENGTH, "optimizer": f"AdamW lr {RATE} weight decay {DECAY}",
+                  "warmup_steps": args.warmup, "timed_steps": args.steps})
 
 
 if __name__ == "__main__":
