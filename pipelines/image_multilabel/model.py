@@ -38,6 +38,8 @@ class MultiLabelModelConfig(ModelConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         require(self.lse_sharpness > 0, "lse_sharpness", f"must be above 0. Received: {self.lse_sharpness}")
+        require(not (self.pooling == "lse" and self.mode == "probe"), "mode",
+                "probe fits a linear head on pooled features; use model.pooling=avg")
 
 
 class MultiLabelModelStage(ModelStage):
@@ -57,10 +59,6 @@ class MultiLabelModelStage(ModelStage):
     def run(self, ctx: RunContext) -> str:
         import dataclasses
 
-        from dlpipe.errors import ConfigError
-
-        if self.config.pooling == "lse" and self.config.mode == "probe":
-            raise ConfigError("model.mode", "probe fits a linear head on pooled features; use model.pooling=avg")
         summary = super().run(ctx)
         if ctx.fine_tuning is not None:  # the lse head has no pooled features for a linear probe
             ctx.fine_tuning = dataclasses.replace(ctx.fine_tuning, batch_norm=self.config.train_batch_norm,

@@ -134,3 +134,14 @@ def test_onnx_matches_keras(lse_model, tmp_path):
                                                           sample=pixels))
     np.testing.assert_allclose(load_runtime(path).predict(pixels), folded.predict(pixels, verbose=0), atol=1e-4)
     assert artifacts.read_record(path)["parity"]["decision_agreement"] == 1.0
+
+
+def test_the_lse_head_refuses_the_linear_probe_and_a_non_positive_sharpness_in_the_config():
+    from dlpipe.pipelines.config import InvalidValue
+    from dlpipe.pipelines.image_multilabel.model import MultiLabelModelConfig
+
+    with pytest.raises(InvalidValue, match="use model.pooling=avg"):
+        MultiLabelModelConfig(pooling="lse", mode="probe")
+    with pytest.raises(InvalidValue, match="must be above 0"):
+        MultiLabelModelConfig(pooling="lse", lse_sharpness=0)
+    assert MultiLabelModelConfig(pooling="avg", mode="probe").mode == "probe"
