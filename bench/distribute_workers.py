@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PHOTOS = ROOT.parent / "shared" / "data" / "hymenoptera" / "train"
+sys.path.insert(0, str(ROOT / "tests"))
+from helpers_multiworker import free_ports  # the ports the multi-worker tests use, found the same way
+
 DLPIPE = [str(Path(sys.executable).with_name("dlpipe"))]  # the venv's command, as a user runs it
 
 
@@ -36,16 +38,6 @@ def settings(epochs: int, size: int) -> list[str]:
             "train.early_stopping_patience=0", "augment.enabled=false", "export.formats=[keras]",
             "export.parity_sample=8"]
     return [arg for item in sets for arg in ("--set", item)]
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for sock in sockets:
-        sock.bind(("127.0.0.1", 0))
-    ports = [sock.getsockname()[1] for sock in sockets]
-    for sock in sockets:
-        sock.close()
-    return ports
 
 
 def run(workers: int, out: Path, args: argparse.Namespace) -> dict:
