@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from dlpipe.pipelines.config import option, require
 from dlpipe.pipelines.stage import FineTuning, ModelInput, RunContext, Stage
@@ -59,7 +59,7 @@ class ModelStage(Stage):
         if self.config.image_size is not None:
             check_input_size(self.config.backbone, self.config.image_size)
 
-    def head_options(self) -> dict:
+    def head_options(self, spec: Any) -> dict:
         """Extra keyword arguments of `build_classifier` for this task's head (the multi-label stage's pooling)."""
         return {}
 
@@ -84,7 +84,7 @@ class ModelStage(Stage):
             l2=cfg.l2,
             scratch=ScratchOptions(cfg.width, cfg.batch_norm, cfg.initializer),
             activation=self.head_activation,
-            **self.head_options(),
+            **self.head_options(spec),
         )
         pretrained = resolve_weights(spec, cfg.weights) is not None
         if cfg.mode == "probe" and not pretrained:

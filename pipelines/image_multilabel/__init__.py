@@ -26,7 +26,7 @@ PIPELINE = PipelineSpec(
             ("export", ExportStage)),
     cv_report=MULTILABEL_REPORT,
     search_space={
-        "train.finetune_epochs": ("int", 0, 10),
+        "train.finetune_epochs": ("int", 0, 20),
         "train.learning_rate": ("float", 1e-4, 1e-2, True),
         "train.probe_c": ("float", 1e-3, 10.0, True),
         "augment.strength": ("float", 0.0, 1.5, False),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from dlpipe.pipelines.config import option, require
 from dlpipe.pipelines.image_classify.model import ModelConfig, ModelStage
@@ -25,15 +25,18 @@ class MultiLabelModelConfig(ModelConfig):
     train_batch_norm: bool = option(
         True, "fine-tuning also trains the batch-norm scales and offsets (their ImageNet statistics stay): on the "
               "fashion scenes, fine-tuning every block with them frozen did not learn at all (loss stuck at 0.69)")
-    pooling: Literal["avg", "lse"] = option(
-        "avg", "how the head sees the scene: avg (global average of the backbone's features, then one sigmoid per "
-               "label) or lse (every location of the last feature map scored per label by a 1x1 convolution, pooled "
-               "by log-sum-exp: a small labelled thing is not averaged away)")
+    pooling: Literal["auto", "lse", "avg"] = option(
+        "auto", "how the head sees the scene: lse (every location of a feature map scored per label by a 1x1 "
+                "convolution, pooled by log-sum-exp: a small labelled thing is not averaged away), avg (global "
+                "average of the backbone's features, then one sigmoid per label) or auto: lse for a pretrained "
+                "backbone being fine-tuned (where it was measured better), avg otherwise (from scratch, "
+                "model.mode=probe, a hidden layer, a TF-Hub module or the mlp)")
     lse_sharpness: float = option(5.0, "pooling=lse: r of (1/r) log(mean(exp(r z))); small: near the average, "
                                        "large: near the maximum over locations")
     lse_map: Literal["last", "finer"] = option(
-        "last", "pooling=lse: which feature map is scored: last (the backbone's last, stride 32: 14x14 at 448 px) or "
-                "finer (the last one of twice that side, stride 16: 28x28, the layers after it dropped)")
+        "finer", "pooling=lse: which feature map is scored: finer (the last one of twice the last map's side, stride "
+                 "16: 28x28 at 448 px, batch-normalised, the layers after it dropped) or last (the backbone's last, "
+                 "stride 32: 14x14)")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -52,18 +55,36 @@ class MultiLabelModelStage(ModelStage):
     config_cls = MultiLabelModelConfig
     head_activation = "sigmoid"
 
-    def head_options(self) -> dict:
-        return {"pooling": self.config.pooling, "sharpness": self.config.lse_sharpness,
+    def head_options(self, spec: Any) -> dict:
+        return {"pooling": self.pooling(spec), "sharpness": self.config.lse_sharpness,
                 "finer_map": self.config.lse_map == "finer"}
+
+    def pooling(self, spec: Any) -> str:
+        """model.pooling in force: auto is lse where the fashion scenes measured it better than avg (a pretrained
+        convolutional backbone, fine-tuned, no hidden layer: BENCHMARKS.md), avg wherever lse cannot or was not
+        measured."""
+        cfg = self.config
+        if cfg.pooling != "auto":
+            return cfg.pooling
+        from dlpipe.models.backbones import resolve_weights
+        from dlpipe.models.tfhub import PREFIX
+
+        convolutional = spec.name != "mlp" and not spec.name.startswith(PREFIX)
+        fine_tuned = cfg.mode == "finetune" and not cfg.hidden_units and resolve_weights(spec, cfg.weights) is not None
+        return "lse" if convolutional and fine_tuned else "avg"
 
     def run(self, ctx: RunContext) -> str:
         import dataclasses
 
+        from dlpipe.models.backbones import get_backbone
+
         summary = super().run(ctx)
+        pooling = self.pooling(get_backbone(self.config.backbone))
         if ctx.fine_tuning is not None:  # the lse head has no pooled features for a linear probe
             ctx.fine_tuning = dataclasses.replace(ctx.fine_tuning, batch_norm=self.config.train_batch_norm,
-                                                  probe_features=self.config.pooling == "avg")
-        return summary
+                                                  probe_features=pooling == "avg")
+        head = f"{self.config.lse_map} map, log-sum-exp" if pooling == "lse" else "average"
+        return f"{summary}, {head} pooling"
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ class MultiLabelTrainConfig(LabelTrainConfig):
         "epochs", "how a pretrained backbone's head is first trained: epochs (train.epochs on augmented images) or "
                   "probe (one logistic regression per label on cached features, in seconds: the best head without "
                   "fine-tuning, but its confident weights derailed fine-tuning on the fashion scenes)")
-    finetune_epochs: int = option(10, "epochs of fine-tuning after the head, every unfrozen block training (early "
+    finetune_epochs: int = option(15, "epochs of fine-tuning after the head, every unfrozen block training (early "
                                       "stopping may end it sooner): what labels of small things in a scene need")
     unfreeze_blocks: int = option(-1, "backbone blocks to unfreeze for fine-tuning, counted from the top (-1: all)")
     finetune_lr_factor: float = option(0.5, "fine-tuning learning rate = learning_rate * this")

@@ -145,3 +145,21 @@ def test_the_lse_head_refuses_the_linear_probe_and_a_non_positive_sharpness_in_t
     with pytest.raises(InvalidValue, match="must be above 0"):
         MultiLabelModelConfig(pooling="lse", lse_sharpness=0)
     assert MultiLabelModelConfig(pooling="avg", mode="probe").mode == "probe"
+
+
+@pytest.mark.parametrize(("settings", "expected"), [
+    ({}, "lse"),  # the default: ImageNet EfficientNet-Lite0, fine-tuned
+    ({"mode": "probe"}, "avg"),  # the probe fits a linear head on pooled features
+    ({"weights": "none"}, "avg"),  # from scratch: lse was measured on pretrained features only
+    ({"hidden_units": 32}, "avg"),  # the lse head is one 1x1 convolution
+    ({"backbone": "mlp", "weights": "none"}, "avg"),  # no feature map to score
+    ({"backbone": "tfhub:/some/module"}, "avg"),  # a module's output is already pooled
+    ({"pooling": "lse", "weights": "none", "backbone": "small_cnn"}, "lse"),  # said outright, it is kept
+    ({"pooling": "avg"}, "avg"),
+])
+def test_auto_pooling_is_lse_only_for_a_fine_tuned_pretrained_convolutional_backbone(settings, expected):
+    from dlpipe.models.backbones import get_backbone
+    from dlpipe.pipelines.image_multilabel.model import MultiLabelModelConfig, MultiLabelModelStage
+
+    config = MultiLabelModelConfig(**settings)
+    assert MultiLabelModelStage(config).pooling(get_backbone(config.backbone)) == expected
