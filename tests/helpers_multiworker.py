@@ -62,5 +62,6 @@ def wait(worker: subprocess.Popen, everyone: list[subprocess.Popen], timeout: fl
 def finish(workers: list[subprocess.Popen]) -> None:
     """Wait for every worker; each must have exited cleanly."""
     outputs = [wait(worker, workers) for worker in workers]
-    for index, (worker, output) in enumerate(zip(workers, outputs)):
-        assert worker.returncode == 0, f"worker {index} failed:\n{output[-3000:]}"
+    failed = [f"worker {index} failed (exit {worker.returncode}):\n{output[-3000:]}"
+              for index, (worker, output) in enumerate(zip(workers, outputs)) if worker.returncode != 0]
+    assert not failed, "\n\n".join(failed)  # every failed worker's output: the first to fail may be the second

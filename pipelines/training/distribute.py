@@ -165,6 +165,10 @@ def worker_folder(out_dir: Path, resume: bool) -> Path:
             shutil.copytree(source, folder / name)
         elif source.is_file():
             shutil.copy2(source, folder / name)
+    # the histories seed each phase's best-so-far: a worker without them saved a "best" checkpoint the chief did not,
+    # and the collective reads of that save put the workers out of step (whether depended on the epochs' values)
+    for history in out_dir.glob("history_*.csv"):
+        shutil.copy2(history, folder / history.name)
     return folder
 
 

@@ -232,3 +232,16 @@ def test_ray_engine_options_are_checked_before_ray_starts(tmp_path):
     for extra, message in cases:
         result = CliRunner().invoke(main, ["run", "image-classify", "--data", str(tmp_path), *extra])
         assert result.exit_code == 2 and message in result.output, result.output
+
+
+def test_a_resumed_worker_starts_from_the_chiefs_histories(tmp_path):
+    """Each phase's best-so-far comes from its history: a resumed worker without the chief's saved a "best"
+    checkpoint the chief did not, and the collective reads of that save put the two processes out of step."""
+    chief = tmp_path / "chief"
+    (chief / "checkpoints").mkdir(parents=True)
+    (chief / "config.yaml").write_text("seed: 1\n")
+    (chief / "history_head.csv").write_text("epoch,val_accuracy\n0,0.9\n")
+    folder = distribute.worker_folder(chief, resume=True)
+    assert (folder / "history_head.csv").read_text() == "epoch,val_accuracy\n0,0.9\n"
+    assert (folder / "config.yaml").is_file() and (folder / "checkpoints").is_dir()
+    assert not any(distribute.worker_folder(chief, resume=False).iterdir())  # a fresh run starts empty
