@@ -77,7 +77,7 @@ def _check_search(out: Path, study, process: subprocess.Popen, killed: tuple[int
     output = _output(out)
     assert process.returncode == 0, output[-3000:]
     assert "was killed (SIGKILL)" in output
-    assert f"after {TRIALS} trials" in output  # the merged best over both workers' trials
+    assert f"after {TRIALS} trials" in output, output[-3000:]  # the merged best over both workers' trials
     State = optuna.trial.TrialState
     trials = study.get_trials(deepcopy=False)
     complete = [t for t in trials if t.state == State.COMPLETE]
