@@ -12,6 +12,8 @@ from typing import Any
 from dlpipe.errors import RunStateError
 
 CHECKPOINT_FOLDERS = ("checkpoints", "folds/*/checkpoints")  # a run's own, and each cross-validation fold's
+BACKUP_SUFFIX = ".bkp"  # Keras' name for the previous backup, kept with double_checkpoint
+READ_ERRORS = (OSError, ValueError, KeyError, TypeError)
 
 
 def damaged(path: Path, error: BaseException) -> RunStateError:
@@ -25,22 +27,34 @@ def load_checkpoint(model: Any, path: Path) -> None:
     """`model.load_weights(path)`, or a RunStateError naming the file when it is truncated or not this model's."""
     try:
         model.load_weights(path)
-    except (OSError, ValueError, KeyError, TypeError) as error:
+    except READ_ERRORS as error:
         raise damaged(path, error) from None
 
 
 def backup_callback(folder: Path) -> Any:
-    """Keras' BackupAndRestore on `folder`, whose restore at the start of a resumed phase names a damaged backup."""
+    """Keras' BackupAndRestore on `folder`, keeping the previous backup too (`.bkp`): a process killed while it wrote
+    the latest one (a killed tune worker did) resumes from the one before; only when both are damaged does the
+    restore at the start of a resumed phase stop, naming the folder."""
+    import shutil
+
     import keras
 
     class CheckedBackupAndRestore(keras.callbacks.BackupAndRestore):
         def on_train_begin(self, logs: Any = None) -> None:
             try:
                 super().on_train_begin(logs)
-            except (OSError, ValueError, KeyError, TypeError) as error:  # json.JSONDecodeError is a ValueError
-                raise damaged(folder, error) from None
+            except READ_ERRORS as error:  # json.JSONDecodeError is a ValueError
+                previous = [Path(f"{path}{BACKUP_SUFFIX}") for path in (self._weights_path, self._training_metadata_path)]
+                if not all(path.is_file() for path in previous):
+                    raise damaged(folder, error) from None
+                for path in previous:  # the backup before the damaged one: at most an epoch is trained again
+                    shutil.copy2(path, path.with_suffix(""))
+                try:
+                    super().on_train_begin(logs)
+                except READ_ERRORS as again:
+                    raise damaged(folder, again) from None
 
-    return CheckedBackupAndRestore(str(folder))
+    return CheckedBackupAndRestore(str(folder), double_checkpoint=True)
 
 
 def check_checkpoints(out_dir: Path) -> None:
@@ -54,11 +68,15 @@ def check_checkpoints(out_dir: Path) -> None:
     for pattern in CHECKPOINT_FOLDERS:
         for folder in sorted(out_dir.glob(pattern)):
             for path in sorted(folder.rglob("*.weights.h5")):
+                if Path(f"{path}{BACKUP_SUFFIX}").is_file():
+                    continue  # a backup with its previous copy: the restore falls back to it if need be
                 try:
                     h5py.File(path, "r").close()
                 except OSError as error:
                     raise damaged(path, error) from None
             for path in sorted(folder.rglob("training_metadata.json")):
+                if Path(f"{path}{BACKUP_SUFFIX}").is_file():
+                    continue
                 try:
                     json.loads(path.read_text(encoding="utf-8"))["epoch"]
                 except (OSError, ValueError, KeyError, TypeError) as error:

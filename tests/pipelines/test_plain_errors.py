@@ -57,6 +57,39 @@ def test_a_damaged_checkpoint_names_the_file_on_resume(tmp_path):
         model.fit(x, y, epochs=2, verbose=0, callbacks=[backup_callback(backup)])
 
 
+def test_a_backup_cut_off_mid_write_resumes_from_the_one_before(tmp_path):
+    """A process killed while it wrote its latest backup (a killed tune worker did) leaves that file damaged: the
+    resumed phase goes on from the previous backup, kept beside it, and trains one epoch again."""
+    import keras
+
+    from dlpipe.pipelines.training.checkpoints import backup_callback, check_checkpoints
+
+    class Stop(Exception):
+        pass
+
+    class Record(keras.callbacks.Callback):
+        def __init__(self, stop_at=None):
+            super().__init__()
+            self.begun, self.stop_at = [], stop_at
+
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == self.stop_at:
+                raise Stop()
+            self.begun.append(epoch)
+
+    x, y = np.zeros((4, 4), np.float32), np.zeros(4, np.int64)
+    backup = tmp_path / "run" / "checkpoints" / "backup_train"
+    with pytest.raises(Stop):  # killed at the start of epoch 3: backups of epochs 1 (previous) and 2 (latest)
+        tiny_model().fit(x, y, epochs=5, verbose=0, callbacks=[backup_callback(backup), Record(stop_at=3)])
+    latest = backup / "latest.weights.h5"
+    latest.write_bytes(latest.read_bytes()[:300])  # cut off mid-write
+    (backup / "training_metadata.json").write_text('{"epo')
+    check_checkpoints(tmp_path / "run")  # not refused before TensorFlow: the previous backup is sound
+    record = Record()
+    tiny_model().fit(x, y, epochs=5, verbose=0, callbacks=[backup_callback(backup), record])
+    assert record.begun == [2, 3, 4]  # from the previous backup (epoch 1 done): epoch 2 again, nothing lost before it
+
+
 def failing_command(error: BaseException):
     """A click command that fails with `error`, wrapped as every dlpipe command is."""
     import click
