@@ -16,6 +16,7 @@ from dlpipe.models.backbones import BackboneSpec, ScratchOptions, resolve_weight
 from dlpipe.models.layers import ImagePreprocess, LogSumExpPooling
 
 BACKBONE_LAYER_NAME = "backbone"
+LSE_POOL_LAYER_NAME = "lse_pool"  # the lse head's pooling layer: a model has one exactly when it pools so
 
 
 def build_classifier(
@@ -111,6 +112,6 @@ def _spatial_head(x, inputs, spec: BackboneSpec, num_classes: int, dropout: floa
     # initialisation sent log-sum-exp (near the maximum of 784 locations) to confident "on" for every label
     x = layers.Conv2D(num_classes, 1, kernel_initializer=keras.initializers.RandomNormal(stddev=0.01),
                       kernel_regularizer=regularizer, dtype="float32", name="location_logits")(x)
-    x = LogSumExpPooling(sharpness, dtype="float32", name="lse_pool")(x)
+    x = LogSumExpPooling(sharpness, dtype="float32", name=LSE_POOL_LAYER_NAME)(x)
     outputs = layers.Activation(activation, dtype="float32", name="probabilities")(x)
     return keras.Model(inputs, outputs, name=_model_name(spec))

@@ -76,10 +76,10 @@ class MultiLabelModelStage(ModelStage):
     def run(self, ctx: RunContext) -> str:
         import dataclasses
 
-        from dlpipe.models.backbones import get_backbone
+        from dlpipe.models.classifier import LSE_POOL_LAYER_NAME
 
         summary = super().run(ctx)
-        pooling = self.pooling(get_backbone(self.config.backbone))
+        pooling = "lse" if any(layer.name == LSE_POOL_LAYER_NAME for layer in ctx.model.layers) else "avg"  # as built
         if ctx.fine_tuning is not None:  # the lse head has no pooled features for a linear probe
             ctx.fine_tuning = dataclasses.replace(ctx.fine_tuning, batch_norm=self.config.train_batch_norm,
                                                   probe_features=pooling == "avg")

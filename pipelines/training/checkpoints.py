@@ -79,5 +79,5 @@ def check_checkpoints(out_dir: Path) -> None:
                     continue
                 try:
                     json.loads(path.read_text(encoding="utf-8"))["epoch"]
-                except (OSError, ValueError, KeyError, TypeError) as error:
+                except READ_ERRORS as error:
                     raise damaged(path.parent, error) from None
