@@ -45,7 +45,7 @@ def _output(out: Path) -> str:
 
 
 def _kill_a_worker_mid_trial(study_of, process: subprocess.Popen, out: Path) -> tuple[int, int]:
-    """SIGKILL the worker of the first running trial once another trial has finished: (trial number, pid)."""
+    """SIGKILL the worker of a needed trial begun after another trial finished: (trial number, pid)."""
     import optuna
 
     State = optuna.trial.TrialState
@@ -56,11 +56,14 @@ def _kill_a_worker_mid_trial(study_of, process: subprocess.Popen, out: Path) -> 
             trials = study.get_trials(deepcopy=False)
         except (KeyError, FileNotFoundError):  # the study is not created yet
             trials = []
-        if any(t.state == State.COMPLETE for t in trials):
-            running = [t for t in trials if t.state == State.RUNNING and "pid" in t.user_attrs]
-            if running:
-                os.kill(running[0].user_attrs["pid"], signal.SIGKILL)
-                return running[0].number, running[0].user_attrs["pid"]
+        finished = [t.datetime_complete for t in trials if t.state == State.COMPLETE]
+        running = [t for t in trials if t.state == State.RUNNING]
+        # a trial begun after one finished has a whole trial's work ahead (killing the first trial raced its end:
+        # its twin had just finished), and one the study needs (two workers may both start the last trial at once)
+        fresh = [t for t in running if finished and t.datetime_start >= min(finished) and "pid" in t.user_attrs]
+        if fresh and len(finished) + len(running) <= TRIALS:
+            os.kill(fresh[-1].user_attrs["pid"], signal.SIGKILL)
+            return fresh[-1].number, fresh[-1].user_attrs["pid"]
         time.sleep(0.5)
     process.kill()
     pytest.fail(f"no trial ran while another had finished; the search said:\n{_output(out)[-3000:]}")
