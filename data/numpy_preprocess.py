@@ -113,8 +113,8 @@ def _pad(image: np.ndarray, shape: np.ndarray, size: int, sampling: str) -> np.n
 
 def _resample(image: np.ndarray, shape: Any, sampling: str) -> np.ndarray:
     """float (H, W, 3) -> float (shape[0], shape[1], 3), bilinear: antialiased, or on MediaPipe's grid."""
-    if sampling == "mediapipe":
-        return _mediapipe_bilinear(image, int(shape[0]), int(shape[1]))
+    if sampling == "mediapipe":  # whole levels, as MediaPipe's uint8 resize gives (see data/preprocess.py)
+        return np.round(_mediapipe_bilinear(image, int(shape[0]), int(shape[1])))
     return _antialias(image, shape, shape, (0, 0))
 
 

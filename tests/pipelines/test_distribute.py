@@ -20,7 +20,8 @@ from dlpipe.errors import ConfigError
 from dlpipe.pipelines import api
 from dlpipe.pipelines.training import distribute
 
-EPOCHS = 3
+EPOCHS = 5  # 3 left the two-worker model at 0.7 on 10 photos when the resize rounded its pixels: unsettled
+# batch-norm statistics of a from-scratch CNN, each worker normalising its half batch
 SETS = [*TINY_SETS, f"train.epochs={EPOCHS}", "train.learning_rate=0.003", "augment.enabled=false",
         "export.formats=[keras]"]
 
@@ -112,8 +113,9 @@ def test_a_killed_worker_resumes_from_the_last_backup(two_workers_killed_and_res
     assert (tmp / "epochs_0_before_kill.txt").read_text().split() == ["0", "1"]
     assert (tmp / "epochs_1_before_kill.txt").read_text().split() == ["0", "1"]
     # the restarted chief and worker begin at epoch 1, the one being trained when worker 1 died, not at 0
-    assert (tmp / "epochs_0_0.txt").read_text().split() == ["1", "2"]
-    assert (tmp / "epochs_1_0.txt").read_text().split() == ["1", "2"]
+    after_kill = [str(epoch) for epoch in range(1, EPOCHS)]
+    assert (tmp / "epochs_0_0.txt").read_text().split() == after_kill
+    assert (tmp / "epochs_1_0.txt").read_text().split() == after_kill
     history = json.loads((out / "report.json").read_text())["stages"]["train"]["summary"]
     assert history.startswith(f"{EPOCHS} epochs")
 
@@ -149,7 +151,7 @@ def test_ray_train_job_resumes_after_a_worker_dies(photos, one_worker, tmp_path)
         ray.shutdown()
     assert (tmp_path / "killed").exists()
     # Ray restarted both workers, which went on from the chief's backup of epoch 0 instead of starting again
-    assert (tmp_path / "epochs_0.txt").read_text().split() == ["0", "1", "1", "2"]
+    assert (tmp_path / "epochs_0.txt").read_text().split() == ["0", "1", *(str(epoch) for epoch in range(1, EPOCHS))]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["accuracy"] >= 0.8 and abs(metrics["accuracy"] - one_worker["accuracy"]) <= 0.2
     assert "distribute: multi_worker" in (out / "config.yaml").read_text()
