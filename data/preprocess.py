@@ -101,10 +101,11 @@ def _resample(image: tf.Tensor, shape: tf.Tensor, sampling: str) -> tf.Tensor:
     if sampling == "mediapipe":
         # MediaPipe's ImageToTensor samples source pixel (x * scale, y * scale) for output pixel (x, y): TF1's
         # grid, measured by feeding it an identity model (tests/data/test_image_preprocess.py pins the grid). It
-        # resizes the uint8 photo (OpenCV's warp), so its pixels are whole levels: rounding ours the same way
-        # matched OpenCV's warp exactly and took the label sets MediaPipe and dlpipe disagree on from 14 to
-        # 6 of the 300 fashion scenes (BENCHMARKS.md, multi-label); a sharp head (log-sum-exp near the
-        # maximum) moves by up to 0.12 on half a level.
+        # resizes the uint8 photo, so its pixels are whole levels: rounding ours the same way took the label sets
+        # MediaPipe and dlpipe disagree on from 14 to 3 of the 300 fashion scenes (BENCHMARKS.md, multi-label); a
+        # sharp head (log-sum-exp near the maximum) moves by up to 0.12 on half a level. Not bit for bit: its
+        # fixed-point sampling lands up to 4 levels from ours on pixel noise (an identity model; OpenCV's
+        # warpPerspective is as far from it); on photos 1 level on 1-10% of pixels, 2 on under 0.1%.
         return tf.round(tf.raw_ops.ResizeBilinear(images=image[None], size=shape, align_corners=False,
                                                   half_pixel_centers=False)[0])
     return tf.image.resize(image, shape, antialias=True)

@@ -72,8 +72,9 @@ def test_mediapipe_sampling_reads_the_pixels_mediapipe_reads():
 
 
 def test_mediapipe_sampling_gives_the_whole_levels_of_opencvs_uint8_warp():
-    """MediaPipe's CPU ImageToTensor warps the uint8 photo with OpenCV (fixed point): whole levels, which a sharp
-    multi-label head felt (half a level moved a score by up to 0.12). Ours, in the graph and in NumPy, rounds alike."""
+    """MediaPipe's CPU ImageToTensor resizes the uint8 photo (fixed point): whole levels, which a sharp multi-label
+    head felt (half a level moved a score by up to 0.12). Ours, in the graph and in NumPy, rounds alike; OpenCV's
+    uint8 warp stands in for a fixed-point resize here (MediaPipe's own is as close to ours on photos)."""
     import cv2
 
     from dlpipe.data.numpy_preprocess import resize_array

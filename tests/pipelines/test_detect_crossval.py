@@ -18,17 +18,17 @@ QUICK_SETS = [
 
 def test_cross_validation_pools_every_photo_once_and_names_each_folds_cpu_time(tmp_path):
     data = tmp_path / "coco"
-    write_box_dataset(data, "coco", n_photos=12, size=64, seed=4)
+    write_box_dataset(data, "coco", n_photos=8, size=64, seed=4)
     out = tmp_path / "cv"
-    api.run("detect", data=str(data), out=out, sets=[*QUICK_SETS, "train.cv_folds=3"], echo=lambda _: None)
+    api.run("detect", data=str(data), out=out, sets=[*QUICK_SETS, "train.cv_folds=2"], echo=lambda _: None)
     summary = json.loads((out / "cv.json").read_text())
     pooled = summary["pooled"]
-    assert summary["folds"] == 3 and pooled["count"] == 12  # each photo scored once, by the model that did not see it
-    folds = [json.loads((out / "folds" / str(k) / "metrics.json").read_text()) for k in range(3)]
+    assert summary["folds"] == 2 and pooled["count"] == 8  # each photo scored once, by the model that did not see it
+    folds = [json.loads((out / "folds" / str(k) / "metrics.json").read_text()) for k in range(2)]
     held = [photo for fold in folds for photo in fold["predictions"]["inputs"]]
     assert sorted(held) == sorted(str(p) for p in (data / "images").glob("*.jpg"))
     assert pooled["objects"] == sum(fold["objects"] for fold in folds)
-    assert 0.0 <= pooled["map"] <= 1.0 and len(summary["train_cpu_minutes"]) == 3
+    assert 0.0 <= pooled["map"] <= 1.0 and len(summary["train_cpu_minutes"]) == 2
     assert all(minutes > 0 for minutes in summary["train_cpu_minutes"])
     final = json.loads((out / "metrics.json").read_text())
     assert final["cross_validation"]["pooled"]["map"] == pooled["map"]
