@@ -14,8 +14,10 @@ from keras import layers
 from dlpipe.errors import ConfigError
 from dlpipe.models.backbones import BackboneSpec, ScratchOptions, resolve_weights
 from dlpipe.models.layers import ImagePreprocess, LogSumExpPooling
+from dlpipe.models.probe import HEAD_LAYER
 
 BACKBONE_LAYER_NAME = "backbone"
+LOCATION_LOGITS_LAYER_NAME = "location_logits"  # the lse head's 1x1 convolution: per-location class logits
 LSE_POOL_LAYER_NAME = "lse_pool"  # the lse head's pooling layer: a model has one exactly when it pools so
 
 
@@ -71,7 +73,7 @@ def build_classifier(
     if dropout:
         x = layers.Dropout(dropout, name="head_dropout")(x)
     outputs = layers.Dense(num_classes, activation=activation, kernel_regularizer=regularizer,
-                           dtype="float32", name="probabilities")(x)  # float32 under mixed precision too
+                           dtype="float32", name=HEAD_LAYER)(x)  # float32 under mixed precision too
     return keras.Model(inputs, outputs, name=_model_name(spec))
 
 
@@ -111,7 +113,7 @@ def _spatial_head(x, inputs, spec: BackboneSpec, num_classes: int, dropout: floa
     # a small kernel starts every location's logit near 0, so the pooled score starts near 0.5: the default
     # initialisation sent log-sum-exp (near the maximum of 784 locations) to confident "on" for every label
     x = layers.Conv2D(num_classes, 1, kernel_initializer=keras.initializers.RandomNormal(stddev=0.01),
-                      kernel_regularizer=regularizer, dtype="float32", name="location_logits")(x)
+                      kernel_regularizer=regularizer, dtype="float32", name=LOCATION_LOGITS_LAYER_NAME)(x)
     x = LogSumExpPooling(sharpness, dtype="float32", name=LSE_POOL_LAYER_NAME)(x)
-    outputs = layers.Activation(activation, dtype="float32", name="probabilities")(x)
+    outputs = layers.Activation(activation, dtype="float32", name=HEAD_LAYER)(x)
     return keras.Model(inputs, outputs, name=_model_name(spec))

@@ -16,7 +16,7 @@ from typing import Any, Sequence
 import keras
 import numpy as np
 
-HEAD_LAYER = "probabilities"
+HEAD_LAYER = "probabilities"  # every classifier's last layer (classifier.py names it so): the head the probe sets
 
 
 def feature_model(model: keras.Model, backbone_layer: str) -> keras.Model:

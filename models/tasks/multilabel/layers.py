@@ -82,10 +82,12 @@ def fold_thresholds(model: keras.Model, thresholds: Sequence[float]) -> keras.Mo
 def _fold_into_location_logits(model: keras.Model, values: np.ndarray) -> keras.Model | None:
     """The lse head (1x1 convolution, log-sum-exp pooling, sigmoid) with the convolution's bias lowered by
     logit(t): log-sum-exp pooling commutes with a constant shift, so this is exact. None for other heads."""
+    from dlpipe.models.classifier import LOCATION_LOGITS_LAYER_NAME, LSE_POOL_LAYER_NAME
     from dlpipe.models.layers import LogSumExpPooling
+    from dlpipe.models.probe import HEAD_LAYER
 
     names = [layer.name for layer in model.layers]
-    if names[-3:] != ["location_logits", "lse_pool", "probabilities"]:
+    if names[-3:] != [LOCATION_LOGITS_LAYER_NAME, LSE_POOL_LAYER_NAME, HEAD_LAYER]:
         return None
     conv, pool, head = model.layers[-3:]
     if not (isinstance(pool, LogSumExpPooling) and head.activation is keras.activations.sigmoid and conv.use_bias):
