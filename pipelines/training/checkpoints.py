@@ -16,6 +16,11 @@ BACKUP_SUFFIX = ".bkp"  # Keras' name for the previous backup, kept with double_
 READ_ERRORS = (OSError, ValueError, KeyError, TypeError)
 
 
+def previous_backup(path: Path) -> Path:
+    """The copy of a backup file that Keras' double_checkpoint keeps from the save before (`latest.weights.h5.bkp`)."""
+    return Path(f"{path}{BACKUP_SUFFIX}")
+
+
 def damaged(path: Path, error: BaseException) -> RunStateError:
     """The one-line error for a checkpoint (file or backup folder) that cannot be read back."""
     detail = str(error).strip().splitlines()[0][:200] if str(error).strip() else type(error).__name__
@@ -44,7 +49,7 @@ def backup_callback(folder: Path) -> Any:
             try:
                 super().on_train_begin(logs)
             except READ_ERRORS as error:  # json.JSONDecodeError is a ValueError
-                previous = [Path(f"{path}{BACKUP_SUFFIX}") for path in (self._weights_path, self._training_metadata_path)]
+                previous = [previous_backup(path) for path in (self._weights_path, self._training_metadata_path)]
                 if not all(path.is_file() for path in previous):
                     raise damaged(folder, error) from None
                 for path in previous:  # the backup before the damaged one: at most an epoch is trained again
@@ -68,14 +73,14 @@ def check_checkpoints(out_dir: Path) -> None:
     for pattern in CHECKPOINT_FOLDERS:
         for folder in sorted(out_dir.glob(pattern)):
             for path in sorted(folder.rglob("*.weights.h5")):
-                if Path(f"{path}{BACKUP_SUFFIX}").is_file():
+                if previous_backup(path).is_file():
                     continue  # a backup with its previous copy: the restore falls back to it if need be
                 try:
                     h5py.File(path, "r").close()
                 except OSError as error:
                     raise damaged(path, error) from None
             for path in sorted(folder.rglob("training_metadata.json")):
-                if Path(f"{path}{BACKUP_SUFFIX}").is_file():
+                if previous_backup(path).is_file():
                     continue
                 try:
                     json.loads(path.read_text(encoding="utf-8"))["epoch"]
