@@ -2,7 +2,8 @@
 
 Built from seeded Keras `Random*` layers, which work inside `tf.data` and are
 the identity at inference; they act on float pixels in [0, 255]. An image and
-its mask (segmentation) are flipped together by `flip_pair`.
+its mask (segmentation) are flipped together by `flip_pair`; masks of any
+depth move with their photo through every geometric layer in `augment_with_masks`.
 """
 
 from __future__ import annotations
@@ -58,6 +59,27 @@ def build_augmenter(
 def augment_batch(augmenter: keras.Sequential, images: tf.Tensor) -> tf.Tensor:
     """Apply the augmenter in training mode and keep pixels in [0, 255]."""
     return tf.clip_by_value(augmenter(images, training=True), 0.0, 255.0)
+
+
+GEOMETRIC_LAYERS = (layers.RandomFlip, layers.RandomRotation, layers.RandomZoom, layers.RandomTranslation)
+
+
+def augment_with_masks(augmenter: keras.Sequential, images: tf.Tensor, masks: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """Augment images (batch, H, W, C) and their masks (batch, H, W, M) with the same random geometry.
+
+    The geometric layers move both as one tensor (stacked on channels, one draw per photo); the photometric ones
+    (brightness, contrast, noise) touch the photo only.
+    """
+    channels = images.shape[-1]
+    both = tf.concat([images, masks], axis=-1)
+    for layer in augmenter.layers:
+        if isinstance(layer, GEOMETRIC_LAYERS):
+            both = layer(both, training=True)
+    images, masks = both[..., :channels], both[..., channels:]
+    for layer in augmenter.layers:
+        if not isinstance(layer, GEOMETRIC_LAYERS):
+            images = layer(images, training=True)
+    return tf.clip_by_value(images, 0.0, 255.0), masks
 
 
 def flip_pair(seed: int = 0) -> Callable[[tf.Tensor, tf.Tensor], tuple[tf.Tensor, tf.Tensor]]:

@@ -48,6 +48,7 @@ class AnnotatedImages:
     images: list[str] = field(default_factory=list)
     objects: list[list[BoxLabel]] = field(default_factory=list)
     class_names: list[str] = field(default_factory=list)
+    sizes: list[tuple[int, int]] = field(default_factory=list)  # (width, height) per photo, where the reader knows it
 
 
 def annotations_file(path: str | Path) -> Path:
@@ -146,6 +147,7 @@ def read_coco_annotations(path: str | Path, classes: Sequence[str] | None = None
     for image_id, photo in paths.items():
         out.images.append(photo)
         out.objects.append(objects[image_id])
+        out.sizes.append(images[image_id])
     if not out.images:
         raise DataError(str(source), "lists no images")
     return out

@@ -40,9 +40,40 @@ def batched(
 ) -> tf.data.Dataset:
     """Batch a decoded dataset; the training branch reshuffles each epoch and augments."""
     if training:
-        size = int(ds.cardinality())
-        ds = ds.shuffle(size if size > 0 else 1024, seed=seed, reshuffle_each_iteration=True)
+        ds = reshuffled(ds, seed)
     ds = ds.batch(batch_size)
     if training and augmenter is not None:
         ds = ds.map(lambda x, y: (augment_batch(augmenter, x), y), num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def batched_with_masks(
+    ds: tf.data.Dataset,
+    batch_size: int,
+    grid: int,
+    training: bool = False,
+    augmenter: keras.Sequential | None = None,
+    seed: int = 0,
+) -> tf.data.Dataset:
+    """`batched` for ((image, masks), label) pairs: the masks follow the photo's augmentation, then become the
+    fraction of each cell of a grid x grid feature map they cover (`data.location_targets`)."""
+    from dlpipe.data.augment import augment_with_masks
+    from dlpipe.data.location_targets import grid_targets
+
+    if training:
+        ds = reshuffled(ds, seed)
+    ds = ds.batch(batch_size)
+
+    def targets(inputs: tuple[tf.Tensor, tf.Tensor], label: tf.Tensor) -> tuple[tuple[tf.Tensor, tf.Tensor], tf.Tensor]:
+        images, masks = inputs
+        if training and augmenter is not None:
+            images, masks = augment_with_masks(augmenter, images, masks)
+        return (images, grid_targets(masks, grid)), label
+
+    return ds.map(targets, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def reshuffled(ds: tf.data.Dataset, seed: int) -> tf.data.Dataset:
+    """The whole dataset shuffled again every epoch (a 1024-example buffer when its size is unknown)."""
+    size = int(ds.cardinality())
+    return ds.shuffle(size if size > 0 else 1024, seed=seed, reshuffle_each_iteration=True)

@@ -27,6 +27,7 @@ from dlpipe.data.text_encoding import detect_encoding
 from dlpipe.errors import DataError
 
 LABEL_SEPARATOR = ";"
+Region = tuple[str, tuple[float, float, float, float]]
 
 
 @dataclass
@@ -38,6 +39,8 @@ class MultiLabelSet:
     labels: list[list[str]] = field(default_factory=list)
     class_names: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    # where each photo's labels are: (label, (x1, y1, x2, y2) as fractions of the photo) per box; None: a CSV (no boxes)
+    regions: list[list[Region]] | None = None
 
     def multi_hot(self) -> np.ndarray:
         """(photos, labels) 0/1 matrix in `class_names` order."""
@@ -156,7 +159,10 @@ def _read_coco(source: Path) -> MultiLabelSet:
     file = annotations_file(source)
     boxes = read_coco_annotations(file)
     data = MultiLabelSet(str(file), paths=list(boxes.images),
-                         labels=[sorted({item.label for item in objects}) for objects in boxes.objects])
+                         labels=[sorted({item.label for item in objects}) for objects in boxes.objects],
+                         regions=[[(item.label, (item.box[0] / width, item.box[1] / height, item.box[2] / width,
+                                                 item.box[3] / height)) for item in objects]
+                                  for objects, (width, height) in zip(boxes.objects, boxes.sizes)])
     categories = json.loads(file.read_text(encoding="utf-8")).get("categories") or []
     data.class_names = sorted({str(category["name"]) for category in categories} | {n for ls in data.labels for n in ls})
     return data
@@ -164,8 +170,9 @@ def _read_coco(source: Path) -> MultiLabelSet:
 
 def _checked(data: MultiLabelSet, verify: bool, max_pixels: int) -> MultiLabelSet:
     """Drop photos that are missing or cannot be decoded, recording why; refuse a dataset without labels."""
-    kept = MultiLabelSet(data.source, class_names=data.class_names, skipped=list(data.skipped))
-    for photo, labels in zip(data.paths, data.labels):
+    kept = MultiLabelSet(data.source, class_names=data.class_names, skipped=list(data.skipped),
+                         regions=None if data.regions is None else [])
+    for index, (photo, labels) in enumerate(zip(data.paths, data.labels)):
         if not Path(photo).is_file():
             kept.skipped.append((photo, "no such file"))
             continue
@@ -175,6 +182,8 @@ def _checked(data: MultiLabelSet, verify: bool, max_pixels: int) -> MultiLabelSe
             continue
         kept.paths.append(photo)
         kept.labels.append(labels)
+        if kept.regions is not None:
+            kept.regions.append(data.regions[index])
     if not kept.paths:
         raise DataError(data.source, "no readable photos; check the paths (relative to the file's folder)")
     if not kept.class_names:

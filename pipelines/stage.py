@@ -32,7 +32,8 @@ class Examples:
     inputs: list[str] = field(default_factory=list)
     labels: list[int] = field(default_factory=list)  # empty when the label is a file (targets)
     targets: list[str] = field(default_factory=list)  # per-input label files, e.g. segmentation masks
-    objects: list[list[Any]] = field(default_factory=list)  # per-input annotated boxes (data.box_annotations.BoxLabel)
+    # per-input annotated boxes: detection's data.box_annotations.BoxLabel (pixels), multi-label's data.multilabel.Region
+    objects: list[list[Any]] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.inputs)

@@ -30,7 +30,8 @@ class MultiLabelLoadConfig(FoldOptions):
 class MultiLabelLoadStage(Stage):
     """Read photos with their label sets, set aside unreadable ones with their reason, and split them.
 
-    Each example's label is its multi-hot row (one 0/1 per label, in the order of the sorted label names).
+    Each example's label is its multi-hot row (one 0/1 per label, in the order of the sorted label names); from a
+    COCO file, its objects are the boxes (label, fractions of the photo) that train.box_supervision learns from.
     """
 
     config_cls = MultiLabelLoadConfig
@@ -59,13 +60,14 @@ class MultiLabelLoadStage(Stage):
             unknown = sorted(set(val.class_names) - set(data.class_names))
             if unknown:
                 raise DataError(cfg.val_path, f"validation labels {unknown} never occur in the training data")
-            ctx.train = Examples(data.paths, hot)
-            ctx.val = Examples(val.paths, multi_hot(val.labels, data.class_names).tolist())
+            ctx.train = Examples(data.paths, hot, objects=data.regions or [])
+            ctx.val = Examples(val.paths, multi_hot(val.labels, data.class_names).tolist(), objects=val.regions or [])
             skipped += val.skipped
         else:
             train_idx, val_idx = _split(hot, cfg, ctx.seed)
-            ctx.train = Examples([data.paths[i] for i in train_idx], [hot[i] for i in train_idx])
-            ctx.val = Examples([data.paths[i] for i in val_idx], [hot[i] for i in val_idx])
+            ctx.train, ctx.val = (Examples([data.paths[i] for i in picked], [hot[i] for i in picked],
+                                           objects=[data.regions[i] for i in picked] if data.regions else [])
+                                  for picked in (train_idx, val_idx))
         for path, reason in skipped:
             ctx.echo(f"  skipped {path}: {reason}")
         counts = {name: sum(row[j] for row in hot) for j, name in enumerate(data.class_names)}

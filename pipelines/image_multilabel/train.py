@@ -40,18 +40,24 @@ class MultiLabelTrainConfig(LabelTrainConfig):
         "val_auc", "metric for early stopping and the best checkpoint: val_auc (the per-label ranking, what mAP "
                    "measures; the loss rises as scores grow confident while the ranking still improves) or val_loss")
     label_smoothing: float = option(0.0, "label smoothing of the binary cross-entropy (0: off)")
+    box_supervision: float = option(
+        0.0, "with a COCO input and the lse head: weight of a second loss that teaches each label's per-location "
+             "logits where its boxes are (the fraction of each cell they cover), beside the photo-level loss; "
+             "0: labels only. A CSV has no boxes")
     cv_folds: int = option(0, "K-fold cross-validation before the final run (OUT/folds/K/, resumable per fold): "
                               "mAP and micro/macro F1 of the pooled out-of-fold predictions, with intervals (0: off)")
 
     def __post_init__(self) -> None:
         super().__post_init__()
         require(self.probe_c > 0, "probe_c", "must be > 0")
+        require(self.box_supervision >= 0, "box_supervision", f"must be >= 0. Received: {self.box_supervision}")
 
 
 class MultiLabelTrainStage(ImageTrainStage):
     """Fit the multi-label head (per-label probe or epochs) on the frozen backbone, then the top blocks; resumable."""
 
     config_cls = MultiLabelTrainConfig
+    _grid: int | None = None  # side of the lse head's location grid while box supervision runs
 
     def fit_settings(self, ctx: RunContext) -> FitSettings:
         import keras
@@ -61,6 +67,61 @@ class MultiLabelTrainStage(ImageTrainStage):
                                     keras.metrics.AUC(multi_label=True, name="auc")],
                            optimizer=self.setting(ctx, "optimizer", "adam"),
                            warmup_fraction=self.setting(ctx, "warmup_fraction", 0.0))
+
+    def fitted_model(self, ctx: RunContext, model: Any) -> Any:
+        """With box supervision, the model wrapped with its per-location loss (same weights); else the model."""
+        from dlpipe.models.location_supervision import location_grid, supervised_model
+
+        self._grid = None
+        reason = self.box_supervision_off(ctx, model)
+        if reason is not None:
+            if self.config.box_supervision and reason:
+                ctx.echo(f"  box supervision: off ({reason})")
+            return model
+        self._grid = location_grid(model)
+        boxes = sum(len(photo) for photo in ctx.train.objects)
+        ctx.echo(f"  box supervision: each label's {self._grid}x{self._grid} location logits learn from {boxes} "
+                 f"training boxes (weight {self.config.box_supervision:g})")
+        return supervised_model(model, self.config.box_supervision)
+
+    def box_supervision_off(self, ctx: RunContext, model: Any) -> str | None:
+        """Why box supervision cannot run ('' when it was not asked for), or None when it runs."""
+        from dlpipe.models.location_supervision import has_location_logits
+
+        if not self.config.box_supervision:
+            return ""
+        if not has_location_logits(model):
+            return "it needs the lse head: model.pooling=lse"
+        if any(len(examples.objects) != len(examples) for examples in (ctx.train, ctx.val)):
+            return "it needs boxes: give a COCO annotations JSON, not a CSV"
+        if ctx.preprocessing.resize != "stretch":
+            return "it needs preprocess.resize=stretch, where a box's place in the photo is its place in the input"
+        return None
+
+    def training_data(self, ctx: RunContext, refit: bool = False) -> Any:
+        if self._grid is None:
+            return super().training_data(ctx, refit)
+        return self.batches_with_masks(ctx, [ctx.train] + ([ctx.val] if refit else []), training=True)
+
+    def validation_data(self, ctx: RunContext) -> Any:
+        if self._grid is None or not len(ctx.val):
+            return super().validation_data(ctx)
+        return self.batches_with_masks(ctx, [ctx.val], training=False)
+
+    def batches_with_masks(self, ctx: RunContext, splits: list[Any], training: bool) -> Any:
+        """Batches of ((photos, per-location targets), labels) of these splits (train, then validation); the
+        targets follow the training branch's augmentation."""
+        from dlpipe.data.datasets import batched_with_masks
+        from dlpipe.data.location_targets import with_region_masks
+        from dlpipe.pipelines.training.distribute import scale, sharded
+
+        decoded = ctx.train_data if splits[0] is ctx.train else ctx.val_data
+        if len(splits) == 2:
+            decoded = decoded.concatenate(ctx.val_data)
+        regions = [photo for split in splits for photo in split.objects]
+        masked = with_region_masks(decoded, regions, ctx.class_names, ctx.preprocessing.image_size)
+        return sharded(batched_with_masks(masked, self.config.batch_size * scale(self.config), self._grid, training,
+                                          ctx.augmenter if training else None, ctx.seed))
 
     def before_phases(self, ctx: RunContext, model: Any) -> str | None:
         """model.mode=probe: the per-label probe is the model (refit on every image when the run refits)."""

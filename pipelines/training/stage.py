@@ -8,7 +8,8 @@ weights behind and is skipped on resume. `refit` retrains on train + validation
 for the epoch counts that validation chose.
 
 A task changes what it must through small hooks: `fit_settings` (loss, metrics,
-class weights), `head_phase` and `fit_custom_phase` (e.g. the image task's
+class weights), `fitted_model`, `training_data` and `validation_data` (a training-time
+wrapper with its own targets), `head_phase` and `fit_custom_phase` (e.g. the image task's
 linear-probe head), `before_phases` (work that can end training early) and
 `sweep_source` (what the learning-rate finder trains).
 """
@@ -42,13 +43,13 @@ class TrainStage(Stage):
         finished = self.before_phases(ctx, model)
         if finished is not None:
             return finished
+        model = self.fitted_model(ctx, model)
         refit = self.refits(ctx)
         initial = ctx.out_dir / CHECKPOINT_DIR / "initial.weights.h5"
         if refit and not initial.exists():
             save_weights(model, initial)
         rate = self.resolve_learning_rate(ctx, model)
-        data = (self.train_batches(ctx, ctx.need("train_data", "preprocess")),
-                self.eval_batches(ctx.val_data) if len(ctx.val) else None)
+        data = (self.training_data(ctx), self.validation_data(ctx))
         phases = self.phases(ctx, rate)
         for phase in phases:
             self.run_phase(ctx, model, phase, data)
@@ -79,6 +80,20 @@ class TrainStage(Stage):
     def before_phases(self, ctx: RunContext, model: Any) -> str | None:
         """Work before the phases; a summary ends training there (e.g. a probe-only model). Nothing by default."""
         return None
+
+    def fitted_model(self, ctx: RunContext, model: Any) -> Any:
+        """The model the phases fit: the task's own, or a training-time wrapper sharing its weights (e.g. with an
+        extra loss and its targets as a second input). The task's own by default."""
+        return model
+
+    def training_data(self, ctx: RunContext, refit: bool = False) -> Any:
+        """Batches the phases train on: the training split, or train + validation for the refit."""
+        data = ctx.need("train_data", "preprocess")
+        return self.train_batches(ctx, data.concatenate(ctx.val_data) if refit else data)
+
+    def validation_data(self, ctx: RunContext) -> Any:
+        """Batches scored after each epoch (None without a validation split)."""
+        return self.eval_batches(ctx.val_data) if len(ctx.val) else None
 
     def head_phase(self, ctx: RunContext, rate: float) -> Phase:
         """The first phase when a pretrained part is frozen: the head, for `epochs`."""
@@ -155,7 +170,7 @@ class TrainStage(Stage):
         load_checkpoint(model, initial)
         if ctx.fine_tuning is not None:
             model.get_layer(ctx.fine_tuning.layer).trainable = False
-        everything = self.train_batches(ctx, ctx.train_data.concatenate(ctx.val_data))
+        everything = self.training_data(ctx, refit=True)
         for phase in chosen:
             self.run_phase(ctx, model, phase, (everything, None))
         ctx.history["refit"] = {"examples": len(ctx.train) + len(ctx.val),

@@ -25,35 +25,51 @@ SETS = [*(s for s in TINY_SETS if not s.startswith("train.monitor=")), "train.mo
 
 
 def scene(red: bool, blue: bool, seed: int, size: int = 40) -> np.ndarray:
+    return scene_with_boxes(red, blue, seed, size)[0]
+
+
+def scene_with_boxes(red: bool, blue: bool, seed: int, size: int = 40) -> tuple[np.ndarray, list[tuple[str, list[int]]]]:
+    """A grey photo with a 14-px red and/or blue square, and each square's COCO box (label, [x, y, width, height])."""
     rng = np.random.default_rng(seed)
     pixels = np.clip(rng.normal(128, 10, (size, size, 3)), 0, 255).astype(np.uint8)
-    for on, colour in ((red, (220, 30, 30)), (blue, (30, 30, 220))):
+    boxes = []
+    for on, colour, name in ((red, (220, 30, 30), "red"), (blue, (30, 30, 220), "blue")):
         if on:
             x, y = rng.integers(0, size - 14, 2)
             pixels[y:y + 14, x:x + 14] = colour
-    return pixels
+            boxes.append((name, [int(x), int(y), 14, 14]))
+    return pixels, boxes
 
 
 def write_scenes(folder: Path, count: int = 64, seed: int = 0) -> Path:
-    """Photos and labels.csv (path,labels; labels separated by ';'); every combination equally often."""
+    """Photos with labels.csv (path,labels; labels separated by ';') and the same scenes' boxes in
+    annotations.json (COCO); every combination equally often."""
     folder.mkdir(parents=True, exist_ok=True)
     rows = ["path,labels"]
+    coco: dict = {"images": [], "annotations": [], "categories": [{"id": 1, "name": "red"}, {"id": 2, "name": "blue"}]}
     for index in range(count):
         red, blue = bool(index % 2), bool((index // 2) % 2)
-        Image.fromarray(scene(red, blue, seed + index)).save(folder / f"s{index}.png")
+        pixels, boxes = scene_with_boxes(red, blue, seed + index)
+        Image.fromarray(pixels).save(folder / f"s{index}.png")
         rows.append(f"s{index}.png," + ";".join(name for name, on in (("red", red), ("blue", blue)) if on))
+        coco["images"].append({"id": index, "file_name": f"s{index}.png", "width": 40, "height": 40})
+        coco["annotations"] += [{"id": len(coco["annotations"]), "image_id": index, "bbox": box, "iscrowd": 0,
+                                 "category_id": 1 if name == "red" else 2} for name, box in boxes]
     (folder / "labels.csv").write_text("\n".join(rows) + "\n")
+    (folder / "annotations.json").write_text(json.dumps(coco))
     return folder / "labels.csv"
 
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
     """The run every export test reads, with the default pretrained head (log-sum-exp pooling of per-location
-    logits: `model.pooling=auto` picks it for a pretrained backbone; said outright for this from-scratch CNN)."""
+    logits: `model.pooling=auto` picks it for a pretrained backbone; said outright for this from-scratch CNN),
+    trained from the COCO file with box supervision (the CSV of the same scenes is what the evaluations read)."""
     labels = write_scenes(tmp_path_factory.mktemp("scenes") / "scenes")
     out = tmp_path_factory.mktemp("run") / "out"
-    result = CliRunner().invoke(main, ["run", "image-multilabel", "--data", str(labels), "--out", str(out),
-                                       *[arg for s in [*SETS, "model.pooling=lse"] for arg in ("--set", s)]],
+    sets = [*SETS, "model.pooling=lse", "train.box_supervision=1"]
+    result = CliRunner().invoke(main, ["run", "image-multilabel", "--data", str(labels.parent / "annotations.json"),
+                                       "--out", str(out), *[arg for s in sets for arg in ("--set", s)]],
                                 catch_exceptions=False)
     return labels, out, result
 
@@ -61,7 +77,7 @@ def finished(tmp_path_factory):
 def test_run_names_label_sets_well_above_chance(finished):
     _, out, result = finished
     assert result.exit_code == 0, result.output
-    assert "log-sum-exp pooling" in result.output
+    assert "log-sum-exp pooling" in result.output and "box supervision: each label's" in result.output
     metrics = json.loads((out / "metrics.json").read_text())
     # chance: each label is on in half the photos, so a random scorer's AP is about 0.5
     assert metrics["map"] >= 0.9 and metrics["micro_f1"] >= 0.85, metrics
@@ -71,6 +87,33 @@ def test_run_names_label_sets_well_above_chance(finished):
     assert (out / "labels.txt").read_text().split() == ["blue", "red"]
     page = (out / "report.html").read_text(encoding="utf-8")  # the run's page: label counts, curves, gallery
     assert "<td>red</td>" in page and "<h2>Worst errors</h2>" in page and 'src="data:image/png;base64,' in page
+
+
+def test_box_supervision_puts_each_labels_strongest_location_on_its_square(finished):
+    """Trained with the squares' boxes, each label's per-location logits peak inside its own square (more often
+    than the same run with labels alone)."""
+    import keras
+    from dlpipe.models.artifacts import load_keras
+    from dlpipe.models.classifier import LOCATION_LOGITS_LAYER_NAME
+
+    _, out, _ = finished
+    model = load_keras(out / "model.keras")
+    logits = keras.Model(model.inputs, model.get_layer(LOCATION_LOGITS_LAYER_NAME).output)
+    names = (out / "labels.txt").read_text().split()
+    hits = 0
+    for seed in range(2000, 2016):
+        pixels, boxes = scene_with_boxes(True, True, seed)
+        size = model.input_shape[1]
+        resized = np.asarray(Image.fromarray(pixels).resize((size, size), Image.BILINEAR), np.float32)
+        maps = logits.predict(resized[None], verbose=0)[0]  # (grid, grid, labels)
+        grid = maps.shape[0]
+        for name, (x, y, width, height) in boxes:
+            row, col = np.unravel_index(np.argmax(maps[..., names.index(name)]), (grid, grid))
+            cx, cy = (col + 0.5) / grid * 40, (row + 0.5) / grid * 40  # the cell's centre in the 40-px photo
+            hits += x <= cx <= x + width and y <= cy <= y + height
+    # 16 photos x 2 squares on this CNN's 4x4 grid: 26 trained with the boxes, 20 with labels only (measured once,
+    # the run is deterministic); a peak anywhere would land in a square about 1 time in 6
+    assert hits >= 23, hits
 
 
 def test_every_export_agrees_with_keras_on_the_label_sets(finished):
@@ -156,8 +199,11 @@ def test_cross_validation_pools_out_of_fold_scores_with_thresholds_from_other_fo
     from dlpipe.pipelines import api
 
     labels = write_scenes(tmp_path / "scenes", count=32, seed=50)
-    sets = [*SETS, "export.formats=[]", "train.epochs=8", "train.cv_folds=2"]
-    result = api.run("image-multilabel", data=str(labels), out=tmp_path / "cv", sets=sets, echo=lambda _: None)
+    sets = [*SETS, "export.formats=[]", "train.epochs=8", "train.cv_folds=2", "train.box_supervision=1"]
+    lines: list[str] = []
+    result = api.run("image-multilabel", data=str(labels), out=tmp_path / "cv", sets=sets, echo=lines.append)
+    # asked for, box supervision says why it cannot run on this model (average pooling), and the run goes on
+    assert any("box supervision: off (it needs the lse head" in line for line in lines), lines
     cv = result.metrics["cross_validation"]
     assert cv["folds"] == 2 and cv["pooled"]["count"] == 32  # every scene scored once, by the fold that never saw it
     assert cv["pooled"]["map"] >= 0.8 and cv["pooled"]["micro_f1"] >= 0.7  # chance: about 0.5 for both
