@@ -1,6 +1,7 @@
 """`dlpipe tune --storage URL --workers N` (issue 31, item 3): workers share one study, and a killed worker's trial
 is failed by its stale heartbeat and run again by another, so the study still finishes max_trials settings, each
-once, in one folder each. Against the default SQLite file and a PostgreSQL server the test starts itself."""
+once, in one folder each. End to end against the default SQLite file; the same heartbeat and retry on a PostgreSQL
+server the test starts itself."""
 
 from __future__ import annotations
 
@@ -112,18 +113,29 @@ def test_two_workers_share_the_default_sqlite_study_and_a_killed_workers_trial_r
     _check_search(out, study_of(), process, killed)
 
 
-def test_two_workers_share_a_postgresql_study_and_a_killed_workers_trial_runs_again(colours, tmp_path):
+def test_a_postgresql_study_fails_a_dead_workers_trial_by_its_heartbeat_and_runs_it_again_once(tmp_path):
+    """The heartbeat and retry of the SQLite run above, on a PostgreSQL server (the storage for workers on several
+    machines). Both are Optuna's RDBStorage behind dlpipe's open_storage, so the end-to-end kill of a worker runs
+    once, on the default SQLite file; here a silent trial on PostgreSQL is failed, queued once and taken again."""
     import optuna
 
-    with postgres_server(tmp_path) as url:
-        out = tmp_path / "tune"
-        process = _tune(colours, out, storage=url)
+    from dlpipe.pipelines.training.tune_storage import beat, open_storage, storage_url
 
-        def study_of():
-            return optuna.load_study(study_name="image-classify", storage=url)
-
-        killed = _kill_a_worker_mid_trial(study_of, process, out)
-        _check_search(out, study_of(), process, killed)
+    State = optuna.trial.TrialState
+    with postgres_server(tmp_path) as url:  # as `dlpipe tune --storage URL` opens it
+        storage = open_storage(storage_url(url, tmp_path), heartbeat_seconds=1)
+        study = optuna.create_study(study_name="s", storage=storage, direction="maximize")
+        silent, alive = study.ask(), study.ask()
+        silent.suggest_int("x", 0, 9)
+        beat(study, silent)
+        time.sleep(3.5)  # 3 beats of silence: its worker is dead
+        beat(study, alive)
+        optuna.storages.fail_stale_trials(study)
+        optuna.storages.fail_stale_trials(study)  # a second worker looking again fails and queues nothing more
+        assert [t.state for t in study.get_trials(deepcopy=False)] == [State.FAIL, State.RUNNING, State.WAITING]
+        again = study.ask()
+        assert again.number == 2 and again.suggest_int("x", 0, 9) == silent.params["x"]
+        assert study.get_trials(deepcopy=False)[2].system_attrs.get("failed_trial") == silent.number
 
 
 def test_the_journal_fails_a_silent_trial_and_queues_its_settings_once(tmp_path):
