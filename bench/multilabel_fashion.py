@@ -11,7 +11,9 @@ thresholds chosen on the other folds) with 95% bootstrap intervals, per label, t
 MediaPipe ImageClassifier (.venv-mediapipe) on the exported .tflite over every scene to count the scenes whose label
 set equals `dlpipe predict`'s. Results: bench/results/multilabel_fashion.json and a markdown summary on stdout.
 `--folds 0` skips the cross-validation: the final run and the MediaPipe check alone (bench/results/multilabel_final/,
-bench/results/multilabel_fashion_final.json), for a change that moves pixels but not the recipe.
+bench/results/multilabel_fashion_final.json), for a change that moves pixels but not the recipe; `--check RUN` the
+MediaPipe check alone on a finished run's model.tflite. The check counts twice: MediaPipe decoding each file itself,
+and MediaPipe handed the pixels dlpipe decodes (its JPEG decoder differs from libjpeg's by up to 3 levels).
 """
 
 from __future__ import annotations
@@ -36,7 +38,11 @@ def main() -> None:
     parser.add_argument("--data", default=str(DEFAULT_DATA))
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--set", dest="sets", action="append", default=[])
+    parser.add_argument("--check", metavar="RUN", help="no training: the MediaPipe check alone on RUN/model.tflite")
     args = parser.parse_args()
+    if args.check:
+        print(f"MediaPipe: {mediapipe_agreement(Path(args.check), args.data)}")
+        return
     from dlpipe.pipelines import api
 
     out = RESULTS / ("multilabel" if args.folds else "multilabel_final")
@@ -72,11 +78,11 @@ def print_pooled(pooled: dict) -> None:
 
 def mediapipe_agreement(out: Path, data: str) -> dict:
     """Scenes whose label set MediaPipe's ImageClassifier (defaults: the metadata's 0.5) and dlpipe predict agree on."""
-    sys.path.insert(0, str(ROOT / "tests"))
-    from edge.mediapipe_env import mediapipe_python, run_mediapipe
-
     from dlpipe.data.multilabel import read_multilabel
     from dlpipe.models.runtimes import load_runtime
+
+    sys.path.insert(0, str(ROOT / "tests"))  # after dlpipe: tests/dlpipe/ would pass for the package
+    from edge.mediapipe_env import mediapipe_python, run_mediapipe
 
     if not mediapipe_python().is_file():
         return {"skipped": "no .venv-mediapipe"}
@@ -87,10 +93,12 @@ def mediapipe_agreement(out: Path, data: str) -> dict:
     for prepared in task.batches(task.collect_inputs(photos), runtime.preprocessing, 32):
         for row in runtime.predict(prepared.batch):
             ours.append(set(task.describe(row, runtime.class_names, 5)["labels"]))
-    answer = run_mediapipe({"image": [{"model": str(out / "model.tflite"), "images": photos}]}, timeout=1800)
-    theirs = [{c["category_name"] for c in categories} for categories in answer["image"][0]]
-    same = sum(a == b for a, b in zip(ours, theirs))
-    return {"scenes": len(photos), "same_label_set": same}
+    jobs = [{"model": str(out / "model.tflite"), "images": photos, "decode": decode} for decode in ("mediapipe", "pillow")]
+    answer = run_mediapipe({"image": jobs}, timeout=1800)
+    same = [sum(a == {c["category_name"] for c in categories} for a, categories in zip(ours, job))
+            for job in answer["image"]]
+    # MediaPipe decoding each file itself (its own JPEG decoder), and handed the pixels dlpipe decodes (Pillow)
+    return {"scenes": len(photos), "same_label_set": same[0], "same_label_set_same_decoded_pixels": same[1]}
 
 
 if __name__ == "__main__":

@@ -99,16 +99,38 @@ def _resample(image: tf.Tensor, shape: tf.Tensor, sampling: str) -> tf.Tensor:
     """float (H, W, 3) -> float (shape[0], shape[1], 3), bilinear."""
     _check_choice("sampling", sampling, SAMPLINGS)
     if sampling == "mediapipe":
-        # MediaPipe's ImageToTensor samples source pixel (x * scale, y * scale) for output pixel (x, y): TF1's
-        # grid, measured by feeding it an identity model (tests/data/test_image_preprocess.py pins the grid). It
-        # resizes the uint8 photo, so its pixels are whole levels: rounding ours the same way took the label sets
-        # MediaPipe and dlpipe disagree on from 14 to 3 of the 300 fashion scenes (BENCHMARKS.md, multi-label); a
-        # sharp head (log-sum-exp near the maximum) moves by up to 0.12 on half a level. Not bit for bit: its
-        # fixed-point sampling lands up to 4 levels from ours on pixel noise (an identity model; OpenCV's
-        # warpPerspective is as far from it); on photos 1 level on 1-10% of pixels, 2 on under 0.1%.
-        return tf.round(tf.raw_ops.ResizeBilinear(images=image[None], size=shape, align_corners=False,
-                                                  half_pixel_centers=False)[0])
+        return _opencv_fixed_point_bilinear(image, shape)
     return tf.image.resize(image, shape, antialias=True)
+
+
+def _opencv_fixed_point_bilinear(image: tf.Tensor, shape: tf.Tensor) -> tf.Tensor:
+    """MediaPipe's resize, bit for bit: OpenCV's `warpPerspective` of the uint8 photo, bilinear in fixed point.
+
+    MediaPipe's CPU ImageToTensor maps output pixel (x, y) to source (x * in / out, y * in / out) (no half-pixel
+    centres), rounds that position to 1/32 of a pixel, weighs the four neighbours by integer 1/32 fractions
+    (weights summing to 2^15) and rounds the sum to a whole level, replicating the border. Measured through an
+    identity model in MediaPipe's ImageClassifier (BENCHMARKS.md, multi-label): equal on every pixel when both
+    start from the same decoded photo. A sharp multi-label head (log-sum-exp near the maximum) moved a score by
+    up to 0.12 on half a level, so only exact pixels make the .tflite answer in MediaPipe as in dlpipe.
+    `numpy_preprocess` computes the same integers.
+    """
+    pixels = tf.cast(tf.round(image), tf.int32)
+
+    def axis(in_size: tf.Tensor, out_size: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        scale = tf.cast(in_size, tf.float64) / tf.cast(out_size, tf.float64)
+        position = tf.cast(tf.round(tf.range(out_size, dtype=tf.float64) * scale * 32.0), tf.int32)  # 1/32 px
+        low = position // 32
+        return (tf.clip_by_value(low, 0, in_size - 1), tf.clip_by_value(low + 1, 0, in_size - 1),
+                position - low * 32)
+
+    top, bottom, down = axis(tf.shape(pixels)[0], shape[0])
+    left, right, across = axis(tf.shape(pixels)[1], shape[1])
+    up, back = (32 - down)[:, None, None], down[:, None, None]
+    before, after = (32 - across)[None, :, None], across[None, :, None]
+    upper, lower = tf.gather(pixels, top, axis=0), tf.gather(pixels, bottom, axis=0)
+    total = ((tf.gather(upper, left, axis=1) * before + tf.gather(upper, right, axis=1) * after) * up
+             + (tf.gather(lower, left, axis=1) * before + tf.gather(lower, right, axis=1) * after) * back) * 32
+    return tf.cast((total + (1 << 14)) // (1 << 15), tf.float32)
 
 
 def _resample_window(image: tf.Tensor, shape: tf.Tensor, offset: tf.Tensor, size: int) -> tf.Tensor:

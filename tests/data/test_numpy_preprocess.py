@@ -3,7 +3,7 @@
 Every resize recipe a run can be trained with, on real photos (the shared hymenoptera folder, its GIF
 included) and on the formats and EXIF orientations the graph decodes: within one level of 255 of
 `data.preprocess.preprocess_bytes` (measured: under 0.01 of a level without a filter; a filter rounds to
-whole levels, so one level where a value sits on .5).
+whole levels, so one level where a value sits on .5; MediaPipe's resize is the same integers in both).
 """
 
 from __future__ import annotations

@@ -164,8 +164,9 @@ def test_mediapipe_image_classifier_agrees_with_dlpipe_predict(image_run, file_n
     print(f"{file_name}: MediaPipe agrees with dlpipe predict on {agreement:.1%} of {len(chosen)} photos as "
           f"dlpipe prepares them, {raw_agreement:.1%} on the raw photos; accuracy Keras {keras_accuracy:.1%}, "
           f"dlpipe {accuracy(ours):.1%}, MediaPipe on raw photos {accuracy(theirs_raw):.1%}")
-    # int8: MediaPipe resizes a uint8 image in OpenCV's fixed point, dlpipe in float and rounds, so a photo at this
-    # weak (96 px, 3-epoch) model's decision boundary can flip; bench/edge_runtimes.py measures the real recipe
+    # raw photos: MediaPipe decodes a JPEG with its own decoder (up to 3 levels from libjpeg's), so a photo at this
+    # weak (96 px, 3-epoch) model's decision boundary can flip, more so in int8; bench/edge_runtimes.py measures the
+    # real recipe
     assert agreement >= 0.99 and raw_agreement >= (0.99 if file_name == "model.tflite" else 0.95)
     # the file in MediaPipe scores what the Keras model scores on these labelled photos (measured: 100% each; the
     # photos are the training folder's, so this holds the export to Keras, not the model to unseen photos)
