@@ -78,7 +78,9 @@ def build_classifier(
 
 
 def _model_name(spec: BackboneSpec) -> str:
-    return re.sub(r"\W+", "_", spec.name).strip("_")[-40:] + "_classifier"
+    # cut to the last 40 characters first, then strip: a Keras name must start with a letter or digit (a cut
+    # through "tfhub:/tmp/pytest-11/..." once left "_pytest_11_...")
+    return (re.sub(r"\W+", "_", spec.name)[-40:].strip("_") or "model") + "_classifier"
 
 
 def feature_map(backbone: keras.Model, finer: bool = False) -> keras.Model:

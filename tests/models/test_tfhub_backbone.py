@@ -98,3 +98,17 @@ def test_image_classify_trains_on_a_hub_module(hub_module, color_folder, tmp_pat
     outputs = reloaded(pixels)
     outputs = next(iter(outputs.values())) if isinstance(outputs, dict) else outputs
     np.testing.assert_allclose(np.asarray(outputs), module.predict(pixels, verbose=0), atol=1e-6)
+
+
+def test_a_hub_models_name_is_a_valid_keras_name_whatever_its_path():
+    """The classifier is named after the handle's last 40 characters: a cut through a separator once left a leading
+    underscore, which Keras refuses as a root scope name (it depended on the length of pytest's folder number)."""
+    import re
+    from types import SimpleNamespace
+
+    from dlpipe.models.classifier import _model_name
+
+    for handle in ("tfhub:/tmp/pytest-of-root/pytest-11/popen-gw0/hub0/feature_vector",
+                   "tfhub:/tmp/pytest-of-root/pytest-9/popen-gw0/hub0/feature_vector", "tfhub:///"):
+        name = _model_name(SimpleNamespace(name=handle))
+        assert re.fullmatch(r"[A-Za-z0-9.][A-Za-z0-9_.\\/>-]*", name), (handle, name)
