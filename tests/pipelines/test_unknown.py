@@ -18,7 +18,7 @@ from dlpipe.pipelines.cli import main
 
 # antialias: this from-scratch CNN's pooled features of 32-48 px noise photos sit within 0.01 cosine of each other,
 # and MediaPipe's sampling (no filter: the pixel noise stays) put 7 of the 8 green and grey photos inside the band
-# that keeps 97% of red/blue ones once it became MediaPipe's exact fixed-point resize (8645011); the filter averages
+# that keeps 97% of red/blue ones once it became MediaPipe's exact fixed-point resize (91d7122); the filter averages
 # the noise away (threshold 0.9995: all 8 unknown, 23 of 24 new red/blue photos kept). The test is of the mechanism
 UNKNOWN_SETS = [*TINY_SETS, "export.formats=[keras,tflite]", "train.epochs=12", "train.learning_rate=0.003",
                 "augment.enabled=false", "evaluate.unknown=true", "preprocess.sampling=antialias"]
