@@ -73,10 +73,11 @@ class MultiLabelTrainStage(ImageTrainStage):
         from dlpipe.models.location_supervision import location_grid, supervised_model
 
         self._grid = None
+        if not self.config.box_supervision:
+            return model
         reason = self.box_supervision_off(ctx, model)
         if reason is not None:
-            if self.config.box_supervision and reason:
-                ctx.echo(f"  box supervision: off ({reason})")
+            ctx.echo(f"  box supervision: off ({reason})")
             return model
         self._grid = location_grid(model)
         boxes = sum(len(photo) for photo in ctx.train.objects)
@@ -85,11 +86,9 @@ class MultiLabelTrainStage(ImageTrainStage):
         return supervised_model(model, self.config.box_supervision)
 
     def box_supervision_off(self, ctx: RunContext, model: Any) -> str | None:
-        """Why box supervision cannot run ('' when it was not asked for), or None when it runs."""
+        """Why the box supervision asked for cannot run, or None when it can."""
         from dlpipe.models.location_supervision import has_location_logits
 
-        if not self.config.box_supervision:
-            return ""
         if not has_location_logits(model):
             return "it needs the lse head: model.pooling=lse"
         if any(len(examples.objects) != len(examples) for examples in (ctx.train, ctx.val)):
