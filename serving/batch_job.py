@@ -42,15 +42,14 @@ class JobSummary:
 
 
 def result_rows(runtime: Any, inputs: InputSet, top_k: int = 5, batch_size: int = BATCH_JOB_BATCH_SIZE,
-                writer: OutputWriter | None = None, in_flight: int = 2) -> Iterator[list[dict[str, Any]]]:
+                writer: OutputWriter | None = None, in_flight: int | None = None) -> Iterator[list[dict[str, Any]]]:
     """Batches of result rows ({"input", ..., "label", "score", "top"} or {"input", "error"}), in input order.
 
     The task may prepare inputs out of order (e.g. images refused from their header first); rows are
     held back until every earlier input has its row. With a `writer` (the task's `output_writer`),
     each input's files (e.g. its mask PNG) are written before its row, so a row on disk means its
     files are complete. `in_flight` batches run at once, each on its own runtime of a `RuntimePool`
-    (the cores split between them): what a runtime does in Python before its model runs (a text
-    model's tokenisation) overlaps with the other batch's inference.
+    (the cores split between them); by default as many as the task asks for (`Task.batches_in_flight`).
     """
     from collections import deque
     from concurrent.futures import ThreadPoolExecutor
@@ -58,6 +57,7 @@ def result_rows(runtime: Any, inputs: InputSet, top_k: int = 5, batch_size: int 
     from dlpipe.models.runtimes import pooled
 
     task = runtime.task
+    in_flight = in_flight or task.batches_in_flight()
     model = pooled(runtime, in_flight) if in_flight > 1 else runtime
     done: dict[str, dict[str, Any]] = {key: {"input": key, "error": error} for key, error in inputs.errors.items()}
     position = 0

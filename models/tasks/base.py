@@ -90,6 +90,12 @@ class Task(ABC):
             raise DataError("--" + given[0].replace("_", "-"), f"does not apply to {self.name} models ({self.description})")
         return self
 
+    def batches_in_flight(self) -> int:
+        """How many batches a batch job runs through the model at once, each on its own replica of the runtime
+        (the cores split between them): two by default, so that what a runtime does in Python before its model
+        runs (a text model's tokenisation) overlaps the other batch's inference."""
+        return 2
+
     def without_tensorflow(self) -> "Task":
         """This task preparing its inputs without TensorFlow, for a runtime that needs none (a .tflite): as it is
         by default (strings, seeds); image tasks decode in NumPy/Pillow (`dlpipe.data.numpy_preprocess`)."""

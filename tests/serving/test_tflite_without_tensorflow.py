@@ -127,6 +127,25 @@ def shared_sentences() -> list[str]:
     return [line.rsplit("\t", 1)[0] for line in lines if line.strip()]
 
 
+def test_an_image_tflite_job_runs_one_batch_at_a_time_on_the_loaded_interpreter(tiny_tflite: Path,
+                                                                                  photos: list[str]) -> None:
+    """The NumPy decoder's threads decode ahead, so the model takes one batch at a time on every core: no replica
+    interpreters (each would pack the weights again on its first batch); the graph path and text keep two."""
+    from dlpipe.models.runtimes import load_runtime
+    from dlpipe.models.tasks import get_task
+    from dlpipe.serving.batch_job import result_rows
+
+    runtime = load_runtime(tiny_tflite / "model.tflite")
+    inputs = runtime.task.collect_inputs(photos)
+    one = [row for rows in result_rows(runtime, inputs, top_k=2, batch_size=2) for row in rows]
+    assert runtime.task.batches_in_flight() == 1 and "_pools" not in runtime.__dict__
+    two = [row for rows in result_rows(runtime, inputs, top_k=2, batch_size=2, in_flight=2) for row in rows]
+    assert len(runtime.__dict__["_pools"][2].replicas) == 2
+    assert [row["input"] for row in one] == [row["input"] for row in two] == inputs.ids
+    assert_same_answers({row["input"]: row for row in one}, two)
+    assert get_task("image").batches_in_flight() == 2 and get_task("text").batches_in_flight() == 2
+
+
 def test_text_predict_needs_no_tensorflow_and_matches_keras_ids(words_tflite: Path, tmp_path: Path) -> None:
     texts = tmp_path / "texts.txt"
     texts.write_text("\n".join(shared_sentences()[400:440] + ["ÉCOLE it's GREAT\u00a0food!!", "[UNK] unknownword"]) + "\n",
