@@ -92,17 +92,19 @@ def minilm_encoder(
     *,
     token_type_input: bool = False,
     dropout: float = 0.1,
+    config: dict | None = None,
 ) -> keras.Model:
     """The BERT encoder of all-MiniLM-L6-v2: inputs dict -> last hidden state (batch, seq, 384).
 
     weights: "pretrained" (the installed package), None (random init) or a path to
     a BERT-layout .safetensors file. max_length: fixed sequence length (None for
     variable length; a fixed one suits TFLite export). dropout: hidden and
-    attention dropout while training (0.1 as in the original config).
+    attention dropout while training (0.1 as in the original config). config:
+    MINILM_CONFIG entries to override (tests build small random encoders this way).
     """
     _check_max_length(max_length)
     weights_path = minilm_files()[0] if weights == "pretrained" else weights  # fail before building
-    cfg = MINILM_CONFIG
+    cfg = {**MINILM_CONFIG, **(config or {})}
     inputs = _inputs(max_length, token_type_input)
     x = BertEmbeddings(
         cfg["vocab_size"],

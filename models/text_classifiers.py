@@ -134,7 +134,7 @@ def transformer_classifier(
 
 
 def minilm_classifier(num_classes: int, sequence_length: int, dropout: float = 0.1,
-                      weights: str | None = "pretrained") -> keras.Model:
+                      weights: str | None = "pretrained", config: dict | None = None) -> keras.Model:
     """Pretrained all-MiniLM-L6-v2 -> masked mean pooling -> dropout -> softmax.
 
     Inputs are WordPiece `input_ids` and `attention_mask` (int32, sequence_length);
@@ -143,7 +143,7 @@ def minilm_classifier(num_classes: int, sequence_length: int, dropout: float = 0
     """
     from dlpipe.models.minilm import minilm_encoder
 
-    encoder = minilm_encoder(weights, sequence_length, name="backbone", dropout=dropout)
+    encoder = minilm_encoder(weights, sequence_length, name="backbone", dropout=dropout, config=config)
     return _pooled_classifier(encoder, num_classes, sequence_length, dropout, "minilm_classifier")
 
 

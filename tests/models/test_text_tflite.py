@@ -203,12 +203,16 @@ def _wordpiece_vocab(path: Path) -> Path:
     return path
 
 
+# MiniLM's layers at a fraction of its width and depth: the export path is the same, the conversion seconds not
+SMALL_MINILM = {"hidden_size": 32, "num_layers": 2, "num_heads": 2, "intermediate_size": 64}
+
+
 def test_minilm_float_tflite_matches_keras(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     prep = TextPreprocessing(sequence_length=16, tokenizer="wordpiece", vocab_file=str(_wordpiece_vocab(run / "vocab.txt")))
     keras.utils.set_random_seed(0)
-    model = minilm_classifier(2, prep.sequence_length, weights=None)
+    model = minilm_classifier(2, prep.sequence_length, weights=None, config=SMALL_MINILM)
     texts = ["The movie was great!", "I loved it, loved it, loved it", "awful acting plots", "unknown zzz words",
              "the " * 20, ""]
     path = export_text_tflite(model, tmp_path / "tflite", ["negative", "positive"], prep)
@@ -226,6 +230,7 @@ def test_minilm_float_tflite_matches_keras(tmp_path):
         np.testing.assert_array_equal(feeds[key], reference[key])
     assert (feeds["input_ids"] == 1).any() and (feeds["attention_mask"] == 0).any()
     expected = model.predict(feeds, verbose=0)
+    assert np.ptp(expected[:, 1]) > 1e-3  # the texts get different answers: parity can fail
     # MediaPipe's BERT convention: ids, mask and segment_ids (one segment: zeros, which MiniLM ignores)
     bert_feeds = {"ids": feeds["input_ids"], "mask": feeds["attention_mask"],
                   "segment_ids": np.zeros_like(feeds["input_ids"])}
