@@ -78,9 +78,10 @@ def cpu_seconds(pid: int | None = None) -> float:
     return times.user + times.system
 
 
-def serve(run: str, port: int, batch: int, wait_ms: float, artifact: str) -> subprocess.Popen:
+def serve(run: str, port: int, batch: int, wait_ms: float, artifact: str, batch_threads: int = 0) -> subprocess.Popen:
     command = [sys.executable, "-m", "dlpipe", "serve", run, "--port", str(port), "--max-batch-size", str(batch),
-               "--max-wait-ms", str(wait_ms), "--watch-seconds", "0", "--artifact", artifact]
+               "--max-wait-ms", str(wait_ms), "--watch-seconds", "0", "--artifact", artifact,
+               "--batch-threads", str(batch_threads)]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     for _ in range(240):
         try:
@@ -100,6 +101,8 @@ def main() -> None:
     parser.add_argument("--clients", default="1,8,32")
     parser.add_argument("--modes", default="on,wait,off",
                         help="on (8, 0 ms: the default), wait (8, 5 ms), off (1), or bN: max batch N, 0 ms (e.g. b8)")
+    parser.add_argument("--batch-threads", type=int, default=0,
+                        help="the server's --batch-threads: model calls at once, each on its own interpreter (0: one per core)")
     args = parser.parse_args()
     photos = sorted(PHOTOS.glob("*/*.jpg"))[:32]
     bodies = [json.dumps({"instances": [{"b64": base64.b64encode(p.read_bytes()).decode()}]}).encode() for p in photos]
@@ -109,7 +112,7 @@ def main() -> None:
     for mode in args.modes.split(","):
         label, batch, wait = modes[mode] if mode in modes else (f"on ({int(mode[1:])}, 0 ms)", int(mode[1:]), 0.0)
         port = free_port()
-        server = serve(args.run, port, batch, wait, args.artifact)
+        server = serve(args.run, port, batch, wait, args.artifact, args.batch_threads)
         url = f"http://127.0.0.1:{port}/v1/models/{name}:predict"
         try:
             asyncio.run(load(url, bodies, 8, 64))  # warm up
@@ -127,7 +130,7 @@ def main() -> None:
         finally:
             server.terminate()
             server.wait(30)
-    print(f"\n{date.today()} · `python bench/serving_load.py --artifact {args.artifact} --modes {args.modes} --clients {args.clients}` · {args.requests} requests "
+    print(f"\n{date.today()} · `python bench/serving_load.py --artifact {args.artifact} --modes {args.modes} --clients {args.clients} --batch-threads {args.batch_threads}` · {args.requests} requests "
           f"per row, one photo each · server and clients share {os.cpu_count()} CPU cores\n")
     print("| batching | clients | requests/s | p50 ms | p99 ms | failed | load before | server CPU ms/req | "
           "client CPU ms/req |")

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -121,18 +123,17 @@ def test_a_killed_worker_resumes_from_the_last_backup(two_workers_killed_and_res
 
 
 def test_ray_train_job_trains_as_one_process_does(photos, one_worker, tmp_path):
-    """A Ray Train job of two workers. Its restart after a worker dies is Ray's (FailureConfig), into the same
-    `_train_loop`, which then resumes the chief's run (next test); the resume itself is the two local workers' kill
-    test above, through the same backup (the end-to-end kill under Ray cost a minute of the suite)."""
-    ray = pytest.importorskip("ray")
-    from dlpipe.pipelines.distributed_run import run_on_ray
-
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-    try:
-        out = run_on_ray("image-classify", str(photos), tmp_path / "out", None, SETS, False, workers=2, address=None,
-                         echo=lambda _: None)
-    finally:
-        ray.shutdown()
+    """`dlpipe run --engine ray --workers 2`: a Ray Train job of two workers on a local Ray, started by the command
+    in its own process (Ray and TensorFlow each bundle gRPC; the test's process, which runs TensorFlow for the
+    tests after this one, stays out of Ray). Its restart after a worker dies is Ray's (FailureConfig), into the
+    same `_train_loop`, which then resumes the chief's run (next test); the resume itself is the two local
+    workers' kill test above, through the same backup (the end-to-end kill under Ray cost a minute of the suite)."""
+    pytest.importorskip("ray")
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "dlpipe", "run", "image-classify", "--data", str(photos), "--out", str(out),
+               "--engine", "ray", "--workers", "2", *(part for item in SETS for part in ("--set", item))]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["accuracy"] >= 0.8 and abs(metrics["accuracy"] - one_worker["accuracy"]) <= 0.2
     assert "distribute: multi_worker" in (out / "config.yaml").read_text()
