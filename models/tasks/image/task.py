@@ -40,9 +40,9 @@ class ImageTask(ClassificationTask):
 
     def batches_in_flight(self) -> int:
         """One for the NumPy decoder: its threads decode ahead, so one batch at a time gets every core on the
-        interpreter that is already warm; two replicas would each pack the weights again on their first batch
-        (measured on the default int8 file, 245 photos: the cold job at 95% of the decode + model ceiling against
-        88%). tf.data's graph path keeps two (a Keras model runs concurrent calls itself)."""
+        runtime's own interpreters; two replicas would each pack the weights again on their first batch (the
+        default int8 file, 245 photos, fresh processes: the cold job at 121-130 images/s against 114-121 with
+        two). tf.data's graph path keeps two (a Keras model runs concurrent calls itself)."""
         return 1 if self.decoder == "numpy" else super().batches_in_flight()
 
     def register_layers(self) -> None:
