@@ -1,8 +1,9 @@
 """train.distribute: two worker processes on 127.0.0.1 (MultiWorkerMirroredStrategy) train the small CNN as well as
 one process does, and after a worker is killed mid-epoch the restarted cluster resumes from the chief's last backup;
-the same run as a Ray Train job on a local Ray (its restart: Ray's, into a loop that resumes); `mirrored` runs on this CPU; the tasks with their own training
-loops (points, the GAN) train under `mirrored` and on two workers as in one process; bad settings are one-line
-errors. The tasks of the shared train stage under `mirrored`: test_distribute_tasks.py."""
+the same run as a Ray Train job on a local Ray (its restart: Ray's, into a loop that resumes); `mirrored` runs on
+this CPU; the tasks with their own training loops (points, the GAN) train under `mirrored` and on two workers as in
+one process; bad settings are one-line errors. The tasks of the shared train stage under `mirrored`:
+test_distribute_tasks.py."""
 
 from __future__ import annotations
 
