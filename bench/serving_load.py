@@ -78,7 +78,7 @@ def cpu_seconds(pid: int | None = None) -> float:
     return times.user + times.system
 
 
-def serve(run: str, port: int, batch: int, wait_ms: float, artifact: str, batch_threads: int = 0) -> subprocess.Popen:
+def serve(run: str, port: int, batch: int, wait_ms: float, artifact: str, batch_threads: int) -> subprocess.Popen:
     command = [sys.executable, "-m", "dlpipe", "serve", run, "--port", str(port), "--max-batch-size", str(batch),
                "--max-wait-ms", str(wait_ms), "--watch-seconds", "0", "--artifact", artifact,
                "--batch-threads", str(batch_threads)]
@@ -94,6 +94,8 @@ def serve(run: str, port: int, batch: int, wait_ms: float, artifact: str, batch_
 
 
 def main() -> None:
+    from dlpipe.serving.batching_defaults import BATCH_THREADS
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--run", default=str(DEFAULT_RUN))
     parser.add_argument("--artifact", default="auto", help="which artifact of the run folder serves (auto: int8 here)")
@@ -101,7 +103,7 @@ def main() -> None:
     parser.add_argument("--clients", default="1,8,32")
     parser.add_argument("--modes", default="on,wait,off",
                         help="on (8, 0 ms: the default), wait (8, 5 ms), off (1), or bN: max batch N, 0 ms (e.g. b8)")
-    parser.add_argument("--batch-threads", type=int, default=0,
+    parser.add_argument("--batch-threads", type=int, default=BATCH_THREADS,
                         help="the server's --batch-threads: model calls at once, each on its own interpreter (0: one per core)")
     args = parser.parse_args()
     photos = sorted(PHOTOS.glob("*/*.jpg"))[:32]
