@@ -127,3 +127,15 @@ def apply_orientation(image: tf.Tensor, orientation: tf.Tensor) -> tf.Tensor:
     ]
     index = tf.clip_by_value(tf.cast(orientation, tf.int32) - 1, 0, 7)
     return tf.switch_case(index, branches)
+
+
+@tf.function(input_signature=[tf.TensorSpec([None, None, 3], tf.uint8), tf.TensorSpec([], tf.string)],
+             autograph=False)
+def upright(image: tf.Tensor, contents: tf.Tensor) -> tf.Tensor:
+    """`image` (decoded from `contents`) turned as its EXIF orientation says, as one function traced once a process.
+
+    Every decoding graph (each tf.data pipeline, export signature and parity check) calls it rather than re-building
+    its ~400 ops: tracing them cost about 0.1 s each time, five times in a small training run.
+    """
+    return apply_orientation(image, exif_orientation(contents))
+

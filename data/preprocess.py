@@ -56,9 +56,9 @@ def decode_image(contents: tf.Tensor, min_side: int = 0, upright: bool = True) -
     is_jpeg = tf.equal(tf.strings.substr(contents, 0, 3), b"\xff\xd8\xff")
     image = tf.cond(is_jpeg, jpeg, other)
     if upright:
-        from dlpipe.data.exif import apply_orientation, exif_orientation
+        from dlpipe.data.exif import upright as turn_upright
 
-        image = apply_orientation(image, exif_orientation(contents))
+        image = turn_upright(image, contents)
     image.set_shape([None, None, 3])
     return image
 
