@@ -47,7 +47,7 @@ def fit_phase(ctx: RunContext, model: Any, phase: Phase, data: tuple[Any, Any], 
     """Fit one phase (or restore it when it finished earlier) and append its history to `ctx.history`."""
     from dlpipe.models.finetune import unfreeze_top_blocks
     from dlpipe.pipelines.training.checkpoints import load_checkpoint
-    from dlpipe.pipelines.training.keras_fit import fit_verbosity, read_history
+    from dlpipe.pipelines.training.keras_fit import build_before_fit, fit_verbosity, read_history
 
     train_ds, val_ds = data
     checkpoints = ctx.out_dir / CHECKPOINT_DIR
@@ -66,6 +66,7 @@ def fit_phase(ctx: RunContext, model: Any, phase: Phase, data: tuple[Any, Any], 
         steps = max(int(train_ds.cardinality()), 1)
         model.compile(optimizer=make_phase_optimizer(phase, steps, cfg, settings), loss=settings.loss,
                       metrics=list(settings.metrics), jit_compile=cfg.jit_compile)
+        build_before_fit(model, train_ds)
         model.fit(train_ds, validation_data=val_ds, epochs=phase.epochs,
                   callbacks=phase_callbacks(ctx, phase, cfg, history_file, val_ds is not None),
                   class_weight=settings.class_weight, verbose=fit_verbosity(cfg.progress),
