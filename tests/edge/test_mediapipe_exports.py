@@ -29,7 +29,7 @@ from dlpipe.models import tflite_metadata as md
 from dlpipe.pipelines.cli import main
 from edge.mediapipe_env import require_mediapipe, run_mediapipe
 
-IMAGE_SETS = ["model.image_size=96", "train.epochs=3", "train.finetune_epochs=0", "train.tensorboard=false",
+IMAGE_SETS = ["model.backbone=efficientnet_lite0", "model.image_size=96", "train.epochs=3", "train.finetune_epochs=0", "train.tensorboard=false",
               "train.progress=none", "evaluate.plots=false", "augment.enabled=false",
               "preprocess.resize=stretch", "preprocess.sampling=mediapipe", "export.formats=[keras,tflite,tflite-int8]"]
 TEXT_SETS = ["preprocess.tokenizer=words", "model.architecture=gru", "model.embedding_dim=32", "model.units=32", "train.epochs=4",
