@@ -58,7 +58,7 @@ def test_cross_domain_validation_file_and_label_errors(sentences_file, tmp_path)
 
 def test_pretrained_minilm_fine_tunes_and_ships_its_vocabulary(sentences_file, tmp_path):
     out = tmp_path / "minilm"
-    sets = ["model.architecture=minilm", "train.epochs=2", "train.batch_size=16", "train.learning_rate=0.0001",
+    sets = ["model.architecture=minilm", "train.epochs=1", "train.batch_size=16", "train.learning_rate=0.0001",
             "train.progress=none", "preprocess.sequence_length=16", "export.formats=[keras]", "export.parity_sample=16"]
     result = api.run("sentiment", data=str(sentences_file), out=out, sets=sets, echo=lambda _: None)
     assert result.metrics["accuracy"] >= 0.8
