@@ -127,7 +127,7 @@ class PointsTrainStage(Stage):
 
         from dlpipe import atomic
         from dlpipe.pipelines.training.distribute import scale, steps_per_execution
-        from dlpipe.pipelines.training.keras_fit import fit_verbosity
+        from dlpipe.pipelines.training.keras_fit import build_before_fit, fit_verbosity
 
         cfg, model = self.config, ctx.need("model", "model")
         train_x, train_y = _arrays(ctx.need("train", "load"))
@@ -136,6 +136,7 @@ class PointsTrainStage(Stage):
         steps = -(-len(train_x) // batch)  # one call per epoch: tiny steps cost Python overhead, not math
         model.compile(keras.optimizers.SGD(cfg.learning_rate * scale(cfg)), loss="sparse_categorical_crossentropy",
                       metrics=["accuracy"], steps_per_execution=steps_per_execution(steps))
+        build_before_fit(model, (train_x, train_y))
         history = model.fit(train_x, train_y, batch_size=batch, epochs=cfg.epochs, shuffle=True,
                             # the test curve at every tenth of the run: measuring it each epoch doubled the fit's time
                             validation_data=(test_x, test_y), validation_freq=max(1, cfg.epochs // 10),
