@@ -15,6 +15,7 @@ import importlib.util
 import os
 import sys
 import tempfile
+import threading
 from typing import Any, Iterator
 
 VERBOSE_ENV = "DLPIPE_VERBOSE"
@@ -67,34 +68,60 @@ class _QuietLoader(importlib.abc.Loader):
         with captured_output(stdout=False):
             self.loader.exec_module(module)
 
+_LOCK = threading.Lock()
+_CAPTURED: dict[int, list[int]] = {}  # descriptor -> [a copy of what it was before the first block, open blocks]
+_SINK: list[Any] = []  # the temporary file every captured descriptor writes to while any block is open
+
 
 @contextlib.contextmanager
 def captured_output(stdout: bool = True) -> Iterator[None]:
-    """Send file descriptor 2 (and 1) to a temporary file for the duration; replay it if the block fails."""
+    """Send file descriptor 2 (and 1) to a temporary file for the duration; replay it if the block fails.
+
+    Blocks may overlap across threads (a batch job's worker threads each make an interpreter for a new batch
+    size): the first to begin redirects a descriptor and the last to end restores it. Each block saving and
+    restoring on its own once left stderr pointing at a deleted file for the rest of the process: a later
+    block saved the first one's redirection as "the original" and put it back last.
+    """
     if verbose():
         yield
         return
     fds = (1, 2) if stdout else (2,)
     sys.stdout.flush()
     sys.stderr.flush()
-    saved = {fd: os.dup(fd) for fd in fds}
-    with tempfile.TemporaryFile() as sink:
+    with _LOCK:
+        if not _CAPTURED:
+            _SINK.append(tempfile.TemporaryFile())
         for fd in fds:
-            os.dup2(sink.fileno(), fd)
-        try:
-            yield
-        except BaseException:
-            _restore(saved)
-            sink.seek(0)
-            os.write(2, sink.read()[-20000:])
-            raise
-        else:
-            _restore(saved)
+            if fd not in _CAPTURED:
+                _CAPTURED[fd] = [os.dup(fd), 0]
+                os.dup2(_SINK[0].fileno(), fd)
+            _CAPTURED[fd][1] += 1
+    try:
+        yield
+    except BaseException:
+        _release(fds, replay=True)
+        raise
+    else:
+        _release(fds, replay=False)
 
 
-def _restore(saved: dict[int, int]) -> None:
+def _release(fds: tuple[int, ...], replay: bool) -> None:
+    """End one block: restore each descriptor no other block still captures; on failure, show what was captured."""
     sys.stdout.flush()
     sys.stderr.flush()
-    for fd, copy in saved.items():
-        os.dup2(copy, fd)
-        os.close(copy)
+    with _LOCK:
+        sink = _SINK[0]
+        captured = b""
+        if replay:
+            sink.seek(0)
+            captured = sink.read()[-20000:]
+        for fd in fds:
+            _CAPTURED[fd][1] -= 1
+            if _CAPTURED[fd][1] == 0:
+                copy, _ = _CAPTURED.pop(fd)
+                os.dup2(copy, fd)
+                os.close(copy)
+        if not _CAPTURED:
+            _SINK.pop().close()
+        if captured:  # to the real stderr, even while another block still captures descriptor 2
+            os.write(_CAPTURED[2][0] if 2 in _CAPTURED else 2, captured)
