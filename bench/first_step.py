@@ -6,7 +6,7 @@ One command, from the repository root with dlpipe's venv active:
 
 Keras 3 without a distribution strategy creates the optimizer's slots and the loss and metric totals inside the
 first trace of the train step; TensorFlow then traces the step again without them. dlpipe's phases call
-`pipelines.training.keras_fit.build_before_fit` first, so the step is traced once. This bench times `model.fit` of
+`models.trace_once.build_before_fit` first, so the step is traced once. This bench times `model.fit` of
 one epoch of one step (wall clock: tracing, graph optimisation and the step itself) on random inputs, each model in
 a fresh process per measurement, the two ways alternating `--rounds` times; it reports the best of each and how many
 times the step was traced. Models: `image`: the image-classify default (EfficientNet-Lite2 at 260 px, random
@@ -56,7 +56,8 @@ def measure(kind: str, once: bool) -> dict:
     import keras
     from keras.src.backend.tensorflow import trainer
 
-    from dlpipe.pipelines.training.keras_fit import build_before_fit, make_optimizer
+    from dlpipe.models.trace_once import build_before_fit
+    from dlpipe.pipelines.training.keras_fit import make_optimizer
 
     traces = []
     original = trainer.TensorFlowTrainer.train_step

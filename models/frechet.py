@@ -15,6 +15,7 @@ import numpy as np
 from keras import layers
 
 from dlpipe.models.dcgan import save_sample_grid, to_gan_range
+from dlpipe.models.trace_once import build_before_fit
 
 FEATURE_LAYER = "features"
 
@@ -41,6 +42,7 @@ def train_feature_model(images: np.ndarray, labels: np.ndarray, epochs: int = 3,
     classifier = build_feature_classifier(x.shape[1:], int(np.max(labels)) + 1)
     classifier.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy",
                        metrics=["accuracy"])
+    build_before_fit(classifier, (x, np.asarray(labels)))
     classifier.fit(x, np.asarray(labels), epochs=epochs, batch_size=batch_size, verbose=0)
     return feature_model(classifier)
 

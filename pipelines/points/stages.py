@@ -127,7 +127,8 @@ class PointsTrainStage(Stage):
 
         from dlpipe import atomic
         from dlpipe.pipelines.training.distribute import scale, steps_per_execution
-        from dlpipe.pipelines.training.keras_fit import build_before_fit, fit_verbosity
+        from dlpipe.models.trace_once import build_before_fit
+        from dlpipe.pipelines.training.keras_fit import fit_verbosity
 
         cfg, model = self.config, ctx.need("model", "model")
         train_x, train_y = _arrays(ctx.need("train", "load"))

@@ -29,20 +29,6 @@ def make_optimizer(
     return keras.optimizers.Adam(learning_rate, clipnorm=clipnorm)
 
 
-def build_before_fit(model: keras.Model, data) -> None:
-    """Create the optimizer's and the metrics' variables before `fit` traces its train step.
-
-    Without a distribution strategy Keras creates them inside the first trace of the step, and TensorFlow then
-    traces the whole step again (a function that created variables is re-traced without them): a second trace of
-    the forward pass, the gradients and the optimizer's updates, 1.5-4 s of every small run on two cores. Under a
-    strategy Keras builds them first itself. `data`: the tf.data dataset `fit` gets (its element_spec is used, no
-    batch is read), or its (x, y) arrays. Keras' own builder, from their shapes and dtypes.
-    """
-    if getattr(model, "_distribute_strategy", None) is not None or not hasattr(model, "_symbolic_build"):
-        return
-    model._symbolic_build(data_batch=getattr(data, "element_spec", data))
-
-
 def balanced_class_weights(labels: Sequence[int], num_classes: int) -> dict[int, float]:
     """weight_c = n / (k * n_c): each class contributes equally to the loss."""
     counts = Counter(labels)

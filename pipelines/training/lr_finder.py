@@ -10,6 +10,7 @@ against log(rate) (`steepest`). The model's weights are restored afterwards.
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any, Iterator
 
@@ -21,12 +22,16 @@ def lr_sweep(model: keras.Model, batches: Iterator[Any], loss: Any, optimizer: s
              min_lr: float = 1e-7, max_lr: float = 10.0, pick: str = "min10", beta: float = 0.98,
              blowup: float = 4.0) -> dict[str, Any]:
     """Sweep and return {rates, losses, smoothed, minimum, steepest, chosen, pick} (plain floats, for JSON)."""
+    from dlpipe.models.trace_once import build_before_fit
     from dlpipe.pipelines.training.keras_fit import make_optimizer
 
     saved = model.get_weights()
     factor = (max_lr / min_lr) ** (1.0 / max(steps - 1, 1))
     opt = make_optimizer(optimizer, min_lr)
     model.compile(optimizer=opt, loss=loss)
+    first = next(batches)
+    build_before_fit(model, first)
+    batches = itertools.chain([first], batches)
     rates: list[float] = []
     raw: list[float] = []
     smoothed: list[float] = []
