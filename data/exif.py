@@ -138,4 +138,3 @@ def upright(image: tf.Tensor, contents: tf.Tensor) -> tf.Tensor:
     its ~400 ops: tracing them cost about 0.1 s each time, five times in a small training run.
     """
     return apply_orientation(image, exif_orientation(contents))
-

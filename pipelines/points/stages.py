@@ -126,8 +126,8 @@ class PointsTrainStage(Stage):
         import numpy as np
 
         from dlpipe import atomic
-        from dlpipe.pipelines.training.distribute import scale, steps_per_execution
         from dlpipe.models.trace_once import build_before_fit
+        from dlpipe.pipelines.training.distribute import scale, steps_per_execution
         from dlpipe.pipelines.training.keras_fit import fit_verbosity
 
         cfg, model = self.config, ctx.need("model", "model")
