@@ -1,6 +1,6 @@
 """The train step is traced once: `build_before_fit` creates the optimizer's and metrics' variables first (Keras 3
 creates them inside the first trace, and TensorFlow then traced the step a second time); the EXIF turn is one
-function traced once per process, however many decoding graphs call it."""
+function, traced once for however many decoding graphs call it."""
 
 from __future__ import annotations
 
@@ -60,7 +60,9 @@ def test_the_exif_turn_is_traced_once_for_every_decoding_graph():
     from dlpipe.data.exif import upright
     from dlpipe.data.preprocess import ImagePreprocessing, preprocess_bytes
 
+    before = upright.experimental_get_tracing_count()  # other tests in this process may have traced it (TensorFlow
+    # traces a function again under another device scope or distribution strategy: once per such context)
     for size in (16, 24, 32):  # three different graphs, as a run's pipelines, exports and checks make
         tf.function(lambda contents, s=size: preprocess_bytes(contents, ImagePreprocessing(image_size=s))
                     ).get_concrete_function(tf.TensorSpec([], tf.string))
-    assert upright.experimental_get_tracing_count() == 1
+    assert upright.experimental_get_tracing_count() - before <= 1
