@@ -57,6 +57,11 @@ def _kill_a_worker_mid_trial(study_of, process: subprocess.Popen, out: Path) -> 
             trials = study.get_trials(deepcopy=False)
         except (KeyError, FileNotFoundError):  # the study is not created yet
             trials = []
+        except Exception as error:  # noqa: BLE001 - the workers are creating the new database this moment: opening it
+            # then stamps its schema version beside theirs (tune_storage._rdb_storage retries the same for the workers)
+            if "alembic_version" not in str(error) and "already exists" not in str(error):
+                raise
+            trials = []
         finished = [t.datetime_complete for t in trials if t.state == State.COMPLETE]
         running = [t for t in trials if t.state == State.RUNNING]
         # a trial begun after one finished has a whole trial's work ahead (killing the first trial raced its end:
