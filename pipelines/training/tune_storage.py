@@ -95,11 +95,16 @@ def _rdb_storage(url: str, engine_kwargs: dict[str, Any], heartbeat_seconds: int
                                               grace_period=HEARTBEAT_GRACE * heartbeat_seconds,
                                               heartbeat_stale_trial_callback=retry)
         except Exception as error:  # noqa: BLE001 - SQLAlchemy's IntegrityError / OperationalError, by message
-            racing = "alembic_version" in str(error) or "already exists" in str(error)
-            if not racing or attempt == CREATE_ATTEMPTS - 1:
+            if not created_at_once(error) or attempt == CREATE_ATTEMPTS - 1:
                 raise
             time.sleep(0.5 * (attempt + 1))
     raise AssertionError("unreachable")
+
+
+def created_at_once(error: BaseException) -> bool:
+    """True for SQLAlchemy's error when this process opened a new database another was creating at that moment (the
+    tables already exist, or the schema version was stamped by the other): opening it again a moment later works."""
+    return "alembic_version" in str(error) or "already exists" in str(error)
 
 
 def beat(study: Any, trial: Any) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from dlpipe.pipelines.training.tune_storage import created_at_once
 from tests.conftest import TINY_SETS, write_color_images
 from helpers_postgres import postgres_server
 
@@ -57,9 +58,9 @@ def _kill_a_worker_mid_trial(study_of, process: subprocess.Popen, out: Path) -> 
             trials = study.get_trials(deepcopy=False)
         except (KeyError, FileNotFoundError):  # the study is not created yet
             trials = []
-        except Exception as error:  # noqa: BLE001 - the workers are creating the new database this moment: opening it
-            # then stamps its schema version beside theirs (tune_storage._rdb_storage retries the same for the workers)
-            if "alembic_version" not in str(error) and "already exists" not in str(error):
+        except Exception as error:  # noqa: BLE001 - the workers are creating the new database this moment (they
+            # retry the same: tune_storage._rdb_storage)
+            if not created_at_once(error):
                 raise
             trials = []
         finished = [t.datetime_complete for t in trials if t.state == State.COMPLETE]
