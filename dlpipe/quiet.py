@@ -68,6 +68,7 @@ class _QuietLoader(importlib.abc.Loader):
         with captured_output(stdout=False):
             self.loader.exec_module(module)
 
+
 _LOCK = threading.Lock()
 _CAPTURED: dict[int, list[int]] = {}  # descriptor -> [a copy of what it was before the first block, open blocks]
 _SINK: list[Any] = []  # the temporary file every captured descriptor writes to while any block is open

@@ -46,8 +46,8 @@ def fit_phase(ctx: RunContext, model: Any, phase: Phase, data: tuple[Any, Any], 
               settings: FitSettings) -> None:
     """Fit one phase (or restore it when it finished earlier) and append its history to `ctx.history`."""
     from dlpipe.models.finetune import unfreeze_top_blocks
-    from dlpipe.pipelines.training.checkpoints import load_checkpoint
     from dlpipe.models.trace_once import build_before_fit
+    from dlpipe.pipelines.training.checkpoints import load_checkpoint
     from dlpipe.pipelines.training.keras_fit import fit_verbosity, read_history
 
     train_ds, val_ds = data
