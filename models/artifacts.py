@@ -351,8 +351,10 @@ def load_keras(path: str | Path) -> Any:
     import keras
 
     from dlpipe.models import bert_layers, layers, text_layers  # noqa: F401  (register the custom layers)
+    from dlpipe.models.keras_saving import cache_skipsets
     from dlpipe.models.tasks import TASKS
 
+    cache_skipsets()
     for name in TASKS:  # a task's own layers (e.g. multi-label thresholds), registered where the task lives
         TASKS.get(name).register_layers()
 

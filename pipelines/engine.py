@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterable
 
 from dlpipe import __version__, atomic
 from dlpipe.errors import DlpipeError
+from dlpipe.models.keras_saving import cache_skipsets
 from dlpipe.pipelines.catalog import PipelineSpec
 from dlpipe.pipelines.config import ResolvedConfig
 from dlpipe.pipelines.stage import RunContext
@@ -55,6 +56,7 @@ def run_pipeline(
     )
     strategy = distribute.make_strategy(distribute.distribute_of(config))  # before any other TensorFlow work (multi_worker)
     _seed_everything(config.seed)
+    cache_skipsets()  # every weights save of the run (the per-epoch backup above all) walks the model faster
     total = len(config.stages)
     # train.precision and train.distribute: from the model stage to the end of training
     with ExitStack() as training_scope:
