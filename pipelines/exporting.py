@@ -20,7 +20,8 @@ def export_formats(model: Any, formats: Sequence[str], out_dir: Path, task: Any,
     validation inputs check each written artifact against `model`.
     """
     from dlpipe.models import artifacts
-    from dlpipe.models.export import ExportRequest, export
+    from dlpipe.models.export import ExportRequest, export, scratch_space
+    from dlpipe.models.export.tflite_source import one_source_per_model
 
     provenance = {"source_run": str(Path(source_run).resolve()) if source_run else None,
                   "config_sha256": hashlib.sha256(config_text.encode("utf-8")).hexdigest() if config_text else None}
@@ -28,7 +29,9 @@ def export_formats(model: Any, formats: Sequence[str], out_dir: Path, task: Any,
                               provenance)
     sample, sample_labels = _parity_sample(task, preprocessing, val, class_names, parity_sample)
     request = ExportRequest(bundle, calibration=list(train.inputs), sample=sample, sample_labels=sample_labels)
-    return {fmt: export(model, fmt, out_dir, request) for fmt in formats}
+    # several .tflite files of the model convert from one SavedModel of it, kept in OUT's scratch folder until the last
+    with scratch_space(Path(out_dir)), one_source_per_model():
+        return {fmt: export(model, fmt, out_dir, request) for fmt in formats}
 
 
 def _parity_sample(task: Any, preprocessing: Any, val: Examples, class_names: list[str],

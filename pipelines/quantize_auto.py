@@ -180,41 +180,49 @@ def held_out_data(run_dir: Path, task: Any, class_names: list[str], eval_data: s
 
 def _write_candidates(model: Any, task: Any, bundle: Any, preprocessing: Any, train: Any, val: Any,
                       scratch: Path, echo: Callable[[str], None]) -> list[Candidate]:
-    """Each candidate exported into its own scratch folder; a refused or failed conversion is a verdict."""
-    from dlpipe.models.export import ExportRequest, export
-    from dlpipe.models.export.converters import keep_fragile_in_float
+    """Each candidate exported into its own scratch folder."""
+    from dlpipe.models.export import ExportRequest, scratch_space
+    from dlpipe.models.export.tflite_source import one_source_per_model
     from dlpipe.pipelines.exporting import _parity_sample
-
-    from dlpipe.quiet import captured_output
 
     sample, labels = _parity_sample(task, preprocessing, val, bundle.class_names, 100)
     request = ExportRequest(bundle, calibration=list(train.inputs), sample=sample, sample_labels=labels)
-    candidates = []
-    for name, fmt, selective in CANDIDATES:
-        candidate = Candidate(name, fmt)
-        candidates.append(candidate)
-        echo(f"  converting {name} ...")
-        kept: list[str] = []
-        failure: Exception | None = None
-        with captured_output():  # the converter prints its SavedModel's endpoints, the debugger its progress
-            try:
-                with keep_fragile_in_float() if selective else contextlib.nullcontext(kept) as kept:
-                    path = export(model, fmt, scratch / name, request)
-            except Exception as error:  # noqa: BLE001 - a refused or failed candidate is out; the others go on
-                failure = error
-        if isinstance(failure, DlpipeError):
-            candidate.verdict = f"rejected: not available ({str(failure).removeprefix('export: ')})"
-        elif failure is not None:
-            candidate.verdict = f"rejected: conversion failed ({type(failure).__name__}: {str(failure)[:160]})"
-        elif selective and not kept:  # the task's int8 exporter sets up its own converter: the same file as int8
-            candidate.verdict = (f"rejected: not available (the {task.name} int8 exporter configures its own "
-                                 "converter, so no layer can be kept in float)")
-        else:
-            candidate.file, candidate.size_bytes = str(path), path.stat().st_size
-            candidate.note = f"{len(kept)} layer(s) kept in float" if selective else ""
+    with scratch_space(scratch), one_source_per_model():  # the model is written once for the five conversions
+        candidates = [_write_candidate(model, task, name, fmt, selective, scratch, request, echo)
+                      for name, fmt, selective in CANDIDATES]
     if candidates[0].file is None:
         raise DlpipeError(f"export: the float32 reference could not be written: {candidates[0].verdict}")
     return candidates
+
+
+def _write_candidate(model: Any, task: Any, name: str, fmt: str, selective: bool, scratch: Path, request: Any,
+                     echo: Callable[[str], None]) -> Candidate:
+    """One candidate exported into scratch/name; a refused or failed conversion is its verdict."""
+    from dlpipe.models.export import export
+    from dlpipe.models.export.converters import keep_fragile_in_float
+    from dlpipe.quiet import captured_output
+
+    candidate = Candidate(name, fmt)
+    echo(f"  converting {name} ...")
+    kept: list[str] = []
+    failure: Exception | None = None
+    with captured_output():  # the converter prints its SavedModel's endpoints, the debugger its progress
+        try:
+            with keep_fragile_in_float() if selective else contextlib.nullcontext(kept) as kept:
+                path = export(model, fmt, scratch / name, request)
+        except Exception as error:  # noqa: BLE001 - a refused or failed candidate is out; the others go on
+            failure = error
+    if isinstance(failure, DlpipeError):
+        candidate.verdict = f"rejected: not available ({str(failure).removeprefix('export: ')})"
+    elif failure is not None:
+        candidate.verdict = f"rejected: conversion failed ({type(failure).__name__}: {str(failure)[:160]})"
+    elif selective and not kept:  # the task's int8 exporter sets up its own converter: the same file as int8
+        candidate.verdict = (f"rejected: not available (the {task.name} int8 exporter configures its own "
+                             "converter, so no layer can be kept in float)")
+    else:
+        candidate.file, candidate.size_bytes = str(path), path.stat().st_size
+        candidate.note = f"{len(kept)} layer(s) kept in float" if selective else ""
+    return candidate
 
 
 def _score(candidates: list[Candidate], held_out: HeldOut, task: Any, preprocessing: Any, batch_size: int = 32) -> None:

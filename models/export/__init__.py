@@ -142,6 +142,7 @@ def export(model: Any, fmt: str, out_dir: str | Path, request: ExportRequest) ->
 
 
 SCRATCH_DIR = ".dlpipe-scratch"
+_SCRATCH_IN_USE: list[Path] = []  # the scratch folder of the outermost scratch_space block (tempfile's is global too)
 LOW_SPACE_BYTES = 16 * 2 ** 20  # a failed export with less free than this on its disk is told as a full disk
 
 
@@ -176,7 +177,12 @@ def scratch_space(folder: Path) -> Iterator[Path]:
 
     A killed export used to leave up to tens of MB in the system temp folder; here what a dead
     process left is removed by the next export into the same folder, and this one's on the way out.
+    Inside another block the outer one's folder is used, and removed when that block ends: what several
+    exports share (tflite_source's SavedModel) stays until all of them are done.
     """
+    if _SCRATCH_IN_USE:
+        yield _SCRATCH_IN_USE[-1]
+        return
     root = folder / SCRATCH_DIR
     if root.is_dir():
         for leftover in root.iterdir():
@@ -186,9 +192,11 @@ def scratch_space(folder: Path) -> Iterator[Path]:
     mine.mkdir(parents=True, exist_ok=True)
     previous = tempfile.tempdir
     tempfile.tempdir = str(mine)
+    _SCRATCH_IN_USE.append(mine)
     try:
         yield mine
     finally:
+        _SCRATCH_IN_USE.pop()
         tempfile.tempdir = previous
         shutil.rmtree(mine, ignore_errors=True)
         with contextlib.suppress(OSError):

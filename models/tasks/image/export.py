@@ -29,6 +29,7 @@ from dlpipe.models import artifacts, tflite_metadata
 from dlpipe.models.export import ExportRequest, register
 from dlpipe.models.export.converters import convert, export_archive, labelled_outputs, quantization_of, write_keras
 from dlpipe.models.export.onnx import pixels_exporter
+from dlpipe.models.export.tflite_source import tflite_converter
 from dlpipe.models.export.web import WEB_MODEL, WebPage, write_web_folder
 
 TASK = "image"
@@ -102,7 +103,7 @@ def export_tflite(model: keras.Model, target: Path, request: ExportRequest, fmt:
         if not request.calibration:
             raise DlpipeError("export: int8 needs training images for calibration; the run's load.path has none")
         representative = representative_images(list(request.calibration), request.bundle.preprocessing)
-    flatbuffer = convert(tf.lite.TFLiteConverter.from_keras_model(model), quantize, representative)
+    flatbuffer = convert(tflite_converter(model), quantize, representative)
     standard = metadata or functools.partial(tflite_metadata.image_classifier_metadata, mean=[0.0], std=[1.0])
     with warnings.catch_warnings():
         # a uint8 input whose scale is not 1 (representative_images prevents it): MediaPipe would misread it

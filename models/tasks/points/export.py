@@ -15,6 +15,7 @@ import tensorflow as tf
 from dlpipe.models import artifacts
 from dlpipe.models.export import ExportRequest, refuse, register
 from dlpipe.models.export.converters import convert, export_archive, quantization_of, write_keras
+from dlpipe.models.export.tflite_source import tflite_converter
 
 TASK = "points"
 
@@ -39,5 +40,5 @@ def export_savedmodel(model: keras.Model, target: Path, request: ExportRequest, 
 @register(TASK, "tflite", "tflite-float16", "tflite-dynamic")
 def export_tflite(model: keras.Model, target: Path, request: ExportRequest, fmt: str) -> None:
     """A .tflite taking points, dlpipe's side files embedded."""
-    flatbuffer = convert(tf.lite.TFLiteConverter.from_keras_model(model), quantization_of(fmt))
+    flatbuffer = convert(tflite_converter(model), quantization_of(fmt))
     target.write_bytes(artifacts.tflite_bytes(flatbuffer, request.bundle))

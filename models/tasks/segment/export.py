@@ -21,6 +21,7 @@ from dlpipe.models import artifacts
 from dlpipe.models.export import ExportRequest, refuse, register
 from dlpipe.models.export.converters import convert, export_archive, quantization_of, write_keras
 from dlpipe.models.export.onnx import pixels_exporter
+from dlpipe.models.export.tflite_source import tflite_converter
 from dlpipe.models.tasks.image.export import checked_pixels, representative_images
 
 TASK = "segment"
@@ -68,5 +69,5 @@ def export_tflite(model: keras.Model, target: Path, request: ExportRequest, fmt:
         if prep.pixel_scale != 1.0:
             raise DlpipeError("export: int8 takes raw pixel bytes; this model's pixel_scale is not 1")
         representative = representative_images(list(request.calibration), prep)
-    flatbuffer = convert(tf.lite.TFLiteConverter.from_keras_model(model), quantize, representative)
+    flatbuffer = convert(tflite_converter(model), quantize, representative)
     target.write_bytes(artifacts.tflite_bytes(flatbuffer, request.bundle))
