@@ -16,13 +16,13 @@ import contextvars
 import functools
 import shutil
 import tempfile
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import keras
 import tensorflow as tf
 
-# id(model) -> (model, SavedModel folder); None outside one_source_per_model()
-_SOURCES: contextvars.ContextVar[dict[int, tuple[Any, str]] | None] = contextvars.ContextVar(
+# (id(model), wrap) -> (model, SavedModel folder); None outside one_source_per_model()
+_SOURCES: contextvars.ContextVar[dict[tuple[int, Any], tuple[Any, str]] | None] = contextvars.ContextVar(
     "dlpipe_tflite_sources", default=None)
 
 
@@ -31,7 +31,7 @@ def one_source_per_model() -> Iterator[None]:
     """Within this block each Keras model's .tflite files convert from one SavedModel, deleted at the end.
 
     The model's weights must not change inside the block (an export does not change them)."""
-    sources: dict[int, tuple[Any, str]] = {}
+    sources: dict[tuple[int, Any], tuple[Any, str]] = {}
     token = _SOURCES.set(sources)
     try:
         yield
@@ -41,20 +41,24 @@ def one_source_per_model() -> Iterator[None]:
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def tflite_converter(model: keras.Model) -> tf.lite.TFLiteConverter:
-    """A converter for `model`: `from_keras_model`, or inside `one_source_per_model()` from its shared SavedModel."""
+def tflite_converter(model: keras.Model, wrap: Callable[[keras.Model], keras.Model] | None = None
+                     ) -> tf.lite.TFLiteConverter:
+    """A converter for `model` (or for `wrap(model)`, e.g. a detector answering MediaPipe's outputs):
+    `from_keras_model`, or inside `one_source_per_model()` from the SavedModel its files share."""
     sources = _SOURCES.get()
     if sources is None:
-        return tf.lite.TFLiteConverter.from_keras_model(model)
-    entry = sources.get(id(model))
+        return tf.lite.TFLiteConverter.from_keras_model(wrap(model) if wrap else model)
+    key = (id(model), wrap)
+    entry = sources.get(key)
     if entry is None or entry[0] is not model:
         folder = tempfile.mkdtemp(prefix="dlpipe-tflite-")
+        converted = wrap(model) if wrap else model
         try:
-            _write_inference_savedmodel(model, folder)
+            _write_inference_savedmodel(converted, folder)
         except Exception:  # noqa: BLE001  (TensorFlow's own Keras path falls back the same way)
             shutil.rmtree(folder, ignore_errors=True)
-            return tf.lite.TFLiteConverter.from_keras_model(model)
-        entry = sources[id(model)] = (model, folder)
+            return tf.lite.TFLiteConverter.from_keras_model(converted)
+        entry = sources[key] = (model, folder)
     return tf.lite.TFLiteConverter.from_saved_model(entry[1])
 
 

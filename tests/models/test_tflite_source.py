@@ -50,6 +50,15 @@ def test_each_model_is_written_once_and_converts_as_from_keras_model_does(model,
             assert signature == expected[quantize][0]
             np.testing.assert_array_equal(output, expected[quantize][1])
         assert len(written) == 1 and written[0].startswith(str(scratch))
+        wrapped = []  # a derived model (the detector's MediaPipe wrapper) is built and written once too
+
+        def wrap(inner):
+            wrapped.append(inner)
+            return keras.Model(inner.inputs, inner.outputs)
+
+        for _ in range(2):
+            tflite_source.tflite_converter(model, wrap=wrap)
+        assert len(wrapped) == 1 and len(written) == 2
     assert not (tmp_path / ".dlpipe-scratch").exists() and not (tmp_path / "a-format's-own-folder").exists()
     # outside the block: TensorFlow's own path, nothing shared
     tflite_source.tflite_converter(model)

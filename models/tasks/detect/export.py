@@ -32,6 +32,7 @@ from dlpipe.models import artifacts
 from dlpipe.models.coco_detector import INPUT_SIZE, MAX_DETECTIONS, normalized
 from dlpipe.models.export import ExportRequest, refuse, register
 from dlpipe.models.export.converters import _quiet_convert, quantization_of
+from dlpipe.models.export.tflite_source import tflite_converter
 from dlpipe.models.tasks.detect import web as _web  # noqa: F401 - registers (detect, "web"): the page
 
 TASK = "detect"
@@ -150,7 +151,7 @@ def convert_detector(model: Any, configure: Any) -> bytes:
     if _graph_detector(model) is not None:
         converter = tf.lite.TFLiteConverter.from_concrete_functions([graph_function(model)], model)
     else:
-        converter = tf.lite.TFLiteConverter.from_keras_model(_mediapipe_model(model))
+        converter = tflite_converter(model, wrap=_mediapipe_model)
     configure(converter)
     return _named_outputs(_quiet_convert(converter))
 
