@@ -62,4 +62,4 @@ def test_each_model_is_written_once_and_converts_as_from_keras_model_does(model,
     assert not (tmp_path / ".dlpipe-scratch").exists() and not (tmp_path / "a-format's-own-folder").exists()
     # outside the block: TensorFlow's own path, nothing shared
     tflite_source.tflite_converter(model)
-    assert len(written) == 1
+    assert len(written) == 2
