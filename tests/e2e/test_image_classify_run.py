@@ -44,7 +44,8 @@ def finished_run(tmp_path_factory, request):
 def tiny_sets():
     from conftest import TINY_SETS
 
-    return [*TINY_SETS, "augment.enabled=true"]  # the one tiny image run that keeps the augment stage covered
+    # the one tiny image run that keeps the augment stage covered, and the SavedModel beside the .keras file
+    return [*TINY_SETS, "augment.enabled=true", "export.formats=[keras,savedmodel]"]
 
 
 def test_run_succeeds_and_beats_chance(finished_run):

@@ -57,6 +57,9 @@ def test_cross_domain_validation_file_and_label_errors(sentences_file, tmp_path)
 
 
 def test_pretrained_minilm_fine_tunes_and_ships_its_vocabulary(sentences_file, tmp_path):
+    """The real MiniLM fine-tuned for an epoch answers raw strings through the vocabulary it ships. (Its
+    SavedModel taking raw strings, WordPiece in the graph, is tests/models/test_text_savedmodel.py's, on the
+    same real weights.)"""
     out = tmp_path / "minilm"
     sets = ["model.architecture=minilm", "train.epochs=1", "train.batch_size=16", "train.learning_rate=0.0001",
             "train.progress=none", "preprocess.sequence_length=16", "export.formats=[keras]", "export.parity_sample=16"]
@@ -64,17 +67,11 @@ def test_pretrained_minilm_fine_tunes_and_ships_its_vocabulary(sentences_file, t
     assert result.metrics["accuracy"] >= 0.8
     preprocessing = json.loads((out / "preprocessing.json").read_text())
     assert preprocessing["tokenizer"] == "wordpiece" and (out / preprocessing["vocab_file"]).is_file()
-    # the SavedModel takes raw strings (WordPiece in the graph) and answers as the Keras model does
-    exported = CliRunner().invoke(main, ["export", str(out), "--format", "savedmodel"])
-    assert exported.exit_code == 0, exported.output
     from dlpipe.models.runtimes import load_runtime
 
     texts = ["Great food, lovely service!", "The worst phone I ever had.", "Naïve café — 10/10", ""]
-    keras_probabilities = load_runtime(out).predict(texts)
-    import tensorflow_text  # noqa: F401  (the SavedModel's tokenizer ops)
-
-    served = tf.saved_model.load(str(out / "savedmodel")).signatures["serving_default"](text=tf.constant(texts))
-    np.testing.assert_allclose(served["probabilities"].numpy(), keras_probabilities, atol=1e-5)
+    probabilities = load_runtime(out).predict(texts)
+    assert probabilities.shape == (4, 2) and list(probabilities[:2].argmax(axis=1)) == [1, 0]
 
 
 def test_text_run_exports_to_tflite_and_every_artifact_evaluates_alike(sentences_file, tmp_path):

@@ -84,7 +84,8 @@ def test_image_classify_trains_on_a_hub_module(hub_module, color_folder, tmp_pat
     path, module = hub_module
     before = _file_digests(path)
     sets = [*TINY_SETS, f"model.backbone=tfhub:{path}", "model.weights=imagenet", "train.epochs=6",
-            "train.finetune_epochs=2", "train.learning_rate=0.05", "preprocess.resize=stretch"]
+            "train.finetune_epochs=2", "train.learning_rate=0.05", "preprocess.resize=stretch",
+            "export.formats=[keras,savedmodel]"]  # the hub module inside a SavedModel
     result = api.run("image-classify", data=str(color_folder), out=tmp_path / "run", sets=sets, echo=lambda _: None)
     summary = json.loads((tmp_path / "run" / "report.json").read_text())["stages"]["train"]["summary"]
     assert "2 phase(s): head, finetune" in summary  # then the refit and the linear probe, on small data
