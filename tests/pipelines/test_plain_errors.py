@@ -167,6 +167,12 @@ def test_a_full_disk_during_export_is_one_plain_error(tmp_path, monkeypatch, fmt
 
     monkeypatch.setattr(type(keras.export.ExportArchive()), "write_out", disk_full)  # the backend's class
     if fmt == "tflite":  # the errno is lost: plenty of free space, so the converter's own error stays as it is
+        from tensorflow.lite.python import lite
+
+        def freezing_fails(self):  # the converter's fallback in a fresh process; once a test has loaded a TF-Hub
+            raise TypeError("as in a fresh process")  # module it freezes the model without touching the disk
+
+        monkeypatch.setattr(lite.TFLiteKerasModelConverterV2, "_freeze_keras_model", freezing_fails)
         with pytest.raises(TypeError):
             export(model, fmt, tmp_path / "roomy", request)
         usage = shutil.disk_usage(tmp_path)
