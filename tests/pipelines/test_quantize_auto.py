@@ -7,13 +7,16 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import TINY_SETS, tiny_image_run, write_color_images
+from conftest import write_color_images
 
 
 @pytest.fixture(scope="module")
-def auto_run(tmp_path_factory):
-    """A tiny red/blue run (not refitted: a from-scratch CNN) and 32 photos it never saw."""
-    _, out, _ = tiny_image_run(tmp_path_factory, [*TINY_SETS, "train.epochs=12", "train.learning_rate=0.003"])
+def auto_run(trained_run, tmp_path_factory):
+    """A copy of the session's tiny red/blue run (not refitted: a from-scratch CNN; the exports below write into
+    it) and 32 photos it never saw."""
+    import shutil
+
+    out = Path(shutil.copytree(trained_run[1], tmp_path_factory.mktemp("auto") / "out"))
     held_out = tmp_path_factory.mktemp("held-out")
     write_color_images(held_out / "blue", "blue", 16, seed=12)
     write_color_images(held_out / "red", "red", 16, seed=11)
