@@ -48,9 +48,9 @@ def tflite_converter(model: keras.Model, wrap: Callable[[keras.Model], keras.Mod
     sources = _SOURCES.get()
     if sources is None:
         return tf.lite.TFLiteConverter.from_keras_model(wrap(model) if wrap else model)
-    key = (id(model), wrap)
+    key = (id(model), wrap)  # the entry holds the model, so its id stays its own until the block ends
     entry = sources.get(key)
-    if entry is None or entry[0] is not model:
+    if entry is None:
         folder = tempfile.mkdtemp(prefix="dlpipe-tflite-")
         converted = wrap(model) if wrap else model
         try:
@@ -67,7 +67,7 @@ def _write_inference_savedmodel(model: keras.Model, folder: str) -> None:
     training=False as the default signature, inputs named as the model's."""
     from dlpipe.models.export.converters import export_archive
 
-    if not isinstance(model, (keras.Model,)) or not getattr(model, "inputs", None):
+    if not isinstance(model, keras.Model) or not getattr(model, "inputs", None):
         raise ValueError("only a functional or sequential Keras model with known inputs")
     signature = tf.nest.map_structure(lambda x: tf.TensorSpec(x.shape, dtype=x.dtype, name=x.name), model.inputs)
     if isinstance(signature, list) and len(signature) > 1:
