@@ -58,10 +58,9 @@ def summarize(folder: Path, wall: float, busy_cpu: float, machine_cpu: float, su
         modules[module_of(record["test"])][0] += record["seconds"]
         modules[module_of(record["test"])][1] += record["phase"] == "call"
     run_modules: dict[str, float] = collections.Counter()
-    for record in runs:
-        run_modules[module_of(record["test"])] += record["seconds"]
     by_pipeline: dict[str, list[float]] = collections.defaultdict(lambda: [0, 0.0])
     for record in runs:
+        run_modules[module_of(record["test"])] += record["seconds"]
         by_pipeline[record["pipeline"]][0] += 1
         by_pipeline[record["pipeline"]][1] += record["seconds"]
     workers = [p for p in processes if p["worker"] and not p["test"]]

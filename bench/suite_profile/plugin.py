@@ -65,9 +65,7 @@ def pytest_configure(config: Any) -> None:
 def pytest_runtest_logreport(report: Any) -> None:
     """Test times are counted once, where every report arrives: the xdist controller (or the one process)."""
     if not os.environ.get("PYTEST_XDIST_WORKER"):
-        worker = getattr(getattr(getattr(report, "node", None), "gateway", None), "id", "main")
-        RECORDS.append({"kind": "test", "test": report.nodeid, "phase": report.when, "seconds": report.duration,
-                        "worker": worker, "outcome": report.outcome})
+        RECORDS.append({"kind": "test", "test": report.nodeid, "phase": report.when, "seconds": report.duration})
 
 
 def pytest_unconfigure(config: Any) -> None:
