@@ -173,6 +173,7 @@ def test_bad_entries_stop_with_one_line_naming_the_file(tmp_path, problem, messa
     assert "Traceback" not in result.output
 
 
+@pytest.mark.long
 def test_the_default_coco_start_fine_tunes_and_exports_for_mediapipe(tmp_path):
     """The default start (coco-detector's ported CenterNet, a new class head) trains both phases and exports a
     .tflite that agrees with it; its metadata carries the COCO weights' licence note."""
@@ -195,6 +196,7 @@ def test_the_default_coco_start_fine_tunes_and_exports_for_mediapipe(tmp_path):
     assert LICENSE_NOTE.split(" (MIT)")[0] in (out / "model.tflite").read_bytes().decode("latin-1")
 
 
+@pytest.mark.long
 def test_check_device_finds_the_trained_detectors_boxes_in_mediapipe_and_chromium(detect_run, tmp_path):
     """The run's .tflite in MediaPipe's ObjectDetector (Python) and in the web page (Chromium) on the training
     scenes: a box counts when MediaPipe has one of the same label at IoU >= 0.9 (its whole-pixel boxes)."""

@@ -195,6 +195,7 @@ def test_a_malformed_csv_row_is_one_line_naming_file_and_line(tmp_path):
     assert f"{tmp_path / 'bad.csv'}:3" in result.output and "Traceback" not in result.output
 
 
+@pytest.mark.long
 def test_cross_validation_pools_out_of_fold_scores_with_thresholds_from_other_folds(tmp_path):
     from dlpipe.pipelines import api
 

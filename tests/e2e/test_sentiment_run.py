@@ -56,6 +56,7 @@ def test_cross_domain_validation_file_and_label_errors(sentences_file, tmp_path)
     assert "Traceback" not in result.output
 
 
+@pytest.mark.long
 def test_pretrained_minilm_fine_tunes_and_ships_its_vocabulary(sentences_file, tmp_path):
     """The real MiniLM fine-tuned for an epoch answers raw strings through the vocabulary it ships. (Its
     SavedModel taking raw strings, WordPiece in the graph, is tests/models/test_text_savedmodel.py's, on the

@@ -152,6 +152,7 @@ def test_a_folder_without_class_sub_folders_gets_agreement_only(crop_run, tmp_pa
     assert TRICK in {Path(row["input"]).name for row in figures["disagreements"]} and "label" not in str(figures)
 
 
+@pytest.mark.long
 def test_check_device_web_runs_each_file_in_mediapipe_web_in_headless_chromium(crop_run, tmp_path):
     from assets import require
     from dlpipe.models.export.web import vendor_root

@@ -58,6 +58,7 @@ def as_mediapipe_reports(box: list[float]) -> list[int]:
     return [x1, y1, x1 + math.floor(box[2] - box[0]), y1 + math.floor(box[3] - box[1])]
 
 
+@pytest.mark.long
 def test_web_export_draws_the_boxes_litert_finds_in_chromium(photos, tmp_path):
     from dlpipe.models.runtimes import load_runtime
     from dlpipe.pipelines.web_check import browser_rows

@@ -183,7 +183,8 @@ def test_dlpipe_evaluates_an_image_tflite_from_the_file_alone(image_run, tmp_pat
 
 
 @pytest.mark.parametrize("file_name", ["model.tflite", "model_dynamic.tflite"], ids=["float32", "dynamic"])
-@pytest.mark.parametrize("run_name", ["text_run", "wordpiece_text_run", "mpnet_text_run"],
+@pytest.mark.parametrize("run_name", ["text_run", "wordpiece_text_run",  # MPNet's run and checks: a long check
+                                      pytest.param("mpnet_text_run", marks=pytest.mark.long)],
                          ids=["words", "wordpiece", "mpnet"])
 def test_mediapipe_text_classifier_agrees_with_dlpipe_predict(run_name, file_name, request, tmp_path):
     from dlpipe.data.text import read_labelled_text
@@ -247,6 +248,7 @@ def web_site(run: Path, tmp_path: Path, fmt_dir: str = "web") -> Path:
     return site
 
 
+@pytest.mark.long
 def test_web_export_classifies_images_in_the_browser_like_dlpipe_predict(image_run, tmp_path):
     from dlpipe.models.runtimes import load_runtime
 
@@ -267,6 +269,7 @@ def test_web_export_classifies_images_in_the_browser_like_dlpipe_predict(image_r
     assert keras_accuracy >= 0.8 and accuracy >= keras_accuracy - 0.03, (accuracy, keras_accuracy)  # one photo of 41
 
 
+@pytest.mark.long
 def test_web_export_classifies_texts_in_the_browser_like_dlpipe_predict(text_run, tmp_path):
     from dlpipe.data.text import read_labelled_text
 

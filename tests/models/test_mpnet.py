@@ -196,6 +196,7 @@ def mpnet_run(tiny_folder, tmp_path_factory):
         patch.undo()
 
 
+@pytest.mark.long
 def test_run_learns_and_every_export_agrees(mpnet_run):
     """The export stage's own parity check passed for each artifact; the run beats chance on its split."""
     out = mpnet_run.out_dir
@@ -204,6 +205,7 @@ def test_run_learns_and_every_export_agrees(mpnet_run):
     assert (out / "vocab.txt").read_text(encoding="utf-8").splitlines()[:3] == ["<s>", "<pad>", "</s>"]
 
 
+@pytest.mark.long
 def test_tflite_reads_mediapipe_bert_framing_as_its_own(mpnet_run):
     """MediaPipe's BertTokenizer frames with [CLS]/[SEP] and pads with 0: the file maps those to <s>/</s>."""
     from ai_edge_litert.interpreter import Interpreter
@@ -256,6 +258,7 @@ def _fetched() -> bool:
 
 
 @requires(_fetched(), "all-mpnet-base-v2 weights", "bash scripts/fetch_mpnet.sh; scripts/setup.sh does")
+@pytest.mark.long
 def test_real_weights_embed_paraphrases_close_and_match_their_tokenizer_json(monkeypatch):
     import tokenizers
 

@@ -20,6 +20,7 @@ def colours(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.mark.long
 def test_cross_validation_writes_each_fold_and_resumes_skipping_finished_folds(colours, tmp_path):
     from dlpipe.pipelines import api
 
@@ -117,6 +118,7 @@ def test_label_smoothing_loss_matches_its_definition():
     assert loss == pytest.approx(-np.sum(target * np.log(probabilities[0])), rel=1e-5)
 
 
+@pytest.mark.long
 def test_tune_writes_a_best_config_that_run_accepts_and_keeps_its_study(colours, tmp_path):
     from dlpipe.pipelines import api
     from dlpipe.pipelines.training.tuning import parse_space, tune

@@ -10,6 +10,8 @@ from dlpipe.pipelines import api
 from dlpipe.pipelines.training.tuning import tune
 from helpers_boxes import write_box_dataset
 
+pytestmark = pytest.mark.long  # k-fold training and a search: bench/long_checks.py, not the 10-minute suite
+
 QUICK_SETS = [
     "model.encoder=small", "model.weights=none", "model.image_size=64", "model.neck_filters=[16,16,16]",
     "model.head_filters=8", "train.epochs=2", "train.batch_size=8", "train.tensorboard=false", "train.progress=none",

@@ -102,6 +102,7 @@ def two_workers_killed_and_resumed(photos, circle, tmp_path_factory) -> tuple[Pa
     return out, tmp
 
 
+@pytest.mark.long
 def test_two_workers_train_as_well_as_one(one_worker, two_workers_killed_and_resumed):
     out, _ = two_workers_killed_and_resumed
     metrics = json.loads((out / "metrics.json").read_text())
@@ -111,6 +112,7 @@ def test_two_workers_train_as_well_as_one(one_worker, two_workers_killed_and_res
     assert (out / "model.keras").is_file()
 
 
+@pytest.mark.long
 def test_a_killed_worker_resumes_from_the_last_backup(two_workers_killed_and_resumed):
     out, tmp = two_workers_killed_and_resumed
     assert (tmp / "epochs_0_before_kill.txt").read_text().split() == ["0", "1"]
@@ -123,6 +125,7 @@ def test_a_killed_worker_resumes_from_the_last_backup(two_workers_killed_and_res
     assert history.startswith(f"{EPOCHS} epochs")
 
 
+@pytest.mark.long
 def test_ray_train_job_trains_as_one_process_does(photos, one_worker, tmp_path):
     """`dlpipe run --engine ray --workers 2`: a Ray Train job of two workers on a local Ray, started by the command
     in its own process (Ray and TensorFlow each bundle gRPC; the test's process, which runs TensorFlow for the
@@ -178,6 +181,7 @@ def test_gan_trains_and_exports_under_mirrored(one_process):
     assert read_record(one_process / "gan" / "model.keras")["parity"]["image_agreement"] == 1.0
 
 
+@pytest.mark.long
 def test_points_on_two_workers_learns_as_one_process_does(one_process, two_workers_killed_and_resumed):
     _, tmp = two_workers_killed_and_resumed
     one = json.loads((one_process / "points" / "metrics.json").read_text())
@@ -190,6 +194,7 @@ def test_points_on_two_workers_learns_as_one_process_does(one_process, two_worke
     assert (tmp / "points" / "model.tflite").is_file()
 
 
+@pytest.mark.long
 def test_gan_on_two_workers_trains_as_one_process_does(one_process, two_workers_killed_and_resumed):
     _, tmp = two_workers_killed_and_resumed
     one = json.loads((one_process / "gan" / "metrics.json").read_text())["fid_per_epoch"]

@@ -10,10 +10,13 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from conftest import TINY_SETS
 from helpers_boxes import write_box_dataset
 from dlpipe.pipelines import api
+
+pytestmark = pytest.mark.long  # three tasks trained under a strategy: bench/long_checks.py, not the 10-minute suite
 
 MIRRORED = ["train.distribute=mirrored", "train.progress=none"]
 

@@ -71,6 +71,7 @@ def predictions(run: Path, artifact: str, held_out: Path) -> tuple[np.ndarray, n
     return runtime.predict(pixels.numpy()), truth
 
 
+@pytest.mark.long
 def test_mixed_bfloat16_trains_in_bfloat16_with_a_float32_output_layer(runs):
     _, seen = runs["mixed_bfloat16"]
     assert "bfloat16" in seen.compute_dtypes
@@ -80,6 +81,7 @@ def test_mixed_bfloat16_trains_in_bfloat16_with_a_float32_output_layer(runs):
     assert keras.mixed_precision.global_policy().name == "float32"  # restored for the rest of the process
 
 
+@pytest.mark.long
 def test_mixed_run_exports_float32_models_that_agree_with_the_float32_run(runs, photos):
     _, held_out = photos
     mixed, _ = runs["mixed_bfloat16"]
@@ -97,6 +99,7 @@ def test_mixed_run_exports_float32_models_that_agree_with_the_float32_run(runs, 
     assert (float32_scores.argmax(1) == truth).mean() >= 0.9
 
 
+@pytest.mark.long
 def test_mixed_bfloat16_text_transformer_trains_and_its_float32_tflite_agrees(tmp_path):
     import json
 
@@ -111,6 +114,7 @@ def test_mixed_bfloat16_text_transformer_trains_and_its_float32_tflite_agrees(tm
     assert parity["count"] >= 16 and parity["top1_agreement"] >= 0.99  # measured by the export on validation sentences
 
 
+@pytest.mark.long
 def test_jit_compile_runs_the_training_steps_with_xla(photos, tmp_path_factory):
     root, _ = photos
     out, seen = train(tmp_path_factory, root, ["train.jit_compile=true", "train.epochs=2", "export.formats=[keras]"])

@@ -9,6 +9,9 @@ import pytest
 from click.testing import CliRunner
 from conftest import write_color_images
 
+# every quantization candidate converted and scored: bench/long_checks.py runs it, not the 10-minute suite
+pytestmark = pytest.mark.long
+
 
 @pytest.fixture(scope="module")
 def auto_run(trained_run, tmp_path_factory):

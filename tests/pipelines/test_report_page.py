@@ -98,6 +98,7 @@ def test_dlpipe_report_rebuilds_the_page_without_tensorflow(report_run, tmp_path
     assert missing.exit_code == 2 and "no run here" in missing.output and "Traceback" not in missing.output
 
 
+@pytest.mark.long
 def test_chromium_shows_the_page_offline_with_every_image(report_run, tmp_path):
     from PIL import Image
 

@@ -10,6 +10,8 @@ import pytest
 
 from tests.conftest import TINY_SETS, write_color_images
 
+pytestmark = pytest.mark.long  # a search: bench/long_checks.py, not the 10-minute suite
+
 FAST = [*TINY_SETS, "export.formats=[]", "model.image_size=16"]
 
 

@@ -105,6 +105,7 @@ def _check_search(out: Path, study, process: subprocess.Popen, killed: tuple[int
     assert len(json.loads((out / "trials.json").read_text())) == TRIALS
 
 
+@pytest.mark.long
 def test_two_workers_share_the_default_sqlite_study_and_a_killed_workers_trial_runs_again(colours, tmp_path):
     import optuna
 

@@ -12,6 +12,7 @@ from dlpipe.models.tasks import get_task
 from assets import require_module
 
 ray = require_module("ray")
+pytestmark = pytest.mark.long  # a Ray instance of its own: outside the 10-minute suite (bench/long_checks.py)
 
 
 @pytest.fixture(scope="module")
