@@ -1,7 +1,8 @@
 """The long checks: the tests marked `long` (setup.cfg), which README's 10-minute suite leaves out (issue 25: "keep
-them tiny; long checks belong in bench/"). Each starts processes of its own or trains real weights: two distributed
-workers killed and resumed, a Ray Train job, Ray batch inference, two `dlpipe tune` workers with one killed, the
-detector's COCO-pretrained start, the real MiniLM fine-tune. CI runs them after the suite, so they still gate a
+them tiny; long checks belong in bench/"). Each costs 10-70 s alone: a cluster or several processes (distributed
+workers killed and resumed, Ray Train and Ray batch inference, `dlpipe tune` workers with one killed), k-fold runs and
+searches, reduced precision and XLA emulated on the CPU, the quantization search, the pages in Chromium, MPNet, and
+the real-weights fine-tunes (MiniLM, the detector's COCO start). CI runs them after the suite, so they still gate a
 change; a developer runs them with one command, from the repository root with dlpipe's venv active:
 
     python bench/long_checks.py [-- EXTRA PYTEST ARGS]
