@@ -88,8 +88,7 @@ def classifier_metrics(config: dict[str, Any], metrics: dict[str, Any], report: 
         lines.append(f"The shipped weights were refitted on train + validation ({metrics['refit'].get('examples')} "
                      "examples); the accuracy above is the model selected before the refit, on examples it never "
                      "trained on.")
-    if metrics.get("tta") and metrics["tta"] != "none":
-        lines.append(f"Test-time augmentation: {metrics['tta']} (built into the model).")
+    lines += _tta_line(metrics)
     per_class = metrics.get("per_class", {})
     if per_class:
         lines += ["", "| class | precision | recall | F1 | support |", "|---|---:|---:|---:|---:|"]
@@ -135,6 +134,13 @@ def classifier_use(config: dict[str, Any], metrics: dict[str, Any], report: dict
 
 # multi-label photos
 
+def _tta_line(metrics: dict[str, Any]) -> list[str]:
+    """The card's line on test-time augmentation, when the evaluated and shipped model does it."""
+    if metrics.get("tta") and metrics["tta"] != "none":
+        return [f"Test-time augmentation: {metrics['tta']} (built into the model)."]
+    return []
+
+
 def multilabel_task(config: dict[str, Any], metrics: dict[str, Any], report: dict[str, Any], cv: dict) -> str:
     return (f"## Task\n\nMulti-label classification of photos: each photo gets every label whose score passes that "
             f"label's threshold (none, one or several) among {len(metrics.get('class_names') or [])}: "
@@ -149,6 +155,7 @@ def multilabel_metrics(config: dict[str, Any], metrics: dict[str, Any], report: 
              f" macro F1 {metrics.get('macro_f1', float('nan')):.3f} on {metrics.get('count')} photos."]
     if metrics.get("note"):
         lines.append(metrics["note"])
+    lines += _tta_line(metrics)
     per_label = metrics.get("per_label", {})
     if per_label:
         lines += ["", "| label | AP | precision | recall | F1 | support |", "|---|---:|---:|---:|---:|---:|"]

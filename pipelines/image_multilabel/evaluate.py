@@ -9,7 +9,7 @@ what cross-validation pools.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from dlpipe.pipelines.config import option, require
 from dlpipe.pipelines.stage import RunContext, Stage
@@ -25,6 +25,10 @@ class MultiLabelEvaluateConfig:
     bootstrap: int = option(1000, "bootstrap resamples (over photos) for the 95% intervals")
     batch_size: int = option(32, "photos per prediction step")
     plots: bool = option(True, "write training_curves.png")
+    tta: Literal["none", "flip"] = option(
+        "none", "test-time augmentation: flip averages each photo's label scores with its mirror's; thresholds are "
+                "chosen on those averages and the model itself does it, so every export does too (twice the "
+                "inference cost)")
 
     def __post_init__(self) -> None:
         require(0.0 <= self.min_map <= 1.0, "min_map", f"must be in [0, 1]. Received: {self.min_map}")
@@ -34,7 +38,8 @@ class MultiLabelEvaluateConfig:
 
 class MultiLabelEvaluateStage(Stage):
     """Choose each label's threshold on the validation photos, score mAP and micro/macro F1 (metrics.json), and
-    fold the thresholds into the model that is exported. Stops before export when mAP is below `min_map`."""
+    fold the thresholds into the model that is exported (with `tta: flip`, the model averaging each photo with
+    its mirror). Stops before export when mAP is below `min_map`."""
 
     config_cls = MultiLabelEvaluateConfig
 
@@ -46,18 +51,20 @@ class MultiLabelEvaluateStage(Stage):
         from dlpipe.errors import DlpipeError
         from dlpipe.models.multilabel_metrics import choose_thresholds, multilabel_report
         from dlpipe.models.tasks.multilabel.layers import fold_thresholds
+        from dlpipe.models.tta import with_flip_tta
         from dlpipe.pipelines.stages.evaluate import outputs_before_refit
 
         cfg = self.config
         model = ctx.need("model", "model")
+        shipped = with_flip_tta(model) if cfg.tta == "flip" else model
         if not len(ctx.val):
             raise DlpipeError("evaluate: no validation data; set load.val_split above 0 or give load.val_path")
         batches = batched(ctx.val_data, cfg.batch_size).map(lambda x, y: x)
-        scores = np.asarray(outputs_before_refit(ctx, model, model, batches), np.float64)
+        scores = np.asarray(outputs_before_refit(ctx, model, shipped, batches), np.float64)
         truth = np.asarray(ctx.val.labels, np.int64)
         thresholds = choose_thresholds(truth, scores)
         report = multilabel_report(truth, scores, thresholds, ctx.class_names, cfg.bootstrap, ctx.seed)
-        report.update(split="validation", thresholds=dict(zip(ctx.class_names, map(float, thresholds))),
+        report.update(split="validation", tta=cfg.tta, thresholds=dict(zip(ctx.class_names, map(float, thresholds))),
                       min_map=cfg.min_map, passed=(report["map"] or 0.0) >= cfg.min_map,
                       note="F1 is measured at thresholds chosen on these same photos: optimistic; cross-validation "
                            "(train.cv_folds) chooses each fold's thresholds on the other folds",
@@ -72,7 +79,7 @@ class MultiLabelEvaluateStage(Stage):
             from dlpipe.pipelines.plots import plot_training_curves
 
             plot_training_curves(ctx.history["phases"], ctx.out_dir / "training_curves.png")
-        ctx.model = fold_thresholds(model, thresholds)
+        ctx.model = fold_thresholds(shipped, thresholds)
         summary = summary_text(report)
         if not report["passed"]:
             raise DlpipeError(f"{summary}: below evaluate.min_map {cfg.min_map}; nothing exported "

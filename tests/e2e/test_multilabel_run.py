@@ -219,3 +219,35 @@ def test_the_model_card_states_the_label_scores_and_thresholds(finished):
     lines = [f"Validation mAP {metrics['map']:.3f}", f"micro F1 {metrics['micro_f1']:.3f}"]
     lines += [f"| {name} | {value:.3f} |" for name, value in metrics["thresholds"].items()]
     assert_card_states_the_run(out, lines, "decision_agreement")
+
+
+def test_flip_tta_is_inside_every_export_and_its_thresholds_decide_there(tmp_path):
+    """`evaluate.tta=flip`: the shipped model scores a photo and its mirror alike, decides at 0.5 as the thresholds
+    chosen on the averaged validation scores said, and its .tflite agrees with it."""
+    import tensorflow as tf
+    from dlpipe.data.preprocess import ImagePreprocessing, load_image
+    from dlpipe.models.artifacts import load_keras, read_record
+    from dlpipe.models.tasks.multilabel.layers import shifted_scores
+
+    labels = write_scenes(tmp_path / "scenes", count=48, seed=300)
+    out = tmp_path / "tta"
+    sets = [*SETS, "train.epochs=8", "evaluate.tta=flip", "export.formats=[keras,tflite]", "train.refit=false"]
+    result = CliRunner().invoke(main, ["run", "image-multilabel", "--data", str(labels), "--out", str(out),
+                                       *[arg for s in sets for arg in ("--set", s)]], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["tta"] == "flip" and metrics["map"] >= 0.8, metrics  # chance: about 0.5
+    spec = json.loads((out / "preprocessing.json").read_text())
+    prep = ImagePreprocessing(**{key: value for key, value in spec.items() if key != "task"})
+    photos = np.stack([load_image(tf.constant(path), prep).numpy() for path in metrics["predictions"]["inputs"]])
+    model = load_keras(out / "model.keras")
+    shipped = model.predict(photos, verbose=0)
+    np.testing.assert_allclose(shipped, model.predict(photos[:, :, ::-1], verbose=0), atol=1e-5)  # mirror-blind
+    names = (out / "labels.txt").read_text().split()
+    thresholds = [metrics["thresholds"][name] for name in names]
+    # the validation scores (averaged over the mirror) with each label's threshold moved to 0.5: what it ships
+    np.testing.assert_allclose(shipped, shifted_scores(np.asarray(metrics["predictions"]["scores"]), thresholds),
+                               atol=1e-4)
+    parity = read_record(out / "model.tflite")["parity"]
+    assert parity["count"] > 0 and parity["decision_agreement"] >= 0.98, parity
+    assert "Test-time augmentation: flip (built into the model)." in (out / "MODEL_CARD.md").read_text()
