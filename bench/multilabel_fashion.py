@@ -14,6 +14,8 @@ set equals `dlpipe predict`'s. Results: bench/results/multilabel_fashion.json an
 bench/results/multilabel_fashion_final.json), for a change that moves pixels but not the recipe; `--check RUN` the
 MediaPipe check alone on a finished run's model.tflite. The check counts twice: MediaPipe decoding each file itself,
 and MediaPipe handed the pixels dlpipe decodes (its JPEG decoder differs from libjpeg's by up to 3 levels).
+`python bench/multilabel_posthoc.py bench/results/multilabel` then scores poolings, the mirror and threshold rules on
+the finished folds' models (no training).
 """
 
 from __future__ import annotations
