@@ -78,6 +78,13 @@ def classifier_task(config: dict[str, Any], metrics: dict[str, Any], report: dic
             f"{_names(metrics)}.\n\n{_model_line(config, report)}")
 
 
+def _tta_line(metrics: dict[str, Any]) -> list[str]:
+    """The card's line on test-time augmentation, when the evaluated and shipped model does it."""
+    if metrics.get("tta") and metrics["tta"] != "none":
+        return [f"Test-time augmentation: {metrics['tta']} (built into the model)."]
+    return []
+
+
 def classifier_metrics(config: dict[str, Any], metrics: dict[str, Any], report: dict[str, Any], cv: dict) -> str:
     if "accuracy" not in metrics:
         return "## Metrics\n\nNo metrics.json: the run was not evaluated."
@@ -133,13 +140,6 @@ def classifier_use(config: dict[str, Any], metrics: dict[str, Any], report: dict
 
 
 # multi-label photos
-
-def _tta_line(metrics: dict[str, Any]) -> list[str]:
-    """The card's line on test-time augmentation, when the evaluated and shipped model does it."""
-    if metrics.get("tta") and metrics["tta"] != "none":
-        return [f"Test-time augmentation: {metrics['tta']} (built into the model)."]
-    return []
-
 
 def multilabel_task(config: dict[str, Any], metrics: dict[str, Any], report: dict[str, Any], cv: dict) -> str:
     return (f"## Task\n\nMulti-label classification of photos: each photo gets every label whose score passes that "
