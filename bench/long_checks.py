@@ -1,8 +1,9 @@
 """The long checks: the tests marked `long` (setup.cfg), which README's 10-minute suite leaves out (issue 25: "keep
 them tiny; long checks belong in bench/"). Each costs 10-70 s alone: a cluster or several processes (distributed
 workers killed and resumed, Ray Train and Ray batch inference, `dlpipe tune` workers with one killed), k-fold runs and
-searches, reduced precision and XLA emulated on the CPU, the quantization search, the pages in Chromium, MPNet, and
-the real-weights fine-tunes (MiniLM, the detector's COCO start). CI runs them after the suite, so they still gate a
+searches, reduced precision and XLA emulated on the CPU, the quantization search, the pages in Chromium, MPNet,
+MediaPipe's TextClassifier on the words tokenizer's files, and the real-weights fine-tunes (MiniLM, the detector's
+COCO start, its 320-px training step and conversion). CI runs them after the suite, so they still gate a
 change; a developer runs them with one command, from the repository root with dlpipe's venv active:
 
     python bench/long_checks.py [-- EXTRA PYTEST ARGS]

@@ -183,7 +183,9 @@ def test_dlpipe_evaluates_an_image_tflite_from_the_file_alone(image_run, tmp_pat
 
 
 @pytest.mark.parametrize("file_name", ["model.tflite", "model_dynamic.tflite"], ids=["float32", "dynamic"])
-@pytest.mark.parametrize("run_name", ["text_run", "wordpiece_text_run",  # MPNet's run and checks: a long check
+@pytest.mark.parametrize("run_name", [  # the words tokenizer's and MPNet's runs and checks: long checks (the default
+                                      # WordPiece GRU stays in the suite)
+                                      pytest.param("text_run", marks=pytest.mark.long), "wordpiece_text_run",
                                       pytest.param("mpnet_text_run", marks=pytest.mark.long)],
                          ids=["words", "wordpiece", "mpnet"])
 def test_mediapipe_text_classifier_agrees_with_dlpipe_predict(run_name, file_name, request, tmp_path):

@@ -112,6 +112,7 @@ def test_the_coco_start_in_the_detect_tasks_layout_holds_cocos_heat_map_and_boxe
     np.testing.assert_allclose(sides[positive], graph_sides[positive], atol=1e-2)
 
 
+@pytest.mark.long  # a training step and a conversion of the real COCO start: ~18 s
 def test_at_320_a_new_class_head_trains_the_encoder_saves_as_keras_and_converts_to_builtin_tflite(port, photo,
                                                                                                   tmp_path):
     import keras
