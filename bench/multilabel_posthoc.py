@@ -116,12 +116,16 @@ def _sigmoid(values: np.ndarray) -> np.ndarray:
 
 
 def _lse(logits: np.ndarray, sharpness: float) -> np.ndarray:
-    top = logits.max(axis=(1, 2), keepdims=True)
-    return top[:, 0, 0] + np.log(np.exp(sharpness * (logits - top)).mean(axis=(1, 2))) / sharpness
+    """The head's own pooling layer (models/layers.py), at any sharpness."""
+    from dlpipe.models.layers import LogSumExpPooling
+
+    return np.asarray(LogSumExpPooling(sharpness)(logits), np.float64)
 
 
 def _micro_f1(truth: np.ndarray, decided: np.ndarray) -> float:
-    return float(2 * (decided & (truth == 1)).sum() / (decided.sum() + truth.sum()))
+    from dlpipe.models.multilabel_metrics import f1_scores
+
+    return f1_scores(truth, decided)[0]
 
 
 def poolings(folds: list[dict], sharpness: float) -> dict[str, dict]:
@@ -139,9 +143,10 @@ def poolings(folds: list[dict], sharpness: float) -> dict[str, dict]:
     fold_of = np.concatenate([np.full(len(d["truth"]), k) for k, d in enumerate(folds)])
     out = {}
     for name, score in variants.items():
-        per = [multilabel_report(d["truth"], score(d), choose_thresholds(d["truth"], score(d)), names, 0, 0)
-               for d in folds]
-        scores = np.concatenate([score(d) for d in folds])
+        fold_scores = [score(d) for d in folds]
+        per = [multilabel_report(d["truth"], s, choose_thresholds(d["truth"], s), names, 0, 0)
+               for d, s in zip(folds, fold_scores)]
+        scores = np.concatenate(fold_scores)
         pooled = multilabel_report(truth, scores, crossfit_thresholds(truth, scores, fold_of), names, 0, 0)
         out[name] = {"fold_map": [r["map"] for r in per], "fold_micro_f1_own": [r["micro_f1"] for r in per],
                      "pooled_map": pooled["map"], "pooled_micro_f1_crossfit": pooled["micro_f1"]}

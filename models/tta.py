@@ -23,6 +23,13 @@ def with_flip_tta(model: keras.Model) -> keras.Model:
     return keras.Model(inputs, outputs, name=f"{model.name}_tta")
 
 
+def with_tta(model: keras.Model, tta: str) -> keras.Model:
+    """The model an evaluate stage ships for its `tta` setting: `model` itself ("none") or its flip wrapper ("flip")."""
+    if tta not in ("none", "flip"):
+        raise ValueError(f"tta must be 'none' or 'flip'. Received: tta={tta!r}")
+    return with_flip_tta(model) if tta == "flip" else model
+
+
 def is_tta(model: keras.Model) -> bool:
     """True when `model` was made by `with_flip_tta`."""
     return any(layer.name == "tta_flip" for layer in model.layers)

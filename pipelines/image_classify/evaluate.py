@@ -38,11 +38,9 @@ class ImageEvaluateStage(EvaluateStage):
     config_cls = ImageEvaluateConfig
 
     def model_to_ship(self, ctx: RunContext, model: Any) -> Any:
-        if self.config.tta != "flip":
-            return model
-        from dlpipe.models.tta import with_flip_tta
+        from dlpipe.models.tta import with_tta
 
-        return with_flip_tta(model)
+        return with_tta(model, self.config.tta)
 
     def report_fields(self) -> dict[str, Any]:
         return {"tta": self.config.tta}

@@ -51,12 +51,12 @@ class MultiLabelEvaluateStage(Stage):
         from dlpipe.errors import DlpipeError
         from dlpipe.models.multilabel_metrics import choose_thresholds, multilabel_report
         from dlpipe.models.tasks.multilabel.layers import fold_thresholds
-        from dlpipe.models.tta import with_flip_tta
+        from dlpipe.models.tta import with_tta
         from dlpipe.pipelines.stages.evaluate import outputs_before_refit
 
         cfg = self.config
         model = ctx.need("model", "model")
-        shipped = with_flip_tta(model) if cfg.tta == "flip" else model
+        shipped = with_tta(model, cfg.tta)
         if not len(ctx.val):
             raise DlpipeError("evaluate: no validation data; set load.val_split above 0 or give load.val_path")
         batches = batched(ctx.val_data, cfg.batch_size).map(lambda x, y: x)
