@@ -68,9 +68,10 @@ def _list(values: list[float]) -> str:
 
 
 def finished_folds(cv_folder: Path) -> list[Path]:
-    folds = sorted((cv_folder / "folds").iterdir(), key=lambda path: int(path.name))
-    return [fold for fold in folds if (fold / "metrics.json").is_file()
-            and "finished" in json.loads((fold / "report.json").read_text(encoding="utf-8"))]
+    from dlpipe.pipelines.training.crossval import FOLDS_DIR, fold_finished
+
+    folds = sorted((cv_folder / FOLDS_DIR).iterdir(), key=lambda path: int(path.name))
+    return [fold for fold in folds if fold_finished(fold)]
 
 
 def location_logits(fold: Path, cache: Path) -> dict[str, np.ndarray]:
