@@ -105,6 +105,7 @@ def main() -> None:
     parser.add_argument("--exports-of", type=Path, default=None,
                         help="only score the exports of this finished run (e.g. a fold's) on its validation photos")
     args = parser.parse_args()
+    RESULTS.mkdir(parents=True, exist_ok=True)
     if args.exports_of:
         scores = score_exports(args.exports_of)
         (RESULTS / f"detection_exports_{args.start}.json").write_text(json.dumps(
@@ -120,7 +121,6 @@ def main() -> None:
                **cross_validate(args.start, args.folds, args.sets, out)}
     if args.exports:
         results["exports"] = score_exports(out)
-    RESULTS.mkdir(parents=True, exist_ok=True)
     target = RESULTS / f"detection_train_{args.start}.json"
     target.write_text(json.dumps(results, indent=1))
     pooled = results["summary"]["pooled"]

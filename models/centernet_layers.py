@@ -7,6 +7,7 @@ half_pixel_centers=False). Keras' Rescaling would add dead ops, and its UpSampli
 ops.image.resize sample at half-pixel centres, which shifts every upsampled value. Both layers
 save in a `.keras` file (no Lambda) and convert to TFLite builtins (MUL/ADD, RESIZE_BILINEAR).
 ClampedLog (LOG, MAXIMUM) lets the pretrained box head answer in log-distances (models/centernet_start.py).
+HardSwish stands for the graph's four-op hard-swish so that TFLite converts it to its one HARD_SWISH op.
 """
 
 from __future__ import annotations
@@ -105,3 +106,25 @@ class ClampedLog(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "floor": self.floor}
+
+
+@keras.saving.register_keras_serializable(package="dlpipe")
+class HardSwish(keras.layers.Layer):
+    """`x * relu6(x + 3) / 6`, written so that the TFLite converter fuses it into one HARD_SWISH op.
+
+    Why not the graph's own ops: the TF.js graph spells hard-swish as `(x * c) * relu6(x + 3)` with c the
+    float16 value of 1/6 (0.16662598). TFLite matches only `x * relu6(x + 3) * (1/6)` with an exact 1/6, so
+    the graph's form stays four ops, and a full-integer int8 file rounds each of their outputs to 8 bits:
+    on 20 photos, ported COCO start, the heat map at its peaks moved 0.30 (mean |probability change|) against
+    0.12 with one HARD_SWISH, which takes int8 in and out and computes the rest at higher precision. The exact
+    1/6 moves each activation by 0.024% of itself.
+
+    Call arguments:
+        inputs: float tensor of any shape.
+    """
+
+    def call(self, inputs):
+        return inputs * keras.ops.relu6(inputs + 3.0) * (1.0 / 6.0)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape

@@ -15,12 +15,15 @@ smaller step than a batch-normed encoder. Measured on detection_fashion fold 0 (
 trainable, batch 16): at 1e-3 the loss went from 6.5 to 3.7e4 in the first epoch; at LEARNING_RATE
 (2e-4, cosine decay) it fell steadily.
 
-Full-integer int8: post-training quantisation loses the boxes, as coco-detector's does. The encoder's
-activations are heavy-tailed (after the third block: median |x| 5.8, 99th percentile 34, maximum 124; no
-batch norm, the input normalisation folded into the first convolution), so int8's step at that range (about
-1) is a sixth of a typical value: cosine to float 0.80 after the third block. The channels' ranges differ
-only 2-3x, so per-channel equalisation would not help; clipping learnt in quantisation-aware training might.
-16x8 quantisation (int16 activations) keeps COCO's detections (heat map within 0.074 on darknet's photos).
+Full-integer int8 (the detect task's tflite-int8: the network int8, the decoding float): the encoder's
+activations are heavy-tailed (after the third block: median |x| 5.8, 99th percentile 34, maximum 124; no batch
+norm, the input normalisation folded into the first convolution), so int8's step at that range (about 1) is a
+sixth of a typical value. With the graph's hard-swish as four ops, each rounded to 8 bits, post-training int8
+lost every box and XNNPACK aborted; as one HARD_SWISH op (models/centernet_layers.py) it runs and keeps most
+boxes, but not the float model's mAP: fold 0 of detection_fashion, mAP 0.490 against 0.582 (BENCHMARKS.md).
+The channels' ranges differ only 2-3x, so per-channel equalisation would not help; six epochs of fine-tuning
+with int8-rounded activations (fixed ranges) gave 0.503; learnt clipping is what is left to try. 16x8
+quantisation (int16 activations) keeps COCO's detections (heat map within 0.074 on darknet's photos).
 """
 
 from __future__ import annotations

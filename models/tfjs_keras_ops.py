@@ -105,6 +105,33 @@ PORTS: dict[str, Callable] = {"Add": _binary, "AddV2": _binary, "Mul": _binary, 
                               "Sigmoid": _activation("sigmoid"), **{op: _conv for op in CONVOLUTIONS}}
 
 
+def hard_swish_operand(node: Any, nodes: dict[str, Any], weights: dict) -> str | None:
+    """The name of x when `node` is the graph's hard-swish `(x * c) * relu6(x + 3)` (c close to 1/6, either operand
+    order), else None: the caller ports the four nodes as one HardSwish layer (models/centernet_layers.py)."""
+    if node.op != "Mul" or len(node.input) != 2:
+        return None
+
+    def scalar_operand(name: str, op: tuple[str, ...], value: float) -> str | None:
+        """x when node `name` is op(x, scalar constant close to `value`)."""
+        inner = nodes.get(name)
+        if inner is None or inner.op not in op:
+            return None
+        names = [n.split(":")[0] for n in inner.input if not n.startswith("^")]
+        constants = [weights[n] for n in names if n in weights]
+        others = [n for n in names if n not in weights]
+        if len(constants) != 1 or constants[0].size != 1 or len(others) != 1:
+            return None
+        return others[0] if abs(float(constants[0].reshape(())) - value) < 1e-3 else None
+
+    for scaled, gate in (node.input, reversed(node.input)):
+        x = scalar_operand(scaled.split(":")[0], ("Mul",), 1 / 6)
+        relu6 = nodes.get(gate.split(":")[0])
+        if x and relu6 is not None and relu6.op == "Relu6" and \
+                scalar_operand(relu6.input[0].split(":")[0], ("Add", "AddV2"), 3.0) == x:
+            return x
+    return None
+
+
 def port_node(node: Any, inputs: list[str], tensors: dict, weights: dict, scale: float, name: str) -> Any:
     """The Keras tensor for `node`, given the Keras tensors of its inputs (`scale`: Keras size / graph size)."""
     if node.op == "Identity":

@@ -150,10 +150,82 @@ def _selective_int8(converter: tf.lite.TFLiteConverter, kept: list[str]) -> byte
     fragile = [name for error, name in errors if error > FRAGILE_RMSE_PER_STEP] or [
         name for _, name in errors[:FRAGILE_AT_LEAST]]
     kept.extend(fragile)
-    options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=fragile)
+    return _int8_denylisting(debugger, fragile)
+
+
+def int8_float_after(converter: tf.lite.TFLiteConverter, pattern: str) -> bytes:
+    """int8 with float in/out in which the ops writing tensors whose names match `pattern` (a regex), and every op
+    that reads what they write, stay float, and so do the ops around a tensor that calibration only saw as 0; the
+    rest is full-integer. `converter` has optimisations and a representative data set set.
+
+    Why: a detector's decoding (peak picking, top-k, box arithmetic) ends in rows that mix box fractions, scores
+    and class indices; quantised, they share one 8-bit scale, so the boxes of an 80-class model move by a third
+    of a cell. Calibration runs once: the float part is chosen by name in the calibrated model.
+    """
+    import re
+    import warnings
+
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    from dlpipe.quiet import captured_output
+
+    with captured_output(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Statistics for quantized inputs")  # float in/out: asked for
+        warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")  # the debugger's own use
+        debugger = tf.lite.experimental.QuantizationDebugger(converter=converter,
+                                                             debug_dataset=converter.representative_dataset)
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(debugger.calibrated_model))
+    graph, kinds = model.subgraphs[0], _op_names(model)
+    names = [tensor.name.decode() for tensor in graph.tensors]
+    chosen = {index for index, name in enumerate(names) if re.search(pattern, name)}
+    if not chosen:
+        raise ValueError(f"no tensor of the model matches {pattern!r}: nothing would stay float")
+    dead = {index for index, tensor in enumerate(graph.tensors) if _calibrated_range(tensor) == 0.0}
+    float_ops, int8_ops = set(), set()
+    for operator in graph.operators:  # in execution order: readers after writers
+        if chosen.intersection(operator.outputs) or chosen.intersection(operator.inputs):
+            chosen.update(operator.outputs)
+            float_ops.add(kinds[operator.opcodeIndex])
+        else:
+            int8_ops.add(kinds[operator.opcodeIndex])
+    # a tensor that was 0 on every calibration input (a ReLU that fine-tuning left dead) gets a scale of ~1e-38 / 255:
+    # XNNPACK refuses to prepare the file. Its writer and its readers stay float: a handful of small ops
+    dead_ends = {out for operator in graph.operators if dead.intersection([*operator.inputs, *operator.outputs])
+                 for out in operator.outputs}
+    chosen |= dead_ends
+    # the quantiser does not match a two-output op (TOPK_V2) by its tensors' names: an op kind that only the
+    # float part uses is denylisted as a kind, which touches nothing else
+    return _int8_denylisting(debugger, sorted(names[index] for index in chosen), sorted(float_ops - int8_ops))
+
+
+def _calibrated_range(tensor: Any) -> float | None:
+    """The largest |value| calibration saw in a tensor of a calibrated (not yet quantised) model; None if unrecorded.
+    Below float32's smallest normal number counts as 0 (the calibrator's floor for a tensor that was always 0)."""
+    stats = tensor.quantization
+    if stats is None or stats.min is None or stats.max is None or not len(stats.min):
+        return None
+    largest = max(abs(float(np.min(stats.min))), abs(float(np.max(stats.max))))
+    return 0.0 if largest < np.finfo(np.float32).tiny * 2 else largest
+
+
+def _op_names(model: Any) -> list[str]:
+    """A flatbuffer model's operator codes as builtin names ("CONV_2D", "TOPK_V2"), by opcode index."""
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    names = {value: name for name, value in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
+    return [names[max(code.builtinCode, code.deprecatedBuiltinCode)] for code in model.operatorCodes]
+
+
+def _int8_denylisting(debugger: Any, nodes: list[str], kinds: list[str] | None = None) -> bytes:
+    """The debugger's calibrated model quantised with the ops writing `nodes` (tensor names), and every op of the
+    given `kinds`, left float."""
+    import warnings
+
+    from dlpipe.quiet import captured_output
+
     with captured_output(), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
         warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
-        selective = tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=debug,
-                                                              debug_options=options)
-        return selective.get_nondebug_quantized_model()
+        debugger.options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=nodes,
+                                                                         denylisted_ops=kinds or None)
+        return debugger.get_nondebug_quantized_model()

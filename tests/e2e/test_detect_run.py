@@ -70,6 +70,28 @@ def test_exports_agree_with_the_keras_model(detect_run):
         assert parity["boxes"] > 0 and parity["top1_agreement"] >= 0.95 and parity["mean_box_iou"] > 0.9, (artifact, parity)
 
 
+def test_int8_runs_the_network_in_integers_the_decoding_in_float_and_agrees(detect_run, tmp_path):
+    """`dlpipe export RUN --format tflite-int8`: every convolution is int8; the decoding after the head map stays
+    float (quantised, boxes, scores and class indices would share one 8-bit scale); its boxes agree with Keras."""
+    import numpy as np
+    from ai_edge_litert.interpreter import Interpreter
+
+    from dlpipe.models import artifacts
+    from dlpipe.pipelines.exporting import export_run
+
+    _, out, _, _ = detect_run
+    path = export_run(out, "tflite-int8", tmp_path)
+    interpreter = Interpreter(str(path))
+    types = {detail["index"]: detail["dtype"] for detail in interpreter.get_tensor_details()}
+    written: dict[str, set] = {}
+    for op in interpreter._get_ops_details():  # noqa: SLF001 - each op's name and output tensors
+        written.setdefault(op["op_name"], set()).add(types[op["outputs"][0]])
+    assert written["CONV_2D"] == {np.int8} and written["DEPTHWISE_CONV_2D"] == {np.int8}, written
+    assert written["TOPK_V2"] == {np.float32} and written["PACK"] == {np.float32}, written  # scores; boxes
+    parity = artifacts.read_record(path)["parity"]
+    assert parity["boxes"] > 0 and parity["top1_agreement"] >= 0.9 and parity["mean_box_iou"] > 0.8, parity
+
+
 def test_the_tflite_holds_mediapipes_four_outputs_and_the_decoding(detect_run):
     from ai_edge_litert.interpreter import Interpreter
 

@@ -81,11 +81,12 @@ def test_the_port_computes_the_graphs_features_and_with_its_decode_coco_detector
                                          port.FEATURE_CHANNELS)
     outputs = coco_port(photo)
     # oneDNN's fused kernels (Grappler's remapper) move the graph's own features by up to ~0.02 of a range
-    # of ~3.5; op for op the port computes what the graph computes
+    # of ~3.5; op for op the port computes what the graph computes, but for its hard-swish's exact 1/6 (the graph
+    # stores float16's 0.16662598; models/centernet_layers.py HardSwish): 0.023 at most on this photo
     with grappler_without("remapping"):
         (graph_features,) = graph_function(port, [port.INPUT_NODE], [port.feature_node()])(tf.constant(photo))
     port_features = keras.Model(coco_port.input, features)(photo)
-    assert np.abs(port_features.numpy() - graph_features.numpy()).max() < 1e-4
+    assert np.abs(port_features.numpy() - graph_features.numpy()).max() < 0.03
 
     shipped = GraphDetector(load_graph())(tf.constant(photo)).numpy()[0]
     (decoded,) = graph_function(port, [port.HEATMAP_NODE, port.BOXES_NODE], [port.DETECTIONS_NODE])(
@@ -156,6 +157,55 @@ def test_at_320_a_new_class_head_trains_the_encoder_saves_as_keras_and_converts_
     interpreter.invoke()
     lite = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
     np.testing.assert_allclose(lite, expected.numpy(), atol=5e-3)  # logits and sizes in cells, up to ~10-80
+
+
+@pytest.mark.long  # an int8 conversion of the real COCO start at 320 px: ~40 s
+def test_int8_of_the_coco_start_keeps_its_confident_boxes_and_runs_in_xnnpack(port, photo):
+    """Each of the graph's hard-swishes is one HARD_SWISH op (as four int8-rounded ops the quantised heat map lost
+    COCO's peaks), so the detect task's int8 conversion (network int8, decoding float) of the COCO start finds the
+    float model's confident boxes on the photo, in LiteRT's default resolver (XNNPACK aborted on the former form)."""
+    import tensorflow as tf
+    from ai_edge_litert.interpreter import Interpreter
+    from PIL import Image
+
+    from dlpipe.models.centernet_start import build_coco_start
+    from dlpipe.models.detector import detection_model
+    from dlpipe.models.export.converters import _calibration, int8_float_after
+    from dlpipe.models.tasks.detect.export import DECODING_TENSORS, convert_detector
+
+    start, _ = build_coco_start(port.COCO_CLASSES, 320, coco_classes=True)
+    model = detection_model(start, port.COCO_CLASSES)
+    image = tf.image.resize(photo, (320, 320)).numpy()
+    others = [np.asarray(Image.open(path).convert("RGB").resize((320, 320)), np.float32)[None]
+              for path in sorted(HYMENOPTERA.glob("*/*.jpg"))[:16]]
+
+    def configure(converter):
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = _calibration([image, *others])
+
+    interpreter = Interpreter(model_content=convert_detector(
+        model, configure, lambda converter: int8_float_after(converter, DECODING_TENSORS)))
+    ops = [op["op_name"] for op in interpreter._get_ops_details()]  # noqa: SLF001
+    assert ops.count("HARD_SWISH") == 20, sorted(set(ops))
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], image)
+    interpreter.invoke()
+    found = {d["name"]: interpreter.get_tensor(d["index"])[0] for d in interpreter.get_output_details()}
+    expected = model(image).numpy()[0]
+    confident = expected[expected[:, 4] > 0.3]
+    assert len(confident) >= 2, expected[:5]  # dog.jpg: the bicycle and the car above 0.3
+    boxes = found["locations"][:, [1, 0, 3, 2]]  # (ymin, xmin, ymax, xmax) -> (x1, y1, x2, y2)
+    for box in confident:
+        same = boxes[(found["classes"] == box[5]) & (found["scores"] > 0.2)]
+        assert len(same) and _iou(same, box[:4]).max() > 0.6, (box, same[:3])  # the bicycle: 0.69 (2026-12-06)
+
+
+def _iou(boxes: np.ndarray, box: np.ndarray) -> np.ndarray:
+    left, top = np.maximum(boxes[:, 0], box[0]), np.maximum(boxes[:, 1], box[1])
+    right, bottom = np.minimum(boxes[:, 2], box[2]), np.minimum(boxes[:, 3], box[3])
+    inter = np.clip(right - left, 0, None) * np.clip(bottom - top, 0, None)
+    area = lambda b: (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])  # noqa: E731
+    return inter / (area(boxes) + area(box) - inter)
 
 
 def test_a_size_the_graph_cannot_take_is_refused_naming_it(port):

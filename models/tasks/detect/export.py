@@ -9,8 +9,8 @@ SavedModel (`savedmodel/`):
   `serving_pixels`   pixels float32 [N, S, S, 3] in [0, 255] -> `detections` [N, 100, 6] with boxes as
                      fractions of the image (what dlpipe's runtime feeds; it scales them to the photo and applies
                      NMS when it describes rows).
-TFLite (float32, float16, dynamic-range int8 weights; full-integer int8 for trained detectors, refused for
-coco-detector, see below): one image float32 [1, S, S, 3] RGB in [0, 255] (the
+TFLite (float32, float16, dynamic-range int8 weights; int8 for trained detectors: the network full-integer, the
+decoding after its head map float; refused for coco-detector, see below): one image float32 [1, S, S, 3] RGB in [0, 255] (the
 caller resizes; dlpipe's runtime stretches as preprocessing.json says) and MediaPipe ObjectDetector's
 four outputs: locations [1, 100, 4] (ymin, xmin, ymax, xmax as fractions), classes [1, 100], scores
 [1, 100], count [1], with the standard object-detector metadata and labels, so the file alone runs in
@@ -40,12 +40,8 @@ NMS_IOU = 0.5  # the SavedModel's class-wise NMS, as `dlpipe predict`'s default 
 
 refuse(TASK, "onnx", "no ONNX exporter for the detector yet (its graph, converted from TF.js, is not tried with "
                      "tf2onnx): export savedmodel or tflite")
-COCO_START_INT8_REFUSAL = (
-    "full-integer int8 does not hold for a detector fine-tuned from the COCO start (model.encoder=centernet_coco): "
-    "its MobileNetV3 activations are heavy-tailed (median |x| 5.8 against a maximum of 124 after the third block), "
-    "so post-training int8 loses every box, and LiteRT's XNNPACK delegate aborts the process on the quantised "
-    "network (measured 2026-12-04); export tflite-float16 or tflite-dynamic, or train with "
-    "--set model.encoder=efficientnet_lite0 for an int8 file")
+# the decoding layer's tensors (models/detector.py CenterNetDecode, named "decode"): int8 keeps them float
+DECODING_TENSORS = r"(^|/)decode(_\d+)?/"
 COCO_INT8_REFUSAL = ("full-integer int8 does not hold for coco-detector: calibrated on darknet's five sample "
                      "photos, the quantised heat map collapses (every score 0.173, every box empty) and 0 of the "
                      "float model's 28 boxes are found (measured 2026-12-01); use tflite-float16 or tflite-dynamic")
@@ -139,9 +135,9 @@ def graph_function(model: Any) -> Any:
     return detect.get_concrete_function()
 
 
-def convert_detector(model: Any, configure: Any) -> bytes:
+def convert_detector(model: Any, configure: Any, convert: Any = _quiet_convert) -> bytes:
     """The detector answering MediaPipe's four outputs for one image, as a flatbuffer whose outputs carry their
-    names; `configure(converter)` sets the quantisation.
+    names; `configure(converter)` sets the quantisation, `convert(converter)` runs it.
 
     A Keras detector is converted as a Keras model wrapped to answer MediaPipe's four outputs for a batch of
     one (`from_keras_model`): as a concrete function with the model as trackable object its variables stayed
@@ -153,7 +149,7 @@ def convert_detector(model: Any, configure: Any) -> bytes:
     else:
         converter = tflite_converter(model, wrap=_mediapipe_model)
     configure(converter)
-    return _named_outputs(_quiet_convert(converter))
+    return _named_outputs(convert(converter))
 
 
 def _mediapipe_model(model: Any) -> Any:
@@ -181,11 +177,12 @@ def export_tflite(model: Any, target: Path, request: ExportRequest, fmt: str) ->
     write_detector_tflite(model, target, request, fmt, configure)
 
 
-def write_detector_tflite(model: Any, target: Path, request: ExportRequest, fmt: str, configure: Any) -> None:
+def write_detector_tflite(model: Any, target: Path, request: ExportRequest, fmt: str, configure: Any,
+                          convert: Any = _quiet_convert) -> None:
     """Convert with `configure`'s quantisation and write the file with the object-detector metadata and labels."""
     from dlpipe.models.tflite_metadata import object_detector_metadata
 
-    flatbuffer = convert_detector(model, configure)
+    flatbuffer = convert_detector(model, configure, convert)
     coco = _graph_detector(model) is not None
     size = _input_size(model)
 
@@ -208,16 +205,15 @@ def write_detector_tflite(model: Any, target: Path, request: ExportRequest, fmt:
 
 @register(TASK, "tflite-int8")
 def export_tflite_int8(model: Any, target: Path, request: ExportRequest, fmt: str) -> None:
-    """A trained detector with int8 weights and activations, calibrated on training photos; float32 pixels in and
-    MediaPipe's four float outputs out (quantise/dequantise at the edges), so the same metadata serves. An op
-    without an int8 kernel in the decoding stays float (the converter's float fallback)."""
-    from dlpipe.models.export.converters import _calibration
+    """A trained detector whose network (encoder, neck, heads) is full-integer int8, calibrated on training photos;
+    the decoding after the head map (peaks, top-k, box arithmetic: DECODING_TENSORS) stays float, so boxes, scores
+    and class indices do not share one 8-bit scale. Float32 pixels in and MediaPipe's four float outputs out
+    (quantise/dequantise at the edges), so the same metadata serves."""
+    from dlpipe.models.export.converters import _calibration, int8_float_after
     from dlpipe.models.tasks.image.export import representative_images
 
     if _graph_detector(model) is not None:
         raise DlpipeError(f"export: {COCO_INT8_REFUSAL}")
-    if "coco" in model.name:
-        raise DlpipeError(f"export: {COCO_START_INT8_REFUSAL}")
     if not request.calibration:
         raise DlpipeError("export: int8 needs training photos for calibration; the run's load.path has none")
     samples = representative_images(list(request.calibration), request.bundle.preprocessing.image())
@@ -226,7 +222,8 @@ def export_tflite_int8(model: Any, target: Path, request: ExportRequest, fmt: st
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = _calibration([sample[None] for sample in samples])
 
-    write_detector_tflite(model, target, request, fmt, configure)
+    write_detector_tflite(model, target, request, fmt, configure,
+                          convert=lambda converter: int8_float_after(converter, DECODING_TENSORS))
 
 
 def _named_outputs(flatbuffer: bytes) -> bytes:
