@@ -153,10 +153,12 @@ def _selective_int8(converter: tf.lite.TFLiteConverter, kept: list[str]) -> byte
     return _int8_denylisting(debugger, fragile)
 
 
-def int8_float_after(converter: tf.lite.TFLiteConverter, pattern: str) -> bytes:
+def int8_float_after(converter: tf.lite.TFLiteConverter, pattern: str, narrow_except: str | None = None) -> bytes:
     """int8 with float in/out in which the ops writing tensors whose names match `pattern` (a regex), and every op
     that reads what they write, stay float, and so do the ops around a tensor that calibration only saw as 0; the
-    rest is full-integer. `converter` has optimisations and a representative data set set.
+    rest is full-integer. `converter` has optimisations and a representative data set set. With `narrow_except` (a
+    regex), every activation range but those of the tensors it names is narrowed to a percentile of its calibration
+    values (models/export/percentile_ranges.py).
 
     Why: a detector's decoding (peak picking, top-k, box arithmetic) ends in rows that mix box fractions, scores
     and class indices; quantised, they share one 8-bit scale, so the boxes of an 80-class model move by a third
@@ -174,6 +176,11 @@ def int8_float_after(converter: tf.lite.TFLiteConverter, pattern: str) -> bytes:
         warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")  # the debugger's own use
         debugger = tf.lite.experimental.QuantizationDebugger(converter=converter,
                                                              debug_dataset=converter.representative_dataset)
+    if narrow_except is not None:
+        from dlpipe.models.export.percentile_ranges import narrowed_ranges
+
+        dataset = getattr(converter.representative_dataset, "input_gen", converter.representative_dataset)
+        debugger.calibrated_model = narrowed_ranges(debugger.calibrated_model, dataset, narrow_except)
     model = flatbuffer_utils.convert_bytearray_to_object(bytearray(debugger.calibrated_model))
     graph, kinds = model.subgraphs[0], _op_names(model)
     names = [tensor.name.decode() for tensor in graph.tensors]

@@ -198,7 +198,8 @@ def test_bad_entries_stop_with_one_line_naming_the_file(tmp_path, problem, messa
 @pytest.mark.long
 def test_the_default_coco_start_fine_tunes_and_exports_for_mediapipe(tmp_path):
     """The default start (coco-detector's ported CenterNet, a new class head) trains both phases and exports a
-    .tflite that agrees with it; its metadata carries the COCO weights' licence note."""
+    .tflite that agrees with it and an int8 one (activations clipped); the metadata carries the COCO weights' licence
+    note."""
     from dlpipe.models import artifacts
     from dlpipe.models.coco_detector import LICENSE_NOTE
 
@@ -208,7 +209,7 @@ def test_the_default_coco_start_fine_tunes_and_exports_for_mediapipe(tmp_path):
     lines: list[str] = []
     api.run("detect", data=str(data), out=out, echo=lines.append,
             sets=["model.image_size=64", "train.epochs=1", "train.finetune_epochs=1", "train.tensorboard=false",
-                  "train.progress=none", "evaluate.bootstrap=20", "export.formats=[keras,tflite]",
+                  "train.progress=none", "evaluate.bootstrap=20", "export.formats=[keras,tflite,tflite-int8]",
                   "export.parity_sample=4"])
     assert any("CenterNet on centernet_coco" in line or "centernet_coco" in line for line in lines), lines
     history = json.loads((out / "report.json").read_text())["stages"]["train"]
@@ -216,6 +217,8 @@ def test_the_default_coco_start_fine_tunes_and_exports_for_mediapipe(tmp_path):
     record = artifacts.read_record(out / "model.tflite")
     assert record["parity"]["boxes"] == 0 or record["parity"]["top1_agreement"] >= 0.95, record["parity"]
     assert LICENSE_NOTE.split(" (MIT)")[0] in (out / "model.tflite").read_bytes().decode("latin-1")
+    int8 = artifacts.read_record(out / "model_int8.tflite")  # the clipped int8 conversion, checked like the rest
+    assert int8["parity"] is not None and int8["parity"]["count"] == record["parity"]["count"] > 0, int8
 
 
 @pytest.mark.long
