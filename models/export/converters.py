@@ -180,7 +180,8 @@ def int8_float_after(converter: tf.lite.TFLiteConverter, pattern: str, narrow_ex
         from dlpipe.models.export.percentile_ranges import narrowed_ranges
 
         dataset = getattr(converter.representative_dataset, "input_gen", converter.representative_dataset)
-        debugger.calibrated_model = narrowed_ranges(debugger.calibrated_model, dataset, narrow_except)
+        with captured_output():  # LiteRT's delegate lines
+            debugger.calibrated_model = narrowed_ranges(debugger.calibrated_model, dataset, narrow_except)
     model = flatbuffer_utils.convert_bytearray_to_object(bytearray(debugger.calibrated_model))
     graph, kinds = model.subgraphs[0], _op_names(model)
     names = [tensor.name.decode() for tensor in graph.tensors]

@@ -70,6 +70,7 @@ def test_exports_agree_with_the_keras_model(detect_run):
         assert parity["boxes"] > 0 and parity["top1_agreement"] >= 0.95 and parity["mean_box_iou"] > 0.9, (artifact, parity)
 
 
+@pytest.mark.long  # an int8 conversion with two calibrations: ~10 s on the suite's budget
 def test_int8_runs_the_network_in_integers_the_decoding_in_float_and_agrees(detect_run, tmp_path):
     """`dlpipe export RUN --format tflite-int8`: every convolution is int8; the decoding after the head map stays
     float (quantised, boxes, scores and class indices would share one 8-bit scale); its boxes agree with Keras."""

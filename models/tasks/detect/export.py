@@ -10,8 +10,8 @@ SavedModel (`savedmodel/`):
                      fractions of the image (what dlpipe's runtime feeds; it scales them to the photo and applies
                      NMS when it describes rows).
 TFLite (float32, float16, dynamic-range int8 weights; int8 for trained detectors: the network full-integer, the
-decoding after its head map float; refused for coco-detector, see below): one image float32 [1, S, S, 3] RGB in [0, 255] (the
-caller resizes; dlpipe's runtime stretches as preprocessing.json says) and MediaPipe ObjectDetector's
+decoding after its head map float; refused for coco-detector, see below): one image float32 [1, S, S, 3] RGB in
+[0, 255] (the caller resizes; dlpipe's runtime stretches as preprocessing.json says) and MediaPipe ObjectDetector's
 four outputs: locations [1, 100, 4] (ymin, xmin, ymax, xmax as fractions), classes [1, 100], scores
 [1, 100], count [1], with the standard object-detector metadata and labels, so the file alone runs in
 MediaPipe Tasks. The graph's decoding half is written for a batch of one, so the file takes one image
