@@ -209,10 +209,12 @@ def int8_float_after(converter: tf.lite.TFLiteConverter, pattern: str, narrow_ex
 def _calibrated_range(tensor: Any) -> float | None:
     """The largest |value| calibration saw in a tensor of a calibrated (not yet quantised) model; None if unrecorded.
     Below float32's smallest normal number counts as 0 (the calibrator's floor for a tensor that was always 0)."""
-    stats = tensor.quantization
-    if stats is None or stats.min is None or stats.max is None or not len(stats.min):
+    from dlpipe.models.export.percentile_ranges import recorded_range
+
+    recorded = recorded_range(tensor)
+    if recorded is None:
         return None
-    largest = max(abs(float(np.min(stats.min))), abs(float(np.max(stats.max))))
+    largest = max(abs(recorded[0]), abs(recorded[1]))
     return 0.0 if largest < np.finfo(np.float32).tiny * 2 else largest
 
 

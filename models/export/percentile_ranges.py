@@ -32,8 +32,8 @@ def narrowed_ranges(calibrated: bytes, dataset: Callable[[], Iterable[list[np.nd
 
     model = flatbuffer_utils.convert_bytearray_to_object(bytearray(calibrated))
     graph = model.subgraphs[0]
-    chosen = [index for index, tensor in enumerate(graph.tensors)
-              if index not in graph.inputs and _has_range(tensor) and not re.search(keep, tensor.name.decode())]
+    chosen = [index for index, tensor in enumerate(graph.tensors) if index not in graph.inputs
+              and recorded_range(tensor) is not None and not re.search(keep, tensor.name.decode())]
     interpreter = Interpreter(model_content=calibrated, experimental_preserve_all_tensors=True)
     interpreter.allocate_tensors()
     rng = np.random.default_rng(0)
@@ -48,7 +48,7 @@ def narrowed_ranges(calibrated: bytes, dataset: Callable[[], Iterable[list[np.nd
     for index in chosen:
         values = np.concatenate(seen[index])
         stats = graph.tensors[index].quantization
-        low, high = float(np.min(stats.min)), float(np.max(stats.max))
+        low, high = recorded_range(graph.tensors[index])
         narrow_low = max(low, min(float(np.percentile(values, 100 - percentile)), 0.0))
         narrow_high = min(high, max(float(np.percentile(values, percentile)), 0.0))
         if narrow_high - narrow_low > 1e-3 * (high - low):  # else (a tensor that is almost always 0) as calibrated
@@ -56,6 +56,10 @@ def narrowed_ranges(calibrated: bytes, dataset: Callable[[], Iterable[list[np.nd
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
-def _has_range(tensor: Any) -> bool:
+def recorded_range(tensor: Any) -> tuple[float, float] | None:
+    """(min, max) that calibration recorded for a tensor of a calibrated (not yet quantised) flatbuffer model (its
+    object form, flatbuffer_utils); None where nothing or a per-channel range was recorded."""
     stats = tensor.quantization
-    return stats is not None and stats.min is not None and stats.max is not None and len(stats.min) == 1
+    if stats is None or stats.min is None or stats.max is None or len(stats.min) != 1:
+        return None
+    return float(stats.min[0]), float(stats.max[0])

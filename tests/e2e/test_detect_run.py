@@ -199,7 +199,7 @@ def test_bad_entries_stop_with_one_line_naming_the_file(tmp_path, problem, messa
 @pytest.mark.long
 def test_the_default_coco_start_fine_tunes_and_exports_for_mediapipe(tmp_path):
     """The default start (coco-detector's ported CenterNet, a new class head) trains both phases and exports a
-    .tflite that agrees with it and an int8 one (activations clipped); the metadata carries the COCO weights' licence
+    .tflite that agrees with it and an int8 one (activation ranges narrowed); the metadata carries the COCO weights' licence
     note."""
     from dlpipe.models import artifacts
     from dlpipe.models.coco_detector import LICENSE_NOTE
@@ -218,7 +218,7 @@ def test_the_default_coco_start_fine_tunes_and_exports_for_mediapipe(tmp_path):
     record = artifacts.read_record(out / "model.tflite")
     assert record["parity"]["boxes"] == 0 or record["parity"]["top1_agreement"] >= 0.95, record["parity"]
     assert LICENSE_NOTE.split(" (MIT)")[0] in (out / "model.tflite").read_bytes().decode("latin-1")
-    int8 = artifacts.read_record(out / "model_int8.tflite")  # the clipped int8 conversion, checked like the rest
+    int8 = artifacts.read_record(out / "model_int8.tflite")  # the narrowed-range int8 conversion, checked like the rest
     assert int8["parity"] is not None and int8["parity"]["count"] == record["parity"]["count"] > 0, int8
 
 

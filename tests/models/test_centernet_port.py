@@ -172,6 +172,7 @@ def test_int8_of_the_coco_start_keeps_its_confident_boxes_and_runs_in_xnnpack(po
     from dlpipe.models.detector import detection_model
     from dlpipe.models.export.converters import _calibration, int8_float_after
     from dlpipe.models.tasks.detect.export import DECODING_TENSORS, convert_detector
+    from dlpipe.models.tasks.detect.task import box_iou
 
     start, _ = build_coco_start(port.COCO_CLASSES, 320, coco_classes=True)
     model = detection_model(start, port.COCO_CLASSES)
@@ -197,15 +198,7 @@ def test_int8_of_the_coco_start_keeps_its_confident_boxes_and_runs_in_xnnpack(po
     boxes = found["locations"][:, [1, 0, 3, 2]]  # (ymin, xmin, ymax, xmax) -> (x1, y1, x2, y2)
     for box in confident:
         same = boxes[(found["classes"] == box[5]) & (found["scores"] > 0.2)]
-        assert len(same) and _iou(same, box[:4]).max() > 0.6, (box, same[:3])  # the bicycle: 0.69 (2026-12-06)
-
-
-def _iou(boxes: np.ndarray, box: np.ndarray) -> np.ndarray:
-    left, top = np.maximum(boxes[:, 0], box[0]), np.maximum(boxes[:, 1], box[1])
-    right, bottom = np.minimum(boxes[:, 2], box[2]), np.minimum(boxes[:, 3], box[3])
-    inter = np.clip(right - left, 0, None) * np.clip(bottom - top, 0, None)
-    area = lambda b: (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])  # noqa: E731
-    return inter / (area(boxes) + area(box) - inter)
+        assert len(same) and box_iou(same, box[None, :4]).max() > 0.6, (box, same[:3])  # the bicycle: 0.69 (2026-12-06)
 
 
 def test_a_size_the_graph_cannot_take_is_refused_naming_it(port):

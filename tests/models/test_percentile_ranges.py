@@ -45,7 +45,8 @@ def test_narrowed_ranges_cut_rare_values_keep_the_named_tensors_and_convert():
 
 
 def _ranges(flatbuffer_utils, flatbuffer: bytes) -> dict[str, tuple[float, float]]:
+    from dlpipe.models.export.percentile_ranges import recorded_range
+
     graph = flatbuffer_utils.convert_bytearray_to_object(bytearray(flatbuffer)).subgraphs[0]
-    return {tensor.name.decode(): (float(tensor.quantization.min[0]), float(tensor.quantization.max[0]))
-            for tensor in graph.tensors if tensor.quantization is not None and tensor.quantization.min is not None
-            and len(tensor.quantization.min) == 1}
+    return {tensor.name.decode(): recorded_range(tensor) for tensor in graph.tensors
+            if recorded_range(tensor) is not None}
