@@ -4,6 +4,7 @@ One command, from the repository root with the venv active (after scripts/setup.
 
     python bench/detection_train.py [--start efficientnet_lite0|centernet_coco] [--folds 5] [--set KEY=VALUE ...]
                                     [--exports] [--out DIR]
+    python bench/detection_train.py --start centernet_coco --exports-of RUN [--formats tflite,tflite-int8] [--name N]
 
 1. Cross-validation: `dlpipe run detect --data ../shared/data/detection_fashion --set train.cv_folds=K --set seed=0`
    (with the chosen start): fold k validates on the photos the peer benchmark (bench/detect_peer_yolo.py) uses,
@@ -50,7 +51,7 @@ def cross_validate(start: str, folds: int, sets: list[str], out: Path) -> dict:
             "wall_minutes": round((time.perf_counter() - started) / 60, 1)}
 
 
-def score_exports(out: Path) -> dict:
+def score_exports(out: Path, formats: tuple[str, ...] = EXPORTS) -> dict:
     """Each export's mAP on the final run's validation photos next to the Keras model's."""
     from dlpipe.errors import DlpipeError
     from dlpipe.pipelines.evaluation import evaluate_artifact
@@ -60,7 +61,7 @@ def score_exports(out: Path) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         labels = _validation_coco(metrics, Path(folder))
         scores = {"keras": _scores(evaluate_artifact(out / "model.keras", labels))}
-        for fmt in EXPORTS:
+        for fmt in formats:
             try:
                 path = export_run(out, fmt, None)
             except DlpipeError as refused:  # e.g. int8 of the COCO start: the refusal is the result
@@ -104,11 +105,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None, help="run folder (default: a folder under /tmp)")
     parser.add_argument("--exports-of", type=Path, default=None,
                         help="only score the exports of this finished run (e.g. a fold's) on its validation photos")
+    parser.add_argument("--formats", default=",".join(EXPORTS), help="with --exports-of: which exports to score")
+    parser.add_argument("--name", default=None, help="with --exports-of: results file suffix (default: the start)")
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
     if args.exports_of:
-        scores = score_exports(args.exports_of)
-        (RESULTS / f"detection_exports_{args.start}.json").write_text(json.dumps(
+        scores = score_exports(args.exports_of, tuple(args.formats.split(",")))
+        (RESULTS / f"detection_exports_{args.name or args.start}.json").write_text(json.dumps(
             {"date": date.today().isoformat(), "run": str(args.exports_of), "exports": scores}, indent=1))
         for name, figures in scores.items():
             print(f"  {name}: {figures}")

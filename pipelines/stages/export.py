@@ -18,7 +18,7 @@ class ExportConfig:
 
     formats_help = ("artifacts to write: " + ", ".join(FORMAT_NAMES) + " (SavedModel takes encoded image bytes or "
                     "raw strings; TFLite takes pixels or token ids, with the vocabulary in the file; tflite-int8 is "
-                    "for image models)")
+                    "for image, multi-label, segmentation and detection models)")
     formats: list[str] = option(["keras", "savedmodel"], formats_help)
     parity_sample: int = option(100, "validation inputs each artifact is checked on against the Keras model (0: none)")
     device_check: bool = option(False, "also run each .tflite in MediaPipe Tasks (its own environment, .venv-mediapipe) "

@@ -22,7 +22,7 @@ TINY_DETECT_SETS = [
     "model.encoder=small", "model.weights=none", "model.image_size=64", "model.neck_filters=[32,32,16]",
     "model.head_filters=16", f"train.epochs={EPOCHS}", "train.batch_size=8", "train.learning_rate=0.005",
     "train.tensorboard=false", "train.progress=none", "train.early_stopping_patience=0", "evaluate.bootstrap=100",
-    "export.parity_sample=12", "export.formats=[keras,savedmodel,tflite,tflite-float16]",
+    "export.parity_sample=12", "export.formats=[keras,savedmodel,tflite,tflite-float16]", "train.int8_epochs=2",
 ]
 
 
@@ -68,6 +68,20 @@ def test_exports_agree_with_the_keras_model(detect_run):
     for artifact in (out / "savedmodel", out / "model.tflite", out / "model_float16.tflite"):
         parity = artifacts.read_record(artifact)["parity"]
         assert parity["boxes"] > 0 and parity["top1_agreement"] >= 0.95 and parity["mean_box_iou"] > 0.9, (artifact, parity)
+
+
+def test_the_int8_phase_fine_tunes_with_the_ranges_it_measured(detect_run):
+    """train.int8_epochs: a third phase fits the network with its activations rounded to int8, at ranges measured
+    once on training photos and kept for a resume."""
+    _, out, result, _ = detect_run
+    summary = json.loads((out / "report.json").read_text())["stages"]["train"]["summary"]
+    assert summary.startswith(f"{EPOCHS + 2} epochs in 2 phase(s): train, int8"), summary
+    with open(out / "history_int8.csv", newline="") as handle:
+        losses = [float(row["loss"]) for row in csv.DictReader(handle)]
+    assert len(losses) == 2 and all(loss == loss for loss in losses), losses  # two finite epochs
+    ranges = json.loads((out / "checkpoints" / "int8_ranges.json").read_text())
+    assert {"head_int8", "heatmap_out_int8", "neck0_relu_int8"} <= set(ranges), sorted(ranges)
+    assert all(low <= 0.0 <= high and high > low for low, high in ranges.values()), ranges
 
 
 @pytest.mark.long  # an int8 conversion with two calibrations: ~10 s on the suite's budget

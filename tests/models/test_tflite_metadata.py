@@ -326,6 +326,7 @@ def test_text_writers_refuse_what_mediapipe_cannot_run(bert_vocab):
 # ----------------------------------------------------------------------------------- tokenizer agreement
 
 
+@pytest.mark.long  # MediaPipe's tokenizers over two review sites (~14 s)
 def test_regex_tokenizer_reproduces_text_vectorization_ids(tmp_path, bert_vocab):
     """The real MediaPipe tokenizers against Keras / dlpipe ids, read through a model whose output is its input.
 

@@ -74,6 +74,7 @@ def test_a_bad_url_setting_is_named_on_the_page(spiral_visit, tmp_path):
     assert seen.value["error"] in seen.value["shown"] and seen.value["epoch"] == 0  # named, and nothing trained
 
 
+@pytest.mark.long  # trains a points run from the page's exported files (~19 s)
 def test_dlpipe_run_points_on_the_export_reaches_the_same_test_loss(spiral_visit, tmp_path):
     import json
 

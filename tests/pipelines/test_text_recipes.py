@@ -17,6 +17,7 @@ def sentences(tmp_path_factory):
     return write_sentences(tmp_path_factory.mktemp("text") / "sentences.txt", 60, seed=5)
 
 
+@pytest.mark.long  # three text runs (~22 s); the shared cross-validation core is in the suite through images and detection
 def test_cv_folds_cross_validates_a_sentiment_run(sentences, tmp_path):
     from dlpipe.pipelines import api
 

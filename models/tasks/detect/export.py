@@ -44,7 +44,8 @@ refuse(TASK, "onnx", "no ONNX exporter for the detector yet (its graph, converte
 DECODING_TENSORS = r"(^|/)decode(_\d+)?/"
 # the layers writing the head map (models/detector.py's and models/centernet_start.py's): their top values are the
 # detections, so int8 keeps their calibrated ranges
-HEAD_TENSORS = r"(^|/)(head|heatmap_out|box_out|box_distances|box_log_distances)(_\d+)?/"
+HEAD_LAYERS = ("head", "heatmap_out", "box_out", "box_distances", "box_log_distances")
+HEAD_TENSORS = rf"(^|/)({'|'.join(HEAD_LAYERS)})(_\d+)?/"
 COCO_INT8_REFUSAL = ("full-integer int8 does not hold for coco-detector: calibrated on darknet's five sample "
                      "photos, the quantised heat map collapses (every score 0.173, every box empty) and 0 of the "
                      "float model's 28 boxes are found (measured 2026-12-01); use tflite-float16 or tflite-dynamic")
@@ -222,9 +223,7 @@ def export_tflite_int8(model: Any, target: Path, request: ExportRequest, fmt: st
     if not request.calibration:
         raise DlpipeError("export: int8 needs training photos for calibration; the run's load.path has none")
     samples = representative_images(list(request.calibration), request.bundle.preprocessing.image())
-    # narrowed ranges help the COCO start's heavy-tailed MobileNetV3 (fold 0: mAP 0.490 -> 0.528), not the ImageNet
-    # start's ReLU6 network (0.199 -> 0.191): only the COCO start's are narrowed
-    narrow_except = f"{HEAD_TENSORS}|{DECODING_TENSORS}" if "coco" in model.name else None
+    narrow_except = f"{HEAD_TENSORS}|{DECODING_TENSORS}" if int8_ranges_narrowed(model) else None
 
     def configure(converter: Any) -> None:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -232,6 +231,13 @@ def export_tflite_int8(model: Any, target: Path, request: ExportRequest, fmt: st
 
     write_detector_tflite(model, target, request, fmt, configure,
                           convert=lambda converter: int8_float_after(converter, DECODING_TENSORS, narrow_except))
+
+
+def int8_ranges_narrowed(model: Any) -> bool:
+    """Whether int8 narrows this detector's activation ranges to a percentile (the export, and the training that
+    prepares a model for it, round alike). Narrowing helps the COCO start's heavy-tailed MobileNetV3 (fold 0: mAP
+    0.490 -> 0.528), not the ImageNet start's ReLU6 network (0.199 -> 0.191): only the COCO start's are narrowed."""
+    return "coco" in model.name
 
 
 def _named_outputs(flatbuffer: bytes) -> bytes:
