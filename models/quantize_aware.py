@@ -21,7 +21,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-SAMPLED_PER_BATCH = 5_000  # values of each tensor kept per calibration batch for its percentiles
+from dlpipe.models.export.percentile_ranges import SAMPLED_PER_INPUT, percentile_range
+
 FUSED_ACTIVATIONS = ("relu", "relu6")
 
 
@@ -42,7 +43,7 @@ class Int8Rounding(keras.layers.Layer):
         if self.observed is not None:
             values = np.asarray(inputs).reshape(-1)
             rng = np.random.default_rng(len(self.observed))
-            self.observed.append(rng.choice(values, min(SAMPLED_PER_BATCH, values.size), replace=False))
+            self.observed.append(rng.choice(values, min(SAMPLED_PER_INPUT, values.size), replace=False))
         if self.low is None or self.high is None:
             return inputs
         return tf.quantization.fake_quant_with_min_max_args(inputs, min=self.low, max=self.high, num_bits=8)
@@ -98,10 +99,7 @@ def measure_ranges(model: keras.Model, batches: Iterable[Any], keep_extremes: st
     for name, values in observed.items():
         low, high = min(float(values.min()), 0.0), max(float(values.max()), 0.0)
         if percentile is not None and not (keep_extremes and re.search(keep_extremes, name.removesuffix("_int8"))):
-            narrow_low = min(float(np.percentile(values, 100 - percentile)), 0.0)
-            narrow_high = max(float(np.percentile(values, percentile)), 0.0)
-            if narrow_high - narrow_low > 1e-3 * (high - low):  # else (almost always 0) the extremes, as the export
-                low, high = narrow_low, narrow_high
+            low, high = percentile_range(values, low, high, percentile)
         ranges[name] = (low, high) if high > low else (low, low + 1e-6)
     return ranges
 

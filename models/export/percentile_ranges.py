@@ -46,14 +46,18 @@ def narrowed_ranges(calibrated: bytes, dataset: Callable[[], Iterable[list[np.nd
             values = interpreter.get_tensor(index).reshape(-1)
             seen[index].append(rng.choice(values, min(SAMPLED_PER_INPUT, values.size), replace=False))
     for index in chosen:
-        values = np.concatenate(seen[index])
         stats = graph.tensors[index].quantization
-        low, high = recorded_range(graph.tensors[index])
-        narrow_low = max(low, min(float(np.percentile(values, 100 - percentile)), 0.0))
-        narrow_high = min(high, max(float(np.percentile(values, percentile)), 0.0))
-        if narrow_high - narrow_low > 1e-3 * (high - low):  # else (a tensor that is almost always 0) as calibrated
-            stats.min, stats.max = np.array([narrow_low], np.float32), np.array([narrow_high], np.float32)
+        low, high = percentile_range(np.concatenate(seen[index]), *recorded_range(graph.tensors[index]), percentile)
+        stats.min, stats.max = np.array([low], np.float32), np.array([high], np.float32)
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def percentile_range(values: np.ndarray, low: float, high: float, percentile: float) -> tuple[float, float]:
+    """[low, high] narrowed to the `percentile`-th percentile of `values` and its mirror below zero (0 stays inside);
+    left as it is where the narrowed range would be under a thousandth of it (a tensor that is almost always 0)."""
+    narrow_low = max(low, min(float(np.percentile(values, 100 - percentile)), 0.0))
+    narrow_high = min(high, max(float(np.percentile(values, percentile)), 0.0))
+    return (narrow_low, narrow_high) if narrow_high - narrow_low > 1e-3 * (high - low) else (low, high)
 
 
 def recorded_range(tensor: Any) -> tuple[float, float] | None:
