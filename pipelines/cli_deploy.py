@@ -172,6 +172,12 @@ def export_command(run_dir: str, fmt: str, quantize: str, out_dir: str | None, s
     else:
         check = "; no parity check (the run's data is not readable, or no --sample)"
     click.echo(f"wrote {path} ({size / 1e6:.1f} MB) with its labels and preprocessing{check}")
+    if name == "tflite-int8" and Path(run_dir).is_dir():
+        from dlpipe.pipelines.detect.train import int8_training_note
+
+        note = int8_training_note(run_dir)
+        if note:
+            click.echo(note)
 
 
 @click.command("evaluate")

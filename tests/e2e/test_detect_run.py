@@ -84,6 +84,20 @@ def test_the_int8_phase_fine_tunes_with_the_ranges_it_measured(detect_run):
     assert all(low <= 0.0 <= high and high > low for low, high in ranges.values()), ranges
 
 
+def test_exporting_int8_names_the_int8_phase_only_where_the_detector_trained_without_it(detect_run, tmp_path):
+    from dlpipe.pipelines.detect.train import int8_training_note
+
+    _, out, _, _ = detect_run
+    assert int8_training_note(out) is None  # the fixture's run has the phase
+    without = tmp_path / "run"
+    without.mkdir()
+    config = (out / "config.yaml").read_text()
+    assert "  int8_epochs: 2\n" in config
+    (without / "config.yaml").write_text(config.replace("  int8_epochs: 2\n", "  int8_epochs: 0\n"))
+    assert "--set train.int8_epochs=4" in int8_training_note(without)
+    assert int8_training_note(tmp_path / "nothing") is None
+
+
 @pytest.mark.long  # an int8 conversion with two calibrations: ~10 s on the suite's budget
 def test_int8_runs_the_network_in_integers_the_decoding_in_float_and_agrees(detect_run, tmp_path):
     """`dlpipe export RUN --format tflite-int8`: every convolution is int8; the decoding after the head map stays
