@@ -120,7 +120,8 @@ def predict_command(inputs: tuple[str, ...], model_name: str | None, artifact: s
               show_default=True,
               help="TFLite weights: float32 (none), float16, dynamic-range int8, or int8 calibrated on the run's "
                    "training images (image, multi-label, segmentation: full-integer, uint8 in and out; detectors: "
-                   "the network int8, the decoding float, float in and out; train.int8_epochs prepares a detector for it); auto: build them all (and int8 with "
+                   "the network int8 but the heat-map logits' last convolution, the decoding float, float in and out; "
+                   "train.int8_epochs prepares a detector for it); auto: build them all (and int8 with "
                    "its fragile layers in float), score each on held-out data, ship the smallest within --max-drop.")
 @click.option("--max-drop", type=click.FloatRange(min=0), default=1.0, show_default=True,
               help="--quantize auto: points of accuracy (mAP, mean IoU) a candidate may lose against float32.")

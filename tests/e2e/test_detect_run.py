@@ -100,22 +100,40 @@ def test_exporting_int8_names_the_int8_phase_only_where_the_detector_trained_wit
 
 @pytest.mark.long  # an int8 conversion with two calibrations: ~10 s on the suite's budget
 def test_int8_runs_the_network_in_integers_the_decoding_in_float_and_agrees(detect_run, tmp_path):
-    """`dlpipe export RUN --format tflite-int8`: every convolution is int8; the decoding after the head map stays
-    float (quantised, boxes, scores and class indices would share one 8-bit scale); its boxes agree with Keras."""
+    """`dlpipe export RUN --format tflite-int8`: every convolution but the heat-map logits' last one is int8 (int8,
+    the head map's concatenation gave the logits the box head's scale, and every negative logit read 0); the
+    decoding after the head map stays float (quantised, boxes, scores and class indices would share one 8-bit
+    scale); its scores and boxes agree with Keras."""
     import numpy as np
     from ai_edge_litert.interpreter import Interpreter
+    from PIL import Image
 
     from dlpipe.models import artifacts
     from dlpipe.pipelines.exporting import export_run
 
-    _, out, _, _ = detect_run
+    data, out, _, _ = detect_run
     path = export_run(out, "tflite-int8", tmp_path)
     interpreter = Interpreter(str(path))
+    keras_model = artifacts.load_keras(out / artifacts.KERAS_FILE)
+    interpreter.allocate_tensors()
+    for photo in sorted((data / "images").iterdir())[:4]:
+        pixels = np.asarray(Image.open(photo).convert("RGB").resize((64, 64)), np.float32)[None]
+        interpreter.set_tensor(interpreter.get_input_details()[0]["index"], pixels)
+        interpreter.invoke()
+        found = {d["name"]: interpreter.get_tensor(d["index"])[0] for d in interpreter.get_output_details()}
+        expected = np.sort(keras_model(pixels).numpy()[0][:, 4])[::-1][:10]
+        # the ten best scores, as Keras gives them
+        np.testing.assert_allclose(np.sort(found["scores"])[::-1][:10], expected, atol=0.1)
     types = {detail["index"]: detail["dtype"] for detail in interpreter.get_tensor_details()}
+    names = {detail["index"]: detail["name"] for detail in interpreter.get_tensor_details()}
     written: dict[str, set] = {}
+    float_convolutions = []
     for op in interpreter._get_ops_details():  # noqa: SLF001 - each op's name and output tensors
         written.setdefault(op["op_name"], set()).add(types[op["outputs"][0]])
-    assert written["CONV_2D"] == {np.int8} and written["DEPTHWISE_CONV_2D"] == {np.int8}, written
+        if op["op_name"] == "CONV_2D" and types[op["outputs"][0]] == np.float32:
+            float_convolutions.append(names[op["outputs"][0]])
+    assert len(float_convolutions) == 1 and "heatmap_out" in float_convolutions[0], float_convolutions
+    assert written["CONV_2D"] == {np.int8, np.float32} and written["DEPTHWISE_CONV_2D"] == {np.int8}, written
     assert written["TOPK_V2"] == {np.float32} and written["PACK"] == {np.float32}, written  # scores; boxes
     parity = artifacts.read_record(path)["parity"]
     assert parity["boxes"] > 0 and parity["top1_agreement"] >= 0.9 and parity["mean_box_iou"] > 0.8, parity

@@ -171,7 +171,7 @@ def test_int8_of_the_coco_start_keeps_its_confident_boxes_and_runs_in_xnnpack(po
     from dlpipe.models.centernet_start import build_coco_start
     from dlpipe.models.detector import detection_model
     from dlpipe.models.export.converters import _calibration, int8_float_after
-    from dlpipe.models.tasks.detect.export import DECODING_TENSORS, convert_detector
+    from dlpipe.models.tasks.detect.export import INT8_FLOAT_TENSORS, convert_detector
     from dlpipe.models.tasks.detect.task import box_iou
 
     start, _ = build_coco_start(port.COCO_CLASSES, 320, coco_classes=True)
@@ -185,7 +185,7 @@ def test_int8_of_the_coco_start_keeps_its_confident_boxes_and_runs_in_xnnpack(po
         converter.representative_dataset = _calibration([image, *others])
 
     interpreter = Interpreter(model_content=convert_detector(
-        model, configure, lambda converter: int8_float_after(converter, DECODING_TENSORS)))
+        model, configure, lambda converter: int8_float_after(converter, INT8_FLOAT_TENSORS)))
     ops = [op["op_name"] for op in interpreter._get_ops_details()]  # noqa: SLF001
     assert ops.count("HARD_SWISH") == 20, sorted(set(ops))
     interpreter.allocate_tensors()

@@ -9,8 +9,8 @@ SavedModel (`savedmodel/`):
   `serving_pixels`   pixels float32 [N, S, S, 3] in [0, 255] -> `detections` [N, 100, 6] with boxes as
                      fractions of the image (what dlpipe's runtime feeds; it scales them to the photo and applies
                      NMS when it describes rows).
-TFLite (float32, float16, dynamic-range int8 weights; int8 for trained detectors: the network full-integer, the
-decoding after its head map float; refused for coco-detector, see below): one image float32 [1, S, S, 3] RGB in
+TFLite (float32, float16, dynamic-range int8 weights; int8 for trained detectors: the network full-integer but
+for the heat-map logits' last convolution, the decoding float; refused for coco-detector, see below): one image float32 [1, S, S, 3] RGB in
 [0, 255] (the caller resizes; dlpipe's runtime stretches as preprocessing.json says) and MediaPipe ObjectDetector's
 four outputs: locations [1, 100, 4] (ymin, xmin, ymax, xmax as fractions), classes [1, 100], scores
 [1, 100], count [1], with the standard object-detector metadata and labels, so the file alone runs in
@@ -42,6 +42,12 @@ refuse(TASK, "onnx", "no ONNX exporter for the detector yet (its graph, converte
                      "tf2onnx): export savedmodel or tflite")
 # the decoding layer's tensors (models/detector.py CenterNetDecode, named "decode"): int8 keeps them float
 DECODING_TENSORS = r"(^|/)decode(_\d+)?/"
+# int8 keeps float the heat-map logits' 1x1 convolution and all that reads it (the head map's concatenation, the
+# decoding). Why: the quantiser gives a CONCATENATION's inputs its output's scale, and it took the box head's: the
+# ImageNet start's head map got [0, 3.7] (its box log-distances' range), so every negative heat-map logit read 0, a
+# score of 0.5 everywhere (int8 mAP 0.199; 0.321 with this one layer float, float 0.324). The COCO start's box head
+# reaches -6, which hid it there (0.560 either way).
+INT8_FLOAT_TENSORS = rf"(^|/)heatmap_out(_\d+)?/|{DECODING_TENSORS}"
 # the layers writing the head map (models/detector.py's and models/centernet_start.py's): their top values are the
 # detections, so int8 keeps their calibrated ranges
 HEAD_LAYERS = ("head", "heatmap_out", "box_out", "box_distances", "box_log_distances")
@@ -211,9 +217,9 @@ def write_detector_tflite(model: Any, target: Path, request: ExportRequest, fmt:
 def export_tflite_int8(model: Any, target: Path, request: ExportRequest, fmt: str) -> None:
     """A trained detector whose network (encoder, neck, heads) is full-integer int8, calibrated on training photos
     (the COCO start's activation ranges narrowed to the 99.99th percentile of their calibration values:
-    models/export/percentile_ranges.py; the heads' outputs keep theirs); the decoding after the head map (peaks,
-    top-k, box arithmetic: DECODING_TENSORS) stays float, so boxes, scores and class indices do not share one
-    8-bit scale. Float32 pixels in and MediaPipe's four float outputs out (quantise/dequantise at the edges), so
+    models/export/percentile_ranges.py; the heads' outputs keep theirs); the heat-map logits' last convolution and
+    the decoding after the head map (peaks, top-k, box arithmetic: INT8_FLOAT_TENSORS) stay float, so heat-map
+    logits do not take the box head's scale, nor boxes, scores and class indices share one 8-bit scale. Float32 pixels in and MediaPipe's four float outputs out (quantise/dequantise at the edges), so
     the same metadata serves."""
     from dlpipe.models.export.converters import _calibration, int8_float_after
     from dlpipe.models.tasks.image.export import representative_images
@@ -223,14 +229,14 @@ def export_tflite_int8(model: Any, target: Path, request: ExportRequest, fmt: st
     if not request.calibration:
         raise DlpipeError("export: int8 needs training photos for calibration; the run's load.path has none")
     samples = representative_images(list(request.calibration), request.bundle.preprocessing.image())
-    narrow_except = f"{HEAD_TENSORS}|{DECODING_TENSORS}" if int8_ranges_narrowed(model) else None
+    narrow_except = f"{HEAD_TENSORS}|{INT8_FLOAT_TENSORS}" if int8_ranges_narrowed(model) else None
 
     def configure(converter: Any) -> None:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = _calibration([sample[None] for sample in samples])
 
     write_detector_tflite(model, target, request, fmt, configure,
-                          convert=lambda converter: int8_float_after(converter, DECODING_TENSORS, narrow_except))
+                          convert=lambda converter: int8_float_after(converter, INT8_FLOAT_TENSORS, narrow_except))
 
 
 def int8_ranges_narrowed(model: Any) -> bool:
