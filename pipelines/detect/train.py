@@ -78,7 +78,8 @@ class DetectTrainStage(TrainStage):
         return phases
 
     def fit_custom_phase(self, ctx: RunContext, model: Any, phase: Phase) -> None:
-        """The int8 phase: fit a copy of the network that shares its weights and rounds each activation to int8."""
+        """The int8 phase: fit a copy of the network that shares its weights and rounds each activation to int8 (the
+        heat-map logits and head map too, which the int8 file keeps float: not rounding them measured no better)."""
         from dlpipe.models.quantize_aware import int8_rounded, set_ranges
 
         rounded = int8_rounded(model)
