@@ -21,7 +21,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from dlpipe.models.export.percentile_ranges import SAMPLED_PER_INPUT, percentile_range
+from dlpipe.models.export.percentile_ranges import percentile_range, sampled
 
 FUSED_ACTIVATIONS = ("relu", "relu6")
 
@@ -41,9 +41,7 @@ class Int8Rounding(keras.layers.Layer):
 
     def call(self, inputs):
         if self.observed is not None:
-            values = np.asarray(inputs).reshape(-1)
-            rng = np.random.default_rng(len(self.observed))
-            self.observed.append(rng.choice(values, min(SAMPLED_PER_INPUT, values.size), replace=False))
+            self.observed.append(sampled(inputs, np.random.default_rng(len(self.observed))))
         if self.low is None or self.high is None:
             return inputs
         return tf.quantization.fake_quant_with_min_max_args(inputs, min=self.low, max=self.high, num_bits=8)

@@ -43,13 +43,18 @@ def narrowed_ranges(calibrated: bytes, dataset: Callable[[], Iterable[list[np.nd
             interpreter.set_tensor(detail["index"], value)
         interpreter.invoke()
         for index in chosen:
-            values = interpreter.get_tensor(index).reshape(-1)
-            seen[index].append(rng.choice(values, min(SAMPLED_PER_INPUT, values.size), replace=False))
+            seen[index].append(sampled(interpreter.get_tensor(index), rng))
     for index in chosen:
         stats = graph.tensors[index].quantization
         low, high = percentile_range(np.concatenate(seen[index]), *recorded_range(graph.tensors[index]), percentile)
         stats.min, stats.max = np.array([low], np.float32), np.array([high], np.float32)
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+def sampled(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Up to SAMPLED_PER_INPUT of a tensor's values, drawn without replacement: enough for a 99.99th percentile."""
+    flat = np.asarray(values).reshape(-1)
+    return rng.choice(flat, min(SAMPLED_PER_INPUT, flat.size), replace=False)
 
 
 def percentile_range(values: np.ndarray, low: float, high: float, percentile: float) -> tuple[float, float]:

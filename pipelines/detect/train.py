@@ -104,7 +104,8 @@ class DetectTrainStage(TrainStage):
         photos = box_dataset(ctx.train, ctx.task, ctx.preprocessing, ctx.class_names, cache=False)  # not augmented
         photos = photos.take(INT8_CALIBRATION_PHOTOS)
         percentile = RANGE_PERCENTILE if int8_ranges_narrowed(model) else None
-        ranges = measure_ranges(rounded, batched(photos, self.config.batch_size), rf"^({'|'.join(HEAD_LAYERS)})$", percentile)
+        heads = rf"^({'|'.join(HEAD_LAYERS)})$"
+        ranges = measure_ranges(rounded, batched(photos, self.config.batch_size), heads, percentile)
         atomic.write_text(saved, json.dumps(ranges, indent=1))
         return ranges
 

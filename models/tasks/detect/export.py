@@ -10,9 +10,9 @@ SavedModel (`savedmodel/`):
                      fractions of the image (what dlpipe's runtime feeds; it scales them to the photo and applies
                      NMS when it describes rows).
 TFLite (float32, float16, dynamic-range int8 weights; int8 for trained detectors: the network full-integer but
-for the heat-map logits' last convolution, the decoding float; refused for coco-detector, see below): one image float32 [1, S, S, 3] RGB in
-[0, 255] (the caller resizes; dlpipe's runtime stretches as preprocessing.json says) and MediaPipe ObjectDetector's
-four outputs: locations [1, 100, 4] (ymin, xmin, ymax, xmax as fractions), classes [1, 100], scores
+for the heat-map logits' last convolution, the decoding float; refused for coco-detector, see below): one image
+float32 [1, S, S, 3] RGB in [0, 255] (the caller resizes; dlpipe's runtime stretches as preprocessing.json says)
+and MediaPipe ObjectDetector's four outputs: locations [1, 100, 4] (ymin, xmin, ymax, xmax as fractions), classes [1, 100], scores
 [1, 100], count [1], with the standard object-detector metadata and labels, so the file alone runs in
 MediaPipe Tasks. The graph's decoding half is written for a batch of one, so the file takes one image
 (dlpipe's runtime runs a batch row by row). The decoding is in the file; there is no NMS op: CenterNet's peak
@@ -219,8 +219,9 @@ def export_tflite_int8(model: Any, target: Path, request: ExportRequest, fmt: st
     (the COCO start's activation ranges narrowed to the 99.99th percentile of their calibration values:
     models/export/percentile_ranges.py; the heads' outputs keep theirs); the heat-map logits' last convolution and
     the decoding after the head map (peaks, top-k, box arithmetic: INT8_FLOAT_TENSORS) stay float, so heat-map
-    logits do not take the box head's scale, nor boxes, scores and class indices share one 8-bit scale. Float32 pixels in and MediaPipe's four float outputs out (quantise/dequantise at the edges), so
-    the same metadata serves."""
+    logits do not take the box head's scale, nor boxes, scores and class indices share one 8-bit scale. Float32
+    pixels in and MediaPipe's four float outputs out (quantise/dequantise at the edges), so the same metadata
+    serves."""
     from dlpipe.models.export.converters import _calibration, int8_float_after
     from dlpipe.models.tasks.image.export import representative_images
 
