@@ -76,9 +76,10 @@ class CenterNetDecode(keras.layers.Layer):
     A peak is a heat-map cell that equals the 3x3 max around it (CenterNet's stand-in for NMS); rows past
     the real peaks have scores near 0 and are dropped by the caller's score threshold. With `vote_window` > 1 a
     peak's box is the mean of the boxes its neighbouring cells predict (every cell near an object's centre learns
-    its box), weighted by their highest class probability ** 4: box voting, two average pools. On three fold-0 models it
-    raised mAP by 0.5, 0.9 and 2.0 points (AP75 by 1-9) and AP50 by -0.6 to +0.4 (BENCHMARKS.md). Saved models
-    without the setting decode as they were trained and exported (the peak cell's own box).
+    its box), weighted by their highest class probability ** 4: box voting, two average pools. On four fold-0
+    models it moved mAP by +0.5, +0.6, 0.0 and +1.7 points, AP50 by -0.9 to +0.5 (BENCHMARKS.md,
+    bench/detection_voting.py). Saved models without the setting decode as they were trained and exported (the
+    peak cell's own box).
     """
 
     def __init__(self, num_classes: int, max_detections: int = 100, vote_window: int = 1, **kwargs):
