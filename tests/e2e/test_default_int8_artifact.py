@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from conftest import TINY_SETS, tiny_image_run
 
 
+@pytest.mark.long  # a whole run with the default export's two calibrations: ~17 s of the suite's 10 minutes
 def test_a_run_with_the_default_formats_ships_int8_and_auto_chooses_it(tmp_path_factory):
     from dlpipe.models.artifacts import choose_artifact
 
