@@ -18,15 +18,18 @@ def make_optimizer(
     momentum: float = 0.9,
     weight_decay: float = 1e-4,
     clipnorm: float | None = None,
+    ema_momentum: float = 0.0,
 ) -> keras.optimizers.Optimizer:
-    """The optimizer the config names, with its learning rate (or schedule) and optional gradient clipping."""
+    """The optimizer the config names, with its learning rate (or schedule), optional gradient clipping and
+    optional moving average of the weights (ema_momentum > 0)."""
+    extra = {"clipnorm": clipnorm, "use_ema": ema_momentum > 0, "ema_momentum": ema_momentum or 0.99}
     if name == "sgd":
-        return keras.optimizers.SGD(learning_rate, momentum=momentum, nesterov=momentum > 0, clipnorm=clipnorm)
+        return keras.optimizers.SGD(learning_rate, momentum=momentum, nesterov=momentum > 0, **extra)
     if name == "rmsprop":
-        return keras.optimizers.RMSprop(learning_rate, momentum=momentum, clipnorm=clipnorm)
+        return keras.optimizers.RMSprop(learning_rate, momentum=momentum, **extra)
     if name == "adamw":
-        return keras.optimizers.AdamW(learning_rate, weight_decay=weight_decay, clipnorm=clipnorm)
-    return keras.optimizers.Adam(learning_rate, clipnorm=clipnorm)
+        return keras.optimizers.AdamW(learning_rate, weight_decay=weight_decay, **extra)
+    return keras.optimizers.Adam(learning_rate, **extra)
 
 
 def balanced_class_weights(labels: Sequence[int], num_classes: int) -> dict[int, float]:

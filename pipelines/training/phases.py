@@ -40,6 +40,7 @@ class FitSettings:
     warmup_fraction: float
     class_weight: dict[int, float] | None = None
     clipnorm: float | None = None  # clip each gradient's norm (a detector's fine-tuning can diverge without it)
+    ema_momentum: float = 0.0  # validate, select and keep the weights' moving average at this momentum (0: off)
 
 
 def fit_phase(ctx: RunContext, model: Any, phase: Phase, data: tuple[Any, Any], cfg: TrainConfig,
@@ -69,7 +70,7 @@ def fit_phase(ctx: RunContext, model: Any, phase: Phase, data: tuple[Any, Any], 
                       metrics=list(settings.metrics), jit_compile=cfg.jit_compile)
         build_before_fit(model, train_ds)
         model.fit(train_ds, validation_data=val_ds, epochs=phase.epochs,
-                  callbacks=phase_callbacks(ctx, phase, cfg, history_file, val_ds is not None),
+                  callbacks=phase_callbacks(ctx, phase, cfg, history_file, val_ds is not None, settings.ema_momentum),
                   class_weight=settings.class_weight, verbose=fit_verbosity(cfg.progress),
                   shuffle=False)  # the dataset reshuffles itself each epoch
         best = checkpoints / f"best_{phase.name}.weights.h5"
@@ -95,12 +96,25 @@ def make_phase_optimizer(phase: Phase, steps_per_epoch: int, cfg: TrainConfig, s
             alpha=0.0 if cfg.lr_schedule == "cosine" else 1.0,
             warmup_target=rate if warmup else None, warmup_steps=warmup,
         )
-    return make_optimizer(settings.optimizer, rate, cfg.momentum, cfg.weight_decay, settings.clipnorm)
+    return make_optimizer(settings.optimizer, rate, cfg.momentum, cfg.weight_decay, settings.clipnorm,
+                          average_momentum(settings.ema_momentum, total))
 
 
-def phase_callbacks(ctx: RunContext, phase: Phase, cfg: TrainConfig, history_file: Path, has_val: bool) -> list[Any]:
-    """CSV history, best checkpoint, early stopping, plateau schedule, TensorBoard, the caller's, then the backup."""
+def average_momentum(momentum: float, steps: int) -> float:
+    """The weight average's momentum for a phase of `steps` steps: as asked, but averaging over at most a tenth of
+    the phase (about 1 / (1 - momentum) steps), so a short phase on a small dataset is not left near its start."""
+    if momentum <= 0:
+        return 0.0
+    return max(min(momentum, 1.0 - 10.0 / max(steps, 1)), 0.0)
+
+
+def phase_callbacks(ctx: RunContext, phase: Phase, cfg: TrainConfig, history_file: Path, has_val: bool,
+                    ema_momentum: float = 0.0) -> list[Any]:
+    """CSV history, best checkpoint, early stopping, plateau schedule, TensorBoard, the caller's, then the backup;
+    with a weight average, validation and the checkpoint see the average and the backup the raw weights."""
     import keras
+
+    from dlpipe.pipelines.training.ema import EMASwap
 
     from dlpipe.pipelines.training.checkpoints import backup_callback
     from dlpipe.pipelines.training.keras_fit import best_so_far, read_history
@@ -110,6 +124,9 @@ def phase_callbacks(ctx: RunContext, phase: Phase, cfg: TrainConfig, history_fil
     # Order matters: the epoch is logged and checkpointed before it is backed up, so a
     # kill in between repeats the epoch (the repeated log row wins) rather than losing it.
     callbacks: list[Any] = [keras.callbacks.CSVLogger(str(history_file), append=True)]
+    average_in, raw_back = EMASwap().callbacks() if ema_momentum else (None, None)
+    if average_in:
+        callbacks.append(average_in)
     if not phase.refit:  # a refit runs a fixed number of epochs on every example: nothing left to select on
         callbacks.append(keras.callbacks.ModelCheckpoint(
             str(checkpoints / f"best_{phase.name}.weights.h5"), monitor=monitor, save_best_only=True,
@@ -126,6 +143,8 @@ def phase_callbacks(ctx: RunContext, phase: Phase, cfg: TrainConfig, history_fil
         if hasattr(callback, "start_phase"):
             callback.start_phase(phase, before)
     callbacks.extend(ctx.extra_callbacks)
+    if raw_back:
+        callbacks.append(raw_back)
     callbacks.append(backup_callback(checkpoints / f"backup_{phase.name}"))
     return callbacks
 
