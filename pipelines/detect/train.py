@@ -7,7 +7,7 @@ with the best validation loss; with mosaic augmentation (preprocess.mosaic) this
 patience 10 on 43 epochs without mosaic (BENCHMARKS.md, "Detection: training on your boxes"). The optimizer keeps
 a moving average of the weights (`ema`), which validation, the kept epoch and every export use (fold 0: validation
 loss 1.92 at fine-tuning epoch 19, against 2.06 at epoch 25 without it); the fine-tuning was shortened from 52 to 44
-epochs to train 300 scenes within 20 CPU-minutes (BENCHMARKS.md).
+epochs, bringing one model on 300 scenes to about 20 CPU-minutes (0.90x the 52-epoch run; BENCHMARKS.md).
 
 `int8_epochs` adds a third phase for a model that will ship as full-integer int8: quantisation-aware
 fine-tuning (models/quantize_aware.py), every activation rounded to int8 at the ranges the int8 export will
