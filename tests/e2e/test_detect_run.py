@@ -16,7 +16,7 @@ from dlpipe.pipelines.cli import main
 from helpers_boxes import CLASS_NAMES, write_box_dataset
 from helpers_card import assert_card_states_the_run
 
-EPOCHS = 30
+EPOCHS = 20
 # a from-scratch small encoder on 64 px scenes: 16x16 heat maps, trains in about a minute
 TINY_DETECT_SETS = [
     "model.encoder=small", "model.weights=none", "model.image_size=64", "model.neck_filters=[32,32,16]",
