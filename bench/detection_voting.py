@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections import namedtuple
 from datetime import date
 from pathlib import Path
 
@@ -25,7 +24,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
-Truth = namedtuple("Truth", "label box crowd")
 
 
 def head_maps(run: Path, photos: list[str]) -> tuple[object, object]:
@@ -51,13 +49,14 @@ def head_maps(run: Path, photos: list[str]) -> tuple[object, object]:
 
 
 def score(run: Path) -> dict:
+    from dlpipe.data.box_annotations import BoxLabel
     from dlpipe.models.detector import VOTE_WINDOW, CenterNetDecode
     from dlpipe.models.tasks.detect import select_detections
     from dlpipe.models.tasks.detect.metrics import detection_report
 
     metrics = json.loads((run / "metrics.json").read_text())
     names, predictions = metrics["class_names"], metrics["predictions"]
-    truth = [[Truth(t[0], t[1:5], bool(t[5])) for t in photo] for photo in predictions["truth"]]
+    truth = [[BoxLabel(t[0], tuple(t[1:5]), bool(t[5])) for t in photo] for photo in predictions["truth"]]
     task, batches = head_maps(run, predictions["inputs"])
     result = {"run": str(run), "photos": len(truth)}
     for name, window in (("peak_box", 1), ("box_voting", VOTE_WINDOW)):

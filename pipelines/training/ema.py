@@ -26,9 +26,9 @@ class EMASwap:
         return _AverageIn(self), _RawBack(self)
 
     def swap(self, averaged: bool) -> None:
-        optimizer = self.model.optimizer
-        if self.averaged_in_model == averaged or not getattr(optimizer, "use_ema", False):  # a phase too short for one
+        if self.averaged_in_model == averaged:
             return
+        optimizer = self.model.optimizer
         for variable, average in zip(optimizer._trainable_variables, optimizer._model_variables_moving_average):
             raw = keras.ops.convert_to_numpy(variable)
             variable.assign(average)

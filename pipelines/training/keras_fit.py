@@ -22,7 +22,9 @@ def make_optimizer(
 ) -> keras.optimizers.Optimizer:
     """The optimizer the config names, with its learning rate (or schedule), optional gradient clipping and
     optional moving average of the weights (ema_momentum > 0)."""
-    extra = {"clipnorm": clipnorm, "use_ema": ema_momentum > 0, "ema_momentum": ema_momentum or 0.99}
+    extra: dict = {"clipnorm": clipnorm}
+    if ema_momentum > 0:
+        extra.update(use_ema=True, ema_momentum=ema_momentum)
     if name == "sgd":
         return keras.optimizers.SGD(learning_rate, momentum=momentum, nesterov=momentum > 0, **extra)
     if name == "rmsprop":

@@ -70,7 +70,8 @@ def fit_phase(ctx: RunContext, model: Any, phase: Phase, data: tuple[Any, Any], 
                       metrics=list(settings.metrics), jit_compile=cfg.jit_compile)
         build_before_fit(model, train_ds)
         model.fit(train_ds, validation_data=val_ds, epochs=phase.epochs,
-                  callbacks=phase_callbacks(ctx, phase, cfg, history_file, val_ds is not None, settings.ema_momentum),
+                  callbacks=phase_callbacks(ctx, phase, cfg, history_file, val_ds is not None,
+                                            averaged=getattr(model.optimizer, "use_ema", False)),
                   class_weight=settings.class_weight, verbose=fit_verbosity(cfg.progress),
                   shuffle=False)  # the dataset reshuffles itself each epoch
         best = checkpoints / f"best_{phase.name}.weights.h5"
@@ -109,7 +110,7 @@ def average_momentum(momentum: float, steps: int) -> float:
 
 
 def phase_callbacks(ctx: RunContext, phase: Phase, cfg: TrainConfig, history_file: Path, has_val: bool,
-                    ema_momentum: float = 0.0) -> list[Any]:
+                    averaged: bool = False) -> list[Any]:
     """CSV history, best checkpoint, early stopping, plateau schedule, TensorBoard, the caller's, then the backup;
     with a weight average, validation and the checkpoint see the average and the backup the raw weights."""
     import keras
@@ -124,7 +125,7 @@ def phase_callbacks(ctx: RunContext, phase: Phase, cfg: TrainConfig, history_fil
     # Order matters: the epoch is logged and checkpointed before it is backed up, so a
     # kill in between repeats the epoch (the repeated log row wins) rather than losing it.
     callbacks: list[Any] = [keras.callbacks.CSVLogger(str(history_file), append=True)]
-    average_in, raw_back = EMASwap().callbacks() if ema_momentum else (None, None)
+    average_in, raw_back = EMASwap().callbacks() if averaged else (None, None)  # the optimizer keeps an average
     if average_in:
         callbacks.append(average_in)
     if not phase.refit:  # a refit runs a fixed number of epochs on every example: nothing left to select on
