@@ -70,13 +70,19 @@ def read_label_listing(path: str | Path) -> MultiLabelSet:
     source = Path(path)
     if not source.exists():
         raise DataError(str(source), "does not exist; give a CSV of path,labels or a COCO annotations JSON (or its folder)")
-    if source.is_dir() or source.suffix.lower() == ".json":
+    if lists_boxes(source):
         data = _read_coco(source)
     elif source.suffix.lower() in (".csv", ".tsv", ".txt"):
         data = _read_csv(source)
     else:
         raise DataError(str(source), "is neither a .csv of path,labels nor a COCO .json; rename it or convert it")
     return data
+
+
+def lists_boxes(path: str | Path) -> bool:
+    """Whether a label listing holds boxes too: a COCO JSON or its folder (a CSV holds label names only)."""
+    source = Path(path)
+    return source.is_dir() or source.suffix.lower() == ".json"
 
 
 HEADER_PATHS = ("path", "file", "filename", "file_name", "image", "image_path", "photo")

@@ -93,6 +93,9 @@ class RunContext:
     val_data: "tf.data.Dataset | None" = None
     augmenter: "keras.Sequential | None" = None
     model: "keras.Model | None" = None
+    # a wider network sharing the model's layers that the train stage fits instead (a detector, box head included,
+    # behind the multi-label classifier read off its heat map); None: the model itself
+    training_network: "keras.Model | None" = None
     fine_tuning: FineTuning | None = None
     training_defaults: TrainingDefaults = field(default_factory=TrainingDefaults)
     history: dict[str, Any] = field(default_factory=dict)

@@ -13,6 +13,7 @@ from dlpipe.pipelines.image_multilabel.crossval import MULTILABEL_REPORT
 from dlpipe.pipelines.image_multilabel.evaluate import MultiLabelEvaluateStage
 from dlpipe.pipelines.image_multilabel.load import MultiLabelLoadStage
 from dlpipe.pipelines.image_multilabel.model import MultiLabelModelStage, MultiLabelPreprocessStage
+from dlpipe.pipelines.image_multilabel.recipes import RECIPES
 from dlpipe.pipelines.image_multilabel.train import MultiLabelTrainStage
 from dlpipe.pipelines.stages.export import ExportStage
 
@@ -25,6 +26,7 @@ PIPELINE = PipelineSpec(
             ("augment", ImageAugmentStage), ("train", MultiLabelTrainStage), ("evaluate", MultiLabelEvaluateStage),
             ("export", ExportStage)),
     cv_report=MULTILABEL_REPORT,
+    recipes=RECIPES,
     search_space={
         "train.finetune_epochs": ("int", 0, 20),
         "train.learning_rate": ("float", 1e-4, 1e-2, True),

@@ -6,20 +6,25 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from dlpipe.pipelines.config import option, require
+from dlpipe.pipelines.detect.model import COCO_START as HEATMAP_START
 from dlpipe.pipelines.image_classify.model import ModelConfig, ModelStage
 from dlpipe.pipelines.image_classify.preprocess import ImagePreprocessConfig, ImagePreprocessStage
-from dlpipe.pipelines.stage import RunContext
+from dlpipe.pipelines.stage import FineTuning, ModelInput, RunContext
 
 
 @dataclass(frozen=True)
 class MultiLabelModelConfig(ModelConfig):
     """The network: which backbone, its weights, its input size and normalisation, and the head on top.
 
-    Defaults for photos whose labels can be small things in a scene (the fashion scenes of BENCHMARKS.md):
-    EfficientNet-Lite0 at 448 px keeps a 28-px item 28 px wide, where the image task's 260 px would halve it.
+    Defaults for photos whose labels can be small things in a scene (the fashion scenes of BENCHMARKS.md): with
+    boxes, the detect task's CenterNet scoring each label by its highest heat-map peak (recipes.py); with labels
+    only, EfficientNet-Lite0 at 448 px keeps a 28-px item 28 px wide, where the image task's 260 px would halve it.
     """
 
-    backbone: str = option("efficientnet_lite0", "feature extractor; `dlpipe backbones` lists them")
+    backbone: str = option(
+        "auto", "feature extractor; `dlpipe backbones` lists them. centernet_coco: the detect task's COCO-pretrained "
+                "CenterNet, a label's score its highest heat-map peak, trained on the boxes of a COCO input (needs "
+                "scripts/fetch_coco_detector.sh). auto: centernet_coco for a COCO input, efficientnet_lite0 for a CSV")
     image_size: int | None = option(448, "square input size in pixels (small labelled things need pixels); "
                                          "null: the backbone's own")
     train_batch_norm: bool = option(
@@ -55,6 +60,10 @@ class MultiLabelModelStage(ModelStage):
     config_cls = MultiLabelModelConfig
     head_activation = "sigmoid"
 
+    def preflight(self) -> None:
+        if self.config.backbone != HEATMAP_START:
+            super().preflight()
+
     def head_options(self, spec: Any) -> dict:
         return {"pooling": self.pooling(spec), "sharpness": self.config.lse_sharpness,
                 "finer_map": self.config.lse_map == "finer"}
@@ -78,6 +87,8 @@ class MultiLabelModelStage(ModelStage):
 
         from dlpipe.models.classifier import LSE_POOL_LAYER_NAME
 
+        if self.config.backbone == HEATMAP_START:
+            return self.heatmap_start(ctx)
         summary = super().run(ctx)
         pooling = "lse" if any(layer.name == LSE_POOL_LAYER_NAME for layer in ctx.model.layers) else "avg"  # as built
         if ctx.fine_tuning is not None:  # the lse head has no pooled features for a linear probe
@@ -85,6 +96,31 @@ class MultiLabelModelStage(ModelStage):
                                                   probe_features=pooling == "avg")
         head = f"{self.config.lse_map} map, log-sum-exp" if pooling == "lse" else "average"
         return f"{summary}, {head} pooling"
+
+    def heatmap_start(self, ctx: RunContext) -> str:
+        """The detect task's COCO CenterNet as the classifier (a label's score: its highest heat-map peak); the
+        detector with its box head is what training fits (`ctx.training_network`)."""
+        from dlpipe.errors import ConfigError
+        from dlpipe.models.detector import ENCODER_LAYER_NAME
+        from dlpipe.models.tasks.multilabel.heatmap_head import heatmap_classifier
+        from dlpipe.pipelines.detect.model import coco_start
+
+        cfg = self.config
+        size = cfg.image_size or 320
+        if size % 32 or size < 64:
+            raise ConfigError("model.image_size", f"must be a multiple of 32, at least 64, for {HEATMAP_START}. "
+                                                  f"Received: {size}")
+        if any(len(split.objects) != len(split) for split in (ctx.train, ctx.val)):
+            raise ConfigError("model.backbone", f"{HEATMAP_START} learns from boxes: give a COCO annotations JSON "
+                                                "(a CSV has labels only), or choose another backbone")
+        classes = len(ctx.need("class_names", "load"))
+        detector, pattern = coco_start(classes, size)
+        ctx.training_network = detector
+        ctx.model = heatmap_classifier(detector)
+        ctx.model_input = ModelInput(size, "stretch")
+        ctx.fine_tuning = FineTuning(ENCODER_LAYER_NAME, pattern)
+        return (f"{HEATMAP_START} (COCO detection), {size}x{size} input, {detector.count_params():,} parameters "
+                f"with its box head, {classes} labels, each scored by its highest heat-map peak")
 
 
 @dataclass(frozen=True)

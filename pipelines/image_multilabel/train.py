@@ -46,11 +46,15 @@ class MultiLabelTrainConfig(LabelTrainConfig):
              "0: labels only. A CSV has no boxes")
     cv_folds: int = option(0, "K-fold cross-validation before the final run (OUT/folds/K/, resumable per fold): "
                               "mAP and micro/macro F1 of the pooled out-of-fold predictions, with intervals (0: off)")
+    clipnorm: float | None = option(None, "clip each gradient's norm to this (none: off)")
+    ema: float = option(0.0, "keep a moving average of the weights at this momentum per step and validate, select "
+                             "and ship it (0: off)")
 
     def __post_init__(self) -> None:
         super().__post_init__()
         require(self.probe_c > 0, "probe_c", "must be > 0")
         require(self.box_supervision >= 0, "box_supervision", f"must be >= 0. Received: {self.box_supervision}")
+        require(0.0 <= self.ema < 1.0, "ema", f"must be in [0, 1). Received: {self.ema}")
 
 
 class MultiLabelTrainStage(ImageTrainStage):
@@ -58,6 +62,7 @@ class MultiLabelTrainStage(ImageTrainStage):
 
     config_cls = MultiLabelTrainConfig
     _grid: int | None = None  # side of the lse head's location grid while box supervision runs
+    _heatmap: bool = False  # the heat-map head: batches carry CenterNet targets
 
     def fit_settings(self, ctx: RunContext) -> FitSettings:
         import keras
@@ -66,13 +71,23 @@ class MultiLabelTrainStage(ImageTrainStage):
                            metrics=[keras.metrics.BinaryAccuracy(name="accuracy"),
                                     keras.metrics.AUC(multi_label=True, name="auc")],
                            optimizer=self.setting(ctx, "optimizer", "adam"),
-                           warmup_fraction=self.setting(ctx, "warmup_fraction", 0.0))
+                           warmup_fraction=self.setting(ctx, "warmup_fraction", 0.0), clipnorm=self.config.clipnorm,
+                           ema_momentum=self.config.ema)
 
     def fitted_model(self, ctx: RunContext, model: Any) -> Any:
-        """With box supervision, the model wrapped with its per-location loss (same weights); else the model."""
+        """The heat-map head's detector with CenterNet's loss; with box supervision, the model wrapped with its
+        per-location loss (same weights); else the model."""
         from dlpipe.models.location_supervision import location_grid, supervised_model
 
         self._grid = None
+        self._heatmap = ctx.training_network is not None
+        if self._heatmap:
+            from dlpipe.models.tasks.multilabel.heatmap_head import heatmap_supervised_model
+
+            boxes = sum(len(photo) for photo in ctx.train.objects)
+            ctx.echo(f"  heat-map head: the detector learns CenterNet's heat map and boxes from {boxes} training "
+                     "boxes, beside the labels")
+            return heatmap_supervised_model(ctx.training_network, model)
         if not self.config.box_supervision:
             return model
         reason = self.box_supervision_off(ctx, model)
@@ -97,15 +112,44 @@ class MultiLabelTrainStage(ImageTrainStage):
             return "it needs preprocess.resize=stretch, where a box's place in the photo is its place in the input"
         return None
 
+    def refits(self, ctx: RunContext) -> bool:
+        """The heat-map head keeps the epoch chosen on validation, as the detect task does (auto: no refit)."""
+        if ctx.training_network is None:
+            return super().refits(ctx)
+        if self.config.refit is True:
+            from dlpipe.errors import ConfigError
+
+            raise ConfigError("train.refit", "the heat-map head (model.backbone=centernet_coco) does not refit; "
+                                             "set train.refit=false or auto")
+        return False
+
     def training_data(self, ctx: RunContext, refit: bool = False) -> Any:
+        splits = [ctx.train] + ([ctx.val] if refit else [])
+        if self._heatmap:
+            return self.batches_with_targets(ctx, splits, training=True)
         if self._grid is None:
             return super().training_data(ctx, refit)
-        return self.batches_with_masks(ctx, [ctx.train] + ([ctx.val] if refit else []), training=True)
+        return self.batches_with_masks(ctx, splits, training=True)
 
     def validation_data(self, ctx: RunContext) -> Any:
+        if self._heatmap and len(ctx.val):
+            return self.batches_with_targets(ctx, [ctx.val], training=False)
         if self._grid is None or not len(ctx.val):
             return super().validation_data(ctx)
         return self.batches_with_masks(ctx, [ctx.val], training=False)
+
+    def batches_with_targets(self, ctx: RunContext, splits: list[Any], training: bool) -> Any:
+        """Batches of ((photos, CenterNet targets), labels) of these splits (train, then validation); training
+        photos get the detect task's box-aware augmentation."""
+        from dlpipe.pipelines.image_multilabel.heatmap_batches import heatmap_batches
+        from dlpipe.pipelines.training.distribute import scale, sharded
+
+        decoded = ctx.train_data if splits[0] is ctx.train else ctx.val_data
+        if len(splits) == 2:
+            decoded = decoded.concatenate(ctx.val_data)
+        regions = [photo for split in splits for photo in split.objects]
+        return sharded(heatmap_batches(decoded, regions, ctx.class_names, ctx.preprocessing.image_size,
+                                       self.config.batch_size * scale(self.config), training, ctx.seed))
 
     def batches_with_masks(self, ctx: RunContext, splits: list[Any], training: bool) -> Any:
         """Batches of ((photos, per-location targets), labels) of these splits (train, then validation); the

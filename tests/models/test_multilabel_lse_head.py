@@ -161,5 +161,5 @@ def test_auto_pooling_is_lse_only_for_a_fine_tuned_pretrained_convolutional_back
     from dlpipe.models.backbones import get_backbone
     from dlpipe.pipelines.image_multilabel.model import MultiLabelModelConfig, MultiLabelModelStage
 
-    config = MultiLabelModelConfig(**settings)
+    config = MultiLabelModelConfig(**{"backbone": "efficientnet_lite0", **settings})  # what a CSV's auto picks
     assert MultiLabelModelStage(config).pooling(get_backbone(config.backbone)) == expected

@@ -5,8 +5,9 @@ thresholds would answer wrongly there. `fold_thresholds` maps each label's score
 logit(t)): a monotone change of the score that puts each label's threshold t at 0.5, inside the graph, so
 every export (SavedModel, TFLite, web) and every runtime decides the same way with one threshold. On the
 usual head (a sigmoid Dense layer) that is its bias minus logit(t): no new operation, exact, and safe in a
-full-integer .tflite; on the lse head (`model.pooling=lse`) it is the per-location convolution's bias, as
-log-sum-exp pooling commutes with a constant shift. Any other model gets a `ThresholdShift` layer on its output.
+full-integer .tflite; on the lse head (`model.pooling=lse`) and the heat-map head (`heatmap_head`) it is the
+per-location convolution's bias, as log-sum-exp and maximum pooling commute with a constant shift. Any other model
+gets a `ThresholdShift` layer on its output.
 """
 
 from __future__ import annotations
@@ -80,17 +81,20 @@ def fold_thresholds(model: keras.Model, thresholds: Sequence[float]) -> keras.Mo
 
 
 def _fold_into_location_logits(model: keras.Model, values: np.ndarray) -> keras.Model | None:
-    """The lse head (1x1 convolution, log-sum-exp pooling, sigmoid) with the convolution's bias lowered by
-    logit(t): log-sum-exp pooling commutes with a constant shift, so this is exact. None for other heads."""
+    """The lse or heat-map head (1x1 convolution, log-sum-exp or maximum pooling, sigmoid) with the convolution's
+    bias lowered by logit(t): both poolings commute with a constant shift, so this is exact. None for other heads."""
     from dlpipe.models.classifier import LOCATION_LOGITS_LAYER_NAME, LSE_POOL_LAYER_NAME
     from dlpipe.models.layers import LogSumExpPooling
     from dlpipe.models.probe import HEAD_LAYER
+    from dlpipe.models.tasks.multilabel.heatmap_head import HEAT_LOGITS_LAYER, PEAK_LAYER
 
     names = [layer.name for layer in model.layers]
-    if names[-3:] != [LOCATION_LOGITS_LAYER_NAME, LSE_POOL_LAYER_NAME, HEAD_LAYER]:
+    if names[-3:] not in ([LOCATION_LOGITS_LAYER_NAME, LSE_POOL_LAYER_NAME, HEAD_LAYER],
+                          [HEAT_LOGITS_LAYER, PEAK_LAYER, HEAD_LAYER]):
         return None
     conv, pool, head = model.layers[-3:]
-    if not (isinstance(pool, LogSumExpPooling) and head.activation is keras.activations.sigmoid and conv.use_bias):
+    pooled = isinstance(pool, (LogSumExpPooling, keras.layers.GlobalMaxPooling2D))
+    if not (pooled and head.activation is keras.activations.sigmoid and conv.use_bias):
         return None
     folded = keras.layers.Conv2D.from_config(conv.get_config())
     outputs = head(pool(folded(conv.input)))

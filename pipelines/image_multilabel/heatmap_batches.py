@@ -1,0 +1,52 @@
+"""Training batches of the heat-map head (`model.backbone=centernet_coco`): photos, CenterNet targets, label sets.
+
+The photos are the multi-label task's own decoded pixels (the same code as inference); the boxes come from the
+COCO file. Training photos get the detect task's box-aware augmentation with the detect task's defaults (flip,
+zoom, colour, mosaic: `pipelines/detect/preprocess.py`), which moves, clips and drops boxes, so a photo's label
+set is recomputed from the boxes left in view.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from dlpipe.data.multilabel import Region
+
+
+def heatmap_batches(decoded: Any, regions: Sequence[Sequence[Region]], class_names: Sequence[str], image_size: int,
+                    batch_size: int, training: bool, seed: int = 0) -> Any:
+    """(image, label) pairs with each photo's boxes -> batches of ((images, targets), multi-hot labels)."""
+    import tensorflow as tf
+
+    from dlpipe.data.box_augment import BoxAugmentation, augment_group
+    from dlpipe.data.datasets import reshuffled
+    from dlpipe.models.centernet_loss import encode_targets
+    from dlpipe.models.detector import STRIDE
+    from dlpipe.pipelines.detect.preprocess import DetectPreprocessConfig
+
+    count = len(class_names)
+    lengths = [len(photo) for photo in regions]
+    boxes = np.asarray([box for photo in regions for _, box in photo], np.float32).reshape(-1, 4)
+    classes = np.asarray([list(class_names).index(label) for photo in regions for label, _ in photo], np.int32)
+    where = tf.data.Dataset.from_tensor_slices((tf.RaggedTensor.from_row_lengths(boxes, lengths),
+                                                tf.RaggedTensor.from_row_lengths(classes, lengths)))
+    ds = tf.data.Dataset.zip((decoded, where)).map(lambda pair, box: (pair[0], box[0], box[1]))
+    if training:
+        detect = DetectPreprocessConfig()
+        spec = BoxAugmentation(flip=detect.flip, zoom_min=detect.zoom[0], zoom_max=detect.zoom[1],
+                               colour=detect.colour, mosaic=detect.mosaic)
+        groups = reshuffled(ds, seed).repeat(4).shuffle(max(len(regions), 1), seed=seed).ragged_batch(4)
+        ds = groups.map(lambda x, b, c: augment_group(x, b, c, spec), num_parallel_calls=tf.data.AUTOTUNE)
+    grid = image_size // STRIDE
+
+    def targets(pixels: Any, photo_boxes: Any, photo_classes: Any) -> Any:
+        present = tf.minimum(tf.reduce_sum(tf.one_hot(photo_classes, count), axis=0), 1.0)
+        return (pixels, encode_targets(photo_boxes, photo_classes, grid, count)), present
+
+    ds = ds.map(targets, num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+__all__ = ["heatmap_batches"]
