@@ -63,6 +63,7 @@ def segment_run(tmp_path_factory):
     return data, out
 
 
+@pytest.mark.long  # the trained segmenter's checks (28 s of set-up): long checks, for the suite's 10 minutes
 def test_trained_model_beats_chance_iou_and_reports_intervals(segment_run):
     _, out = segment_run
     metrics = json.loads((out / "metrics.json").read_text())
@@ -82,6 +83,7 @@ def test_trained_model_beats_chance_iou_and_reports_intervals(segment_run):
     assert len(metrics["worst_images"]) == 5 and all(html.escape(item["input"]) in worst for item in metrics["worst_images"])
 
 
+@pytest.mark.long
 def test_exports_agree_with_the_keras_model(segment_run):
     from dlpipe.models import artifacts
 
@@ -91,6 +93,7 @@ def test_exports_agree_with_the_keras_model(segment_run):
         assert parity["top1_agreement"] > 0.99 and parity["mask_iou"] > 0.97, (artifact, parity)
 
 
+@pytest.mark.long
 def test_evaluate_scores_each_artifact_on_a_mask_folder_like_the_run(segment_run, tmp_path):
     """`dlpipe evaluate` on new shapes: mean IoU per artifact, the .keras and its exports within a point; a mask
     with a class the model lacks stops with one line naming the file."""
@@ -116,6 +119,7 @@ def test_evaluate_scores_each_artifact_on_a_mask_folder_like_the_run(segment_run
     assert "Traceback" not in refused.output
 
 
+@pytest.mark.long
 def test_predict_writes_masks_at_the_photo_size_overlays_and_error_rows_resumably(segment_run, tmp_path):
     from PIL import Image
 
@@ -146,6 +150,7 @@ def test_predict_writes_masks_at_the_photo_size_overlays_and_error_rows_resumabl
     assert len((masks / "float32" / "masks.jsonl").read_text().splitlines()) == 4
 
 
+@pytest.mark.long
 def test_server_answers_segmentation_requests(segment_run):
     from dlpipe.serving.repository import ModelRepository
     from dlpipe.serving.server import create_app
@@ -196,6 +201,7 @@ def test_bad_mask_folders_stop_with_one_line_naming_the_file(tmp_path, problem, 
     assert "Traceback" not in result.output
 
 
+@pytest.mark.long
 def test_the_model_card_states_the_mean_and_per_class_iou(segment_run):
     _, out = segment_run
     metrics = json.loads((out / "metrics.json").read_text())

@@ -214,6 +214,7 @@ def test_mediapipe_text_classifier_agrees_with_dlpipe_predict(run_name, file_nam
     assert keras_accuracy >= 0.6 and accuracy >= keras_accuracy - (0.01 if file_name == "model.tflite" else 0.02)
 
 
+@pytest.mark.long  # the words tokenizer's run (21 s of set-up) serves long checks only
 def test_dlpipe_evaluates_a_text_tflite_from_the_file_alone(text_run, tmp_path):
     artifact = alone(text_run / "model_dynamic.tflite", tmp_path / "alone")
     result = CliRunner().invoke(main, ["evaluate", str(artifact), "--data", str(SENTENCES / "yelp_labelled.txt")],
