@@ -138,6 +138,12 @@ class MultiLabelTrainStage(ImageTrainStage):
             return super().validation_data(ctx)
         return self.batches_with_masks(ctx, [ctx.val], training=False)
 
+    def sweep_source(self, ctx: RunContext, model: Any) -> tuple[Any, Any, str]:
+        """The heat-map head's learning-rate finder trains the whole detector on its targets (no cached features)."""
+        if not self._heatmap:
+            return super().sweep_source(ctx, model)
+        return model, iter(self.training_data(ctx).repeat()), "whole detector"
+
     def batches_with_targets(self, ctx: RunContext, splits: list[Any], training: bool) -> Any:
         """Batches of ((photos, CenterNet targets), labels) of these splits (train, then validation); training
         photos get the detect task's box-aware augmentation."""
