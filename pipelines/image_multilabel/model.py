@@ -61,6 +61,11 @@ class MultiLabelModelStage(ModelStage):
     head_activation = "sigmoid"
 
     def preflight(self) -> None:
+        if self.config.backbone == "auto":  # the recipes pick it by the data (recipes.py); a run always has data
+            from dlpipe.errors import ConfigError
+
+            raise ConfigError("model.backbone", "auto picks the head by the data: give --data (or load.path), or "
+                                                "name a backbone")
         if self.config.backbone != HEATMAP_START:
             super().preflight()
 

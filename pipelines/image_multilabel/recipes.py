@@ -45,7 +45,7 @@ def _detector_training(choices: Choices) -> dict:
 RECIPES = (
     Recipe("boxes", lambda c: c["model.backbone"] == "auto" and _boxes(c), {"model": {"backbone": HEATMAP_START}},
            "a COCO file's boxes teach the heat-map head where each label is (BENCHMARKS.md, Multi-label images)"),
-    Recipe("labels only", lambda c: c["model.backbone"] == "auto" and not _boxes(c),
+    Recipe("labels only", lambda c: c["model.backbone"] == "auto" and bool(c.data()) and not _boxes(c),
            {"model": {"backbone": LABELS_ONLY_BACKBONE}},
            "a CSV names labels only: the lse head on EfficientNet-Lite0 (BENCHMARKS.md, Multi-label images)"),
     Recipe(HEATMAP_START, _heatmap, _detector_training,
