@@ -32,6 +32,13 @@ class DetectPreprocessConfig:
         require(self.sampling in ("mediapipe", "antialias"), "sampling",
                 f"must be mediapipe or antialias. Received: {self.sampling}")
 
+    def box_augmentation(self) -> Any:
+        """These options as the training photos' BoxAugmentation."""
+        from dlpipe.data.box_augment import BoxAugmentation
+
+        return BoxAugmentation(flip=self.flip, zoom_min=self.zoom[0], zoom_max=self.zoom[1], colour=self.colour,
+                               mosaic=self.mosaic)
+
 
 class DetectPreprocessStage(Stage):
     """Decode and stretch photos with the task's own input code; draw CenterNet targets after augmenting."""
@@ -39,14 +46,12 @@ class DetectPreprocessStage(Stage):
     config_cls = DetectPreprocessConfig
 
     def run(self, ctx: RunContext) -> str:
-        from dlpipe.data.box_augment import BoxAugmentation
         from dlpipe.models.tasks.detect import DetectPreprocessing
 
         cfg = self.config
         size = ctx.need("model_input", "model").image_size
         ctx.preprocessing = DetectPreprocessing(image_size=size, resize="stretch", sampling=cfg.sampling)
-        augmentation = BoxAugmentation(flip=cfg.flip, zoom_min=cfg.zoom[0], zoom_max=cfg.zoom[1], colour=cfg.colour,
-                                       mosaic=cfg.mosaic)
+        augmentation = cfg.box_augmentation()
         classes = len(ctx.class_names)
         ctx.train_data = box_dataset(ctx.train, ctx.task, ctx.preprocessing, ctx.class_names, cfg.cache, augmentation)
         ctx.val_data = box_dataset(ctx.val, ctx.task, ctx.preprocessing, ctx.class_names, cfg.cache) if len(ctx.val) else None

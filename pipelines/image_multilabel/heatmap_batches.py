@@ -20,7 +20,7 @@ def heatmap_batches(decoded: Any, regions: Sequence[Sequence[Region]], class_nam
     """(image, label) pairs with each photo's boxes -> batches of ((images, targets), multi-hot labels)."""
     import tensorflow as tf
 
-    from dlpipe.data.box_augment import BoxAugmentation, augment_group
+    from dlpipe.data.box_augment import augment_group
     from dlpipe.data.datasets import reshuffled
     from dlpipe.models.centernet_loss import encode_targets
     from dlpipe.models.detector import STRIDE
@@ -34,9 +34,7 @@ def heatmap_batches(decoded: Any, regions: Sequence[Sequence[Region]], class_nam
                                                 tf.RaggedTensor.from_row_lengths(classes, lengths)))
     ds = tf.data.Dataset.zip((decoded, where)).map(lambda pair, box: (pair[0], box[0], box[1]))
     if training:
-        detect = DetectPreprocessConfig()
-        spec = BoxAugmentation(flip=detect.flip, zoom_min=detect.zoom[0], zoom_max=detect.zoom[1],
-                               colour=detect.colour, mosaic=detect.mosaic)
+        spec = DetectPreprocessConfig().box_augmentation()
         groups = reshuffled(ds, seed).repeat(4).shuffle(max(len(regions), 1), seed=seed).ragged_batch(4)
         ds = groups.map(lambda x, b, c: augment_group(x, b, c, spec), num_parallel_calls=tf.data.AUTOTUNE)
     grid = image_size // STRIDE
