@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Sequence
 
+import numpy as np
 import tensorflow as tf
 
 FILL = 114.0  # grey where a zoom-out window reaches past the photo (what YOLO-style letterboxing uses)
@@ -34,6 +36,16 @@ class BoxAugmentation:
     @property
     def active(self) -> bool:
         return self.flip or self.zoom_min != 1.0 or self.zoom_max != 1.0 or self.colour > 0 or self.mosaic > 0
+
+
+def photo_boxes(photos: Sequence[Sequence[tuple[Sequence[float], int]]]) -> tf.data.Dataset:
+    """Each photo's (box, class index) pairs -> a dataset of (boxes (M, 4) float32, classes (M,) int32), photo by
+    photo (M may be 0: a photo without boxes is a negative)."""
+    lengths = [len(photo) for photo in photos]
+    boxes = np.asarray([box for photo in photos for box, _ in photo], np.float32).reshape(-1, 4)
+    classes = np.asarray([index for photo in photos for _, index in photo], np.int32)
+    return tf.data.Dataset.from_tensor_slices((tf.RaggedTensor.from_row_lengths(boxes, lengths),
+                                               tf.RaggedTensor.from_row_lengths(classes, lengths)))
 
 
 def augment_boxes(pixels: tf.Tensor, boxes: tf.Tensor, classes: tf.Tensor,

@@ -14,6 +14,15 @@ from dlpipe.pipelines.stage import (
     TrainingDefaults,
 )
 
+LEARNING_RATE = 2e-3  # the first phase's, for both starts: at 1e-3 the COCO start diverged (pipelines/detect/recipes.py)
+
+
+def image_size_problem(image_size: int) -> str | None:
+    """Why a square input size cannot feed the detector (its encoder's stride is 32), or None when it can."""
+    if image_size >= 64 and image_size % 32 == 0:
+        return None
+    return f"must be a multiple of 32, at least 64. Received: {image_size}"
+
 
 @dataclass(frozen=True)
 class DetectModelConfig:
@@ -32,8 +41,8 @@ class DetectModelConfig:
     max_detections: int = option(100, "boxes the model answers per photo (best first; predict thresholds them)")
 
     def __post_init__(self) -> None:
-        require(self.image_size >= 64 and self.image_size % 32 == 0, "image_size",
-                f"must be a multiple of 32, at least 64. Received: {self.image_size}")
+        problem = image_size_problem(self.image_size)
+        require(problem is None, "image_size", problem or "")
         require(len(self.neck_filters) == 3 and all(f > 0 for f in self.neck_filters), "neck_filters",
                 "must be three positive channel counts")
         require(self.head_filters > 0, "head_filters", "must be positive")
@@ -80,6 +89,6 @@ class DetectModelStage(Stage):
         ctx.model.max_detections = cfg.max_detections  # the export stage's decoding keeps this many
         ctx.model_input = ModelInput(cfg.image_size, "stretch")
         ctx.fine_tuning = FineTuning(ENCODER_LAYER_NAME, pattern) if weights else None
-        ctx.training_defaults = TrainingDefaults(optimizer="adam", learning_rate=2e-3)
+        ctx.training_defaults = TrainingDefaults(optimizer="adam", learning_rate=LEARNING_RATE)
         return (f"CenterNet on {cfg.encoder} ({weights or 'random init'}), {cfg.image_size}x{cfg.image_size} input, "
                 f"{ctx.model.count_params():,} parameters, {classes} classes")

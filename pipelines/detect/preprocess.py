@@ -62,22 +62,19 @@ class DetectPreprocessStage(Stage):
 def box_dataset(examples: Examples, task: Any, prep: Any, class_names: list[str], cache: bool = True,
                 augmentation: Any = None) -> Any:
     """Unbatched (pixels (S, S, 3), targets (S/4, S/4, classes + 5)); crowd/difficult boxes are left out."""
-    import numpy as np
     import tensorflow as tf
-    from dlpipe.data.box_augment import augment_boxes, augment_group
+    from dlpipe.data.box_augment import augment_boxes, augment_group, photo_boxes
     from dlpipe.data.images import tf_path
     from dlpipe.models.centernet_loss import encode_targets
     from dlpipe.models.detector import STRIDE
 
-    kept = [[obj for obj in photo if not obj.crowd] for photo in examples.objects]
-    lengths = [len(photo) for photo in kept]
-    boxes = np.asarray([obj.box for photo in kept for obj in photo], np.float32).reshape(-1, 4)
-    labels = np.asarray([class_names.index(obj.label) for photo in kept for obj in photo], np.int32)
-    ds = tf.data.Dataset.from_tensor_slices(([tf_path(p) for p in examples.inputs],
-                                             tf.RaggedTensor.from_row_lengths(boxes, lengths),
-                                             tf.RaggedTensor.from_row_lengths(labels, lengths)))
+    boxes = photo_boxes([[(obj.box, class_names.index(obj.label)) for obj in photo if not obj.crowd]
+                         for photo in examples.objects])
+    paths = tf.data.Dataset.from_tensor_slices([tf_path(p) for p in examples.inputs])
+    ds = tf.data.Dataset.zip((paths, boxes))
 
-    def load(path: tf.Tensor, pixel_boxes: tf.Tensor, classes: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    def load(path: tf.Tensor, where: tuple[tf.Tensor, tf.Tensor]) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        pixel_boxes, classes = where
         inputs = task.model_input(path, prep)  # the same decode and stretch as inference
         height, width = tf.unstack(tf.cast(inputs["sizes"], tf.float32))
         return inputs["pixels"], pixel_boxes / tf.stack([width, height, width, height]), classes

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-import numpy as np
-
 from dlpipe.data.multilabel import Region
 
 
@@ -20,19 +18,15 @@ def heatmap_batches(decoded: Any, regions: Sequence[Sequence[Region]], class_nam
     """(image, label) pairs with each photo's boxes -> batches of ((images, targets), multi-hot labels)."""
     import tensorflow as tf
 
-    from dlpipe.data.box_augment import augment_group
+    from dlpipe.data.box_augment import augment_group, photo_boxes
     from dlpipe.data.datasets import reshuffled
     from dlpipe.models.centernet_loss import encode_targets
     from dlpipe.models.detector import STRIDE
     from dlpipe.pipelines.detect.preprocess import DetectPreprocessConfig
 
     count = len(class_names)
-    lengths = [len(photo) for photo in regions]
-    boxes = np.asarray([box for photo in regions for _, box in photo], np.float32).reshape(-1, 4)
-    classes = np.asarray([list(class_names).index(label) for photo in regions for label, _ in photo], np.int32)
-    where = tf.data.Dataset.from_tensor_slices((tf.RaggedTensor.from_row_lengths(boxes, lengths),
-                                                tf.RaggedTensor.from_row_lengths(classes, lengths)))
-    ds = tf.data.Dataset.zip((decoded, where)).map(lambda pair, box: (pair[0], box[0], box[1]))
+    where = photo_boxes([[(box, list(class_names).index(label)) for label, box in photo] for photo in regions])
+    ds = tf.data.Dataset.zip((decoded, where)).map(lambda pair, box: (pair[0], *box))
     if training:
         spec = DetectPreprocessConfig().box_augmentation()
         groups = reshuffled(ds, seed).repeat(4).shuffle(max(len(regions), 1), seed=seed).ragged_batch(4)

@@ -108,13 +108,11 @@ class MultiLabelModelStage(ModelStage):
         from dlpipe.errors import ConfigError
         from dlpipe.models.detector import ENCODER_LAYER_NAME
         from dlpipe.models.tasks.multilabel.heatmap_head import heatmap_classifier
-        from dlpipe.pipelines.detect.model import coco_start
+        from dlpipe.pipelines.detect.model import DetectModelConfig, coco_start, image_size_problem
 
-        cfg = self.config
-        size = cfg.image_size or 320
-        if size % 32 or size < 64:
-            raise ConfigError("model.image_size", f"must be a multiple of 32, at least 64, for {HEATMAP_START}. "
-                                                  f"Received: {size}")
+        size = self.config.image_size or DetectModelConfig().image_size
+        if image_size_problem(size):
+            raise ConfigError("model.image_size", f"{image_size_problem(size)} ({HEATMAP_START})")
         if any(len(split.objects) != len(split) for split in (ctx.train, ctx.val)):
             raise ConfigError("model.backbone", f"{HEATMAP_START} learns from boxes: give a COCO annotations JSON "
                                                 "(a CSV has labels only), or choose another backbone")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dlpipe.data.multilabel import lists_boxes
 from dlpipe.pipelines.detect.model import COCO_START as HEATMAP_START
+from dlpipe.pipelines.detect.model import LEARNING_RATE as DETECTOR_LEARNING_RATE
 from dlpipe.pipelines.recipes import Choices, Recipe
 
 LABELS_ONLY_BACKBONE = "efficientnet_lite0"
@@ -37,7 +38,7 @@ def _detector_training(choices: Choices) -> dict:
     keys = ("epochs", "finetune_epochs", "finetune_lr_factor", "batch_size", "lr_schedule", "early_stopping_patience",
             "clipnorm", "ema")
     return {"model": {"image_size": DetectModelConfig().image_size},
-            "train": {**{key: getattr(detect, key) for key in keys}, "learning_rate": 2e-3, "refit": False,
+            "train": {**{key: getattr(detect, key) for key in keys}, "learning_rate": DETECTOR_LEARNING_RATE, "refit": False,
                       "monitor": "val_loss"},
             "augment": {"enabled": False}}
 

@@ -2,7 +2,7 @@
 
 import numpy as np
 import tensorflow as tf
-from dlpipe.data.box_augment import BoxAugmentation, augment_group, mosaic_canvas
+from dlpipe.data.box_augment import BoxAugmentation, augment_group, mosaic_canvas, photo_boxes
 
 SIZE = 64
 
@@ -59,3 +59,10 @@ def test_grouped_photos_keep_their_static_shape_in_a_dataset():
     assert augmented.element_spec[0].shape == (SIZE, SIZE, 3)
     out, moved, _ = next(iter(augmented))
     assert out.shape == (SIZE, SIZE, 3) and moved.shape[-1] == 4
+
+
+def test_photo_boxes_keeps_each_photos_boxes_and_classes_together_a_negative_included():
+    photos = [[((1, 2, 3, 4), 0), ((5, 6, 7, 8), 2)], [], [((9, 10, 11, 12), 1)]]
+    rows = [(b.numpy().tolist(), c.numpy().tolist()) for b, c in photo_boxes(photos)]
+    assert rows == [([[1, 2, 3, 4], [5, 6, 7, 8]], [0, 2]), ([], []), ([[9, 10, 11, 12]], [1])]
+    assert photo_boxes(photos).element_spec[0].shape.as_list() == [None, 4]

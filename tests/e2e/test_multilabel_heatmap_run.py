@@ -65,3 +65,9 @@ def test_labels_without_boxes_get_one_line_naming_the_fix(scenes, tmp_path):
 def test_a_refit_is_refused_naming_the_option(scenes, tmp_path):
     result = run(scenes.parent / "annotations.json", tmp_path / "out", "train.refit=true")
     assert result.exit_code != 0 and "train.refit" in result.output and "Traceback" not in result.output
+
+
+def test_an_image_size_the_detector_cannot_take_is_refused_naming_the_option(scenes, tmp_path):
+    result = run(scenes.parent / "annotations.json", tmp_path / "out", "model.image_size=100")
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert "model.image_size" in result.output and "multiple of 32" in result.output, result.output
