@@ -145,4 +145,32 @@ def detection_model(training_model: keras.Model, num_classes: int, max_detection
     return keras.Model(training_model.input, rows, name=training_model.name.replace("centernet", "detector", 1))
 
 
-__all__ = ["ENCODER_LAYER_NAME", "STRIDE", "CenterNetDecode", "build_detector", "detection_model"]
+def at_input_size(model: keras.Model, image_size: int) -> keras.Model:
+    """The same network and weights taking image_size x image_size photos (the model itself when it already does).
+
+    Every layer of the detector is convolutional or pools per channel, so only the input layers' shapes change: a
+    detector trained at one size runs at another (the detect task evaluates and exports at a larger one,
+    `model.inference_scale`).
+    """
+    if tuple(model.input.shape[1:3]) == (image_size, image_size):
+        return model
+
+    def resized(node: object) -> None:
+        if isinstance(node, dict):
+            if node.get("class_name") == "InputLayer":
+                batch, _, _, channels = node["config"]["batch_shape"]
+                node["config"]["batch_shape"] = [batch, image_size, image_size, channels]
+            for value in node.values():
+                resized(value)
+        elif isinstance(node, list):
+            for value in node:
+                resized(value)
+
+    config = model.get_config()
+    resized(config)
+    network = model.__class__.from_config(config)
+    network.set_weights(model.get_weights())
+    return network
+
+
+__all__ = ["ENCODER_LAYER_NAME", "STRIDE", "CenterNetDecode", "at_input_size", "build_detector", "detection_model"]

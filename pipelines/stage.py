@@ -45,6 +45,7 @@ class ModelInput:
 
     image_size: int
     resize: str
+    inference_size: int | None = None  # a convolutional network trained at image_size, evaluated and exported at this
 
 
 @dataclass(frozen=True)

@@ -86,11 +86,13 @@ class DetectEvaluateStage(Stage):
 
 
 def deployable_model(ctx: RunContext) -> Any:
-    """The trained model with its decoding: what every artifact holds."""
-    from dlpipe.models.detector import detection_model
+    """The trained model with its decoding, at the size it ships at (`model.inference_scale`): what every artifact
+    holds and what metrics.json scores."""
+    from dlpipe.models.detector import at_input_size, detection_model
 
     model = ctx.need("model", "model")
-    return detection_model(model, len(ctx.class_names), getattr(model, "max_detections", 100))
+    network = at_input_size(model, ctx.preprocessing.image_size)
+    return detection_model(network, len(ctx.class_names), getattr(model, "max_detections", 100))
 
 
 def predict_photos(ctx: RunContext, model: Any, photos: list[str], batch_size: int) -> list[Any]:

@@ -49,14 +49,24 @@ class DetectPreprocessStage(Stage):
         from dlpipe.models.tasks.detect import DetectPreprocessing
 
         cfg = self.config
-        size = ctx.need("model_input", "model").image_size
-        ctx.preprocessing = DetectPreprocessing(image_size=size, resize="stretch", sampling=cfg.sampling)
+        model_input = ctx.need("model_input", "model")
+        size = model_input.image_size
+        ctx.preprocessing = DetectPreprocessing(image_size=model_input.inference_size or size, resize="stretch",
+                                                sampling=cfg.sampling)
         augmentation = cfg.box_augmentation()
         classes = len(ctx.class_names)
-        ctx.train_data = box_dataset(ctx.train, ctx.task, ctx.preprocessing, ctx.class_names, cfg.cache, augmentation)
-        ctx.val_data = box_dataset(ctx.val, ctx.task, ctx.preprocessing, ctx.class_names, cfg.cache) if len(ctx.val) else None
+        prep = training_preprocessing(ctx)
+        ctx.train_data = box_dataset(ctx.train, ctx.task, prep, ctx.class_names, cfg.cache, augmentation)
+        ctx.val_data = box_dataset(ctx.val, ctx.task, prep, ctx.class_names, cfg.cache) if len(ctx.val) else None
         return (f"{size}x{size} stretched, heat maps {size // 4}x{size // 4}x{classes}; augmentation: flips "
                 f"{'on' if cfg.flip else 'off'}, zoom {cfg.zoom[0]:g}-{cfg.zoom[1]:g}, colour {cfg.colour:g}, mosaic {cfg.mosaic:g}")
+
+
+def training_preprocessing(ctx: RunContext) -> Any:
+    """The run's preprocessing at the size the network trains at (`ctx.preprocessing` is the size it ships at)."""
+    import dataclasses
+
+    return dataclasses.replace(ctx.preprocessing, image_size=ctx.need("model_input", "model").image_size)
 
 
 def box_dataset(examples: Examples, task: Any, prep: Any, class_names: list[str], cache: bool = True,

@@ -102,12 +102,12 @@ class DetectTrainStage(TrainStage):
         from dlpipe.models.export.percentile_ranges import RANGE_PERCENTILE
         from dlpipe.models.quantize_aware import measure_ranges
         from dlpipe.models.tasks.detect.export import HEAD_LAYERS, int8_ranges_narrowed
-        from dlpipe.pipelines.detect.preprocess import box_dataset
+        from dlpipe.pipelines.detect.preprocess import box_dataset, training_preprocessing
 
         saved = ctx.out_dir / CHECKPOINT_DIR / f"{phase}_ranges.json"
         if saved.is_file():  # measured before a kill: the same ranges, so the resumed epochs round alike
             return json.loads(saved.read_text(encoding="utf-8"))
-        photos = box_dataset(ctx.train, ctx.task, ctx.preprocessing, ctx.class_names, cache=False)  # not augmented
+        photos = box_dataset(ctx.train, ctx.task, training_preprocessing(ctx), ctx.class_names, cache=False)
         photos = photos.take(INT8_CALIBRATION_PHOTOS)
         percentile = RANGE_PERCENTILE if int8_ranges_narrowed(model) else None
         heads = rf"^({'|'.join(HEAD_LAYERS)})$"

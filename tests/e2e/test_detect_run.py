@@ -17,9 +17,11 @@ from helpers_boxes import CLASS_NAMES, write_box_dataset
 from helpers_card import assert_card_states_the_run
 
 EPOCHS = 20
-# a from-scratch small encoder on 64 px scenes: 16x16 heat maps, trains in about a minute
+# a from-scratch small encoder on 64 px scenes: 16x16 heat maps, trains in about a minute; it ships at the size it
+# trained at (the larger inference size is tested on the COCO start below)
 TINY_DETECT_SETS = [
-    "model.encoder=small", "model.weights=none", "model.image_size=64", "model.neck_filters=[32,32,16]",
+    "model.encoder=small", "model.weights=none", "model.image_size=64", "model.inference_scale=1",
+    "model.neck_filters=[32,32,16]",
     "model.head_filters=16", f"train.epochs={EPOCHS}", "train.batch_size=8", "train.learning_rate=0.005",
     "train.tensorboard=false", "train.progress=none", "train.early_stopping_patience=0", "evaluate.bootstrap=100",
     "export.parity_sample=12", "export.formats=[keras,savedmodel,tflite,tflite-float16]", "train.int8_epochs=2",
@@ -247,6 +249,7 @@ def test_the_default_coco_start_fine_tunes_and_exports_for_mediapipe(tmp_path):
     """The default start (coco-detector's ported CenterNet, a new class head) trains both phases and exports a
     .tflite that agrees with it and an int8 one (activation ranges narrowed); the metadata carries the COCO weights' licence
     note."""
+    from ai_edge_litert.interpreter import Interpreter
     from dlpipe.models import artifacts
     from dlpipe.models.coco_detector import LICENSE_NOTE
 
@@ -258,9 +261,11 @@ def test_the_default_coco_start_fine_tunes_and_exports_for_mediapipe(tmp_path):
             sets=["model.image_size=64", "train.epochs=1", "train.finetune_epochs=1", "train.tensorboard=false",
                   "train.progress=none", "evaluate.bootstrap=20", "export.formats=[keras,tflite,tflite-int8]",
                   "export.parity_sample=4"])
-    assert any("CenterNet on centernet_coco" in line or "centernet_coco" in line for line in lines), lines
+    assert any("64x64 input (evaluated and exported at 96)" in line for line in lines), lines  # 64 x 1.3 -> 96
     history = json.loads((out / "report.json").read_text())["stages"]["train"]
     assert "2 epochs in 2 phase(s): head, finetune" in history["summary"], history
+    assert json.loads((out / "preprocessing.json").read_text())["image_size"] == 96
+    assert Interpreter(str(out / "model.tflite")).get_input_details()[0]["shape"].tolist() == [1, 96, 96, 3]
     record = artifacts.read_record(out / "model.tflite")
     assert record["parity"]["boxes"] == 0 or record["parity"]["top1_agreement"] >= 0.95, record["parity"]
     assert LICENSE_NOTE.split(" (MIT)")[0] in (out / "model.tflite").read_bytes().decode("latin-1")
