@@ -41,7 +41,7 @@ def _interval(metrics: dict[str, Any], key: str) -> str:
 def _model_line(config: dict[str, Any], report: dict[str, Any]) -> str:
     model = config.get("model", {})
     built = ", ".join(f"{key} {model[key]}" for key in ("backbone", "encoder", "weights", "mode", "architecture",
-                                                          "embeddings", "image_size", "latent_dim")
+                                                          "embeddings", "image_size", "inference_scale", "latent_dim")
                       if model.get(key) not in (None, ""))
     versions = report.get("versions", {})
     return (f"Model: {built or 'see config.yaml'}. Task `{config.get('task', report.get('task', '?'))}`, dlpipe "
@@ -226,11 +226,14 @@ def detect_threshold(config: dict[str, Any], metrics: dict[str, Any], report: di
 
 
 def detect_use(config: dict[str, Any], metrics: dict[str, Any], report: dict[str, Any], cv: dict) -> str:
-    data = report.get("data", {})
+    from dlpipe.pipelines.detect.model import inference_size
+
+    data, model = report.get("data", {}), config.get("model", {})
+    size = inference_size(model["image_size"], model.get("inference_scale", 1.0)) if "image_size" in model else "?"
     return _use("Finding objects in photos", data.get("photos", "?"), "boxes of " + (_names(metrics) or "its classes"),
                 ["- Objects of other classes are ignored or, worse, boxed as the closest class.",
                  "- Small objects are found least well (AP by size above); photos much larger than the model's input "
-                 f"({config.get('model', {}).get('image_size', '?')} px) shrink them further."])
+                 f"({size} px) shrink them further."])
 
 
 # semantic segmentation

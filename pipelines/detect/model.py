@@ -56,7 +56,12 @@ class DetectModelConfig:
 
     @property
     def inference_size(self) -> int:
-        return round(self.image_size * self.inference_scale / 32) * 32
+        return inference_size(self.image_size, self.inference_scale)
+
+
+def inference_size(image_size: int, inference_scale: float) -> int:
+    """The input size the trained detector is evaluated and exported at: image_size x scale, a multiple of 32."""
+    return round(image_size * inference_scale / 32) * 32
 
 
 COCO_START = "centernet_coco"

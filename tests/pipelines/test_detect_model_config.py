@@ -16,3 +16,12 @@ def test_an_image_size_the_encoders_stride_cannot_take_is_refused_with_the_rule(
 
 def test_a_multiple_of_32_is_taken():
     assert DetectModelConfig(image_size=256).image_size == 256
+
+
+def test_the_detectors_card_names_the_size_it_ships_at_and_an_older_run_its_training_size():
+    from dlpipe.pipelines.model_card_tasks import detect_use
+
+    config = {"model": {"encoder": "centernet_coco", "image_size": 320, "inference_scale": 1.3}}
+    assert "model's input (416 px)" in detect_use(config, {}, {}, {})
+    assert DetectModelConfig(image_size=320).inference_size == 416
+    assert "model's input (320 px)" in detect_use({"model": {"image_size": 320}}, {}, {}, {})  # saved before the option
