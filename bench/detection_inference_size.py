@@ -1,4 +1,4 @@
-"""Benchmark: the detector trained at 320 px, evaluated at other input sizes, with and without a mirrored pass (issue 28).
+"""Benchmark: a detector trained at 320 px, evaluated at other sizes, with and without a mirrored pass (issue 28).
 
 One command, from the repository root with the venv active:
 

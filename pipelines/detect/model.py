@@ -14,7 +14,8 @@ from dlpipe.pipelines.stage import (
     TrainingDefaults,
 )
 
-LEARNING_RATE = 2e-3  # the first phase's, for both starts: at 1e-3 the COCO start diverged (pipelines/detect/recipes.py)
+# the first phase's rate, for both starts: at 1e-3 the COCO start diverged (pipelines/detect/recipes.py)
+LEARNING_RATE = 2e-3
 
 
 def image_size_problem(image_size: int) -> str | None:

@@ -111,8 +111,9 @@ class MultiLabelModelStage(ModelStage):
         from dlpipe.pipelines.detect.model import DetectModelConfig, coco_start, image_size_problem
 
         size = self.config.image_size or DetectModelConfig().image_size
-        if image_size_problem(size):
-            raise ConfigError("model.image_size", f"{image_size_problem(size)} ({HEATMAP_START})")
+        problem = image_size_problem(size)
+        if problem:
+            raise ConfigError("model.image_size", f"{problem} ({HEATMAP_START})")
         if any(len(split.objects) != len(split) for split in (ctx.train, ctx.val)):
             raise ConfigError("model.backbone", f"{HEATMAP_START} learns from boxes: give a COCO annotations JSON "
                                                 "(a CSV has labels only), or choose another backbone")

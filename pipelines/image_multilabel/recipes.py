@@ -39,8 +39,8 @@ def _detector_training(choices: Choices) -> dict:
     keys = ("epochs", "finetune_epochs", "finetune_lr_factor", "batch_size", "lr_schedule", "early_stopping_patience",
             "clipnorm", "ema")
     return {"model": {"image_size": DetectModelConfig().image_size},
-            "train": {**{key: getattr(detect, key) for key in keys}, "learning_rate": DETECTOR_LEARNING_RATE, "refit": False,
-                      "monitor": "val_loss"},
+            "train": {**{key: getattr(detect, key) for key in keys}, "learning_rate": DETECTOR_LEARNING_RATE,
+                      "refit": False, "monitor": "val_loss"},
             "augment": {"enabled": False}}
 
 

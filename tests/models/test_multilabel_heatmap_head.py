@@ -42,6 +42,7 @@ def test_thresholds_fold_into_the_class_heads_bias_exactly(detector):
 
 
 def test_the_training_wrapper_adds_centernets_loss_on_the_shared_layers(detector):
+    import tensorflow as tf
     from dlpipe.models.centernet_loss import CenterNetLoss, encode_targets
     from dlpipe.models.tasks.multilabel.heatmap_head import (
         HEAT_LOGITS_LAYER, heatmap_classifier, heatmap_supervised_model,
@@ -58,8 +59,6 @@ def test_the_training_wrapper_adds_centernets_loss_on_the_shared_layers(detector
     assert float(wrapper.losses[0]) == pytest.approx(float(expected), rel=1e-4)
     # the classifier's layers are the wrapper's, and the added loss reaches its class head and the box head
     assert classifier.get_layer(HEAT_LOGITS_LAYER) is wrapper.get_layer(HEAT_LOGITS_LAYER)
-    import tensorflow as tf
-
     with tf.GradientTape() as tape:
         wrapper([photos, targets], training=True)
         loss = tf.add_n(wrapper.losses)
